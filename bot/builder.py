@@ -1,0 +1,254 @@
+"""Build → doctor → push, for one catalog image. Used by the CLI, the Slack bot and scheduled rebuilds.
+
+Progress goes to a callback (`BuildProgress`), so each surface draws it its own way. A spec and base
+that have not changed since the last successful build are not built again (no engine call) unless
+forced. Logs are redacted before they are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.catalog import ImageSpec
+from bot.doctor import PROBE_SCRIPT, DoctorReport, evaluate
+from bot.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.errors import (
+    BuildFailed,
+    DcsError,
+    DoctorFailed,
+    ManifestNotFound,
+    PullLimitReached,
+    RegistryError,
+    RegistryUnreachable,
+)
+from bot.refs import ImageRef, is_sha256_digest, parse_ref
+from bot.services import Services
+from bot.store import Build, utcnow
+
+log = logging.getLogger(__name__)
+LOG_TAIL_LINES = 200
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """One progress report. `fraction` is the whole job's progress, 0..1."""
+
+    build_id: int | None
+    phase: str  # resolve, pull, build, doctor, push, done
+    step: int = 0
+    total: int = 0
+    message: str = ""
+    fraction: float = 0.0
+
+
+ProgressCallback = Callable[[BuildProgress], None]
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    ref: ImageRef
+    digest: str | None  # registry digest when known
+    identity: str  # what change detection compares: the digest, or local:<image id>
+    source: str  # pinned, registry, local
+
+
+@dataclass
+class BuildOutcome:
+    build: Build | None
+    skipped: bool = False
+    reason: str = ""
+    doctor: DoctorReport | None = None
+    error: DcsError | None = None
+    dockerfile: str = ""
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _noop(_: BuildProgress) -> None:
+    return None
+
+
+class Builder:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+
+    # ------------------------------------------------------------ base resolution
+    def resolve_base(self, spec: ImageSpec) -> ResolvedBase:
+        """Find the base's current digest with a manifest HEAD (no pull spent); fall back to the local copy."""
+        ref = spec.base_ref
+        if ref.digest:
+            return ResolvedBase(ref, ref.digest, ref.digest, "pinned")
+        try:
+            head = self.services.registry.head_manifest(ref, self.services.credentials_for_ref(ref))
+            return ResolvedBase(ref, head.digest, head.digest, "registry")
+        except (RegistryUnreachable, PullLimitReached, ManifestNotFound) as exc:
+            local = self.services.engine.inspect(str(ref))
+            if local is None:
+                raise
+            digest = self.services.engine.local_digest(ref)
+            log.warning("base %s: registry check failed (%s); using the local copy", ref, type(exc).__name__)
+            return ResolvedBase(ref, digest, digest or f"local:{local['Id']}", "local")
+
+    def up_to_date(self, spec: ImageSpec, base: ResolvedBase, push: bool) -> Build | None:
+        """The last successful build of this exact spec on this exact base, if any."""
+        last = self.store.last_build(spec.name, status="succeeded")
+        if last is None or last.spec_hash != spec_hash(spec) or last.base_digest != base.identity:
+            return None
+        if push and not last.pushed_digest:
+            return None
+        return last
+
+    # ------------------------------------------------------------ entry points
+    def enqueue(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
+                source: str = "cli", slack_channel: str | None = None) -> Build:
+        self.store.get_image(name)  # NotFound early, before anything is queued
+        return self.store.create_build(name, requester=requester, source=source, push=push, forced=force,
+                                       slack_channel=slack_channel)
+
+    def build(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
+              source: str = "cli", progress: ProgressCallback = _noop) -> BuildOutcome:
+        """Check whether anything changed; if so, queue and run a build."""
+        spec = self.store.get_image(name)
+        if not force:
+            base = self.resolve_base(spec)
+            previous = self.up_to_date(spec, base, push)
+            if previous is not None:
+                reason = (f"{name} is up to date: build #{previous.id} used the same spec and base "
+                          f"({_short(base.identity)}). Use --force to build anyway.")
+                progress(BuildProgress(None, "done", message=reason, fraction=1.0))
+                return BuildOutcome(build=previous, skipped=True, reason=reason)
+        build = self.enqueue(name, push=push, force=force, requester=requester, source=source)
+        return self.run(build.id, progress)
+
+    def run(self, build_id: int, progress: ProgressCallback = _noop) -> BuildOutcome:
+        """Run a queued build to the end. DcsErrors end in a failed build, never in an exception."""
+        build = self.store.update_build(build_id, status="running", started_at=utcnow())
+        redact = self.services.redactor
+        lines: list[str] = []
+        outcome = BuildOutcome(build=build, log=lines)
+        try:
+            self._run(build, outcome, progress, lines)
+        except DcsError as exc:
+            outcome.error = exc
+            step = getattr(exc, "step", "") or None
+            self.store.update_build(build_id, status="failed", finished_at=utcnow(), error=redact(exc.message),
+                                    failed_step=redact(step) if step else None,
+                                    log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+        except Exception:
+            log.exception("build %s crashed", build_id)
+            self.store.update_build(build_id, status="failed", finished_at=utcnow(),
+                                    error=f"Internal error in build #{build_id}; see the bot's log.",
+                                    log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            raise
+        finally:
+            outcome.build = self.store.get_build(build_id)
+            final = outcome.build
+            self.store.audit(actor=final.requester, action="build", target=f"{final.image}#{final.id}",
+                             outcome=final.status, detail=final.error)
+            progress(BuildProgress(build_id, "done", message=final.status, fraction=1.0))
+        return outcome
+
+    # ------------------------------------------------------------ the pipeline
+    def _run(self, build: Build, outcome: BuildOutcome, progress: ProgressCallback, lines: list[str]) -> None:
+        services, store = self.services, self.store
+        spec = store.get_image(build.image)
+        engine = services.engine
+        progress(BuildProgress(build.id, "resolve", message=f"checking base {spec.base}", fraction=0.02))
+        base = self.resolve_base(spec)
+        if base.digest and base.source == "registry" and not engine.has_repo_digest(base.ref, base.digest):
+            progress(BuildProgress(build.id, "pull", message=f"pulling {base.ref}@{_short(base.digest)}",
+                                   fraction=0.05))
+            engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
+        digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
+        dockerfile = render_dockerfile(spec, digest)
+        outcome.dockerfile = dockerfile
+        hash_ = spec_hash(spec)
+        date = datetime.now(UTC).strftime("%Y%m%d")
+        immutable = spec.immutable_tag_for(build_id=build.id, date=date, spec_hash=hash_, base_digest=digest)
+        repo = spec.repository_ref
+        local_repo = repo.repository
+        store.update_build(build.id, spec_hash=hash_, base_ref=spec.base, base_digest=base.identity)
+        total = count_steps(dockerfile)
+
+        def on_step(step: int, steps: int, line: str) -> None:
+            progress(BuildProgress(build.id, "build", step, steps, line, 0.1 + 0.6 * (step - 1) / max(steps, 1)))
+
+        progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
+        result = services.engine.build(dockerfile, tag=f"{local_repo}:{immutable}",
+                                       timeout=services.config.build_timeout, on_step=on_step,
+                                       on_line=lines.append)
+        engine.tag(result.image_id, local_repo, spec.tag)
+        tags = [immutable, spec.tag]
+        store.update_build(build.id, image_id=result.image_id, tags=tags)
+
+        progress(BuildProgress(build.id, "doctor", message="checking DCS compatibility", fraction=0.75))
+        report = self.doctor(result.image_id, spec)
+        outcome.doctor = report
+        store.update_build(build.id, doctor=report.to_rows())
+        pushed_digest = None
+        if build.push_requested:
+            if not report.ok and not build.forced:
+                names = ", ".join(c.name for c in report.failures)
+                raise DoctorFailed(f"The doctor found problems ({names}); the push was blocked so no cluster "
+                                   "gets a broken image. Fix them, or push anyway with --force.")
+            pushed_digest = self._push(build, spec, local_repo, tags, progress, lines)
+        elif not report.ok:
+            names = ", ".join(c.name for c in report.failures)
+            raise DoctorFailed(f"Built, but the doctor found problems ({names}): Databricks would not run it.")
+        store.update_build(build.id, status="succeeded", finished_at=utcnow(), pushed_digest=pushed_digest,
+                           log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])))
+
+    def _push(self, build: Build, spec: ImageSpec, local_repo: str, tags: list[str],
+              progress: ProgressCallback, lines: list[str]) -> str:
+        services = self.services
+        registry = services.push_registry(spec)
+        credentials = services.credentials(registry)
+        digest = ""
+        for i, tag in enumerate(tags):
+            progress(BuildProgress(build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}",
+                                   0.8 + 0.15 * i / len(tags)))
+            digest = services.engine.push(local_repo, tag, credentials, on_line=lines.append)
+            verified = self.verify(spec.repository_ref.with_tag(tag), digest)
+            self.store.add_push(build.id, registry=registry.name if registry else None,
+                                repository=spec.repository, tag=tag, digest=digest, verified=verified)
+        return digest
+
+    def verify(self, ref: ImageRef, digest: str) -> bool:
+        """Confirm with a manifest HEAD that the registry serves `digest` under `ref`."""
+        head = self.services.registry.head_manifest(ref, self.services.credentials_for_ref(ref))
+        if head.digest != digest:
+            raise RegistryError(f"{ref} is served as {head.digest}, not the pushed {digest}: another push raced "
+                                "this one. Build again to get a consistent tag.")
+        return True
+
+    # ------------------------------------------------------------ doctor
+    def doctor(self, image: str, spec: ImageSpec | None = None) -> DoctorReport:
+        engine = self.services.engine
+        inspect = engine.inspect(image)
+        if inspect is None:
+            raise BuildFailed(f"{image} is not in the local engine; build or pull it first.")
+        base = spec.base_info if spec else None
+        if base is None:
+            try:
+                from bot.bases import classify_base
+
+                base = classify_base(parse_ref(image))
+                if not base.is_databricks:
+                    base = None
+            except DcsError:
+                base = None
+        output = engine.run_probe(image, PROBE_SCRIPT)
+        return evaluate(image, output, inspect, base)
+
+
+def _short(digest: str) -> str:
+    if digest.startswith("local:"):
+        return "local " + digest.split(":")[-1][:12]
+    return digest.split(":")[-1][:12]

@@ -1,0 +1,386 @@
+"""The image catalog: image definitions and registries, validated, and their TOML file form.
+
+A catalog file round-trips exactly: `export(import(text)) == text` for a file written by export, and
+the data of any valid file survives import → export → import unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import tomli_w
+
+from bot.bases import BaseInfo, classify_base
+from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
+from bot.errors import InvalidInput, InvalidInputs
+from bot.packages import validate_apt, validate_env, validate_pip
+from bot.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}\}\}$")
+TAG_FIELDS = ("tag", "date", "build", "spec", "base")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+DEFAULT_IMMUTABLE_TAG = "{tag}-{date}-b{build}"
+_CRON_FIX = "Use five cron fields (minute hour day month weekday), e.g. '0 3 * * 1' for Mondays at 03:00 UTC."
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    base: str
+    repository: str
+    pip: tuple[str, ...] = ()
+    apt: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    registry: str | None = None
+    tag: str = "latest"
+    immutable_tag: str = DEFAULT_IMMUTABLE_TAG
+    schedule: str | None = None
+    notify_channel: str | None = None
+    owner: str | None = None
+    description: str = ""
+
+    @property
+    def base_ref(self) -> ImageRef:
+        return parse_ref(self.base, "base")
+
+    @property
+    def base_info(self) -> BaseInfo:
+        return classify_base(self.base_ref)
+
+    @property
+    def repository_ref(self) -> ImageRef:
+        return parse_repository(self.repository)
+
+    def build_inputs(self) -> dict[str, Any]:
+        """The fields that change what gets built (schedules, owners and channels do not)."""
+        return {"base": self.base, "pip": sorted(self.pip), "apt": sorted(self.apt), "env": sorted(self.env)}
+
+    def immutable_tag_for(self, *, build_id: int, date: str, spec_hash: str, base_digest: str | None) -> str:
+        base = (base_digest or "local").removeprefix("sha256:")[:12]
+        return self.immutable_tag.format(tag=self.tag, date=date, build=build_id, spec=spec_hash[:12], base=base)
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """A registry the bot pushes to. Holds no secret: passwords are named, not stored."""
+
+    name: str
+    host: str
+    username: str | None = None
+    password_env: str | None = None  # the NAME of the environment variable holding the password
+    cluster_username: str | None = None  # defaults to username
+    cluster_password_secret: str | None = None  # Databricks secret reference {{secrets/scope/key}}
+    allow_plaintext_password: bool = False
+
+    @property
+    def kind(self) -> str:
+        host = self.host.lower()
+        if same_registry_host(host, "docker.io"):
+            return "dockerhub"
+        if host.endswith(".azurecr.io"):
+            return "acr"
+        return "basic"
+
+
+# ---------------------------------------------------------------- validation
+
+def _problems(collect: list[InvalidInput], fn, *args):  # noqa: ANN001, ANN202
+    try:
+        return fn(*args)
+    except InvalidInput as exc:
+        collect.append(exc)
+        return None
+
+
+def validate_name(name: object, field: str = "name") -> str:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidInput(field, name, "is not a valid name",
+                           "Use 1-63 lowercase letters, digits and '-', starting with a letter or digit.")
+    return name
+
+
+def validate_cron(expr: object, field: str = "schedule") -> str | None:
+    if expr in (None, ""):
+        return None
+    if not isinstance(expr, str) or len(expr.split()) != 5:
+        raise InvalidInput(field, expr, "is not a five-field cron expression", _CRON_FIX)
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        raise InvalidInput(field, expr, f"is not a valid cron expression ({exc})", _CRON_FIX) from None
+    return " ".join(expr.split())
+
+
+def validate_channel(value: object, field: str = "notify_channel") -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not SLACK_CHANNEL.match(value):
+        raise InvalidInput(field, value, "is not a Slack channel", "Use a channel id like C012AB3CD or #channel-name.")
+    return value
+
+
+def validate_owner(value: object, field: str = "owner") -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not (SLACK_USER_ID.match(value) or re.match(r"^[\w.+-]+@[\w.-]+$", value)):
+        raise InvalidInput(field, value, "is not a Slack user id or an email", "Use a Slack user id like U012AB3CD.")
+    return value
+
+
+def validate_immutable_tag(template: object, moving: str, field: str = "immutable_tag") -> str:
+    fix = f"Use a tag template with placeholders from {{{', '.join(TAG_FIELDS)}}}, e.g. '{DEFAULT_IMMUTABLE_TAG}'."
+    if not isinstance(template, str) or not template:
+        raise InvalidInput(field, template, "is empty", fix)
+    names = _TEMPLATE_FIELD.findall(template)
+    unknown = [n for n in names if n not in TAG_FIELDS]
+    if unknown:
+        raise InvalidInput(field, template, f"uses unknown placeholder(s) {unknown}", fix)
+    if "build" not in names and "spec" not in names:
+        raise InvalidInput(field, template, "does not change between builds",
+                           "Include {build} (or {spec}) so every build gets its own immutable tag.")
+    sample = template.format(tag=moving, date="20260101", build=12345, spec="0" * 12, base="0" * 12)
+    if not is_valid_tag(sample) or template.count("{") != template.count("}"):
+        raise InvalidInput(field, template, "does not produce a valid Docker tag", fix)
+    return template
+
+
+def _string_list(value: object, field: str, problems: list[InvalidInput]) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,\n]", value) if part.strip()]
+    if not isinstance(value, list | tuple):
+        problems.append(InvalidInput(field, value, "is not a list", f"Give {field} as a list of strings."))
+        return []
+    return list(value)
+
+
+def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpec:
+    """Validate a mapping (catalog entry, CLI options, Slack form) into an ImageSpec.
+
+    Collects every problem; raises InvalidInputs when there is more than one.
+    """
+    p: list[InvalidInput] = []
+    f = (lambda name: f"{field_prefix}{name}")  # noqa: E731
+    known = {fl.name for fl in ImageSpec.__dataclass_fields__.values()}
+    for key in data:
+        if key not in known:
+            p.append(InvalidInput(f(key), key, "is not a known image field", f"Use one of: {', '.join(sorted(known))}."))
+    name = _problems(p, validate_name, data.get("name"), f("name"))
+    base = data.get("base")
+    base_ref = _problems(p, parse_ref, base, f("base")) if base else None
+    if not base:
+        p.append(InvalidInput(f("base"), base, "is missing", "Set base, e.g. databricksruntime/standard:15.4-LTS."))
+    repo = data.get("repository")
+    repo_ref = _problems(p, parse_repository, repo, f("repository")) if repo else None
+    if not repo:
+        p.append(InvalidInput(f("repository"), repo, "is missing",
+                              "Set the repository to push to, e.g. myacr.azurecr.io/team/pandas."))
+    pip = [_problems(p, validate_pip, e, f("pip")) for e in _string_list(data.get("pip"), f("pip"), p)]
+    apt = [_problems(p, validate_apt, e, f("apt")) for e in _string_list(data.get("apt"), f("apt"), p)]
+    env_in = data.get("env") or {}
+    env: list[tuple[str, str]] = []
+    if isinstance(env_in, Mapping):
+        env_items = list(env_in.items())
+    elif isinstance(env_in, list | tuple):
+        env_items = [tuple(item) if isinstance(item, list | tuple) else (str(item), None) for item in env_in]
+    else:
+        env_items = []
+        p.append(InvalidInput(f("env"), env_in, "is not a table", 'Give env as a table, e.g. env = { TZ = "UTC" }.'))
+    for key, value in env_items:
+        pair = _problems(p, validate_env, key, value, f("env"))
+        if pair:
+            env.append(pair)
+    if base_ref is not None and pip and classify_base(base_ref).python == "none":
+        p.append(InvalidInput(
+            f("pip"), ", ".join(x for x in pip if x), f"cannot be installed: {base} has no Python",
+            "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
+        ))
+    tag = data.get("tag") or "latest"
+    if not isinstance(tag, str) or not is_valid_tag(tag):
+        p.append(InvalidInput(f("tag"), tag, "is not a valid Docker tag", "Use letters, digits, '_', '.', '-'."))
+        tag = "latest"
+    immutable = _problems(p, validate_immutable_tag, data.get("immutable_tag") or DEFAULT_IMMUTABLE_TAG, tag,
+                          f("immutable_tag"))
+    schedule = _problems(p, validate_cron, data.get("schedule"), f("schedule"))
+    channel = _problems(p, validate_channel, data.get("notify_channel"), f("notify_channel"))
+    owner = _problems(p, validate_owner, data.get("owner"), f("owner"))
+    registry = data.get("registry") or None
+    if registry is not None:
+        _problems(p, validate_name, registry, f("registry"))
+    description = data.get("description") or ""
+    if not isinstance(description, str) or len(description) > 300 or "\n" in description:
+        p.append(InvalidInput(f("description"), description, "is not one line of at most 300 characters",
+                              "Shorten the description."))
+        description = ""
+    for label, values in (("pip", pip), ("apt", apt)):
+        dupes = sorted({v for v in values if v and values.count(v) > 1})
+        if dupes:
+            p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
+    if p:
+        raise p[0] if len(p) == 1 else InvalidInputs(p)
+    assert name and base_ref and repo_ref and immutable  # noqa: S101 - guaranteed by the checks above
+    return ImageSpec(
+        name=name, base=base, repository=repo,
+        pip=tuple(pip), apt=tuple(apt), env=tuple(env), registry=registry, tag=tag, immutable_tag=immutable,
+        schedule=schedule, notify_channel=channel, owner=owner, description=description,
+    )
+
+
+def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
+    """The catalog-file form: defaults and empty fields left out, env as a table."""
+    out: dict[str, Any] = {"name": spec.name, "base": spec.base, "repository": spec.repository}
+    if spec.registry:
+        out["registry"] = spec.registry
+    if spec.pip:
+        out["pip"] = list(spec.pip)
+    if spec.apt:
+        out["apt"] = list(spec.apt)
+    if spec.env:
+        out["env"] = dict(spec.env)
+    if spec.tag != "latest":
+        out["tag"] = spec.tag
+    if spec.immutable_tag != DEFAULT_IMMUTABLE_TAG:
+        out["immutable_tag"] = spec.immutable_tag
+    for key in ("schedule", "notify_channel", "owner", "description"):
+        if getattr(spec, key):
+            out[key] = getattr(spec, key)
+    return out
+
+
+def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> RegistrySpec:
+    p: list[InvalidInput] = []
+    f = (lambda name: f"{field_prefix}{name}")  # noqa: E731
+    known = set(RegistrySpec.__dataclass_fields__)
+    for key in data:
+        if key not in known:
+            if key in ("password", "token", "secret"):
+                p.append(InvalidInput(f(key), "***", "would store a secret in the catalog",
+                                      "Set password_env to the NAME of an environment variable holding it."))
+            else:
+                p.append(InvalidInput(f(key), key, "is not a known registry field",
+                                      f"Use one of: {', '.join(sorted(known))}."))
+    name = _problems(p, validate_name, data.get("name"), f("name"))
+    host = data.get("host")
+    if not isinstance(host, str) or not host:
+        p.append(InvalidInput(f("host"), host, "is missing", "Set host, e.g. docker.io or myacr.azurecr.io."))
+    else:
+        _problems(p, parse_ref, f"{host}/x", f("host"))
+        if "/" in host or ("." not in host and ":" not in host and host != "localhost"):
+            p.append(InvalidInput(f("host"), host, "is not a registry host",
+                                  "Give the host (and port) only, e.g. myacr.azurecr.io or 127.0.0.1:5000."))
+    username = data.get("username") or None
+    password_env = data.get("password_env") or None
+    if password_env is not None and (not isinstance(password_env, str) or not ENV_NAME.match(password_env)):
+        p.append(InvalidInput(f("password_env"), password_env, "is not an environment variable name",
+                              "Give the NAME of the variable holding the password, e.g. ACR_PASSWORD."))
+    if password_env and not username:
+        p.append(InvalidInput(f("username"), username, "is missing", "A password needs a username."))
+    secret = data.get("cluster_password_secret") or None
+    if secret is not None and (not isinstance(secret, str) or not SECRET_REF.match(secret)):
+        p.append(InvalidInput(f("cluster_password_secret"), secret, "is not a Databricks secret reference",
+                              "Use {{secrets/<scope>/<key>}}; create it with `databricks secrets put-secret`."))
+    plaintext = data.get("allow_plaintext_password", False)
+    if not isinstance(plaintext, bool):
+        p.append(InvalidInput(f("allow_plaintext_password"), plaintext, "is not true or false", "Use true or false."))
+        plaintext = False
+    if p:
+        raise p[0] if len(p) == 1 else InvalidInputs(p)
+    return RegistrySpec(name=name or "", host=host, username=username, password_env=password_env,
+                        cluster_username=data.get("cluster_username") or None, cluster_password_secret=secret,
+                        allow_plaintext_password=plaintext)
+
+
+def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
+    out = {k: v for k, v in asdict(spec).items() if v not in (None, False, "")}
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+@dataclass(frozen=True)
+class Catalog:
+    images: tuple[ImageSpec, ...] = ()
+    registries: tuple[RegistrySpec, ...] = field(default_factory=tuple)
+
+
+def parse_catalog(text: str, source: str = "catalog") -> Catalog:
+    """Parse a TOML catalog file; every problem in the file is reported at once."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(source, source, f"is not valid TOML ({exc})", "Fix the TOML syntax at that position.") from None
+    p: list[InvalidInput] = []
+    for key in data:
+        if key not in ("image", "registry"):
+            p.append(InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]]."))
+    registries: list[RegistrySpec] = []
+    for i, item in enumerate(data.get("registry", [])):
+        try:
+            registries.append(registry_from_dict(item, f"registry[{i}]."))
+        except InvalidInputs as exc:
+            p.extend(exc.problems)
+        except InvalidInput as exc:
+            p.append(exc)
+    images: list[ImageSpec] = []
+    for i, item in enumerate(data.get("image", [])):
+        label = item.get("name") if isinstance(item.get("name"), str) else str(i)
+        try:
+            images.append(image_from_dict(item, f"image[{label}]."))
+        except InvalidInputs as exc:
+            p.extend(exc.problems)
+        except InvalidInput as exc:
+            p.append(exc)
+    p.extend(_duplicate_names("image", [s.name for s in images]))
+    p.extend(_duplicate_names("registry", [r.name for r in registries]))
+    reg_names = {r.name for r in registries}
+    for spec in images:
+        if spec.registry and spec.registry not in reg_names:
+            p.append(InvalidInput(f"image[{spec.name}].registry", spec.registry, "is not defined in this file",
+                                  "Add a [[registry]] with that name or remove the field."))
+    if p:
+        raise p[0] if len(p) == 1 else InvalidInputs(p)
+    return Catalog(images=tuple(images), registries=tuple(registries))
+
+
+def _duplicate_names(kind: str, names: list[str]) -> list[InvalidInput]:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    return [InvalidInput(f"{kind}.name", n, "is defined twice", "Keep one definition per name.") for n in dupes]
+
+
+def dump_catalog(catalog: Catalog) -> str:
+    """The canonical TOML text: registries then images, each sorted by name."""
+    doc: dict[str, Any] = {}
+    if catalog.registries:
+        doc["registry"] = [registry_to_dict(r) for r in sorted(catalog.registries, key=lambda r: r.name)]
+    if catalog.images:
+        doc["image"] = [image_to_dict(s) for s in sorted(catalog.images, key=lambda s: s.name)]
+    header = "# dcs-bot catalog: images and registries. Passwords are never stored here, only variable names.\n\n"
+    return header + tomli_w.dumps(doc, multiline_strings=False)
+
+
+def registry_for(spec: ImageSpec, registries: Iterable[RegistrySpec]) -> RegistrySpec | None:
+    """The registry entry an image pushes with: named explicitly, else matched by host."""
+    registries = list(registries)
+    if spec.registry:
+        return next((r for r in registries if r.name == spec.registry), None)
+    domain = spec.repository_ref.domain
+    return next((r for r in registries if same_registry_host(r.host, domain)), None)
+
+
+def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
+    """Apply changes and re-validate the whole definition."""
+    merged = image_to_dict(spec) | dict(changes)
+    merged = {k: v for k, v in merged.items() if v is not None}
+    return image_from_dict(merged)
+
+
+__all__ = ["Catalog", "ImageSpec", "RegistrySpec", "dump_catalog", "image_from_dict", "image_to_dict",
+           "parse_catalog", "registry_for", "registry_from_dict", "registry_to_dict", "replace", "update_image"]

@@ -1,0 +1,248 @@
+"""The Docker engine, through the docker SDK. Translates its events and exceptions into DcsErrors.
+
+docker-py does not raise on a failed build or push: every event of the stream is scanned for `error`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from docker.utils import kwargs_from_env
+
+from bot.clients.registry import Credentials, classify_registry_error
+from bot.errors import BuildFailed, BuildTimedOut, DcsError, EngineUnavailable, PushFailed, RegistryError
+from bot.refs import ImageRef
+
+log = logging.getLogger(__name__)
+
+STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+BuildEvent = Callable[[int, int, str], None]  # (step, total, line)
+
+
+@dataclass
+class BuildResult:
+    image_id: str
+    log: list[str] = field(default_factory=list)
+
+
+def _context_tar(dockerfile: str) -> io.BytesIO:
+    """A build context holding only the Dockerfile, with fixed metadata (deterministic)."""
+    data = dockerfile.encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _auth(credentials: Credentials | None) -> dict[str, str] | None:
+    if credentials is None:
+        return None
+    return {"username": credentials.username, "password": credentials.password}
+
+
+class DockerEngine:
+    def __init__(self, environment: Mapping[str, str] | None = None, timeout: int = 120) -> None:
+        self._environment = dict(environment or {})
+        self._timeout = timeout
+        try:
+            self._kwargs = kwargs_from_env(environment=self._environment)
+            self.client = docker.DockerClient(**self._kwargs, timeout=timeout)
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(f"Cannot reach the Docker engine: {exc}. Is dockerd running? "
+                                    "Set DOCKER_HOST if it listens elsewhere.") from None
+        self.build_calls = 0  # engine build API calls made: benchmarks check "no build at all"
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (docker.errors.DockerException, requests.RequestException):
+            return False
+
+    # ------------------------------------------------------------ images
+    def inspect(self, image: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(f"Docker engine error: {exc}") from None
+
+    def local_digest(self, ref: ImageRef) -> str | None:
+        """The registry digest of the local copy of `ref`, if the engine knows one."""
+        info = self.inspect(str(ref))
+        if not info:
+            return None
+        for repo_digest in info.get("RepoDigests") or []:
+            name, _, digest = repo_digest.partition("@")
+            if name in (ref.repository, f"{ref.domain}/{ref.path}", ref.path):
+                return digest
+        return None
+
+    def has_repo_digest(self, ref: ImageRef, digest: str) -> bool:
+        return self.inspect(f"{ref.repository}@{digest}") is not None
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.api.tag(image, repository, tag=tag)
+
+    # ------------------------------------------------------------ build
+    def build(self, dockerfile: str, *, tag: str, timeout: int, on_step: BuildEvent | None = None,
+              on_line: Callable[[str], None] | None = None, nocache: bool = False) -> BuildResult:
+        """Build from a Dockerfile text. Raises BuildFailed/BuildTimedOut with the failing step."""
+        deadline = time.monotonic() + timeout
+        # A dedicated client whose socket read timeout is the build timeout: a silent step cannot hang us.
+        api = docker.APIClient(**self._kwargs, timeout=timeout, version=self.api.api_version)
+        lines: list[str] = []
+        step_line, image_id = "", None
+        self.build_calls += 1
+        try:
+            stream = api.build(fileobj=_context_tar(dockerfile), custom_context=True, tag=tag, rm=True,
+                               forcerm=True, decode=True, pull=False, nocache=nocache, platform="linux/amd64")
+            for event in _events(stream, deadline, timeout):
+                if "stream" in event:
+                    for line in event["stream"].splitlines():
+                        if not line.strip():
+                            continue
+                        lines.append(line)
+                        if on_line:
+                            on_line(line)
+                        match = STEP.match(line)
+                        if match:
+                            step_line = line
+                            if on_step:
+                                on_step(int(match.group(1)), int(match.group(2)), match.group(3))
+                elif "aux" in event and isinstance(event["aux"], dict) and "ID" in event["aux"]:
+                    image_id = event["aux"]["ID"]
+                elif "error" in event:
+                    message = (event.get("errorDetail") or {}).get("message") or event["error"]
+                    lines.append(f"ERROR: {message}")
+                    raise BuildFailed(f"Build failed at {step_line or 'start'}: {message.strip()}",
+                                      step=step_line, log_tail="\n".join(lines[-40:]))
+        except BuildTimedOut as exc:
+            raise BuildTimedOut(str(exc), step=step_line, log_tail="\n".join(lines[-40:])) from None
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"The engine refused the build: {exc.explanation or exc}", step=step_line,
+                              log_tail="\n".join(lines[-40:])) from None
+        except (requests.ConnectionError, docker.errors.DockerException) as exc:
+            raise EngineUnavailable(f"Lost the Docker engine during the build: {exc}") from None
+        finally:
+            api.close()  # closing the connection makes the engine cancel an unfinished build
+        if not image_id:
+            found = next((line for line in reversed(lines) if line.startswith("Successfully built ")), None)
+            if not found:
+                raise BuildFailed("The build ended without an image id.", step=step_line,
+                                  log_tail="\n".join(lines[-40:]))
+            image_id = found.split()[-1]
+        return BuildResult(image_id=image_id, log=lines)
+
+    # ------------------------------------------------------------ registry traffic
+    def push(self, repository: str, tag: str, credentials: Credentials | None,
+             on_line: Callable[[str], None] | None = None) -> str:
+        """Push one tag; returns the manifest digest the registry reported."""
+        digest = None
+        try:
+            for event in self.api.push(repository, tag=tag, stream=True, decode=True,
+                                       auth_config=_auth(credentials)):
+                if "error" in event:
+                    message = (event.get("errorDetail") or {}).get("message") or event["error"]
+                    kind = classify_registry_error(message)
+                    raise (kind if kind is not RegistryError else PushFailed)(
+                        f"Push of {repository}:{tag} failed: {_explain(kind, message)}")
+                aux = event.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = aux["Digest"]
+                if on_line and event.get("status"):
+                    on_line(f"{event.get('id', '')} {event['status']}".strip())
+        except docker.errors.APIError as exc:
+            kind = classify_registry_error(str(exc))
+            raise (kind if kind is not RegistryError else PushFailed)(
+                f"Push of {repository}:{tag} failed: {_explain(kind, exc.explanation or str(exc))}") from None
+        except requests.ConnectionError as exc:
+            raise EngineUnavailable(f"Lost the Docker engine during the push: {exc}") from None
+        if not digest:
+            raise PushFailed(f"Push of {repository}:{tag} ended without a digest from the registry.")
+        return digest
+
+    def pull(self, ref: ImageRef, credentials: Credentials | None) -> None:
+        """Pull `ref` (tag or digest). Only call after a HEAD showed the image is needed."""
+        try:
+            for event in self.api.pull(ref.repository if ref.domain == "docker.io" else f"{ref.domain}/{ref.path}",
+                                       tag=ref.digest or ref.tag or "latest", stream=True, decode=True,
+                                       auth_config=_auth(credentials)):
+                if "error" in event:
+                    message = event["error"]
+                    kind = classify_registry_error(message)
+                    raise kind(f"Pull of {ref} failed: {_explain(kind, message)}")
+        except docker.errors.APIError as exc:
+            kind = classify_registry_error(str(exc))
+            raise kind(f"Pull of {ref} failed: {_explain(kind, exc.explanation or str(exc))}") from None
+
+    # ------------------------------------------------------------ doctor
+    def run_probe(self, image: str, script: str, timeout: int = 60) -> str | None:
+        """Run `script` with /bin/sh in a throw-away container (entrypoint overridden, no network).
+
+        Returns its output, or None when the container could not even start a shell.
+        """
+        container = None
+        try:
+            container = self.client.containers.create(
+                image, entrypoint=["/bin/sh", "-c"], command=[script], user="0:0",
+                network_disabled=True, labels={"io.github.dcs-bot.doctor": "1"},
+            )
+            container.start()
+            container.wait(timeout=timeout)
+            return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except docker.errors.APIError as exc:
+            text = str(exc).lower()
+            if "no such file" in text or "executable file not found" in text or "exec format" in text:
+                return None
+            raise DcsError(f"Could not run the doctor on {image}: {exc.explanation or exc}") from None
+        except requests.ConnectionError:
+            raise DcsError(f"The doctor timed out after {timeout} s on {image}.") from None
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True)
+                except docker.errors.DockerException:
+                    log.warning("could not remove doctor container %s", container.id[:12])
+
+
+def _events(stream: Iterator[dict[str, Any]], deadline: float, timeout: int) -> Iterator[dict[str, Any]]:
+    try:
+        for event in stream:
+            yield event
+            if time.monotonic() > deadline:
+                raise BuildTimedOut(f"Build timed out after {timeout} s.")
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+        if time.monotonic() >= deadline - 1 or "timed out" in str(exc).lower():
+            raise BuildTimedOut(f"Build timed out after {timeout} s.") from None
+        raise
+
+
+def _explain(kind: type[DcsError], message: str) -> str:
+    from bot.errors import PullLimitReached, RegistryAuthError, RegistryUnreachable
+
+    hints = {
+        RegistryAuthError: "the registry refused the credentials; check the username and the password variable.",
+        RegistryUnreachable: "the registry cannot be reached; is it up, and is the host right?",
+        PullLimitReached: "the registry's rate limit was reached (toomanyrequests); wait for the window to "
+                          "reset or authenticate with an account that has a higher limit.",
+    }
+    hint = hints.get(kind)
+    return f"{hint} ({message.strip()})" if hint else message.strip()

@@ -1,0 +1,184 @@
+"""Registry HTTP API v2 client (requests): manifest HEADs for digests, without pulling.
+
+A HEAD never counts as a Docker Hub pull. Auth follows the registry's 401 challenge: `Bearer realm=…`
+(token from the realm, with basic credentials when we have them) or `Basic realm=…`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import requests
+
+from bot.errors import (
+    ManifestNotFound,
+    PullLimitReached,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachable,
+)
+from bot.refs import DOCKER_HUB, ImageRef
+
+log = logging.getLogger(__name__)
+
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    digest: str
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def is_local_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name in ("localhost", "[::1]") or name.startswith("127.")
+
+
+def classify_registry_error(text: str) -> type[RegistryError]:
+    """Map an error text from a registry or the engine to the condition a user can act on."""
+    low = text.lower()
+    if "too many failed login" in low:
+        return RegistryAuthError
+    if "toomanyrequests" in low or "pull rate limit" in low or "rate limit" in low:
+        return PullLimitReached
+    if any(s in low for s in ("unauthorized", "authentication required", "no basic auth credentials",
+                              "denied", "incorrect username or password", "401")):
+        return RegistryAuthError
+    if any(s in low for s in ("connection refused", "no such host", "dial tcp", "i/o timeout",
+                              "connection reset", "network is unreachable", "eof")):
+        return RegistryUnreachable
+    if "manifest unknown" in low or "not found" in low:
+        return ManifestNotFound
+    return RegistryError
+
+
+class RegistryClient:
+    def __init__(self, *, dockerhub_registry_url: str = "https://registry-1.docker.io", timeout: float = 10.0,
+                 session: requests.Session | None = None) -> None:
+        self.dockerhub_registry_url = dockerhub_registry_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self._tokens: dict[tuple[str, str, str | None], str] = {}
+        self.requests_made: list[tuple[str, str]] = []  # (method, url): lets benchmarks count requests
+
+    def base_url(self, ref: ImageRef) -> str:
+        if ref.domain == DOCKER_HUB:
+            return self.dockerhub_registry_url
+        scheme = "http" if is_local_host(ref.domain) else "https"
+        return f"{scheme}://{ref.domain}"
+
+    def head_manifest(self, ref: ImageRef, credentials: Credentials | None = None) -> ManifestHead:
+        """The top-level digest of `ref` (tag or digest) by a manifest HEAD."""
+        url = f"{self.base_url(ref)}/v2/{ref.path}/manifests/{ref.reference}"
+        response = self._request("HEAD", url, ref, credentials)
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            # Some registries omit the header on HEAD; a digest-pinned ref is its own answer.
+            if ref.digest:
+                digest = ref.digest
+            else:
+                raise RegistryError(f"{ref}: the registry did not return a Docker-Content-Digest header.")
+        return ManifestHead(digest=digest, media_type=response.headers.get("Content-Type", ""),
+                            headers={k.lower(): v for k, v in response.headers.items()})
+
+    # ------------------------------------------------------------ internals
+    def _request(self, method: str, url: str, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
+        headers = {"Accept": MANIFEST_ACCEPT}
+        scope = f"repository:{ref.path}:pull"
+        key = (ref.domain, scope, credentials.username if credentials else None)
+        if key in self._tokens:
+            headers["Authorization"] = self._tokens[key]
+        response = self._send(method, url, headers)
+        if response.status_code == 401:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            headers["Authorization"] = self._authorize(challenge, scope, credentials, ref)
+            self._tokens[key] = headers["Authorization"]
+            response = self._send(method, url, headers)
+        return self._check(response, ref, credentials)
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+        self.requests_made.append((method, url))
+        try:
+            return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True)
+        except requests.Timeout:
+            raise RegistryUnreachable(f"{_host(url)} did not answer within {self.timeout:.0f} s.") from None
+        except requests.ConnectionError:
+            raise RegistryUnreachable(f"Cannot connect to the registry {_host(url)}: is it up and reachable?") from None
+
+    def _authorize(self, challenge: str, scope: str, credentials: Credentials | None, ref: ImageRef) -> str:
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if credentials is None:
+                raise RegistryAuthError(f"{ref.domain} needs a username and password: add a registry entry "
+                                        "with username and password_env.")
+            import base64
+
+            token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+            return f"Basic {token}"
+        if scheme == "bearer":
+            params = dict(_CHALLENGE_PARAM.findall(challenge))
+            realm = params.get("realm")
+            if not realm:
+                raise RegistryError(f"{ref.domain} sent a Bearer challenge without a realm.")
+            query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
+            auth = (credentials.username, credentials.password) if credentials else None
+            self.requests_made.append(("GET", realm))
+            try:
+                answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
+            except requests.RequestException:
+                raise RegistryUnreachable(f"Cannot reach the token service {_host(realm)}.") from None
+            if answer.status_code == 429 or "too many failed login" in answer.text.lower():
+                raise RegistryAuthError(f"{_host(realm)}: too many failed login attempts: check the "
+                                        "username and token, then wait before retrying.")
+            if answer.status_code in (401, 403):
+                raise RegistryAuthError(f"{_host(realm)} rejected the credentials for {ref.repository}.")
+            if answer.status_code != 200:
+                raise RegistryError(f"{_host(realm)} answered HTTP {answer.status_code} for a token.")
+            body = answer.json()
+            token = body.get("token") or body.get("access_token")
+            if not token:
+                raise RegistryError(f"{_host(realm)} returned no token.")
+            return f"Bearer {token}"
+        raise RegistryError(f"{ref.domain} asked for unsupported authentication {scheme or '(none)'}.")
+
+    def _check(self, response: requests.Response, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
+        status = response.status_code
+        if status == 200:
+            return response
+        if status == 401 or status == 403:
+            who = f" as {credentials.username}" if credentials else " anonymously"
+            raise RegistryAuthError(f"{ref.domain} refused access to {ref.repository}{who}: check the "
+                                    "username and the password variable of its registry entry.")
+        if status == 404:
+            raise ManifestNotFound(f"{ref} does not exist in the registry (no such repository or tag).")
+        if status == 429:
+            raise PullLimitReached(_pull_limit_text(ref, response))
+        raise RegistryError(f"{ref.domain} answered HTTP {status} for {ref}.")
+
+
+def _pull_limit_text(ref: ImageRef, response: requests.Response) -> str:
+    remaining = response.headers.get("ratelimit-remaining")
+    limit = response.headers.get("ratelimit-limit")
+    numbers = f" (remaining {remaining.split(';')[0]} of {limit.split(';')[0]})" if remaining and limit else ""
+    return (f"{ref.domain} rate limit reached for {ref.repository}{numbers}: pulls are refused until the "
+            "window resets. Authenticate with a paid account or mirror the image to your own registry.")
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]

@@ -1,0 +1,209 @@
+"""Configuration: one frozen object, built once from the environment (and `.env`).
+
+Only `bot/cli.py` and `bot/__main__.py` call `load_config`; everything else receives the object.
+Secrets are kept out of `repr()` so a logged or printed config never shows them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import urlparse
+
+from bot.errors import ConfigError
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+# Every variable the bot reads, with a one-line description (the README table mirrors this).
+VARIABLES: dict[str, str] = {
+    "DCS_DB": "SQLite database path (default ./dcs.db)",
+    "DOCKER_HOST": "Docker engine address (standard; default the local socket)",
+    "SLACK_BOT_TOKEN": "Bot token xoxb-… (secret)",
+    "SLACK_SIGNING_SECRET": "Signing secret, HTTP mode (secret)",
+    "SLACK_APP_TOKEN": "App-level token xapp-…, Socket Mode (secret)",
+    "SLACK_API_URL": "Slack Web API base URL (default https://slack.com/api/)",
+    "DATABRICKS_HOST": "Workspace URL; other Databricks unified-auth variables work too",
+    "DATABRICKS_TOKEN": "Personal access token (secret)",
+    "DCS_ADMINS": "Comma-separated Slack user ids allowed everything",
+    "DCS_BUILDERS": "Comma-separated Slack user ids allowed to build/push/launch (empty = everyone)",
+    "DCS_NOTIFY_CHANNEL": "Channel id (C…) or #name for notices and approvals",
+    "DOCKERHUB_USERNAME": "Docker Hub account used to read the pull budget",
+    "DOCKERHUB_TOKEN": "Docker Hub access token (secret)",
+    "DOCKERHUB_AUTH_URL": "Docker Hub auth service (default https://auth.docker.io)",
+    "DOCKERHUB_REGISTRY_URL": "Docker Hub registry API (default https://registry-1.docker.io)",
+    "DCS_BUILD_TIMEOUT": "Seconds before a build is stopped (default 1800)",
+    "DCS_WORKERS": "Background workers for builds and launches (default 2)",
+    "DCS_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "DCS_BASE_CHECK_MINUTES": "How often bases on -LTS tags are checked for a new digest (default 60)",
+    "DCS_RATELIMIT_MINUTES": "How often the Docker Hub pull budget is read (default 15)",
+    "DCS_PULL_WARN_PERCENT": "Warn when remaining pulls fall below this percentage (default 20)",
+    "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
+    "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
+}
+SECRET_VARIABLES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABRICKS_TOKEN",
+                              "DOCKERHUB_TOKEN", "DATABRICKS_CLIENT_SECRET"})
+
+
+@dataclass(frozen=True)
+class Config:
+    db_path: str = "./dcs.db"
+    docker_host: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    databricks_host: str | None = None
+    databricks_token: str | None = field(default=None, repr=False)
+    admins: frozenset[str] = frozenset()
+    builders: frozenset[str] = frozenset()
+    notify_channel: str | None = None
+    dockerhub_username: str | None = None
+    dockerhub_token: str | None = field(default=None, repr=False)
+    dockerhub_auth_url: str = "https://auth.docker.io"
+    dockerhub_registry_url: str = "https://registry-1.docker.io"
+    build_timeout: int = 1800
+    workers: int = 2
+    log_level: str = "INFO"
+    base_check_minutes: int = 60
+    ratelimit_minutes: int = 15
+    pull_warn_percent: int = 20
+    pull_warn_min: int = 10
+    rebuild_max_age_days: int | None = None
+    # The whole environment, for values named at run time (a registry's password variable).
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
+
+    def secret(self, env_name: str) -> str | None:
+        """The value of an environment variable named by the catalog (registry passwords)."""
+        return self.environ.get(env_name) or None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, so logs can be redacted of them."""
+        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                  self.databricks_token, self.dockerhub_token, self.environ.get("DATABRICKS_CLIENT_SECRET")]
+        return [v for v in values if v]
+
+    def missing_for(self, mode: str) -> list[str]:
+        """What a mode ("socket", "http", "databricks") needs and does not have."""
+        need = {
+            "socket": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
+            "http": ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"],
+        }.get(mode, [])
+        have = {"SLACK_BOT_TOKEN": self.slack_bot_token, "SLACK_APP_TOKEN": self.slack_app_token,
+                "SLACK_SIGNING_SECRET": self.slack_signing_secret}
+        return [f"{name} is required for {mode} mode" for name in need if not have[name]]
+
+
+def read_environment(environ: Mapping[str, str], dotenv_path: str | None = ".env") -> dict[str, str]:
+    """The process environment over the values of a `.env` file (the environment wins)."""
+    merged: dict[str, str] = {}
+    if dotenv_path:
+        from pathlib import Path
+
+        if Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build the config or raise ConfigError listing every problem (secrets never quoted)."""
+    problems: list[str] = []
+    env = {k: v.strip() for k, v in environ.items() if isinstance(v, str)}
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "")
+        return value or None
+
+    def integer(name: str, default: int, low: int, high: int) -> int:
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a whole number; set it to a number from {low} to {high}")
+            return default
+        if not low <= value <= high:
+            problems.append(f"{name}={value} is out of range; set it to a number from {low} to {high}")
+            return default
+        return value
+
+    def url(name: str, default: str | None) -> str | None:
+        raw = get(name)
+        if raw is None:
+            return default
+        parsed = urlparse(raw)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            problems.append(f"{name}={raw!r} is not an http(s) URL; set it like https://host/path")
+            return default
+        if parsed.username or parsed.password:
+            problems.append(f"{name} must not carry credentials in the URL; use the token variables instead")
+            return default
+        return raw
+
+    def token(name: str, prefix: str) -> str | None:
+        raw = get(name)
+        if raw is not None and not raw.startswith(prefix):
+            problems.append(f"{name} does not look like a Slack token (it should start with {prefix!r})")
+        return raw
+
+    def user_ids(name: str) -> frozenset[str]:
+        raw = get(name) or ""
+        ids = [part.strip() for part in raw.split(",") if part.strip()]
+        bad = [i for i in ids if not SLACK_USER_ID.match(i)]
+        if bad:
+            problems.append(
+                f"{name} has {', '.join(repr(b) for b in bad)}: list Slack user ids (like U012ABCDEF), "
+                "comma-separated; names and emails are not accepted"
+            )
+        return frozenset(i for i in ids if SLACK_USER_ID.match(i))
+
+    notify = get("DCS_NOTIFY_CHANNEL")
+    if notify and not SLACK_CHANNEL.match(notify):
+        problems.append(f"DCS_NOTIFY_CHANNEL={notify!r} is not a channel id (C…) or #channel-name")
+        notify = None
+    level = (get("DCS_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"DCS_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        level = "INFO"
+    api_url = url("SLACK_API_URL", "https://slack.com/api/") or "https://slack.com/api/"
+    if not api_url.endswith("/"):
+        api_url += "/"
+    max_age = integer("DCS_REBUILD_MAX_AGE_DAYS", 0, 0, 3650)
+    config = Config(
+        db_path=get("DCS_DB") or "./dcs.db",
+        docker_host=get("DOCKER_HOST"),
+        slack_bot_token=token("SLACK_BOT_TOKEN", "xoxb-"),
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_app_token=token("SLACK_APP_TOKEN", "xapp-"),
+        slack_api_url=api_url,
+        databricks_host=url("DATABRICKS_HOST", None),
+        databricks_token=get("DATABRICKS_TOKEN"),
+        admins=user_ids("DCS_ADMINS"),
+        builders=user_ids("DCS_BUILDERS"),
+        notify_channel=notify,
+        dockerhub_username=get("DOCKERHUB_USERNAME"),
+        dockerhub_token=get("DOCKERHUB_TOKEN"),
+        dockerhub_auth_url=(url("DOCKERHUB_AUTH_URL", "https://auth.docker.io") or "").rstrip("/"),
+        dockerhub_registry_url=(url("DOCKERHUB_REGISTRY_URL", "https://registry-1.docker.io") or "").rstrip("/"),
+        build_timeout=integer("DCS_BUILD_TIMEOUT", 1800, 1, 86400),
+        workers=integer("DCS_WORKERS", 2, 1, 32),
+        log_level=level,
+        base_check_minutes=integer("DCS_BASE_CHECK_MINUTES", 60, 1, 10080),
+        ratelimit_minutes=integer("DCS_RATELIMIT_MINUTES", 15, 1, 1440),
+        pull_warn_percent=integer("DCS_PULL_WARN_PERCENT", 20, 0, 100),
+        pull_warn_min=integer("DCS_PULL_WARN_MIN", 10, 0, 100000),
+        rebuild_max_age_days=max_age or None,
+        environ=MappingProxyType(dict(environ)),
+    )
+    if bool(config.dockerhub_username) != bool(config.dockerhub_token):
+        problems.append("DOCKERHUB_USERNAME and DOCKERHUB_TOKEN go together: set both or neither")
+    if problems:
+        raise ConfigError(problems)
+    return config

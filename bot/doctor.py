@@ -1,0 +1,182 @@
+"""DCS compatibility checks ("doctor"), pure part.
+
+The engine client runs `PROBE_SCRIPT` once in a throw-away container (entrypoint overridden, network
+off) and hands its output plus the image's inspect data to `evaluate()`. Requirements come from the
+Databricks docs: bash, iproute2, coreutils, procps, sudo, (acl), a JDK on PATH, Ubuntu or Alpine,
+linux/amd64, and /databricks/python3 for Python images; CMD and ENTRYPOINT are ignored by Databricks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bot.bases import VENV_PYTHON, BaseInfo
+
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
+
+# A constant script (no user input ever reaches it), POSIX sh so it runs on dash, ash and bash.
+PROBE_SCRIPT = r"""
+for c in bash ip ps sudo setfacl java ls cat cp mv rm mkdir chmod ln; do
+  printf 'bin.%s=%s\n' "$c" "$(command -v "$c" 2>/dev/null)"
+done
+printf 'gnu.ls=%s\n' "$(ls --version 2>/dev/null | head -n 1)"
+printf 'gnu.ps=%s\n' "$(ps --version 2>/dev/null | head -n 1)"
+printf 'java.version=%s\n' "$(java -version 2>&1 | head -n 1)"
+if [ -x /databricks/python3/bin/python ]; then echo venv.python=yes; else echo venv.python=no; fi
+if [ -r /etc/os-release ]; then sed -e 's/^/os./' /etc/os-release; fi
+echo probe=done
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    image: str
+    checks: tuple[Check, ...]
+
+    @property
+    def status(self) -> str:
+        states = {c.status for c in self.checks}
+        return FAIL if FAIL in states else WARN if WARN in states else PASS
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAIL
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def to_rows(self) -> list[dict[str, str]]:
+        return [asdict(c) for c in self.checks]
+
+    @classmethod
+    def from_rows(cls, image: str, rows: list[dict[str, str]] | tuple[dict[str, str], ...]) -> DoctorReport:
+        return cls(image=image, checks=tuple(Check(**r) for r in rows))
+
+
+def parse_probe(output: str) -> dict[str, str]:
+    facts: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key and " " not in key:
+            facts[key.strip()] = value.strip().strip('"')
+    return facts
+
+
+def _binary(facts: dict[str, str], name: str) -> str:
+    return facts.get(f"bin.{name}", "")
+
+
+def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base: BaseInfo | None) -> DoctorReport:
+    """Turn the probe's output and `docker image inspect` data into a pass/warn/fail table."""
+    checks: list[Check] = [_platform(inspect)]
+    facts = parse_probe(probe_output or "")
+    if facts.get("probe") != "done":
+        checks.append(Check("shell", FAIL, "the image could not run /bin/sh, so nothing else could be checked",
+                            "Databricks starts processes with bash: base the image on Ubuntu with bash installed."))
+        checks.append(_entrypoint(inspect))
+        return DoctorReport(image, tuple(checks))
+    checks.append(_need(facts, "bash", "bash", "apt-get install -y bash"))
+    checks.append(_need(facts, "ip", "iproute2", "apt-get install -y iproute2"))
+    checks.append(_coreutils(facts))
+    checks.append(_procps(facts))
+    checks.append(_need(facts, "sudo", "sudo", "apt-get install -y sudo"))
+    setfacl = _binary(facts, "setfacl")
+    checks.append(Check("acl", PASS, setfacl) if setfacl else
+                  Check("acl", WARN, "setfacl not found (newer Databricks docs list acl)", "apt-get install -y acl"))
+    checks.append(_java(facts))
+    checks.append(_python(facts, base))
+    checks.append(_os(facts))
+    checks.append(_entrypoint(inspect))
+    return DoctorReport(image, tuple(checks))
+
+
+def _need(facts: dict[str, str], binary: str, name: str, fix: str) -> Check:
+    path = _binary(facts, binary)
+    if path:
+        return Check(name, PASS, path)
+    return Check(name, FAIL, f"`{binary}` not found on PATH", fix)
+
+
+def _coreutils(facts: dict[str, str]) -> Check:
+    missing = [c for c in COREUTILS if not _binary(facts, c)]
+    if missing:
+        return Check("coreutils", FAIL, f"missing: {', '.join(missing)}", "apt-get install -y coreutils")
+    gnu = facts.get("gnu.ls", "")
+    if "coreutils" in gnu:
+        return Check("coreutils", PASS, gnu)
+    return Check("coreutils", WARN, "present, but not GNU coreutils (busybox applets?)",
+                 "apt-get install -y coreutils (apk add coreutils on Alpine)")
+
+
+def _procps(facts: dict[str, str]) -> Check:
+    if not _binary(facts, "ps"):
+        return Check("procps", FAIL, "`ps` not found on PATH", "apt-get install -y procps")
+    version = facts.get("gnu.ps", "")
+    if "procps" in version:
+        return Check("procps", PASS, version)
+    return Check("procps", WARN, "`ps` present, but not from procps (busybox?)",
+                 "apt-get install -y procps (apk add procps on Alpine)")
+
+
+def _java(facts: dict[str, str]) -> Check:
+    if not _binary(facts, "java"):
+        return Check("java", FAIL, "no `java` on PATH; Databricks needs a JDK in the container",
+                     "Install the JDK matching the runtime (Zulu/OpenJDK 8 up to DBR 15.4, 17 from 16.4).")
+    version = facts.get("java.version", "")
+    return Check("java", PASS, version or _binary(facts, "java"))
+
+
+def _python(facts: dict[str, str], base: BaseInfo | None) -> Check:
+    has_venv = facts.get("venv.python") == "yes"
+    if base is not None and base.python == "none":
+        return Check("python", SKIP, "base has no Python (Scala/R only); notebooks need a Python image")
+    if base is not None and base.python == "conda":
+        return Check("python", SKIP, "conda base (DBR <= 8.x): Python lives in /databricks/conda")
+    if has_venv:
+        return Check("python", PASS, VENV_PYTHON)
+    if base is not None and base.is_databricks:
+        return Check("python", FAIL, f"{VENV_PYTHON} missing", "Keep the base's /databricks/python3 virtualenv.")
+    return Check("python", WARN, f"{VENV_PYTHON} missing: Python notebooks will not work",
+                 "Create a virtualenv at /databricks/python3 (see databricks/containers python Dockerfile).")
+
+
+def _os(facts: dict[str, str]) -> Check:
+    os_id = facts.get("os.ID", "").lower()
+    version = facts.get("os.VERSION_ID", "")
+    pretty = facts.get("os.PRETTY_NAME", "") or f"{os_id} {version}".strip()
+    if os_id == "ubuntu":
+        return Check("os", PASS, pretty)
+    if os_id == "alpine":
+        return Check("os", PASS, f"{pretty} (Alpine needs GNU coreutils, procps, sudo and a hand-made venv)")
+    if not os_id:
+        return Check("os", FAIL, "no /etc/os-release", "Base the image on Ubuntu (recommended) or Alpine.")
+    return Check("os", FAIL, f"{pretty} is not supported by DCS", "Base the image on Ubuntu (recommended) or Alpine.")
+
+
+def _platform(inspect: dict[str, Any]) -> Check:
+    os_name = inspect.get("Os") or "?"
+    arch = inspect.get("Architecture") or "?"
+    if os_name == "linux" and arch == "amd64":
+        return Check("platform", PASS, "linux/amd64")
+    return Check("platform", FAIL, f"{os_name}/{arch}", "Build for linux/amd64: Databricks runs only that platform.")
+
+
+def _entrypoint(inspect: dict[str, Any]) -> Check:
+    config = inspect.get("Config") or {}
+    entrypoint, cmd = config.get("Entrypoint"), config.get("Cmd")
+    if entrypoint or cmd:
+        shown = " ".join(entrypoint or []) + (" " if entrypoint and cmd else "") + " ".join(cmd or [])
+        return Check("entrypoint", WARN, f"CMD/ENTRYPOINT set ({shown.strip()}); Databricks ignores them",
+                     "Move start-up work into an init script.")
+    return Check("entrypoint", PASS, "no CMD/ENTRYPOINT")

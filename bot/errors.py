@@ -1,0 +1,122 @@
+"""Errors a user can read.
+
+`DcsError` and its subclasses carry a message fit for a person (CLI or Slack). Anything else that
+escapes is a bug: callers log it with a traceback and show a short apology with a reference id.
+Every subclass has an exit code so the CLI can tell pipelines what went wrong.
+"""
+
+from __future__ import annotations
+
+
+class DcsError(Exception):
+    """Base class: the message is shown to the user as is."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(DcsError):
+    """A user input was rejected. Names the field, the bad value and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, value: object, reason: str, fix: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.fix = fix
+        shown = _shorten(repr(value) if not isinstance(value, str) else repr(value), 120)
+        super().__init__(f"{field}: {shown} {reason}. {fix}")
+
+
+class InvalidInputs(DcsError):
+    """Several inputs were rejected at once (a form, a catalog file)."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[InvalidInput]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"- {p.message}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s):\n{lines}")
+
+
+class ConfigError(DcsError):
+    """The environment does not describe a runnable configuration."""
+
+    exit_code = 78  # EX_CONFIG
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"- {p}" for p in problems)
+        super().__init__(f"Configuration problem(s):\n{lines}")
+
+
+class NotFound(DcsError):
+    exit_code = 4
+
+
+class AlreadyExists(DcsError):
+    exit_code = 5
+
+
+class EngineUnavailable(DcsError):
+    """The Docker engine cannot be reached."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class BuildFailed(DcsError):
+    exit_code = 10
+
+    def __init__(self, message: str, *, step: str = "", log_tail: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.log_tail = log_tail
+
+
+class BuildTimedOut(BuildFailed):
+    exit_code = 11
+
+
+class DoctorFailed(DcsError):
+    """The image would not run on Databricks; the push was blocked."""
+
+    exit_code = 12
+
+
+class RegistryError(DcsError):
+    """A registry answered with an error we cannot classify more precisely."""
+
+    exit_code = 20
+
+
+class RegistryAuthError(RegistryError):
+    exit_code = 21
+
+
+class RegistryUnreachable(RegistryError):
+    exit_code = 22
+
+
+class PullLimitReached(RegistryError):
+    """Docker Hub (or another registry) answered `toomanyrequests`."""
+
+    exit_code = 23
+
+
+class ManifestNotFound(RegistryError):
+    exit_code = 24
+
+
+class PushFailed(RegistryError):
+    exit_code = 25
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
