@@ -105,9 +105,16 @@ class RegistryUnreachable(RegistryError):
 
 
 class PullLimitReached(RegistryError):
-    """Docker Hub (or another registry) answered `toomanyrequests`."""
+    """Docker Hub (or another registry) answered `toomanyrequests`; the numbers when it sent them."""
 
     exit_code = 23
+
+    def __init__(self, message: str, *, limit: int | None = None, remaining: int | None = None,
+                 window_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.remaining = remaining
+        self.window_seconds = window_seconds
 
 
 class ManifestNotFound(RegistryError):

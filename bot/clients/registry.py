@@ -55,7 +55,7 @@ def classify_registry_error(text: str) -> type[RegistryError]:
     low = text.lower()
     if "too many failed login" in low:
         return RegistryAuthError
-    if "toomanyrequests" in low or "pull rate limit" in low or "rate limit" in low:
+    if "toomanyrequests" in low or "too many requests" in low or "rate limit" in low:
         return PullLimitReached
     if any(s in low for s in ("unauthorized", "authentication required", "no basic auth credentials",
                               "denied", "incorrect username or password", "401")):
@@ -143,9 +143,11 @@ class RegistryClient:
                 answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
             except requests.RequestException:
                 raise RegistryUnreachable(f"Cannot reach the token service {_host(realm)}.") from None
-            if answer.status_code == 429 or "too many failed login" in answer.text.lower():
+            if "too many failed login" in answer.text.lower():
                 raise RegistryAuthError(f"{_host(realm)}: too many failed login attempts: check the "
                                         "username and token, then wait before retrying.")
+            if answer.status_code == 429:
+                raise _pull_limit_error(ref, answer)
             if answer.status_code in (401, 403):
                 raise RegistryAuthError(f"{_host(realm)} rejected the credentials for {ref.repository}.")
             if answer.status_code != 200:
@@ -168,16 +170,29 @@ class RegistryClient:
         if status == 404:
             raise ManifestNotFound(f"{ref} does not exist in the registry (no such repository or tag).")
         if status == 429:
-            raise PullLimitReached(_pull_limit_text(ref, response))
+            if "too many failed login" in response.text.lower():
+                raise RegistryAuthError(f"{ref.domain}: too many failed login attempts: check the username "
+                                        "and token, then wait before retrying.")
+            raise _pull_limit_error(ref, response)
         raise RegistryError(f"{ref.domain} answered HTTP {status} for {ref}.")
 
 
-def _pull_limit_text(ref: ImageRef, response: requests.Response) -> str:
-    remaining = response.headers.get("ratelimit-remaining")
-    limit = response.headers.get("ratelimit-limit")
-    numbers = f" (remaining {remaining.split(';')[0]} of {limit.split(';')[0]})" if remaining and limit else ""
-    return (f"{ref.domain} rate limit reached for {ref.repository}{numbers}: pulls are refused until the "
-            "window resets. Authenticate with a paid account or mirror the image to your own registry.")
+def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitReached:
+    from bot.ratelimit import parse_ratelimit_headers
+
+    try:
+        budget = parse_ratelimit_headers(response.headers)
+    except ValueError:
+        budget = None
+    numbers = ""
+    if budget is not None and not budget.unlimited:
+        numbers = f" ({budget.describe()})"
+    return PullLimitReached(
+        f"{ref.domain} pull rate limit reached (toomanyrequests) for {ref.repository}{numbers}: pulls are "
+        "refused until the window resets. Authenticate with an account that has a higher limit, or mirror "
+        "the image to your own registry.",
+        limit=budget.limit if budget else None, remaining=budget.remaining if budget else None,
+        window_seconds=budget.window_seconds if budget else None)
 
 
 def _host(url: str) -> str:
