@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.catalog import ImageSpec
-from bot.doctor import PROBE_SCRIPT, DoctorReport, evaluate
 from bot.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.doctor import PROBE_SCRIPT, DoctorReport, evaluate
 from bot.errors import (
     BuildFailed,
     DcsError,
@@ -189,7 +189,7 @@ class Builder:
         store.update_build(build.id, image_id=result.image_id, tags=tags)
 
         progress(BuildProgress(build.id, "doctor", message="checking DCS compatibility", fraction=0.75))
-        report = self.doctor(result.image_id, spec)
+        report = self.doctor(f"{local_repo}:{immutable}", spec)
         outcome.doctor = report
         store.update_build(build.id, doctor=report.to_rows())
         pushed_digest = None

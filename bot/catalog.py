@@ -17,7 +17,7 @@ import tomli_w
 from bot.bases import BaseInfo, classify_base
 from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
 from bot.errors import InvalidInput, InvalidInputs
-from bot.packages import validate_apt, validate_env, validate_pip
+from bot.packages import split_requirements, validate_apt, validate_env, validate_pip
 from bot.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -155,7 +155,7 @@ def _string_list(value: object, field: str, problems: list[InvalidInput]) -> lis
     if value is None:
         return []
     if isinstance(value, str):
-        value = [part for part in re.split(r"[,\n]", value) if part.strip()]
+        value = split_requirements(value)
     if not isinstance(value, list | tuple):
         problems.append(InvalidInput(field, value, "is not a list", f"Give {field} as a list of strings."))
         return []
@@ -172,7 +172,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     known = {fl.name for fl in ImageSpec.__dataclass_fields__.values()}
     for key in data:
         if key not in known:
-            p.append(InvalidInput(f(key), key, "is not a known image field", f"Use one of: {', '.join(sorted(known))}."))
+            p.append(InvalidInput(f(key), key, "is not a known image field",
+                                  f"Use one of: {', '.join(sorted(known))}."))
     name = _problems(p, validate_name, data.get("name"), f("name"))
     base = data.get("base")
     base_ref = _problems(p, parse_ref, base, f("base")) if base else None
@@ -316,11 +317,13 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(source, source, f"is not valid TOML ({exc})", "Fix the TOML syntax at that position.") from None
+        raise InvalidInput(source, source, f"is not valid TOML ({exc})",
+                           "Fix the TOML syntax at that position.") from None
     p: list[InvalidInput] = []
     for key in data:
         if key not in ("image", "registry"):
-            p.append(InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]]."))
+            p.append(InvalidInput(f"{source}: [{key}]", key, "is not a known section",
+                                  "Use [[image]] and [[registry]]."))
     registries: list[RegistrySpec] = []
     for i, item in enumerate(data.get("registry", [])):
         try:

@@ -34,6 +34,25 @@ _SECRET_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE
 _RESERVED_ENV = {"PYSPARK_PYTHON", "DATABRICKS_RUNTIME_VERSION", "PATH", "JAVA_HOME", "HOME"}
 
 
+def split_requirements(text: str) -> list[str]:
+    """Split a comma- or newline-separated list of requirements, keeping `pandas>=2,<3` whole.
+
+    A comma starts a new requirement only when what follows starts like a package name; a segment
+    that starts with a version operator (`<`, `>`, `=`, `!`, `~`) continues the previous requirement.
+    """
+    items: list[str] = []
+    for line in text.splitlines():
+        for index, segment in enumerate(line.split(",")):
+            part = segment.strip()
+            if not part:
+                continue
+            if items and index > 0 and part[0] in "<>=!~":
+                items[-1] = f"{items[-1]},{part}"
+            else:
+                items.append(part)
+    return items
+
+
 def validate_pip(entry: str, field: str = "pip") -> str:
     """Return the canonical requirement string for one pip entry."""
     if not isinstance(entry, str):

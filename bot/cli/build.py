@@ -1,0 +1,208 @@
+"""`dcs build`, `dcs doctor`, `dcs digest`, `dcs status`, `dcs log`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bot.builder import Builder, BuildOutcome, BuildProgress
+from bot.doctor import DoctorReport
+from bot.errors import BuildFailed, DoctorFailed, InvalidInput
+from bot.refs import parse_ref
+from bot.store import Build
+
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    build = sub.add_parser("build", help="build an image (then doctor, and push with --push)", parents=[common])
+    build.add_argument("name")
+    build.add_argument("--push", action="store_true", help="push the moving and the immutable tag")
+    build.add_argument("--force", action="store_true",
+                       help="build even if nothing changed, and push even if the doctor fails")
+    build.set_defaults(handler=cmd_build)
+
+    doctor = sub.add_parser("doctor", help="check a local image for DCS compatibility", parents=[common])
+    doctor.add_argument("image", metavar="IMAGE_REF")
+    doctor.add_argument("--pull", action="store_true", help="pull the image first if it is not local")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    digest = sub.add_parser("digest", help="the registry digest of an image, by a manifest HEAD (no pull)",
+                            parents=[common])
+    digest.add_argument("image", metavar="IMAGE_REF")
+    digest.set_defaults(handler=cmd_digest)
+
+    status = sub.add_parser("status", help="recent builds, or one build", parents=[common])
+    status.add_argument("build_id", nargs="?", type=int)
+    status.add_argument("--image", help="only builds of this image")
+    status.set_defaults(handler=cmd_status)
+
+    logs = sub.add_parser("log", help="the stored log tail of a build", parents=[common])
+    logs.add_argument("build_id", type=int)
+    logs.set_defaults(handler=cmd_log)
+
+
+def build_to_dict(build: Build) -> dict[str, Any]:
+    return {
+        "id": build.id, "image": build.image, "status": build.status, "requester": build.requester,
+        "source": build.source, "started_at": build.started_at, "finished_at": build.finished_at,
+        "duration_seconds": build.duration_seconds, "base_ref": build.base_ref, "base_digest": build.base_digest,
+        "spec_hash": build.spec_hash, "image_id": build.image_id, "tags": list(build.tags),
+        "pushed_digest": build.pushed_digest, "doctor": list(build.doctor), "error": build.error,
+        "failed_step": build.failed_step,
+    }
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr; plain lines when stderr is not a terminal (CI logs)."""
+
+    def __init__(self, ctx, name: str) -> None:  # noqa: ANN001
+        self.quiet = ctx.json
+        self.console = ctx.console(stderr=True)
+        self.live = self.console.is_terminal and not self.quiet
+        self.name = name
+        self._progress = None
+        self._task = None
+        self._last = ""
+
+    def __enter__(self) -> _ProgressBar:
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn(
+                "{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("{task.fields[line]}"),
+                console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.name, total=100, line="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, p: BuildProgress) -> None:
+        label = f"step {p.step}/{p.total} " if p.phase == "build" and p.total else ""
+        line = f"{p.phase}: {label}{p.message}"[:100]
+        if self._progress is not None:
+            self._progress.update(self._task, completed=round(p.fraction * 100), line=line)
+        elif not self.quiet and line != self._last:
+            print(f"[{round(p.fraction * 100):3d}%] {line}", file=sys.stderr, flush=True)
+        self._last = line
+
+
+def print_doctor(ctx, report: DoctorReport) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    table = Table("check", "result", "detail", "fix", title=f"DCS doctor: {report.image}", title_justify="left")
+    for c in report.checks:
+        style = _STATUS_STYLE.get(c.status, "")
+        table.add_row(c.name, f"[{style}]{c.status.upper()}[/{style}]", c.detail, c.fix)
+    ctx.console().print(table)
+
+
+def cmd_build(ctx) -> int:  # noqa: ANN001
+    builder = Builder(ctx.services)
+    with _ProgressBar(ctx, ctx.args.name) as bar:
+        outcome = builder.build(ctx.args.name, push=ctx.args.push, force=ctx.args.force, requester="cli",
+                                source="cli", progress=bar)
+    data = {"skipped": outcome.skipped, "reason": outcome.reason, "build": build_to_dict(outcome.build)
+            if outcome.build else None, "pushes": [p.__dict__ for p in ctx.services.store.pushes(outcome.build.id)]
+            if outcome.build and not outcome.skipped else []}
+    ctx.emit(data, lambda: _print_outcome(ctx, outcome))
+    if outcome.error is not None:
+        if not ctx.json:
+            print(f"dcs: {outcome.error.message}", file=sys.stderr)
+        return outcome.error.exit_code
+    return 0
+
+
+def _print_outcome(ctx, outcome: BuildOutcome) -> None:  # noqa: ANN001
+    console = ctx.console()
+    if outcome.skipped:
+        console.print(outcome.reason)
+        return
+    build = outcome.build
+    if outcome.doctor is not None:
+        print_doctor(ctx, outcome.doctor)
+    duration = f" in {build.duration_seconds:.1f} s" if build.duration_seconds is not None else ""
+    if build.status == "succeeded":
+        console.print(f"[green]Build #{build.id} of {build.image} succeeded{duration}.[/green]")
+        console.print(f"  image {build.image_id}")
+        for push in ctx.services.store.pushes(build.id):
+            console.print(f"  pushed {push.repository}:{push.tag} → {push.digest}"
+                          f"{' (verified)' if push.verified else ''}")
+    else:
+        console.print(f"[red]Build #{build.id} of {build.image} {build.status}{duration}.[/red]")
+        if build.failed_step:
+            console.print(f"  failing step: {build.failed_step}")
+        if isinstance(outcome.error, BuildFailed) and build.log_tail:
+            console.print("  last log lines:")
+            for line in build.log_tail.splitlines()[-15:]:
+                console.print(f"    {line}", markup=False)
+
+
+def cmd_doctor(ctx) -> int:  # noqa: ANN001
+    ref = parse_ref(ctx.args.image, "IMAGE_REF")
+    services = ctx.services
+    image = ctx.args.image
+    if services.engine.inspect(image) is None:
+        if not ctx.args.pull:
+            raise InvalidInput("IMAGE_REF", image, "is not in the local Docker engine",
+                               "Build it, or add --pull to pull it first (a Docker Hub pull counts against limits).")
+        services.engine.pull(ref, services.credentials_for_ref(ref))
+    report = Builder(services).doctor(image)
+    ctx.emit({"image": image, "status": report.status, "checks": report.to_rows()}, lambda: print_doctor(ctx, report))
+    if not report.ok:
+        return DoctorFailed.exit_code
+    return 0
+
+
+def cmd_digest(ctx) -> int:  # noqa: ANN001
+    ref = parse_ref(ctx.args.image, "IMAGE_REF")
+    services = ctx.services
+    head = services.registry.head_manifest(ref, services.credentials_for_ref(ref))
+    data = {"image": str(ref), "digest": head.digest, "media_type": head.media_type,
+            "pinned": f"{ref.repository}@{head.digest}"}
+    ctx.emit(data, lambda: print(head.digest))
+    return 0
+
+
+def cmd_status(ctx) -> int:  # noqa: ANN001
+    store = ctx.services.store
+    if ctx.args.build_id is not None:
+        build = store.get_build(ctx.args.build_id)
+        data = build_to_dict(build)
+
+        def human() -> None:
+            for key, value in data.items():
+                if key != "doctor" and value not in (None, [], ""):
+                    print(f"{key:17} {value}")
+            if build.doctor:
+                print_doctor(ctx, DoctorReport.from_rows(build.image, build.doctor))
+
+        ctx.emit(data, human)
+        return 0
+    builds = store.builds(ctx.args.image, limit=20)
+
+    def table() -> None:
+        if not builds:
+            print("No builds yet. Start one with `dcs build NAME`.")
+            return
+        from rich.table import Table
+
+        t = Table("build", "image", "status", "by", "finished", "digest / error")
+        for b in builds:
+            t.add_row(f"#{b.id}", b.image, b.status, b.requester or "", b.finished_at or "",
+                      (b.pushed_digest or b.error or "")[:80])
+        ctx.console().print(t)
+
+    ctx.emit([build_to_dict(b) for b in builds], table)
+    return 0
+
+
+def cmd_log(ctx) -> int:  # noqa: ANN001
+    build = ctx.services.store.get_build(ctx.args.build_id)
+    text = build.log_tail or "(no log stored for this build)"
+    ctx.emit({"id": build.id, "log_tail": build.log_tail}, lambda: print(text))
+    return 0
