@@ -52,6 +52,17 @@ class Services:
             return self._registry
 
     @property
+    def dockerhub(self):  # noqa: ANN201 - DockerHubClient, imported lazily like the engine
+        with self._lock:
+            client = self.extras.get("dockerhub")
+            if client is None:
+                from bot.clients.dockerhub import DockerHubClient
+
+                client = DockerHubClient(self.config.dockerhub_auth_url, self.config.dockerhub_registry_url)
+                self.extras["dockerhub"] = client
+            return client
+
+    @property
     def redactor(self) -> Redactor:
         secrets = list(self.config.secret_values())
         for reg in self.store.list_registries():
