@@ -43,6 +43,7 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_PERCENT": "Warn when remaining pulls fall below this percentage (default 20)",
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
+    "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
 }
 SECRET_VARIABLES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABRICKS_TOKEN",
                               "DOCKERHUB_TOKEN", "DATABRICKS_CLIENT_SECRET"})
@@ -73,6 +74,7 @@ class Config:
     pull_warn_percent: int = 20
     pull_warn_min: int = 10
     rebuild_max_age_days: int | None = None
+    databricks_timeout: int = 30
     # The whole environment, for values named at run time (a registry's password variable).
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
@@ -200,6 +202,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         pull_warn_percent=integer("DCS_PULL_WARN_PERCENT", 20, 0, 100),
         pull_warn_min=integer("DCS_PULL_WARN_MIN", 10, 0, 100000),
         rebuild_max_age_days=max_age or None,
+        databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
         environ=MappingProxyType(dict(environ)),
     )
     if bool(config.dockerhub_username) != bool(config.dockerhub_token):
