@@ -63,6 +63,17 @@ class Services:
             return client
 
     @property
+    def databricks(self):  # noqa: ANN201 - DatabricksClient; the SDK itself is imported on its first call
+        with self._lock:
+            client = self.extras.get("databricks")
+            if client is None:
+                from bot.clients.databricks import DatabricksClient
+
+                client = DatabricksClient(self.config)
+                self.extras["databricks"] = client
+            return client
+
+    @property
     def redactor(self) -> Redactor:
         secrets = list(self.config.secret_values())
         for reg in self.store.list_registries():

@@ -1,0 +1,323 @@
+"""The Databricks workspace, through the official `databricks-sdk` and its unified auth.
+
+Facts (../shared/reference/databricks.md): the SDK's default retry budget is 300 s and it retries
+connection errors, 429 and 503 (honouring `Retry-After`) until that budget is spent — a job would
+freeze for minutes on an unreachable host. Every call here is bounded by `DCS_DATABRICKS_TIMEOUT`
+(retries included, the `Retry-After` sleeps clipped to what is left of it). The SDK costs ~2 s and
+~80 MB to import, so it is imported on first use, never at start-up. Its exceptions are translated
+into `WorkspaceError` subclasses with messages a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bot.config import Config
+from bot.errors import (
+    ConfigError,
+    DcsDisabled,
+    NotFound,
+    WorkspaceError,
+    WorkspacePermissionDenied,
+    WorkspaceRateLimited,
+    WorkspaceRejected,
+    WorkspaceUnreachable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DCS_OFF_MARKERS = ("custom containers is turned off", "custom containers are turned off")
+ENABLE_HINT = "An admin can switch it on: run `/dcs enable` in Slack (or `dcs enable`)."
+# Auth-related variables of the SDK's unified auth that the bot forwards from its own environment,
+# so configuration flows from the Config object (and .env) rather than from a second read of os.environ.
+_PASSED_THROUGH = {"host", "token", "client_id", "client_secret", "profile", "config_file", "auth_type",
+                   "azure_workspace_resource_id", "azure_client_id", "azure_client_secret", "azure_tenant_id",
+                   "azure_use_msi", "azure_environment", "account_id", "google_service_account",
+                   "google_credentials", "username", "password", "databricks_cli_path"}
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What `clusters/get` says about a cluster, termination code kept as the raw string."""
+
+    cluster_id: str
+    state: str
+    state_message: str = ""
+    cluster_name: str = ""
+    termination_code: str | None = None
+    termination_type: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING"
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("TERMINATED", "ERROR")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The bot's own Databricks identity (SCIM Me)."""
+
+    user_name: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return "admins" in self.groups
+
+
+class _BoundedClock:
+    """The SDK's retry loop sleeps through this clock: no sleep runs past the current call's deadline.
+
+    Without it a `Retry-After: 3600` would block a worker for an hour whatever the retry budget says.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def set_deadline(self, deadline: float | None) -> None:
+        self._local.deadline = deadline
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is not None:
+            seconds = max(0.0, min(seconds, deadline - time.time()))
+        time.sleep(seconds)
+
+
+class DatabricksClient:
+    """A thin, bounded, translated view of the workspace APIs the bot needs."""
+
+    def __init__(self, config: Config, *, retry_timeout_seconds: float | None = None,
+                 http_timeout_seconds: float | None = None) -> None:
+        self.config = config
+        self.retry_timeout_seconds = float(retry_timeout_seconds or config.databricks_timeout)
+        # One HTTP attempt may use at most half the budget, so a hung socket still leaves room to retry.
+        self.http_timeout_seconds = float(http_timeout_seconds or max(1.0, min(30.0, self.retry_timeout_seconds / 2)))
+        self._clock = _BoundedClock()
+        self._clients: dict[bool, Any] = {}
+        self._lock = threading.Lock()
+        self.calls: list[str] = []  # operation names, for tests and measurements
+
+    # ------------------------------------------------------------ plumbing
+    @property
+    def host(self) -> str:
+        host = self.config.databricks_host or self.config.environ.get("DATABRICKS_HOST") or ""
+        if host and "://" not in host:
+            host = "https://" + host
+        return host.rstrip("/")
+
+    def cluster_url(self, cluster_id: str) -> str:
+        return f"{self.host}/#setting/clusters/{cluster_id}/configuration"
+
+    def sdk_config_kwargs(self, single_attempt: bool = False) -> dict[str, Any]:
+        """Keyword arguments for `databricks.sdk.core.Config` (secrets included: never log this)."""
+        from databricks.sdk.core import Config as SdkConfig
+
+        kwargs: dict[str, Any] = {}
+        env = self.config.environ
+        for attr in SdkConfig.attributes():
+            if attr.name in _PASSED_THROUGH and attr.env and env.get(attr.env):
+                kwargs[attr.name] = env[attr.env]
+        if self.config.databricks_host:
+            kwargs["host"] = self.config.databricks_host
+        if self.config.databricks_token:
+            kwargs["token"] = self.config.databricks_token
+        kwargs["retry_timeout_seconds"] = max(1, int(self.retry_timeout_seconds))
+        # A create that times out reading the answer may have created the cluster: with the HTTP timeout
+        # as long as the whole budget, the SDK has no time left to send the POST a second time.
+        kwargs["http_timeout_seconds"] = self.retry_timeout_seconds if single_attempt else self.http_timeout_seconds
+        return kwargs
+
+    def _workspace(self, single_attempt: bool = False) -> Any:
+        with self._lock:
+            if single_attempt not in self._clients:
+                from databricks.sdk import WorkspaceClient
+                from databricks.sdk.core import Config as SdkConfig
+
+                kwargs = self.sdk_config_kwargs(single_attempt)
+                # Config() probes /.well-known/databricks-config with its own (unclocked) retry loop:
+                # give that best-effort probe a quarter of the budget, then restore the full one.
+                kwargs["retry_timeout_seconds"] = max(1, int(self.retry_timeout_seconds / 4))
+                try:
+                    sdk_config = SdkConfig(clock=self._clock, **kwargs)
+                except ValueError as exc:
+                    raise ConfigError([
+                        "Databricks authentication is not configured: set DATABRICKS_HOST and DATABRICKS_TOKEN "
+                        "(or DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET, or DATABRICKS_CONFIG_PROFILE). "
+                        f"The SDK said: {_first_line(str(exc))}"
+                    ]) from None
+                sdk_config.retry_timeout_seconds = max(1, int(self.retry_timeout_seconds))
+                self._clients[single_attempt] = WorkspaceClient(config=sdk_config)
+            return self._clients[single_attempt]
+
+    def _call(self, action: str, fn: Callable[[Any], T], single_attempt: bool = False) -> T:
+        """Run one SDK operation inside the time budget and translate whatever it raises."""
+        self.calls.append(action)
+        started = time.monotonic()
+        self._clock.set_deadline(time.time() + self.retry_timeout_seconds)
+        try:
+            return fn(self._workspace(single_attempt))
+        except Exception as exc:  # translated below; anything unknown is re-raised as is
+            raise translate_error(exc, action, self.host, self.retry_timeout_seconds) from exc
+        finally:
+            self._clock.set_deadline(None)
+            log.debug("databricks %s took %.2fs", action, time.monotonic() - started)
+
+    # ------------------------------------------------------------ clusters
+    def spark_versions(self) -> list[dict[str, str]]:
+        def run(w: Any) -> list[dict[str, str]]:
+            return [{"key": v.key or "", "name": v.name or ""} for v in (w.clusters.spark_versions().versions or [])]
+
+        return self._call("list runtimes", run)
+
+    def node_types(self) -> list[dict[str, Any]]:
+        def run(w: Any) -> list[dict[str, Any]]:
+            return [n.as_dict() for n in (w.clusters.list_node_types().node_types or [])]
+
+        return self._call("list node types", run)
+
+    def create_cluster(self, body: Mapping[str, Any]) -> str:
+        """POST clusters/create with exactly `body`; returns the new cluster id (the cluster is PENDING)."""
+        def run(w: Any) -> str:
+            from databricks.sdk.service.compute import ClusterSpec
+
+            spec = ClusterSpec.from_dict(dict(body))
+            unknown = set(body) - set(spec.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"not cluster fields: {sorted(unknown)}")
+            # Only the keys the body has: from_dict turns an absent list into [] and the request must
+            # be exactly the body that was validated (and shown by --dry-run).
+            kwargs = {name: getattr(spec, name) for name in body}
+            # The waiter is dropped on purpose: tracking polls with the bot's own backoff and budget.
+            waiter = w.clusters.create(**kwargs)
+            return waiter.cluster_id
+
+        return self._call("create the cluster", run, single_attempt=True)
+
+    def get_cluster(self, cluster_id: str) -> ClusterStatus:
+        def run(w: Any) -> ClusterStatus:
+            # The raw answer, because the SDK's enum turns termination codes it does not know into None.
+            raw = w.api_client.do("GET", "/api/2.1/clusters/get", query={"cluster_id": cluster_id},
+                                  headers={"Accept": "application/json"})
+            reason = raw.get("termination_reason") or {}
+            return ClusterStatus(
+                cluster_id=raw.get("cluster_id", cluster_id), state=raw.get("state") or "UNKNOWN",
+                state_message=raw.get("state_message") or "", cluster_name=raw.get("cluster_name") or "",
+                termination_code=reason.get("code"), termination_type=reason.get("type"),
+                parameters=dict(reason.get("parameters") or {}),
+            )
+
+        return self._call(f"read cluster {cluster_id}", run)
+
+    def find_cluster_by_tag(self, key: str, value: str) -> str | None:
+        """The id of a cluster carrying custom tag key=value (adopting a create the bot lost track of)."""
+        def run(w: Any) -> str | None:
+            for cluster in w.clusters.list():
+                if (cluster.custom_tags or {}).get(key) == value:
+                    return cluster.cluster_id
+            return None
+
+        return self._call("list clusters", run)
+
+    # ------------------------------------------------------------ workspace settings and identity
+    def workspace_conf(self, *keys: str) -> dict[str, str | None]:
+        def run(w: Any) -> dict[str, str | None]:
+            answer = w.workspace_conf.get_status(keys=",".join(keys)) or {}
+            return {k: answer.get(k) for k in keys}
+
+        return self._call("read the workspace settings", run)
+
+    def set_workspace_conf(self, values: Mapping[str, str]) -> None:
+        self._call("change the workspace settings", lambda w: w.workspace_conf.set_status(dict(values)))
+
+    def me(self) -> Identity:
+        def run(w: Any) -> Identity:
+            user = w.current_user.me()
+            groups = tuple(g.display for g in (user.groups or []) if g.display)
+            return Identity(user_name=user.user_name or "", groups=groups)
+
+        return self._call("read the bot's own identity", run)
+
+
+# ---------------------------------------------------------------- error translation
+
+def translate_error(exc: BaseException, action: str, host: str, budget: float) -> BaseException:
+    """A DcsError for `exc` when it is a known Databricks/network failure; `exc` itself otherwise."""
+    import requests
+    from databricks.sdk import errors as sdk_errors
+
+    if isinstance(exc, ConfigError | WorkspaceError | NotFound):
+        return exc
+    where = host or "the workspace"
+    if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ is not None:
+        cause = exc.__cause__
+        if isinstance(cause, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
+            return WorkspaceRateLimited(
+                f"Databricks kept answering 'too many requests' to '{action}' for {budget:.0f} s "
+                f"({_first_line(str(cause))}). Wait a minute and try again.")
+        if isinstance(cause, requests.RequestException):
+            return _unreachable(action, where, budget, cause)
+        if isinstance(cause, sdk_errors.DatabricksError):
+            exc = cause
+    if isinstance(exc, requests.RequestException):
+        return _unreachable(action, where, budget, exc)
+    if isinstance(exc, ValueError) and "default auth" in str(exc):
+        return ConfigError([f"Databricks authentication failed: {_first_line(str(exc))}"])
+    if not isinstance(exc, sdk_errors.DatabricksError):
+        return exc
+    message = _first_line(str(exc)) or type(exc).__name__
+    code = str(getattr(exc, "error_code", "") or "")
+    if code == "FEATURE_DISABLED" or any(m in message.lower() for m in DCS_OFF_MARKERS):
+        return DcsDisabled(f"Custom containers (Databricks Container Services) are turned off in {where}: "
+                           f"Databricks refused to {action} ({message}). {ENABLE_HINT}")
+    if isinstance(exc, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
+        return WorkspaceRateLimited(f"Databricks is rate-limiting the bot ('{action}': {message}). "
+                                    "Wait a minute and try again.")
+    if isinstance(exc, sdk_errors.Unauthenticated):
+        return WorkspacePermissionDenied(
+            f"Databricks did not accept the bot's credentials when trying to {action} ({message}). "
+            "Check DATABRICKS_TOKEN (or the OAuth/profile settings): it may have expired.")
+    if isinstance(exc, sdk_errors.PermissionDenied):
+        return WorkspacePermissionDenied(
+            f"Databricks refused to let the bot {action}: {message}. Give the bot's Databricks identity the "
+            "permission (cluster creation, or workspace admin for settings), or check that its token is valid.")
+    if isinstance(exc, sdk_errors.BadRequest):
+        return WorkspaceRejected(f"Databricks rejected the request to {action}: {message}",
+                                 databricks_message=message, error_code=code)
+    if isinstance(exc, sdk_errors.ResourceDoesNotExist):
+        return NotFound(f"Databricks says: {message}.")
+    if isinstance(exc, sdk_errors.NotFound):
+        return WorkspaceError(f"Databricks does not know the API used to {action} ({message}): check that "
+                              f"DATABRICKS_HOST ({where}) is a workspace URL.")
+    return WorkspaceError(f"Databricks failed to {action}: {message} (error {code or type(exc).__name__}). "
+                          "Try again; if it keeps failing, check the workspace status page.")
+
+
+def _unreachable(action: str, where: str, budget: float, cause: BaseException) -> WorkspaceUnreachable:
+    kind = "timed out" if "timeout" in type(cause).__name__.lower() else "could not connect"
+    return WorkspaceUnreachable(
+        f"Could not reach the Databricks workspace {where} to {action}: {kind} for {budget:.0f} s. "
+        "Check DATABRICKS_HOST and the network, then try again.")
+
+
+_DEBUG_TAIL = re.compile(r"\.?\s*(Config|Env):.*$", re.DOTALL)
+
+
+def _first_line(text: str) -> str:
+    """The SDK appends its config dump to auth errors; users need the first sentence only."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return _DEBUG_TAIL.sub("", line).strip()
