@@ -18,8 +18,16 @@ COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
 
 # A constant script (no user input ever reaches it), POSIX sh so it runs on dash, ash and bash.
 PROBE_SCRIPT = r"""
+# Look for files on PATH rather than `command -v`: a busybox shell answers for applets it has built in.
+find_bin() {
+  old_ifs=$IFS; IFS=:
+  for d in $PATH; do
+    if [ -f "$d/$1" ] && [ -x "$d/$1" ]; then IFS=$old_ifs; echo "$d/$1"; return 0; fi
+  done
+  IFS=$old_ifs; return 1
+}
 for c in bash ip ps sudo setfacl java ls cat cp mv rm mkdir chmod ln; do
-  printf 'bin.%s=%s\n' "$c" "$(command -v "$c" 2>/dev/null)"
+  printf 'bin.%s=%s\n' "$c" "$(find_bin "$c")"
 done
 printf 'gnu.ls=%s\n' "$(ls --version 2>/dev/null | head -n 1)"
 printf 'gnu.ps=%s\n' "$(ps --version 2>/dev/null | head -n 1)"

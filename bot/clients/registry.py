@@ -165,7 +165,7 @@ class RegistryClient:
             return response
         if status == 401 or status == 403:
             who = f" as {credentials.username}" if credentials else " anonymously"
-            raise RegistryAuthError(f"{ref.domain} refused access to {ref.repository}{who}: check the "
+            raise RegistryAuthError(f"{ref.domain} refused the credentials{who} for {ref.repository}: check the "
                                     "username and the password variable of its registry entry.")
         if status == 404:
             raise ManifestNotFound(f"{ref} does not exist in the registry (no such repository or tag).")
