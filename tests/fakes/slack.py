@@ -1,0 +1,566 @@
+"""A local Slack: the Web API over real HTTP, a response_url sink, signed request bodies, Socket Mode.
+
+Point the real client at it: `WebClient(token="xoxb-...", base_url=fake.api_url)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Self
+from urllib.parse import urlencode
+
+from tests.fakes.http import FakeHTTPServer, FaultQueue, RecordedRequest, Response, wait_until
+
+TEAM_ID = "T0TEST001"
+APP_ID = "A0TEST001"
+BOT_USER_ID = "U0BOT0001"
+BOT_ID = "B0BOT0001"
+UNSET_RESPONSE_URL = "http://127.0.0.1:9/response/unset"  # refused at once: pass fake.response_url(...)
+SCOPES = "commands,chat:write,chat:write.public,users:read,users:read.email,im:write"
+_JSON_FORM_FIELDS = ("blocks", "attachments", "view", "metadata")
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One Web API call: params are the JSON body or form fields (JSON-string fields decoded), minus token."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    response: dict[str, Any] | None = None
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """Current state of a message the bot posted (after any chat.update)."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None = None
+    updates: int = 0
+    user: str | None = None  # set for ephemeral messages: who can see it
+
+
+@dataclass(frozen=True)
+class ResponseUrlPost:
+    name: str
+    body: Any
+    headers: dict[str, str]
+
+
+class FakeSlack(FakeHTTPServer):
+    def __init__(
+        self,
+        users: dict[str, dict[str, Any]] | None = None,
+        channels: dict[str, dict[str, Any]] | None = None,
+        socket_mode_url: str = "ws://127.0.0.1:9/link/?ticket=unset",
+        valid_tokens: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()
+        alice = {"name": "alice", "real_name": "Alice Example", "profile": {"email": "alice@example.com"}}
+        self.users = users if users is not None else {"U1": alice}
+        self.channels = channels if channels is not None else {"C1": {"name": "dcs-builds"}}
+        self.socket_mode_url = socket_mode_url
+        self.valid_tokens = set(valid_tokens) if valid_tokens is not None else None
+        self._faults = FaultQueue()
+        self._calls: list[SlackCall] = []
+        self._responses: list[ResponseUrlPost] = []
+        self._messages: dict[tuple[str, str], SlackMessage] = {}
+        self._ephemeral: list[SlackMessage] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._home: dict[str, dict[str, Any]] = {}
+        self._used_triggers: set[str] = set()
+        self._ts = itertools.count(1)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"{self.url}/response/{name}"
+
+    # fault injection ------------------------------------------------------------------------------
+    def fail_next(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
+        response = Response(200, {"ok": False, "error": error})
+        self._faults.add(lambda r: r.path == f"/api/{method}", response, times)
+
+    def rate_limit_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        response = Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+        self._faults.add(lambda r: r.path == f"/api/{method}", response, times)
+
+    # inspection -----------------------------------------------------------------------------------
+    def calls(self, method: str | None = None) -> list[SlackCall]:
+        with self._lock:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str | None = None) -> list[SlackMessage]:
+        with self._lock:
+            return [m for m in self._messages.values() if channel is None or m.channel == channel]
+
+    def ephemeral_messages(self, user: str | None = None) -> list[SlackMessage]:
+        with self._lock:
+            return [m for m in self._ephemeral if user is None or m.user == user]
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Modals opened/updated, by view id (current state)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._home.get(user_id))
+
+    def response_posts(self, name: str | None = None) -> list[ResponseUrlPost]:
+        with self._lock:
+            return [p for p in self._responses if name is None or p.name == name]
+
+    def wait_for_response_post(self, name: str, timeout: float = 10.0) -> ResponseUrlPost:
+        """Wait for the first POST to `response_url(name)` and return it."""
+        found = wait_until(lambda: self.response_posts(name), timeout,
+                           lambda: f"response_url posts so far: {self.response_posts()}")
+        return found[0]
+
+    def wait_for(
+        self, predicate: Callable[[SlackCall], bool] | str, timeout: float = 10.0, count: int = 1
+    ) -> list[SlackCall]:
+        """Wait until `count` calls match (a method name or a predicate); return all matching calls."""
+        match = (lambda c: c.method == predicate) if isinstance(predicate, str) else predicate
+
+        def probe() -> list[SlackCall]:
+            found = [c for c in self.calls() if match(c)]
+            return found if len(found) >= count else []
+
+        def describe() -> str:
+            lines = [f"  {c.method} {json.dumps(c.params, default=str)[:300]}" for c in self.calls()]
+            return "Slack calls so far:\n" + ("\n".join(lines) or "  (none)")
+
+        return wait_until(probe, timeout, describe)
+
+    # HTTP -----------------------------------------------------------------------------------------
+    def handle(self, request: RecordedRequest) -> Response:
+        if request.path.startswith("/response/"):
+            post = ResponseUrlPost(request.path.removeprefix("/response/"), request.body, request.headers)
+            with self._lock:
+                self._responses.append(post)
+            return Response(200, "ok")
+        if not request.path.startswith("/api/"):
+            return Response(404, "not found")
+        method = request.path.removeprefix("/api/")
+        params, token = _call_params(request)
+        response = self._faults.take(request) or self._dispatch(method, params, token)
+        body = response.body if isinstance(response.body, dict) else None
+        with self._lock:
+            self._calls.append(SlackCall(method, params, token, body, response.status))
+        return response
+
+    def _dispatch(self, method: str, params: dict[str, Any], token: str | None) -> Response:
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return Response(200, _error("unknown_method", req_method=method))
+        if not token:
+            return Response(200, _error("not_authed"))
+        if self.valid_tokens is not None and token not in self.valid_tokens:
+            return Response(200, _error("invalid_auth"))
+        if (method == "apps.connections.open") != token.startswith("xapp-") and method != "auth.test":
+            return Response(200, _error("not_allowed_token_type"))
+        with self._lock:
+            result = handler(params)
+        return Response(200, result, {"x-oauth-scopes": SCOPES})
+
+    # Web API methods (called with the lock held) --------------------------------------------------
+    def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://dcs-test.slack.com/", "team": "DCS Test", "user": "dcsbot",
+                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode_url}
+
+    def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(p.get("channel"))
+        problem = _message_problem(p) or (None if channel else "channel_not_found")
+        if problem or channel is None:
+            return _error(problem or "channel_not_found")
+        message = SlackMessage(channel, self._next_ts(), p.get("text"), p.get("blocks"), p.get("thread_ts"))
+        self._messages[(channel, message.ts)] = message
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": _message_json(message)}
+
+    def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel", ""), p.get("ts", "")
+        old = self._messages.get((channel, ts))
+        if old is None:
+            known = {c for c, _ in self._messages} | set(self.channels)
+            return _error("message_not_found" if channel in known else "channel_not_found")
+        problem = _message_problem({"text": old.text, "blocks": old.blocks, **p})
+        if problem:
+            return _error(problem)
+        text, blocks = p.get("text", old.text), p.get("blocks", old.blocks)
+        new = replace(old, text=text, blocks=blocks, updates=old.updates + 1)
+        self._messages[(channel, ts)] = new
+        return {"ok": True, "channel": channel, "ts": ts, "text": new.text, "message": _message_json(new)}
+
+    def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(p.get("channel"))
+        problem = _message_problem(p) or (None if channel else "channel_not_found")
+        if problem or channel is None or not p.get("user"):
+            return _error(problem or "user_not_found")
+        message = SlackMessage(channel, self._next_ts(), p.get("text"), p.get("blocks"), user=p["user"])
+        self._ephemeral.append(message)
+        return {"ok": True, "message_ts": message.ts}
+
+    def _m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        trigger = p.get("trigger_id")
+        if not trigger:
+            return _invalid_arguments("[ERROR] missing required field: trigger_id")
+        if trigger in self._used_triggers:
+            return _error("exchanged_trigger_id")
+        problem = _view_problem(p.get("view"), "modal")
+        if problem:
+            return problem
+        self._used_triggers.add(trigger)
+        view = _view_json(p["view"], _view_id())
+        self._views[view["id"]] = view
+        return {"ok": True, "view": view}
+
+    _m_views_push = _m_views_open
+
+    def _m_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        by_external = {v["external_id"]: v for v in self._views.values() if v["external_id"]}
+        old = self._views.get(p.get("view_id") or "") or by_external.get(p.get("external_id") or "")
+        if old is None:
+            return _error("not_found")
+        if p.get("hash") and p["hash"] != old["hash"]:
+            return _error("hash_conflict")
+        problem = _view_problem(p.get("view"), "modal")
+        if problem:
+            return problem
+        view = _view_json(p["view"], old["id"])
+        self._views[old["id"]] = view
+        return {"ok": True, "view": view}
+
+    def _m_views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
+        user_id = p.get("user_id")
+        if not user_id:
+            return _invalid_arguments("[ERROR] missing required field: user_id")
+        problem = _view_problem(p.get("view"), "home")
+        if problem:
+            return problem
+        view = _view_json(p["view"], self._home.get(user_id, {}).get("id") or _view_id())
+        self._home[user_id] = view
+        return {"ok": True, "view": view}
+
+    def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user_id = p.get("user", "")
+        if user_id not in self.users:
+            return _error("user_not_found")
+        given = self.users[user_id]
+        name = given.get("name", user_id.lower())
+        real_name = given.get("real_name", name)
+        profile = {"real_name": real_name, "display_name": name, **given.get("profile", {})}
+        user = {"id": user_id, "team_id": TEAM_ID, "name": name, "deleted": False, "real_name": real_name,
+                "tz": "Europe/London", "is_admin": False, "is_owner": False, "is_bot": False,
+                "is_app_user": False, **{k: v for k, v in given.items() if k != "profile"},
+                "profile": profile}
+        return {"ok": True, "user": user}
+
+    def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel_id = p.get("channel", "")
+        if channel_id not in self.channels:
+            return _error("channel_not_found")
+        channel = {"id": channel_id, "name": channel_id.lower(), "is_channel": True, "is_group": False,
+                   "is_im": False, "is_private": False, "is_archived": False, "is_member": True,
+                   "created": 1700000000, "creator": "U1", **self.channels[channel_id]}
+        return {"ok": True, "channel": channel}
+
+    # helpers --------------------------------------------------------------------------------------
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _resolve_channel(self, channel: str | None) -> str | None:
+        if not channel:
+            return None
+        if channel.startswith("#"):
+            return next((cid for cid, c in self.channels.items() if c.get("name") == channel[1:]), None)
+        if channel[0] in "UW":  # posting to a user id lands in the bot's DM with them
+            return "D" + channel[1:]
+        return channel
+
+
+def _error(error: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "error": error, **extra}
+
+
+def _invalid_arguments(*messages: str) -> dict[str, Any]:
+    return _error("invalid_arguments", response_metadata={"messages": list(messages)})
+
+
+def _view_id() -> str:
+    return "V" + secrets.token_hex(5).upper()
+
+
+def _call_params(request: RecordedRequest) -> tuple[dict[str, Any], str | None]:
+    params: dict[str, Any] = dict(request.query)
+    if isinstance(request.body, dict):
+        params.update(request.body)
+    for key in _JSON_FORM_FIELDS:
+        if isinstance(params.get(key), str) and params[key][:1] in ("[", "{"):
+            try:
+                params[key] = json.loads(params[key])
+            except json.JSONDecodeError:
+                pass  # left as a string: the method then answers invalid_blocks_format
+    form_token = params.pop("token", None)
+    return params, request.bearer_token or form_token
+
+
+def _message_problem(p: dict[str, Any]) -> str | None:
+    blocks = p.get("blocks")
+    if not p.get("text") and not blocks and not p.get("attachments"):
+        return "no_text"
+    if len(p.get("text") or "") > 40000:
+        return "msg_too_long"
+    if blocks is not None:
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
+            return "invalid_blocks_format"
+        texts = [b["text"].get("text") or "" for b in blocks if isinstance(b.get("text"), dict)]
+        if len(blocks) > 50 or any(len(text) > 3000 for text in texts):
+            return "invalid_blocks"
+    return None
+
+
+def _view_problem(view: Any, kind: str) -> dict[str, Any] | None:
+    if not isinstance(view, dict) or view.get("type") != kind:
+        return _invalid_arguments(f"[ERROR] view.type must be {kind} [json-pointer:/view/type]")
+    messages = []
+    if kind == "modal" and len((view.get("title") or {}).get("text", "")) > 24:
+        messages.append("[ERROR] must be less than 25 characters [json-pointer:/view/title/text]")
+    if len(view.get("blocks") or []) > 100:
+        messages.append("[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]")
+    if len(view.get("private_metadata") or "") > 3000:
+        messages.append("[ERROR] must be less than 3001 characters [json-pointer:/view/private_metadata]")
+    return _invalid_arguments(*messages) if messages else None
+
+
+def _view_json(view: dict[str, Any], view_id: str) -> dict[str, Any]:
+    return {"id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID, "callback_id": "",
+            "private_metadata": "", "external_id": "", "state": {"values": {}}, "root_view_id": view_id,
+            "previous_view_id": None, "clear_on_close": False, "notify_on_close": False,
+            **copy.deepcopy(view), "hash": f"{time.time():.0f}.{secrets.token_hex(4)}"}
+
+
+def _message_json(m: SlackMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "message", "subtype": "bot_message", "text": m.text or "", "ts": m.ts,
+                            "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID}
+    if m.blocks is not None:
+        body["blocks"] = m.blocks
+    if m.thread_ts:
+        body["thread_ts"] = m.thread_ts
+    return body
+
+
+# ---- signed request bodies (HTTP mode) and Socket Mode envelopes -------------------------------------
+def signed_headers(signing_secret: str, body: bytes, timestamp: float | None = None) -> dict[str, str]:
+    ts = str(int(timestamp if timestamp is not None else time.time()))
+    digest = hmac.new(signing_secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    kind = "application/json" if body.lstrip()[:1] == b"{" else "application/x-www-form-urlencoded"
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", "Content-Type": kind}
+
+
+def _trigger_id() -> str:
+    return f"{next(_ids)}{int(time.time())}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+
+
+def _user(user_id: str) -> dict[str, str]:
+    return {"id": user_id, "username": "alice", "name": "alice", "team_id": TEAM_ID}
+
+
+def slash_command_payload(
+    text: str, user_id: str = "U1", channel_id: str = "C1", command: str = "/dcs",
+    response_url: str = UNSET_RESPONSE_URL, trigger_id: str | None = None, user_name: str = "alice",
+    channel_name: str = "dcs-builds",
+) -> dict[str, str]:
+    return {"token": "verification_token", "team_id": TEAM_ID, "team_domain": "dcs-test",
+            "channel_id": channel_id, "channel_name": channel_name, "user_id": user_id,
+            "user_name": user_name, "command": command, "text": text, "api_app_id": APP_ID,
+            "is_enterprise_install": "false", "response_url": response_url,
+            "trigger_id": trigger_id or _trigger_id()}
+
+
+def slash_command_body(text: str, **kwargs: Any) -> bytes:
+    return urlencode(slash_command_payload(text, **kwargs)).encode()
+
+
+def block_actions_payload(
+    action_id: str, value: str, user_id: str = "U1", channel_id: str = "C1", message_ts: str | None = None,
+    block_id: str = "actions", response_url: str = UNSET_RESPONSE_URL,
+    message_blocks: list[dict[str, Any]] | None = None, trigger_id: str | None = None,
+) -> dict[str, Any]:
+    ts = message_ts or f"{int(time.time())}.{next(_ids):06d}"
+    action = {"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
+              "text": {"type": "plain_text", "text": value, "emoji": True}, "action_ts": f"{time.time():.6f}"}
+    message = {"type": "message", "subtype": "bot_message", "ts": ts, "text": "", "user": BOT_USER_ID,
+               "bot_id": BOT_ID, "blocks": message_blocks or []}
+    container = {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
+    return {"type": "block_actions", "token": "verification_token", "api_app_id": APP_ID,
+            "user": _user(user_id), "team": {"id": TEAM_ID, "domain": "dcs-test"}, "container": container,
+            "channel": {"id": channel_id, "name": "dcs-builds"}, "message": message, "state": {"values": {}},
+            "trigger_id": trigger_id or _trigger_id(), "response_url": response_url, "actions": [action]}
+
+
+def block_actions_body(action_id: str, value: str, **kwargs: Any) -> bytes:
+    return urlencode({"payload": json.dumps(block_actions_payload(action_id, value, **kwargs))}).encode()
+
+
+def view_submission_payload(
+    callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], user_id: str = "U1",
+    private_metadata: str = "", view_id: str | None = None, blocks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`state_values` is Slack's `view.state.values`: {block_id: {action_id: {"type": ..., "value": ...}}}."""
+    view_id = view_id or _view_id()
+    view = {"id": view_id, "team_id": TEAM_ID, "type": "modal", "blocks": blocks or [],
+            "private_metadata": private_metadata, "callback_id": callback_id,
+            "state": {"values": state_values}, "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": {"type": "plain_text", "text": "DCS"}, "clear_on_close": False,
+            "notify_on_close": False, "previous_view_id": None, "root_view_id": view_id, "app_id": APP_ID,
+            "external_id": "", "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID}
+    return {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "dcs-test"}, "user": _user(user_id),
+            "api_app_id": APP_ID, "token": "verification_token", "trigger_id": _trigger_id(), "view": view,
+            "response_urls": [], "is_enterprise_install": False}
+
+
+def view_submission_body(
+    callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], **kwargs: Any
+) -> bytes:
+    payload = view_submission_payload(callback_id, state_values, **kwargs)
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def socket_mode_envelope(payload: dict[str, Any], envelope_id: str | None = None) -> dict[str, Any]:
+    """Wrap a payload as Socket Mode delivers it: slash command form fields or an interactivity payload."""
+    if "command" in payload:
+        kind, accepts = "slash_commands", True
+    else:
+        kind, accepts = "interactive", payload.get("type") == "view_submission"
+    return {"envelope_id": envelope_id or secrets.token_hex(16), "type": kind,
+            "accepts_response_payload": accepts, "payload": payload}
+
+
+class FakeSocketModeServer:
+    """`ws://127.0.0.1:PORT/link/?ticket=...`: says hello to each client, delivers envelopes, records acks."""
+
+    def __init__(self, envelopes: Iterable[dict[str, Any]] = ()) -> None:
+        self._lock = threading.Lock()
+        self._pending = list(envelopes)
+        self._acks: list[dict[str, Any]] = []
+        self._received: list[Any] = []
+        self._clients: list[Any] = []
+        self.connections = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+        self._port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/link/?ticket=fake-ticket&app_id={APP_ID}"
+
+    def start(self) -> Self:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True, name="FakeSocketMode")
+        self._thread.start()
+        if not ready.wait(5):
+            raise RuntimeError("socket mode server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def send(self, envelope: dict[str, Any]) -> str:
+        """Deliver to the first connected client now, or to the next one that connects."""
+        with self._lock:
+            client = self._clients[0] if self._clients else None
+            if client is None:
+                self._pending.append(envelope)
+        if client is not None and self._loop is not None:
+            future = asyncio.run_coroutine_threadsafe(client.send(json.dumps(envelope)), self._loop)
+            future.result(timeout=5)
+        return envelope["envelope_id"]
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._acks)
+
+    @property
+    def received(self) -> list[Any]:
+        with self._lock:
+            return list(self._received)
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        def probe() -> list[dict[str, Any]]:
+            return [a for a in self.acks if a.get("envelope_id") == envelope_id]
+
+        return wait_until(probe, timeout, lambda: f"acks so far: {self.acks}")[0]
+
+    def _run(self, ready: threading.Event) -> None:
+        from websockets.asyncio.server import serve
+
+        async def main() -> None:
+            self._stopping = asyncio.Event()
+            async with serve(self._session, "127.0.0.1", 0, ping_interval=None) as server:
+                self._port = next(iter(server.sockets)).getsockname()[1]
+                ready.set()
+                await self._stopping.wait()
+
+        assert self._loop is not None
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    async def _session(self, websocket: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with self._lock:
+            self.connections += 1
+            self._clients.append(websocket)
+            pending, self._pending = self._pending, []
+        debug_info = {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060}
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID},
+                 "debug_info": debug_info}
+        try:
+            await websocket.send(json.dumps(hello))
+            for envelope in pending:
+                await websocket.send(json.dumps(envelope))
+            async for frame in websocket:
+                message = json.loads(frame) if isinstance(frame, str) and frame.startswith("{") else frame
+                with self._lock:
+                    self._received.append(message)
+                    if isinstance(message, dict) and "envelope_id" in message:
+                        self._acks.append(message)
+        except ConnectionClosed:  # a client dropping the socket is normal in tests
+            pass
+        finally:
+            with self._lock:
+                self._clients.remove(websocket)
