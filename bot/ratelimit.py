@@ -226,6 +226,22 @@ def _low_reason(budget: PullBudget, thresholds: Thresholds) -> str:
     return f"{remaining} pulls left ({'; '.join(reasons) or 'below the warning line'})"
 
 
+@dataclass(frozen=True)
+class BudgetReport:
+    """Everything a person sees about the pull budget (`/dcs ratelimit`, App Home, `dcs ratelimit`)."""
+
+    budget: PullBudget | None  # the latest sample, None before the first check
+    account: str | None = None  # DOCKERHUB_USERNAME, None when anonymous
+    checked_at: str | None = None
+    checked_ago: str | None = None
+    error: str | None = None  # the last check's failure, if it failed
+    spark: str = ""  # 24 h of samples
+    recent_pulls: int = 0  # pulls launches in the current window needed
+    planned_pulls: int = 0  # pulls launches waiting to start will need
+    state: str = OK
+    warn_below: int = 0
+
+
 # ---------------------------------------------------------------- sparkline
 
 def bucket_samples(samples: Iterable[tuple[datetime, int | None]], now: datetime, *, hours: int = 24,

@@ -1,0 +1,387 @@
+"""Rebuilds: which images need one (pure), checking their bases, and running the builds.
+
+Databricks patches its `-LTS` images under the same tag, so a moved base digest means fixes to pick up.
+A run checks every DISTINCT base reference once with a manifest HEAD (never a GET: on Docker Hub a GET
+is a pull), stores the answers in `base_checks`, and rebuilds only images whose base moved since their
+last published build, whose spec changed, or that are older than the optional maximum age. One image
+failing never stops the others. Notices and schedules live in jobs/.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bot.builder import Builder, BuildProgress, ResolvedBase
+from bot.catalog import ImageSpec
+from bot.dockerfile import spec_hash
+from bot.errors import DcsError
+from bot.services import Services
+from bot.store import Build, Store, parse_time, utcnow
+
+log = logging.getLogger(__name__)
+
+REBUILT, FAILED, UNCHANGED, SKIPPED = "rebuilt", "failed", "unchanged", "skipped"
+
+
+@dataclass(frozen=True)
+class BaseCheck:
+    """The answer to one manifest HEAD of a base (or the reason there is none)."""
+
+    base_ref: str
+    digest: str | None
+    checked_at: str
+    error: str | None = None
+    previous_error: str | None = None  # the error of the check before, to report only new problems
+
+    @property
+    def new_error(self) -> bool:
+        return bool(self.error) and self.error != self.previous_error
+
+
+@dataclass(frozen=True)
+class RebuildDecision:
+    image: str
+    due: bool
+    reasons: tuple[str, ...] = ()
+    old_base_digest: str | None = None
+    new_base_digest: str | None = None
+    note: str = ""  # why it is not due
+
+
+@dataclass
+class RebuildResult:
+    image: str
+    status: str  # REBUILT, FAILED, UNCHANGED or SKIPPED
+    decision: RebuildDecision
+    build: Build | None = None
+    error: str | None = None
+
+    @property
+    def pushed_digest(self) -> str | None:
+        return self.build.pushed_digest if self.build else None
+
+    @property
+    def immutable_tag(self) -> str | None:
+        return self.build.tags[0] if self.build and self.build.tags else None
+
+
+@dataclass
+class RebuildRun:
+    started_at: str
+    finished_at: str | None = None
+    checks: dict[str, BaseCheck] = field(default_factory=dict)
+    results: list[RebuildResult] = field(default_factory=list)
+    head_requests: int = 0
+
+    def by_status(self, status: str) -> list[RebuildResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == FAILED for r in self.results)
+
+
+# ---------------------------------------------------------------- pure decisions
+
+def base_key(spec: ImageSpec) -> str:
+    """The normalised base reference: `ubuntu` and `docker.io/library/ubuntu:latest` are one base."""
+    ref = spec.base_ref
+    if not ref.tag and not ref.digest:
+        ref = ref.with_tag("latest")
+    return f"{ref.domain}/{ref.path}:{ref.tag}" + (f"@{ref.digest}" if ref.digest else "")
+
+
+def published_build(builds: Iterable[Build]) -> Build | None:
+    """The newest successful build that was pushed, else the newest successful one (builds newest first)."""
+    succeeded = [b for b in builds if b.status == "succeeded"]
+    return next((b for b in succeeded if b.pushed_digest), succeeded[0] if succeeded else None)
+
+
+def decide(spec: ImageSpec, *, current_hash: str, published: Build | None, latest: Build | None,
+           check: BaseCheck | None, now: datetime, max_age_days: int | None, by_hand: bool = False
+           ) -> RebuildDecision:
+    """Is `spec` due for a rebuild? `published` is its last successful build, `latest` its last of any kind."""
+    old = published.base_digest if published else None
+    new = check.digest if check and not check.error else None
+    if by_hand:
+        return RebuildDecision(spec.name, True, ("requested by hand",), old, new)
+    if published is None:
+        return RebuildDecision(spec.name, False, (), None, new,
+                               note="never built: build it once by hand (`dcs rebuild NAME`)")
+    reasons: list[str] = []
+    if new and new != old:
+        reasons.append("base moved")
+    if published.spec_hash != current_hash:
+        reasons.append("spec changed")
+    finished = parse_time(published.finished_at)
+    if max_age_days and finished and now - finished > timedelta(days=max_age_days):
+        reasons.append(f"older than {max_age_days} days")
+    if not reasons:
+        if check and check.error:
+            return RebuildDecision(spec.name, False, (), old, None, note=f"base not checked: {check.error}")
+        return RebuildDecision(spec.name, False, (), old, new, note="up to date")
+    if (latest is not None and latest.id != published.id and latest.status == "failed"
+            and latest.spec_hash == current_hash and (new is None or latest.base_digest == new)):
+        # The same inputs already failed: retrying every interval would only repeat the failure notice.
+        return RebuildDecision(spec.name, False, tuple(reasons), old, new,
+                               note=f"build #{latest.id} already failed with these inputs; fix it and run "
+                                    f"`dcs rebuild {spec.name}`")
+    return RebuildDecision(spec.name, True, tuple(reasons), old, new)
+
+
+# ---------------------------------------------------------------- base checks (HEAD only)
+
+def check_bases(services: Services, specs: Iterable[ImageSpec]) -> dict[str, BaseCheck]:
+    """HEAD each distinct unpinned base once; pinned bases are their own answer. Stored in base_checks."""
+    store = services.store
+    previous = {r["base_ref"]: r for r in store.query("SELECT * FROM base_checks")}
+    checks: dict[str, BaseCheck] = {}
+    for spec in specs:
+        key = base_key(spec)
+        if key in checks:
+            continue
+        ref = spec.base_ref
+        if ref.digest:
+            checks[key] = BaseCheck(key, ref.digest, utcnow())
+            continue
+        digest, error = None, None
+        try:
+            digest = services.registry.head_manifest(ref, services.credentials_for_ref(ref)).digest
+        except DcsError as exc:
+            error = services.redactor(exc.message)
+            log.warning("base check %s failed: %s", key, type(exc).__name__)
+        before = previous.get(key) or {}
+        check = BaseCheck(key, digest, utcnow(), error, before.get("error"))
+        checks[key] = check
+        record_check(store, check)
+    return checks
+
+
+def record_check(store: Store, check: BaseCheck) -> None:
+    with store.transaction() as conn:
+        # A failed check keeps the last known digest, so the table always shows what was last seen.
+        conn.execute(
+            "INSERT INTO base_checks (base_ref, digest, checked_at, error) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(base_ref) DO UPDATE SET digest = COALESCE(excluded.digest, base_checks.digest),"
+            " checked_at = excluded.checked_at, error = excluded.error",
+            (check.base_ref, check.digest, check.checked_at, check.error),
+        )
+
+
+def last_checks(store: Store) -> dict[str, dict]:
+    return {r["base_ref"]: r for r in store.query("SELECT * FROM base_checks ORDER BY base_ref")}
+
+
+# ---------------------------------------------------------------- running
+
+class _CheckedBaseBuilder(Builder):
+    """Builds on the digest this run checked, so the notice names exactly what was built (and no second HEAD)."""
+
+    def __init__(self, services: Services, checks: dict[str, BaseCheck]) -> None:
+        super().__init__(services)
+        self._checks = checks
+
+    def resolve_base(self, spec: ImageSpec) -> ResolvedBase:
+        check = self._checks.get(base_key(spec))
+        if check is None or check.error or not check.digest or spec.base_ref.digest:
+            return super().resolve_base(spec)
+        return ResolvedBase(spec.base_ref, check.digest, check.digest, "registry")
+
+
+Plan = tuple[dict[str, BaseCheck], list[RebuildDecision]]
+
+
+def plan(services: Services, specs: list[ImageSpec], *, by_hand: bool = False,
+         checks: dict[str, BaseCheck] | None = None, now: datetime | None = None) -> Plan:
+    """Check the bases of `specs` and decide which are due (no build)."""
+    checks = checks if checks is not None else check_bases(services, specs)
+    now = now or datetime.now(UTC)
+    max_age = services.config.rebuild_max_age_days
+    decisions = []
+    for spec in specs:
+        history = services.store.builds(spec.name, limit=50)
+        decisions.append(decide(spec, current_hash=spec_hash(spec), published=published_build(history),
+                                latest=history[0] if history else None, check=checks.get(base_key(spec)),
+                                now=now, max_age_days=max_age, by_hand=by_hand))
+    return checks, decisions
+
+
+def run_rebuilds(services: Services, names: list[str] | None = None, *, by_hand: bool = False,
+                 source: str = "schedule", requester: str | None = None,
+                 progress: Callable[[str, BuildProgress], None] | None = None) -> RebuildRun:
+    """Check bases, rebuild what is due (build → doctor → push), and report every image's outcome.
+
+    `names=None` covers the whole catalog. `by_hand` rebuilds the named images even if nothing moved.
+    """
+    store = services.store
+    specs = [store.get_image(n) for n in names] if names is not None else store.list_images()
+    run = RebuildRun(started_at=utcnow())
+    before = len(services.registry.requests_made)
+    run.checks, decisions = plan(services, specs, by_hand=by_hand)
+    run.head_requests = sum(1 for m, _ in services.registry.requests_made[before:] if m == "HEAD")
+    builder = _CheckedBaseBuilder(services, run.checks)
+    for decision in decisions:
+        run.results.append(_rebuild_one(builder, decision, source, requester, progress))
+    run.finished_at = utcnow()
+    store.audit(actor=requester, action="rebuild-run", target=",".join(names) if names else "catalog",
+                outcome="failed" if run.failed else "succeeded",
+                detail=f"{len(run.by_status(REBUILT))} rebuilt, {len(run.by_status(FAILED))} failed")
+    return run
+
+
+def _rebuild_one(builder: Builder, decision: RebuildDecision, source: str, requester: str | None,
+                 progress: Callable[[str, BuildProgress], None] | None) -> RebuildResult:
+    store = builder.store
+    if not decision.due:
+        return RebuildResult(decision.image, UNCHANGED, decision)
+    active = store.active_build(decision.image)
+    if active is not None:
+        return RebuildResult(decision.image, SKIPPED, decision, active,
+                             f"build #{active.id} of it is already {active.status}; the next run picks it up")
+    try:
+        build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
+        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore)
+    except DcsError as exc:  # NotFound (removed meanwhile) and the like: report, go on with the others
+        return RebuildResult(decision.image, FAILED, decision, None, builder.services.redactor(exc.message))
+    except Exception:
+        log.exception("rebuild of %s crashed", decision.image)
+        return RebuildResult(decision.image, FAILED, decision, None,
+                             "internal error during the rebuild; see the bot's log")
+    final = outcome.build
+    if outcome.ok and final is not None and final.status == "succeeded":
+        new = decision.new_base_digest or final.base_digest
+        done = RebuildDecision(decision.image, True, decision.reasons, decision.old_base_digest, new)
+        return RebuildResult(decision.image, REBUILT, done, final)
+    error = final.error if final is not None and final.error else "the build failed"
+    return RebuildResult(decision.image, FAILED, decision, final, error)
+
+
+def _ignore(_: BuildProgress) -> None:
+    return None
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return "unknown"
+    if digest.startswith("local:"):
+        return "local " + digest.split(":")[-1][:12]
+    return digest.split(":")[-1][:12]
+
+
+# ---------------------------------------------------------------- clusters still on an older digest
+
+# Custom tags the bot sets on clusters it launches (bot/clusterspec.py); kept here as the fallback
+# names so this module does not depend on the launcher being installed.
+TAG_IMAGE = "dcs-image"
+TAG_BUILD = "dcs-build"
+TAG_DIGEST = "dcs-digest"
+LIVE_STATES = frozenset({"PENDING", "RUNNING", "RESTARTING", "RESIZING"})
+
+
+@dataclass(frozen=True)
+class StaleCluster:
+    cluster_id: str
+    cluster_name: str
+    image: str
+    state: str
+    running_digest: str | None  # None: the cluster's tags did not say
+    image_url: str
+    new_digest: str
+    moving: bool  # launched on the moving tag: a restart picks up the new digest
+
+
+def find_stale_clusters(clusters: Iterable[dict], rebuilt: dict[str, RebuildResult],
+                        digest_of_build: dict[int, str], moving_urls: dict[str, str],
+                        launch_digests: dict[str, str] | None = None,
+                        tags: tuple[str, str, str] = (TAG_IMAGE, TAG_BUILD, TAG_DIGEST)) -> list[StaleCluster]:
+    """Live clusters the bot launched from a rebuilt image that do not run its new digest.
+
+    `clusters` are clusters/list entries (dicts), `digest_of_build` maps build ids to pushed digests,
+    `moving_urls` image name → `repository:moving-tag`, `launch_digests` cluster id → the digest the
+    bot's launch record says it started with (when the cluster's tags carry no digest or build).
+    """
+    tag_image, tag_build, tag_digest = tags
+    stale = []
+    for cluster in clusters:
+        custom = cluster.get("custom_tags") or {}
+        image = custom.get(tag_image)
+        result = rebuilt.get(image or "")
+        if result is None or result.pushed_digest is None or cluster.get("state") not in LIVE_STATES:
+            continue
+        running = custom.get(tag_digest)
+        if not running and str(custom.get(tag_build, "")).isdigit():
+            running = digest_of_build.get(int(custom[tag_build]))
+        if not running:
+            running = (launch_digests or {}).get(str(cluster.get("cluster_id", "")))
+        if running == result.pushed_digest:
+            continue
+        url = ((cluster.get("docker_image") or {}).get("url")) or ""
+        stale.append(StaleCluster(
+            cluster_id=str(cluster.get("cluster_id", "")), cluster_name=str(cluster.get("cluster_name", "")),
+            image=result.image, state=str(cluster.get("state")), running_digest=running, image_url=url,
+            new_digest=result.pushed_digest, moving=bool(url) and url == moving_urls.get(result.image)))
+    return stale
+
+
+# ---------------------------------------------------------------- one notice per channel
+
+@dataclass
+class ChannelReport:
+    channel: str
+    rebuilt: list[RebuildResult] = field(default_factory=list)
+    failed: list[RebuildResult] = field(default_factory=list)
+    stale: list[StaleCluster] = field(default_factory=list)
+    unpatched: list[tuple[str, str]] = field(default_factory=list)  # (image, base) on non-LTS Databricks tags
+    base_errors: list[tuple[BaseCheck, list[str]]] = field(default_factory=list)  # new check failures, images
+    repositories: dict[str, str] = field(default_factory=dict)  # image → repository:moving-tag
+
+    @property
+    def worth_posting(self) -> bool:
+        return bool(self.rebuilt or self.failed or self.base_errors)
+
+
+def channel_reports(run: RebuildRun, specs: dict[str, ImageSpec], default_channel: str | None,
+                    stale: Iterable[StaleCluster] = ()) -> dict[str, ChannelReport]:
+    """Group a run by notify channel (the image's, else the default). Channels with nothing to say are left out."""
+    reports: dict[str, ChannelReport] = {}
+
+    def report_for(image: str) -> ChannelReport | None:
+        spec = specs.get(image)
+        channel = (spec.notify_channel if spec else None) or default_channel
+        if not channel:
+            return None
+        report = reports.setdefault(channel, ChannelReport(channel))
+        if spec is not None:
+            report.repositories[image] = f"{spec.repository}:{spec.tag}"
+        return report
+
+    for result in run.results:
+        if result.status not in (REBUILT, FAILED):
+            continue
+        report = report_for(result.image)
+        if report is None:
+            continue
+        (report.rebuilt if result.status == REBUILT else report.failed).append(result)
+        spec = specs.get(result.image)
+        if spec is not None and spec.base_info.is_databricks and not spec.base_info.lts:
+            report.unpatched.append((spec.name, spec.base))
+    for cluster in stale:
+        report = report_for(cluster.image)
+        if report is not None:
+            report.stale.append(cluster)
+    for check in run.checks.values():
+        if not check.new_error:
+            continue
+        on_base = [s.name for s in specs.values() if base_key(s) == check.base_ref]
+        by_channel: dict[str, list[str]] = {}
+        for name in on_base:
+            spec = specs[name]
+            channel = spec.notify_channel or default_channel
+            if channel:
+                by_channel.setdefault(channel, []).append(name)
+        for channel, names in by_channel.items():
+            reports.setdefault(channel, ChannelReport(channel)).base_errors.append((check, names))
+    return {c: r for c, r in reports.items() if r.worth_posting}

@@ -1,0 +1,149 @@
+"""Pure Block Kit builders for scheduled notices: the rebuild summary and pull-budget warnings.
+
+One rebuild notice per run and channel, not one per image. Everything here is data in, message out
+(`{"text": ..., "blocks": [...]}`), within Slack's limits (handlers.blocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.ratelimit import BudgetReport, format_window
+from bot.rebuild import ChannelReport, StaleCluster, short_digest
+from handlers.blocks import Block, context, cut, divider, escape, header, message, section
+
+MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
+
+
+def _lines(items: Sequence[str], what: str) -> str:
+    shown = list(items[:MAX_LINES])
+    if len(items) > MAX_LINES:
+        shown.append(f"…and {len(items) - MAX_LINES} more {what}")
+    return "\n".join(shown)
+
+
+def _pick_up(cluster: StaleCluster, moving_url: str | None) -> str:
+    if cluster.moving:
+        return "restart it: it pulls the moving tag again at start"
+    target = moving_url or "the new tag"
+    return f"edit it to use `{escape(target)}` (or the new immutable tag) and restart"
+
+
+def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
+    """The summary of one rebuild run for one channel."""
+    n_ok, n_fail = len(report.rebuilt), len(report.failed)
+    parts = []
+    if n_ok:
+        parts.append(f"{n_ok} image(s) rebuilt")
+    if n_fail:
+        parts.append(f"{n_fail} failed")
+    if report.base_errors and not parts:
+        parts.append("base check failed")
+    title = "Scheduled rebuild: " + ", ".join(parts)
+    blocks: list[Block] = [header(title)]
+    text_lines = [title + "."]
+
+    if report.rebuilt:
+        lines = []
+        for r in report.rebuilt:
+            d = r.decision
+            where = report.repositories.get(r.image, r.image)
+            why = ", ".join(d.reasons) or "rebuilt"
+            lines.append(f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
+                         f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; pushed "
+                         f"`{escape(where)}` and `{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
+                         f" (build #{r.build.id if r.build else '?'})")
+            text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → "
+                              f"{short_digest(d.new_base_digest)}")
+        blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))
+    if report.failed:
+        lines = []
+        for r in report.failed:
+            facts = [", ".join(r.decision.reasons)] if r.decision.reasons else []
+            if r.build:
+                facts.append(f"build #{r.build.id}")
+            about = f" ({escape('; '.join(facts))})" if facts else ""
+            lines.append(f":x: *{escape(r.image)}*{about}: {escape(cut(r.error or 'failed', 400))}")
+            text_lines.append(f"{r.image} failed: {cut(r.error or 'failed', 200)}")
+        blocks.append(section("*Failed* — the published image is unchanged\n" + _lines(lines, "failures")))
+        blocks.append(context("Details: `/dcs log BUILD_ID`. After fixing, `/dcs rebuild NAME` runs it again."))
+    if report.base_errors:
+        lines = [f":warning: `{escape(check.base_ref)}` could not be checked ({escape(cut(check.error or '', 300))});"
+                 f" affects {escape(', '.join(names))}" for check, names in report.base_errors]
+        blocks.append(section("*Base checks*\n" + _lines(lines, "bases")))
+        text_lines.extend(f"base {check.base_ref} not checked" for check, _ in report.base_errors)
+    if report.stale:
+        lines = []
+        for c in report.stale:
+            running = short_digest(c.running_digest) if c.running_digest else "an older build"
+            lines.append(f"• *{escape(c.cluster_name or c.cluster_id)}* (`{escape(c.cluster_id)}`, {c.state}) "
+                         f"runs {escape(c.image)} at `{running}`, new is `{short_digest(c.new_digest)}`: "
+                         f"{_pick_up(c, report.repositories.get(c.image))}")
+        blocks.append(divider())
+        blocks.append(section("*Clusters still on an older digest*\n" + _lines(lines, "clusters")))
+        text_lines.append(f"{len(report.stale)} cluster(s) still run an older digest")
+    if report.unpatched:
+        names = ", ".join(f"{escape(image)} (`{escape(base)}`)" for image, base in report.unpatched[:MAX_LINES])
+        blocks.append(context(f":information_source: Not on an -LTS tag, so Databricks does not patch the base: "
+                              f"{names}. Move them to an -LTS base to receive fixes."))
+    return message("\n".join(text_lines), blocks)
+
+
+# ---------------------------------------------------------------- pull budget
+
+def budget_lines(report: BudgetReport) -> list[str]:
+    """The facts, as short mrkdwn lines (the /dcs ratelimit answer and the App Home section)."""
+    if report.budget is None:
+        why = escape(report.error) if report.error else "no sample yet: the periodic check has not run"
+        return [f"Docker Hub pull budget: unknown ({why})."]
+    b = report.budget
+    lines = []
+    if b.unlimited:
+        lines.append("*Docker Hub pulls:* unlimited (no rate-limit headers)")
+    else:
+        pct = f" ({b.percent_remaining:.0f}%)" if b.percent_remaining is not None else ""
+        lines.append(f"*Docker Hub pulls left:* {b.remaining if b.remaining is not None else '?'}"
+                     f"/{b.limit if b.limit is not None else '?'}{pct} per {format_window(b.window_seconds)}")
+    who = report.account or "anonymous (this machine's IP)"
+    lines.append(f"Counted for {escape(who)}; checked {escape(report.checked_ago or 'just now')}")
+    if report.spark.strip():
+        lines.append(f"Last 24 h: `{report.spark}`")
+    lines.append(f"Launches in this window need {report.recent_pulls} pull(s); planned ones "
+                 f"{report.planned_pulls} more")
+    if report.error:
+        lines.append(f":warning: Last check failed: {escape(report.error)}")
+    if report.state == "low":
+        lines.append(f":warning: Below the warning line ({report.warn_below} pulls)")
+    return lines
+
+
+def budget_blocks(report: BudgetReport) -> list[Block]:
+    return [section("\n".join(budget_lines(report)))]
+
+
+def budget_message(report: BudgetReport) -> dict[str, Any]:
+    lines = budget_lines(report)
+    return message(lines[0].replace("*", ""), budget_blocks(report))
+
+
+def pull_warning(report: BudgetReport, reason: str) -> dict[str, Any]:
+    b = report.budget
+    numbers = b.describe() if b else "unknown"
+    text = f":warning: Docker Hub pulls are running low: {numbers}."
+    blocks = [
+        section(f"{text}\n{escape(reason)}.\nEvery cluster node pulls its image at start; once the budget is "
+                "spent, launches fail with DOCKER_IMAGE_PULL_FAILURE until the window resets."),
+        section("\n".join(budget_lines(report)[1:])),
+        context("Fixes: set DOCKERHUB_USERNAME/DOCKERHUB_TOKEN for the bot and basic auth on clusters (an "
+                "account has a higher limit), or push images to your own registry. One all-clear follows "
+                "when the budget recovers."),
+    ]
+    return message(text, blocks)
+
+
+def pull_all_clear(report: BudgetReport) -> dict[str, Any]:
+    b = report.budget
+    numbers = b.describe() if b else "unknown"
+    text = f":white_check_mark: Docker Hub pull budget recovered: {numbers}."
+    return message(text, [section(text)])

@@ -1,0 +1,168 @@
+"""Scheduled rebuilds against the real engine and registry, notices to a fake Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from bot.catalog import image_from_dict, image_to_dict, registry_from_dict
+from bot.clients.registry import MANIFEST_ACCEPT
+from bot.config import load_config
+from bot.rebuild import FAILED, REBUILT, UNCHANGED, base_key
+from bot.services import Services
+from jobs.rebuild import rebuild_job
+from tests.fakes.slack import FakeSlack
+
+PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+CHANNEL = "C0BUILDS1"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(channels={CHANNEL: {"name": "dcs-builds"}}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def services(tmp_db, registry, slack) -> Services:  # noqa: ANN001
+    environ = {"DCS_DB": tmp_db, PASSWORD_VAR: registry.password, "SLACK_BOT_TOKEN": "xoxb-test",
+               "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL}
+    if os.environ.get("DOCKER_HOST"):
+        environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    services = Services.from_config(load_config(environ))
+    services.store.add_registry(registry_from_dict({
+        "name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}))
+    return services
+
+
+class Base:
+    """A Databricks-like LTS base in the local registry, under a repository of its own per test."""
+
+    def __init__(self, make_base, push_base, registry) -> None:  # noqa: ANN001
+        self.uid = uuid.uuid4().hex[:8]
+        self.repo = f"rb{self.uid}/databricksruntime/standard"
+        self.ref = f"{registry.host}/{self.repo}:15.4-LTS"
+        self._make, self._push, self._registry = make_base, push_base, registry
+
+    def publish(self, marker: str) -> str:
+        """Push a base with this marker under the SAME tag; returns the new digest."""
+        local = f"dcs-rebuild-base-{self.uid}:{marker}"
+        self._make(local, marker=f"{self.uid}-{marker}")
+        return self._push(local, self._registry, self.repo, "15.4-LTS")
+
+
+@pytest.fixture
+def base(make_base, push_base, registry) -> Base:  # noqa: ANN001
+    return Base(make_base, push_base, registry)
+
+
+def add_image(services: Services, registry, base: Base, name: str, **fields) -> str:  # noqa: ANN001
+    spec = image_from_dict({"name": name, "base": base.ref,
+                            "repository": f"{registry.host}/dcs-rb-{base.uid}/{name}", **fields})
+    services.store.add_image(spec)
+    return name
+
+
+def served_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
+    response = requests.head(f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+                             auth=(registry.username, registry.password), headers={"Accept": MANIFEST_ACCEPT},
+                             timeout=10)
+    return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+
+def notice_text(message) -> str:  # noqa: ANN001
+    return (message.text or "") + json.dumps(message.blocks)
+
+
+def test_moved_base_is_detected_rebuilt_pushed_and_announced_once(services, registry, base, slack):  # noqa: ANN001
+    first_base = base.publish("v1")
+    for name in ("alpha", "beta"):
+        add_image(services, registry, base, name, pip=["requests==2.32.3"])
+    first = rebuild_job(services, ["alpha", "beta"], by_hand=True, source="cli", notify=False)
+    assert [r.status for r in first.run.results] == [REBUILT, REBUILT]
+    before = {r.image: r.pushed_digest for r in first.run.results}
+    assert slack.messages() == []
+
+    # Unchanged base: one HEAD for the one distinct base, no build, no notice.
+    builds_before = services.engine.build_calls
+    quiet = rebuild_job(services)
+    assert [r.status for r in quiet.run.results] == [UNCHANGED, UNCHANGED]
+    assert quiet.run.head_requests == 1
+    assert services.engine.build_calls == builds_before
+    assert slack.messages() == []
+
+    # Upstream pushes a patched base under the same tag.
+    new_base = base.publish("v2")
+    assert new_base != first_base
+    summary = rebuild_job(services)
+
+    assert summary.run.head_requests == 1
+    assert [r.status for r in summary.run.results] == [REBUILT, REBUILT]
+    for result in summary.run.results:
+        assert result.decision.old_base_digest == first_base
+        assert result.decision.new_base_digest == new_base
+        assert result.build.base_digest == new_base
+        assert result.pushed_digest != before[result.image]
+        # The registry now serves the new image under the moving tag and the new immutable tag.
+        repo = f"dcs-rb-{base.uid}/{result.image}"
+        assert served_digest(registry, repo, "latest") == result.pushed_digest
+        assert served_digest(registry, repo, result.immutable_tag) == result.pushed_digest
+    assert services.store.query("SELECT digest FROM base_checks WHERE base_ref = ?",
+                                (base_key(services.store.get_image("alpha")),))[0]["digest"] == new_base
+
+    messages = slack.messages()
+    assert len(messages) == 1, [m.text for m in messages]
+    notice = messages[0]
+    assert notice.channel == CHANNEL
+    text = notice_text(notice)
+    for fragment in ("alpha", "beta", first_base.split(":")[1][:12], new_base.split(":")[1][:12]):
+        assert fragment in text
+    assert summary.posted == [CHANNEL]
+
+    # Next run: nothing moved any more, so nothing happens.
+    again = rebuild_job(services)
+    assert {r.status for r in again.run.results} == {UNCHANGED}
+    assert len(slack.messages()) == 1
+
+
+def test_a_failing_build_is_named_and_the_others_still_complete(services, registry, base, slack):  # noqa: ANN001
+    base.publish("v1")
+    for name in ("a-broken", "b-good", "c-good"):
+        add_image(services, registry, base, name, pip=["requests==2.32.3"])
+    first = rebuild_job(services, None, by_hand=True, source="cli", notify=False)
+    assert {r.status for r in first.run.results} == {REBUILT}
+
+    # The first image (processed first, alphabetically) now cannot build; then the base moves.
+    spec = image_to_dict(services.store.get_image("a-broken"))
+    services.store.add_image(image_from_dict({**spec, "pip": ["requests==2.32.3", "dcs-test-broken==1.0"]}),
+                             replace=True)
+    new_base = base.publish("v2")
+    summary = rebuild_job(services)
+
+    status = {r.image: r.status for r in summary.run.results}
+    assert status == {"a-broken": FAILED, "b-good": REBUILT, "c-good": REBUILT}
+    for name in ("b-good", "c-good"):
+        built = next(r for r in summary.run.results if r.image == name)
+        assert served_digest(registry, f"dcs-rb-{base.uid}/{name}", "latest") == built.pushed_digest
+        assert built.build.base_digest == new_base
+    broken = next(r for r in summary.run.results if r.image == "a-broken")
+    assert "dcs-test-broken" in (broken.error or "") or "pip" in (broken.error or "")
+    # The published image of the broken one is untouched.
+    published = next(r for r in first.run.results if r.image == "a-broken").pushed_digest
+    assert served_digest(registry, f"dcs-rb-{base.uid}/a-broken", "latest") == published
+
+    messages = slack.messages()
+    assert len(messages) == 1
+    text = notice_text(messages[0])
+    assert "a-broken" in text and f"#{broken.build.id}" in text
+    assert "b-good" in text and "c-good" in text
+
+    # The same failure is not retried and re-announced every interval.
+    again = rebuild_job(services)
+    assert {r.image: r.status for r in again.run.results}["a-broken"] == UNCHANGED
+    assert len(slack.messages()) == 1
