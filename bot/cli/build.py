@@ -58,9 +58,10 @@ class _ProgressBar:
     """A rich progress bar on stderr; plain lines when stderr is not a terminal (CI logs)."""
 
     def __init__(self, ctx, name: str) -> None:  # noqa: ANN001
-        self.quiet = ctx.json
+        # Progress always goes to stderr, so `--json` output on stdout stays parseable in pipelines.
+        self.quiet = False
         self.console = ctx.console(stderr=True)
-        self.live = self.console.is_terminal and not self.quiet
+        self.live = self.console.is_terminal and not ctx.json
         self.name = name
         self._progress = None
         self._task = None
