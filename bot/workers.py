@@ -82,7 +82,7 @@ class Workers:
             job = _Job(key, fn, args, kwargs, Future())
             self._queue[key] = job
             self._ensure_threads()
-            position = len(self._running) + len(self._queue) > self.size and self._position_locked(key) or 0
+            position = self._position_locked(key) or 0
             self._cond.notify()
             return Ticket(key, position, job.future)
 

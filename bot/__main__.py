@@ -1,0 +1,149 @@
+"""`dcs-bot`: run the Slack bot. Socket Mode by default; `--http` serves Slack's HTTP requests.
+
+The only place (with the CLI) that reads the environment, configures logging and starts threads.
+Start-up refuses to run with a configuration the chosen mode cannot work with, naming what is missing,
+so a missing signing secret never turns into a 500 on Slack's first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from bot.config import Config, load_config, read_environment
+from bot.errors import ConfigError
+
+log = logging.getLogger("bot")
+
+# Background work started next to the bot (scheduled rebuilds, rate-limit watch, cluster tracking).
+# Each starter is `starter(ctx: handlers.context.AppContext, args: argparse.Namespace)` and returns a
+# stop function or None. `ctx.services`, `ctx.workers`, `ctx.client`, `ctx.builder` are there;
+# `args.no_scheduler` is True when the operator asked for no scheduled jobs. Features append their
+# starter here (one line).
+BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = []
+
+EX_CONFIG = 78
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dcs-bot", description="The DCS Slack bot (Socket Mode by default).")
+    parser.add_argument("--http", action="store_true", help="serve Slack's HTTP requests instead of Socket Mode")
+    parser.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
+    parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default $PORT or 3000)")
+    parser.add_argument("--threads", type=int, default=None, help="HTTP mode: server threads (default 16)")
+    parser.add_argument("--no-scheduler", action="store_true", help="do not start scheduled background jobs")
+    parser.add_argument("--env-file", default=".env", help="read variables from this file too (default .env)")
+    args = parser.parse_args(argv)
+    if not args.http and (args.port is not None or args.threads is not None or args.host != "0.0.0.0"):  # noqa: S104
+        parser.error("--host, --port and --threads only apply with --http")
+    return args
+
+
+def configure_logging(config: Config) -> None:
+    from bot.redact import RedactingFilter, Redactor
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor(config.secret_values())))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level)
+    # Bolt and slack_sdk log request bodies at DEBUG; keep them at INFO even when we debug.
+    for noisy in ("slack_bolt", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(config.log_level)))
+
+
+def startup_problems(config: Config, mode: str) -> list[str]:
+    problems = list(config.missing_for(mode))
+    if mode == "socket" and config.slack_app_token and not config.slack_app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token (xapp-…) with the connections:write scope")
+    return problems
+
+
+def start_background(ctx: object, args: argparse.Namespace) -> list[Callable[[], None]]:
+    stops = []
+    for starter in BACKGROUND_STARTERS:
+        stop = starter(ctx, args)
+        if stop is not None:
+            stops.append(stop)
+    return stops
+
+
+def fail(message: str, code: int = EX_CONFIG) -> int:
+    print(f"dcs-bot: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = "http" if args.http else "socket"
+    try:
+        config = load_config(read_environment(os.environ, args.env_file))
+    except ConfigError as exc:
+        return fail(exc.message)
+    problems = startup_problems(config, mode)
+    if problems:
+        lines = "\n".join(f"- {p}" for p in problems)
+        hint = "" if args.http else "\n(HTTP mode instead: dcs-bot --http, which needs SLACK_SIGNING_SECRET.)"
+        return fail(f"cannot start in {mode} mode:\n{lines}\nSet them in the environment or in .env.{hint}")
+    configure_logging(config)
+
+    from slack_bolt.error import BoltError
+
+    from bot.app import app_context, create_app
+    from bot.services import Services
+    from bot.workers import Workers
+
+    services = Services.from_config(config)
+    interrupted = services.store.mark_interrupted()
+    if interrupted:
+        log.warning("builds %s were cut short by the last stop; marked interrupted", interrupted)
+    workers = Workers(config.workers)
+    try:
+        app = create_app(config, services, workers, verify_token=True)  # auth.test: a bad token stops us here
+    except BoltError as exc:
+        workers.shutdown(wait=False)
+        return fail(f"Slack refused the bot token ({exc}). Check SLACK_BOT_TOKEN and SLACK_API_URL.")
+    ctx = app_context(app)
+    stops = start_background(ctx, args)
+    _stop_on_sigterm()
+    try:
+        if args.http:
+            from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
+
+            port = args.port if args.port is not None else int(config.environ.get("PORT") or 3000)
+            server = create_server(make_wsgi_app(app, services), args.host, port, args.threads or DEFAULT_THREADS)
+            log.info("dcs-bot listening on http://%s:%s/slack/events", args.host, server.effective_port)
+            server.run()
+        else:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(app, config.slack_app_token)
+            log.info("dcs-bot connecting to Slack in Socket Mode")
+            handler.connect()
+            threading.Event().wait()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("dcs-bot stopping")
+    finally:
+        for stop in stops:
+            stop()
+        workers.shutdown(wait=True, timeout=10)
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

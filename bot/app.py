@@ -1,0 +1,87 @@
+"""The Bolt app factory. Building it touches no network (unless `verify_token=True`, used at start-up).
+
+Slack surfaces are modules with `register(app, ctx)`, listed in SURFACES: a feature adds its module
+with a one-line edit. `/dcs` subcommands go in `ctx.commands`, Home sections in `ctx.home_sections`
+(see handlers/__init__.py for the whole contract).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.builder import Builder
+from bot.config import Config
+from bot.services import Services
+from bot.slack_client import make_web_client
+from bot.workers import Workers
+from handlers.commands import CommandTable
+from handlers.context import AppContext, reference_id
+
+log = logging.getLogger(__name__)
+
+# Slack surfaces, registered in this order. Bolt runs the FIRST listener matching an action, so
+# features go above "handlers.placeholders", which must stay last (its fallbacks yield to real ones).
+SURFACES: list[str] = [
+    "handlers.commands",
+    "handlers.actions",
+    "handlers.views",
+    "handlers.home",
+    "handlers.placeholders",
+]
+
+# Acks are answered from these threads (Bolt's default is 5, shared by every listener); our listeners
+# only validate, claim and queue, so the pool can stay small but must not be the bottleneck under load.
+LISTENER_THREADS = 16
+
+_contexts: weakref.WeakKeyDictionary[App, AppContext] = weakref.WeakKeyDictionary()
+
+
+def build_context(config: Config, services: Services, workers: Workers, client: WebClient | None = None) -> AppContext:
+    from handlers.home import default_sections
+
+    return AppContext(config=config, services=services, workers=workers, builder=Builder(services),
+                      client=client or make_web_client(config), commands=CommandTable(),
+                      home_sections=default_sections())
+
+
+def create_app(config: Config, services: Services, workers: Workers, *, verify_token: bool = False,
+               surfaces: list[str] | None = None) -> App:
+    ctx = build_context(config, services, workers)
+    app = App(
+        client=ctx.client,
+        # A missing secret is refused at start-up (bot/__main__.py); a random one here means an app built
+        # without it can never accept a request, instead of accepting ones signed with an empty key.
+        signing_secret=config.slack_signing_secret or secrets.token_hex(32),
+        token_verification_enabled=verify_token,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
+        name="dcs-bot",
+    )
+    for name in surfaces if surfaces is not None else SURFACES:
+        importlib.import_module(name).register(app, ctx)
+
+    @app.error
+    def unexpected(error: Exception, body: dict[str, Any]) -> None:
+        ref = reference_id()
+        log.error("unhandled error in a Slack listener (ref %s)", ref, exc_info=error)
+        url = body.get("response_url") if isinstance(body, dict) else None
+        if url:
+            from handlers.blocks import apology
+            from handlers.builds import tell
+
+            workers.quick(tell, url, apology(ref))
+
+    _contexts[app] = ctx
+    return app
+
+
+def app_context(app: App) -> AppContext:
+    """The context an app was built with (for start-up hooks and tests)."""
+    return _contexts[app]

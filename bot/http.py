@@ -1,0 +1,100 @@
+"""HTTP mode: a WSGI app (Slack events + health check) served by waitress with several threads.
+
+`POST /slack/events` goes to Bolt's WSGI adapter (signature and timestamp checks, 401 on failure).
+`GET /healthz` answers 200 with `{"status", "database", "docker"}` while the database answers (Slack
+commands still work with the engine down; builds fail with a clear message), 503 when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+DEFAULT_THREADS = 16
+DOCKER_CHECK_SECONDS = 3.0
+HEALTH_CACHE_SECONDS = 5.0
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Health:
+    """Database and engine reachability, cached briefly so a busy probe cannot hammer dockerd."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def check(self) -> dict[str, Any]:
+        with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < HEALTH_CACHE_SECONDS:
+                return self._cached[1]
+        result = {"database": self._database(), "docker": self._docker()}
+        result["status"] = "ok" if all(result.values()) else "degraded"
+        with self._lock:
+            self._cached = (time.monotonic(), result)
+        return result
+
+    def _database(self) -> bool:
+        try:
+            return self.services.store.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" for the probe
+            log.warning("health: database check failed: %s", type(exc).__name__)
+            return False
+
+    def _docker(self) -> bool:
+        # The engine client is created lazily and its ping can hang on a dead socket: bound it.
+        answer: list[bool] = []
+
+        def ping() -> None:
+            try:
+                answer.append(bool(self.services.engine.ping()))
+            except Exception:  # noqa: BLE001 - EngineUnavailable or a transport error
+                answer.append(False)
+
+        thread = threading.Thread(target=ping, daemon=True, name="health-docker")
+        thread.start()
+        thread.join(DOCKER_CHECK_SECONDS)
+        return bool(answer and answer[0])
+
+
+def make_wsgi_app(app: App, services: Services) -> WsgiApp:
+    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    health = Health(services)
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            result = health.check()
+            body = json.dumps(result).encode()
+            status = "200 OK" if result["database"] else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body] if method == "GET" else []
+        if path == EVENTS_PATH and method != "POST":
+            body = b"Slack sends POST requests here."
+            start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "POST")])
+            return [body]
+        return slack(environ, start_response)
+
+    return wsgi
+
+
+def create_server(wsgi: WsgiApp, host: str, port: int, threads: int = DEFAULT_THREADS) -> Any:
+    """A waitress server (not yet running): `.effective_port`, `.run()`, `.close()`."""
+    from waitress import create_server as waitress_server
+
+    return waitress_server(wsgi, host=host, port=port, threads=threads, ident="dcs-bot",
+                           channel_timeout=30, clear_untrusted_proxy_headers=True)

@@ -1,0 +1,316 @@
+"""Pure Block Kit builders: data in, JSON-ready dicts out. No Slack client, no store, no clock.
+
+Everything that leaves here respects Slack's limits (3000 characters per section, 50 blocks per
+message, 4000 characters of fallback text); user-supplied text is escaped for mrkdwn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.store import Build, PushRecord, parse_time
+
+SECTION_LIMIT = 3000
+TEXT_LIMIT = 4000
+MESSAGE_BLOCKS = 50
+VIEW_BLOCKS = 100
+BAR_WIDTH = 20
+STATUS_EMOJI = {"queued": ":hourglass_flowing_sand:", "running": ":gear:", "succeeded": ":white_check_mark:",
+                "failed": ":x:", "interrupted": ":warning:"}
+CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
+PHASE_LABEL = {"resolve": "Checking the base", "pull": "Pulling the base", "build": "Building",
+               "doctor": "Doctor checks", "push": "Pushing", "done": "Finishing"}
+
+Block = dict[str, Any]
+
+
+# ---------------------------------------------------------------- primitives
+def escape(text: str) -> str:
+    """mrkdwn control characters; Slack wants exactly these three escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int, *, keep: str = "head") -> str:
+    """Shorten to `limit` characters with a visible marker; `keep="tail"` keeps the end (log tails)."""
+    if len(text) <= limit:
+        return text
+    marker = "…"
+    return marker + text[-(limit - 1):] if keep == "tail" else text[: limit - 1] + marker
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}, **extra}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": cut(text, 150), "emoji": True}}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": cut(text, 75)},
+                               "action_id": action_id, "value": cut(value, 2000)}
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(block_id: str, *elements: dict[str, Any]) -> Block:
+    return {"type": "actions", "block_id": block_id, "elements": list(elements)}
+
+
+def code(text: str, limit: int = SECTION_LIMIT) -> str:
+    """A ``` block whose whole (fences included) fits in `limit`; long text keeps its end."""
+    body = cut(text.replace("```", "'''"), limit - 8, keep="tail")
+    return f"```\n{body}\n```"
+
+
+def fit(blocks: Sequence[Block], limit: int = MESSAGE_BLOCKS, what: str = "items") -> list[Block]:
+    """At most `limit` blocks; the last one says how many were left out."""
+    blocks = list(blocks)
+    if len(blocks) <= limit:
+        return blocks
+    dropped = len(blocks) - (limit - 1)
+    return [*blocks[: limit - 1], context(f"…and {dropped} more {what} not shown (Slack shows at most {limit}).")]
+
+
+def message(text: str, blocks: Sequence[Block]) -> dict[str, Any]:
+    """Keyword arguments for chat.postMessage / chat.update / ack()."""
+    return {"text": cut(text, TEXT_LIMIT), "blocks": fit(blocks)}
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    full = round(fraction * width)
+    return "█" * full + "░" * (width - full) + f" {round(fraction * 100):>3d}%"
+
+
+def ago(when: str | None, now: datetime) -> str:
+    moment = parse_time(when)
+    if moment is None:
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return "–"
+    return digest if len(digest) <= 19 else digest[:19] + "…"
+
+
+def user(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id and user_id[:1] in "UW" else escape(user_id or "someone")
+
+
+# ---------------------------------------------------------------- builds
+@dataclass(frozen=True)
+class LaunchButton:
+    """The value of the "Launch cluster" button: JSON `{"image": NAME, "build": ID}`."""
+
+    image: str
+    build: int
+
+    def encode(self) -> str:
+        return json.dumps({"image": self.image, "build": self.build})
+
+    @classmethod
+    def decode(cls, value: str) -> LaunchButton:
+        data = json.loads(value)
+        return cls(str(data["image"]), int(data["build"]))
+
+
+def build_title(build: Build) -> str:
+    verb = "Build and push" if build.push_requested else "Build"
+    return f"{verb} #{build.id} of *{escape(build.image)}*"
+
+
+def build_queued(build: Build, position: int) -> dict[str, Any]:
+    where = f"{ordinal(position)} in line" if position > 0 else "starting"
+    text = f"{build_title(build)}: queued ({where})"
+    return message(text, [section(f":hourglass_flowing_sand: {text}. The bot runs a limited number of builds at "
+                                  "once; this message updates when it starts."),
+                          context(f"Requested by {user(build.requester)}")])
+
+
+def build_progress(build: Build, phase: str, step: int, total: int, line: str, fraction: float) -> dict[str, Any]:
+    label = PHASE_LABEL.get(phase, phase)
+    step_text = f" — step {step} of {total}" if phase == "build" and total else ""
+    current = f"\n`{escape(cut(line.strip(), 300))}`" if line.strip() else ""
+    text = f"{build_title(build)}: {label}{step_text}"
+    return message(text, [section(f":gear: {text}\n`{progress_bar(fraction)}`{current}"),
+                          context(f"Requested by {user(build.requester)}")])
+
+
+def doctor_table(rows: Iterable[dict[str, str]]) -> str:
+    rows = list(rows)
+    if not rows:
+        return "_no doctor report_"
+    width = max(len(r.get("name", "")) for r in rows)
+    lines = [f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
+             for r in rows]
+    return code("\n".join(lines))
+
+
+def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: int = 15) -> dict[str, Any]:
+    """The final message: result, duration, doctor table, digest, and what to do next."""
+    emoji = STATUS_EMOJI.get(build.status, "")
+    text = f"{build_title(build)} {build.status} in {duration(build.duration_seconds)}"
+    blocks: list[Block] = [section(f"{emoji} {text}")]
+    facts = [f"*Requested by* {user(build.requester)}"]
+    if build.base_ref:
+        facts.append(f"*Base* `{escape(build.base_ref)}`")
+    if build.tags:
+        facts.append("*Tags* " + ", ".join(f"`{escape(t)}`" for t in build.tags))
+    if build.pushed_digest:
+        facts.append(f"*Pushed digest* `{build.pushed_digest}`")
+        for push in pushes:
+            facts.append(f"• `{escape(push.repository)}:{escape(push.tag)}`"
+                         + (" (verified)" if push.verified else ""))
+    blocks.append(section("\n".join(facts)))
+    if build.doctor:
+        blocks.append(section("*Doctor*\n" + doctor_table(build.doctor)))
+    if build.status != "succeeded":
+        step = f"*Failed at* `{escape(cut(build.failed_step, 300))}`\n" if build.failed_step else ""
+        blocks.append(section(f"{step}*Why* {escape(build.error or 'unknown')}"))
+        if build.log_tail:
+            tail = "\n".join(build.log_tail.splitlines()[-log_lines:])
+            blocks.append(section("*Last log lines*\n" + code(tail, SECTION_LIMIT - 20)))
+    buttons = [button("Show log", "build_show_log", str(build.id))]
+    if build.status == "succeeded":
+        buttons.insert(0, button("Launch cluster", "launch_cluster", LaunchButton(build.image, build.id).encode(),
+                                 style="primary"))
+    else:
+        buttons.append(button("Retry", "build_retry", json.dumps({"image": build.image,
+                                                                   "push": build.push_requested})))
+    blocks.append(actions(f"build_{build.id}", *buttons))
+    return message(text, blocks)
+
+
+def build_log(build: Build, lines: int = 60) -> dict[str, Any]:
+    if not build.log_tail:
+        text = f"Build #{build.id} of {escape(build.image)} has no log yet (status: {build.status})."
+        return message(text, [section(text)])
+    tail = "\n".join(build.log_tail.splitlines()[-lines:])
+    text = f"Last log lines of build #{build.id} of {escape(build.image)} ({build.status})"
+    return message(text, [section(f"*{text}*"), section(code(tail))])
+
+
+def build_line(build: Build, now: datetime, position: int | None = None) -> str:
+    emoji = STATUS_EMOJI.get(build.status, "")
+    state = build.status
+    if build.status == "queued" and position:
+        state = f"queued, {ordinal(position)} in line"
+    when = ago(build.finished_at or build.started_at or build.requested_at, now)
+    extra = f" `{short_digest(build.pushed_digest)}`" if build.pushed_digest else ""
+    return f"{emoji} *#{build.id}* {escape(build.image)} — {state}, {when}{extra} ({user(build.requester)})"
+
+
+def build_detail(build: Build, now: datetime, position: int | None = None) -> dict[str, Any]:
+    lines = [build_line(build, now, position)]
+    if build.finished:
+        lines.append(f"Duration {duration(build.duration_seconds)}")
+    if build.error:
+        lines.append(f"*Why* {escape(cut(build.error, 1000))}")
+    if build.failed_step:
+        lines.append(f"*Failed at* `{escape(cut(build.failed_step, 300))}`")
+    blocks = [section("\n".join(lines))]
+    if build.doctor:
+        blocks.append(section("*Doctor*\n" + doctor_table(build.doctor)))
+    return message(f"Build #{build.id} of {build.image}: {build.status}", blocks)
+
+
+def builds_overview(active: Sequence[Build], recent: Sequence[Build], now: datetime,
+                    positions: dict[int, int]) -> dict[str, Any]:
+    blocks: list[Block] = []
+    if active:
+        blocks.append(section("*In progress*\n" + "\n".join(build_line(b, now, positions.get(b.id))
+                                                             for b in active)))
+    else:
+        blocks.append(section("*In progress*\nNothing is building right now."))
+    if recent:
+        blocks.append(section("*Recent*\n" + "\n".join(build_line(b, now) for b in recent)))
+    blocks.append(context("Details of one build: `/dcs status BUILD_ID`; its log: `/dcs log BUILD_ID`."))
+    return message(f"{len(active)} build(s) in progress", blocks)
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+# ---------------------------------------------------------------- errors
+def apology(reference: str) -> dict[str, Any]:
+    text = (f":warning: Sorry, something went wrong on my side (reference `{reference}`). The details are in the "
+            "bot's log; please pass the reference to whoever runs the bot.")
+    return message(text, [section(text)])
+
+
+def problem(text: str) -> dict[str, Any]:
+    return message(text, [section(f":warning: {escape(text)}")])
+
+
+def notice(text: str) -> dict[str, Any]:
+    """Plain mrkdwn text we wrote ourselves (not escaped: it may contain links and formatting)."""
+    return message(text, [section(text)])
+
+
+# ---------------------------------------------------------------- catalog
+@dataclass(frozen=True)
+class CatalogRow:
+    """One image with its latest build and latest successful build (either may be None)."""
+
+    name: str
+    base: str
+    repository: str
+    schedule: str | None
+    last: Build | None
+    last_good: Build | None
+
+
+def image_line(row: CatalogRow, now: datetime) -> str:
+    head = f"*{escape(row.name)}*  `{escape(row.base)}` → `{escape(row.repository)}`"
+    if row.last is None:
+        state = "never built"
+    else:
+        state = (f"{STATUS_EMOJI.get(row.last.status, '')} #{row.last.id} {row.last.status} "
+                 f"{ago(row.last.finished_at or row.last.started_at or row.last.requested_at, now)}")
+    digest = row.last_good.pushed_digest if row.last_good else None
+    pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
+    schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
+    return f"{head}\n{state}{pushed}{schedule}"
+
+
+EMPTY_CATALOG = ("The catalog is empty. An admin adds the first image with `/dcs image add` (a form) or "
+                 "`/dcs image add NAME base=databricksruntime/standard:15.4-LTS repository=REGISTRY/REPO`.")
+
+
+def images_list(rows: Sequence[CatalogRow], now: datetime) -> dict[str, Any]:
+    if not rows:
+        return message(EMPTY_CATALOG, [section(EMPTY_CATALOG)])
+    blocks = [section(f"*{len(rows)} image(s) in the catalog*")]
+    blocks += [section(image_line(row, now)) for row in rows]
+    blocks.append(context("Build one: `/dcs build NAME [push]`. Details of a build: `/dcs status BUILD_ID`."))
+    return message(f"{len(rows)} image(s) in the catalog", fit(blocks, what="images"))

@@ -1,0 +1,246 @@
+"""Builds from Slack: `/dcs build`, `status`, `log`, and the job that keeps one channel message current.
+
+`start_build()` is what every entry point uses (the command, the Retry and Build buttons, and scheduled
+rebuilds that want a Slack message): it claims the interaction, queues the build row, hands the job to
+the worker pool and returns what to tell the user, all in a few milliseconds. The job posts nothing
+itself until the first message exists (posted on the quick lane), then feeds the builder's progress to
+a throttled `ProgressMessage` and ends with the result, the doctor table, the digest and buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from typing import Any
+
+from slack_sdk.webhook import WebhookClient
+
+from bot.builder import BuildProgress
+from bot.errors import DcsError, InvalidInput
+from bot.permissions import Role
+from bot.progress_message import ProgressMessage
+from bot.slack_client import TIMEOUT_SECONDS, SlackError, call
+from bot.store import Build
+from bot.workers import QueueFull, Ticket
+from handlers import blocks as bk
+from handlers.commands import CommandContext, Subcommand, now
+from handlers.context import AppContext, reference_id
+
+log = logging.getLogger(__name__)
+
+ANNOUNCE_WAIT_SECONDS = 60
+ACTIVE_STATES = ("running", "queued")
+
+
+@dataclass(frozen=True)
+class StartedBuild:
+    build: Build
+    reply: dict[str, Any]  # what to tell the person who asked (ephemeral)
+    ticket: Ticket | None = None
+    duplicate: bool = False  # a retry/double click, or the image was already building: nothing new started
+
+
+def job_key(build_id: int) -> str:
+    return f"build:{build_id}"
+
+
+def add_commands(ctx: AppContext) -> None:
+    ctx.commands.add(Subcommand("build", "Build an image; `push` also pushes it (after the doctor passes).",
+                                "build NAME [push] [force]", Role.BUILDER, build_command))
+    ctx.commands.add(Subcommand("status", "Builds in progress and the latest ones, or one build in detail.",
+                                "status [BUILD_ID]", Role.EVERYONE, status_command))
+    ctx.commands.add(Subcommand("log", "The last log lines of a build.", "log BUILD_ID", Role.EVERYONE,
+                                log_command))
+
+
+# ---------------------------------------------------------------- commands
+def build_command(cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=3)
+    if not cmd.args:
+        raise InvalidInput("NAME", "", "is missing", "Usage: `/dcs build NAME [push] [force]`, e.g. "
+                                                     "`/dcs build team-pandas push`.")
+    name, *words = cmd.args
+    flags = {w.lower() for w in words}
+    unknown = sorted(flags - {"push", "force"})
+    if unknown:
+        raise InvalidInput("build option", unknown[0], "is not a build option",
+                           "Use `push` to push after building and `force` (admins) to push despite doctor failures.")
+    if "force" in flags:
+        refusal = cmd.app.permitted(cmd.user_id, Role.ADMIN, "build.force", name,
+                                     doing="push despite doctor failures (`force`)")
+        if refusal:
+            cmd.reply(bk.notice(refusal))
+            return
+    started = start_build(cmd.app, name, push="push" in flags, force="force" in flags, requester=cmd.user_id,
+                          channel=cmd.channel_id, claim_key=cmd.claim_key, response_url=cmd.response_url)
+    cmd.reply(started.reply)
+
+
+def status_command(cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=1)
+    store = cmd.app.store
+    positions = _positions(cmd.app)
+    if cmd.args:
+        build = store.get_build(parse_build_id(cmd.args[0]))
+        cmd.reply(bk.build_detail(build, now(), positions.get(build.id)))
+        return
+    active = [b for state in ACTIVE_STATES for b in store.builds(status=state, limit=20)]
+    recent = [b for b in store.builds(limit=15) if b.finished][:5]
+    cmd.reply(bk.builds_overview(active, recent, now(), positions))
+
+
+def log_command(cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=1)
+    if not cmd.args:
+        raise InvalidInput("BUILD_ID", "", "is missing", "Usage: `/dcs log BUILD_ID`; `/dcs status` lists builds.")
+    cmd.reply(log_content(cmd.app, parse_build_id(cmd.args[0])))
+
+
+def log_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
+    build = ctx.store.get_build(build_id)
+    redact = ctx.services.redactor
+    if build.log_tail:
+        build = _with_log(build, redact(build.log_tail))
+    return bk.build_log(build)
+
+
+def parse_build_id(text: str) -> int:
+    raw = text.strip().lstrip("#")
+    if not raw.isdigit() or len(raw) > 12:
+        raise InvalidInput("BUILD_ID", text, "is not a build number", "Use the number shown by `/dcs status`, e.g. 12.")
+    return int(raw)
+
+
+# ---------------------------------------------------------------- starting a build
+def start_build(ctx: AppContext, image: str, *, push: bool, force: bool = False, requester: str,
+                channel: str, claim_key: str, response_url: str | None = None,
+                source: str = "slack") -> StartedBuild:
+    """Queue a build unless this interaction was already handled or the image is already building."""
+    store = ctx.store
+    store.get_image(image)  # NotFound with the known names
+
+    def claim_and_queue() -> tuple[Build, bool]:
+        # Under the store's lock: a retry racing the original waits here and then sees its claim and build.
+        if not store.claim(claim_key, "build"):
+            ref = store.claim_ref(claim_key)
+            if ref and ref.isdigit():
+                return store.get_build(int(ref)), True
+            raise DcsError("This request was already handled.")
+        active = store.active_build(image)
+        if active is not None:
+            store.set_claim_ref(claim_key, str(active.id))
+            return active, True
+        queued = ctx.builder.enqueue(image, push=push, force=force, requester=requester, source=source,
+                                     slack_channel=channel)
+        store.set_claim_ref(claim_key, str(queued.id))
+        return queued, False
+
+    build, duplicate = store.with_lock(claim_and_queue)
+    if duplicate:
+        position = ctx.workers.position(job_key(build.id))
+        where = _where(build, position)
+        return StartedBuild(build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was "
+                                             "started."), duplicate=True)
+    detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
+    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued",
+                detail=detail)
+    announced: Future = Future()
+    try:
+        ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announced, response_url)
+    except QueueFull as exc:
+        store.update_build(build.id, status="failed", error=exc.message)
+        raise
+    ctx.workers.quick(announce, ctx, build, channel, ticket.position, announced, response_url)
+    if ticket.queued:
+        text = (f"{bk.build_title(build)} is queued: {bk.ordinal(ticket.position)} in line (the bot runs "
+                f"{ctx.workers.size} job(s) at once). The message in the channel updates when it starts.")
+    else:
+        text = f"{bk.build_title(build)} started. Follow it in the channel message."
+    return StartedBuild(build, bk.notice(text), ticket)
+
+
+def announce(ctx: AppContext, build: Build, channel: str, position: int, announced: Future,
+             response_url: str | None) -> None:
+    """Post the build's channel message; the job waits for its (channel, ts)."""
+    content = bk.build_queued(build, position)
+    try:
+        posted = call(ctx.client, "chat.postMessage", channel=channel, **content)
+        where = (posted.get("channel") or channel, posted["ts"])
+        ctx.store.update_build(build.id, slack_channel=where[0], slack_ts=where[1])
+        announced.set_result(where)
+    except SlackError as exc:
+        announced.set_result(None)
+        tell(response_url, bk.notice(f":warning: I could not post build #{build.id}'s progress here: {exc.message} "
+                                     f"The build goes on; follow it with `/dcs status {build.id}`."))
+    except Exception:
+        announced.set_result(None)
+        raise
+
+
+def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_url: str | None) -> None:
+    """The worker-pool job: run the build and keep its message current."""
+    try:
+        where = announced.result(timeout=ANNOUNCE_WAIT_SECONDS)
+    except FutureTimeout:
+        where = None
+    build = ctx.store.get_build(build_id)
+    message = ProgressMessage(ctx.client, where[0], where[1], label=f"build #{build_id}") if where else None
+
+    def progress(report: BuildProgress) -> None:
+        if message is not None and report.phase != "done":
+            message.update(**bk.build_progress(build, report.phase, report.step, report.total, report.message,
+                                               report.fraction))
+
+    reference = None
+    try:
+        ctx.builder.run(build_id, progress)
+    except Exception:
+        reference = reference_id()
+        log.exception("build #%s crashed (ref %s)", build_id, reference)
+    final = ctx.store.get_build(build_id)
+    content = bk.build_result(final, ctx.store.pushes(build_id))
+    if reference:
+        content["blocks"] = bk.fit([*content["blocks"], *bk.apology(reference)["blocks"]])
+    if message is not None:
+        if message.finish(**content):
+            return
+        if message.last_error in ("msg_too_long", "invalid_blocks"):
+            short = bk.build_result(_with_log(final, ""), ())
+            if message.finish(**short):
+                return
+    tell(response_url, content)
+
+
+def tell(response_url: str | None, content: dict[str, Any]) -> None:
+    """An ephemeral note to the person who asked, through the interaction's response_url."""
+    if not response_url:
+        return
+    try:
+        WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(response_type="ephemeral",
+                                                                  replace_original=False, **content)
+    except Exception as exc:  # noqa: BLE001 - best effort: the build result is in the store and /dcs status
+        log.warning("could not answer through the response_url: %s", type(exc).__name__)
+
+
+# ---------------------------------------------------------------- helpers
+def _positions(ctx: AppContext) -> dict[int, int]:
+    out = {}
+    for key, position in ctx.workers.snapshot().items():
+        if key.startswith("build:") and key[6:].isdigit():
+            out[int(key[6:])] = position
+    return out
+
+
+def _where(build: Build, position: int | None) -> str:
+    if build.status == "queued" and position:
+        return f"queued ({bk.ordinal(position)} in line)"
+    if build.status in ACTIVE_STATES:
+        return "running" if build.status == "running" else "queued"
+    return build.status
+
+
+def _with_log(build: Build, log_tail: str) -> Build:
+    return replace(build, log_tail=log_tail)
+

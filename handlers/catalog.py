@@ -1,0 +1,106 @@
+"""The catalog from Slack: `/dcs images` and `/dcs image add` (a form, or key=value for power users)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from bot.catalog import ImageSpec, image_from_dict
+from bot.errors import InvalidInput, InvalidInputs
+from bot.packages import split_requirements
+from bot.permissions import Role
+from bot.slack_client import SlackError, call
+from bot.store import Store
+from handlers import blocks as bk
+from handlers.commands import CommandContext, Subcommand, now
+from handlers.context import AppContext
+
+log = logging.getLogger(__name__)
+
+# key=value names accepted by `image add`, mapped to catalog fields.
+ADD_OPTIONS = {
+    "base": "base", "repository": "repository", "repo": "repository", "registry": "registry", "pip": "pip",
+    "apt": "apt", "tag": "tag", "immutable_tag": "immutable_tag", "schedule": "schedule",
+    "notify": "notify_channel", "notify_channel": "notify_channel", "description": "description",
+}
+
+
+def add_commands(ctx: AppContext) -> None:
+    ctx.commands.add(Subcommand("images", "The catalog: every image with its last build and pushed digest.",
+                                "images", Role.EVERYONE, images_command))
+    ctx.commands.add(Subcommand("image add", "Add an image to the catalog (opens a form without arguments).",
+                                "image add [NAME base=... repo=... pip=a,b apt=c schedule=\"0 3 * * 1\" "
+                                "notify=#channel]", Role.ADMIN, image_add_command))
+
+
+def catalog_rows(store: Store) -> list[bk.CatalogRow]:
+    rows = []
+    for spec in store.list_images():
+        rows.append(bk.CatalogRow(spec.name, spec.base, spec.repository, spec.schedule,
+                                  store.last_build(spec.name), store.last_build(spec.name, status="succeeded")))
+    return rows
+
+
+def images_command(cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=0)
+    cmd.reply(bk.images_list(catalog_rows(cmd.app.store), now()))
+
+
+def image_add_command(cmd: CommandContext) -> None:
+    if not cmd.args and not cmd.options:
+        open_add_form(cmd)
+        return
+    cmd.reject_unknown(tuple(ADD_OPTIONS), max_args=1)
+    if not cmd.args:
+        raise InvalidInput("NAME", "", "is missing", "Put the image name first: `/dcs image add team-pandas base=...`.")
+    data: dict[str, Any] = {"name": cmd.args[0], "owner": cmd.user_id}
+    for key, value in cmd.options.items():
+        data[ADD_OPTIONS[key]] = value
+    spec = add_image(cmd.app, data, actor=cmd.user_id)
+    cmd.reply(bk.notice(added_text(spec)), public=False)
+
+
+def form_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn text fields into the catalog's shapes: pip keeps `pandas>=2,<3` whole, apt splits on , and space."""
+    out = {k: v for k, v in data.items() if v not in (None, "")}
+    if isinstance(out.get("pip"), str):
+        out["pip"] = split_requirements(out["pip"])
+    if isinstance(out.get("apt"), str):
+        out["apt"] = [p for p in re.split(r"[,\s]+", out["apt"]) if p]
+    return out
+
+
+def add_image(ctx: AppContext, data: dict[str, Any], *, actor: str) -> ImageSpec:
+    """Validate and store a new image; every problem is raised with the field it belongs to."""
+    store = ctx.store
+    try:
+        spec = image_from_dict(form_data(data))
+        if spec.registry and spec.registry not in {r.name for r in store.list_registries()}:
+            known = ", ".join(r.name for r in store.list_registries()) or "none configured yet"
+            raise InvalidInput("registry", spec.registry, "is not a configured registry",
+                               f"Use one of: {known}, or leave it out to match by repository host.")
+        store.add_image(spec)
+    except (InvalidInput, InvalidInputs) as exc:
+        store.audit(actor=actor, action="image.add", target=str(data.get("name") or ""), outcome="invalid",
+                    detail=ctx.services.redactor(exc.message)[:500])
+        raise
+    store.audit(actor=actor, action="image.add", target=spec.name, outcome="ok", detail=spec.base)
+    log.info("image %s added by %s", spec.name, actor)
+    return spec
+
+
+def added_text(spec: ImageSpec) -> str:
+    return (f":white_check_mark: Added *{bk.escape(spec.name)}* (`{bk.escape(spec.base)}` → "
+            f"`{bk.escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
+            f"`/dcs build {spec.name} push`.")
+
+
+def open_add_form(cmd: CommandContext) -> None:
+    from handlers.views import image_add_modal
+
+    cmd.ack()  # the trigger_id stays valid 3 s: ack first, then open
+    try:
+        call(cmd.app.client, "views.open", trigger_id=cmd.trigger_id, view=image_add_modal(cmd.channel_id))
+    except SlackError as exc:
+        cmd.reply(bk.problem(f"The form could not open: {exc.message}"))

@@ -1,0 +1,112 @@
+"""App Home: a list of named sections, each `(ctx, user_id) -> blocks`, composed into one Home view.
+
+Other features add or replace a section with `ctx.set_home_section(name, builder)`. Sections show real
+data only; the view stays within Slack's 100-block limit. The view is published on `app_home_opened`
+(on the quick lane, so a slow Slack never holds a listener thread) and can be refreshed with
+`publish_home(ctx, user_id)` after something changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import App
+
+from bot.slack_client import SlackError, call
+from handlers import blocks as bk
+from handlers.catalog import catalog_rows
+from handlers.commands import now
+from handlers.context import AppContext, HomeSection, reference_id
+
+log = logging.getLogger(__name__)
+
+RECENT_LAUNCHES = 5
+PER_SECTION_BLOCKS = 30
+
+
+def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    rows = catalog_rows(ctx.store)
+    blocks: list[dict[str, Any]] = [bk.header("Images")]
+    if not rows:
+        return [*blocks, bk.section(bk.EMPTY_CATALOG)]
+    can_build = ctx.role(user_id) >= ctx.commands.get("build").role
+    stamp = now()
+    for row in rows:
+        block = bk.section(bk.image_line(row, stamp))
+        if can_build:
+            block["accessory"] = bk.button("Build & push", "build_image", json.dumps({"image": row.name, "push": True}))
+        blocks.append(block)
+    return blocks
+
+
+def builds_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    store = ctx.store
+    active = [*store.builds(status="running", limit=20), *store.builds(status="queued", limit=20)]
+    stamp = now()
+    positions = {int(k[6:]): v for k, v in ctx.workers.snapshot().items() if k.startswith("build:")}
+    text = "\n".join(bk.build_line(b, stamp, positions.get(b.id)) for b in active) or "Nothing is building right now."
+    return [bk.header("Builds in progress"), bk.section(text)]
+
+
+def launches_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    rows = ctx.store.query("SELECT id, image, requester, cluster_name, status, state, created_at FROM launches "
+                           "ORDER BY id DESC LIMIT ?", (RECENT_LAUNCHES,))
+    if not rows:
+        return []  # nothing launched yet (or the launch feature is not set up): no empty section
+    stamp = now()
+    lines = [f"*#{r['id']}* {bk.escape(r['image'])} → {bk.escape(r['cluster_name'] or '(no cluster yet)')} — "
+             f"{bk.escape(r['state'] or r['status'])}, {bk.ago(r['created_at'], stamp)} ({bk.user(r['requester'])})"
+             for r in rows]
+    return [bk.header("Recent launches"), bk.section("\n".join(lines))]
+
+
+def pull_budget_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    rows = ctx.store.query('SELECT at, account, "limit", remaining, window_seconds FROM ratelimit_samples '
+                           "ORDER BY id DESC LIMIT 1")
+    if not rows:
+        return []
+    r = rows[0]
+    who = bk.escape(r["account"] or "anonymous")
+    window = f" per {r['window_seconds'] // 3600} h" if r["window_seconds"] else ""
+    text = (f"*{r['remaining']}* of {r['limit']} pulls left{window} for {who} "
+            f"(measured {bk.ago(r['at'], now())})")
+    return [bk.header("Docker Hub pull budget"), bk.section(text)]
+
+
+DEFAULT_SECTIONS = (("catalog", catalog_section), ("builds", builds_section), ("launches", launches_section),
+                    ("pull_budget", pull_budget_section))
+
+
+def home_view(ctx: AppContext, user_id: str) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    for section in ctx.home_sections:
+        try:
+            part = section.build(ctx, user_id)
+        except Exception:
+            ref = reference_id()
+            log.exception("home section %s failed (ref %s)", section.name, ref)
+            part = [bk.context(f":warning: The {section.name} section could not be shown (reference `{ref}`).")]
+        if part:
+            blocks += [*bk.fit(part, PER_SECTION_BLOCKS, what="lines"), bk.divider()]
+    blocks.append(bk.context("Commands: `/dcs help`. Build: `/dcs build NAME [push]`."))
+    return {"type": "home", "blocks": bk.fit(blocks, bk.VIEW_BLOCKS)}
+
+
+def publish_home(ctx: AppContext, user_id: str) -> None:
+    try:
+        call(ctx.client, "views.publish", user_id=user_id, view=home_view(ctx, user_id))
+    except SlackError:
+        pass  # logged by call(); the next app_home_opened tries again
+
+
+def default_sections() -> list[HomeSection]:
+    return [HomeSection(name, build) for name, build in DEFAULT_SECTIONS]
+
+
+def register(app: App, ctx: AppContext) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home" and event.get("user"):
+            ctx.workers.quick(publish_home, ctx, event["user"])
