@@ -90,6 +90,12 @@ def test_build_installs_exactly_the_requested_packages_and_pushes(engine, regist
     assert build.pushed_digest == registry_digest(registry, f"dcs-tests/{name}", "latest")
     assert registry_digest(registry, f"dcs-tests/{name}", build.tags[0]) == build.pushed_digest
     assert {c["name"]: c["status"] for c in build.doctor}["sudo"] == "pass"
+    # The registry password reached neither the image history, the stored log, nor the database.
+    history = str(engine.api.history(image)) + str(engine.api.inspect_image(image))
+    assert registry.password not in history
+    assert registry.password not in (build.log_tail or "")
+    with open(tmp_db, "rb") as db:
+        assert registry.password.encode() not in db.read()
 
 
 def test_unchanged_spec_makes_no_engine_build_and_a_change_rebuilds(registry, tmp_db, standard_base):
