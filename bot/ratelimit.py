@@ -259,16 +259,16 @@ def bucket_samples(samples: Iterable[tuple[datetime, int | None]], now: datetime
     return slots
 
 
-def sparkline(values: Sequence[int | None], high: int | None = None) -> str:
-    """`▁▂▃▄▅▆▇█` from 0 to `high` (default: the largest value); a gap is a space."""
+def sparkline(values: Sequence[int | None], high: int | None = None, gap: str = " ") -> str:
+    """`▁▂▃▄▅▆▇█` from 0 to `high` (default: the largest value); a slot without samples is `gap`."""
     known = [v for v in values if v is not None]
     if not known:
-        return " " * len(values)
+        return gap * len(values)
     top = high if high else max(known)
     out = []
     for value in values:
         if value is None:
-            out.append(" ")
+            out.append(gap)
             continue
         share = 0.0 if top <= 0 else min(max(value / top, 0.0), 1.0)
         out.append(_SPARKS[min(len(_SPARKS) - 1, int(share * (len(_SPARKS) - 1) + 0.5))])

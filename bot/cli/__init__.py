@@ -26,6 +26,7 @@ log = logging.getLogger("bot.cli")
 FEATURES = [
     "bot.cli.images",
     "bot.cli.build",
+    "bot.cli.rebuild",
 ]
 
 

@@ -8,10 +8,16 @@ import pytest
 
 from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
+from bot.config import load_config
 from bot.errors import PullLimitReached, RegistryAuthError
+from bot.ratelimit import ALL_CLEAR, WARNING
 from bot.refs import parse_ref
+from bot.services import Services
+from bot.store import utcnow
+from jobs.ratelimit import budget_report, ratelimit_job
 from tests.fakes.dockerhub import FakeDockerHub
 from tests.fakes.dockerhub import PullBudget as FakeBudget
+from tests.fakes.slack import FakeSlack
 
 
 @pytest.fixture
@@ -101,3 +107,74 @@ def test_base_digest_check_on_docker_hub_is_a_head_and_429_names_the_numbers(hub
     assert caught.value.limit == 100 and caught.value.remaining == 0
     assert "0/100 pulls left per 6 h" in caught.value.message
     assert set(hub.counts()) == {"HEAD"}
+
+
+# ---------------------------------------------------------------- the periodic watch, end to end
+
+CHANNEL = "C0ALERTS1"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(channels={CHANNEL: {"name": "dcs-alerts"}}) as fake:
+        yield fake
+
+
+def watch_services(tmp_db: str, hub: FakeDockerHub, slack: FakeSlack, **env: str) -> Services:
+    environ = {"DCS_DB": tmp_db, "DOCKERHUB_AUTH_URL": hub.url, "DOCKERHUB_REGISTRY_URL": hub.url,
+               "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL,
+               "DCS_PULL_WARN_PERCENT": "20", "DCS_PULL_WARN_MIN": "10", **env}
+    return Services.from_config(load_config(environ))
+
+
+def test_falling_then_recovering_budget_posts_one_warning_and_one_all_clear(tmp_db, hub, slack) -> None:  # noqa: ANN001
+    services = watch_services(tmp_db, hub, slack)
+    posted = []
+    for remaining in [90, 60, 30, 18, 12, 5, 0, 3, 15, 22, 40, 100, 95]:
+        hub.set_rate_limit(limit=100, remaining=remaining, window=21600)
+        posted.append(ratelimit_job(services).posted)
+    assert [p for p in posted if p] == [WARNING, ALL_CLEAR]
+    assert posted.index(WARNING) == 3  # the first sample below 20 % of the limit
+    messages = slack.messages(CHANNEL)
+    assert len(messages) == 2
+    assert "18/100" in messages[0].text and "low" in messages[0].text
+    assert "recovered" in messages[1].text
+    assert len(services.store.query("SELECT * FROM ratelimit_samples")) == 13
+    assert hub.counts() == {"HEAD": 13}  # watching never spends a pull
+
+
+def test_a_429_while_watching_is_a_warning_with_numbers(tmp_db, hub, slack) -> None:  # noqa: ANN001
+    services = watch_services(tmp_db, hub, slack)
+    hub.set_rate_limit(limit=100, remaining=50, window=21600)
+    assert ratelimit_job(services).posted is None
+    hub.set_exhausted()
+    outcome = ratelimit_job(services)
+    assert outcome.posted == WARNING
+    assert "toomanyrequests" in (outcome.error or "")
+    assert "0/100" in slack.messages(CHANNEL)[0].text
+
+
+def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> None:  # noqa: ANN001
+    services = watch_services(tmp_db, hub, slack)
+    now = utcnow()
+    with services.store.transaction() as conn:
+        for image_url, pulls, cluster in [("myorg/etl:latest", 30, "0101-abc"), ("docker.io/myorg/ml:1", 25, None),
+                                          ("myacr.azurecr.io/team/x:1", 99, "0101-def")]:
+            conn.execute("INSERT INTO launches (image, image_url, status, pulls_needed, cluster_id, created_at)"
+                         " VALUES ('x', ?, 'running', ?, ?, ?)", (image_url, pulls, cluster, now))
+    hub.set_rate_limit(limit=200, remaining=50, window=21600)  # 25 %: fine by percentage and minimum
+    outcome = ratelimit_job(services)
+    assert outcome.posted == WARNING  # but 30 recent + 25 planned Docker Hub pulls need 55
+    assert "launches in this window need 55" in outcome.decision.reason
+    report = budget_report(services)
+    assert (report.recent_pulls, report.planned_pulls) == (30, 25)  # the ACR launch spends no Docker Hub pull
+
+
+def test_slack_outage_delays_the_warning_instead_of_losing_it(tmp_db, hub, slack) -> None:  # noqa: ANN001
+    services = watch_services(tmp_db, hub, slack)
+    hub.set_rate_limit(limit=100, remaining=5, window=21600)
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    assert ratelimit_job(services).posted is None
+    assert ratelimit_job(services).posted == WARNING
+    assert ratelimit_job(services).posted is None
+    assert len(slack.messages(CHANNEL)) == 1
