@@ -108,14 +108,17 @@ class Builder:
     # ------------------------------------------------------------ entry points
     def enqueue(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
                 source: str = "cli", slack_channel: str | None = None) -> Build:
+        """Queue a build; refuses while another build of the same image is in progress (they share tags)."""
         self.store.get_image(name)  # NotFound early, before anything is queued
         return self.store.create_build(name, requester=requester, source=source, push=push, forced=force,
-                                       slack_channel=slack_channel)
+                                       slack_channel=slack_channel,
+                                       stale_after_seconds=self.services.config.build_timeout + 600)
 
     def build(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
               source: str = "cli", progress: ProgressCallback = _noop) -> BuildOutcome:
         """Check whether anything changed; if so, queue and run a build."""
         spec = self.store.get_image(name)
+        base = None
         if not force:
             base = self.resolve_base(spec)
             previous = self.up_to_date(spec, base, push)
@@ -125,16 +128,20 @@ class Builder:
                 progress(BuildProgress(None, "done", message=reason, fraction=1.0))
                 return BuildOutcome(build=previous, skipped=True, reason=reason)
         build = self.enqueue(name, push=push, force=force, requester=requester, source=source)
-        return self.run(build.id, progress)
+        return self.run(build.id, progress, base=base)
 
-    def run(self, build_id: int, progress: ProgressCallback = _noop) -> BuildOutcome:
-        """Run a queued build to the end. DcsErrors end in a failed build, never in an exception."""
+    def run(self, build_id: int, progress: ProgressCallback = _noop, *,
+            base: ResolvedBase | None = None) -> BuildOutcome:
+        """Run a queued build to the end. DcsErrors end in a failed build, never in an exception.
+
+        `base` may carry a base resolved moments ago (by `build` or a rebuild scan) to save a second HEAD.
+        """
         build = self.store.update_build(build_id, status="running", started_at=utcnow())
         redact = self.services.redactor
         lines: list[str] = []
         outcome = BuildOutcome(build=build, log=lines)
         try:
-            self._run(build, outcome, progress, lines)
+            self._run(build, outcome, progress, lines, base)
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None
@@ -156,12 +163,14 @@ class Builder:
         return outcome
 
     # ------------------------------------------------------------ the pipeline
-    def _run(self, build: Build, outcome: BuildOutcome, progress: ProgressCallback, lines: list[str]) -> None:
+    def _run(self, build: Build, outcome: BuildOutcome, progress: ProgressCallback, lines: list[str],
+             base: ResolvedBase | None) -> None:
         services, store = self.services, self.store
         spec = store.get_image(build.image)
         engine = services.engine
         progress(BuildProgress(build.id, "resolve", message=f"checking base {spec.base}", fraction=0.02))
-        base = self.resolve_base(spec)
+        if base is None or base.ref != spec.base_ref:
+            base = self.resolve_base(spec)
         if base.digest and base.source == "registry" and not engine.has_repo_digest(base.ref, base.digest):
             progress(BuildProgress(build.id, "pull", message=f"pulling {base.ref}@{_short(base.digest)}",
                                    fraction=0.05))

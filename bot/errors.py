@@ -80,6 +80,16 @@ class BuildFailed(DcsError):
         self.log_tail = log_tail
 
 
+class BuildInProgress(DcsError):
+    """Another build of the same image is queued or running (they would race for the same tags)."""
+
+    exit_code = 13
+
+    def __init__(self, message: str, *, build_id: int) -> None:
+        super().__init__(message)
+        self.build_id = build_id
+
+
 class BuildTimedOut(BuildFailed):
     exit_code = 11
 

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.catalog import ImageSpec, RegistrySpec, image_from_dict, image_to_dict, registry_from_dict, registry_to_dict
-from bot.errors import AlreadyExists, NotFound
+from bot.errors import AlreadyExists, BuildInProgress, NotFound
 
 BUILD_STATES = ("queued", "running", "succeeded", "failed", "interrupted")
 
@@ -267,8 +267,20 @@ class Store:
 
     # ------------------------------------------------------------ builds
     def create_build(self, image: str, *, requester: str | None, source: str, push: bool = False,
-                     forced: bool = False, slack_channel: str | None = None) -> Build:
+                     forced: bool = False, slack_channel: str | None = None,
+                     stale_after_seconds: int | None = None) -> Build:
+        """Insert a queued build. With `stale_after_seconds`, refuse while a build of the same image that
+        started less than that long ago is queued or running (check and insert in one transaction)."""
         with self.transaction() as conn:
+            if stale_after_seconds is not None:
+                cutoff = datetime.now(UTC).timestamp() - stale_after_seconds
+                for row in conn.execute("SELECT id, requester, requested_at FROM builds WHERE image = ? AND"
+                                        " status IN ('queued', 'running') ORDER BY id DESC", (image,)):
+                    started = parse_time(row[2])
+                    if started and started.timestamp() > cutoff:
+                        raise BuildInProgress(f"Build #{row[0]} of {image} is already in progress"
+                                              f"{f' (started by {row[1]})' if row[1] else ''}; wait for it to "
+                                              "finish.", build_id=row[0])
             cur = conn.execute(
                 "INSERT INTO builds (image, status, requester, source, requested_at, push_requested, forced,"
                 " slack_channel) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
