@@ -138,31 +138,31 @@ class PushFailed(RegistryError):
 class NotAllowed(DcsError):
     """The user may not do this (not an admin, approving their own request, ...)."""
 
-    exit_code = 13
+    exit_code = 14
 
 
 class WorkspaceError(DcsError):
     """Databricks answered with an error we cannot classify more precisely."""
 
-    exit_code = 30
+    exit_code = 40
 
 
 class WorkspaceUnreachable(WorkspaceError):
     """The workspace did not answer within the bot's time budget (network, DNS, host down)."""
 
-    exit_code = 31
+    exit_code = 41
 
 
 class WorkspacePermissionDenied(WorkspaceError):
     """The bot's Databricks identity lacks a permission, or its credentials were refused."""
 
-    exit_code = 32
+    exit_code = 42
 
 
 class WorkspaceRejected(WorkspaceError):
     """Databricks refused a request as invalid; `databricks_message` is its own words."""
 
-    exit_code = 33
+    exit_code = 43
 
     def __init__(self, message: str, *, databricks_message: str = "", error_code: str = "") -> None:
         super().__init__(message)
@@ -173,19 +173,19 @@ class WorkspaceRejected(WorkspaceError):
 class DcsDisabled(WorkspaceError):
     """Custom containers are switched off in the workspace (`enableDcs` is not "true")."""
 
-    exit_code = 34
+    exit_code = 44
 
 
 class WorkspaceRateLimited(WorkspaceError):
     """Databricks kept answering 429 past the bot's retry budget."""
 
-    exit_code = 35
+    exit_code = 45
 
 
 class LaunchBlocked(DcsError):
     """A launch would exhaust the Docker Hub pull budget; it needs an explicit "launch anyway"."""
 
-    exit_code = 36
+    exit_code = 46
 
 
 def _shorten(text: str, limit: int) -> str:
