@@ -1,0 +1,237 @@
+"""Switching Databricks Container Services on (`enableDcs`) with four eyes: one asks, another admin decides.
+
+Rules: `GET workspace-conf?keys=enableDcs` first (already "true" → nothing to ask); a request lives 24 h;
+only a DCS_ADMINS member other than the requester may approve or deny; the decision is an atomic
+`pending → …` transition in SQLite, so double clicks and two admins at once produce exactly one
+`PATCH /api/2.0/workspace-conf {"enableDcs": "true"}`. The PATCH needs a workspace admin: the bot reads
+its own SCIM `Me` groups up front and says so in the request when it lacks `admins`. Every step is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import DcsError, NotFound
+from bot.store import Store, parse_time
+
+if TYPE_CHECKING:
+    from bot.clients.databricks import Identity
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+ENABLE_DCS = "enableDcs"
+TTL = timedelta(hours=24)
+DECIDED = ("approved", "denied", "expired", "failed")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: int
+    kind: str
+    requester: str
+    status: str  # pending, approving (PATCH in flight), approved, denied, expired, failed
+    decided_by: str | None = None
+    decided_at: str | None = None
+    expires_at: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    note: str | None = None
+    created_at: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        deadline = parse_time(self.expires_at)
+        return deadline is not None and now >= deadline
+
+
+def refusal(request: ApprovalRequest, actor: str, admins: Collection[str], now: datetime) -> str | None:
+    """Why `actor` may not decide `request` now (None: they may). Pure; the order is what users see first."""
+    if actor not in admins:
+        return ("Only a bot admin (listed in DCS_ADMINS) can approve or deny switching on Container Services. "
+                "Nothing was changed.")
+    if actor == request.requester:
+        return "You asked for this, so another admin has to decide (four eyes). Nothing was changed."
+    if request.status == "approving":
+        return "Another admin is approving this request right now. Nothing else was changed."
+    if request.status != "pending":
+        who = f" by <@{request.decided_by}>" if request.decided_by else ""
+        return f"This request is already {request.status}{who}. Nothing was changed."
+    if request.expired(now):
+        return "This request expired (requests last 24 h). Ask again with `/dcs enable`."
+    return None
+
+
+@dataclass(frozen=True)
+class EnableStart:
+    """What `/dcs enable` found: already on, an open request, or a new one."""
+
+    outcome: str  # already_enabled, pending_exists, created
+    request: ApprovalRequest | None = None
+    bot_identity: Identity | None = None
+    bot_admin: bool | None = None  # None: the bot could not read its own identity
+    identity_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: ApprovalRequest
+    changed: bool  # this click moved the request (the message must be updated)
+    refusal: str | None = None
+    error: DcsError | None = None  # the approval was taken but Databricks refused the PATCH
+
+
+# ---------------------------------------------------------------- the approvals table
+
+def get_request(store: Store, request_id: int) -> ApprovalRequest:
+    rows = store.query("SELECT * FROM approvals WHERE id = ?", (request_id,))
+    if not rows:
+        raise NotFound(f"No approval request #{request_id}.")
+    return ApprovalRequest(**rows[0])
+
+
+def open_requests(store: Store, kind: str = ENABLE_DCS) -> list[ApprovalRequest]:
+    rows = store.query("SELECT * FROM approvals WHERE kind = ? AND status = 'pending' ORDER BY id", (kind,))
+    return [ApprovalRequest(**r) for r in rows]
+
+
+def _transition(store: Store, request_id: int, *, to: str, frm: tuple[str, ...], now: datetime,
+                actor: str | None = None, note: str | None = None, unexpired: bool = False) -> bool:
+    """Atomically move the request from one of `frm` to `to`; False when someone else moved it first."""
+    marks = ", ".join("?" for _ in frm)
+    sql = (f"UPDATE approvals SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = ?, "  # noqa: S608
+           f"note = COALESCE(?, note) WHERE id = ? AND status IN ({marks})")
+    params: list[Any] = [to, actor, _stamp(now), note, request_id, *frm]
+    if unexpired:
+        sql += " AND expires_at > ?"
+        params.append(_stamp(now))
+    with store.transaction() as conn:
+        return conn.execute(sql, params).rowcount == 1
+
+
+# ---------------------------------------------------------------- the service
+
+class Approvals:
+    def __init__(self, services: Services, *, ttl: timedelta = TTL, clock: Callable[[], datetime] = _now) -> None:
+        self.services = services
+        self.store = services.store
+        self.ttl = ttl
+        self.clock = clock
+
+    @property
+    def admins(self) -> Collection[str]:
+        return self.services.config.admins
+
+    def _audit(self, actor: str | None, action: str, request_id: int | None, outcome: str,
+               detail: str | None = None) -> None:
+        self.store.audit(actor=actor, action=action, target=f"{ENABLE_DCS}#{request_id}" if request_id else ENABLE_DCS,
+                         outcome=outcome, detail=self.services.redactor(detail) if detail else None)
+
+    def bot_identity(self) -> tuple[Identity | None, str | None]:
+        try:
+            return self.services.databricks.me(), None
+        except DcsError as exc:
+            return None, exc.message
+
+    def start(self, requester: str) -> EnableStart:
+        """`/dcs enable`: read the setting; open (or reuse) a request when it is off."""
+        value = self.services.databricks.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
+        if str(value).lower() == "true":
+            self._audit(requester, "enable.request", None, "already_enabled")
+            return EnableStart("already_enabled")
+        self.expire_due()
+        existing = open_requests(self.store)
+        if existing:
+            self._audit(requester, "enable.request", existing[0].id, "pending_exists")
+            return EnableStart("pending_exists", existing[0])
+        identity, problem = self.bot_identity()
+        admin = identity.is_admin if identity else None
+        note = None
+        if admin is False:
+            note = (f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so approving "
+                    "cannot switch the setting on until it is added to the workspace's admins group.")
+        elif admin is None:
+            note = f"The bot could not read its own Databricks identity: {problem}"
+        now = self.clock()
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO approvals (kind, requester, status, expires_at, note, created_at)"
+                " VALUES (?, ?, 'pending', ?, ?, ?)",
+                (ENABLE_DCS, requester, _stamp(now + self.ttl), note, _stamp(now)))
+            request_id = int(cur.lastrowid or 0)
+        self._audit(requester, "enable.request", request_id, "pending",
+                    f"value was {value!r}; bot admin: {admin}")
+        return EnableStart("created", get_request(self.store, request_id), identity, admin, problem)
+
+    def attach_message(self, request_id: int, channel: str, ts: str) -> ApprovalRequest:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE approvals SET slack_channel = ?, slack_ts = ? WHERE id = ?", (channel, ts, request_id))
+        return get_request(self.store, request_id)
+
+    def decide(self, request_id: int, actor: str, *, approve: bool) -> Decision:
+        action = "enable.approve" if approve else "enable.deny"
+        now = self.clock()
+        request = get_request(self.store, request_id)
+        reason = refusal(request, actor, self.admins, now)
+        if reason and request.status == "pending" and request.expired(now) and actor in self.admins \
+                and actor != request.requester:
+            changed = _transition(self.store, request_id, to="expired", frm=("pending",), now=now)
+            self._audit(actor, action, request_id, "expired")
+            return Decision(get_request(self.store, request_id), changed, reason)
+        if reason:
+            self._audit(actor, action, request_id, "refused", reason)
+            return Decision(request, False, reason)
+        if not approve:
+            if not _transition(self.store, request_id, to="denied", frm=("pending",), now=now, actor=actor,
+                               unexpired=True):
+                return self._lost(request_id, actor, action, now)
+            self._audit(actor, action, request_id, "denied")
+            return Decision(get_request(self.store, request_id), True)
+        identity, problem = self.bot_identity()
+        if identity is not None and not identity.is_admin:
+            reason = (f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so it cannot "
+                      "switch Container Services on. Add it to the workspace's admins group, then approve again.")
+            self._audit(actor, action, request_id, "refused", reason)
+            return Decision(request, False, reason)
+        if not _transition(self.store, request_id, to="approving", frm=("pending",), now=now, actor=actor,
+                           unexpired=True):
+            return self._lost(request_id, actor, action, now)
+        try:
+            self.services.databricks.set_workspace_conf({ENABLE_DCS: "true"})
+        except DcsError as exc:
+            _transition(self.store, request_id, to="failed", frm=("approving",), now=self.clock(),
+                        note=self.services.redactor(exc.message))
+            self._audit(actor, action, request_id, "failed", exc.message)
+            return Decision(get_request(self.store, request_id), True, error=exc)
+        _transition(self.store, request_id, to="approved", frm=("approving",), now=self.clock())
+        self._audit(actor, action, request_id, "approved", "PATCH workspace-conf enableDcs=true")
+        return Decision(get_request(self.store, request_id), True)
+
+    def _lost(self, request_id: int, actor: str, action: str, now: datetime) -> Decision:
+        """Someone else decided between our check and our update (double click, two admins)."""
+        current = get_request(self.store, request_id)
+        reason = refusal(current, actor, self.admins, now) or "This request was already decided."
+        self._audit(actor, action, request_id, "duplicate", f"already {current.status}")
+        return Decision(current, False, reason)
+
+    def expire_due(self) -> list[ApprovalRequest]:
+        """Mark pending requests older than their expiry; returns them (their messages need updating)."""
+        now = self.clock()
+        rows = self.store.query("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (_stamp(now),))
+        expired = []
+        for row in rows:
+            if _transition(self.store, row["id"], to="expired", frm=("pending",), now=now):
+                self._audit(None, "enable.expire", row["id"], "expired")
+                expired.append(get_request(self.store, row["id"]))
+        return expired

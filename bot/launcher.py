@@ -1,0 +1,489 @@
+"""Launching clusters on an image's pinned digest, and following them until they run (or say why not).
+
+The launch service: the last good (pushed) build gives `repo@sha256:…`; `bot.clusterspec` turns the
+request into the exact `clusters/create` body; the Docker Hub pull budget of the account the cluster
+pulls with is checked first (zero left blocks the launch until someone says "launch anyway"); one
+`clusters/create` per request key (`store.claim`); every launch is a row in `launches`, so a restarted
+bot picks up the ones still pending. A `dcs_request` tag on the cluster lets the bot find a cluster
+whose create answer it never saw (a crash, a timeout) instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from bot.advice import Advice, advise
+from bot.clusterspec import (
+    TAG_REQUEST,
+    ImageSource,
+    LaunchContext,
+    LaunchPlan,
+    LaunchRequest,
+    NodeType,
+    Runtime,
+    dcs_node_types,
+    dcs_runtimes,
+    init_script_label,
+    plan_launch,
+    preferred_runtime,
+)
+from bot.errors import (
+    DcsError,
+    NotAllowed,
+    NotFound,
+    PullLimitReached,
+    RegistryError,
+    WorkspaceError,
+    WorkspaceUnreachable,
+)
+from bot.store import Store, utcnow
+
+if TYPE_CHECKING:
+    from bot.clients.databricks import ClusterStatus
+    from bot.ratelimit import PullBudget
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# creating: clusters/create in flight; blocked: waiting for "launch anyway"; pending: created, followed;
+# running / failed: final; unknown: the bot stopped following (gone, or no answer for too long).
+ACTIVE = ("creating", "pending")
+FINAL = ("running", "failed", "unknown")
+OPTIONS_TTL_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Launch:
+    id: int
+    image: str
+    status: str
+    build_id: int | None = None
+    requester: str | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None
+    image_url: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)  # shown body, request, warnings, budget: no secrets
+    state: str | None = None
+    state_message: str | None = None
+    termination_code: str | None = None
+    pulls_needed: int | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def advice(self) -> Advice | None:
+        if self.status != "failed" or not self.termination_code:
+            return None
+        meta = self.request
+        return advise(self.termination_code, state_message=self.state_message or "",
+                      parameters=meta.get("termination_parameters") or {}, image=self.image,
+                      image_url=self.image_url or "", on_docker_hub=bool(meta.get("on_docker_hub")),
+                      auth=meta.get("auth", "none"), init_scripts=meta.get("init_scripts") or ())
+
+
+# ---------------------------------------------------------------- the launches table
+
+def _launch_from_row(row: dict[str, Any]) -> Launch:
+    data = dict(row)
+    data["request"] = json.loads(data.get("request") or "{}")
+    return Launch(**data)
+
+
+def get_launch(store: Store, launch_id: int) -> Launch:
+    rows = store.query("SELECT * FROM launches WHERE id = ?", (launch_id,))
+    if not rows:
+        raise NotFound(f"No launch #{launch_id}.")
+    return _launch_from_row(rows[0])
+
+
+def list_launches(store: Store, *, statuses: tuple[str, ...] = (), limit: int = 20) -> list[Launch]:
+    if statuses:
+        marks = ", ".join("?" for _ in statuses)
+        rows = store.query(f"SELECT * FROM launches WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608
+                           (*statuses, limit))
+    else:
+        rows = store.query("SELECT * FROM launches ORDER BY id DESC LIMIT ?", (limit,))
+    return [_launch_from_row(r) for r in rows]
+
+
+def update_launch(store: Store, launch_id: int, **changes: Any) -> Launch:
+    allowed = {f.name for f in fields(Launch)} - {"id", "created_at"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"unknown launch fields {unknown}")
+    encoded = {k: json.dumps(v) if k == "request" else v for k, v in changes.items()}
+    encoded["updated_at"] = utcnow()
+    assignments = ", ".join(f"{k} = ?" for k in encoded)
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE launches SET {assignments} WHERE id = ?", (*encoded.values(), launch_id))  # noqa: S608
+    return get_launch(store, launch_id)
+
+
+def _insert_launch(store: Store, **values: Any) -> Launch:
+    now = utcnow()
+    values = {**values, "request": json.dumps(values.get("request") or {}), "created_at": now, "updated_at": now}
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    with store.transaction() as conn:
+        cur = conn.execute(f"INSERT INTO launches ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        launch_id = int(cur.lastrowid or 0)
+    return get_launch(store, launch_id)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The pull budget against what a launch needs. `status`: ok, low, blocked, unknown or not_applicable."""
+
+    status: str
+    needed: int
+    ceiling: int
+    message: str = ""
+    remaining: int | None = None
+    limit: int | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status == "blocked"
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the launch form offers for one image."""
+
+    source: ImageSource
+    runtimes: list[Runtime]
+    node_types: list[NodeType]
+    preselected: Runtime | None
+    default_node: NodeType | None
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    launch: Launch | None
+    plan: LaunchPlan | None = None
+    budget: BudgetCheck | None = None
+    duplicate: bool = False  # a retry or double click: nothing new was created
+
+
+def request_tag(request_key: str) -> str:
+    """The `dcs_request` tag value: short, tag-safe, and the same for every retry of one request."""
+    return hashlib.sha256(request_key.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- the service
+
+class Launcher:
+    def __init__(self, services: Services, *, poll_initial: float = 5.0, poll_max: float = 60.0,
+                 track_timeout: float = 3600.0, max_poll_failures: int = 10,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.services = services
+        self.store = services.store
+        self.poll_initial = poll_initial
+        self.poll_max = poll_max
+        self.track_timeout = track_timeout
+        self.max_poll_failures = max_poll_failures
+        self.sleep = sleep
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    @property
+    def databricks(self):  # noqa: ANN201 - bot.clients.databricks.DatabricksClient
+        return self.services.databricks
+
+    # ------------------------------------------------------------ inputs
+    def image_source(self, name: str, build_id: int | None = None) -> ImageSource:
+        """The image at its last good pushed build (or the given build), pinned by digest."""
+        spec = self.store.get_image(name)
+        if build_id is not None:
+            build = self.store.get_build(build_id)
+            if build.image != name or build.status != "succeeded" or not build.pushed_digest:
+                raise NotFound(f"Build #{build_id} of {name} was not pushed, so no cluster can pull it. Push it "
+                               f"with `/dcs build {name} push` and launch that build.")
+        else:
+            build = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
+            if build is None:
+                raise NotFound(f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
+                               f"first: `/dcs build {name} push` (or `dcs build {name} --push`).")
+        assert build.pushed_digest is not None
+        return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec))
+
+    def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit and time.monotonic() - hit[0] < OPTIONS_TTL_SECONDS:
+                return hit[1]
+        value = fetch()
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def workspace_runtimes(self) -> list[dict[str, str]]:
+        return self._cached("runtimes", self.databricks.spark_versions)
+
+    def workspace_node_types(self) -> list[dict[str, Any]]:
+        return self._cached("node_types", self.databricks.node_types)
+
+    def options(self, name: str, build_id: int | None = None) -> LaunchOptions:
+        source = self.image_source(name, build_id)
+        runtimes = dcs_runtimes(self.workspace_runtimes())
+        nodes = dcs_node_types(self.workspace_node_types(), source.spec.base_info.gpu)
+        return LaunchOptions(source, runtimes, nodes, preferred_runtime(runtimes, source.spec.base_info),
+                             nodes[0] if nodes else None)
+
+    def context(self, source: ImageSource, *, requester: str, user_email: str, request_key: str,
+                check_workspace: bool = True) -> LaunchContext:
+        password = None
+        registry = source.registry
+        if registry is not None and registry.allow_plaintext_password and not registry.cluster_password_secret \
+                and registry.password_env:
+            password = self.services.config.secret(registry.password_env)
+        return LaunchContext(
+            user_email=user_email, launched_by=requester, request_key=request_tag(request_key),
+            runtimes=self.workspace_runtimes() if check_workspace else None,
+            node_types=self.workspace_node_types() if check_workspace else None, plaintext_password=password)
+
+    def plan(self, request: LaunchRequest, *, requester: str, user_email: str, request_key: str,
+             build_id: int | None = None, check_workspace: bool = True) -> tuple[ImageSource, LaunchPlan]:
+        """Validate everything (InvalidInputs lists each problem) and return the exact request."""
+        source = self.image_source(request.image, build_id)
+        ctx = self.context(source, requester=requester, user_email=user_email, request_key=request_key,
+                           check_workspace=check_workspace)
+        return source, plan_launch(request, source, ctx)
+
+    # ------------------------------------------------------------ pull budget
+    def check_budget(self, source: ImageSource, plan: LaunchPlan) -> BudgetCheck:
+        needed, ceiling = plan.pulls_at_start, plan.pulls_ceiling
+        if not source.spec.repository_ref.on_docker_hub:
+            return BudgetCheck("not_applicable", needed, ceiling, "The image is not on Docker Hub: no pull limit.")
+        registry = source.registry
+        if registry is None or not registry.username:
+            return BudgetCheck("unknown", needed, ceiling, (
+                "The cluster pulls from Docker Hub anonymously: its pulls count against the cluster's own "
+                f"IP address, which the bot cannot measure. This launch needs {needed} pull(s)."))
+        try:
+            credentials = self.services.credentials(registry)
+        except DcsError as exc:
+            credentials, reason = None, exc.message
+        else:
+            reason = f"the bot has no password for {registry.username} (password_env is not set)"
+        if credentials is None:
+            return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {reason}.")
+        try:
+            budget: PullBudget = self.services.dockerhub.pull_budget(credentials)
+        except PullLimitReached as exc:
+            return BudgetCheck("blocked", needed, ceiling, _blocked_text(needed, registry.username, exc.message),
+                               remaining=0, limit=getattr(exc, "limit", None))
+        except RegistryError as exc:
+            return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {exc.message}")
+        if budget.unlimited:
+            return BudgetCheck("ok", needed, ceiling, f"{registry.username} has no Docker Hub pull limit.")
+        remaining, limit = budget.remaining, budget.limit
+        if remaining is None:
+            return BudgetCheck("unknown", needed, ceiling, "Docker Hub did not say how many pulls are left.",
+                               limit=limit)
+        window = budget.window_label
+        numbers = (f"{registry.username} has {remaining} of {limit} pulls left per {window}; this launch needs "
+                   f"{needed} at start" + (f" and up to {ceiling} when it scales up" if ceiling > needed else ""))
+        if remaining <= 0:
+            return BudgetCheck("blocked", needed, ceiling, _blocked_text(needed, registry.username, numbers),
+                               remaining, limit)
+        if remaining < ceiling:
+            what = "not enough to start every node" if remaining < needed else "not enough to scale all the way up"
+            return BudgetCheck("low", needed, ceiling, f"{numbers}: {what}; nodes beyond that fail to pull.",
+                               remaining, limit)
+        return BudgetCheck("ok", needed, ceiling, numbers + ".", remaining, limit)
+
+    # ------------------------------------------------------------ launching
+    def launch(self, request: LaunchRequest, *, requester: str, user_email: str, request_key: str,
+               build_id: int | None = None, slack_channel: str | None = None, force: bool = False) -> LaunchOutcome:
+        """Validate, check the budget, create once. Raises InvalidInput(s) and translated Databricks errors."""
+        source, plan = self.plan(request, requester=requester, user_email=user_email, request_key=request_key,
+                                 build_id=build_id)
+        store = self.store
+        if not store.claim(f"launch:{request_key}", "launch"):
+            ref = store.claim_ref(f"launch:{request_key}")
+            return LaunchOutcome(get_launch(store, int(ref)) if ref else None, plan, duplicate=True)
+        budget = self.check_budget(source, plan)
+        meta = _meta(request, source, plan, budget, user_email, request_key)
+        status = "blocked" if budget.blocked and not force else "creating"
+        launch = _insert_launch(store, image=source.spec.name, build_id=source.build_id, requester=requester,
+                                cluster_name=plan.body["cluster_name"], image_url=plan.image_url, request=meta,
+                                status=status, pulls_needed=plan.pulls_at_start, slack_channel=slack_channel)
+        store.set_claim_ref(f"launch:{request_key}", str(launch.id))
+        if status == "blocked":
+            store.audit(actor=requester, action="launch.request", target=f"{source.spec.name}#{launch.id}",
+                        outcome="blocked", detail=budget.message)
+            return LaunchOutcome(launch, plan, budget)
+        store.audit(actor=requester, action="launch.request", target=f"{source.spec.name}#{launch.id}",
+                    outcome="creating", detail=f"{plan.runtime.key} {plan.image_url}" + (" (forced)" if force else ""))
+        return LaunchOutcome(self._create(launch, plan), plan, budget)
+
+    def launch_anyway(self, launch_id: int, actor: str, *, is_admin: bool = False) -> LaunchOutcome:
+        """The explicit "launch anyway" of a launch the pull budget blocked. Once, whoever clicks twice."""
+        launch = get_launch(self.store, launch_id)
+        if actor != launch.requester and not is_admin:
+            raise NotAllowed("Only the person who asked for this launch (or a bot admin) can launch it anyway.")
+        if not self.store.claim(f"launch-anyway:{launch_id}", "launch"):
+            return LaunchOutcome(get_launch(self.store, launch_id), duplicate=True)
+        if launch.status != "blocked":
+            return LaunchOutcome(launch, duplicate=True)
+        meta = launch.request
+        request = request_from_dict(meta["request"])
+        source = self.image_source(launch.image, launch.build_id)
+        ctx = self.context(source, requester=launch.requester or actor, user_email=meta["user_email"],
+                           request_key=meta["request_key"])
+        plan = plan_launch(request, source, ctx)
+        launch = update_launch(self.store, launch_id, status="creating")
+        self.store.audit(actor=actor, action="launch.anyway", target=f"{launch.image}#{launch_id}", outcome="creating",
+                         detail="pull budget exhausted; launched on explicit request")
+        return LaunchOutcome(self._create(launch, plan), plan)
+
+    def _create(self, launch: Launch, plan: LaunchPlan) -> Launch:
+        store, target = self.store, f"{launch.image}#{launch.id}"
+        try:
+            cluster_id = self.databricks.create_cluster(plan.body)
+        except WorkspaceUnreachable:
+            # The POST may have created the cluster before the answer was lost: look for its tag first.
+            cluster_id = self._adopt(launch)
+            if cluster_id is None:
+                self._fail(launch, "Databricks did not answer the create request; no cluster was created.")
+                raise
+        except DcsError as exc:
+            self._fail(launch, exc.message)
+            raise
+        store.audit(actor=launch.requester, action="launch.create", target=target, outcome="created",
+                    detail=cluster_id)
+        log.info("launch %s: cluster %s created", launch.id, cluster_id)
+        return update_launch(store, launch.id, cluster_id=cluster_id, status="pending", state="PENDING",
+                             state_message="Starting: Databricks is acquiring the nodes.")
+
+    def _adopt(self, launch: Launch) -> str | None:
+        try:
+            return self.databricks.find_cluster_by_tag(TAG_REQUEST, launch.request.get("request_tag", ""))
+        except WorkspaceError as exc:
+            log.warning("launch %s: could not look for its cluster: %s", launch.id, exc.message)
+            return None
+
+    def _fail(self, launch: Launch, message: str) -> None:
+        update_launch(self.store, launch.id, status="failed", state="NOT_CREATED",
+                      state_message=self.services.redactor(message))
+        self.store.audit(actor=launch.requester, action="launch.create", target=f"{launch.image}#{launch.id}",
+                         outcome="failed", detail=self.services.redactor(message))
+
+    def attach_message(self, launch_id: int, channel: str, ts: str) -> Launch:
+        return update_launch(self.store, launch_id, slack_channel=channel, slack_ts=ts)
+
+    # ------------------------------------------------------------ following
+    def poll_once(self, launch: Launch) -> Launch:
+        """One clusters/get; the row is updated when the state or message changed."""
+        status: ClusterStatus = self.databricks.get_cluster(launch.cluster_id or "")
+        changes: dict[str, Any] = {}
+        if (status.state, status.state_message) != (launch.state, launch.state_message):
+            changes.update(state=status.state, state_message=self.services.redactor(status.state_message))
+        if status.running:
+            changes["status"] = "running"
+        elif status.failed:
+            changes.update(status="failed", termination_code=status.termination_code or "UNKNOWN",
+                           request={**launch.request, "termination_parameters": {
+                               k: self.services.redactor(str(v)) for k, v in status.parameters.items()}})
+        if not changes:
+            return launch
+        updated = update_launch(self.store, launch.id, **changes)
+        if updated.finished:
+            self.store.audit(actor=launch.requester, action="launch.finish", target=f"{launch.image}#{launch.id}",
+                             outcome=updated.status, detail=updated.termination_code or updated.cluster_id)
+        return updated
+
+    def track(self, launch_id: int, on_change: Callable[[Launch], None] | None = None) -> Launch:
+        """Poll with backoff until RUNNING, TERMINATED/ERROR, or the tracking budget is spent."""
+        notify = on_change or (lambda _launch: None)
+        launch = get_launch(self.store, launch_id)
+        if launch.status == "creating":
+            launch = self.recover_creating(launch)
+            notify(launch)
+        delay, failures = self.poll_initial, 0
+        deadline = time.monotonic() + self.track_timeout
+        while launch.status == "pending":
+            try:
+                polled = self.poll_once(launch)
+                failures = 0
+            except NotFound:
+                polled = update_launch(self.store, launch.id, status="unknown", state="GONE",
+                                       state_message="The cluster no longer exists in the workspace.")
+            except WorkspaceError as exc:
+                failures += 1
+                log.warning("launch %s: poll %s failed: %s", launch.id, failures, exc.message)
+                polled = launch
+                if failures >= self.max_poll_failures:
+                    polled = update_launch(self.store, launch.id, status="unknown", state_message=(
+                        f"The bot lost contact with Databricks ({exc.message}); check the cluster page."))
+            if polled != launch:
+                launch = polled
+                notify(launch)
+            if launch.status != "pending":
+                break
+            if time.monotonic() + delay > deadline:
+                launch = update_launch(self.store, launch.id, status="unknown", state_message=(
+                    f"Still {launch.state} after {self.track_timeout / 60:.0f} min; the bot stopped following it. "
+                    "Check the cluster page."))
+                notify(launch)
+                break
+            self.sleep(delay)
+            delay = min(delay * 1.5, self.poll_max)
+        return launch
+
+    def recover_creating(self, launch: Launch) -> Launch:
+        """A launch left in `creating` by a stop: adopt the cluster its tag names, or say none was created."""
+        cluster_id = self._adopt(launch)
+        if cluster_id:
+            self.store.audit(actor=launch.requester, action="launch.resume", target=f"{launch.image}#{launch.id}",
+                             outcome="adopted", detail=cluster_id)
+            return update_launch(self.store, launch.id, cluster_id=cluster_id, status="pending", state="PENDING")
+        self._fail(launch, "The bot stopped before Databricks confirmed the cluster, and no cluster carries this "
+                           "launch's tag: nothing was created. Launch again.")
+        return get_launch(self.store, launch.id)
+
+    def pending(self) -> list[Launch]:
+        return list_launches(self.store, statuses=ACTIVE, limit=200)
+
+
+def _blocked_text(needed: int, account: str, numbers: str) -> str:
+    return (f"{numbers}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
+            f"(it needs {needed}). Wait for the window to reset, or launch anyway.")
+
+
+def request_from_dict(data: dict[str, Any]) -> LaunchRequest:
+    """A LaunchRequest back from its JSON form (lists become the tuples the dataclass holds)."""
+    def tuples(value: Any) -> Any:
+        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+    return LaunchRequest(**{k: tuples(v) for k, v in data.items()})
+
+
+def _meta(request: LaunchRequest, source: ImageSource, plan: LaunchPlan, budget: BudgetCheck,
+          user_email: str, request_key: str) -> dict[str, Any]:
+    """What the launches row keeps: enough to explain and to re-plan, never a secret."""
+    return {
+        "body": plan.shown_body, "warnings": list(plan.warnings), "auth": plan.auth,
+        "request": asdict(request), "user_email": user_email,
+        "request_tag": plan.body["custom_tags"][TAG_REQUEST],
+        "request_key": request_key,
+        "on_docker_hub": source.spec.repository_ref.on_docker_hub,
+        "init_scripts": [init_script_label(e) for e in plan.body.get("init_scripts", [])],
+        "pulls_ceiling": plan.pulls_ceiling, "budget": asdict(budget), "runtime": plan.runtime.key,
+    }
