@@ -188,5 +188,11 @@ class LaunchBlocked(DcsError):
     exit_code = 46
 
 
+class LaunchFailed(DcsError):
+    """The cluster was created but stopped before it ran (TERMINATED/ERROR), or was lost."""
+
+    exit_code = 47
+
+
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
