@@ -17,11 +17,11 @@ import tomli_w
 from bot.bases import BaseInfo, classify_base
 from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
 from bot.errors import InvalidInput, InvalidInputs
-from bot.packages import split_requirements, validate_apt, validate_env, validate_pip
+from bot.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
 from bot.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}\}\}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" allows a trailing newline
+SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}\}\}\Z")
 TAG_FIELDS = ("tag", "date", "build", "spec", "base")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 DEFAULT_IMMUTABLE_TAG = "{tag}-{date}-b{build}"
@@ -129,7 +129,7 @@ def validate_channel(value: object, field: str = "notify_channel") -> str | None
 def validate_owner(value: object, field: str = "owner") -> str | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not (SLACK_USER_ID.match(value) or re.match(r"^[\w.+-]+@[\w.-]+$", value)):
+    if not isinstance(value, str) or not (SLACK_USER_ID.match(value) or re.match(r"^[\w.+-]+@[\w.-]+\Z", value)):
         raise InvalidInput(field, value, "is not a Slack user id or an email", "Use a Slack user id like U012AB3CD.")
     return value
 
@@ -145,6 +145,10 @@ def validate_immutable_tag(template: object, moving: str, field: str = "immutabl
     if "build" not in names and "spec" not in names:
         raise InvalidInput(field, template, "does not change between builds",
                            "Include {build} (or {spec}) so every build gets its own immutable tag.")
+    literal = _TEMPLATE_FIELD.sub("", template)
+    if "{" in literal or "}" in literal:
+        # str.format would raise on it (or index into a value): only plain {placeholder}s may reach it
+        raise InvalidInput(field, template, "has a stray '{' or '}'", fix)
     sample = template.format(tag=moving, date="20260101", build=12345, spec="0" * 12, base="0" * 12)
     if not is_valid_tag(sample) or template.count("{") != template.count("}"):
         raise InvalidInput(field, template, "does not produce a valid Docker tag", fix)
@@ -191,7 +195,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     if isinstance(env_in, Mapping):
         env_items = list(env_in.items())
     elif isinstance(env_in, list | tuple):
-        env_items = [tuple(item) if isinstance(item, list | tuple) else (str(item), None) for item in env_in]
+        env_items = [tuple(item) if isinstance(item, list | tuple) and len(item) == 2 else (str(item), None)
+                     for item in env_in]
     else:
         env_items = []
         p.append(InvalidInput(f("env"), env_in, "is not a table", 'Give env as a table, e.g. env = { TZ = "UTC" }.'))
@@ -221,8 +226,10 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         p.append(InvalidInput(f("description"), description, "is not one line of at most 300 characters",
                               "Shorten the description."))
         description = ""
-    for label, values in (("pip", pip), ("apt", apt)):
-        dupes = sorted({v for v in values if v and values.count(v) > 1})
+    for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
+        # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
+        names = [package(v) for v in values if v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
     if p:
@@ -286,7 +293,9 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
         p.append(InvalidInput(f("username"), username, "is missing", "A password needs a username."))
     secret = data.get("cluster_password_secret") or None
     if secret is not None and (not isinstance(secret, str) or not SECRET_REF.match(secret)):
-        p.append(InvalidInput(f("cluster_password_secret"), secret, "is not a Databricks secret reference",
+        # what lands here instead of a reference is often the password itself: do not echo it
+        shown = secret if isinstance(secret, str) and secret.startswith("{{") else "***"
+        p.append(InvalidInput(f("cluster_password_secret"), shown, "is not a Databricks secret reference",
                               "Use {{secrets/<scope>/<key>}}; create it with `databricks secrets put-secret`."))
     plaintext = data.get("allow_plaintext_password", False)
     if not isinstance(plaintext, bool):

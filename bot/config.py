@@ -14,9 +14,10 @@ from urllib.parse import urlparse
 
 from bot.errors import ConfigError
 
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline.
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}\Z")
+SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})\Z")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
 # Every variable the bot reads, with a one-line description (the README table mirrors this).
 VARIABLES: dict[str, str] = {
@@ -142,7 +143,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
             return default
         parsed = urlparse(raw)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            problems.append(f"{name}={raw!r} is not an http(s) URL; set it like https://host/path")
+            # a malformed URL may still carry user:password@ (or a token@): never quote that part
+            shown = re.sub(r"[^/@]*@", "***@", raw)
+            problems.append(f"{name}={shown!r} is not an http(s) URL; set it like https://host/path")
             return default
         if parsed.username or parsed.password:
             problems.append(f"{name} must not carry credentials in the URL; use the token variables instead")

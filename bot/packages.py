@@ -17,18 +17,19 @@ from bot.errors import InvalidInput
 
 # Characters that may never appear in a pip entry, whatever PEP 508 allows.
 _PIP_FORBIDDEN = set(";&|`$\\\"'(){}\n\r\t#?")
-_PIP_SAFE = re.compile(r"^[A-Za-z0-9._\-\[\],<>=!~*@:/+% ]+$")
-_URL_SAFE = re.compile(r"^[A-Za-z0-9._\-/:+%=]+$")
+_PIP_SAFE = re.compile(r"^[A-Za-z0-9._\-\[\],<>=!~*@:/+% ]+\Z")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._\-/:+%=]+\Z")
 _URL_SCHEMES = {"https", "git+https"}
 _INJECTED_BY_DATABRICKS = {"pyspark"}
 
+# Patterns end in \Z, not $: "$" also matches before a trailing newline, which would reach the Dockerfile.
 # Debian Policy 5.6.1: lowercase letters, digits, + - . ; at least two characters; starts alphanumeric.
-_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+\Z")
 # Debian Policy 5.6.12 (version), without the characters a shell would treat specially.
-_APT_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
-_APT_ARCH = re.compile(r"^[a-z0-9-]+$")
+_APT_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*\Z")
+_APT_ARCH = re.compile(r"^[a-z0-9-]+\Z")
 
-ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 _ENV_VALUE_FORBIDDEN = set('"\\$`')
 _SECRET_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE_KEY", "API_KEY", "ACCESS_KEY")
 _RESERVED_ENV = {"PYSPARK_PYTHON", "DATABRICKS_RUNTIME_VERSION", "PATH", "JAVA_HOME", "HOME"}
@@ -38,7 +39,8 @@ def split_requirements(text: str) -> list[str]:
     """Split a comma- or newline-separated list of requirements, keeping `pandas>=2,<3` whole.
 
     A comma starts a new requirement only when what follows starts like a package name; a segment
-    that starts with a version operator (`<`, `>`, `=`, `!`, `~`) continues the previous requirement.
+    that starts with a version operator (`<`, `>`, `=`, `!`, `~`) continues the previous requirement, and so
+    does a comma inside an open extras bracket (`requests[socks,security]`).
     """
     items: list[str] = []
     for line in text.splitlines():
@@ -46,7 +48,7 @@ def split_requirements(text: str) -> list[str]:
             part = segment.strip()
             if not part:
                 continue
-            if items and index > 0 and part[0] in "<>=!~":
+            if items and index > 0 and (part[0] in "<>=!~" or items[-1].count("[") > items[-1].count("]")):
                 items[-1] = f"{items[-1]},{part}"
             else:
                 items.append(part)
@@ -110,6 +112,16 @@ def _check_requirement_url(url: str, entry: str, field: str) -> None:
                            "Use a plain https://host/path/package.whl URL.")
 
 
+def pip_name(requirement: str) -> str:
+    """The project a validated requirement installs ("Scikit_Learn>=1" → "scikit-learn")."""
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def apt_name(entry: str) -> str:
+    """The package (and architecture) a validated apt entry installs, without its version."""
+    return entry.partition("=")[0]
+
+
 def validate_apt(entry: str, field: str = "apt") -> str:
     """Return a safe `name[:arch][=version]` string for one apt package."""
     if not isinstance(entry, str):
@@ -118,10 +130,10 @@ def validate_apt(entry: str, field: str = "apt") -> str:
     fix = ("Use a Debian package name (lowercase letters, digits, '+', '-', '.'; at least two characters), "
            "optionally '=version', e.g. 'libgomp1' or 'curl=7.81.0-1ubuntu1.16'.")
     name, _, version = text.partition("=")
-    name, _, arch = name.partition(":")
+    name, colon, arch = name.partition(":")
     if not _APT_NAME.match(name):
         raise InvalidInput(field, entry, "is not a valid Debian package name", fix)
-    if arch and not _APT_ARCH.match(arch):
+    if colon and not _APT_ARCH.match(arch):
         raise InvalidInput(field, entry, "has an invalid architecture qualifier", fix)
     if "=" in text and not _APT_VERSION.match(version):
         raise InvalidInput(field, entry, "has an invalid version", fix)

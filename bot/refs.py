@@ -24,12 +24,13 @@ _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registr
 
 _ALNUM = r"[a-z0-9]+"
 _SEP = r"(?:[._]|__|-+)"
-_COMPONENT = re.compile(rf"^{_ALNUM}(?:{_SEP}{_ALNUM})*$")
+_COMPONENT = re.compile(rf"^{_ALNUM}(?:{_SEP}{_ALNUM})*\Z")
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DOMAIN = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?\Z")
+# \Z, not $: "$" also matches before a trailing newline. ASCII: Docker's \w is [A-Za-z0-9_], not unicode.
+_TAG = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}\Z")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>], e.g. databricksruntime/standard:15.4-LTS."
 
