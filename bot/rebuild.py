@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from bot.builder import Builder, BuildProgress, ResolvedBase
 from bot.catalog import ImageSpec
 from bot.dockerfile import spec_hash
-from bot.errors import DcsError
+from bot.errors import BuildInProgress, DcsError
 from bot.services import Services
 from bot.store import Build, Store, parse_time, utcnow
 
@@ -177,18 +177,13 @@ def last_checks(store: Store) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- running
 
-class _CheckedBaseBuilder(Builder):
-    """Builds on the digest this run checked, so the notice names exactly what was built (and no second HEAD)."""
-
-    def __init__(self, services: Services, checks: dict[str, BaseCheck]) -> None:
-        super().__init__(services)
-        self._checks = checks
-
-    def resolve_base(self, spec: ImageSpec) -> ResolvedBase:
-        check = self._checks.get(base_key(spec))
-        if check is None or check.error or not check.digest or spec.base_ref.digest:
-            return super().resolve_base(spec)
-        return ResolvedBase(spec.base_ref, check.digest, check.digest, "registry")
+def resolved_base(spec: ImageSpec, checks: dict[str, BaseCheck]) -> ResolvedBase | None:
+    """The digest this run checked, handed to the builder: the notice then names exactly what was built,
+    and the build needs no second HEAD. None when the check failed (the builder resolves it itself)."""
+    check = checks.get(base_key(spec))
+    if check is None or check.error or not check.digest or spec.base_ref.digest:
+        return None
+    return ResolvedBase(spec.base_ref, check.digest, check.digest, "registry")
 
 
 Plan = tuple[dict[str, BaseCheck], list[RebuildDecision]]
@@ -222,9 +217,11 @@ def run_rebuilds(services: Services, names: list[str] | None = None, *, by_hand:
     before = len(services.registry.requests_made)
     run.checks, decisions = plan(services, specs, by_hand=by_hand)
     run.head_requests = sum(1 for m, _ in services.registry.requests_made[before:] if m == "HEAD")
-    builder = _CheckedBaseBuilder(services, run.checks)
+    builder = Builder(services)
+    by_name = {s.name: s for s in specs}
     for decision in decisions:
-        run.results.append(_rebuild_one(builder, decision, source, requester, progress))
+        base = resolved_base(by_name[decision.image], run.checks)
+        run.results.append(_rebuild_one(builder, decision, base, source, requester, progress))
     run.finished_at = utcnow()
     store.audit(actor=requester, action="rebuild-run", target=",".join(names) if names else "catalog",
                 outcome="failed" if run.failed else "succeeded",
@@ -232,18 +229,17 @@ def run_rebuilds(services: Services, names: list[str] | None = None, *, by_hand:
     return run
 
 
-def _rebuild_one(builder: Builder, decision: RebuildDecision, source: str, requester: str | None,
-                 progress: Callable[[str, BuildProgress], None] | None) -> RebuildResult:
-    store = builder.store
+def _rebuild_one(builder: Builder, decision: RebuildDecision, base: ResolvedBase | None, source: str,
+                 requester: str | None, progress: Callable[[str, BuildProgress], None] | None) -> RebuildResult:
     if not decision.due:
         return RebuildResult(decision.image, UNCHANGED, decision)
-    active = store.active_build(decision.image)
-    if active is not None:
-        return RebuildResult(decision.image, SKIPPED, decision, active,
-                             f"build #{active.id} of it is already {active.status}; the next run picks it up")
     try:
         build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
-        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore)
+        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore,
+                              base=base)
+    except BuildInProgress as exc:  # someone is building it right now: theirs wins, the next run re-checks
+        return RebuildResult(decision.image, SKIPPED, decision, None,
+                             f"build #{exc.build_id} of it is already in progress; the next run checks again")
     except DcsError as exc:  # NotFound (removed meanwhile) and the like: report, go on with the others
         return RebuildResult(decision.image, FAILED, decision, None, builder.services.redactor(exc.message))
     except Exception:
@@ -273,11 +269,11 @@ def short_digest(digest: str | None) -> str:
 
 # ---------------------------------------------------------------- clusters still on an older digest
 
-# Custom tags the bot sets on clusters it launches (bot/clusterspec.py); kept here as the fallback
-# names so this module does not depend on the launcher being installed.
-TAG_IMAGE = "dcs-image"
-TAG_BUILD = "dcs-build"
-TAG_DIGEST = "dcs-digest"
+# Custom tags the bot sets on clusters it launches (bot/clusterspec.py is the authority; jobs/rebuild.py
+# reads them from there). Repeated here so this pure module does not import the launcher.
+TAG_IMAGE = "dcs_image"
+TAG_BUILD = "dcs_build"
+TAG_DIGEST = "dcs_image_digest"
 LIVE_STATES = frozenset({"PENDING", "RUNNING", "RESTARTING", "RESIZING"})
 
 

@@ -39,8 +39,9 @@ ALERT_KEY = "dockerhub-pulls"
 CHECK_KEY = "dockerhub-check"  # last check outcome: state ok|error, detail = the error
 DEFAULT_WINDOW = 6 * 3600  # only to size "recent launches" before the first sample says otherwise
 KEEP_DAYS = 14
-# Launch rows that will still start a cluster (no cluster id yet, not finished).
-DONE_LAUNCH_STATES = ("failed", "rejected", "denied", "cancelled", "canceled", "expired", "error", "blocked")
+# Launch rows that will still start a cluster (bot/launcher.py): being created, or held back by the budget
+# check until someone presses "launch anyway".
+PLANNED_LAUNCH_STATES = ("creating", "blocked")
 
 _alert_lock = threading.Lock()  # one state transition at a time inside this process
 
@@ -108,16 +109,16 @@ def launch_demand(store: Store, now: datetime, window_seconds: int | None) -> tu
     """
     window = window_seconds or DEFAULT_WINDOW
     since = (now - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    marks = ",".join("?" for _ in DONE_LAUNCH_STATES)
+    marks = ",".join("?" for _ in PLANNED_LAUNCH_STATES)
     rows = store.query(
         f"SELECT created_at, pulls_needed, image_url, cluster_id, status FROM launches"  # noqa: S608
-        f" WHERE created_at >= ? OR (cluster_id IS NULL AND status NOT IN ({marks}))",
-        (since, *DONE_LAUNCH_STATES))
+        f" WHERE created_at >= ? OR (cluster_id IS NULL AND status IN ({marks}))",
+        (since, *PLANNED_LAUNCH_STATES))
     recent, planned = [], 0
     for r in rows:
         if not _on_docker_hub(r["image_url"]):
             continue
-        if r["cluster_id"] is None and r["status"] not in DONE_LAUNCH_STATES:
+        if r["cluster_id"] is None and r["status"] in PLANNED_LAUNCH_STATES:
             planned += r["pulls_needed"] or 0
         elif r["cluster_id"] is not None:
             at = parse_time(r["created_at"])

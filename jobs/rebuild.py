@@ -83,21 +83,11 @@ def post_message(services: Services, channel: str, msg: dict[str, Any]) -> str |
 # ---------------------------------------------------------------- Databricks
 
 def databricks_client(services: Services) -> Any | None:
-    """The workspace client when Databricks is configured, else None."""
+    """The workspace client when Databricks is configured, else None (the cluster section is left out)."""
     config = services.config
     if not (config.databricks_host or config.environ.get("DATABRICKS_HOST")):
         return None
-    existing = getattr(services, "databricks", None)
-    if existing is not None:
-        return existing
-    from bot.clients.databricks import DatabricksClient
-
-    with services._lock:  # noqa: SLF001
-        client = services.extras.get("databricks")
-        if client is None:
-            client = DatabricksClient(config)
-            services.extras["databricks"] = client
-    return client
+    return services.databricks
 
 
 def _cluster_tags() -> tuple[str, str, str]:

@@ -158,10 +158,14 @@ def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> No
     services = watch_services(tmp_db, hub, slack)
     now = utcnow()
     with services.store.transaction() as conn:
-        for image_url, pulls, cluster in [("myorg/etl:latest", 30, "0101-abc"), ("docker.io/myorg/ml:1", 25, None),
-                                          ("myacr.azurecr.io/team/x:1", 99, "0101-def")]:
+        for image_url, status, pulls, cluster in [
+            ("myorg/etl:latest", "running", 30, "0101-abc"),
+            ("docker.io/myorg/ml:1", "blocked", 25, None),  # waiting for "launch anyway"
+            ("myacr.azurecr.io/team/x:1", "running", 99, "0101-def"),
+            ("myorg/old:1", "failed", 40, None),  # never started: needs nothing
+        ]:
             conn.execute("INSERT INTO launches (image, image_url, status, pulls_needed, cluster_id, created_at)"
-                         " VALUES ('x', ?, 'running', ?, ?, ?)", (image_url, pulls, cluster, now))
+                         " VALUES ('x', ?, ?, ?, ?, ?)", (image_url, status, pulls, cluster, now))
     hub.set_rate_limit(limit=200, remaining=50, window=21600)  # 25 %: fine by percentage and minimum
     outcome = ratelimit_job(services)
     assert outcome.posted == WARNING  # but 30 recent + 25 planned Docker Hub pulls need 55

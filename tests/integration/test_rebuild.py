@@ -166,3 +166,73 @@ def test_a_failing_build_is_named_and_the_others_still_complete(services, regist
     again = rebuild_job(services)
     assert {r.image: r.status for r in again.run.results}["a-broken"] == UNCHANGED
     assert len(slack.messages()) == 1
+
+
+def test_a_rebuild_cut_short_by_a_restart_is_done_at_the_next_run(services, registry, base, slack):  # noqa: ANN001
+    first_base = base.publish("v1")
+    add_image(services, registry, base, "gamma")
+    assert rebuild_job(services, ["gamma"], by_hand=True, notify=False).run.results[0].status == REBUILT
+    new_base = base.publish("v2")
+    # The bot died while the scheduled rebuild was building: the row stays "running" ...
+    crashed = services.store.create_build("gamma", requester=None, source="schedule", push=True)
+    services.store.update_build(crashed.id, status="running", started_at=crashed.requested_at)
+    # ... and start-up marks it interrupted (bot/__main__.py does this before anything else).
+    assert services.store.mark_interrupted() == [crashed.id]
+
+    summary = rebuild_job(services)
+    result = summary.run.results[0]
+    assert result.status == REBUILT
+    assert (result.decision.old_base_digest, result.decision.new_base_digest) == (first_base, new_base)
+    assert services.store.get_build(crashed.id).status == "interrupted"
+    assert len(slack.messages()) == 1
+
+
+def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, registry, base, slack):  # noqa: ANN001
+    from bot.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
+    from tests.fakes.databricks import DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks
+
+    base.publish("v1")
+    add_image(services, registry, base, "delta")
+    first = rebuild_job(services, ["delta"], by_hand=True, notify=False).run.results[0]
+    moving = f"{registry.host}/dcs-rb-{base.uid}/delta:latest"
+    with FakeDatabricks() as workspace:
+        config = load_config({**services.config.environ, "DATABRICKS_HOST": workspace.url,
+                              "DATABRICKS_TOKEN": DEFAULT_TOKEN, "DCS_DATABRICKS_TIMEOUT": "10"})
+        services = Services(config=config, store=services.store)
+        node = next(n["node_type_id"] for n in workspace.node_types
+                    if not n.get("is_graviton") and not n.get("num_gpus"))
+
+        def cluster(name: str, url: str) -> str:
+            return services.databricks.create_cluster({
+                "cluster_name": name, "spark_version": "15.4.x-scala2.12", "node_type_id": node,
+                "num_workers": 1, "data_security_mode": "SINGLE_USER", "single_user_name": DEFAULT_USER,
+                "docker_image": {"url": url},
+                "custom_tags": {TAG_IMAGE: "delta", TAG_DIGEST: first.pushed_digest, TAG_BUILD: str(first.build.id)}})
+
+        on_moving = cluster("etl-nightly", moving)
+        pinned = cluster("etl-pinned", f"{registry.host}/dcs-rb-{base.uid}/delta:{first.immutable_tag}")
+        stopped = cluster("etl-stopped", moving)
+        workspace.set_cluster_state(on_moving, "RUNNING")
+        workspace.set_cluster_state(pinned, "RUNNING")
+        workspace.set_cluster_state(stopped, "TERMINATED")
+
+        base.publish("v2")
+        summary = rebuild_job(services)
+
+    assert summary.run.results[0].status == REBUILT
+    assert {c.cluster_id: c.moving for c in summary.stale} == {on_moving: True, pinned: False}
+    text = notice_text(slack.messages()[0])
+    assert "etl-nightly" in text and "restart it" in text
+    assert "etl-pinned" in text and "edit it to use" in text
+    assert "etl-stopped" not in text
+    assert len(slack.messages()) == 1
+
+
+def test_without_databricks_the_notice_has_no_cluster_section(services, registry, base, slack):  # noqa: ANN001
+    base.publish("v1")
+    add_image(services, registry, base, "epsilon")
+    rebuild_job(services, ["epsilon"], by_hand=True, notify=False)
+    base.publish("v2")
+    summary = rebuild_job(services)
+    assert summary.stale == [] and summary.problems == []
+    assert "older digest" not in notice_text(slack.messages()[0])
