@@ -77,7 +77,8 @@ def parse_probe(output: str) -> dict[str, str]:
     for line in output.splitlines():
         key, sep, value = line.partition("=")
         if sep and key and " " not in key:
-            facts[key.strip()] = value.strip().strip('"')
+            # os-release quotes its values; other lines are verbatim (`java -version` ends in a quote)
+            facts[key.strip()] = value.strip().strip('"') if key.startswith("os.") else value.strip()
     return facts
 
 
