@@ -98,3 +98,34 @@ def create_server(wsgi: WsgiApp, host: str, port: int, threads: int = DEFAULT_TH
 
     return waitress_server(wsgi, host=host, port=port, threads=threads, ident="dcs-bot",
                            channel_timeout=30, clear_untrusted_proxy_headers=True)
+
+
+class ServerThread:
+    """Runs a waitress server in a daemon thread (tests, benchmarks); `stop()` shuts it down cleanly."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="waitress")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.effective_port}"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.server.close()
+        self.server.task_dispatcher.shutdown(timeout=5)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            # Closing the listening socket under select() ends the loop this way.
+            if not self._stopping:
+                raise

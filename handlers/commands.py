@@ -142,10 +142,10 @@ class CommandTable:
 
     def add(self, command: Subcommand, *, replace: bool = False) -> None:
         existing = self._commands.get(command.name)
+        if existing is not None and command.placeholder and not existing.placeholder:
+            return  # the real implementation was registered first: keep it
         if existing is not None and not (replace or existing.placeholder):
             raise ValueError(f"/dcs {command.name} is already registered; pass replace=True to override it")
-        if existing is not None and command.placeholder and not existing.placeholder:
-            return  # a real implementation was registered first: keep it
         self._commands[command.name] = command
 
     def get(self, name: str) -> Subcommand:
@@ -167,9 +167,14 @@ class CommandTable:
         return None, 0
 
     def closest(self, word: str) -> str | None:
-        names = sorted({c.name.split()[0] for c in self.visible()} | {c.name for c in self.visible()})
-        match = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.5)
-        return match[0] if match else None
+        """The subcommand a typo most likely meant: whole names first, then first words of two-word names."""
+        names = [c.name for c in self.visible()]
+        match = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
+        if match:
+            return match[0]
+        first_words = {c.name.split()[0]: c.name for c in self.visible()}
+        match = difflib.get_close_matches(word.lower(), list(first_words), n=1, cutoff=0.6)
+        return first_words[match[0]] if match else None
 
 
 # ---------------------------------------------------------------- dispatch

@@ -1,0 +1,193 @@
+"""Block Kit builders: what a user sees, always within Slack's limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.catalog import image_from_dict
+from bot.errors import InvalidInput, InvalidInputs
+from bot.store import Build, PushRecord
+from handlers import blocks as bk
+from handlers.views import FIELD_BLOCKS, form_to_image, image_add_modal, inline_errors
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def stamp(delta: timedelta) -> str:
+    return (NOW - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build(**fields) -> Build:  # noqa: ANN003
+    base = {"id": 12, "image": "team-pandas", "status": "succeeded", "requester": "U1", "push_requested": True,
+            "started_at": stamp(timedelta(minutes=3, seconds=5)), "finished_at": stamp(timedelta()),
+            "base_ref": "databricksruntime/standard:15.4-LTS", "tags": ("latest-20260301-b12", "latest"),
+            "pushed_digest": "sha256:" + "ab" * 32,
+            "doctor": ({"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
+                       {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install acl"})}
+    return Build(**{**base, **fields})
+
+
+def within_limits(content: dict, blocks_limit: int = bk.MESSAGE_BLOCKS) -> None:
+    assert len(content["text"]) <= bk.TEXT_LIMIT
+    assert len(content["blocks"]) <= blocks_limit
+    for block in content["blocks"]:
+        text = (block.get("text") or {}).get("text", "")
+        assert len(text) <= bk.SECTION_LIMIT
+        for element in block.get("elements", []):
+            assert len(element.get("text", "") if isinstance(element.get("text"), str) else "") <= bk.SECTION_LIMIT
+
+
+def all_text(content: dict) -> str:
+    return json.dumps(content["blocks"], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(("fraction", "bar"), [(0, "░" * 20 + "   0%"), (0.5, "█" * 10 + "░" * 10 + "  50%"),
+                                               (1, "█" * 20 + " 100%"), (1.7, "█" * 20 + " 100%"),
+                                               (-1, "░" * 20 + "   0%")])
+def test_progress_bar(fraction: float, bar: str) -> None:
+    assert bk.progress_bar(fraction) == bar
+
+
+@pytest.mark.parametrize(("text", "limit", "keep", "out"), [("abcdef", 10, "head", "abcdef"),
+                                                            ("abcdef", 4, "head", "abc…"),
+                                                            ("abcdef", 4, "tail", "…def")])
+def test_cut(text: str, limit: int, keep: str, out: str) -> None:
+    assert bk.cut(text, limit, keep=keep) == out
+
+
+def test_user_text_cannot_ping_or_link() -> None:
+    assert bk.escape("<!channel> & <http://x|y>") == "&lt;!channel&gt; &amp; &lt;http://x|y&gt;"
+
+
+def test_progress_message_shows_bar_step_and_current_line() -> None:
+    content = bk.build_progress(build(status="running"), "build", 3, 7, "Step 3/7 : RUN pip install pandas", 0.4)
+    text = all_text(content)
+    assert "step 3 of 7" in content["text"]
+    assert "████████░░░░░░░░░░░░  40%" in text
+    assert "Step 3/7 : RUN pip install pandas" in text
+
+
+def test_success_message_has_digest_doctor_and_buttons() -> None:
+    pushes = [PushRecord(1, 12, "local", "reg.example/team/pandas", "latest", "sha256:" + "ab" * 32, True, None)]
+    content = bk.build_result(build(), pushes)
+    text = all_text(content)
+    assert content["text"].startswith("Build and push #12 of *team-pandas* succeeded in 3 min 5 s")
+    assert "sha256:" + "ab" * 32 in text and "reg.example/team/pandas:latest` (verified)" in text
+    assert "✅ bash" in text and "⚠️ acl" in text
+    buttons = content["blocks"][-1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Launch cluster", "Show log"]
+    assert bk.LaunchButton.decode(buttons[0]["value"]) == bk.LaunchButton("team-pandas", 12)
+    assert buttons[1]["value"] == "12"
+
+
+def test_failure_message_shows_failing_step_reason_and_log_end_within_limits() -> None:
+    log = "\n".join(f"line {i} " + "x" * 400 for i in range(2000)) + "\nERROR: No matching distribution for nope"
+    doctor = tuple({"name": f"check{i}", "status": "fail", "detail": "d" * 200, "fix": ""} for i in range(60))
+    failed = build(status="failed", pushed_digest=None, failed_step="Step 3/5 : RUN pip install nope",
+                   error="pip failed: " + "e" * 5000, log_tail=log, doctor=doctor)
+    content = bk.build_result(failed)
+    within_limits(content)
+    text = all_text(content)
+    assert "Failed at* `Step 3/5 : RUN pip install nope`" in text
+    assert "ERROR: No matching distribution for nope" in text  # the end of the log survives the cut
+    assert [b["text"]["text"] for b in content["blocks"][-1]["elements"]] == ["Show log", "Retry"]
+    assert "Launch cluster" not in text
+
+
+def test_log_message_keeps_the_last_lines() -> None:
+    content = bk.build_log(build(log_tail="\n".join(f"line {i}" for i in range(500))))
+    within_limits(content)
+    text = all_text(content)
+    assert "line 499" in text and "line 100\\n" not in text
+
+
+def test_images_list_empty_says_how_to_begin() -> None:
+    assert "/dcs image add" in bk.images_list([], NOW)["text"]
+
+
+def test_images_list_of_a_large_catalog_fits_in_one_message() -> None:
+    rows = [bk.CatalogRow(f"img-{i}", "databricksruntime/standard:15.4-LTS", f"reg/team/img-{i}", None,
+                          build(id=i, image=f"img-{i}"), build(id=i, image=f"img-{i}")) for i in range(80)]
+    content = bk.images_list(rows, NOW)
+    within_limits(content)
+    assert "more images not shown" in all_text(content)
+    assert "img-0*" in all_text(content)
+
+
+def test_image_line_shows_last_state_age_and_pushed_digest() -> None:
+    row = bk.CatalogRow("team-pandas", "databricksruntime/standard:15.4-LTS", "reg/team/pandas", "0 3 * * 1",
+                        build(id=13, status="failed", finished_at=stamp(timedelta(hours=2))), build())
+    line = bk.image_line(row, NOW)
+    assert ":x: #13 failed 2 h ago" in line
+    assert "pushed `sha256:abababababab…`" in line
+    assert "rebuilds `0 3 * * 1`" in line
+
+
+def test_never_built_image() -> None:
+    assert "never built" in bk.image_line(bk.CatalogRow("a", "b:1", "r/a", None, None, None), NOW)
+
+
+def test_queued_message_says_where_it_stands() -> None:
+    assert "queued (2nd in line)" in bk.build_queued(build(status="queued"), 2)["text"]
+
+
+# ---------------------------------------------------------------- the "Add an image" modal
+def test_modal_respects_slack_view_limits() -> None:
+    view = image_add_modal("C1")
+    assert len(view["title"]["text"]) <= 24 and len(view["blocks"]) <= bk.VIEW_BLOCKS
+    assert json.loads(view["private_metadata"]) == {"channel": "C1"}
+    input_blocks = {b["block_id"] for b in view["blocks"] if b["type"] == "input"}
+    assert set(FIELD_BLOCKS.values()) <= input_blocks  # every error lands on a block that exists
+
+
+def state(**values) -> dict:  # noqa: ANN003
+    out = {}
+    for block, value in values.items():
+        if block in ("flavour", "runtime"):
+            out[block] = {"value": {"type": "static_select", "selected_option": {"value": value}}}
+        elif block == "notify":
+            out[block] = {"value": {"type": "channels_select", "selected_channel": value}}
+        else:
+            out[block] = {"value": {"type": "plain_text_input", "value": value}}
+    return out
+
+
+def test_form_builds_the_base_from_flavour_and_runtime() -> None:
+    data = form_to_image(state(name="team-pandas", flavour="python", runtime="14.3", pip="pandas>=2,<3\nnumpy",
+                               repository="reg.example/team/pandas", notify="C0123"))
+    assert data["base"] == "databricksruntime/python:14.3-LTS"
+    assert data["notify_channel"] == "C0123"
+    from handlers.catalog import form_data
+
+    assert image_from_dict(form_data(data)).pip == ("pandas<3,>=2", "numpy")  # kept whole, canonical
+
+
+def test_a_full_base_overrides_the_pickers() -> None:
+    data = form_to_image(state(name="x", flavour="python", runtime="14.3",
+                               base_custom="reg.example/m/standard:15.4-LTS", repository="r/x"))
+    assert data["base"] == "reg.example/m/standard:15.4-LTS"
+
+
+@pytest.mark.parametrize(
+    ("form", "custom", "blocks"),
+    [
+        ({"name": "Bad Name!", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x"}, False, {"name"}),
+        ({"name": "x", "base": "databricksruntime/minimal:15.4-LTS", "repository": "r/x", "pip": ["pandas"]}, False,
+         {"pip"}),
+        ({"name": "x", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "daily"},
+         False, {"schedule"}),
+        ({"name": "x", "base": "not a ref!", "repository": "r/x"}, True, {"base_custom"}),
+        ({"name": "x", "base": "databricksruntime/standard:15.4-LTS"}, False, {"repository"}),
+        ({"name": "", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "1 2 3"},
+         False, {"name", "schedule"}),
+    ],
+)
+def test_inline_errors_land_on_the_field_that_is_wrong(form: dict, custom: bool, blocks: set[str]) -> None:
+    with pytest.raises((InvalidInput, InvalidInputs)) as caught:
+        image_from_dict(form)
+    errors = inline_errors(caught.value, custom)
+    assert set(errors) == blocks
+    assert all(0 < len(message) <= 150 for message in errors.values())
