@@ -27,6 +27,7 @@ FEATURES = [
     "bot.cli.images",
     "bot.cli.build",
     "bot.cli.rebuild",
+    "bot.cli.launch",
 ]
 
 
