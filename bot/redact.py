@@ -13,7 +13,8 @@ _PATTERNS = [
     (re.compile(r"dapi[0-9a-f]{32}(?:-\d+)?"), MASK),
     (re.compile(r"dckr_pat_[A-Za-z0-9_-]{10,}"), MASK),
     (re.compile(r"(?i)(authorization:\s*)(bearer|basic)\s+\S+"), r"\1\2 " + MASK),
-    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1" + MASK + "@"),
+    # all userinfo up to the last "@": a token alone (https://TOKEN@host) or a password holding "@" is a secret too
+    (re.compile(r"(://)[^/\s]*@"), r"\1" + MASK + "@"),
     (re.compile(r"(?i)\b(password|passwd|secret|token)(\"?\s*[:=]\s*\"?)[^\s\"',;]+"), r"\1\2" + MASK),
 ]
 
