@@ -76,8 +76,9 @@ class Workers:
             existing = self._running.get(key) or self._queue.get(key)
             if existing is not None:
                 return Ticket(key, self._position_locked(key) or 0, existing.future, duplicate=True)
-            if len(self._queue) >= self.max_queued:
-                raise QueueFull(f"{len(self._queue)} jobs are already waiting for the bot's {self.size} "
+            waiting = max(0, len(self._queue) - max(0, self.size - len(self._running)))
+            if waiting >= self.max_queued:
+                raise QueueFull(f"{waiting} jobs are already waiting for the bot's {self.size} "
                                 "worker(s). Try again when some have finished (`/dcs status` shows them).")
             job = _Job(key, fn, args, kwargs, Future())
             self._queue[key] = job
