@@ -26,7 +26,9 @@ log = logging.getLogger("bot")
 # stop function or None. `ctx.services`, `ctx.workers`, `ctx.client`, `ctx.builder` are there;
 # `args.no_scheduler` is True when the operator asked for no scheduled jobs. Features append their
 # starter here (one line).
-BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = []
+BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = [
+    lambda ctx, args: __import__("jobs.scheduler", fromlist=["starter"]).starter(ctx, args),
+]
 
 EX_CONFIG = 78
 

@@ -34,6 +34,8 @@ SURFACES: list[str] = [
     "handlers.actions",
     "handlers.views",
     "handlers.home",
+    "handlers.rebuild",
+    "handlers.ratelimit",
     "handlers.placeholders",
 ]
 

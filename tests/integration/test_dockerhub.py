@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -182,3 +183,69 @@ def test_slack_outage_delays_the_warning_instead_of_losing_it(tmp_db, hub, slack
     assert ratelimit_job(services).posted == WARNING
     assert ratelimit_job(services).posted is None
     assert len(slack.messages(CHANNEL)) == 1
+
+
+# ---------------------------------------------------------------- /dcs ratelimit and the App Home, over HTTP
+
+SIGNING_SECRET = "test-signing-secret-ratelimit"
+
+
+@pytest.fixture
+def slack_bot(tmp_db, hub, slack) -> Iterator[tuple[str, object]]:  # noqa: ANN001
+    from bot.app import app_context, create_app
+    from bot.http import ServerThread, create_server, make_wsgi_app
+    from bot.workers import Workers
+
+    config = load_config({"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                          "SLACK_API_URL": slack.api_url, "DOCKERHUB_AUTH_URL": hub.url,
+                          "DOCKERHUB_REGISTRY_URL": hub.url, "DOCKER_HOST": "tcp://127.0.0.1:9"})
+    services = Services.from_config(config)
+    workers = Workers(config.workers)
+    app = create_app(config, services, workers)
+    server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
+    yield server.url, app_context(app)
+    server.stop()
+    workers.shutdown(wait=True, timeout=10)
+
+
+def post_signed(url: str, body: bytes) -> dict:
+    import requests
+
+    from tests.fakes.slack import signed_headers
+
+    answer = requests.post(f"{url}/slack/events", data=body, headers=signed_headers(SIGNING_SECRET, body), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json() if answer.content else {}
+
+
+def test_slash_ratelimit_answers_at_once_then_with_fresh_numbers(slack_bot, hub, slack) -> None:  # noqa: ANN001
+    from tests.fakes.slack import slash_command_body
+
+    url, ctx = slack_bot
+    hub.set_rate_limit(limit=100, remaining=64, window=21600)
+    ack = post_signed(url, slash_command_body("ratelimit", user_id="U1", response_url=slack.response_url("rl1")))
+    assert "unknown" in json.dumps(ack) and "Asking Docker Hub" in json.dumps(ack)  # no sample yet: no guess
+    fresh = json.dumps(slack.wait_for_response_post("rl1").body)
+    assert "64/100" in fresh and "per 6 h" in fresh and "Last 24 h" in fresh
+    # A recent sample: answered from the store, no second check.
+    heads = hub.counts().get("HEAD", 0)
+    again = post_signed(url, slash_command_body("ratelimit", user_id="U1", response_url=slack.response_url("rl2")))
+    assert "64/100" in json.dumps(again) and "Asking" not in json.dumps(again)
+    assert hub.counts().get("HEAD", 0) == heads
+
+    from handlers.home import publish_home
+
+    publish_home(ctx, "U1")
+    home = json.dumps(slack.home_view("U1"), ensure_ascii=False)
+    assert "Docker Hub pull budget" in home and "64/100" in home and "Launches in this window need 0" in home
+
+
+def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) -> None:  # noqa: ANN001
+    from tests.fakes.slack import slash_command_body
+
+    url, _ = slack_bot
+    hub.set_rate_limit(limit=100, remaining=0, window=21600)
+    hub.set_exhausted()
+    post_signed(url, slash_command_body("ratelimit", user_id="U1", response_url=slack.response_url("rl3")))
+    answer = json.dumps(slack.wait_for_response_post("rl3").body)
+    assert "pull rate limit reached" in answer and "0/100" in answer

@@ -236,3 +236,52 @@ def test_without_databricks_the_notice_has_no_cluster_section(services, registry
     summary = rebuild_job(services)
     assert summary.stale == [] and summary.problems == []
     assert "older digest" not in notice_text(slack.messages()[0])
+
+
+def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, registry, base, slack):  # noqa: ANN001
+    from bot.app import app_context, create_app
+    from bot.http import ServerThread, create_server, make_wsgi_app
+    from bot.workers import Workers
+    from tests.fakes.slack import signed_headers, slash_command_body
+
+    secret = "test-signing-secret-rebuild"
+    environ = {"DCS_DB": tmp_db, PASSWORD_VAR: registry.password, "SLACK_BOT_TOKEN": "xoxb-test",
+               "SLACK_SIGNING_SECRET": secret, "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL,
+               "DCS_BUILDERS": "UBUILD1"}
+    if os.environ.get("DOCKER_HOST"):
+        environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    config = load_config(environ)
+    services = Services.from_config(config)
+    services.store.add_registry(registry_from_dict({
+        "name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}))
+    base.publish("v1")
+    add_image(services, registry, base, "zeta")
+    workers = Workers(config.workers)
+    app = create_app(config, services, workers)
+    server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
+    try:
+        def command(text: str, user: str, name: str) -> dict:
+            body = slash_command_body(text, user_id=user, response_url=slack.response_url(name))
+            answer = requests.post(f"{server.url}/slack/events", data=body, headers=signed_headers(secret, body),
+                                   timeout=10)
+            assert answer.status_code == 200
+            return answer.json()
+
+        assert "need the *builder* role" in json.dumps(command("rebuild zeta", "U1", "denied"))
+        assert "No image named 'nope'" in json.dumps(command("rebuild nope", "UBUILD1", "missing"))
+        ack = json.dumps(command("rebuild zeta", "UBUILD1", "ok"))
+        assert "Rebuilding *zeta*" in ack or "queued" in ack
+        done = json.dumps(slack.wait_for_response_post("ok", timeout=120).body)
+        assert "zeta" in done and "rebuilt" in done
+        assert workers.wait_idle(30)
+    finally:
+        server.stop()
+        workers.shutdown(wait=True, timeout=30)
+    build = services.store.last_build("zeta")
+    assert build.status == "succeeded" and build.source == "slack" and build.requester == "UBUILD1"
+    assert served_digest(registry, f"dcs-rb-{base.uid}/zeta", "latest") == build.pushed_digest
+    notices = slack.messages(CHANNEL)
+    assert len(notices) == 1 and "zeta" in notice_text(notices[0])
+    runs = services.store.query("SELECT job_id, outcome FROM job_runs")
+    assert runs == [{"job_id": "rebuild:manual", "outcome": "succeeded"}]
+    assert app_context(app).commands.get("rebuild").role.label == "builder"

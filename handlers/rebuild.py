@@ -1,0 +1,105 @@
+"""`/dcs rebuild NAME`: the scheduled rebuild, run by hand from Slack.
+
+The command validates and queues within milliseconds; the run itself (base check, build, doctor, push,
+notice) happens in the bot's worker pool under the same lock as scheduled runs, and the person who asked
+gets the outcome through the response_url. The channel summary is the same notice a scheduled run posts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+
+from bot.errors import DcsError, InvalidInput
+from bot.permissions import Role
+from bot.rebuild import FAILED, REBUILT, short_digest
+from bot.workers import QueueFull
+from handlers import blocks as bk
+from handlers.builds import tell
+from handlers.commands import CommandContext, Subcommand
+from handlers.context import AppContext, reference_id
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, ctx: AppContext) -> None:
+    ctx.commands.add(Subcommand(
+        "rebuild", "Rebuild an image now: check its base, build, doctor, push, and post the summary.",
+        "rebuild NAME", Role.BUILDER, rebuild_command))
+
+
+def rebuild_command(cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=1)
+    if not cmd.args:
+        raise InvalidInput("NAME", "", "is missing", "Usage: `/dcs rebuild NAME`, e.g. `/dcs rebuild team-pandas`.")
+    name = cmd.args[0]
+    ctx = cmd.app
+    ctx.store.get_image(name)  # NotFound lists the known images
+    from jobs.scheduler import running_run
+
+    busy = running_run(ctx.store, "rebuild:manual")
+    if busy is not None:
+        cmd.reply(bk.notice(f":hourglass_flowing_sand: A rebuild run ({bk.escape(busy['job_id'])}) is in progress "
+                            f"since {busy['started_at']}; try again when it has finished."))
+        return
+    if not cmd.claim("rebuild"):
+        cmd.reply(bk.notice(f"Already on it: the rebuild of *{bk.escape(name)}* was queued by your first request."))
+        return
+    try:
+        ticket = ctx.workers.submit(f"rebuild:{name}", run_rebuild, ctx, name, cmd.user_id, cmd.response_url)
+    except QueueFull as exc:
+        cmd.reply(bk.problem(exc.message))
+        return
+    ctx.store.audit(actor=cmd.user_id, action="rebuild.request", target=name, outcome="queued")
+    if ticket.duplicate:
+        cmd.reply(bk.notice(f"A rebuild of *{bk.escape(name)}* is already queued or running."))
+    elif ticket.position:
+        cmd.reply(bk.notice(f":hourglass_flowing_sand: Rebuild of *{bk.escape(name)}* queued "
+                            f"({ticket.position} in line). I'll tell you here when it is done."))
+    else:
+        cmd.reply(bk.notice(f":gear: Rebuilding *{bk.escape(name)}*: base check, build, doctor, push. "
+                            "I'll tell you here when it is done."))
+
+
+def run_rebuild(ctx: AppContext, name: str, user_id: str, response_url: str | None) -> None:
+    """The worker-pool job: one manual rebuild run, then a short answer to whoever asked."""
+    from jobs.scheduler import MANUAL_JOB, rebuild_run
+
+    try:
+        summary = rebuild_run(ctx.services, MANUAL_JOB, [name], by_hand=True, source="slack", requester=user_id,
+                              busy="raise")
+    except DcsError as exc:
+        tell(response_url, bk.problem(exc.message))
+        return
+    except Exception:
+        ref = reference_id()
+        log.exception("rebuild of %s failed (ref %s)", name, ref)
+        tell(response_url, bk.apology(ref))
+        return
+    tell(response_url, outcome_message(summary))
+
+
+def outcome_message(summary: Any) -> dict[str, Any]:
+    """What the person who asked sees (the channel gets the full notice)."""
+    lines = []
+    for r in summary.run.results:
+        if r.status == REBUILT:
+            d = r.decision
+            lines.append(f":white_check_mark: *{bk.escape(r.image)}* rebuilt on base "
+                         f"`{short_digest(d.new_base_digest)}` and pushed `{bk.escape(r.immutable_tag or '?')}` = "
+                         f"`{short_digest(r.pushed_digest)}` (build #{r.build.id}).")
+        elif r.status == FAILED:
+            build = f" (build #{r.build.id}, `/dcs log {r.build.id}`)" if r.build else ""
+            lines.append(f":x: *{bk.escape(r.image)}* failed{build}: {bk.escape(bk.cut(r.error or '', 1500))}")
+        else:
+            lines.append(f"*{bk.escape(r.image)}*: {bk.escape(r.error or r.decision.note or r.status)}")
+    if summary.stale:
+        lines.append(f"{len(summary.stale)} cluster(s) still run an older digest: see the notice.")
+    if summary.posted:
+        lines.append("Summary posted in " + ", ".join(f"<#{c}>" if c[:1] in "CG" else bk.escape(c)
+                                                        for c in summary.posted) + ".")
+    for problem in summary.problems:
+        lines.append(f":warning: {bk.escape(problem)}")
+    return bk.notice("\n".join(lines) or "Nothing to rebuild.")
