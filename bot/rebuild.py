@@ -333,6 +333,7 @@ class ChannelReport:
     unpatched: list[tuple[str, str]] = field(default_factory=list)  # (image, base) on non-LTS Databricks tags
     base_errors: list[tuple[BaseCheck, list[str]]] = field(default_factory=list)  # new check failures, images
     repositories: dict[str, str] = field(default_factory=dict)  # image → repository:moving-tag
+    pull_budget: str | None = None  # the last Docker Hub budget reading, when a failure was a pull limit
 
     @property
     def worth_posting(self) -> bool:

@@ -11,15 +11,22 @@ from typing import Any
 
 from bot.ratelimit import BudgetReport, format_window
 from bot.rebuild import ChannelReport, StaleCluster, short_digest
-from handlers.blocks import Block, context, cut, divider, escape, header, message, section
+from handlers.blocks import SECTION_LIMIT, Block, context, cut, divider, escape, header, message, section
 
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
 
 
-def _lines(items: Sequence[str], what: str) -> str:
-    shown = list(items[:MAX_LINES])
-    if len(items) > MAX_LINES:
-        shown.append(f"…and {len(items) - MAX_LINES} more {what}")
+def _lines(items: Sequence[str], what: str, budget: int = SECTION_LIMIT - 200) -> str:
+    """As many whole lines as fit one section (and MAX_LINES), then a count of the rest."""
+    shown: list[str] = []
+    used = 0
+    for line in items:
+        if len(shown) == MAX_LINES or used + len(line) + 1 > budget:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    if len(shown) < len(items):
+        shown.append(f"…and {len(items) - len(shown)} more {what}")
     return "\n".join(shown)
 
 
@@ -67,6 +74,10 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             lines.append(f":x: *{escape(r.image)}*{about}: {escape(cut(r.error or 'failed', 400))}")
             text_lines.append(f"{r.image} failed: {cut(r.error or 'failed', 200)}")
         blocks.append(section("*Failed* — the published image is unchanged\n" + _lines(lines, "failures")))
+        if report.pull_budget:
+            blocks.append(section(f":warning: A registry refused with *toomanyrequests* (pull rate limit). Docker Hub "
+                                  f"budget at the last check: {escape(report.pull_budget)}. `/dcs ratelimit` shows "
+                                  "more; the next run tries again."))
         blocks.append(context("Details: `/dcs log BUILD_ID`. After fixing, `/dcs rebuild NAME` runs it again."))
     if report.base_errors:
         lines = [f":warning: `{escape(check.base_ref)}` could not be checked ({escape(cut(check.error or '', 300))});"

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.builder import BuildProgress
-from bot.errors import DcsError
+from bot.clients.registry import classify_registry_error
+from bot.errors import DcsError, PullLimitReached
 from bot.rebuild import (
     REBUILT,
     TAG_BUILD,
@@ -50,6 +52,7 @@ def rebuild_job(services: Services, names: list[str] | None = None, *, by_hand: 
     specs = {s.name: s for s in services.store.list_images()}
     summary.stale = _stale_clusters(services, run, specs, summary.problems)
     summary.reports = channel_reports(run, specs, services.config.notify_channel, summary.stale)
+    _add_pull_budget(services, summary.reports)
     if notify:
         for channel, report in summary.reports.items():
             try:
@@ -59,6 +62,24 @@ def rebuild_job(services: Services, names: list[str] | None = None, *, by_hand: 
                 summary.problems.append(f"notice to {channel} not posted: {exc.message}")
                 log.warning("rebuild notice to %s not posted: %s", channel, exc.message)
     return summary
+
+
+def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> None:
+    """A failure that was a pull limit gets the numbers of the last budget reading next to it."""
+    limited = [r for r in reports.values()
+               if any(classify_registry_error(f.error or "") is PullLimitReached for f in r.failed)]
+    if not limited:
+        return
+    from handlers.blocks import ago
+    from jobs.ratelimit import latest_sample
+
+    latest = latest_sample(services.store)
+    if latest is None:
+        return
+    budget, at, _account = latest
+    text = f"{budget.describe()} ({ago(at, datetime.now(UTC))})"
+    for report in limited:
+        report.pull_budget = text
 
 
 # ---------------------------------------------------------------- Slack

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import requests
 
@@ -31,7 +32,8 @@ class DockerHubClient:
         self.registry_url = registry_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
-        self.requests_made: list[tuple[str, str]] = []  # (method, url), for tests and benchmarks
+        # (method, url) of recent requests, for tests and benchmarks; bounded: the bot runs for months.
+        self.requests_made: deque[tuple[str, str]] = deque(maxlen=1000)
 
     def pull_budget(self, credentials: Credentials | None = None) -> PullBudget:
         """The current budget of the account (or of this machine's IP when anonymous)."""
