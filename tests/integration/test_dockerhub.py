@@ -249,3 +249,36 @@ def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) ->
     post_signed(url, slash_command_body("ratelimit", user_id="U1", response_url=slack.response_url("rl3")))
     answer = json.dumps(slack.wait_for_response_post("rl3").body)
     assert "pull rate limit reached" in answer and "0/100" in answer
+
+
+# ---------------------------------------------------------------- the scheduler, for real
+
+def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp_db, hub, slack) -> None:  # noqa: ANN001
+    import time
+    from datetime import UTC, datetime
+
+    from bot.catalog import image_from_dict
+    from jobs.scheduler import LTS_JOB, RATELIMIT_JOB, start_scheduler
+
+    services = watch_services(tmp_db, hub, slack)
+    services.store.add_image(image_from_dict({"name": "team-pandas", "base": "databricksruntime/standard:15.4-LTS",
+                                              "repository": "myacr.azurecr.io/team/pandas"}))
+    hub.set_rate_limit(limit=100, remaining=70, window=21600)
+    scheduler = start_scheduler(services)
+    try:
+        for job_id in (LTS_JOB, RATELIMIT_JOB):
+            scheduler.get_job(job_id).modify(next_run_time=datetime.now(UTC))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = {r["job_id"]: r for r in services.store.query("SELECT * FROM job_runs")}
+            if all(runs.get(j, {}).get("finished_at") for j in (LTS_JOB, RATELIMIT_JOB)):
+                break
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert runs[LTS_JOB]["outcome"] == "succeeded" and "1 unchanged" in runs[LTS_JOB]["detail"]
+    assert runs[RATELIMIT_JOB]["outcome"] == "succeeded" and "70/100" in runs[RATELIMIT_JOB]["detail"]
+    check = services.store.query("SELECT * FROM base_checks")[0]
+    assert check["digest"] == hub.digest_of("databricksruntime/standard", "15.4-LTS") and check["error"] is None
+    assert set(hub.counts()) == {"HEAD"}  # neither job spent a pull
+    assert slack.messages() == []  # nothing moved, budget fine: nothing to say
