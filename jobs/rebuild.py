@@ -8,6 +8,7 @@ cluster section (and says nothing false).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from bot.services import Services
 from handlers.notices import rebuild_notice
 
 log = logging.getLogger(__name__)
+_client_lock = threading.Lock()
 
 
 @dataclass
@@ -91,7 +93,7 @@ def post_message(services: Services, channel: str, msg: dict[str, Any]) -> str |
         return None
     from bot.slack_client import call, make_web_client
 
-    with services._lock:  # noqa: SLF001 - one client per process, created once
+    with _client_lock:  # one client per Services, created once
         client = services.extras.get("notices_web_client")
         if client is None:
             client = make_web_client(services.config)

@@ -285,3 +285,33 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     runs = services.store.query("SELECT job_id, outcome FROM job_runs")
     assert runs == [{"job_id": "rebuild:manual", "outcome": "succeeded"}]
     assert app_context(app).commands.get("rebuild").role.label == "builder"
+
+
+def test_cli_rebuild_by_name_dry_run_and_due(services, registry, base, slack, monkeypatch, capsys):  # noqa: ANN001
+    from bot.cli import main
+
+    for key, value in services.config.environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(os.path.dirname(services.config.db_path))  # no stray .env is read
+    base.publish("v1")
+    add_image(services, registry, base, "eta")
+
+    def dcs(*args: str) -> tuple[int, dict]:
+        code = main([*args, "--json"])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, out = dcs("rebuild", "eta")
+    assert code == 0 and out["results"][0]["status"] == REBUILT
+    code, out = dcs("rebuild", "--due", "--dry-run")
+    assert code == 0 and out["due"] == [] and out["not_due"][0]["note"] == "up to date"
+    new_base = base.publish("v2")
+    code, out = dcs("rebuild", "--due", "--dry-run")
+    assert out["due"][0]["image"] == "eta" and out["due"][0]["new_base_digest"] == new_base
+    assert services.store.last_build("eta").base_digest != new_base  # a dry run builds nothing
+    code, out = dcs("rebuild", "--due")
+    assert code == 0 and out["results"][0]["status"] == REBUILT
+    # One base checked; a fresh process's first HEAD meets the registry's basic-auth challenge once.
+    assert len(out["base_checks"]) == 1 and out["head_requests"] <= 2
+    assert out["notified_channels"] == [CHANNEL]
+    code, out = dcs("rebuild", "eta", "--due")
+    assert code == 2 and "NAME" in out["error"]
