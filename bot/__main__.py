@@ -28,6 +28,8 @@ log = logging.getLogger("bot")
 # starter here (one line).
 BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = [
     lambda ctx, args: __import__("jobs.scheduler", fromlist=["starter"]).starter(ctx, args),
+    lambda ctx, args: __import__("handlers.launch", fromlist=["resume_tracking"]).resume_tracking(ctx, args),
+    lambda ctx, args: __import__("handlers.enable", fromlist=["start_expiry_sweep"]).start_expiry_sweep(ctx, args),
 ]
 
 EX_CONFIG = 78

@@ -36,6 +36,8 @@ SURFACES: list[str] = [
     "handlers.home",
     "handlers.rebuild",
     "handlers.ratelimit",
+    "handlers.launch",
+    "handlers.enable",
     "handlers.placeholders",
 ]
 

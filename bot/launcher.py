@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.advice import Advice, advise
@@ -43,7 +44,7 @@ from bot.errors import (
     WorkspaceError,
     WorkspaceUnreachable,
 )
-from bot.store import Store, utcnow
+from bot.store import Store, parse_time, utcnow
 
 if TYPE_CHECKING:
     from bot.clients.databricks import ClusterStatus
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 # running / failed: final; unknown: the bot stopped following (gone, or no answer for too long).
 ACTIVE = ("creating", "pending")
 FINAL = ("running", "failed", "unknown")
-OPTIONS_TTL_SECONDS = 600
+OPTIONS_TTL_SECONDS = 3600  # runtimes and node types change a few times a year
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,15 @@ class BudgetCheck:
     @property
     def blocked(self) -> bool:
         return self.status == "blocked"
+
+
+@dataclass
+class TrackState:
+    """Backoff state of one launch being followed."""
+
+    delay: float
+    deadline: float
+    failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -409,43 +419,60 @@ class Launcher:
                              outcome=updated.status, detail=updated.termination_code or updated.cluster_id)
         return updated
 
-    def track(self, launch_id: int, on_change: Callable[[Launch], None] | None = None) -> Launch:
-        """Poll with backoff until RUNNING, TERMINATED/ERROR, or the tracking budget is spent."""
-        notify = on_change or (lambda _launch: None)
+    def begin(self) -> TrackState:
+        return TrackState(delay=self.poll_initial, deadline=time.monotonic() + self.track_timeout)
+
+    def step(self, launch_id: int, state: TrackState) -> tuple[Launch, bool, float | None]:
+        """One tracking step: (launch, changed, seconds until the next step or None when done).
+
+        The caller waits between steps — a sleep for the CLI, a timer for the bot, whose worker threads
+        must not sit idle through a ten-minute cluster start.
+        """
         launch = get_launch(self.store, launch_id)
         if launch.status == "creating":
+            age = _age_seconds(launch.updated_at)
+            grace = 2 * self.databricks.retry_timeout_seconds + 10
+            if age is not None and age < grace:
+                return launch, False, grace - age  # another process may still be creating it: wait
             launch = self.recover_creating(launch)
-            notify(launch)
-        delay, failures = self.poll_initial, 0
-        deadline = time.monotonic() + self.track_timeout
-        while launch.status == "pending":
-            try:
-                polled = self.poll_once(launch)
-                failures = 0
-            except NotFound:
-                polled = update_launch(self.store, launch.id, status="unknown", state="GONE",
-                                       state_message="The cluster no longer exists in the workspace.")
-            except WorkspaceError as exc:
-                failures += 1
-                log.warning("launch %s: poll %s failed: %s", launch.id, failures, exc.message)
-                polled = launch
-                if failures >= self.max_poll_failures:
-                    polled = update_launch(self.store, launch.id, status="unknown", state_message=(
-                        f"The bot lost contact with Databricks ({exc.message}); check the cluster page."))
-            if polled != launch:
-                launch = polled
-                notify(launch)
-            if launch.status != "pending":
-                break
-            if time.monotonic() + delay > deadline:
-                launch = update_launch(self.store, launch.id, status="unknown", state_message=(
-                    f"Still {launch.state} after {self.track_timeout / 60:.0f} min; the bot stopped following it. "
-                    "Check the cluster page."))
-                notify(launch)
-                break
+            return launch, True, (state.delay if launch.status == "pending" else None)
+        if launch.status != "pending":
+            return launch, False, None
+        try:
+            polled = self.poll_once(launch)
+            state.failures = 0
+        except NotFound:
+            polled = update_launch(self.store, launch.id, status="unknown", state="GONE",
+                                   state_message="The cluster no longer exists in the workspace.")
+        except WorkspaceError as exc:
+            state.failures += 1
+            log.warning("launch %s: poll %s failed: %s", launch.id, state.failures, exc.message)
+            polled = launch
+            if state.failures >= self.max_poll_failures:
+                polled = update_launch(self.store, launch.id, status="unknown", state_message=(
+                    f"The bot lost contact with Databricks ({exc.message}); check the cluster page."))
+        changed = polled != launch
+        if polled.status != "pending":
+            return polled, changed, None
+        if time.monotonic() + state.delay > state.deadline:
+            stopped = update_launch(self.store, launch.id, status="unknown", state_message=(
+                f"Still {polled.state} after {self.track_timeout / 60:.0f} min; the bot stopped following it. "
+                "Check the cluster page."))
+            return stopped, True, None
+        delay = state.delay
+        state.delay = min(state.delay * 1.5, self.poll_max)
+        return polled, changed, delay
+
+    def track(self, launch_id: int, on_change: Callable[[Launch], None] | None = None) -> Launch:
+        """Poll with backoff until RUNNING, TERMINATED/ERROR, or the tracking budget is spent (blocking)."""
+        state = self.begin()
+        while True:
+            launch, changed, delay = self.step(launch_id, state)
+            if changed and on_change is not None:
+                on_change(launch)
+            if delay is None:
+                return launch
             self.sleep(delay)
-            delay = min(delay * 1.5, self.poll_max)
-        return launch
 
     def recover_creating(self, launch: Launch) -> Launch:
         """A launch left in `creating` by a stop: adopt the cluster its tag names, or say none was created."""
@@ -460,6 +487,11 @@ class Launcher:
 
     def pending(self) -> list[Launch]:
         return list_launches(self.store, statuses=ACTIVE, limit=200)
+
+
+def _age_seconds(stamp: str | None) -> float | None:
+    moment = parse_time(stamp)
+    return None if moment is None else (datetime.now(UTC) - moment).total_seconds()
 
 
 def _blocked_text(needed: int, account: str, numbers: str) -> str:

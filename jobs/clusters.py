@@ -1,18 +1,21 @@
-"""Cluster tracking as plain functions taking services: follow one launch, resume the pending ones.
+"""Cluster tracking as plain functions taking services: follow launches until they run or stop.
 
-They run in the bot's own worker pool (never Bolt's listener threads): `clusters/get` with backoff until
-the cluster runs or stops. `notify(launch)` is called on every change; the Slack glue passes one that
-updates the launch's message. At start-up, launches a previous process left `creating` or `pending`
-are handed to the pool again, so a restart never leaves a message stuck on PENDING.
+Each poll is one short job in the bot's worker pool (never Bolt's listener threads); between polls a
+timer waits out the backoff, so a ten-minute cluster start does not hold one of the few workers that
+builds need. `notify(launch)` is called on every change (the Slack glue updates the launch message).
+At start-up, launches a previous process left `creating` or `pending` are followed again, so a restart
+never leaves a message stuck on PENDING.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from bot.launcher import Launch, Launcher
+from bot.errors import DcsError
+from bot.launcher import Launch, Launcher, TrackState
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -34,29 +37,91 @@ def job_key(launch_id: int) -> str:
     return f"launch:{launch_id}"
 
 
-def track_launch(services: Services, launch_id: int, notify: Notify | None = None) -> Launch:
-    """Follow one launch to RUNNING / TERMINATED / ERROR; a failing `notify` never stops the tracking."""
-    def safe_notify(launch: Launch) -> None:
-        if notify is None:
+class Tracker:
+    """Follows launches: a poll in the pool, a timer for the wait, again until the launch is final."""
+
+    def __init__(self, services: Services, submit: Submit, notify: Notify | None = None) -> None:
+        self.services = services
+        self.submit = submit
+        self.notify = notify
+        self._timers: dict[int, threading.Timer] = {}
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def follow(self, launch_id: int, state: TrackState | None = None) -> None:
+        state = state or launcher_for(self.services).begin()
+        try:
+            self.submit(job_key(launch_id), self._poll, launch_id, state)
+        except DcsError as exc:  # the pool is full or shutting down: the next start-up resumes it
+            log.warning("launch %s: could not queue its next poll: %s", launch_id, exc.message)
+
+    def _poll(self, launch_id: int, state: TrackState) -> Launch:
+        launch, changed, delay = launcher_for(self.services).step(launch_id, state)
+        if changed:
+            self._report(launch)
+        if delay is not None:
+            self._later(launch_id, state, delay)
+        else:
+            log.info("launch %s: followed to the end: %s (%s)", launch_id, launch.status, launch.state)
+        return launch
+
+    def _report(self, launch: Launch) -> None:
+        if self.notify is None:
             return
         try:
-            notify(launch)
-        except Exception:
+            self.notify(launch)
+        except Exception:  # a Slack hiccup must not stop the tracking
             log.exception("launch %s: could not report state %s", launch.id, launch.state)
 
-    final = launcher_for(services).track(launch_id, safe_notify)
-    log.info("launch %s finished tracking: %s (%s)", launch_id, final.status, final.state)
-    return final
+    def _later(self, launch_id: int, state: TrackState, delay: float) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            timer = threading.Timer(delay, self._fire, args=(launch_id, state))
+            timer.daemon = True
+            timer.name = f"launch-{launch_id}-wait"
+            self._timers[launch_id] = timer
+            timer.start()
+
+    def _fire(self, launch_id: int, state: TrackState) -> None:
+        with self._lock:
+            self._timers.pop(launch_id, None)
+            if self._stopped:
+                return
+        self.follow(launch_id, state)
+
+    def waiting(self) -> list[int]:
+        with self._lock:
+            return sorted(self._timers)
+
+    def stop(self) -> None:
+        """Cancel the waits; launches still pending are resumed by the next start-up."""
+        with self._lock:
+            self._stopped = True
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
 
 
-def resume_pending_launches(services: Services, submit: Submit,
-                            notify_for: Callable[[Launch], Notify | None] = lambda _launch: None) -> list[int]:
-    """Queue tracking for every launch still creating/pending (called once at start-up)."""
+def track_launch(services: Services, launch_id: int, notify: Notify | None = None) -> Launch:
+    """Follow one launch in the calling thread (the CLI, scripts): blocking, with sleeps between polls."""
+    def safe(launch: Launch) -> None:
+        if notify is not None:
+            try:
+                notify(launch)
+            except Exception:
+                log.exception("launch %s: could not report state %s", launch.id, launch.state)
+
+    return launcher_for(services).track(launch_id, safe)
+
+
+def resume_pending_launches(services: Services, tracker: Tracker) -> list[int]:
+    """Follow again every launch still creating/pending (called once at start-up)."""
     resumed = []
     for launch in launcher_for(services).pending():
         services.store.audit(actor=None, action="launch.resume", target=f"{launch.image}#{launch.id}",
                              outcome="queued", detail=launch.cluster_id or "no cluster id yet")
-        submit(job_key(launch.id), track_launch, services, launch.id, notify_for(launch))
+        tracker.follow(launch.id)
         resumed.append(launch.id)
     if resumed:
         log.info("resumed tracking of launches %s", resumed)

@@ -1,0 +1,200 @@
+"""`/dcs enable` and its Approve / Deny buttons: switching Container Services on with four eyes.
+
+Slack glue only; the rules (who may decide, one PATCH, 24 h expiry, audit) are in bot/approvals.py.
+The request is posted in DCS_NOTIFY_CHANNEL (else where it was asked); a refusal is an ephemeral note
+to whoever clicked and changes nothing; a decision rewrites the message with the outcome, who and when,
+and removes the buttons. Workspace calls run on the quick lane, not behind builds in the worker pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App
+
+from bot.approvals import ApprovalRequest, Approvals, get_request
+from bot.errors import DcsError, InvalidInput
+from bot.permissions import Role
+from bot.slack_client import SlackError, call
+from bot.store import parse_time
+from handlers import blocks as bk
+from handlers.actions import guarded, reply
+from handlers.builds import tell
+from handlers.commands import CommandContext, Subcommand
+from handlers.context import AppContext, reference_id
+
+log = logging.getLogger(__name__)
+
+APPROVE, DENY = "enable_approve", "enable_deny"
+EXPIRY_SWEEP_SECONDS = 600
+
+
+def approvals_for(ctx: AppContext) -> Approvals:
+    found = ctx.extras.get("approvals")
+    if found is None:
+        found = Approvals(ctx.services)
+        ctx.extras["approvals"] = found
+    return found
+
+
+# ---------------------------------------------------------------- pure Block Kit
+
+def when(stamp: str | None) -> str:
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def approval_message(request: ApprovalRequest, host: str) -> dict[str, Any]:
+    where = bk.escape(host or "the Databricks workspace")
+    asked = f"{bk.user(request.requester)} asked to switch on Databricks Container Services (`enableDcs`) in {where}"
+    decider = bk.user(request.decided_by) if request.decided_by else "someone"
+    outcome = {
+        "pending": f":key: {asked}.\nA bot admin other than the requester can approve or deny. "
+                   f"The request expires {when(request.expires_at)}.",
+        "approving": f":hourglass_flowing_sand: {asked}.\nApproved by {decider}; switching it on…",
+        "approved": f":white_check_mark: {asked}.\n*Approved* by {decider} {when(request.decided_at)}: Container "
+                    "Services is on. Clusters can now use custom images (`/dcs launch NAME`).",
+        "denied": f":no_entry_sign: {asked}.\n*Denied* by {decider} {when(request.decided_at)}.",
+        "expired": f":hourglass: {asked}.\n*Expired* {when(request.decided_at)} without a decision. "
+                   "Ask again with `/dcs enable`.",
+        "failed": f":x: {asked}.\nApproved by {decider} {when(request.decided_at)}, but Databricks did not switch it "
+                  f"on: {bk.escape(request.note or 'unknown error')}",
+    }.get(request.status, f"{asked}: {request.status}.")
+    blocks = [bk.section(outcome)]
+    if request.note and request.status == "pending":
+        blocks.append(bk.context(f":warning: {bk.escape(request.note)}"))
+    if request.status == "pending":
+        value = str(request.id)
+        blocks.append(bk.actions(f"enable_{request.id}", bk.button("Approve", APPROVE, value, style="primary"),
+                                 bk.button("Deny", DENY, value, style="danger")))
+    blocks.append(bk.context(f"Request #{request.id}"))
+    return bk.message(f"Switch on Container Services (request #{request.id}): {request.status}", blocks)
+
+
+# ---------------------------------------------------------------- Slack I/O
+
+def update_message(ctx: AppContext, request: ApprovalRequest) -> None:
+    if request.slack_channel and request.slack_ts:
+        call(ctx.client, "chat.update", channel=request.slack_channel, ts=request.slack_ts,
+             **approval_message(request, ctx.services.databricks.host))
+
+
+def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | None) -> None:
+    approvals = approvals_for(ctx)
+    host = ctx.services.databricks.host
+    try:
+        for expired in approvals.expire_due():
+            _update_quietly(ctx, expired)
+        started = approvals.start(user_id)
+    except DcsError as exc:
+        tell(response_url, bk.problem(exc.message))
+        return
+    if started.outcome == "already_enabled":
+        tell(response_url, bk.notice(f":white_check_mark: Container Services is already on in {bk.escape(host)}: "
+                                     "nothing to approve. Launch with `/dcs launch NAME`."))
+        return
+    request = started.request
+    assert request is not None
+    if started.outcome == "pending_exists":
+        where = f" in <#{request.slack_channel}>" if request.slack_channel else ""
+        tell(response_url, bk.notice(f"A request to switch it on is already waiting for an admin{where} "
+                                     f"(request #{request.id}, asked by {bk.user(request.requester)})."))
+        return
+    target = ctx.config.notify_channel or channel
+    try:
+        posted = call(ctx.client, "chat.postMessage", channel=target, **approval_message(request, host))
+    except SlackError as exc:
+        tell(response_url, bk.problem(f"Request #{request.id} was recorded, but I could not post it in {target}: "
+                                      f"{exc.message}"))
+        return
+    request = approvals.attach_message(request.id, posted.get("channel") or target, posted["ts"])
+    note = f"\n:warning: {bk.escape(request.note)}" if request.note else ""
+    tell(response_url, bk.notice(f":key: Container Services is off in {bk.escape(host)}. I asked the admins in "
+                                 f"<#{request.slack_channel}> (request #{request.id}); an admin other than you has to "
+                                 f"approve it within 24 h.{note}"))
+
+
+def enable_command(ctx: AppContext, cmd: CommandContext) -> None:
+    cmd.reject_unknown(max_args=0)
+    if not cmd.claim("enable"):
+        cmd.reply(bk.notice("This request was already handled."))
+        return
+    cmd.reply(bk.notice(":mag: Checking whether Container Services is on in the workspace…"))
+    ctx.workers.quick(_guard, ctx, cmd.response_url, run_enable, ctx, cmd.user_id, cmd.channel_id, cmd.response_url)
+
+
+def decide(ctx: AppContext, body: dict[str, Any], user_id: str, approve: bool) -> None:
+    value = body["actions"][0].get("value", "")
+    if not value.isdigit():
+        raise InvalidInput("button value", value, "is not a request number", "Ask again with `/dcs enable`.")
+    decision = approvals_for(ctx).decide(int(value), user_id, approve=approve)
+    if decision.changed:
+        update_message(ctx, decision.request)
+    if decision.refusal:
+        reply(ctx, body, bk.notice(f":no_entry: {decision.refusal}"))
+    elif decision.error is not None:
+        reply(ctx, body, bk.problem(f"Databricks refused to switch it on: {decision.error.message}"))
+
+
+def _guard(ctx: AppContext, response_url: str | None, fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except DcsError as exc:
+        tell(response_url, bk.problem(exc.message))
+    except Exception:
+        ref = reference_id()
+        log.exception("enable step failed (ref %s)", ref)
+        tell(response_url, bk.apology(ref))
+
+
+def _update_quietly(ctx: AppContext, request: ApprovalRequest) -> None:
+    try:
+        update_message(ctx, request)
+    except SlackError as exc:
+        log.warning("could not update approval request #%s: %s", request.id, exc.code)
+
+
+def sweep_expired(ctx: AppContext) -> list[int]:
+    """Mark requests past 24 h expired and take their buttons away."""
+    expired = approvals_for(ctx).expire_due()
+    for request in expired:
+        _update_quietly(ctx, get_request(ctx.store, request.id))
+    return [r.id for r in expired]
+
+
+def start_expiry_sweep(ctx: AppContext, args: Any = None) -> Callable[[], None] | None:
+    """bot.__main__ start-up hook: every 10 min, expired requests lose their buttons (clicks are checked anyway)."""
+    if getattr(args, "no_scheduler", False):
+        return None
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(EXPIRY_SWEEP_SECONDS):
+            try:
+                sweep_expired(ctx)
+            except Exception:
+                log.exception("approval expiry sweep failed")
+
+    threading.Thread(target=loop, name="approval-expiry", daemon=True).start()
+    return stop.set
+
+
+def register(app: App, ctx: AppContext) -> None:
+    ctx.commands.add(Subcommand(
+        "enable", "Ask to switch on Container Services in the Databricks workspace (another admin approves).",
+        "enable", Role.BUILDER, lambda cmd: enable_command(ctx, cmd)))
+
+    def on_click(approve: bool) -> Callable[[dict[str, Any], str], None]:
+        def run(body: dict[str, Any], user_id: str) -> None:
+            ctx.workers.quick(_guard, ctx, body.get("response_url"), decide, ctx, body, user_id, approve)
+
+        return run
+
+    app.action(APPROVE)(guarded(ctx, APPROVE)(on_click(True)))
+    app.action(DENY)(guarded(ctx, DENY)(on_click(False)))

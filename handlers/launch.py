@@ -1,0 +1,462 @@
+"""`/dcs launch NAME`: the launch form, `key=value` launches, the tracking message, "launch anyway".
+
+Slack glue only; the rules live in bot/clusterspec.py and bot/launcher.py. The form opens at once with
+a "loading" view (a trigger_id lives 3 s; the SDK import and two workspace calls can take longer) and
+is filled in on the quick lane. Submissions are validated against the cached runtimes and node types,
+so errors appear under their field within the ack. Creating and following clusters runs in the bot's
+pool (jobs/clusters.py); one message per launch is kept current until the cluster runs or stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App
+
+from bot.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
+from bot.errors import DcsError, InvalidInput, InvalidInputs
+from bot.launcher import Launch, LaunchOptions, get_launch, list_launches
+from bot.permissions import Role
+from bot.slack_client import SlackError, call
+from handlers import blocks as bk
+from handlers.actions import guarded, reply
+from handlers.commands import CommandContext, Subcommand, normalize, now
+from handlers.context import AppContext, reference_id
+from jobs.clusters import Tracker, launcher_for, resume_pending_launches
+
+log = logging.getLogger(__name__)
+
+MODAL = "launch_modal"
+ANYWAY = "launch_anyway"
+MAX_OPTIONS = 100  # Slack's static_select limit
+# Launch request field -> the form block its errors appear under.
+FIELD_BLOCKS = {"runtime": "runtime", "node_type": "node_type", "driver_node_type": "node_type",
+                "workers": "workers", "min_workers": "min_workers", "max_workers": "max_workers",
+                "autotermination": "autotermination", "init_scripts": "init_scripts", "spark_conf": "spark_conf",
+                "tags": "tags", "name": "name"}
+STATE_EMOJI = {"creating": ":hourglass_flowing_sand:", "blocked": ":no_entry:", "pending": ":hourglass_flowing_sand:",
+               "running": ":white_check_mark:", "failed": ":x:", "unknown": ":grey_question:"}
+
+
+# ---------------------------------------------------------------- pure Block Kit
+
+def _option(value: str, text: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": bk.cut(text, 75)}, "value": value}
+
+
+def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
+           hint: str | None = None) -> dict[str, Any]:
+    block = {"type": "input", "block_id": block_id, "optional": optional,
+             "label": {"type": "plain_text", "text": label}, "element": {**element, "action_id": "value"}}
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def _text(placeholder: str, *, multiline: bool = False, initial: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "multiline": multiline,
+                               "placeholder": {"type": "plain_text", "text": placeholder}}
+    if initial is not None:
+        element["initial_value"] = initial
+    return element
+
+
+def _number(initial: str | None, minimum: int, maximum: int) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "number_input", "is_decimal_allowed": False,
+                               "min_value": str(minimum), "max_value": str(maximum)}
+    if initial is not None:
+        element["initial_value"] = initial
+    return element
+
+
+def loading_view(image: str) -> dict[str, Any]:
+    return {"type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
+            "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": [bk.section(f":hourglass_flowing_sand: Asking Databricks which runtimes and node types "
+                                  f"*{bk.escape(image)}* can use…")]}
+
+
+def error_view(text: str) -> dict[str, Any]:
+    return {"type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
+            "close": {"type": "plain_text", "text": "Close"}, "blocks": [bk.section(f":warning: {bk.escape(text)}")]}
+
+
+def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> dict[str, Any]:
+    source = options.source
+    runtimes = [_option(r.key, r.label) for r in options.runtimes[:MAX_OPTIONS]]
+    nodes = [_option(n.node_type_id, n.label) for n in options.node_types[:MAX_OPTIONS]]
+    runtime_el: dict[str, Any] = {"type": "static_select", "options": runtimes}
+    node_el: dict[str, Any] = {"type": "static_select", "options": nodes}
+    if options.preselected:
+        runtime_el["initial_option"] = next(o for o in runtimes if o["value"] == options.preselected.key)
+    if options.default_node and nodes:
+        node_el["initial_option"] = nodes[0]
+    modes = [_option("fixed", "Fixed number of workers"), _option("autoscale", "Autoscale between min and max")]
+    base = source.spec.base_info
+    gpu = " GPU node types only (GPU image)." if base.gpu else ""
+    meta = {"image": source.spec.name, "build": source.build_id, "channel": channel, "email": email or ""}
+    return {
+        "type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
+        "submit": {"type": "plain_text", "text": "Launch"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(meta),
+        "blocks": [
+            bk.section(f"*{bk.escape(source.spec.name)}* at build #{source.build_id}\n`{source.url}`"),
+            bk.context(f"Dedicated access mode for {bk.escape(email or 'you')}. Only runtimes that run custom "
+                       f"containers are listed (no ML, Genomics, Light or Graviton); LTS first.{gpu}"),
+            _input("runtime", "Databricks runtime", runtime_el,
+                   hint=f"Preselected: the runtime of the image's base ({base.runtime_label or 'newest LTS'})."),
+            _input("node_type", "Node type", node_el),
+            _input("size_mode", "Size", {"type": "radio_buttons", "options": modes, "initial_option": modes[0]}),
+            _input("workers", "Workers (fixed size)", _number("1", 0, 1000), optional=True,
+                   hint="0 = a single-node cluster."),
+            _input("min_workers", "Min workers (autoscale)", _number(None, 0, 1000), optional=True),
+            _input("max_workers", "Max workers (autoscale)", _number(None, 1, 1000), optional=True),
+            _input("autotermination", "Terminate after idle minutes", _number("60", 0, 10000),
+                   hint="10 to 10000; 0 = never."),
+            _input("init_scripts", "Init scripts", _text("file:/databricks/scripts/setup.sh", multiline=True),
+                   optional=True, hint="One per line: file:/… (in the image), /Workspace/…, /Volumes/…, s3://…, "
+                                       "abfss://…, gs://… — not dbfs. At most 10."),
+            _input("spark_conf", "Extra Spark conf", _text("spark.sql.shuffle.partitions=64", multiline=True),
+                   optional=True, hint="key=value, one per line."),
+            _input("tags", "Extra tags", _text("team=data", multiline=True), optional=True,
+                   hint="key=value, one per line (the bot adds who launched, image and digest)."),
+            _input("name", "Cluster name", _text(f"dcs {source.spec.name} (you)"), optional=True),
+        ],
+    }
+
+
+def _values(view: dict[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        element = actions.get("value") or {}
+        if "selected_option" in element:
+            out[block_id] = (element.get("selected_option") or {}).get("value")
+        else:
+            value = element.get("value")
+            out[block_id] = value.strip() if isinstance(value, str) and value.strip() else None
+    return out
+
+
+def _lines_to_pairs(text: str | None, field: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(field, line.strip(), "is not key=value", "Write one key=value per line.")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
+    values = _values(view)
+    autoscale = values.get("size_mode") == "autoscale"
+    data: dict[str, Any] = {
+        "image": image, "runtime": values.get("runtime"), "node_type": values.get("node_type"),
+        "autotermination": values.get("autotermination"), "init_scripts": values.get("init_scripts") or "",
+        "name": values.get("name"),
+    }
+    if autoscale:
+        data.update(min_workers=values.get("min_workers"), max_workers=values.get("max_workers"))
+        if data["min_workers"] is None or data["max_workers"] is None:
+            missing = "min_workers" if data["min_workers"] is None else "max_workers"
+            raise InvalidInput(missing, None, "is missing for autoscaling", "Give both min and max workers.")
+    else:
+        data["workers"] = values.get("workers") or "1"
+    problems: list[InvalidInput] = []
+    for field in ("spark_conf", "tags"):
+        try:
+            data[field] = _lines_to_pairs(values.get(field), field)
+        except InvalidInput as exc:
+            problems.append(exc)
+    if problems:
+        raise problems[0]
+    return launch_request_from_dict(data)
+
+
+def inline_errors(exc: InvalidInput | InvalidInputs) -> dict[str, str]:
+    problems = exc.problems if isinstance(exc, InvalidInputs) else [exc]
+    errors: dict[str, str] = {}
+    for problem in problems:
+        root = problem.field.split(".")[0].split("[")[0]
+        block = FIELD_BLOCKS.get(root, "runtime")
+        text = f"{problem.field}: {problem.reason}. {problem.fix}" if block == "runtime" and root != "runtime" \
+            else f"{problem.reason}. {problem.fix}"
+        errors.setdefault(block, bk.cut(text, 150))
+    return errors
+
+
+def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
+    """The one message that follows a launch: state, where it runs, why it stopped and what to do."""
+    meta = launch.request
+    body = meta.get("body") or {}
+    emoji = STATE_EMOJI.get(launch.status, "")
+    state = {"blocked": "ON HOLD (pull budget)", "creating": "CREATING"}.get(launch.status, launch.state or "")
+    title = f"Cluster for *{bk.escape(launch.image)}* (launch #{launch.id}): {state}"
+    lines = [f"{emoji} {title}"]
+    if launch.state_message:
+        lines.append(f"_{bk.escape(bk.cut(launch.state_message, 500))}_")
+    size = (f"{body['autoscale']['min_workers']}–{body['autoscale']['max_workers']} workers (autoscale)"
+            if body.get("autoscale") else f"{body.get('num_workers', '?')} worker(s)")
+    facts = [f"*Image* `{launch.image_url or '?'}` (build #{launch.build_id})",
+             f"*Runtime* `{body.get('spark_version', '?')}` on `{body.get('node_type_id', '?')}`, {size}, "
+             f"stops after {body.get('autotermination_minutes', '?')} idle min",
+             f"*Requested by* {bk.user(launch.requester)} · dedicated to {bk.escape(meta.get('user_email', '?'))}"]
+    if cluster_url:
+        facts.append(f"<{cluster_url}|Open {bk.escape(launch.cluster_name or 'the cluster')} in Databricks>")
+    blocks = [bk.section("\n".join(lines)), bk.section("\n".join(facts))]
+    notes = [f":warning: {bk.escape(w)}" for w in meta.get("warnings") or []]
+    budget = meta.get("budget") or {}
+    if budget.get("status") in ("low", "unknown", "blocked"):
+        notes.append(f":whale: {bk.escape(budget.get('message', ''))}")
+    if notes:
+        blocks.append(bk.context("\n".join(notes)))
+    advice = launch.advice
+    if advice is not None:
+        blocks.append(bk.section(f"*Why* `{bk.escape(launch.termination_code or '')}` — "
+                                 + bk.escape(advice.text())))
+    if launch.status == "blocked":
+        blocks.append(bk.actions(f"launch_{launch.id}", bk.button("Launch anyway", ANYWAY, str(launch.id),
+                                                                  style="danger")))
+    return bk.message(f"Cluster for {launch.image} (launch #{launch.id}): {state}", blocks)
+
+
+# ---------------------------------------------------------------- Slack I/O
+
+@dataclass(frozen=True)
+class LaunchJob:
+    request: LaunchRequest
+    requester: str
+    channel: str
+    request_key: str
+    build_id: int | None = None
+    email: str | None = None  # None: look it up with users.info
+    response_url: str | None = None
+
+
+def user_email(ctx: AppContext, user_id: str) -> str:
+    """The Slack user's email (users:read.email); '' when Slack does not share it."""
+    user = call(ctx.client, "users.info", user=user_id).get("user") or {}
+    return str((user.get("profile") or {}).get("email") or "")
+
+
+def tell_user(ctx: AppContext, job: LaunchJob, content: dict[str, Any]) -> None:
+    """An ephemeral note to the requester: response_url when there is one, else ephemeral, else a DM."""
+    from handlers.builds import tell
+
+    if job.response_url:
+        tell(job.response_url, content)
+        return
+    try:
+        call(ctx.client, "chat.postEphemeral", channel=job.channel, user=job.requester, **content)
+    except SlackError:
+        call(ctx.client, "chat.postMessage", channel=job.requester, **content)
+
+
+def cluster_url(ctx: AppContext, launch: Launch) -> str | None:
+    return ctx.services.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None
+
+
+def update_message(ctx: AppContext, launch: Launch) -> None:
+    if launch.slack_channel and launch.slack_ts:
+        call(ctx.client, "chat.update", channel=launch.slack_channel, ts=launch.slack_ts,
+             **launch_message(launch, cluster_url(ctx, launch)))
+
+
+def tracker(ctx: AppContext) -> Tracker:
+    found = ctx.extras.get("launch.tracker")
+    if found is None:
+        found = Tracker(ctx.services, ctx.workers.submit, lambda launch: update_message(ctx, launch))
+        ctx.extras["launch.tracker"] = found
+    return found
+
+
+def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
+    """The worker-pool job: validate with the workspace, create once, post the message, start following."""
+    launcher = launcher_for(ctx.services)
+    try:
+        email = job.email if job.email is not None else user_email(ctx, job.requester)
+        outcome = launcher.launch(job.request, requester=job.requester, user_email=email,
+                                  request_key=job.request_key, build_id=job.build_id, slack_channel=job.channel)
+    except DcsError as exc:
+        tell_user(ctx, job, bk.problem(f"Launching {job.request.image} failed: {exc.message}"))
+        return None
+    launch = outcome.launch
+    if outcome.duplicate:
+        where = f" as launch #{launch.id} ({launch.state or launch.status})" if launch else ""
+        tell_user(ctx, job, bk.notice(f"This launch request was already handled{where}: nothing new was created."))
+        return launch
+    assert launch is not None
+    try:
+        content = launch_message(launch, cluster_url(ctx, launch))
+        posted = call(ctx.client, "chat.postMessage", channel=job.channel, **content)
+        launch = launcher.attach_message(launch.id, posted.get("channel") or job.channel, posted["ts"])
+    except SlackError as exc:
+        tell_user(ctx, job, bk.notice(f":warning: Launch #{launch.id} goes on, but I could not post its message "
+                                      f"here: {exc.message}"))
+    if launch.status == "pending":
+        tracker(ctx).follow(launch.id)
+    return launch
+
+
+def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str,
+              channel: str) -> None:
+    launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
+    opened = call(ctx.client, "views.open", trigger_id=trigger_id, view=loading_view(image))
+    view_id = (opened.get("view") or {}).get("id", "")
+    ctx.workers.quick(fill_form, ctx, view_id, image, build_id, user_id, channel)
+
+
+def fill_form(ctx: AppContext, view_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
+    try:
+        options = launcher_for(ctx.services).options(image, build_id)
+        view = launch_modal(options, channel=channel, email=user_email(ctx, user_id))
+    except DcsError as exc:
+        view = error_view(exc.message)
+    except Exception:
+        ref = reference_id()
+        log.exception("launch form for %s failed (ref %s)", image, ref)
+        view = error_view(f"Sorry, something went wrong on my side (reference {ref}).")
+    call(ctx.client, "views.update", view_id=view_id, view=view)
+
+
+def option_tokens(text: str) -> list[str]:
+    """key=value words of the command with their case kept (Spark conf keys and tags are case-sensitive)."""
+    return [t for t in shlex.split(normalize(text)) if "=" in t]
+
+
+def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
+    if not cmd.args:
+        raise InvalidInput("NAME", "", "is missing", "Usage: `/dcs launch NAME` (a form), or `/dcs launch NAME "
+                           "runtime=15.4.x-scala2.12 node_type=m5d.large workers=2` to skip it.")
+    # The dispatcher takes only plain keys as options: spark.conf=… and tag.X=… arrive as words.
+    extra = [word for word in cmd.args[1:] if "=" not in word]
+    if extra:
+        raise InvalidInput("launch arguments", " ".join(extra), "is more than one image name",
+                           "Give options as key=value, e.g. workers=2.")
+    image = cmd.args[0]
+    launcher_for(ctx.services).image_source(image)  # unknown or never pushed: said in the ack itself
+    tokens = option_tokens(cmd.text)
+    if not tokens:
+        cmd.ack()  # the trigger_id is valid 3 s: ack, then open the form at once
+        try:
+            open_form(ctx, cmd.trigger_id, image, None, cmd.user_id, cmd.channel_id)
+        except DcsError as exc:
+            cmd.reply(bk.problem(exc.message))
+        return
+    request = parse_launch_args(image, tokens)
+    job = LaunchJob(request, cmd.user_id, cmd.channel_id, cmd.claim_key, response_url=cmd.response_url)
+    ticket = ctx.workers.submit(f"launch-request:{cmd.claim_key}", run_launch, ctx, job)
+    if ticket.duplicate:
+        cmd.reply(bk.notice("This launch is already being handled."))
+        return
+    where = f" ({bk.ordinal(ticket.position)} in line)" if ticket.queued else ""
+    cmd.reply(bk.notice(f":rocket: Launching *{bk.escape(image)}*{where}: checking the request with Databricks. "
+                        "A message in this channel will follow the cluster."))
+
+
+def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
+    user_id = (body.get("user") or {}).get("id", "")
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except json.JSONDecodeError:
+        meta = {}
+    image = str(meta.get("image") or "")
+    refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", image, doing="launch clusters")
+    if refusal:
+        ack(response_action="errors", errors={"runtime": bk.cut(refusal.replace("*", ""), 150)})
+        return
+    request_key = f"view:{view.get('id', '')}"
+    build_id = meta.get("build") if isinstance(meta.get("build"), int) else None
+    try:
+        request = form_to_request(image, view)
+        launcher_for(ctx.services).plan(request, requester=user_id, user_email=str(meta.get("email") or ""),
+                                        request_key=request_key, build_id=build_id)
+    except (InvalidInput, InvalidInputs) as exc:
+        ack(response_action="errors", errors=inline_errors(exc))
+        return
+    except DcsError as exc:
+        ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
+        return
+    ack()
+    job = LaunchJob(request, user_id, str(meta.get("channel") or user_id), request_key, build_id,
+                    email=str(meta.get("email") or ""))
+    ctx.workers.submit(f"launch-request:{request_key}", run_launch, ctx, job)
+
+
+def run_anyway(ctx: AppContext, launch_id: int, user_id: str, response_url: str | None) -> None:
+    launcher = launcher_for(ctx.services)
+    job = LaunchJob(LaunchRequest(image=""), user_id, "", f"anyway:{launch_id}", response_url=response_url)
+    try:
+        outcome = launcher.launch_anyway(launch_id, user_id, is_admin=ctx.role(user_id) >= Role.ADMIN)
+    except DcsError as exc:
+        update_message(ctx, get_launch(ctx.store, launch_id))
+        tell_user(ctx, job, bk.problem(exc.message))
+        return
+    if outcome.duplicate:
+        tell_user(ctx, job, bk.notice(f"Launch #{launch_id} was already started: nothing new was created."))
+        return
+    assert outcome.launch is not None
+    update_message(ctx, outcome.launch)
+    if outcome.launch.status == "pending":
+        tracker(ctx).follow(launch_id)
+
+
+def launches_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    launches = list_launches(ctx.store, limit=5)
+    if not launches:
+        return []
+    stamp = now()
+    lines = []
+    for launch in launches:
+        url = cluster_url(ctx, launch)
+        name = bk.escape(launch.cluster_name or "(no cluster)")
+        where = f"<{url}|{name}>" if url else name
+        lines.append(f"{STATE_EMOJI.get(launch.status, '')} *#{launch.id}* {bk.escape(launch.image)} → {where} — "
+                     f"{bk.escape(launch.state or launch.status)}, {bk.ago(launch.created_at, stamp)} "
+                     f"({bk.user(launch.requester)})")
+    return [bk.header("Recent launches"), bk.section("\n".join(lines))]
+
+
+def resume_tracking(ctx: AppContext, args: Any = None) -> Callable[[], None]:
+    """bot.__main__ start-up hook: follow the launches a previous process left pending (no scheduler needed)."""
+    resume_pending_launches(ctx.services, tracker(ctx))
+    return tracker(ctx).stop
+
+
+def register(app: App, ctx: AppContext) -> None:
+    ctx.commands.add(Subcommand(
+        "launch", "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
+        "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]", Role.BUILDER,
+        lambda cmd: launch_command(ctx, cmd)))
+    ctx.set_home_section("launches", launches_home)
+
+    @app.action("launch_cluster")
+    @guarded(ctx, "launch_cluster")
+    def launch_button(body: dict[str, Any], user_id: str) -> None:
+        value = bk.LaunchButton.decode(body["actions"][0].get("value", ""))
+        refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", value.image, doing="launch clusters")
+        if refusal:
+            reply(ctx, body, bk.notice(refusal))
+            return
+        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id") or user_id
+        open_form(ctx, body.get("trigger_id", ""), value.image, value.build, user_id, channel)
+
+    @app.action(ANYWAY)
+    @guarded(ctx, ANYWAY)
+    def launch_anyway(body: dict[str, Any], user_id: str) -> None:
+        value = body["actions"][0].get("value", "")
+        if not value.isdigit():
+            raise InvalidInput("button value", value, "is not a launch number", "Use `/dcs launch NAME` again.")
+        ctx.workers.submit(f"launch-anyway:{value}", run_anyway, ctx, int(value), user_id, body.get("response_url"))
+
+    @app.view(MODAL)
+    def submitted(ack: Any, body: dict[str, Any]) -> None:
+        handle_submission(ctx, body, ack)

@@ -1,0 +1,402 @@
+"""Launching clusters end to end: signed Slack requests over real HTTP to the bot, the real databricks-sdk
+against FakeDatabricks, FakeSlack for the Web API. The harness here is shared by the other launch and
+enable tests (they import `LaunchBot`, `start_launch_bot`, ...; no test functions are imported).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from bot.app import app_context, create_app
+from bot.catalog import RegistrySpec, image_from_dict
+from bot.config import load_config
+from bot.http import ServerThread, create_server, make_wsgi_app
+from bot.launcher import Launch, Launcher, get_launch, list_launches
+from bot.services import Services
+from bot.workers import Workers
+from handlers.context import AppContext
+from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
+from tests.fakes.http import wait_until
+from tests.fakes.slack import (
+    FakeSlack,
+    SlackMessage,
+    block_actions_body,
+    signed_headers,
+    slash_command_body,
+    view_submission_body,
+)
+
+SECRET = "test-signing-secret-0123456789"
+ADMIN, ADMIN2, BUILDER, OUTSIDER, NO_EMAIL = "UADMIN1", "UADMIN2", "UBUILD1", "UOUT001", "UNOMAIL1"
+CHANNEL, NOTIFY = "C1", "CNOTIFY1"
+DIGEST = "sha256:" + "5e" * 32
+ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PUSH_PASSWORD", None, "{{secrets/dcs/acr}}")
+USERS = {
+    ADMIN: {"name": "ada", "profile": {"email": "ada@example.com"}},
+    ADMIN2: {"name": "grace", "profile": {"email": "grace@example.com"}},
+    BUILDER: {"name": "bob", "profile": {"email": "bob@example.com"}},
+    OUTSIDER: {"name": "eve", "profile": {"email": "eve@example.com"}},
+    NO_EMAIL: {"name": "nomail", "profile": {}},
+}
+
+
+@dataclass
+class LaunchBot:
+    url: str
+    slack: FakeSlack
+    databricks: FakeDatabricks
+    ctx: AppContext
+    server: ServerThread
+    workers: Workers
+
+    def post(self, body: bytes) -> requests.Response:
+        response = requests.post(f"{self.url}/slack/events", data=body, headers=signed_headers(SECRET, body),
+                                 timeout=15)
+        assert response.status_code == 200, response.text
+        return response
+
+    def command(self, text: str, user: str = BUILDER, channel: str = CHANNEL) -> tuple[dict[str, Any], str]:
+        name = f"cmd-{uuid.uuid4().hex[:8]}"
+        response = self.post(slash_command_body(text, user_id=user, channel_id=channel,
+                                                response_url=self.slack.response_url(name)))
+        return (response.json() if response.content else {}), name
+
+    def click(self, action_id: str, value: str, user: str, message: SlackMessage | None = None,
+              channel: str = CHANNEL) -> str:
+        name = f"click-{uuid.uuid4().hex[:8]}"
+        self.post(block_actions_body(action_id, value, user_id=user, channel_id=channel,
+                                     message_ts=message.ts if message else None,
+                                     response_url=self.slack.response_url(name)))
+        return name
+
+    def submit(self, view: dict[str, Any], values: dict[str, Any], user: str = BUILDER) -> dict[str, Any]:
+        body = view_submission_body(view["callback_id"], state_values(values), user_id=user,
+                                    private_metadata=view.get("private_metadata", ""), view_id=view["id"])
+        response = self.post(body)
+        return response.json() if response.content else {}
+
+    def open_form(self, text: str = "launch team-pandas", user: str = BUILDER) -> dict[str, Any]:
+        """Run the command and return the filled-in launch form (views.open, then views.update)."""
+        answer, _ = self.command(text, user=user)
+        assert not answer.get("text"), answer  # the ack opens a form, no message
+        calls = self.slack.wait_for("views.update", timeout=30)
+        view_id = calls[-1].params["view_id"]
+        return self.slack.views()[view_id]
+
+    def message_of(self, launch: Launch) -> SlackMessage:
+        return next(m for m in self.slack.messages() if m.ts == launch.slack_ts)
+
+    def wait_launch(self, done: Callable[[Launch], bool], timeout: float = 30) -> Launch:
+        def probe() -> Launch | None:
+            found = list_launches(self.ctx.store, limit=1)
+            return found[0] if found and done(found[0]) else None
+
+        return wait_until(probe, timeout, lambda: f"launches: {list_launches(self.ctx.store)}")
+
+    def wait_message(self, launch_id: int, words: str, timeout: float = 30) -> SlackMessage:
+        def probe() -> SlackMessage | None:
+            launch = get_launch(self.ctx.store, launch_id)
+            found = [m for m in self.slack.messages() if m.ts == launch.slack_ts and words in (m.text or "")
+                     + json.dumps(m.blocks)]
+            return found[0] if found else None
+
+        return wait_until(probe, timeout, lambda: f"messages: {[m.text for m in self.slack.messages()]}")
+
+    def stop(self) -> None:
+        tracker = self.ctx.extras.get("launch.tracker")
+        if tracker is not None:
+            tracker.stop()
+        self.server.stop()
+        self.workers.shutdown(wait=True, timeout=30)
+
+
+def state_values(values: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Form values as Slack's view.state.values: selects for runtime/node/size, text for the rest."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for block, value in values.items():
+        if block in ("runtime", "node_type", "size_mode"):
+            kind = "radio_buttons" if block == "size_mode" else "static_select"
+            out[block] = {"value": {"type": kind, "selected_option": {"value": value} if value else None}}
+        elif block in ("workers", "min_workers", "max_workers", "autotermination"):
+            out[block] = {"value": {"type": "number_input", "value": value}}
+        else:
+            out[block] = {"value": {"type": "plain_text_input", "value": value}}
+    return out
+
+
+GOOD_FORM = {"runtime": "15.4.x-scala2.12", "node_type": "m5d.large", "size_mode": "fixed", "workers": "2",
+             "autotermination": "60"}
+
+
+def start_launch_bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, **env: str) -> LaunchBot:
+    environ = {"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SECRET,
+               "SLACK_API_URL": slack.api_url, "DCS_ADMINS": f"{ADMIN},{ADMIN2}",
+               "DCS_BUILDERS": f"{BUILDER},{NO_EMAIL}", "DATABRICKS_HOST": databricks.url,
+               "DATABRICKS_TOKEN": DEFAULT_TOKEN, "DCS_DATABRICKS_TIMEOUT": "4", "DOCKER_HOST": "tcp://127.0.0.1:9",
+               "DCS_NOTIFY_CHANNEL": NOTIFY, **env}
+    config = load_config(environ)
+    services = Services.from_config(config)
+    services.extras["launcher"] = Launcher(services, poll_initial=0.05, poll_max=0.2)
+    workers = Workers(config.workers)
+    app = create_app(config, services, workers)
+    server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=8)).start()
+    return LaunchBot(server.url, slack, databricks, app_context(app), server, workers)
+
+
+def seed_image(ctx: AppContext, name: str = "team-pandas", base: str = "databricksruntime/standard:15.4-LTS",
+               repository: str = "myacr.azurecr.io/team/pandas", registry: RegistrySpec | None = ACR,
+               digest: str = DIGEST) -> int:
+    """An image whose last build was pushed (the launch only needs its digest)."""
+    store = ctx.store
+    if registry is not None and registry.name not in [r.name for r in store.list_registries()]:
+        store.add_registry(registry)
+    store.add_image(image_from_dict({"name": name, "base": base, "repository": repository}), replace=True)
+    build = store.create_build(name, requester=ADMIN, source="test", push=True)
+    store.update_build(build.id, status="succeeded", pushed_digest=digest)
+    return build.id
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(users=USERS, channels={CHANNEL: {"name": "dcs"}, NOTIFY: {"name": "dcs-admins"}}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def databricks() -> Iterator[FakeDatabricks]:
+    with FakeDatabricks(admins=["alice@example.com"]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks) -> Iterator[LaunchBot]:
+    harness = start_launch_bot(tmp_db, slack, databricks)
+    yield harness
+    harness.stop()
+
+
+# ---------------------------------------------------------------- from the form to RUNNING
+
+def test_launch_from_the_form_to_running(bot: LaunchBot) -> None:
+    build_id = seed_image(bot.ctx)
+    view = bot.open_form()
+    runtime_block = next(b for b in view["blocks"] if b.get("block_id") == "runtime")
+    offered = [o["value"] for o in runtime_block["element"]["options"]]
+    assert runtime_block["element"]["initial_option"]["value"] == "15.4.x-scala2.12"  # the base's runtime
+    assert "17.3.x-scala2.13" in offered and offered.index("17.3.x-scala2.13") < offered.index("17.2.x-scala2.13")
+    assert not [k for k in offered if "-ml-" in k or "aarch64" in k or "-hls-" in k or k.startswith("apache")]
+    nodes = [o["value"] for o in next(b for b in view["blocks"] if b.get("block_id") == "node_type")
+             ["element"]["options"]]
+    assert "m6gd.large" not in nodes and "m4.large" not in nodes and "g4dn.xlarge" not in nodes
+
+    assert bot.submit(view, {**GOOD_FORM, "init_scripts": "file:/databricks/scripts/setup.sh"}) == {}
+    launch = bot.wait_launch(lambda launch: launch.status == "running")
+    message = bot.wait_message(launch.id, "RUNNING")
+
+    assert len(bot.databricks.created_specs()) == 1
+    sent = bot.databricks.created_specs()[0]
+    assert sent["docker_image"] == {"url": f"myacr.azurecr.io/team/pandas@{DIGEST}",
+                                    "basic_auth": {"username": "sp-id", "password": "{{secrets/dcs/acr}}"}}
+    assert (sent["data_security_mode"], sent["single_user_name"]) == ("SINGLE_USER", "bob@example.com")
+    assert sent["spark_conf"]["spark.databricks.unityCatalog.volumes.enabled"] == "true"
+    assert sent["init_scripts"] == [{"file": {"destination": "file:/databricks/scripts/setup.sh"}}]
+    assert sent["custom_tags"]["dcs_launched_by"] == BUILDER and sent["custom_tags"]["dcs_image_digest"] == DIGEST
+    assert sent["num_workers"] == 2 and sent["autotermination_minutes"] == 60
+    assert launch.build_id == build_id and launch.cluster_id in bot.databricks.clusters
+    assert message.updates >= 1  # posted as PENDING, then updated
+    assert f"#setting/clusters/{launch.cluster_id}" in json.dumps(message.blocks)
+    actions = [e.action for e in bot.ctx.store.audit_events(action=None, limit=50) if e.action.startswith("launch")]
+    assert {"launch.request", "launch.create", "launch.finish"} <= set(actions)
+
+
+def test_the_form_is_validated_inline_field_by_field(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    view = bot.open_form()
+    cases = [
+        ({"runtime": "15.4.x-cpu-ml-scala2.12"}, "runtime", "Machine Learning"),
+        ({"runtime": "16.4.x-aarch64-scala2.12"}, "runtime", "aarch64"),
+        ({"node_type": "m6gd.large"}, "node_type", "Graviton"),
+        ({"node_type": "g4dn.xlarge"}, "node_type", "GPU"),
+        ({"workers": "1001"}, "workers", "0 to 1000"),
+        ({"size_mode": "autoscale", "min_workers": "3", "max_workers": "3"}, "max_workers", "max_workers > min"),
+        ({"autotermination": "5"}, "autotermination", "10..10000"),
+        ({"init_scripts": "dbfs:/init/setup.sh"}, "init_scripts", "end-of-life"),
+        ({"init_scripts": "\n".join(f"file:/s{i}.sh" for i in range(11))}, "init_scripts", "more than 10"),
+        ({"spark_conf": "spark.databricks.unityCatalog.volumes.enabled=false"}, "spark_conf", "override"),
+        ({"tags": "Creator=me"}, "tags", "sets itself"),
+    ]
+    for changes, block, words in cases:
+        answer = bot.submit(view, {**GOOD_FORM, **changes})
+        assert answer.get("response_action") == "errors", (changes, answer)
+        assert words in answer["errors"].get(block, ""), (changes, answer)
+    assert bot.databricks.created_specs() == []
+
+
+def test_a_user_slack_shares_no_email_for_is_told_why(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    view = bot.open_form(user=NO_EMAIL)
+    answer = bot.submit(view, GOOD_FORM, user=NO_EMAIL)
+    assert "users:read.email" in answer["errors"]["runtime"]
+    assert bot.databricks.created_specs() == []
+
+
+def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    answer, _ = bot.command("launch team-pandas runtime=17.3.x-scala2.13 node_type=m5d.xlarge min_workers=1 "
+                            "max_workers=3 spark.sql.shuffle.partitions=64 tag.Team=Data")
+    assert "Launching" in answer["text"]
+    launch = bot.wait_launch(lambda launch: launch.status == "running")
+    sent = bot.databricks.created_specs()[0]
+    assert sent["autoscale"] == {"min_workers": 1, "max_workers": 3} and "num_workers" not in sent
+    assert sent["spark_conf"]["spark.sql.shuffle.partitions"] == "64" and sent["custom_tags"]["Team"] == "Data"
+    assert any("15.4" in w for w in launch.request["warnings"])  # a 17.3 runtime on a 15.4 base
+    assert not bot.slack.calls("views.open")
+
+
+def test_bad_key_value_arguments_are_refused_in_the_ack(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    answer, _ = bot.command("launch team-pandas workers=lots colour=blue")
+    assert "workers" in answer["text"] and "colour" in answer["text"]
+    answer, name = bot.command("launch team-pandas runtime=15.4.x-gpu-ml-scala2.12 node_type=m5d.large")
+    post = bot.slack.wait_for_response_post(name)  # checked against the workspace in the pool
+    assert "Machine Learning" in post.body["text"]
+    assert bot.databricks.created_specs() == []
+
+
+def test_an_image_without_a_pushed_build_cannot_be_launched(bot: LaunchBot) -> None:
+    bot.ctx.store.add_image(image_from_dict({"name": "fresh", "base": "databricksruntime/standard:15.4-LTS",
+                                             "repository": "myacr.azurecr.io/team/fresh"}))
+    answer, _ = bot.command("launch fresh")
+    assert "no pushed build" in answer["text"] and "/dcs build fresh push" in answer["text"]
+    answer, _ = bot.command("launch nosuch")
+    assert "No image named 'nosuch'" in answer["text"]
+    assert not bot.slack.calls("views.open")
+
+
+def test_a_double_submitted_form_creates_one_cluster(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    view = bot.open_form()
+    assert bot.submit(view, GOOD_FORM) == {}
+    assert bot.submit(view, GOOD_FORM) == {}
+    bot.wait_launch(lambda launch: launch.status == "running")
+    assert bot.ctx.workers.wait_idle(10)
+    assert len(bot.databricks.created_specs()) == 1
+
+
+def test_the_build_message_button_opens_the_form_for_that_build(bot: LaunchBot) -> None:
+    build_id = seed_image(bot.ctx)
+    bot.click("launch_cluster", json.dumps({"image": "team-pandas", "build": build_id}), BUILDER)
+    calls = bot.slack.wait_for("views.update", timeout=30)
+    view = bot.slack.views()[calls[-1].params["view_id"]]
+    assert json.loads(view["private_metadata"])["build"] == build_id
+
+
+# ---------------------------------------------------------------- failures explained
+
+def test_a_pull_failure_is_explained(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    bot.databricks.script_next_cluster("TERMINATED", "DOCKER_IMAGE_PULL_FAILURE", "CLIENT_ERROR", parameters={
+        "databricks_error_message": "Failed to pull image: unauthorized: authentication required"})
+    bot.submit(bot.open_form(), GOOD_FORM)
+    launch = bot.wait_launch(lambda launch: launch.status == "failed")
+    message = bot.wait_message(launch.id, "DOCKER_IMAGE_PULL_FAILURE")
+    text = json.dumps(message.blocks)
+    assert "TERMINATED" in message.text
+    assert "refused the login" in text and "cluster_password_secret" in text
+    assert f"myacr.azurecr.io/team/pandas@{DIGEST}" in text
+
+
+def test_an_init_script_failure_names_the_script(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    bot.databricks.script_next_cluster("TERMINATED", "INIT_SCRIPT_FAILURE", "CLIENT_ERROR", parameters={
+        "databricks_error_message": "Cluster scoped init script /Volumes/main/ops/scripts/b.sh failed: Script exit "
+                                    "status is non-zero"})
+    bot.submit(bot.open_form(), {**GOOD_FORM, "init_scripts": "file:/a.sh\n/Volumes/main/ops/scripts/b.sh"})
+    launch = bot.wait_launch(lambda launch: launch.status == "failed")
+    assert "The init script /Volumes/main/ops/scripts/b.sh failed" in json.dumps(
+        bot.wait_message(launch.id, "INIT_SCRIPT_FAILURE").blocks)
+
+
+def test_dcs_switched_off_suggests_dcs_enable(tmp_db: str, slack: FakeSlack) -> None:
+    with FakeDatabricks(enable_dcs="false") as databricks:
+        bot = start_launch_bot(tmp_db, slack, databricks)
+        try:
+            seed_image(bot.ctx)
+            bot.submit(bot.open_form(), GOOD_FORM)
+            found = wait_until(lambda: [m for m in slack.ephemeral_messages(BUILDER)
+                                        if "/dcs enable" in (m.text or "")], 30,
+                               lambda: str(slack.ephemeral_messages()))
+            assert "turned off" in found[0].text
+            assert list_launches(bot.ctx.store)[0].status == "failed"
+        finally:
+            bot.stop()
+
+
+# ---------------------------------------------------------------- restarts
+
+def test_a_restart_mid_launch_is_resumed(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks) -> None:
+    first = start_launch_bot(tmp_db, slack, databricks)
+    seed_image(first.ctx)
+    databricks.script_next_cluster("RUNNING", pending_polls=10_000)  # stays PENDING while the bot stops
+    first.submit(first.open_form(), GOOD_FORM)
+    launch = first.wait_launch(lambda launch: launch.status == "pending" and bool(launch.slack_ts))
+    first.stop()
+
+    second = start_launch_bot(tmp_db, slack, databricks)
+    try:
+        from handlers.launch import resume_tracking
+
+        databricks.set_cluster_state(launch.cluster_id or "", "RUNNING")
+        resume_tracking(second.ctx)
+        second.wait_launch(lambda launch: launch.status == "running")
+        message = second.wait_message(launch.id, "RUNNING")
+        assert message.ts == launch.slack_ts  # the same message, updated by the new process
+        assert len(databricks.created_specs()) == 1
+        assert "launch.resume" in [e.action for e in second.ctx.store.audit_events(limit=50)]
+    finally:
+        second.stop()
+
+
+def test_a_launch_cut_short_during_create_adopts_its_cluster(tmp_db: str, slack: FakeSlack,
+                                                             databricks: FakeDatabricks) -> None:
+    bot = start_launch_bot(tmp_db, slack, databricks)
+    try:
+        seed_image(bot.ctx)
+        launcher: Launcher = bot.ctx.services.extras["launcher"]
+        # What a crash right after the POST leaves: a cluster with the request's tag, a row without its id.
+        from bot.clusterspec import parse_launch_args
+        from bot.launcher import _insert_launch, _meta, request_tag
+
+        request = parse_launch_args("team-pandas", ["runtime=15.4.x-scala2.12", "node_type=m5d.large"])
+        source, plan = launcher.plan(request, requester=BUILDER, user_email="bob@example.com", request_key="k1")
+        cluster_id = bot.ctx.services.databricks.create_cluster(plan.body)
+        meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", "k1")
+        assert meta["request_tag"] == request_tag("k1")
+        row = _insert_launch(bot.ctx.store, image="team-pandas", build_id=source.build_id, requester=BUILDER,
+                             request=meta, status="creating")
+        with bot.ctx.store.transaction() as conn:  # old enough that no live process can still be creating it
+            conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
+        from handlers.launch import resume_tracking
+
+        resume_tracking(bot.ctx)
+        adopted = bot.wait_launch(lambda launch: launch.status == "running")
+        assert adopted.cluster_id == cluster_id and len(databricks.created_specs()) == 1
+    finally:
+        bot.stop()
+
+
+def test_home_lists_recent_launches_with_links(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)
+    bot.submit(bot.open_form(), GOOD_FORM)
+    launch = bot.wait_launch(lambda launch: launch.status == "running")
+    from handlers.home import home_view
+
+    text = json.dumps(home_view(bot.ctx, BUILDER))
+    assert "Recent launches" in text and f"#setting/clusters/{launch.cluster_id}" in text
