@@ -282,3 +282,17 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
     assert check["digest"] == hub.digest_of("databricksruntime/standard", "15.4-LTS") and check["error"] is None
     assert set(hub.counts()) == {"HEAD"}  # neither job spent a pull
     assert slack.messages() == []  # nothing moved, budget fine: nothing to say
+
+
+def test_a_429_on_an_engine_pull_is_a_pull_limit_not_a_generic_error(engine, hub, tmp_db) -> None:  # noqa: ANN001
+    import os
+
+    from bot.clients.engine import DockerEngine
+
+    hub.set_exhausted(head_too=False)  # HEADs still answer; the engine's manifest GET is refused
+    docker_engine = DockerEngine({k: v for k, v in os.environ.items() if k == "DOCKER_HOST"})
+    ref = parse_ref(f"{hub.url.removeprefix('http://')}/databricksruntime/standard:15.4-LTS", "base")
+    with pytest.raises(PullLimitReached) as caught:
+        docker_engine.pull(ref, None)
+    assert "toomanyrequests" in caught.value.message.lower()
+    assert hub.counts().get("GET", 0) >= 1
