@@ -63,7 +63,7 @@ def classify_base(ref: ImageRef) -> BaseInfo:
     match = _VERSION_TAG.match(tag)
     if match and flavour != "custom":
         runtime = (int(match.group(1)), None if match.group(2) == "x" else int(match.group(2)))
-    lts = tag.endswith("-LTS")
+    lts = tag.endswith("-LTS") and flavour != "custom"  # only Databricks patches its own -LTS tags
     if flavour in NO_PYTHON_FLAVOURS:
         python = "none"
     elif flavour in CONDA_FLAVOURS or (runtime is not None and runtime[0] <= 8):

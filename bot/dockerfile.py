@@ -22,9 +22,14 @@ LABEL_BASE = f"{LABEL_PREFIX}.base-digest"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
 
 
+# Bump when the rendered Dockerfile changes for the same spec, so unchanged specs get rebuilt once.
+RENDERER_VERSION = 1
+
+
 def spec_hash(spec: ImageSpec) -> str:
-    """Hash of what changes the built image (not schedule, owner or channel)."""
-    canonical = json.dumps(spec.build_inputs(), sort_keys=True, separators=(",", ":"))
+    """Hash of what changes the built image (not schedule, owner or channel) and of the renderer version."""
+    canonical = json.dumps({"renderer": RENDERER_VERSION, **spec.build_inputs()}, sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -18,7 +18,7 @@ from bot.errors import InvalidInput
 # Characters that may never appear in a pip entry, whatever PEP 508 allows.
 _PIP_FORBIDDEN = set(";&|`$\\\"'(){}\n\r\t#?")
 _PIP_SAFE = re.compile(r"^[A-Za-z0-9._\-\[\],<>=!~*@:/+% ]+\Z")
-_URL_SAFE = re.compile(r"^[A-Za-z0-9._\-/:+%=]+\Z")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._\-/:+%=@]+\Z")  # '@' only after the host: git refs (…/pkg.git@v1.0)
 _URL_SCHEMES = {"https", "git+https"}
 _INJECTED_BY_DATABRICKS = {"pyspark"}
 
@@ -109,7 +109,7 @@ def _check_requirement_url(url: str, entry: str, field: str) -> None:
         )
     if parsed.query or parsed.fragment or not _URL_SAFE.match(url.split("://", 1)[1]):
         raise InvalidInput(field, entry, "has a URL with query, fragment or unusual characters",
-                           "Use a plain https://host/path/package.whl URL.")
+                           "Use a plain https://host/path/package.whl or git+https://host/org/pkg.git@v1.0 URL.")
 
 
 def pip_name(requirement: str) -> str:

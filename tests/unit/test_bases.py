@@ -50,9 +50,10 @@ DIGEST = "sha256:" + "ab" * 32
          "8.x", False, True),
         # own bases: assumed to follow the /databricks/python3 layout; the tag is not a runtime
         ("ubuntu:22.04", "custom", None, False, "venv", VENV_PIP, None, False, False),
-        ("myacr.azurecr.io/team/base:15.4-LTS", "custom", None, True, "venv", VENV_PIP, None, False, False),
+        # An own base is not patched by Databricks, whatever its tag says.
+        ("myacr.azurecr.io/team/base:15.4-LTS", "custom", None, False, "venv", VENV_PIP, None, False, False),
         ("myacr.azurecr.io/team/base:8.x", "custom", None, False, "venv", VENV_PIP, None, False, False),
-        ("team/databricksruntime-standard:15.4-LTS", "custom", None, True, "venv", VENV_PIP, None, False, False),
+        ("team/databricksruntime-standard:15.4-LTS", "custom", None, False, "venv", VENV_PIP, None, False, False),
     ],
 )
 def test_classify_base(base: str, flavour: str, runtime: tuple[int, int | None] | None, lts: bool, python: str,
