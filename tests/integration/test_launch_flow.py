@@ -163,15 +163,19 @@ def seed_image(ctx: AppContext, name: str = "team-pandas", base: str = "databric
     return build.id
 
 
+def new_slack() -> FakeSlack:
+    return FakeSlack(users=USERS, channels={CHANNEL: {"name": "dcs"}, NOTIFY: {"name": "dcs-admins"}})
+
+
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(users=USERS, channels={CHANNEL: {"name": "dcs"}, NOTIFY: {"name": "dcs-admins"}}) as fake:
+    with new_slack() as fake:
         yield fake
 
 
 @pytest.fixture
 def databricks() -> Iterator[FakeDatabricks]:
-    with FakeDatabricks(admins=["alice@example.com"]) as fake:
+    with FakeDatabricks() as fake:
         yield fake
 
 
