@@ -109,10 +109,10 @@ def validate_cron(expr: object, field: str = "schedule") -> str | None:
         return None
     if not isinstance(expr, str) or len(expr.split()) != 5:
         raise InvalidInput(field, expr, "is not a five-field cron expression", _CRON_FIX)
-    from apscheduler.triggers.cron import CronTrigger
+    from bot.cron import cron_trigger
 
     try:
-        CronTrigger.from_crontab(expr, timezone="UTC")
+        cron_trigger(expr)  # the scheduler's own reading of it (weekday 0/7 = Sunday)
     except ValueError as exc:
         raise InvalidInput(field, expr, f"is not a valid cron expression ({exc})", _CRON_FIX) from None
     return " ".join(expr.split())

@@ -12,6 +12,7 @@ import pytest
 
 from bot.catalog import image_from_dict, image_to_dict
 from bot.config import load_config
+from bot.cron import cron_trigger, standard_day_of_week
 from bot.services import Services
 from bot.store import Store
 from jobs.scheduler import (
@@ -23,12 +24,10 @@ from jobs.scheduler import (
     JobBusy,
     claim_run,
     create_scheduler,
-    cron_trigger,
     desired_schedules,
     job_runs,
     mark_interrupted_runs,
     run_job,
-    standard_day_of_week,
     start_scheduler,
     sync_schedules,
 )
