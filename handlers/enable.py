@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.approvals import ApprovalRequest, Approvals, get_request
+from bot.clients.databricks import databricks_configured
 from bot.errors import DcsError, InvalidInput
 from bot.permissions import Role
 from bot.slack_client import SlackError, call
@@ -186,6 +187,8 @@ def start_expiry_sweep(ctx: AppContext, args: Any = None) -> Callable[[], None] 
 
 
 def register(app: App, ctx: AppContext) -> None:
+    if not databricks_configured(ctx.config):
+        return  # handlers.placeholders answers that this is not set up (no workspace configured)
     ctx.commands.add(Subcommand(
         "enable", "Ask to switch on Container Services in the Databricks workspace (another admin approves).",
         "enable", Role.BUILDER, lambda cmd: enable_command(ctx, cmd)))

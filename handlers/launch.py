@@ -18,6 +18,7 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.clients.databricks import databricks_configured
 from bot.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
 from bot.errors import DcsError, InvalidInput, InvalidInputs
 from bot.launcher import Launch, LaunchOptions, get_launch, list_launches
@@ -432,6 +433,8 @@ def resume_tracking(ctx: AppContext, args: Any = None) -> Callable[[], None]:
 
 
 def register(app: App, ctx: AppContext) -> None:
+    if not databricks_configured(ctx.config):
+        return  # handlers.placeholders answers that launching is not set up (no workspace configured)
     ctx.commands.add(Subcommand(
         "launch", "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
         "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]", Role.BUILDER,

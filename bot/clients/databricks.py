@@ -43,6 +43,17 @@ _PASSED_THROUGH = {"host", "token", "client_id", "client_secret", "profile", "co
                    "google_credentials", "username", "password", "databricks_cli_path"}
 
 
+def databricks_configured(config: Config) -> bool:
+    """Whether any unified-auth source names a workspace: DATABRICKS_HOST, a profile, or ~/.databrickscfg."""
+    env = config.environ
+    if config.databricks_host or env.get("DATABRICKS_HOST") or env.get("DATABRICKS_CONFIG_PROFILE"):
+        return True
+    from pathlib import Path
+
+    path = env.get("DATABRICKS_CONFIG_FILE") or str(Path(env.get("HOME") or "~") / ".databrickscfg")
+    return Path(path).expanduser().is_file()
+
+
 @dataclass(frozen=True)
 class ClusterStatus:
     """What `clusters/get` says about a cluster, termination code kept as the raw string."""
