@@ -1,0 +1,275 @@
+"""Tiny stand-ins for Databricks base images: a busybox rootfs with stub tools, packed deterministically.
+
+No image can be pulled on the test machines, so every "base image" is a layer built here from the host's
+static busybox. The stubs behave just enough like the real tools for the bot's checks and builds:
+
+- `apt-get` logs its argv to /var/log/dcs-apt.log; `install` creates /var/lib/dcs-apt/<pkg> per package and
+  fails like apt (exit 100) for a package named `dcs-test-missing`.
+- `pip` logs its argv to `<python root>/pip-installs.log`; an argument starting with `dcs-test-slow` makes
+  it sleep 30 s, one starting with `dcs-test-broken` makes it fail like pip (exit 1).
+
+Caveat: Debian's busybox-static is built with FEATURE_SH_STANDALONE, so its shell runs any busybox applet
+(ls, cp, mv, mkdir, chmod, ps, ip, stat, ...) even where the symlink was left out, and `command -v ps`
+answers `ps`. Leaving a tool out (coreutils=False, procps=False, iproute2=False) takes it off PATH: `which`,
+`test -x /bin/ps` and running it without a shell (as a container's entrypoint) see it missing.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+BUSYBOX = Path("/usr/bin/busybox")
+# A fixed mtime (2024-01-01) so that the same spec always gives the same layer and the same image id.
+EPOCH = 1704067200
+
+APPLETS = (
+    "sh", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "chown", "ln", "echo", "printf", "grep", "head",
+    "tail", "tr", "env", "id", "readlink", "touch", "test", "sleep", "sed", "sort", "uname", "date", "wc",
+    "cut", "true", "false", "which", "basename", "dirname", "tee", "find", "xargs", "expr",
+)  # fmt: skip
+COREUTILS_APPLETS = frozenset({"ls", "cp", "mv", "mkdir", "chmod"})
+PYTHON_LAYOUTS = {
+    # python= -> (bin dir, pip log)
+    "venv": ("/databricks/python3/bin", "/databricks/python3/pip-installs.log"),
+    "conda": ("/databricks/conda/envs/dcs-minimal/bin", "/databricks/conda/pip-installs.log"),
+}
+
+
+class BusyboxUnusable(Exception):
+    """The host has no static busybox to build base images from."""
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """What a fake Databricks base image contains; see `make_base` in tests/conftest.py."""
+
+    python: str | None = "venv"
+    bash: bool = True
+    sudo: bool = True
+    iproute2: bool = True
+    acl: bool = True
+    java: bool = True
+    coreutils: bool = True
+    procps: bool = True
+    os_id: str = "ubuntu"
+    os_version: str = "22.04"
+    cmd: tuple[str, ...] | None = None
+    marker: str = ""
+
+    def __post_init__(self) -> None:
+        if self.python is not None and self.python not in PYTHON_LAYOUTS:
+            raise ValueError(f"python must be 'venv', 'conda' or None, not {self.python!r}")
+
+
+def read_static_busybox(path: Path = BUSYBOX) -> bytes:
+    """The busybox binary, checked to be statically linked (the rootfs has no libc)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BusyboxUnusable(f"{path} is missing: apt-get install busybox-static") from exc
+    if _has_interpreter(data):
+        raise BusyboxUnusable(f"{path} is dynamically linked: apt-get install busybox-static")
+    return data
+
+
+def _has_interpreter(elf: bytes) -> bool:
+    """True if a 64-bit little-endian ELF asks for a dynamic loader (has a PT_INTERP program header)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        raise BusyboxUnusable("busybox is not a 64-bit little-endian ELF binary")
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    pt_interp = 3
+    return any(
+        struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == pt_interp for i in range(phnum)
+    )
+
+
+def rootfs_layer(spec: BaseSpec, busybox: bytes) -> bytes:
+    """An uncompressed layer tarball with the base's files, byte-for-byte the same for the same spec."""
+    tree = _Tree()
+    for directory in ("/root", "/usr/local/bin", "/var/lib/dcs-apt", "/var/log", "/etc"):
+        tree.dir(directory)
+    tree.dir("/tmp", mode=0o1777)
+    tree.file("/bin/busybox", busybox, mode=0o755)
+    applets = [a for a in APPLETS if spec.coreutils or a not in COREUTILS_APPLETS]
+    applets += ["ps"] * spec.procps + ["ip"] * spec.iproute2
+    for applet in applets:
+        tree.symlink(f"/bin/{applet}", "busybox")
+    tree.symlink("/usr/bin/env", "/bin/busybox")  # for `#!/usr/bin/env ...` lines
+
+    shell = "/bin/bash" if spec.bash else "/bin/sh"
+    nobody = "nobody:x:65534:65534:nobody:/nonexistent:/bin/false"
+    tree.text("/etc/passwd", f"root:x:0:0:root:/root:{shell}\n{nobody}\n")
+    tree.text("/etc/group", "root:x:0:\nnogroup:x:65534:\n")
+    tree.text("/etc/os-release", os_release(spec.os_id, spec.os_version))
+    tree.text("/etc/dcs-test-base", spec.marker)
+    tree.script("/usr/bin/apt-get", APT_GET)
+    if spec.bash:
+        tree.script("/bin/bash", '#!/bin/sh\nexec /bin/sh "$@"\n')
+    if spec.sudo:
+        tree.script("/usr/bin/sudo", SUDO)
+    if spec.acl:
+        tree.script("/usr/bin/setfacl", "#!/bin/sh\nexit 0\n")
+        tree.script("/usr/bin/getfacl", "#!/bin/sh\nexit 0\n")
+    if spec.java:
+        tree.script("/usr/bin/java", JAVA)
+    if spec.python is not None:
+        bin_dir, pip_log = PYTHON_LAYOUTS[spec.python]
+        tree.script(f"{bin_dir}/python", PYTHON)
+        tree.script(f"{bin_dir}/python3", PYTHON)
+        tree.script(f"{bin_dir}/pip", PIP.replace("@PIP_LOG@", pip_log))
+    return tree.tarball()
+
+
+def os_release(os_id: str, version: str) -> str:
+    if os_id == "alpine":
+        short = ".".join(version.split(".")[:2])
+        return (
+            'NAME="Alpine Linux"\nID=alpine\n'
+            f'VERSION_ID={version}\nPRETTY_NAME="Alpine Linux v{short}"\n'
+            'HOME_URL="https://alpinelinux.org/"\nBUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"\n'
+        )
+    if os_id == "ubuntu":
+        codename = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}.get(version, "")
+        lts = " LTS" if version.endswith(".04") and int(version.split(".")[0]) % 2 == 0 else ""
+        return (
+            f'PRETTY_NAME="Ubuntu {version}{lts}"\nNAME="Ubuntu"\nVERSION_ID="{version}"\n'
+            f'VERSION="{version}{lts}"\nVERSION_CODENAME={codename}\nID=ubuntu\nID_LIKE=debian\n'
+            'HOME_URL="https://www.ubuntu.com/"\n'
+        )
+    if os_id == "debian":
+        return (
+            f'PRETTY_NAME="Debian GNU/Linux {version}"\nNAME="Debian GNU/Linux"\nVERSION_ID="{version}"\n'
+            'ID=debian\nHOME_URL="https://www.debian.org/"\n'
+        )
+    return f'PRETTY_NAME="{os_id} {version}"\nNAME="{os_id}"\nVERSION_ID="{version}"\nID={os_id}\n'
+
+
+class _Tree:
+    """Files of a rootfs, written to tar in sorted order with fixed metadata."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tarfile.TarInfo] = {}
+        self._data: dict[str, bytes] = {}
+
+    def dir(self, path: str, mode: int = 0o755) -> None:
+        self._add(path, tarfile.DIRTYPE, mode)
+
+    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        info = self._add(path, tarfile.REGTYPE, mode)
+        info.size = len(data)
+        self._data[info.name] = data
+
+    def text(self, path: str, text: str) -> None:
+        self.file(path, text.encode())
+
+    def script(self, path: str, text: str) -> None:
+        self.file(path, text.encode(), mode=0o755)
+
+    def symlink(self, path: str, target: str) -> None:
+        self._add(path, tarfile.SYMTYPE, 0o777).linkname = target
+
+    def _add(self, path: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        name = path.strip("/")
+        parent = name.rpartition("/")[0]
+        if parent and parent not in self._entries:
+            self.dir(parent)
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, EPOCH
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        self._entries[name] = info
+        return info
+
+    def tarball(self) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for name in sorted(self._entries):
+                data = self._data.get(name)
+                tar.addfile(self._entries[name], io.BytesIO(data) if data is not None else None)
+        return out.getvalue()
+
+
+APT_GET = r"""#!/bin/sh
+# dcs-test stub of apt-get
+echo "$*" >> /var/log/dcs-apt.log
+command=""
+packages=""
+skip=""
+for arg; do
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$arg" in
+        -o|-c|-t) skip=1 ;;
+        -*) ;;
+        *) if [ -z "$command" ]; then command="$arg"; else packages="$packages $arg"; fi ;;
+    esac
+done
+[ "$command" = install ] || exit 0
+for package in $packages; do
+    case "$package" in
+        dcs-test-missing|dcs-test-missing=*)
+            echo "E: Unable to locate package ${package%%=*}" >&2
+            exit 100 ;;
+    esac
+done
+for package in $packages; do
+    : > "/var/lib/dcs-apt/${package%%=*}"
+done
+exit 0
+"""
+
+SUDO = r"""#!/bin/sh
+# dcs-test stub of sudo: run the command as root (leading flags like -n or -E are ignored)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -u|-g) shift 2 ;;
+        --) shift; break ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+exec "$@"
+"""
+
+JAVA = r"""#!/bin/sh
+# dcs-test stub of the Zulu JDK 8 of Databricks runtimes
+case "$1" in
+    -version|--version)
+        echo 'openjdk version "1.8.0_392"' >&2
+        echo 'OpenJDK Runtime Environment (Zulu 8.74.0.17-CA-linux64) (build 1.8.0_392-b08)' >&2
+        echo 'OpenJDK 64-Bit Server VM (Zulu 8.74.0.17-CA-linux64) (build 25.392-b08, mixed mode)' >&2
+        ;;
+esac
+exit 0
+"""
+
+PYTHON = r"""#!/bin/sh
+# dcs-test stub of the Databricks Python
+case "$1" in
+    --version|-V) echo "Python 3.11.0rc1"; exit 0 ;;
+    -m) if [ "$2" = pip ]; then shift 2; exec "$(dirname "$0")/pip" "$@"; fi ;;
+esac
+exit 0
+"""
+
+PIP = r"""#!/bin/sh
+# dcs-test stub of pip
+if [ "$1" = --version ] || [ "$1" = -V ]; then
+    echo "pip 23.2.1 from /databricks/python3/lib/python3.11/site-packages/pip (python 3.11)"
+    exit 0
+fi
+echo "$*" >> @PIP_LOG@
+for arg; do
+    case "$arg" in dcs-test-slow*) sleep 30 ;; esac
+done
+for arg; do
+    case "$arg" in
+        dcs-test-broken*) echo "ERROR: No matching distribution found for $arg" >&2; exit 1 ;;
+    esac
+done
+exit 0
+"""
