@@ -156,6 +156,10 @@ class DatabricksClient:
     def _workspace(self, single_attempt: bool = False) -> Any:
         with self._lock:
             if single_attempt not in self._clients:
+                # At DEBUG the SDK logs whole request bodies, and a cluster body may carry a registry
+                # password the registry entry allows in plaintext: its logger never goes below INFO.
+                sdk_log = logging.getLogger("databricks.sdk")
+                sdk_log.setLevel(max(logging.INFO, sdk_log.getEffectiveLevel()))
                 from databricks.sdk import WorkspaceClient
                 from databricks.sdk.core import Config as SdkConfig
 

@@ -6,6 +6,7 @@ enable tests (they import `LaunchBot`, `start_launch_bot`, ...; no test function
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -404,3 +405,29 @@ def test_home_lists_recent_launches_with_links(bot: LaunchBot) -> None:
 
     text = json.dumps(home_view(bot.ctx, BUILDER))
     assert "Recent launches" in text and f"#setting/clusters/{launch.cluster_id}" in text
+
+
+# ---------------------------------------------------------------- secrets
+
+def test_a_plaintext_registry_password_reaches_only_databricks(tmp_db: str, slack: FakeSlack,
+                                                              databricks: FakeDatabricks,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    password = "plain-registry-password-4711"
+    bot = start_launch_bot(tmp_db, slack, databricks, ACR_PLAIN_PASSWORD=password)
+    try:
+        caplog.set_level("DEBUG")
+        registry = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PLAIN_PASSWORD", allow_plaintext_password=True)
+        seed_image(bot.ctx, registry=registry)
+        bot.submit(bot.open_form(), GOOD_FORM)
+        launch = bot.wait_launch(lambda launch: launch.status == "running")
+        bot.wait_message(launch.id, "RUNNING")
+        assert databricks.created_specs()[0]["docker_image"]["basic_auth"] == {"username": "sp-id",
+                                                                               "password": password}
+        assert password not in caplog.text
+        assert password not in json.dumps([c.params for c in slack.calls()])
+        assert "<plaintext from $ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)
+        bot.ctx.store.db.execute("PRAGMA wal_checkpoint(FULL)")
+        stored = b"".join(open(path, "rb").read() for path in (tmp_db, tmp_db + "-wal") if os.path.exists(path))
+        assert password.encode() not in stored
+    finally:
+        bot.stop()
