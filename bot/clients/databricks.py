@@ -294,7 +294,7 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
         return ConfigError([f"Databricks authentication failed: {_first_line(str(exc))}"])
     if not isinstance(exc, sdk_errors.DatabricksError):
         return exc
-    message = _first_line(str(exc)) or type(exc).__name__
+    message = (_first_line(str(exc)) or type(exc).__name__).rstrip(".")
     code = str(getattr(exc, "error_code", "") or "")
     if code == "FEATURE_DISABLED" or any(m in message.lower() for m in DCS_OFF_MARKERS):
         return DcsDisabled(f"Custom containers (Databricks Container Services) are turned off in {where}: "
