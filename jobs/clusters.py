@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 Notify = Callable[[Launch], None]
 Submit = Callable[..., Any]  # Workers.submit(key, fn, *args)
+RETRY_SECONDS = 0.5
 
 
 def launcher_for(services: Services) -> Launcher:
@@ -51,9 +52,14 @@ class Tracker:
     def follow(self, launch_id: int, state: TrackState | None = None) -> None:
         state = state or launcher_for(self.services).begin()
         try:
-            self.submit(job_key(launch_id), self._poll, launch_id, state)
+            ticket = self.submit(job_key(launch_id), self._poll, launch_id, state)
         except DcsError as exc:  # the pool is full or shutting down: the next start-up resumes it
             log.warning("launch %s: could not queue its next poll: %s", launch_id, exc.message)
+            return
+        if getattr(ticket, "duplicate", False):
+            # The previous poll (which armed this timer) is still leaving the pool: try again shortly
+            # rather than let the chain of polls end here.
+            self._later(launch_id, state, RETRY_SECONDS)
 
     def _poll(self, launch_id: int, state: TrackState) -> Launch:
         launch, changed, delay = launcher_for(self.services).step(launch_id, state)
