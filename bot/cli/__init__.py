@@ -1,8 +1,9 @@
 """`dcs`: the command-line interface. Human output by default, `--json` for pipelines.
 
-Exit codes (the README lists them all): 0 success (or nothing to do), 2 invalid input, 4 not found, 5 already exists,
-10-13 build/doctor failures, 14 not allowed, 20-25 registry problems, 40-47 Databricks and launches,
-69 engine unavailable, 78 configuration, 1 anything unexpected. Each feature lives in its own module with `register(subparsers, common)`.
+Exit codes (the README lists them all): 0 success (or nothing to do), 2 invalid input, 4 not found,
+5 already exists, 10-13 build/doctor failures, 14 not allowed, 20-25 registry problems, 40-47 Databricks
+and launches, 69 engine unavailable, 78 configuration, 1 anything unexpected.
+Each feature lives in its own module with `register(subparsers, common)`.
 """
 
 from __future__ import annotations
