@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import weakref
 from typing import Any
 
 from bot.catalog import ImageSpec, image_from_dict
@@ -11,7 +13,7 @@ from bot.errors import InvalidInput, InvalidInputs
 from bot.packages import split_requirements
 from bot.permissions import Role
 from bot.slack_client import SlackError, call
-from bot.store import Store
+from bot.store import Build, Store
 from handlers import blocks as bk
 from handlers.commands import CommandContext, Subcommand, now
 from handlers.context import AppContext
@@ -34,11 +36,41 @@ def add_commands(ctx: AppContext) -> None:
                                 "notify=#channel]", Role.ADMIN, image_add_command))
 
 
+_LATEST = ("SELECT b.id, b.image, b.status, b.requester, b.requested_at, b.started_at, b.finished_at, "
+           "b.pushed_digest FROM builds b JOIN (SELECT image, MAX(id) AS id FROM builds {where} GROUP BY image) "
+           "last ON b.id = last.id")
+
+
+_cache: weakref.WeakKeyDictionary[Store, tuple[tuple[int, int], tuple[bk.CatalogRow, ...]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def catalog_rows(store: Store) -> list[bk.CatalogRow]:
+    """The catalog with each image's latest and latest successful build.
+
+    `/dcs images` and App Home ask for this on every request while acks must stay in milliseconds, so
+    the result is cached until the database changes: `total_changes` counts this process's writes,
+    `PRAGMA data_version` moves when another process (the `dcs` CLI) commits.
+    """
+    conn = store.db.conn
+    fingerprint = store.with_lock(lambda: (conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0]))
+    cached = _cache.get(store)
+    if cached is not None and cached[0] == fingerprint:
+        return list(cached[1])
+    rows = _read_catalog(store)
+    _cache[store] = (fingerprint, tuple(rows))
+    return rows
+
+
+def _read_catalog(store: Store) -> list[bk.CatalogRow]:
+    # Three queries whatever the catalog size; specs were validated when stored, so plain JSON is enough.
+    latest = {r["image"]: Build(**r) for r in store.query(_LATEST.format(where=""))}
+    good = {r["image"]: Build(**r) for r in store.query(_LATEST.format(where="WHERE status = 'succeeded'"))}
     rows = []
-    for spec in store.list_images():
-        rows.append(bk.CatalogRow(spec.name, spec.base, spec.repository, spec.schedule,
-                                  store.last_build(spec.name), store.last_build(spec.name, status="succeeded")))
+    for row in store.query("SELECT name, spec FROM images ORDER BY name"):
+        spec = json.loads(row["spec"])
+        rows.append(bk.CatalogRow(row["name"], spec.get("base", ""), spec.get("repository", ""),
+                                  spec.get("schedule"), latest.get(row["name"]), good.get(row["name"])))
     return rows
 
 

@@ -157,6 +157,7 @@ def test_a_retried_slash_command_starts_one_build(bot: Bot) -> None:
     assert f"#{build.id}" in again.json()["text"] and "nothing new was started" in again.json()["text"]
     bot.wait_finished(build.id)
     assert len(bot.fake.calls("chat.postMessage")) == 1
+    assert f":x: #{build.id} failed" in json.dumps(bot.command("images")["blocks"])  # the catalog view is fresh
     assert [e.action for e in bot.ctx.store.audit_events(10, action="build.request")] == ["build.request"]
 
 

@@ -1,0 +1,348 @@
+"""Ack latency of `/dcs help` and `/dcs images` under load, while two builds run, next to a bare Bolt app.
+
+What is measured: the full round trip of a correctly signed slash-command POST (what Slack waits for),
+from 20 concurrent clients with keep-alive connections, against
+  * dcs-bot: the real `dcs-bot --http` process (waitress + Bolt + our handlers, SQLite catalog of 12
+    images), while it runs two real builds on the Docker engine (their pip step sleeps 30 s, so they
+    stay busy for the whole measurement), and
+  * bare: a Bolt app with one trivial `/dcs` listener (`ack("ok")`), default Bolt settings, served by the
+    same WSGI server with the same thread count, in its own process.
+Both servers talk to the same FakeSlack (auth.test, chat.postMessage/update). The two phases run back
+to back in the same run, both while the builds are running.
+
+Needs a Docker engine (DOCKER_HOST or the default socket) and a static busybox, like the integration
+tests. `./scripts/test bench/ack.py -s -q` provides both and runs `test_ack_benchmark` below; or
+`DOCKER_HOST=... python bench/ack.py [--requests N] [--clients N] [--out bench/results/ack.md]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import queue
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body  # noqa: E402
+
+SECRET = "bench-signing-secret-0123456789"
+TOKEN = "xoxb-bench-token"
+BASE = "databricksruntime/standard:15.4-LTS"
+THREADS = 16  # WSGI server threads, the same for both apps
+TARGET_P99_MS = 100.0
+TARGET_RATIO = 1.5
+
+
+# ---------------------------------------------------------------- the bare app (run in a subprocess)
+def serve_bare(api_url: str) -> None:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.http import create_server
+
+    app = App(client=WebClient(token=TOKEN, base_url=api_url), signing_secret=SECRET,
+              token_verification_enabled=False)
+
+    @app.command("/dcs")
+    def dcs(ack) -> None:  # noqa: ANN001
+        ack("ok")
+
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    server = create_server(SlackRequestHandler(app), "127.0.0.1", 0, THREADS)
+    print(f"listening on http://127.0.0.1:{server.effective_port}/slack/events", file=sys.stderr, flush=True)
+    server.run()
+
+
+# ---------------------------------------------------------------- processes
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    url: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start(name: str, argv: list[str], env: dict[str, str], cwd: str) -> Server:
+    """Start a server process and wait (bounded) for its "listening on" line; stderr is drained for good."""
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+    deadline = time.monotonic() + 60
+    seen = []
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/slack/events", line)
+        if match:
+            return Server(name, process, match.group(1))
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"{name} did not start:\n{''.join(seen)}")
+
+
+def prepare_engine_and_catalog(db: str, images: int) -> list[str]:
+    """A local fake Databricks base, and a catalog whose first two images take 30 s in pip."""
+    import docker
+
+    from bot.catalog import image_from_dict
+    from bot.store import Store
+    from tests.support.images import base_archive, ensure_image
+    from tests.support.rootfs import BaseSpec, read_static_busybox
+
+    engine = docker.from_env(timeout=120)
+    engine.ping()
+    ensure_image(engine, base_archive(BaseSpec(), read_static_busybox(), ref=BASE, arch=engine.version()["Arch"]),
+                 BASE)
+    store = Store(db)
+    names = []
+    for i in range(images):
+        name = f"bench-{i:02d}"
+        pip = [f"dcs-test-slow-{i}==1.0"] if i < 2 else ["pandas==2.2.2"]
+        store.add_image(image_from_dict({"name": name, "base": BASE, "repository": f"127.0.0.1:9/bench/{name}",
+                                         "pip": pip, "schedule": "0 3 * * 1"}))
+        names.append(name)
+    store.close()
+    return names
+
+
+# ---------------------------------------------------------------- load
+def post(session: requests.Session, url: str, text: str, user: str = "U1") -> tuple[float, int]:
+    body = slash_command_body(text, user_id=user)
+    headers = signed_headers(SECRET, body)
+    started = time.perf_counter()
+    response = session.post(f"{url}/slack/events", data=body, headers=headers, timeout=10)
+    elapsed = (time.perf_counter() - started) * 1000
+    return elapsed, response.status_code
+
+
+class Client:
+    """One keep-alive connection with http.client: a lean client, so the load generator (sharing the CPU
+    with the servers) adds as little as possible to what is measured."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def post(self, text: str) -> tuple[float, int]:
+        body = slash_command_body(text, user_id="U1")
+        headers = {**signed_headers(SECRET, body), "Content-Length": str(len(body))}
+        started = time.perf_counter()
+        self.connection.request("POST", "/slack/events", body=body, headers=headers)
+        response = self.connection.getresponse()
+        response.read()
+        return (time.perf_counter() - started) * 1000, response.status
+
+
+def load(url: str, clients: int, per_client: int) -> dict[str, list[float]]:
+    """Each client alternates help and images; returns latencies (ms) per command, errors under 'errors'."""
+    results: dict[str, list[float]] = {"help": [], "images": [], "errors": []}
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def client(index: int) -> None:
+        connection = Client(url)
+        for _ in range(3):  # warm the connection and the server's first-request work (auth.test)
+            connection.post("help")
+        barrier.wait()
+        for i in range(per_client):
+            text = "help" if (i + index) % 2 == 0 else "images"
+            elapsed, status = connection.post(text)
+            with lock:
+                results[text if status == 200 else "errors"].append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": max(values) if values else float("nan"),
+            "mean": statistics.fmean(values) if values else float("nan")}
+
+
+# ---------------------------------------------------------------- report
+def machine() -> list[str]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    from importlib.metadata import version
+
+    load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [f"- CPU: {cpu}, {os.cpu_count()} logical cores visible{memory}",
+            f"- OS: {platform.system()} {platform.release()}; Python {platform.python_version()}; "
+            f"slack_bolt {version('slack_bolt')}; waitress {version('waitress')}",
+            f"- Load average (1/5/15 min) at the start: {load_avg}"]
+
+
+def report(rows: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace, builds: dict[str, str],
+           errors: dict[str, int], machine_lines: list[str]) -> str:
+    lines = [
+        "# Ack latency: `/dcs help` and `/dcs images` under load", "",
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `bench/ack.py --clients {args.clients} "
+        f"--requests {args.requests} --rounds {args.rounds}`.", "",
+        "## Machine", *machine_lines, "",
+        "## Method",
+        f"- {args.clients} concurrent clients (threads, one keep-alive `http.client` connection each), each sending "
+        f"{args.requests} correctly signed slash commands per app, alternating `/dcs help` and `/dcs images`, after "
+        "3 warm-up requests per connection; latency is the client-side round trip of the POST, i.e. what Slack "
+        "waits for before its 3 s timeout.",
+        f"- The two apps are measured alternately in {args.rounds} rounds in the same run (the machine is shared, "
+        "so noise hits both alike); the load generator runs on the same 2 cores as both servers.",
+        f"- dcs-bot: the real `dcs-bot --http` process, {THREADS} waitress threads, catalog of {args.images} images, "
+        "while it runs two real builds on the Docker engine (pip step sleeps 30 s).",
+        f"- bare: Bolt `App` with one `/dcs` listener doing `ack(\"ok\")`, default settings, same waitress "
+        f"({THREADS} threads), own process. Same FakeSlack, same load generator, same two builds running.",
+        f"- Build states at the end of each phase: {json.dumps(builds)}", "",
+        "## Results (milliseconds)", "",
+        "| app | command | n | p50 | p90 | p99 | max | mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for app, by_command in rows.items():
+        for command, s in by_command.items():
+            lines.append(f"| {app} | {command} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | "
+                         f"{s['max']:.1f} | {s['mean']:.1f} |")
+    ours, bare = rows["dcs-bot"]["all"]["p99"], rows["bare"]["all"]["p99"]
+    ratio = ours / bare if bare else float("nan")
+    lines += ["", f"Errors (non-200): dcs-bot {errors['dcs-bot']}, bare {errors['bare']}.", "",
+              "## Verdict",
+              f"- p99 dcs-bot {ours:.1f} ms vs target < {TARGET_P99_MS:.0f} ms: "
+              f"{'met' if ours < TARGET_P99_MS else 'NOT met'}",
+              f"- p99 ratio dcs-bot / bare = {ratio:.2f} vs target ≤ {TARGET_RATIO}: "
+              f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=50, help="per client and app")
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=5, help="alternate the two apps this many times")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ack.md"))
+    parser.add_argument("--serve-bare", metavar="API_URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return 0
+
+    machine_lines = machine()
+    work = tempfile.mkdtemp(prefix="dcs-bench-")
+    db = str(Path(work) / "dcs.db")
+    names = prepare_engine_and_catalog(db, args.images)
+    with FakeSlack() as fake:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DCS_"))}
+        env.update({"DCS_DB": db, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+                    "SLACK_API_URL": fake.api_url, "DCS_WORKERS": "2", "DCS_LOG_LEVEL": "INFO",
+                    # No internet: the base check fails fast and the builds use the local base.
+                    "DOCKERHUB_REGISTRY_URL": "http://127.0.0.1:9", "PYTHONPATH": str(ROOT)})
+        servers: list[Server] = []
+        try:
+            dcs = start("dcs-bot", [sys.executable, "-m", "bot", "--http", "--host", "127.0.0.1", "--port", "0",
+                                    "--threads", str(THREADS), "--no-scheduler"], env, work)
+            servers.append(dcs)
+            bare = start("bare", [sys.executable, str(Path(__file__).resolve()), "--serve-bare", fake.api_url],
+                         env, work)
+            servers.append(bare)
+            session = requests.Session()
+            for name in names[:2]:
+                _, status = post(session, dcs.url, f"build {name}")
+                assert status == 200, status
+            deadline = time.monotonic() + 120
+            while state_of_builds(db).count("running") < 2:  # both builds are in the engine before we measure
+                assert time.monotonic() < deadline, state_of_builds(db)
+                time.sleep(0.2)
+            builds: dict[str, str] = {}
+            rows: dict[str, dict[str, dict[str, float]]] = {}
+            errors: dict[str, int] = {}
+            collected: dict[str, dict[str, list[float]]] = {
+                s.name: {"help": [], "images": [], "errors": []} for s in (dcs, bare)}
+            # Alternate the apps in rounds so background noise on a shared machine hits both alike.
+            per_round = max(1, args.requests // args.rounds)
+            for _ in range(args.rounds):
+                for server in (dcs, bare):
+                    result = load(server.url, args.clients, per_round)
+                    for key, values in result.items():
+                        collected[server.name][key] += values
+                    builds[server.name] = state_of_builds(db)
+            for name, result in collected.items():
+                rows[name] = {"help": summary(result["help"]), "images": summary(result["images"]),
+                              "all": summary(result["help"] + result["images"])}
+                errors[name] = len(result["errors"])
+            text = report(rows, args, builds, errors, machine_lines)
+        finally:
+            for server in servers:
+                server.stop()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+def state_of_builds(db: str) -> str:
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        return ", ".join(f"#{b.id} {b.status}" for b in reversed(store.builds(limit=2)))
+    finally:
+        store.close()
+
+
+def test_ack_benchmark() -> None:
+    """`./scripts/test bench/ack.py -s -q`: run the benchmark with the test engine."""
+    assert main([]) == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
