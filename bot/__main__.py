@@ -33,13 +33,14 @@ BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = [
 ]
 
 EX_CONFIG = 78
+DEFAULT_PORT = 3000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dcs-bot", description="The DCS Slack bot (Socket Mode by default).")
     parser.add_argument("--http", action="store_true", help="serve Slack's HTTP requests instead of Socket Mode")
     parser.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
-    parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default $PORT or 3000)")
+    parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default 3000)")
     parser.add_argument("--threads", type=int, default=None, help="HTTP mode: server threads (default 16)")
     parser.add_argument("--no-scheduler", action="store_true", help="do not start scheduled background jobs")
     parser.add_argument("--env-file", default=".env", help="read variables from this file too (default .env)")
@@ -115,26 +116,32 @@ def main(argv: list[str] | None = None) -> int:
         workers.shutdown(wait=False)
         return fail(f"Slack refused the bot token ({exc}). Check SLACK_BOT_TOKEN and SLACK_API_URL.")
     ctx = app_context(app)
+    from handlers.builds import close_interrupted
+
+    close_interrupted(ctx, interrupted)
     stops = start_background(ctx, args)
     _stop_on_sigterm()
+    socket_handler = None
     try:
         if args.http:
             from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
 
-            port = args.port if args.port is not None else int(config.environ.get("PORT") or 3000)
+            port = args.port if args.port is not None else DEFAULT_PORT
             server = create_server(make_wsgi_app(app, services), args.host, port, args.threads or DEFAULT_THREADS)
             log.info("dcs-bot listening on http://%s:%s/slack/events", args.host, server.effective_port)
             server.run()
         else:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            handler = SocketModeHandler(app, config.slack_app_token)
+            socket_handler = SocketModeHandler(app, config.slack_app_token)
             log.info("dcs-bot connecting to Slack in Socket Mode")
-            handler.connect()
+            socket_handler.connect()
             threading.Event().wait()
     except (KeyboardInterrupt, SystemExit):
         log.info("dcs-bot stopping")
     finally:
+        if socket_handler is not None:
+            socket_handler.close()
         for stop in stops:
             stop()
         workers.shutdown(wait=True, timeout=10)

@@ -10,6 +10,7 @@ a throttled `ProgressMessage` and ends with the result, the doctor table, the di
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
@@ -102,7 +103,7 @@ def log_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
     build = ctx.store.get_build(build_id)
     redact = ctx.services.redactor
     if build.log_tail:
-        build = _with_log(build, redact(build.log_tail))
+        build = replace(build, log_tail=redact(build.log_tail))
     return bk.build_log(build)
 
 
@@ -186,12 +187,13 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
     except FutureTimeout:
         where = None
     build = ctx.store.get_build(build_id)
+    redact = ctx.services.redactor  # once per job: it reads the registries' password variables
     message = ProgressMessage(ctx.client, where[0], where[1], label=f"build #{build_id}") if where else None
 
     def progress(report: BuildProgress) -> None:
         if message is not None and report.phase != "done":
-            message.update(**bk.build_progress(build, report.phase, report.step, report.total, report.message,
-                                               report.fraction))
+            message.update(**bk.build_progress(build, report.phase, report.step, report.total,
+                                               redact(report.message), report.fraction))
 
     reference = None
     try:
@@ -199,18 +201,41 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
     except Exception:
         reference = reference_id()
         log.exception("build #%s crashed (ref %s)", build_id, reference)
-    final = ctx.store.get_build(build_id)
-    content = bk.build_result(final, ctx.store.pushes(build_id))
+    content = final_content(ctx, ctx.store.get_build(build_id), redact)
     if reference:
         content["blocks"] = bk.fit([*content["blocks"], *bk.apology(reference)["blocks"]])
     if message is not None:
         if message.finish(**content):
             return
         if message.last_error in ("msg_too_long", "invalid_blocks"):
-            short = bk.build_result(_with_log(final, ""), ())
+            short = bk.build_result(replace(ctx.store.get_build(build_id), log_tail=None), ())
             if message.finish(**short):
                 return
     tell(response_url, content)
+
+
+def final_content(ctx: AppContext, build: Build, redact: Callable[[str], str]) -> dict[str, Any]:
+    """The result message; stored texts were redacted when written, and are again on the way out."""
+    clean = replace(build, error=redact(build.error or "") or None, failed_step=redact(build.failed_step or "") or None,
+                    log_tail=redact(build.log_tail or "") or None)
+    return bk.build_result(clean, ctx.store.pushes(build.id))
+
+
+def close_interrupted(ctx: AppContext, build_ids: list[int]) -> None:
+    """At start-up: builds the last stop cut short get their Slack message finished ("interrupted")."""
+    redact = ctx.services.redactor
+    for build_id in build_ids:
+        build = ctx.store.get_build(build_id)
+        if build.slack_channel and build.slack_ts:
+            ctx.workers.quick(_finish_quietly, ctx, build.slack_channel, build.slack_ts,
+                              final_content(ctx, build, redact))
+
+
+def _finish_quietly(ctx: AppContext, channel: str, ts: str, content: dict[str, Any]) -> None:
+    try:
+        call(ctx.client, "chat.update", channel=channel, ts=ts, **content)
+    except SlackError:
+        pass  # logged by call(); the build's state is in the store and /dcs status
 
 
 def tell(response_url: str | None, content: dict[str, Any]) -> None:
@@ -218,8 +243,10 @@ def tell(response_url: str | None, content: dict[str, Any]) -> None:
     if not response_url:
         return
     try:
-        WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(response_type="ephemeral",
-                                                                  replace_original=False, **content)
+        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(response_type="ephemeral",
+                                                                             replace_original=False, **content)
+        if response.status_code != 200:
+            log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
     except Exception as exc:  # noqa: BLE001 - best effort: the build result is in the store and /dcs status
         log.warning("could not answer through the response_url: %s", type(exc).__name__)
 
@@ -241,6 +268,4 @@ def _where(build: Build, position: int | None) -> str:
     return build.status
 
 
-def _with_log(build: Build, log_tail: str) -> Build:
-    return replace(build, log_tail=log_tail)
 

@@ -399,3 +399,17 @@ def test_slack_rate_limits_during_progress_do_not_lose_the_result(engine_bot: Bo
     assert len(limited) == 3
     message = bot.message_of(build)
     assert "succeeded in" in message.text and ":white_check_mark:" in json.dumps(message.blocks)
+
+
+def test_builds_cut_short_by_a_restart_get_their_message_finished(bot: Bot) -> None:
+    from bot.slack_client import call
+    from handlers.builds import close_interrupted
+
+    add_unbuildable_image(bot)
+    queued = bot.ctx.builder.enqueue("team-pandas", requester=BUILDER, source="slack", slack_channel="C1")
+    posted = call(bot.ctx.client, "chat.postMessage", channel="C1", text="Build #1: Building — step 3 of 5")
+    bot.ctx.store.update_build(queued.id, status="running", slack_ts=posted["ts"])
+    close_interrupted(bot.ctx, bot.ctx.store.mark_interrupted())
+    bot.fake.wait_for("chat.update")
+    (message,) = bot.fake.messages("C1")
+    assert "interrupted" in message.text and "stopped while this build was in progress" in json.dumps(message.blocks)
