@@ -16,6 +16,7 @@ from slack_bolt import App
 
 from bot.errors import DcsError, InvalidInput
 from bot.permissions import Role
+from bot.slack_client import call
 from handlers import blocks as bk
 from handlers.builds import log_content, start_build, tell
 from handlers.context import AppContext, reference_id
@@ -62,8 +63,6 @@ def reply(ctx: AppContext, body: dict[str, Any], content: dict[str, Any]) -> Non
     if body.get("response_url"):
         ctx.workers.quick(tell, body["response_url"], content)
         return
-    from bot.slack_client import call
-
     user_id = (body.get("user") or {}).get("id", "")
     if user_id:
         ctx.workers.quick(call, ctx.client, "chat.postMessage", channel=user_id, **content)

@@ -82,7 +82,7 @@ def build_command(cmd: CommandContext) -> None:
 def status_command(cmd: CommandContext) -> None:
     cmd.reject_unknown(max_args=1)
     store = cmd.app.store
-    positions = _positions(cmd.app)
+    positions = positions_of(cmd.app)
     if cmd.args:
         build = store.get_build(parse_build_id(cmd.args[0]))
         cmd.reply(bk.build_detail(build, now(), positions.get(build.id)))
@@ -252,7 +252,8 @@ def tell(response_url: str | None, content: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- helpers
-def _positions(ctx: AppContext) -> dict[int, int]:
+def positions_of(ctx: AppContext) -> dict[int, int]:
+    """Queue positions of the builds the worker pool knows, by build id (0 = running)."""
     out = {}
     for key, position in ctx.workers.snapshot().items():
         if key.startswith("build:") and key[6:].isdigit():

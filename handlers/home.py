@@ -16,6 +16,7 @@ from slack_bolt import App
 
 from bot.slack_client import SlackError, call
 from handlers import blocks as bk
+from handlers.builds import positions_of
 from handlers.catalog import catalog_rows
 from handlers.commands import now
 from handlers.context import AppContext, HomeSection, reference_id
@@ -45,7 +46,7 @@ def builds_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
     store = ctx.store
     active = [*store.builds(status="running", limit=20), *store.builds(status="queued", limit=20)]
     stamp = now()
-    positions = {int(k[6:]): v for k, v in ctx.workers.snapshot().items() if k.startswith("build:")}
+    positions = positions_of(ctx)
     text = "\n".join(bk.build_line(b, stamp, positions.get(b.id)) for b in active) or "Nothing is building right now."
     return [bk.header("Builds in progress"), bk.section(text)]
 

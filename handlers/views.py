@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.bases import LTS_RUNTIMES
-from bot.errors import AlreadyExists, DcsError, InvalidInput, InvalidInputs
+from bot.errors import DcsError, InvalidInput, InvalidInputs
 from bot.permissions import Role
 from bot.slack_client import SlackError, call
 from handlers import blocks as bk
@@ -136,10 +136,7 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
     except (InvalidInput, InvalidInputs) as exc:
         ack(response_action="errors", errors=inline_errors(exc, bool(_value(values, "base_custom"))))
         return
-    except AlreadyExists as exc:
-        ack(response_action="errors", errors={"name": bk.cut(exc.message, 150)})
-        return
-    except DcsError as exc:
+    except DcsError as exc:  # AlreadyExists, mostly: the name is the field to change
         ack(response_action="errors", errors={"name": bk.cut(exc.message, 150)})
         return
     except Exception:
