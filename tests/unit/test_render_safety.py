@@ -50,6 +50,7 @@ def mutated(valid: list[str]) -> st.SearchStrategy[str]:
     """Valid values with dangerous text spliced in, mixtures of both, and arbitrary text."""
     piece = st.one_of(st.sampled_from(valid), st.sampled_from(DANGER), st.text(max_size=4))
     return st.one_of(
+        st.sampled_from(valid),  # sometimes harmless, so specs with several "hostile" fields still get rendered
         st.tuples(st.sampled_from(valid), st.sampled_from(DANGER), st.sampled_from([*valid, ""])).map("".join),
         st.tuples(st.sampled_from(["", *DANGER]), st.sampled_from(valid), st.sampled_from(DANGER)).map("".join),
         st.lists(piece, min_size=1, max_size=5).map("".join),
@@ -219,7 +220,7 @@ def test_the_strategy_reaches_accepted_specs_often_enough() -> None:
     """Guards the property against vacuity: a good share of generated specs must be rendered and checked."""
     outcomes: list[bool] = []
 
-    @settings(max_examples=100, deadline=None, database=None)
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)  # a fixed sample: no flakiness
     @given(data=specs())
     def run(data: dict[str, Any]) -> None:
         outcomes.append(render_or_refuse(data, DIGEST))
