@@ -117,18 +117,30 @@ class Builder:
     def build(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
               source: str = "cli", progress: ProgressCallback = _noop) -> BuildOutcome:
         """Check whether anything changed; if so, queue and run a build."""
-        spec = self.store.get_image(name)
         base = None
         if not force:
-            base = self.resolve_base(spec)
-            previous = self.up_to_date(spec, base, push)
-            if previous is not None:
-                reason = (f"{name} is up to date: build #{previous.id} used the same spec and base "
-                          f"({_short(base.identity)}). Use --force to build anyway.")
-                progress(BuildProgress(None, "done", message=reason, fraction=1.0))
-                return BuildOutcome(build=previous, skipped=True, reason=reason)
+            base, skipped = self.check_unchanged(name, push=push, force_hint="--force")
+            if skipped is not None:
+                progress(BuildProgress(None, "done", message=skipped.reason, fraction=1.0))
+                return skipped
         build = self.enqueue(name, push=push, force=force, requester=requester, source=source)
         return self.run(build.id, progress, base=base)
+
+    def check_unchanged(self, name: str, *, push: bool,
+                        force_hint: str) -> tuple[ResolvedBase, BuildOutcome | None]:
+        """Resolve the base (one HEAD) and say whether a build would change nothing.
+
+        Returns the resolved base (hand it to `run`) and, when nothing changed, a skipped outcome naming the
+        build that is still current.
+        """
+        spec = self.store.get_image(name)
+        base = self.resolve_base(spec)
+        previous = self.up_to_date(spec, base, push)
+        if previous is None:
+            return base, None
+        reason = (f"{name} is up to date: build #{previous.id} used the same spec and base "
+                  f"({_short(base.identity)}). Use {force_hint} to build anyway.")
+        return base, BuildOutcome(build=previous, skipped=True, reason=reason)
 
     def run(self, build_id: int, progress: ProgressCallback = _noop, *,
             base: ResolvedBase | None = None) -> BuildOutcome:

@@ -332,6 +332,13 @@ class Store:
                           " ORDER BY id DESC LIMIT 1", (image,))
         return _build_from_row(rows[0]) if rows else None
 
+    def discard_queued_build(self, build_id: int) -> bool:
+        """Remove a build that never started (it turned out to be unnecessary). True if it was removed."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM builds WHERE id = ? AND status = 'queued'"
+                               " AND NOT EXISTS (SELECT 1 FROM pushes WHERE build_id = ?)", (build_id, build_id))
+            return cur.rowcount == 1
+
     def mark_interrupted(self) -> list[int]:
         """At start-up: builds a crash left queued or running can never finish."""
         with self.transaction() as conn:

@@ -67,10 +67,11 @@ def build_command(cmd: CommandContext) -> None:
     unknown = sorted(flags - {"push", "force"})
     if unknown:
         raise InvalidInput("build option", unknown[0], "is not a build option",
-                           "Use `push` to push after building and `force` (admins) to push despite doctor failures.")
+                           "Use `push` to push after building and `force` (admins) to rebuild an unchanged image "
+                           "and push despite doctor failures.")
     if "force" in flags:
         refusal = cmd.app.permitted(cmd.user_id, Role.ADMIN, "build.force", name,
-                                     doing="push despite doctor failures (`force`)")
+                                     doing="force a build (rebuild when unchanged, push despite doctor failures)")
         if refusal:
             cmd.reply(bk.notice(refusal))
             return
@@ -197,7 +198,13 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
 
     reference = None
     try:
-        ctx.builder.run(build_id, progress)
+        base, skipped = (None, None) if build.forced else _unchanged(ctx, build)
+        if skipped is not None:
+            content = up_to_date_content(ctx, skipped, redact)
+            if message is None or not message.finish(**content):
+                tell(response_url, content)
+            return
+        ctx.builder.run(build_id, progress, base=base)
     except Exception:
         reference = reference_id()
         log.exception("build #%s crashed (ref %s)", build_id, reference)
@@ -212,6 +219,30 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
             if message.finish(**short):
                 return
     tell(response_url, content)
+
+
+def _unchanged(ctx: AppContext, build: Build) -> tuple[Any, Any]:
+    """(resolved base, skipped outcome): skipped when neither the spec nor the base changed since the last
+    good build. Checked in the worker (it costs a manifest HEAD); the queued row is then discarded, since
+    nothing ran. A failure to check is not fatal: the build runs and reports whatever is wrong.
+    """
+    try:
+        base, skipped = ctx.builder.check_unchanged(build.image, push=build.push_requested,
+                                                    force_hint=f"`/dcs build {build.image} force`")
+    except DcsError:
+        return None, None
+    if skipped is not None and ctx.store.discard_queued_build(build.id):
+        ctx.store.audit(actor=build.requester, action="build", target=f"{build.image}#{build.id}",
+                        outcome="up-to-date", detail=f"current: #{skipped.build.id}")
+        return base, skipped
+    return base, None
+
+
+def up_to_date_content(ctx: AppContext, skipped: Any, redact: Callable[[str], str]) -> dict[str, Any]:
+    """The previous (still current) build's result, under a line saying why nothing was built."""
+    content = final_content(ctx, skipped.build, redact)
+    note = bk.section(f":white_check_mark: {bk.escape(skipped.reason)}")
+    return bk.message(skipped.reason, bk.fit([note, *content["blocks"]]))
 
 
 def final_content(ctx: AppContext, build: Build, redact: Callable[[str], str]) -> dict[str, Any]:

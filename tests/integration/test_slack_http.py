@@ -360,6 +360,29 @@ def test_build_and_push_from_slack_to_the_final_message(engine_bot: Bot) -> None
     assert registry.password not in json.dumps([c.params for c in bot.fake.calls()])
 
 
+def test_an_unchanged_image_is_not_built_again_from_slack(engine_bot: Bot) -> None:
+    bot = engine_bot
+    name = add_buildable_image(bot, ["numpy==1.26.4"])
+    bot.command(f"build {name} push")
+    first = bot.wait_finished(bot.builds()[0].id)
+    assert first.status == "succeeded", first.error
+    calls_before = bot.ctx.services.engine.build_calls
+
+    bot.command(f"build {name} push")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (bot.ctx.workers.idle() and len(bot.builds()) == 1):
+        time.sleep(0.1)
+    assert [b.id for b in bot.builds()] == [first.id]  # the second request left no build behind
+    assert bot.ctx.services.engine.build_calls == calls_before
+    latest = bot.fake.messages()[-1]
+    text = json.dumps(latest.blocks, ensure_ascii=False)
+    assert f"{name} is up to date: build #{first.id}" in text
+    assert "force" in text and first.pushed_digest in text
+    buttons = [e["text"]["text"] for b in latest.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert "Launch cluster" in buttons
+    assert bot.ctx.store.audit_events(1, action="build")[0].outcome == "up-to-date"
+
+
 def test_a_failed_build_shows_the_failing_step_and_the_log_end(engine_bot: Bot) -> None:
     bot = engine_bot
     name = add_buildable_image(bot, ["dcs-test-broken==1.0"])
