@@ -387,6 +387,15 @@ def registry_for(spec: ImageSpec, registries: Iterable[RegistrySpec]) -> Registr
     return next((r for r in registries if same_registry_host(r.host, domain)), None)
 
 
+def check_registry_known(spec: ImageSpec, registries: Iterable[RegistrySpec]) -> None:
+    """An image may only name a registry entry that exists."""
+    names = sorted(r.name for r in registries)
+    if spec.registry and spec.registry not in names:
+        raise InvalidInput("registry", spec.registry, "is not a configured registry",
+                           f"Use one of: {', '.join(names) or 'none configured yet'}, or leave it out to match "
+                           "by repository host.")
+
+
 def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
     """Apply changes and re-validate the whole definition."""
     merged = image_to_dict(spec) | dict(changes)

@@ -8,7 +8,7 @@ import re
 import weakref
 from typing import Any
 
-from bot.catalog import ImageSpec, image_from_dict
+from bot.catalog import ImageSpec, check_registry_known, image_from_dict
 from bot.errors import InvalidInput, InvalidInputs
 from bot.packages import split_requirements
 from bot.permissions import Role
@@ -17,6 +17,7 @@ from bot.store import Build, Store
 from handlers import blocks as bk
 from handlers.commands import CommandContext, Subcommand, now
 from handlers.context import AppContext
+from jobs.scheduler import catalog_changed
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,7 @@ def add_image(ctx: AppContext, data: dict[str, Any], *, actor: str) -> ImageSpec
     store = ctx.store
     try:
         spec = image_from_dict(form_data(data))
-        if spec.registry and spec.registry not in {r.name for r in store.list_registries()}:
-            known = ", ".join(r.name for r in store.list_registries()) or "none configured yet"
-            raise InvalidInput("registry", spec.registry, "is not a configured registry",
-                               f"Use one of: {known}, or leave it out to match by repository host.")
+        check_registry_known(spec, store.list_registries())
         store.add_image(spec)
     except (InvalidInput, InvalidInputs) as exc:
         store.audit(actor=actor, action="image.add", target=str(data.get("name") or ""), outcome="invalid",
@@ -119,6 +117,8 @@ def add_image(ctx: AppContext, data: dict[str, Any], *, actor: str) -> ImageSpec
         raise
     store.audit(actor=actor, action="image.add", target=spec.name, outcome="ok", detail=spec.base)
     log.info("image %s added by %s", spec.name, actor)
+    # Its schedule applies at once (a few in-memory scheduler calls, off the ack path).
+    ctx.workers.quick(catalog_changed, ctx.services)
     return spec
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from bot.catalog import (
     Catalog,
     ImageSpec,
+    check_registry_known,
     dump_catalog,
     image_from_dict,
     image_to_dict,
@@ -127,6 +128,7 @@ def _options_to_changes(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_image_add(ctx) -> int:  # noqa: ANN001 - CliContext
     spec = image_from_dict({"name": ctx.args.name, **_options_to_changes(ctx.args)})
     store = ctx.services.store
+    check_registry_known(spec, store.list_registries())
     store.add_image(spec)
     store.audit(actor="cli", action="image.add", target=spec.name, outcome="ok")
     ctx.emit(image_to_dict(spec), lambda: print(f"Added image {spec.name} ({spec.base} → {spec.repository})."))
@@ -140,6 +142,7 @@ def cmd_image_update(ctx) -> int:  # noqa: ANN001
         raise InvalidInput("options", "", "are empty",
                            "Give at least one option to change, e.g. --pip 'pandas==2.2.3'.")
     spec = update_image(store.get_image(ctx.args.name), changes)
+    check_registry_known(spec, store.list_registries())
     store.add_image(spec, replace=True)
     store.audit(actor="cli", action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
     ctx.emit(image_to_dict(spec), lambda: print(f"Updated image {spec.name}: {', '.join(sorted(changes))}."))

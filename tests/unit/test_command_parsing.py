@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -185,3 +186,22 @@ def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> N
     assert "Sorry, something went wrong" in text and "kaboom" not in text
     reference = text.split("reference `")[1].split("`")[0]
     assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:  # noqa: ANN001
+    from jobs.scheduler import IMAGE_JOB_PREFIX, create_scheduler
+
+    scheduler = create_scheduler()
+    scheduler.start(paused=True)
+    ctx.services.extras["scheduler"] = scheduler
+    try:
+        run(ctx, 'image add team-nightly base=databricksruntime/standard:15.4-LTS repo=example.azurecr.io/t/n '
+                 'schedule="0 3 * * 1"', user="UADMIN1")
+        deadline = time.monotonic() + 5
+        while scheduler.get_job(IMAGE_JOB_PREFIX + "team-nightly") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = scheduler.get_job(IMAGE_JOB_PREFIX + "team-nightly")
+        assert job is not None, "the new image's schedule was not registered"
+        assert job.next_run_time.weekday() == 0 and job.next_run_time.hour == 3  # Mondays 03:00 UTC
+    finally:
+        scheduler.shutdown(wait=False)
