@@ -26,10 +26,11 @@ log = logging.getLogger("bot")
 # stop function or None. `ctx.services`, `ctx.workers`, `ctx.client`, `ctx.builder` are there;
 # `args.no_scheduler` is True when the operator asked for no scheduled jobs. Features append their
 # starter here (one line).
-BACKGROUND_STARTERS: list[Callable[..., Callable[[], None] | None]] = [
-    lambda ctx, args: __import__("jobs.scheduler", fromlist=["starter"]).starter(ctx, args),
-    lambda ctx, args: __import__("handlers.launch", fromlist=["resume_tracking"]).resume_tracking(ctx, args),
-    lambda ctx, args: __import__("handlers.enable", fromlist=["start_expiry_sweep"]).start_expiry_sweep(ctx, args),
+# Named as "module:function" so nothing is imported before start-up needs it.
+BACKGROUND_STARTERS: list[str] = [
+    "jobs.scheduler:starter",
+    "handlers.launch:resume_tracking",
+    "handlers.enable:start_expiry_sweep",
 ]
 
 EX_CONFIG = 78
@@ -73,8 +74,11 @@ def startup_problems(config: Config, mode: str) -> list[str]:
 
 def start_background(ctx: object, args: argparse.Namespace) -> list[Callable[[], None]]:
     stops = []
-    for starter in BACKGROUND_STARTERS:
-        stop = starter(ctx, args)
+    import importlib
+
+    for name in BACKGROUND_STARTERS:
+        module, _, function = name.partition(":")
+        stop = getattr(importlib.import_module(module), function)(ctx, args)
         if stop is not None:
             stops.append(stop)
     return stops
