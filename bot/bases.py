@@ -23,7 +23,7 @@ KNOWN_FLAVOURS = {"minimal", "python", "dbfsfuse", "standard", "rbase", "python-
                   "gpu-base", "gpu-venv", "gpu-pytorch", "gpu-tensorflow", "gpu-conda"}
 LTS_RUNTIMES = ("9.1", "10.4", "11.3", "12.2", "13.3", "14.3", "15.4", "16.4", "17.3")
 
-_VERSION_TAG = re.compile(r"^(\d+)\.(\d+|x)(?:-LTS)?$")
+_VERSION_TAG = re.compile(r"^(\d+)\.(\d+|x)(?:-LTS)?\Z")
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ TAG_LAUNCHED_BY, TAG_IMAGE, TAG_DIGEST, TAG_BUILD, TAG_REQUEST = (
 RESERVED_TAGS = {"Vendor", "Creator", "ClusterName", "ClusterId", "Name", SINGLE_NODE_TAG[0],
                  TAG_LAUNCHED_BY, TAG_IMAGE, TAG_DIGEST, TAG_BUILD, TAG_REQUEST}
 # Tag characters both AWS and Azure accept (Azure refuses < > % & \ ? / in keys).
-_TAG_KEY = re.compile(r"^[A-Za-z0-9 +\-=._:@]{1,127}$")
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9 +\-=._:/@]{0,255}$")
-_CONF_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_RUNTIME_KEY = re.compile(r"^(\d+)\.(\d+)\.x-(?:([a-z0-9-]+)-)?scala(\d+\.\d+)$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 +\-=._:@]{1,127}\Z")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9 +\-=._:/@]{0,255}\Z")
+_CONF_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+_RUNTIME_KEY = re.compile(r"^(\d+)\.(\d+)\.x-(?:([a-z0-9-]+)-)?scala(\d+\.\d+)\Z")
 _WORKSPACE_ROOTS = ("/Workspace/", "/Users/", "/Shared/", "/Repos/")
 INIT_SCRIPT_FIX = ("Use file:/path/in/image.sh, a workspace file (/Workspace/Users/you/x.sh), a volume "
                    "(/Volumes/catalog/schema/volume/x.sh), s3://bucket/x.sh?region=us-west-2, "
