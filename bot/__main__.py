@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.workers import Workers
 
     services = Services.from_config(config)
+    _redact_registry_passwords(services)
     interrupted = services.store.mark_interrupted()
     if interrupted:
         log.warning("builds %s were cut short by the last stop; marked interrupted", interrupted)
@@ -150,6 +151,16 @@ def main(argv: list[str] | None = None) -> int:
             stop()
         workers.shutdown(wait=True, timeout=10)
     return 0
+
+
+def _redact_registry_passwords(services: object) -> None:
+    """Logs also mask the registry passwords the catalog names (known only once the store is open)."""
+    from bot.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactingFilter(services.redactor))  # type: ignore[attr-defined]
 
 
 def _stop_on_sigterm() -> None:
