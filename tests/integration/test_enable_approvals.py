@@ -16,22 +16,15 @@ from handlers.enable import sweep_expired
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack, SlackMessage
-from tests.integration.test_launch_flow import (
+from tests.support.launch_bot import (
     ADMIN,
     ADMIN2,
     BUILDER,
     NOTIFY,
     OUTSIDER,
     LaunchBot,
-    new_slack,
     start_launch_bot,
 )
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with new_slack() as fake:
-        yield fake
 
 
 @pytest.fixture

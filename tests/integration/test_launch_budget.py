@@ -15,30 +15,17 @@ from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.dockerhub import FakeDockerHub
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
-from tests.integration.test_launch_flow import (
+from tests.support.launch_bot import (
     ADMIN,
     BUILDER,
     GOOD_FORM,
     OUTSIDER,
     LaunchBot,
-    new_slack,
     seed_image,
     start_launch_bot,
 )
 
 HUB = RegistrySpec("hub", "docker.io", "dcsbot", "DCS_TEST_HUB_TOKEN", None, "{{secrets/dcs/hub}}")
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with new_slack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def databricks() -> Iterator[FakeDatabricks]:
-    with FakeDatabricks() as fake:
-        yield fake
 
 
 @pytest.fixture
