@@ -70,6 +70,29 @@ def actions(block_id: str, *elements: dict[str, Any]) -> Block:
     return {"type": "actions", "block_id": block_id, "elements": list(elements)}
 
 
+def option(value: str, text: str) -> dict[str, Any]:
+    """A select/radio option (Slack caps option text at 75 characters)."""
+    return {"text": {"type": "plain_text", "text": cut(text, 75)}, "value": value}
+
+
+def input_block(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
+                hint: str | None = None) -> Block:
+    """A modal input; every element's action_id is "value" so submissions read state.values[block]["value"]."""
+    block = {"type": "input", "block_id": block_id, "optional": optional,
+             "label": {"type": "plain_text", "text": label}, "element": {**element, "action_id": "value"}}
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def text_input(placeholder: str, *, multiline: bool = False, initial: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "multiline": multiline,
+                               "placeholder": {"type": "plain_text", "text": placeholder}}
+    if initial is not None:
+        element["initial_value"] = initial
+    return element
+
+
 def code(text: str, limit: int = SECTION_LIMIT) -> str:
     """A ``` block whose whole (fences included) fits in `limit`; long text keeps its end."""
     body = cut(text.replace("```", "'''"), limit - 8, keep="tail")

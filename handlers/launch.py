@@ -26,6 +26,9 @@ from bot.permissions import Role
 from bot.slack_client import SlackError, call
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
+from handlers.blocks import input_block as _input
+from handlers.blocks import option as _option
+from handlers.blocks import text_input as _text
 from handlers.commands import CommandContext, Subcommand, normalize, now
 from handlers.context import AppContext, reference_id
 from jobs.clusters import Tracker, launcher_for, resume_pending_launches
@@ -46,25 +49,10 @@ STATE_EMOJI = {"creating": ":hourglass_flowing_sand:", "blocked": ":no_entry:", 
 
 # ---------------------------------------------------------------- pure Block Kit
 
-def _option(value: str, text: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": bk.cut(text, 75)}, "value": value}
 
 
-def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
-           hint: str | None = None) -> dict[str, Any]:
-    block = {"type": "input", "block_id": block_id, "optional": optional,
-             "label": {"type": "plain_text", "text": label}, "element": {**element, "action_id": "value"}}
-    if hint:
-        block["hint"] = {"type": "plain_text", "text": hint}
-    return block
 
 
-def _text(placeholder: str, *, multiline: bool = False, initial: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "multiline": multiline,
-                               "placeholder": {"type": "plain_text", "text": placeholder}}
-    if initial is not None:
-        element["initial_value"] = initial
-    return element
 
 
 def _number(initial: str | None, minimum: int, maximum: int) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from bot.errors import DcsError, InvalidInput, InvalidInputs
 from bot.permissions import Role
 from bot.slack_client import SlackError, call
 from handlers import blocks as bk
+from handlers.blocks import input_block as _input
+from handlers.blocks import option as _option
+from handlers.blocks import text_input as _text
 from handlers.catalog import add_image, added_text
 from handlers.context import AppContext, reference_id
 
@@ -33,22 +36,10 @@ FIELD_BLOCKS = {"name": "name", "base": "base_custom", "pip": "pip", "apt": "apt
                 "immutable_tag": "repository", "description": "name", "owner": "name", "env": "name"}
 
 
-def _option(value: str, text: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": text[:75]}, "value": value}
 
 
-def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
-           hint: str | None = None) -> dict[str, Any]:
-    block = {"type": "input", "block_id": block_id, "optional": optional,
-             "label": {"type": "plain_text", "text": label}, "element": {**element, "action_id": "value"}}
-    if hint:
-        block["hint"] = {"type": "plain_text", "text": hint}
-    return block
 
 
-def _text(placeholder: str, *, multiline: bool = False) -> dict[str, Any]:
-    return {"type": "plain_text_input", "multiline": multiline,
-            "placeholder": {"type": "plain_text", "text": placeholder}}
 
 
 def image_add_modal(channel_id: str = "") -> dict[str, Any]:
