@@ -193,6 +193,7 @@ def doctor_table(rows: Iterable[dict[str, str]]) -> str:
         return "_no doctor report_"
     width = max(len(r.get("name", "")) for r in rows)
     lines = [f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
+             + (f"  → {r['fix']}" if r.get("fix") and r.get("status") in ("fail", "warn") else "")
              for r in rows]
     return code("\n".join(lines))
 

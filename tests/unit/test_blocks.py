@@ -191,3 +191,15 @@ def test_inline_errors_land_on_the_field_that_is_wrong(form: dict, custom: bool,
     errors = inline_errors(caught.value, custom)
     assert set(errors) == blocks
     assert all(0 < len(message) <= 150 for message in errors.values())
+
+
+def test_doctor_table_tells_how_to_fix_failures_and_warnings_only() -> None:
+    table = bk.doctor_table([
+        {"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
+        {"name": "sudo", "status": "fail", "detail": "`sudo` not found on PATH", "fix": "apt-get install -y sudo"},
+        {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install -y acl"},
+        {"name": "python", "status": "skip", "detail": "base has no Python", "fix": "not shown"},
+    ])
+    lines = table.strip("`\n").splitlines()
+    assert lines[1].endswith("→ apt-get install -y sudo") and lines[2].endswith("→ apt-get install -y acl")
+    assert "→" not in lines[0] and "not shown" not in table
