@@ -71,7 +71,7 @@ class _ProgressBar:
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn(
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=30), TextColumn(
                 "{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("{task.fields[line]}"),
                 console=self.console, transient=True)
             self._progress.start()
@@ -86,7 +86,10 @@ class _ProgressBar:
         label = f"step {p.step}/{p.total} " if p.phase == "build" and p.total else ""
         line = f"{p.phase}: {label}{p.message}"[:100]
         if self._progress is not None:
-            self._progress.update(self._task, completed=round(p.fraction * 100), line=line)
+            # Keep the bar whole on narrow terminals: the step line gives way, not the bar.
+            room = max(20, self.console.width - len(self.name) - 50)
+            shown = line if len(line) <= room else line[: room - 1] + "…"
+            self._progress.update(self._task, completed=round(p.fraction * 100), line=shown)
         elif not self.quiet and line != self._last:
             print(f"[{round(p.fraction * 100):3d}%] {line}", file=sys.stderr, flush=True)
         self._last = line
