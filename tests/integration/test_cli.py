@@ -37,6 +37,7 @@ name = "local"
 host = "{registry.host}"
 username = "{registry.username}"
 password_env = "LOCAL_REGISTRY_PASSWORD"
+cluster_password_secret = "{{{{secrets/dcs/local-registry}}}}"
 
 [[image]]
 name = "team-pandas"
@@ -72,6 +73,18 @@ pip = ["pandas==2.2.2"]
     exported = dcs("catalog", "export", "-", env=env)
     assert exported.returncode == 0
     assert "LOCAL_REGISTRY_PASSWORD" in exported.stdout and registry.password not in exported.stdout
+
+    # The cluster a launch would create runs exactly the pushed digest, pulling with the secret reference.
+    planned = dcs("launch", "team-pandas", "--runtime", "15.4.x-scala2.12", "--node-type", "m5d.large",
+                  "--user", "ada@example.com", "--dry-run", "--offline", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr + planned.stdout
+    body = json.loads(planned.stdout)
+    body = body.get("body", body)
+    assert body["docker_image"]["url"] == f"{registry.host}/cli/team-pandas@{digest}"
+    assert body["docker_image"]["basic_auth"] == {"username": registry.username,
+                                                  "password": "{{secrets/dcs/local-registry}}"}
+    assert body["data_security_mode"] == "SINGLE_USER" and body["single_user_name"] == "ada@example.com"
+    assert registry.password not in planned.stdout
 
 
 def test_doctor_exit_code_and_table(tmp_path, registry, make_base):
