@@ -56,8 +56,7 @@ def serve_bare(api_url: str) -> None:
 
     from bot.http import create_server
 
-    app = App(client=WebClient(token=TOKEN, base_url=api_url), signing_secret=SECRET,
-              token_verification_enabled=False)
+    app = App(client=WebClient(token=TOKEN, base_url=api_url), signing_secret=SECRET, token_verification_enabled=False)
 
     @app.command("/dcs")
     def dcs(ack) -> None:  # noqa: ANN001
@@ -118,15 +117,23 @@ def prepare_engine_and_catalog(db: str, images: int) -> list[str]:
 
     engine = docker.from_env(timeout=120)
     engine.ping()
-    ensure_image(engine, base_archive(BaseSpec(), read_static_busybox(), ref=BASE, arch=engine.version()["Arch"]),
-                 BASE)
+    ensure_image(engine, base_archive(BaseSpec(), read_static_busybox(), ref=BASE, arch=engine.version()["Arch"]), BASE)
     store = Store(db)
     names = []
     for i in range(images):
         name = f"bench-{i:02d}"
         pip = [f"dcs-test-slow-{i}==1.0"] if i < 2 else ["pandas==2.2.2"]
-        store.add_image(image_from_dict({"name": name, "base": BASE, "repository": f"127.0.0.1:9/bench/{name}",
-                                         "pip": pip, "schedule": "0 3 * * 1"}))
+        store.add_image(
+            image_from_dict(
+                {
+                    "name": name,
+                    "base": BASE,
+                    "repository": f"127.0.0.1:9/bench/{name}",
+                    "pip": pip,
+                    "schedule": "0 3 * * 1",
+                }
+            )
+        )
         names.append(name)
     store.close()
     return names
@@ -194,9 +201,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
-            "p99": percentile(values, 99), "max": max(values) if values else float("nan"),
-            "mean": statistics.fmean(values) if values else float("nan")}
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+        "mean": statistics.fmean(values) if values else float("nan"),
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -218,19 +230,30 @@ def machine() -> list[str]:
     from importlib.metadata import version
 
     load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"- CPU: {cpu}, {os.cpu_count()} logical cores visible{memory}",
-            f"- OS: {platform.system()} {platform.release()}; Python {platform.python_version()}; "
-            f"slack_bolt {version('slack_bolt')}; waitress {version('waitress')}",
-            f"- Load average (1/5/15 min) at the start: {load_avg}"]
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores visible{memory}",
+        f"- OS: {platform.system()} {platform.release()}; Python {platform.python_version()}; "
+        f"slack_bolt {version('slack_bolt')}; waitress {version('waitress')}",
+        f"- Load average (1/5/15 min) at the start: {load_avg}",
+    ]
 
 
-def report(rows: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace, builds: dict[str, str],
-           errors: dict[str, int], machine_lines: list[str]) -> str:
+def report(
+    rows: dict[str, dict[str, dict[str, float]]],
+    args: argparse.Namespace,
+    builds: dict[str, str],
+    errors: dict[str, int],
+    machine_lines: list[str],
+) -> str:
     lines = [
-        "# Ack latency: `/dcs help` and `/dcs images` under load", "",
+        "# Ack latency: `/dcs help` and `/dcs images` under load",
+        "",
         f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `bench/ack.py --clients {args.clients} "
-        f"--requests {args.requests} --rounds {args.rounds}`.", "",
-        "## Machine", *machine_lines, "",
+        f"--requests {args.requests} --rounds {args.rounds}`.",
+        "",
+        "## Machine",
+        *machine_lines,
+        "",
         "## Method",
         f"- {args.clients} concurrent clients (threads, one keep-alive `http.client` connection each), each sending "
         f"{args.requests} correctly signed slash commands per app, alternating `/dcs help` and `/dcs images`, after "
@@ -240,25 +263,34 @@ def report(rows: dict[str, dict[str, dict[str, float]]], args: argparse.Namespac
         "so noise hits both alike); the load generator runs on the same 2 cores as both servers.",
         f"- dcs-bot: the real `dcs-bot --http` process, {THREADS} waitress threads, catalog of {args.images} images, "
         "while it runs two real builds on the Docker engine (pip step sleeps 30 s).",
-        f"- bare: Bolt `App` with one `/dcs` listener doing `ack(\"ok\")`, default settings, same waitress "
+        f'- bare: Bolt `App` with one `/dcs` listener doing `ack("ok")`, default settings, same waitress '
         f"({THREADS} threads), own process. Same FakeSlack, same load generator, same two builds running.",
-        f"- Build states at the end of each phase: {json.dumps(builds)}", "",
-        "## Results (milliseconds)", "",
+        f"- Build states at the end of each phase: {json.dumps(builds)}",
+        "",
+        "## Results (milliseconds)",
+        "",
         "| app | command | n | p50 | p90 | p99 | max | mean |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for app, by_command in rows.items():
         for command, s in by_command.items():
-            lines.append(f"| {app} | {command} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | "
-                         f"{s['max']:.1f} | {s['mean']:.1f} |")
+            lines.append(
+                f"| {app} | {command} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | "
+                f"{s['max']:.1f} | {s['mean']:.1f} |"
+            )
     ours, bare = rows["dcs-bot"]["all"]["p99"], rows["bare"]["all"]["p99"]
     ratio = ours / bare if bare else float("nan")
-    lines += ["", f"Errors (non-200): dcs-bot {errors['dcs-bot']}, bare {errors['bare']}.", "",
-              "## Verdict",
-              f"- p99 dcs-bot {ours:.1f} ms vs target < {TARGET_P99_MS:.0f} ms: "
-              f"{'met' if ours < TARGET_P99_MS else 'NOT met'}",
-              f"- p99 ratio dcs-bot / bare = {ratio:.2f} vs target ≤ {TARGET_RATIO}: "
-              f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}", ""]
+    lines += [
+        "",
+        f"Errors (non-200): dcs-bot {errors['dcs-bot']}, bare {errors['bare']}.",
+        "",
+        "## Verdict",
+        f"- p99 dcs-bot {ours:.1f} ms vs target < {TARGET_P99_MS:.0f} ms: "
+        f"{'met' if ours < TARGET_P99_MS else 'NOT met'}",
+        f"- p99 ratio dcs-bot / bare = {ratio:.2f} vs target ≤ {TARGET_RATIO}: "
+        f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -282,17 +314,43 @@ def main(argv: list[str] | None = None) -> int:
     names = prepare_engine_and_catalog(db, args.images)
     with FakeSlack() as fake:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DCS_"))}
-        env.update({"DCS_DB": db, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-                    "SLACK_API_URL": fake.api_url, "DCS_WORKERS": "2", "DCS_LOG_LEVEL": "INFO",
-                    # No internet: the base check fails fast and the builds use the local base.
-                    "DOCKERHUB_REGISTRY_URL": "http://127.0.0.1:9", "PYTHONPATH": str(ROOT)})
+        env.update(
+            {
+                "DCS_DB": db,
+                "SLACK_BOT_TOKEN": TOKEN,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": fake.api_url,
+                "DCS_WORKERS": "2",
+                "DCS_LOG_LEVEL": "INFO",
+                # No internet: the base check fails fast and the builds use the local base.
+                "DOCKERHUB_REGISTRY_URL": "http://127.0.0.1:9",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         servers: list[Server] = []
         try:
-            dcs = start("dcs-bot", [sys.executable, "-m", "bot", "--http", "--host", "127.0.0.1", "--port", "0",
-                                    "--threads", str(THREADS), "--no-scheduler"], env, work)
+            dcs = start(
+                "dcs-bot",
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "--http",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--threads",
+                    str(THREADS),
+                    "--no-scheduler",
+                ],
+                env,
+                work,
+            )
             servers.append(dcs)
-            bare = start("bare", [sys.executable, str(Path(__file__).resolve()), "--serve-bare", fake.api_url],
-                         env, work)
+            bare = start(
+                "bare", [sys.executable, str(Path(__file__).resolve()), "--serve-bare", fake.api_url], env, work
+            )
             servers.append(bare)
             session = requests.Session()
             for name in names[:2]:
@@ -306,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             rows: dict[str, dict[str, dict[str, float]]] = {}
             errors: dict[str, int] = {}
             collected: dict[str, dict[str, list[float]]] = {
-                s.name: {"help": [], "images": [], "errors": []} for s in (dcs, bare)}
+                s.name: {"help": [], "images": [], "errors": []} for s in (dcs, bare)
+            }
             # Alternate the apps in rounds so background noise on a shared machine hits both alike.
             per_round = max(1, args.requests // args.rounds)
             for _ in range(args.rounds):
@@ -316,8 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                         collected[server.name][key] += values
                     builds[server.name] = state_of_builds(db)
             for name, result in collected.items():
-                rows[name] = {"help": summary(result["help"]), "images": summary(result["images"]),
-                              "all": summary(result["help"] + result["images"])}
+                rows[name] = {
+                    "help": summary(result["help"]),
+                    "images": summary(result["images"]),
+                    "all": summary(result["help"] + result["images"]),
+                }
                 errors[name] = len(result["errors"])
             text = report(rows, args, builds, errors, machine_lines)
         finally:

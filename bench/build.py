@@ -57,10 +57,18 @@ def run(rounds: int) -> dict[str, list[float] | int]:
         for _ in range(rounds):
             tag = uuid.uuid4().hex[:8]
             name = f"bench-{tag}"
-            services.store.add_image(image_from_dict({
-                "name": name, "base": BASE, "repository": f"bench/{name}",
-                "pip": [f"pkg-a-{tag}==1.0", f"pkg-b-{tag}>=2"], "apt": [f"lib-{tag}"], "env": {"BENCH": tag},
-            }))
+            services.store.add_image(
+                image_from_dict(
+                    {
+                        "name": name,
+                        "base": BASE,
+                        "repository": f"bench/{name}",
+                        "pip": [f"pkg-a-{tag}==1.0", f"pkg-b-{tag}>=2"],
+                        "apt": [f"lib-{tag}"],
+                        "env": {"BENCH": tag},
+                    }
+                )
+            )
             seconds, cold = timed(lambda: builder.build(name))  # noqa: B023
             assert cold.ok and not cold.skipped, cold.error
             results["cold"].append(seconds)
@@ -84,8 +92,10 @@ def table(results: dict[str, list[float] | int], rounds: int) -> str:
     for case in ("cold", "cached", "unchanged"):
         values = results[case]
         calls = results["unchanged_calls"] if case == "unchanged" else rounds
-        rows.append(f"| {case} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} | "
-                    f"{statistics.median(values) / cold:.2f}× | {calls} |")
+        rows.append(
+            f"| {case} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} | "
+            f"{statistics.median(values) / cold:.2f}× | {calls} |"
+        )
     return "\n".join(rows)
 
 
@@ -97,8 +107,10 @@ def main() -> int:
     results = run(args.rounds)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     engine = docker.from_env().version()
-    text = (f"### bench/build.py — {time.strftime('%Y-%m-%d')}\n\n{args.rounds} rounds; {machine}; Docker engine "
-            f"{engine['Version']} (legacy builder, overlay2).\n\n{table(results, args.rounds)}\n")
+    text = (
+        f"### bench/build.py — {time.strftime('%Y-%m-%d')}\n\n{args.rounds} rounds; {machine}; Docker engine "
+        f"{engine['Version']} (legacy builder, overlay2).\n\n{table(results, args.rounds)}\n"
+    )
     print(text)
     if args.write:
         with open(args.write, "a", encoding="utf-8") as out:

@@ -45,8 +45,14 @@ MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 def push_tiny_image(host: str, auth: tuple[str, str], repo: str, tag: str, marker: str) -> str:
     """Upload a config blob and a manifest with the plain registry API; returns the manifest digest."""
     base = f"http://{host}/v2/{repo}"
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"marker": marker}},
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"marker": marker}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
+    ).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     start = requests.post(f"{base}/blobs/uploads/", auth=auth, timeout=10)
     start.raise_for_status()
@@ -54,13 +60,28 @@ def push_tiny_image(host: str, auth: tuple[str, str], repo: str, tag: str, marke
     if location.startswith("/"):
         location = f"http://{host}{location}"
     sep = "&" if "?" in location else "?"
-    requests.put(f"{location}{sep}digest={config_digest}", data=config, auth=auth, timeout=10,
-                 headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_V2, "layers": [],
-                           "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                                      "size": len(config), "digest": config_digest}}).encode()
-    answer = requests.put(f"{base}/manifests/{tag}", data=manifest, auth=auth, timeout=10,
-                          headers={"Content-Type": MANIFEST_V2})
+    requests.put(
+        f"{location}{sep}digest={config_digest}",
+        data=config,
+        auth=auth,
+        timeout=10,
+        headers={"Content-Type": "application/octet-stream"},
+    ).raise_for_status()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_V2,
+            "layers": [],
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": config_digest,
+            },
+        }
+    ).encode()
+    answer = requests.put(
+        f"{base}/manifests/{tag}", data=manifest, auth=auth, timeout=10, headers={"Content-Type": MANIFEST_V2}
+    )
     answer.raise_for_status()
     return answer.headers["Docker-Content-Digest"]
 
@@ -83,8 +104,9 @@ def manifest_requests(client: RegistryClient, since: int) -> list[tuple[str, str
 def setup(tmp: Path, host: str, user: str, password: str, images: int, bases: int) -> Services:
     environ = {"DCS_DB": str(tmp / "bench.db"), PASSWORD_VAR: password}
     services = Services.from_config(load_config(environ))
-    services.store.add_registry(registry_from_dict({"name": "local", "host": host, "username": user,
-                                                    "password_env": PASSWORD_VAR}))
+    services.store.add_registry(
+        registry_from_dict({"name": "local", "host": host, "username": user, "password_env": PASSWORD_VAR})
+    )
     run = os.urandom(4).hex()
     refs = []
     for i in range(bases):
@@ -95,15 +117,27 @@ def setup(tmp: Path, host: str, user: str, password: str, images: int, bases: in
     store = services.store
     for n in range(images):
         base, digest = refs[n % bases]
-        spec = image_from_dict({"name": f"img-{n:03d}", "base": base,
-                                "repository": f"{host}/bench-scan-{run}/img-{n:03d}",
-                                "pip": [f"pkg-{n}==1.0"]})
+        spec = image_from_dict(
+            {
+                "name": f"img-{n:03d}",
+                "base": base,
+                "repository": f"{host}/bench-scan-{run}/img-{n:03d}",
+                "pip": [f"pkg-{n}==1.0"],
+            }
+        )
         store.add_image(spec)
         build = store.create_build(spec.name, requester=None, source="bench", push=True)
-        store.update_build(build.id, status="succeeded", started_at=utcnow(), finished_at=utcnow(),
-                           spec_hash=spec_hash(spec), base_ref=spec.base, base_digest=digest,
-                           pushed_digest="sha256:" + hashlib.sha256(spec.name.encode()).hexdigest(),
-                           tags=["latest-bench", "latest"])
+        store.update_build(
+            build.id,
+            status="succeeded",
+            started_at=utcnow(),
+            finished_at=utcnow(),
+            spec_hash=spec_hash(spec),
+            base_ref=spec.base,
+            base_digest=digest,
+            pushed_digest="sha256:" + hashlib.sha256(spec.name.encode()).hexdigest(),
+            tags=["latest-bench", "latest"],
+        )
     return services
 
 
@@ -134,9 +168,17 @@ def measure(services: Services, rounds: int) -> dict:
         naive.append(time.perf_counter() - started)
         naive_requests = manifest_requests(client, before)
     builds_after = services.store.query("SELECT COUNT(*) AS n FROM builds")[0]["n"]
-    return {"images": len(specs), "bases": len({s.base for s in specs}), "rounds": rounds,
-            "cold": cold, "scan": scans, "scan_requests": scan_requests, "naive": naive,
-            "naive_requests": naive_requests, "builds_started": builds_after - builds_before}
+    return {
+        "images": len(specs),
+        "bases": len({s.base for s in specs}),
+        "rounds": rounds,
+        "cold": cold,
+        "scan": scans,
+        "scan_requests": scan_requests,
+        "naive": naive,
+        "naive_requests": naive_requests,
+        "builds_started": builds_after - builds_before,
+    }
 
 
 def methods(requests_: list[tuple[str, str]]) -> str:
@@ -174,8 +216,11 @@ def report(r: dict) -> str:
         "The bases here are tags of one repository, as Databricks' are, so there is one such 401.",
         "- Each HEAD costs ~10 ms here mostly because the registry checks a bcrypt password on every request.",
         "",
-        "Rounds (ms): scan " + ", ".join(f"{x * 1000:.0f}" for x in r["scan"])
-        + "; naive " + ", ".join(f"{x * 1000:.0f}" for x in r["naive"]) + ".",
+        "Rounds (ms): scan "
+        + ", ".join(f"{x * 1000:.0f}" for x in r["scan"])
+        + "; naive "
+        + ", ".join(f"{x * 1000:.0f}" for x in r["naive"])
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 

@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         lines = "\n".join(f"- {p}" for p in problems)
         hint = "" if args.http else "\n(HTTP mode instead: dcs-bot --http, which needs SLACK_SIGNING_SECRET.)"
-        return fail(f"cannot start in {mode} mode:\n{lines}\nSet them in the environment or in .env; the README's "
-                    f"'Create the Slack app' shows where each one comes from (slack-manifest.yml).{hint}")
+        return fail(
+            f"cannot start in {mode} mode:\n{lines}\nSet them in the environment or in .env; the README's "
+            f"'Create the Slack app' shows where each one comes from (slack-manifest.yml).{hint}"
+        )
     configure_logging(config)
 
     from slack_bolt.error import BoltError

@@ -12,8 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _PULL_LIMIT = re.compile(r"toomanyrequests|pull rate limit|rate limit", re.IGNORECASE)
-_AUTH = re.compile(r"unauthori[sz]ed|authentication required|denied|401|403|incorrect username|"
-                   r"secret", re.IGNORECASE)
+_AUTH = re.compile(
+    r"unauthori[sz]ed|authentication required|denied|401|403|incorrect username|"
+    r"secret",
+    re.IGNORECASE,
+)
 _MISSING = re.compile(r"manifest unknown|not found|404|no such image|does not exist", re.IGNORECASE)
 _INIT_SCRIPT = re.compile(r"init script (\S+) failed", re.IGNORECASE)
 
@@ -37,9 +40,17 @@ def failing_init_script(message: str, scripts: Sequence[str] = ()) -> str | None
     return scripts[0] if len(scripts) == 1 else None
 
 
-def advise(code: str | None, *, state_message: str = "", parameters: Mapping[str, str] | None = None,
-           image: str = "IMAGE", image_url: str = "", on_docker_hub: bool = False, auth: str = "none",
-           init_scripts: Sequence[str] = ()) -> Advice:
+def advise(
+    code: str | None,
+    *,
+    state_message: str = "",
+    parameters: Mapping[str, str] | None = None,
+    image: str = "IMAGE",
+    image_url: str = "",
+    on_docker_hub: bool = False,
+    auth: str = "none",
+    init_scripts: Sequence[str] = (),
+) -> Advice:
     """Advice for one termination. `auth` is how the cluster logs in: "none", "secret" or "plaintext"."""
     params = dict(parameters or {})
     said = params.get("databricks_error_message") or state_message or ""
@@ -48,62 +59,105 @@ def advise(code: str | None, *, state_message: str = "", parameters: Mapping[str
     if code == "DOCKER_IMAGE_PULL_FAILURE":
         return _pull_failure(said, image_url, on_docker_hub, auth)
     if code == "DOCKER_INVALID_OS_EXCEPTION":
-        return Advice("The image's operating system is not one Databricks can run a cluster on.", (
-            "Build from a databricksruntime/* base (Ubuntu) — or Alpine with the documented packages.",
-            "Build for linux/amd64: Databricks runs x86_64 nodes only.", doctor))
+        return Advice(
+            "The image's operating system is not one Databricks can run a cluster on.",
+            (
+                "Build from a databricksruntime/* base (Ubuntu) — or Alpine with the documented packages.",
+                "Build for linux/amd64: Databricks runs x86_64 nodes only.",
+                doctor,
+            ),
+        )
     if code == "DOCKER_IMAGE_TOO_LARGE_FOR_INSTANCE_EXCEPTION":
-        return Advice("The image does not fit on the node's disk.", (
-            "Choose a node type with more local disk (for example an i3/d-series type).",
-            "Or make the image smaller: fewer packages, clean apt/pip caches, no build tools left behind."))
+        return Advice(
+            "The image does not fit on the node's disk.",
+            (
+                "Choose a node type with more local disk (for example an i3/d-series type).",
+                "Or make the image smaller: fewer packages, clean apt/pip caches, no build tools left behind.",
+            ),
+        )
     if code in ("DOCKER_CONTAINER_CREATION_EXCEPTION", "CONTAINER_LAUNCH_FAILURE"):
-        return Advice("Databricks pulled the image but could not start its container.", (
-            "The image probably lacks something Databricks needs (bash, iproute2, sudo, coreutils, procps, "
-            "acl, a JDK, /databricks/python3 for Python notebooks).", doctor,
-            "Check the workspace network does not use 172.17.0.0/16, Docker's default bridge range."))
+        return Advice(
+            "Databricks pulled the image but could not start its container.",
+            (
+                "The image probably lacks something Databricks needs (bash, iproute2, sudo, coreutils, procps, "
+                "acl, a JDK, /databricks/python3 for Python notebooks).",
+                doctor,
+                "Check the workspace network does not use 172.17.0.0/16, Docker's default bridge range.",
+            ),
+        )
     if code == "INIT_SCRIPT_FAILURE":
         script = failing_init_script(said, init_scripts)
         which = f"The init script {script} failed" if script else "An init script failed"
-        return Advice(f"{which} (it exited with a non-zero status), so Databricks stopped the cluster.", (
-            "Run it in the image to see the error: `docker run --rm -it IMAGE bash -x SCRIPT`.",
-            "Set cluster log delivery to read the script's stdout/stderr from the next launch.",
-            "Init scripts run after the image's own setup: a file: script must exist inside the image."))
+        return Advice(
+            f"{which} (it exited with a non-zero status), so Databricks stopped the cluster.",
+            (
+                "Run it in the image to see the error: `docker run --rm -it IMAGE bash -x SCRIPT`.",
+                "Set cluster log delivery to read the script's stdout/stderr from the next launch.",
+                "Init scripts run after the image's own setup: a file: script must exist inside the image.",
+            ),
+        )
     if code == "GLOBAL_INIT_SCRIPT_FAILURE":
-        return Advice("A workspace-wide (global) init script failed on this image.", (
-            "Ask a workspace admin which global init script failed; it may assume packages the image lacks.",))
+        return Advice(
+            "A workspace-wide (global) init script failed on this image.",
+            ("Ask a workspace admin which global init script failed; it may assume packages the image lacks.",),
+        )
     if code == "USER_REQUEST":
         who = params.get("username")
         return Advice(f"The cluster was terminated by {who or 'a user'}.")
     if code == "INACTIVITY":
         return Advice("The cluster stopped after its autotermination period without activity.")
-    if code in ("CLOUD_PROVIDER_LAUNCH_FAILURE", "CLOUD_PROVIDER_RESOURCE_STOCKOUT", "INSTANCE_UNREACHABLE",
-                "INSTANCE_POOL_CLUSTER_FAILURE", "AWS_INSUFFICIENT_INSTANCE_CAPACITY_FAILURE",
-                "AZURE_VM_EXTENSION_FAILURE", "CLOUD_PROVIDER_SHUTDOWN"):
-        return Advice(f"The cloud provider could not provide or keep the nodes ({code}).", (
-            "Try again in a few minutes, or pick another node type.",))
+    if code in (
+        "CLOUD_PROVIDER_LAUNCH_FAILURE",
+        "CLOUD_PROVIDER_RESOURCE_STOCKOUT",
+        "INSTANCE_UNREACHABLE",
+        "INSTANCE_POOL_CLUSTER_FAILURE",
+        "AWS_INSUFFICIENT_INSTANCE_CAPACITY_FAILURE",
+        "AZURE_VM_EXTENSION_FAILURE",
+        "CLOUD_PROVIDER_SHUTDOWN",
+    ):
+        return Advice(
+            f"The cloud provider could not provide or keep the nodes ({code}).",
+            ("Try again in a few minutes, or pick another node type.",),
+        )
     if code in ("REQUEST_LIMIT_EXCEEDED", "DATABRICKS_REQUEST_LIMIT_EXCEEDED"):
-        return Advice("Databricks throttled cluster launches in this workspace.", (
-            "Launch again in a few minutes, or with fewer nodes.",))
+        return Advice(
+            "Databricks throttled cluster launches in this workspace.",
+            ("Launch again in a few minutes, or with fewer nodes.",),
+        )
     if code in ("SPARK_STARTUP_FAILURE", "DRIVER_UNREACHABLE", "SPARK_ERROR", "DRIVER_UNRESPONSIVE"):
-        return Advice(f"Spark did not come up inside the container ({code}).", (
-            "The runtime may not match the image's base (OS, Java, Python): pick the runtime of the base tag.",
-            doctor))
+        return Advice(
+            f"Spark did not come up inside the container ({code}).",
+            (
+                "The runtime may not match the image's base (OS, Java, Python): pick the runtime of the base tag.",
+                doctor,
+            ),
+        )
     detail = f": {said}" if said else "."
-    return Advice(f"Databricks stopped the cluster with code {code}{detail}", (
-        "Open the cluster's event log (link above) for details.",))
+    return Advice(
+        f"Databricks stopped the cluster with code {code}{detail}",
+        ("Open the cluster's event log (link above) for details.",),
+    )
 
 
 def _pull_failure(said: str, image_url: str, on_docker_hub: bool, auth: str) -> Advice:
     headline = f"Databricks could not pull the image {image_url or ''}".rstrip() + "."
-    limit = ("Docker Hub's pull limit: every node start is a pull. Wait for the window to reset, or pull "
-             "with a paid account (set its credentials on the registry entry).")
-    creds = ("The credentials: the registry entry's cluster_password_secret must name a Databricks secret "
-             "the launching user can read, holding a valid password or token."
-             if auth == "secret" else
-             "The credentials: the image may be private while the cluster pulls without a login; set "
-             "username and cluster_password_secret on the registry entry." if auth == "none" else
-             "The credentials: the plaintext password in the bot's environment may be wrong or expired.")
-    url = ("The URL: the digest must still exist in the repository (retention policies delete old "
-           "tags); push again with `dcs build NAME --push` if it is gone.")
+    limit = (
+        "Docker Hub's pull limit: every node start is a pull. Wait for the window to reset, or pull "
+        "with a paid account (set its credentials on the registry entry)."
+    )
+    creds = (
+        "The credentials: the registry entry's cluster_password_secret must name a Databricks secret "
+        "the launching user can read, holding a valid password or token."
+        if auth == "secret"
+        else "The credentials: the image may be private while the cluster pulls without a login; set "
+        "username and cluster_password_secret on the registry entry."
+        if auth == "none"
+        else "The credentials: the plaintext password in the bot's environment may be wrong or expired."
+    )
+    url = (
+        "The URL: the digest must still exist in the repository (retention policies delete old "
+        "tags); push again with `dcs build NAME --push` if it is gone."
+    )
     if _PULL_LIMIT.search(said) and on_docker_hub:
         return Advice(f"{headline} Docker Hub refused: the pull limit is reached.", (limit,))
     if _AUTH.search(said):

@@ -51,13 +51,25 @@ _contexts: weakref.WeakKeyDictionary[App, AppContext] = weakref.WeakKeyDictionar
 def build_context(config: Config, services: Services, workers: Workers, client: WebClient | None = None) -> AppContext:
     from handlers.home import default_sections
 
-    return AppContext(config=config, services=services, workers=workers, builder=Builder(services),
-                      client=client or make_web_client(config), commands=CommandTable(),
-                      home_sections=default_sections())
+    return AppContext(
+        config=config,
+        services=services,
+        workers=workers,
+        builder=Builder(services),
+        client=client or make_web_client(config),
+        commands=CommandTable(),
+        home_sections=default_sections(),
+    )
 
 
-def create_app(config: Config, services: Services, workers: Workers, *, verify_token: bool = False,
-               surfaces: list[str] | None = None) -> App:
+def create_app(
+    config: Config,
+    services: Services,
+    workers: Workers,
+    *,
+    verify_token: bool = False,
+    surfaces: list[str] | None = None,
+) -> App:
     ctx = build_context(config, services, workers)
     app = App(
         client=ctx.client,

@@ -59,8 +59,10 @@ class ApprovalRequest:
 def refusal(request: ApprovalRequest, actor: str, admins: Collection[str], now: datetime) -> str | None:
     """Why `actor` may not decide `request` now (None: they may). Pure; the order is what users see first."""
     if actor not in admins:
-        return ("Only a bot admin (listed in DCS_ADMINS) can approve or deny switching on Container Services. "
-                "Nothing was changed.")
+        return (
+            "Only a bot admin (listed in DCS_ADMINS) can approve or deny switching on Container Services. "
+            "Nothing was changed."
+        )
     if actor == request.requester:
         return "You asked for this, so another admin has to decide (four eyes). Nothing was changed."
     if request.status == "approving":
@@ -94,6 +96,7 @@ class Decision:
 
 # ---------------------------------------------------------------- the approvals table
 
+
 def get_request(store: Store, request_id: int) -> ApprovalRequest:
     rows = store.query("SELECT * FROM approvals WHERE id = ?", (request_id,))
     if not rows:
@@ -106,12 +109,23 @@ def open_requests(store: Store, kind: str = ENABLE_DCS) -> list[ApprovalRequest]
     return [ApprovalRequest(**r) for r in rows]
 
 
-def _transition(store: Store, request_id: int, *, to: str, frm: tuple[str, ...], now: datetime,
-                actor: str | None = None, note: str | None = None, unexpired: bool = False) -> bool:
+def _transition(
+    store: Store,
+    request_id: int,
+    *,
+    to: str,
+    frm: tuple[str, ...],
+    now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+    unexpired: bool = False,
+) -> bool:
     """Atomically move the request from one of `frm` to `to`; False when someone else moved it first."""
     marks = ", ".join("?" for _ in frm)
-    sql = (f"UPDATE approvals SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = ?, "  # noqa: S608
-           f"note = COALESCE(?, note) WHERE id = ? AND status IN ({marks})")
+    sql = (
+        f"UPDATE approvals SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = ?, "  # noqa: S608
+        f"note = COALESCE(?, note) WHERE id = ? AND status IN ({marks})"
+    )
     params: list[Any] = [to, actor, _stamp(now), note, request_id, *frm]
     if unexpired:
         sql += " AND expires_at > ?"
@@ -121,6 +135,7 @@ def _transition(store: Store, request_id: int, *, to: str, frm: tuple[str, ...],
 
 
 # ---------------------------------------------------------------- the service
+
 
 class Approvals:
     def __init__(self, services: Services, *, ttl: timedelta = TTL, clock: Callable[[], datetime] = _now) -> None:
@@ -133,10 +148,16 @@ class Approvals:
     def admins(self) -> Collection[str]:
         return self.services.config.admins
 
-    def _audit(self, actor: str | None, action: str, request_id: int | None, outcome: str,
-               detail: str | None = None) -> None:
-        self.store.audit(actor=actor, action=action, target=f"{ENABLE_DCS}#{request_id}" if request_id else ENABLE_DCS,
-                         outcome=outcome, detail=self.services.redactor(detail) if detail else None)
+    def _audit(
+        self, actor: str | None, action: str, request_id: int | None, outcome: str, detail: str | None = None
+    ) -> None:
+        self.store.audit(
+            actor=actor,
+            action=action,
+            target=f"{ENABLE_DCS}#{request_id}" if request_id else ENABLE_DCS,
+            outcome=outcome,
+            detail=self.services.redactor(detail) if detail else None,
+        )
 
     def bot_identity(self) -> tuple[Identity | None, str | None]:
         try:
@@ -159,8 +180,10 @@ class Approvals:
         admin = identity.is_admin if identity else None
         note = None
         if admin is False:
-            note = (f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so approving "
-                    "cannot switch the setting on until it is added to the workspace's admins group.")
+            note = (
+                f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so approving "
+                "cannot switch the setting on until it is added to the workspace's admins group."
+            )
         elif admin is None:
             note = f"The bot could not read its own Databricks identity: {problem}"
         now = self.clock()
@@ -168,10 +191,10 @@ class Approvals:
             cur = conn.execute(
                 "INSERT INTO approvals (kind, requester, status, expires_at, note, created_at)"
                 " VALUES (?, ?, 'pending', ?, ?, ?)",
-                (ENABLE_DCS, requester, _stamp(now + self.ttl), note, _stamp(now)))
+                (ENABLE_DCS, requester, _stamp(now + self.ttl), note, _stamp(now)),
+            )
             request_id = int(cur.lastrowid or 0)
-        self._audit(requester, "enable.request", request_id, "pending",
-                    f"value was {value!r}; bot admin: {admin}")
+        self._audit(requester, "enable.request", request_id, "pending", f"value was {value!r}; bot admin: {admin}")
         return EnableStart("created", get_request(self.store, request_id), identity, admin, problem)
 
     def attach_message(self, request_id: int, channel: str, ts: str) -> ApprovalRequest:
@@ -184,8 +207,13 @@ class Approvals:
         now = self.clock()
         request = get_request(self.store, request_id)
         reason = refusal(request, actor, self.admins, now)
-        if reason and request.status == "pending" and request.expired(now) and actor in self.admins \
-                and actor != request.requester:
+        if (
+            reason
+            and request.status == "pending"
+            and request.expired(now)
+            and actor in self.admins
+            and actor != request.requester
+        ):
             changed = _transition(self.store, request_id, to="expired", frm=("pending",), now=now)
             self._audit(actor, action, request_id, "expired")
             return Decision(get_request(self.store, request_id), changed, reason)
@@ -193,25 +221,35 @@ class Approvals:
             self._audit(actor, action, request_id, "refused", reason)
             return Decision(request, False, reason)
         if not approve:
-            if not _transition(self.store, request_id, to="denied", frm=("pending",), now=now, actor=actor,
-                               unexpired=True):
+            if not _transition(
+                self.store, request_id, to="denied", frm=("pending",), now=now, actor=actor, unexpired=True
+            ):
                 return self._lost(request_id, actor, action, now)
             self._audit(actor, action, request_id, "denied")
             return Decision(get_request(self.store, request_id), True)
         identity, problem = self.bot_identity()
         if identity is not None and not identity.is_admin:
-            reason = (f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so it cannot "
-                      "switch Container Services on. Add it to the workspace's admins group, then approve again.")
+            reason = (
+                f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so it cannot "
+                "switch Container Services on. Add it to the workspace's admins group, then approve again."
+            )
             self._audit(actor, action, request_id, "refused", reason)
             return Decision(request, False, reason)
-        if not _transition(self.store, request_id, to="approving", frm=("pending",), now=now, actor=actor,
-                           unexpired=True):
+        if not _transition(
+            self.store, request_id, to="approving", frm=("pending",), now=now, actor=actor, unexpired=True
+        ):
             return self._lost(request_id, actor, action, now)
         try:
             self.services.databricks.set_workspace_conf({ENABLE_DCS: "true"})
         except DcsError as exc:
-            _transition(self.store, request_id, to="failed", frm=("approving",), now=self.clock(),
-                        note=self.services.redactor(exc.message))
+            _transition(
+                self.store,
+                request_id,
+                to="failed",
+                frm=("approving",),
+                now=self.clock(),
+                note=self.services.redactor(exc.message),
+            )
             self._audit(actor, action, request_id, "failed", exc.message)
             return Decision(get_request(self.store, request_id), True, error=exc)
         _transition(self.store, request_id, to="approved", frm=("approving",), now=self.clock())

@@ -19,8 +19,19 @@ VENV_PYTHON = "/databricks/python3/bin/python"
 
 NO_PYTHON_FLAVOURS = {"minimal", "rbase", "gpu-base"}
 CONDA_FLAVOURS = {"python-conda", "gpu-conda"}
-KNOWN_FLAVOURS = {"minimal", "python", "dbfsfuse", "standard", "rbase", "python-conda",
-                  "gpu-base", "gpu-venv", "gpu-pytorch", "gpu-tensorflow", "gpu-conda"}
+KNOWN_FLAVOURS = {
+    "minimal",
+    "python",
+    "dbfsfuse",
+    "standard",
+    "rbase",
+    "python-conda",
+    "gpu-base",
+    "gpu-venv",
+    "gpu-pytorch",
+    "gpu-tensorflow",
+    "gpu-conda",
+}
 LTS_RUNTIMES = ("9.1", "10.4", "11.3", "12.2", "13.3", "14.3", "15.4", "16.4", "17.3")
 
 _VERSION_TAG = re.compile(r"^(\d+)\.(\d+|x)(?:-LTS)?\Z")

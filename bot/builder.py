@@ -106,16 +106,38 @@ class Builder:
         return last
 
     # ------------------------------------------------------------ entry points
-    def enqueue(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
-                source: str = "cli", slack_channel: str | None = None) -> Build:
+    def enqueue(
+        self,
+        name: str,
+        *,
+        push: bool = False,
+        force: bool = False,
+        requester: str | None = None,
+        source: str = "cli",
+        slack_channel: str | None = None,
+    ) -> Build:
         """Queue a build; refuses while another build of the same image is in progress (they share tags)."""
         self.store.get_image(name)  # NotFound early, before anything is queued
-        return self.store.create_build(name, requester=requester, source=source, push=push, forced=force,
-                                       slack_channel=slack_channel,
-                                       stale_after_seconds=self.services.config.build_timeout + 600)
+        return self.store.create_build(
+            name,
+            requester=requester,
+            source=source,
+            push=push,
+            forced=force,
+            slack_channel=slack_channel,
+            stale_after_seconds=self.services.config.build_timeout + 600,
+        )
 
-    def build(self, name: str, *, push: bool = False, force: bool = False, requester: str | None = None,
-              source: str = "cli", progress: ProgressCallback = _noop) -> BuildOutcome:
+    def build(
+        self,
+        name: str,
+        *,
+        push: bool = False,
+        force: bool = False,
+        requester: str | None = None,
+        source: str = "cli",
+        progress: ProgressCallback = _noop,
+    ) -> BuildOutcome:
         """Check whether anything changed; if so, queue and run a build."""
         base = None
         if not force:
@@ -126,8 +148,7 @@ class Builder:
         build = self.enqueue(name, push=push, force=force, requester=requester, source=source)
         return self.run(build.id, progress, base=base)
 
-    def check_unchanged(self, name: str, *, push: bool,
-                        force_hint: str) -> tuple[ResolvedBase, BuildOutcome | None]:
+    def check_unchanged(self, name: str, *, push: bool, force_hint: str) -> tuple[ResolvedBase, BuildOutcome | None]:
         """Resolve the base (one HEAD) and say whether a build would change nothing.
 
         Returns the resolved base (hand it to `run`) and, when nothing changed, a skipped outcome naming the
@@ -138,12 +159,15 @@ class Builder:
         previous = self.up_to_date(spec, base, push)
         if previous is None:
             return base, None
-        reason = (f"{name} is up to date: build #{previous.id} used the same spec and base "
-                  f"({_short(base.identity)}). Use {force_hint} to build anyway.")
+        reason = (
+            f"{name} is up to date: build #{previous.id} used the same spec and base "
+            f"({_short(base.identity)}). Use {force_hint} to build anyway."
+        )
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)
 
-    def run(self, build_id: int, progress: ProgressCallback = _noop, *,
-            base: ResolvedBase | None = None) -> BuildOutcome:
+    def run(
+        self, build_id: int, progress: ProgressCallback = _noop, *, base: ResolvedBase | None = None
+    ) -> BuildOutcome:
         """Run a queued build to the end. DcsErrors end in a failed build, never in an exception.
 
         `base` may carry a base resolved moments ago (by `build` or a rebuild scan) to save a second HEAD.
@@ -157,26 +181,46 @@ class Builder:
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None
-            self.store.update_build(build_id, status="failed", finished_at=utcnow(), error=redact(exc.message),
-                                    failed_step=redact(step) if step else None,
-                                    log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.update_build(
+                build_id,
+                status="failed",
+                finished_at=utcnow(),
+                error=redact(exc.message),
+                failed_step=redact(step) if step else None,
+                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+            )
         except Exception:
             log.exception("build %s crashed", build_id)
-            self.store.update_build(build_id, status="failed", finished_at=utcnow(),
-                                    error=f"Internal error in build #{build_id}; see the bot's log.",
-                                    log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.update_build(
+                build_id,
+                status="failed",
+                finished_at=utcnow(),
+                error=f"Internal error in build #{build_id}; see the bot's log.",
+                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+            )
             raise
         finally:
             outcome.build = self.store.get_build(build_id)
             final = outcome.build
-            self.store.audit(actor=final.requester, action="build", target=f"{final.image}#{final.id}",
-                             outcome=final.status, detail=final.error)
+            self.store.audit(
+                actor=final.requester,
+                action="build",
+                target=f"{final.image}#{final.id}",
+                outcome=final.status,
+                detail=final.error,
+            )
             progress(BuildProgress(build_id, "done", message=final.status, fraction=1.0))
         return outcome
 
     # ------------------------------------------------------------ the pipeline
-    def _run(self, build: Build, outcome: BuildOutcome, progress: ProgressCallback, lines: list[str],
-             base: ResolvedBase | None) -> None:
+    def _run(
+        self,
+        build: Build,
+        outcome: BuildOutcome,
+        progress: ProgressCallback,
+        lines: list[str],
+        base: ResolvedBase | None,
+    ) -> None:
         services, store = self.services, self.store
         spec = store.get_image(build.image)
         engine = services.engine
@@ -184,8 +228,9 @@ class Builder:
         if base is None or base.ref != spec.base_ref:
             base = self.resolve_base(spec)
         if base.digest and base.source == "registry" and not engine.has_repo_digest(base.ref, base.digest):
-            progress(BuildProgress(build.id, "pull", message=f"pulling {base.ref}@{_short(base.digest)}",
-                                   fraction=0.05))
+            progress(
+                BuildProgress(build.id, "pull", message=f"pulling {base.ref}@{_short(base.digest)}", fraction=0.05)
+            )
             engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
         digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
         dockerfile = render_dockerfile(spec, digest)
@@ -202,9 +247,13 @@ class Builder:
             progress(BuildProgress(build.id, "build", step, steps, line, 0.1 + 0.6 * (step - 1) / max(steps, 1)))
 
         progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
-        result = services.engine.build(dockerfile, tag=f"{local_repo}:{immutable}",
-                                       timeout=services.config.build_timeout, on_step=on_step,
-                                       on_line=lines.append)
+        result = services.engine.build(
+            dockerfile,
+            tag=f"{local_repo}:{immutable}",
+            timeout=services.config.build_timeout,
+            on_step=on_step,
+            on_line=lines.append,
+        )
         engine.tag(result.image_id, local_repo, spec.tag)
         tags = [immutable, spec.tag]
         store.update_build(build.id, image_id=result.image_id, tags=tags)
@@ -217,36 +266,61 @@ class Builder:
         if build.push_requested:
             if not report.ok and not build.forced:
                 names = ", ".join(c.name for c in report.failures)
-                raise DoctorFailed(f"The doctor found problems ({names}); the push was blocked so no cluster "
-                                   "gets a broken image. Fix them, or push anyway with --force.")
+                raise DoctorFailed(
+                    f"The doctor found problems ({names}); the push was blocked so no cluster "
+                    "gets a broken image. Fix them, or push anyway with --force."
+                )
             pushed_digest = self._push(build, spec, local_repo, tags, progress, lines)
         elif not report.ok:
             names = ", ".join(c.name for c in report.failures)
             raise DoctorFailed(f"Built, but the doctor found problems ({names}): Databricks would not run it.")
-        store.update_build(build.id, status="succeeded", finished_at=utcnow(), pushed_digest=pushed_digest,
-                           log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])))
+        store.update_build(
+            build.id,
+            status="succeeded",
+            finished_at=utcnow(),
+            pushed_digest=pushed_digest,
+            log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
+        )
 
-    def _push(self, build: Build, spec: ImageSpec, local_repo: str, tags: list[str],
-              progress: ProgressCallback, lines: list[str]) -> str:
+    def _push(
+        self,
+        build: Build,
+        spec: ImageSpec,
+        local_repo: str,
+        tags: list[str],
+        progress: ProgressCallback,
+        lines: list[str],
+    ) -> str:
         services = self.services
         registry = services.push_registry(spec)
         credentials = services.credentials(registry)
         digest = ""
         for i, tag in enumerate(tags):
-            progress(BuildProgress(build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}",
-                                   0.8 + 0.15 * i / len(tags)))
+            progress(
+                BuildProgress(
+                    build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}", 0.8 + 0.15 * i / len(tags)
+                )
+            )
             digest = services.engine.push(local_repo, tag, credentials, on_line=lines.append)
             verified = self.verify(spec.repository_ref.with_tag(tag), digest)
-            self.store.add_push(build.id, registry=registry.name if registry else None,
-                                repository=spec.repository, tag=tag, digest=digest, verified=verified)
+            self.store.add_push(
+                build.id,
+                registry=registry.name if registry else None,
+                repository=spec.repository,
+                tag=tag,
+                digest=digest,
+                verified=verified,
+            )
         return digest
 
     def verify(self, ref: ImageRef, digest: str) -> bool:
         """Confirm with a manifest HEAD that the registry serves `digest` under `ref`."""
         head = self.services.registry.head_manifest(ref, self.services.credentials_for_ref(ref))
         if head.digest != digest:
-            raise RegistryError(f"{ref} is served as {head.digest}, not the pushed {digest}: another push raced "
-                                "this one. Build again to get a consistent tag.")
+            raise RegistryError(
+                f"{ref} is served as {head.digest}, not the pushed {digest}: another push raced "
+                "this one. Build again to get a consistent tag."
+            )
         return True
 
     # ------------------------------------------------------------ doctor

@@ -89,6 +89,7 @@ class RegistrySpec:
 
 # ---------------------------------------------------------------- validation
 
+
 def _problems(collect: list[InvalidInput], fn, *args):  # noqa: ANN001, ANN202
     try:
         return fn(*args)
@@ -99,8 +100,12 @@ def _problems(collect: list[InvalidInput], fn, *args):  # noqa: ANN001, ANN202
 
 def validate_name(name: object, field: str = "name") -> str:
     if not isinstance(name, str) or not NAME.match(name):
-        raise InvalidInput(field, name, "is not a valid name",
-                           "Use 1-63 lowercase letters, digits and '-', starting with a letter or digit.")
+        raise InvalidInput(
+            field,
+            name,
+            "is not a valid name",
+            "Use 1-63 lowercase letters, digits and '-', starting with a letter or digit.",
+        )
     return name
 
 
@@ -143,8 +148,12 @@ def validate_immutable_tag(template: object, moving: str, field: str = "immutabl
     if unknown:
         raise InvalidInput(field, template, f"uses unknown placeholder(s) {unknown}", fix)
     if "build" not in names and "spec" not in names:
-        raise InvalidInput(field, template, "does not change between builds",
-                           "Include {build} (or {spec}) so every build gets its own immutable tag.")
+        raise InvalidInput(
+            field,
+            template,
+            "does not change between builds",
+            "Include {build} (or {spec}) so every build gets its own immutable tag.",
+        )
     literal = _TEMPLATE_FIELD.sub("", template)
     if "{" in literal or "}" in literal:
         # str.format would raise on it (or index into a value): only plain {placeholder}s may reach it
@@ -172,12 +181,13 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     Collects every problem; raises InvalidInputs when there is more than one.
     """
     p: list[InvalidInput] = []
-    f = (lambda name: f"{field_prefix}{name}")  # noqa: E731
+    f = lambda name: f"{field_prefix}{name}"  # noqa: E731
     known = {fl.name for fl in ImageSpec.__dataclass_fields__.values()}
     for key in data:
         if key not in known:
-            p.append(InvalidInput(f(key), key, "is not a known image field",
-                                  f"Use one of: {', '.join(sorted(known))}."))
+            p.append(
+                InvalidInput(f(key), key, "is not a known image field", f"Use one of: {', '.join(sorted(known))}.")
+            )
     name = _problems(p, validate_name, data.get("name"), f("name"))
     base = data.get("base")
     base_ref = _problems(p, parse_ref, base, f("base")) if base else None
@@ -186,8 +196,11 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     repo = data.get("repository")
     repo_ref = _problems(p, parse_repository, repo, f("repository")) if repo else None
     if not repo:
-        p.append(InvalidInput(f("repository"), repo, "is missing",
-                              "Set the repository to push to, e.g. myacr.azurecr.io/team/pandas."))
+        p.append(
+            InvalidInput(
+                f("repository"), repo, "is missing", "Set the repository to push to, e.g. myacr.azurecr.io/team/pandas."
+            )
+        )
     pip = [_problems(p, validate_pip, e, f("pip")) for e in _string_list(data.get("pip"), f("pip"), p)]
     apt = [_problems(p, validate_apt, e, f("apt")) for e in _string_list(data.get("apt"), f("apt"), p)]
     env_in = data.get("env") or {}
@@ -195,8 +208,9 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     if isinstance(env_in, Mapping):
         env_items = list(env_in.items())
     elif isinstance(env_in, list | tuple):
-        env_items = [tuple(item) if isinstance(item, list | tuple) and len(item) == 2 else (str(item), None)
-                     for item in env_in]
+        env_items = [
+            tuple(item) if isinstance(item, list | tuple) and len(item) == 2 else (str(item), None) for item in env_in
+        ]
     else:
         env_items = []
         p.append(InvalidInput(f("env"), env_in, "is not a table", 'Give env as a table, e.g. env = { TZ = "UTC" }.'))
@@ -205,16 +219,21 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         if pair:
             env.append(pair)
     if base_ref is not None and pip and classify_base(base_ref).python == "none":
-        p.append(InvalidInput(
-            f("pip"), ", ".join(x for x in pip if x), f"cannot be installed: {base} has no Python",
-            "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
-        ))
+        p.append(
+            InvalidInput(
+                f("pip"),
+                ", ".join(x for x in pip if x),
+                f"cannot be installed: {base} has no Python",
+                "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
+            )
+        )
     tag = data.get("tag") or "latest"
     if not isinstance(tag, str) or not is_valid_tag(tag):
         p.append(InvalidInput(f("tag"), tag, "is not a valid Docker tag", "Use letters, digits, '_', '.', '-'."))
         tag = "latest"
-    immutable = _problems(p, validate_immutable_tag, data.get("immutable_tag") or DEFAULT_IMMUTABLE_TAG, tag,
-                          f("immutable_tag"))
+    immutable = _problems(
+        p, validate_immutable_tag, data.get("immutable_tag") or DEFAULT_IMMUTABLE_TAG, tag, f("immutable_tag")
+    )
     schedule = _problems(p, validate_cron, data.get("schedule"), f("schedule"))
     channel = _problems(p, validate_channel, data.get("notify_channel"), f("notify_channel"))
     owner = _problems(p, validate_owner, data.get("owner"), f("owner"))
@@ -223,8 +242,11 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         _problems(p, validate_name, registry, f("registry"))
     description = data.get("description") or ""
     if not isinstance(description, str) or len(description) > 300 or "\n" in description:
-        p.append(InvalidInput(f("description"), description, "is not one line of at most 300 characters",
-                              "Shorten the description."))
+        p.append(
+            InvalidInput(
+                f("description"), description, "is not one line of at most 300 characters", "Shorten the description."
+            )
+        )
         description = ""
     for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
@@ -236,9 +258,19 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable  # noqa: S101 - guaranteed by the checks above
     return ImageSpec(
-        name=name, base=base, repository=repo,
-        pip=tuple(pip), apt=tuple(apt), env=tuple(env), registry=registry, tag=tag, immutable_tag=immutable,
-        schedule=schedule, notify_channel=channel, owner=owner, description=description,
+        name=name,
+        base=base,
+        repository=repo,
+        pip=tuple(pip),
+        apt=tuple(apt),
+        env=tuple(env),
+        registry=registry,
+        tag=tag,
+        immutable_tag=immutable,
+        schedule=schedule,
+        notify_channel=channel,
+        owner=owner,
+        description=description,
     )
 
 
@@ -265,16 +297,25 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
 
 def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> RegistrySpec:
     p: list[InvalidInput] = []
-    f = (lambda name: f"{field_prefix}{name}")  # noqa: E731
+    f = lambda name: f"{field_prefix}{name}"  # noqa: E731
     known = set(RegistrySpec.__dataclass_fields__)
     for key in data:
         if key not in known:
             if key in ("password", "token", "secret"):
-                p.append(InvalidInput(f(key), "***", "would store a secret in the catalog",
-                                      "Set password_env to the NAME of an environment variable holding it."))
+                p.append(
+                    InvalidInput(
+                        f(key),
+                        "***",
+                        "would store a secret in the catalog",
+                        "Set password_env to the NAME of an environment variable holding it.",
+                    )
+                )
             else:
-                p.append(InvalidInput(f(key), key, "is not a known registry field",
-                                      f"Use one of: {', '.join(sorted(known))}."))
+                p.append(
+                    InvalidInput(
+                        f(key), key, "is not a known registry field", f"Use one of: {', '.join(sorted(known))}."
+                    )
+                )
     name = _problems(p, validate_name, data.get("name"), f("name"))
     host = data.get("host")
     if not isinstance(host, str) or not host:
@@ -282,30 +323,54 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
     else:
         _problems(p, parse_ref, f"{host}/x", f("host"))
         if "/" in host or ("." not in host and ":" not in host and host != "localhost"):
-            p.append(InvalidInput(f("host"), host, "is not a registry host",
-                                  "Give the host (and port) only, e.g. myacr.azurecr.io or 127.0.0.1:5000."))
+            p.append(
+                InvalidInput(
+                    f("host"),
+                    host,
+                    "is not a registry host",
+                    "Give the host (and port) only, e.g. myacr.azurecr.io or 127.0.0.1:5000.",
+                )
+            )
     username = data.get("username") or None
     password_env = data.get("password_env") or None
     if password_env is not None and (not isinstance(password_env, str) or not ENV_NAME.match(password_env)):
-        p.append(InvalidInput(f("password_env"), password_env, "is not an environment variable name",
-                              "Give the NAME of the variable holding the password, e.g. ACR_PASSWORD."))
+        p.append(
+            InvalidInput(
+                f("password_env"),
+                password_env,
+                "is not an environment variable name",
+                "Give the NAME of the variable holding the password, e.g. ACR_PASSWORD.",
+            )
+        )
     if password_env and not username:
         p.append(InvalidInput(f("username"), username, "is missing", "A password needs a username."))
     secret = data.get("cluster_password_secret") or None
     if secret is not None and (not isinstance(secret, str) or not SECRET_REF.match(secret)):
         # what lands here instead of a reference is often the password itself: do not echo it
         shown = secret if isinstance(secret, str) and secret.startswith("{{") else "***"
-        p.append(InvalidInput(f("cluster_password_secret"), shown, "is not a Databricks secret reference",
-                              "Use {{secrets/<scope>/<key>}}; create it with `databricks secrets put-secret`."))
+        p.append(
+            InvalidInput(
+                f("cluster_password_secret"),
+                shown,
+                "is not a Databricks secret reference",
+                "Use {{secrets/<scope>/<key>}}; create it with `databricks secrets put-secret`.",
+            )
+        )
     plaintext = data.get("allow_plaintext_password", False)
     if not isinstance(plaintext, bool):
         p.append(InvalidInput(f("allow_plaintext_password"), plaintext, "is not true or false", "Use true or false."))
         plaintext = False
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
-    return RegistrySpec(name=name or "", host=host, username=username, password_env=password_env,
-                        cluster_username=data.get("cluster_username") or None, cluster_password_secret=secret,
-                        allow_plaintext_password=plaintext)
+    return RegistrySpec(
+        name=name or "",
+        host=host,
+        username=username,
+        password_env=password_env,
+        cluster_username=data.get("cluster_username") or None,
+        cluster_password_secret=secret,
+        allow_plaintext_password=plaintext,
+    )
 
 
 def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
@@ -314,6 +379,7 @@ def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- files
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -326,13 +392,15 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(source, source, f"is not valid TOML ({exc})",
-                           "Fix the TOML syntax at that position.") from None
+        raise InvalidInput(
+            source, source, f"is not valid TOML ({exc})", "Fix the TOML syntax at that position."
+        ) from None
     p: list[InvalidInput] = []
     for key in data:
         if key not in ("image", "registry"):
-            p.append(InvalidInput(f"{source}: [{key}]", key, "is not a known section",
-                                  "Use [[image]] and [[registry]]."))
+            p.append(
+                InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]].")
+            )
     registries: list[RegistrySpec] = []
     for i, item in enumerate(data.get("registry", [])):
         try:
@@ -355,8 +423,14 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     reg_names = {r.name for r in registries}
     for spec in images:
         if spec.registry and spec.registry not in reg_names:
-            p.append(InvalidInput(f"image[{spec.name}].registry", spec.registry, "is not defined in this file",
-                                  "Add a [[registry]] with that name or remove the field."))
+            p.append(
+                InvalidInput(
+                    f"image[{spec.name}].registry",
+                    spec.registry,
+                    "is not defined in this file",
+                    "Add a [[registry]] with that name or remove the field.",
+                )
+            )
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     return Catalog(images=tuple(images), registries=tuple(registries))
@@ -391,9 +465,12 @@ def check_registry_known(spec: ImageSpec, registries: Iterable[RegistrySpec]) ->
     """An image may only name a registry entry that exists."""
     names = sorted(r.name for r in registries)
     if spec.registry and spec.registry not in names:
-        raise InvalidInput("registry", spec.registry, "is not a configured registry",
-                           f"Use one of: {', '.join(names) or 'none configured yet'}, or leave it out to match "
-                           "by repository host.")
+        raise InvalidInput(
+            "registry",
+            spec.registry,
+            "is not a configured registry",
+            f"Use one of: {', '.join(names) or 'none configured yet'}, or leave it out to match by repository host.",
+        )
 
 
 def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
@@ -403,5 +480,17 @@ def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
     return image_from_dict(merged)
 
 
-__all__ = ["Catalog", "ImageSpec", "RegistrySpec", "dump_catalog", "image_from_dict", "image_to_dict",
-           "parse_catalog", "registry_for", "registry_from_dict", "registry_to_dict", "replace", "update_image"]
+__all__ = [
+    "Catalog",
+    "ImageSpec",
+    "RegistrySpec",
+    "dump_catalog",
+    "image_from_dict",
+    "image_to_dict",
+    "parse_catalog",
+    "registry_for",
+    "registry_from_dict",
+    "registry_to_dict",
+    "replace",
+    "update_image",
+]

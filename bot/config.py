@@ -46,8 +46,16 @@ VARIABLES: dict[str, str] = {
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
 }
-SECRET_VARIABLES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABRICKS_TOKEN",
-                              "DOCKERHUB_TOKEN", "DATABRICKS_CLIENT_SECRET"})
+SECRET_VARIABLES = frozenset(
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "DATABRICKS_TOKEN",
+        "DOCKERHUB_TOKEN",
+        "DATABRICKS_CLIENT_SECRET",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,14 @@ class Config:
 
     def secret_values(self) -> list[str]:
         """Every secret this process knows, so logs can be redacted of them."""
-        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
-                  self.databricks_token, self.dockerhub_token, self.environ.get("DATABRICKS_CLIENT_SECRET")]
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.databricks_token,
+            self.dockerhub_token,
+            self.environ.get("DATABRICKS_CLIENT_SECRET"),
+        ]
         return [v for v in values if v]
 
     def missing_for(self, mode: str) -> list[str]:
@@ -95,8 +109,11 @@ class Config:
             "socket": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
             "http": ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"],
         }.get(mode, [])
-        have = {"SLACK_BOT_TOKEN": self.slack_bot_token, "SLACK_APP_TOKEN": self.slack_app_token,
-                "SLACK_SIGNING_SECRET": self.slack_signing_secret}
+        have = {
+            "SLACK_BOT_TOKEN": self.slack_bot_token,
+            "SLACK_APP_TOKEN": self.slack_app_token,
+            "SLACK_SIGNING_SECRET": self.slack_signing_secret,
+        }
         return [f"{name} is required for {mode} mode" for name in need if not have[name]]
 
 

@@ -51,5 +51,6 @@ def cron_trigger(expr: str):  # noqa: ANN201 - CronTrigger
     from apscheduler.triggers.cron import CronTrigger
 
     minute, hour, day, month, dow = expr.split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=standard_day_of_week(dow),
-                       timezone=UTC)
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=standard_day_of_week(dow), timezone=UTC
+    )

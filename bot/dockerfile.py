@@ -28,8 +28,7 @@ RENDERER_VERSION = 1
 
 def spec_hash(spec: ImageSpec) -> str:
     """Hash of what changes the built image (not schedule, owner or channel) and of the renderer version."""
-    canonical = json.dumps({"renderer": RENDERER_VERSION, **spec.build_inputs()}, sort_keys=True,
-                           separators=(",", ":"))
+    canonical = json.dumps({"renderer": RENDERER_VERSION, **spec.build_inputs()}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -44,8 +43,12 @@ def render_dockerfile(spec: ImageSpec, base_digest: str | None = None) -> str:
     base = spec.base_ref
     info = spec.base_info
     if base.digest and base_digest and base.digest != base_digest:
-        raise InvalidInput("base", spec.base, f"is pinned to {base.digest} but {base_digest} was resolved",
-                           "Remove the digest from the base or resolve the same one.")
+        raise InvalidInput(
+            "base",
+            spec.base,
+            f"is pinned to {base.digest} but {base_digest} was resolved",
+            "Remove the digest from the base or resolve the same one.",
+        )
     digest = base.digest or base_digest
     lines = [
         f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead.",
@@ -62,8 +65,12 @@ def render_dockerfile(spec: ImageSpec, base_digest: str | None = None) -> str:
     if spec.pip:
         pip = info.pip_path
         if pip is None:
-            raise InvalidInput("pip", ", ".join(spec.pip), f"cannot be installed: {spec.base} has no Python",
-                               "Use a Python base (databricksruntime/python or standard) or remove the pip packages.")
+            raise InvalidInput(
+                "pip",
+                ", ".join(spec.pip),
+                f"cannot be installed: {spec.base} has no Python",
+                "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
+            )
         argv = [pip, "install", "--no-cache-dir", "--disable-pip-version-check", *sorted(spec.pip)]
         lines.append("RUN " + json.dumps(argv))
     for key, value in sorted(spec.env):

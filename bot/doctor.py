@@ -91,8 +91,14 @@ def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base
     checks: list[Check] = [_platform(inspect)]
     facts = parse_probe(probe_output or "")
     if facts.get("probe") != "done":
-        checks.append(Check("shell", FAIL, "the image could not run /bin/sh, so nothing else could be checked",
-                            "Databricks starts processes with bash: base the image on Ubuntu with bash installed."))
+        checks.append(
+            Check(
+                "shell",
+                FAIL,
+                "the image could not run /bin/sh, so nothing else could be checked",
+                "Databricks starts processes with bash: base the image on Ubuntu with bash installed.",
+            )
+        )
         checks.append(_entrypoint(inspect))
         return DoctorReport(image, tuple(checks))
     checks.append(_need(facts, "bash", "bash", "apt-get install -y bash"))
@@ -101,8 +107,11 @@ def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base
     checks.append(_procps(facts))
     checks.append(_need(facts, "sudo", "sudo", "apt-get install -y sudo"))
     setfacl = _binary(facts, "setfacl")
-    checks.append(Check("acl", PASS, setfacl) if setfacl else
-                  Check("acl", WARN, "setfacl not found (newer Databricks docs list acl)", "apt-get install -y acl"))
+    checks.append(
+        Check("acl", PASS, setfacl)
+        if setfacl
+        else Check("acl", WARN, "setfacl not found (newer Databricks docs list acl)", "apt-get install -y acl")
+    )
     checks.append(_java(facts))
     checks.append(_python(facts, base))
     checks.append(_os(facts))
@@ -124,8 +133,12 @@ def _coreutils(facts: dict[str, str]) -> Check:
     gnu = facts.get("gnu.ls", "")
     if "coreutils" in gnu:
         return Check("coreutils", PASS, gnu)
-    return Check("coreutils", WARN, "present, but not GNU coreutils (busybox applets?)",
-                 "apt-get install -y coreutils (apk add coreutils on Alpine)")
+    return Check(
+        "coreutils",
+        WARN,
+        "present, but not GNU coreutils (busybox applets?)",
+        "apt-get install -y coreutils (apk add coreutils on Alpine)",
+    )
 
 
 def _procps(facts: dict[str, str]) -> Check:
@@ -134,14 +147,22 @@ def _procps(facts: dict[str, str]) -> Check:
     version = facts.get("gnu.ps", "")
     if "procps" in version:
         return Check("procps", PASS, version)
-    return Check("procps", WARN, "`ps` present, but not from procps (busybox?)",
-                 "apt-get install -y procps (apk add procps on Alpine)")
+    return Check(
+        "procps",
+        WARN,
+        "`ps` present, but not from procps (busybox?)",
+        "apt-get install -y procps (apk add procps on Alpine)",
+    )
 
 
 def _java(facts: dict[str, str]) -> Check:
     if not _binary(facts, "java"):
-        return Check("java", FAIL, "no `java` on PATH; Databricks needs a JDK in the container",
-                     "Install the JDK matching the runtime (Zulu/OpenJDK 8 up to DBR 15.4, 17 from 16.4).")
+        return Check(
+            "java",
+            FAIL,
+            "no `java` on PATH; Databricks needs a JDK in the container",
+            "Install the JDK matching the runtime (Zulu/OpenJDK 8 up to DBR 15.4, 17 from 16.4).",
+        )
     version = facts.get("java.version", "")
     return Check("java", PASS, version or _binary(facts, "java"))
 
@@ -156,8 +177,12 @@ def _python(facts: dict[str, str], base: BaseInfo | None) -> Check:
         return Check("python", PASS, VENV_PYTHON)
     if base is not None and base.is_databricks:
         return Check("python", FAIL, f"{VENV_PYTHON} missing", "Keep the base's /databricks/python3 virtualenv.")
-    return Check("python", WARN, f"{VENV_PYTHON} missing: Python notebooks will not work",
-                 "Create a virtualenv at /databricks/python3 (see databricks/containers python Dockerfile).")
+    return Check(
+        "python",
+        WARN,
+        f"{VENV_PYTHON} missing: Python notebooks will not work",
+        "Create a virtualenv at /databricks/python3 (see databricks/containers python Dockerfile).",
+    )
 
 
 def _os(facts: dict[str, str]) -> Check:
@@ -186,6 +211,10 @@ def _entrypoint(inspect: dict[str, Any]) -> Check:
     entrypoint, cmd = config.get("Entrypoint"), config.get("Cmd")
     if entrypoint or cmd:
         shown = " ".join(entrypoint or []) + (" " if entrypoint and cmd else "") + " ".join(cmd or [])
-        return Check("entrypoint", WARN, f"CMD/ENTRYPOINT set ({shown.strip()}); Databricks ignores them",
-                     "Move start-up work into an init script.")
+        return Check(
+            "entrypoint",
+            WARN,
+            f"CMD/ENTRYPOINT set ({shown.strip()}); Databricks ignores them",
+            "Move start-up work into an init script.",
+        )
     return Check("entrypoint", PASS, "no CMD/ENTRYPOINT")

@@ -119,8 +119,9 @@ class PullLimitReached(RegistryError):
 
     exit_code = 23
 
-    def __init__(self, message: str, *, limit: int | None = None, remaining: int | None = None,
-                 window_seconds: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, limit: int | None = None, remaining: int | None = None, window_seconds: int | None = None
+    ) -> None:
         super().__init__(message)
         self.limit = limit
         self.remaining = remaining

@@ -96,8 +96,15 @@ def create_server(wsgi: WsgiApp, host: str, port: int, threads: int = DEFAULT_TH
     """A waitress server (not yet running): `.effective_port`, `.run()`, `.close()`."""
     from waitress import create_server as waitress_server
 
-    return waitress_server(wsgi, host=host, port=port, threads=threads, ident="dcs-bot",
-                           channel_timeout=30, clear_untrusted_proxy_headers=True)
+    return waitress_server(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="dcs-bot",
+        channel_timeout=30,
+        clear_untrusted_proxy_headers=True,
+    )
 
 
 class ServerThread:

@@ -89,13 +89,20 @@ class Launch:
         if self.status != "failed" or not self.termination_code:
             return None
         meta = self.request
-        return advise(self.termination_code, state_message=self.state_message or "",
-                      parameters=meta.get("termination_parameters") or {}, image=self.image,
-                      image_url=self.image_url or "", on_docker_hub=bool(meta.get("on_docker_hub")),
-                      auth=meta.get("auth", "none"), init_scripts=meta.get("init_scripts") or ())
+        return advise(
+            self.termination_code,
+            state_message=self.state_message or "",
+            parameters=meta.get("termination_parameters") or {},
+            image=self.image,
+            image_url=self.image_url or "",
+            on_docker_hub=bool(meta.get("on_docker_hub")),
+            auth=meta.get("auth", "none"),
+            init_scripts=meta.get("init_scripts") or (),
+        )
 
 
 # ---------------------------------------------------------------- the launches table
+
 
 def _launch_from_row(row: dict[str, Any]) -> Launch:
     data = dict(row)
@@ -113,8 +120,10 @@ def get_launch(store: Store, launch_id: int) -> Launch:
 def list_launches(store: Store, *, statuses: tuple[str, ...] = (), limit: int = 20) -> list[Launch]:
     if statuses:
         marks = ", ".join("?" for _ in statuses)
-        rows = store.query(f"SELECT * FROM launches WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608
-                           (*statuses, limit))
+        rows = store.query(
+            f"SELECT * FROM launches WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (*statuses, limit),
+        )
     else:
         rows = store.query("SELECT * FROM launches ORDER BY id DESC LIMIT ?", (limit,))
     return [_launch_from_row(r) for r in rows]
@@ -145,6 +154,7 @@ def _insert_launch(store: Store, **values: Any) -> Launch:
 
 
 # ---------------------------------------------------------------- results
+
 
 @dataclass(frozen=True)
 class BudgetCheck:
@@ -197,10 +207,18 @@ def request_tag(request_key: str) -> str:
 
 # ---------------------------------------------------------------- the service
 
+
 class Launcher:
-    def __init__(self, services: Services, *, poll_initial: float = 5.0, poll_max: float = 60.0,
-                 track_timeout: float = 3600.0, max_poll_failures: int = 10,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        poll_initial: float = 5.0,
+        poll_max: float = 60.0,
+        track_timeout: float = 3600.0,
+        max_poll_failures: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.services = services
         self.store = services.store
         self.poll_initial = poll_initial
@@ -222,13 +240,17 @@ class Launcher:
         if build_id is not None:
             build = self.store.get_build(build_id)
             if build.image != name or build.status != "succeeded" or not build.pushed_digest:
-                raise NotFound(f"Build #{build_id} of {name} was not pushed, so no cluster can pull it. Push it "
-                               f"with `/dcs build {name} push` and launch that build.")
+                raise NotFound(
+                    f"Build #{build_id} of {name} was not pushed, so no cluster can pull it. Push it "
+                    f"with `/dcs build {name} push` and launch that build."
+                )
         else:
             build = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
             if build is None:
-                raise NotFound(f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
-                               f"first: `/dcs build {name} push` (or `dcs build {name} --push`).")
+                raise NotFound(
+                    f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
+                    f"first: `/dcs build {name} push` (or `dcs build {name} --push`)."
+                )
         assert build.pushed_digest is not None
         return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec))
 
@@ -252,27 +274,46 @@ class Launcher:
         source = self.image_source(name, build_id)
         runtimes = dcs_runtimes(self.workspace_runtimes())
         nodes = dcs_node_types(self.workspace_node_types(), source.spec.base_info.gpu)
-        return LaunchOptions(source, runtimes, nodes, preferred_runtime(runtimes, source.spec.base_info),
-                             nodes[0] if nodes else None)
+        return LaunchOptions(
+            source, runtimes, nodes, preferred_runtime(runtimes, source.spec.base_info), nodes[0] if nodes else None
+        )
 
-    def context(self, source: ImageSource, *, requester: str, user_email: str, request_key: str,
-                check_workspace: bool = True) -> LaunchContext:
+    def context(
+        self, source: ImageSource, *, requester: str, user_email: str, request_key: str, check_workspace: bool = True
+    ) -> LaunchContext:
         password = None
         registry = source.registry
-        if registry is not None and registry.allow_plaintext_password and not registry.cluster_password_secret \
-                and registry.password_env:
+        if (
+            registry is not None
+            and registry.allow_plaintext_password
+            and not registry.cluster_password_secret
+            and registry.password_env
+        ):
             password = self.services.config.secret(registry.password_env)
         return LaunchContext(
-            user_email=user_email, launched_by=requester, request_key=request_tag(request_key),
+            user_email=user_email,
+            launched_by=requester,
+            request_key=request_tag(request_key),
             runtimes=self.workspace_runtimes() if check_workspace else None,
-            node_types=self.workspace_node_types() if check_workspace else None, plaintext_password=password)
+            node_types=self.workspace_node_types() if check_workspace else None,
+            plaintext_password=password,
+        )
 
-    def plan(self, request: LaunchRequest, *, requester: str, user_email: str, request_key: str,
-             build_id: int | None = None, check_workspace: bool = True) -> tuple[ImageSource, LaunchPlan]:
+    def plan(
+        self,
+        request: LaunchRequest,
+        *,
+        requester: str,
+        user_email: str,
+        request_key: str,
+        build_id: int | None = None,
+        check_workspace: bool = True,
+    ) -> tuple[ImageSource, LaunchPlan]:
         """Validate everything (InvalidInputs lists each problem) and return the exact request."""
         source = self.image_source(request.image, build_id)
-        ctx = self.context(source, requester=requester, user_email=user_email, request_key=request_key,
-                           check_workspace=check_workspace)
+        ctx = self.context(
+            source, requester=requester, user_email=user_email, request_key=request_key, check_workspace=check_workspace
+        )
         return source, plan_launch(request, source, ctx)
 
     # ------------------------------------------------------------ pull budget
@@ -282,9 +323,15 @@ class Launcher:
             return BudgetCheck("not_applicable", needed, ceiling, "The image is not on Docker Hub: no pull limit.")
         registry = source.registry
         if registry is None or not registry.username:
-            return BudgetCheck("unknown", needed, ceiling, (
-                "The cluster pulls from Docker Hub anonymously: its pulls count against the cluster's own "
-                f"IP address, which the bot cannot measure. This launch needs {needed} pull(s)."))
+            return BudgetCheck(
+                "unknown",
+                needed,
+                ceiling,
+                (
+                    "The cluster pulls from Docker Hub anonymously: its pulls count against the cluster's own "
+                    f"IP address, which the bot cannot measure. This launch needs {needed} pull(s)."
+                ),
+            )
         try:
             credentials = self.services.credentials(registry)
         except DcsError as exc:
@@ -296,34 +343,55 @@ class Launcher:
         try:
             budget: PullBudget = self.services.dockerhub.pull_budget(credentials)
         except PullLimitReached as exc:
-            return BudgetCheck("blocked", needed, ceiling, _blocked_text(needed, registry.username, exc.message),
-                               remaining=0, limit=getattr(exc, "limit", None))
+            return BudgetCheck(
+                "blocked",
+                needed,
+                ceiling,
+                _blocked_text(needed, registry.username, exc.message),
+                remaining=0,
+                limit=getattr(exc, "limit", None),
+            )
         except RegistryError as exc:
             return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {exc.message}")
         if budget.unlimited:
             return BudgetCheck("ok", needed, ceiling, f"{registry.username} has no Docker Hub pull limit.")
         remaining, limit = budget.remaining, budget.limit
         if remaining is None:
-            return BudgetCheck("unknown", needed, ceiling, "Docker Hub did not say how many pulls are left.",
-                               limit=limit)
+            return BudgetCheck(
+                "unknown", needed, ceiling, "Docker Hub did not say how many pulls are left.", limit=limit
+            )
         window = budget.window_label
-        numbers = (f"{registry.username} has {remaining} of {limit} pulls left per {window}; this launch needs "
-                   f"{needed} at start" + (f" and up to {ceiling} when it scales up" if ceiling > needed else ""))
+        numbers = (
+            f"{registry.username} has {remaining} of {limit} pulls left per {window}; this launch needs "
+            f"{needed} at start" + (f" and up to {ceiling} when it scales up" if ceiling > needed else "")
+        )
         if remaining <= 0:
-            return BudgetCheck("blocked", needed, ceiling, _blocked_text(needed, registry.username, numbers),
-                               remaining, limit)
+            return BudgetCheck(
+                "blocked", needed, ceiling, _blocked_text(needed, registry.username, numbers), remaining, limit
+            )
         if remaining < ceiling:
             what = "not enough to start every node" if remaining < needed else "not enough to scale all the way up"
-            return BudgetCheck("low", needed, ceiling, f"{numbers}: {what}; nodes beyond that fail to pull.",
-                               remaining, limit)
+            return BudgetCheck(
+                "low", needed, ceiling, f"{numbers}: {what}; nodes beyond that fail to pull.", remaining, limit
+            )
         return BudgetCheck("ok", needed, ceiling, numbers + ".", remaining, limit)
 
     # ------------------------------------------------------------ launching
-    def launch(self, request: LaunchRequest, *, requester: str, user_email: str, request_key: str,
-               build_id: int | None = None, slack_channel: str | None = None, force: bool = False) -> LaunchOutcome:
+    def launch(
+        self,
+        request: LaunchRequest,
+        *,
+        requester: str,
+        user_email: str,
+        request_key: str,
+        build_id: int | None = None,
+        slack_channel: str | None = None,
+        force: bool = False,
+    ) -> LaunchOutcome:
         """Validate, check the budget, create once. Raises InvalidInput(s) and translated Databricks errors."""
-        source, plan = self.plan(request, requester=requester, user_email=user_email, request_key=request_key,
-                                 build_id=build_id)
+        source, plan = self.plan(
+            request, requester=requester, user_email=user_email, request_key=request_key, build_id=build_id
+        )
         store = self.store
         if not store.claim(f"launch:{request_key}", "launch"):
             ref = store.claim_ref(f"launch:{request_key}")
@@ -331,16 +399,35 @@ class Launcher:
         budget = self.check_budget(source, plan)
         meta = _meta(request, source, plan, budget, user_email, request_key)
         status = "blocked" if budget.blocked and not force else "creating"
-        launch = _insert_launch(store, image=source.spec.name, build_id=source.build_id, requester=requester,
-                                cluster_name=plan.body["cluster_name"], image_url=plan.image_url, request=meta,
-                                status=status, pulls_needed=plan.pulls_at_start, slack_channel=slack_channel)
+        launch = _insert_launch(
+            store,
+            image=source.spec.name,
+            build_id=source.build_id,
+            requester=requester,
+            cluster_name=plan.body["cluster_name"],
+            image_url=plan.image_url,
+            request=meta,
+            status=status,
+            pulls_needed=plan.pulls_at_start,
+            slack_channel=slack_channel,
+        )
         store.set_claim_ref(f"launch:{request_key}", str(launch.id))
         if status == "blocked":
-            store.audit(actor=requester, action="launch.request", target=f"{source.spec.name}#{launch.id}",
-                        outcome="blocked", detail=budget.message)
+            store.audit(
+                actor=requester,
+                action="launch.request",
+                target=f"{source.spec.name}#{launch.id}",
+                outcome="blocked",
+                detail=budget.message,
+            )
             return LaunchOutcome(launch, plan, budget)
-        store.audit(actor=requester, action="launch.request", target=f"{source.spec.name}#{launch.id}",
-                    outcome="creating", detail=f"{plan.runtime.key} {plan.image_url}" + (" (forced)" if force else ""))
+        store.audit(
+            actor=requester,
+            action="launch.request",
+            target=f"{source.spec.name}#{launch.id}",
+            outcome="creating",
+            detail=f"{plan.runtime.key} {plan.image_url}" + (" (forced)" if force else ""),
+        )
         return LaunchOutcome(self._create(launch, plan), plan, budget)
 
     def launch_anyway(self, launch_id: int, actor: str, *, is_admin: bool = False) -> LaunchOutcome:
@@ -355,12 +442,18 @@ class Launcher:
         meta = launch.request
         request = request_from_dict(meta["request"])
         source = self.image_source(launch.image, launch.build_id)
-        ctx = self.context(source, requester=launch.requester or actor, user_email=meta["user_email"],
-                           request_key=meta["request_key"])
+        ctx = self.context(
+            source, requester=launch.requester or actor, user_email=meta["user_email"], request_key=meta["request_key"]
+        )
         plan = plan_launch(request, source, ctx)
         launch = update_launch(self.store, launch_id, status="creating")
-        self.store.audit(actor=actor, action="launch.anyway", target=f"{launch.image}#{launch_id}", outcome="creating",
-                         detail="pull budget exhausted; launched on explicit request")
+        self.store.audit(
+            actor=actor,
+            action="launch.anyway",
+            target=f"{launch.image}#{launch_id}",
+            outcome="creating",
+            detail="pull budget exhausted; launched on explicit request",
+        )
         return LaunchOutcome(self._create(launch, plan), plan)
 
     def _create(self, launch: Launch, plan: LaunchPlan) -> Launch:
@@ -376,11 +469,16 @@ class Launcher:
         except DcsError as exc:
             self._fail(launch, exc.message)
             raise
-        store.audit(actor=launch.requester, action="launch.create", target=target, outcome="created",
-                    detail=cluster_id)
+        store.audit(actor=launch.requester, action="launch.create", target=target, outcome="created", detail=cluster_id)
         log.info("launch %s: cluster %s created", launch.id, cluster_id)
-        return update_launch(store, launch.id, cluster_id=cluster_id, status="pending", state="PENDING",
-                             state_message="Starting: Databricks is acquiring the nodes.")
+        return update_launch(
+            store,
+            launch.id,
+            cluster_id=cluster_id,
+            status="pending",
+            state="PENDING",
+            state_message="Starting: Databricks is acquiring the nodes.",
+        )
 
     def _adopt(self, launch: Launch) -> str | None:
         try:
@@ -390,10 +488,16 @@ class Launcher:
             return None
 
     def _fail(self, launch: Launch, message: str) -> None:
-        update_launch(self.store, launch.id, status="failed", state="NOT_CREATED",
-                      state_message=self.services.redactor(message))
-        self.store.audit(actor=launch.requester, action="launch.create", target=f"{launch.image}#{launch.id}",
-                         outcome="failed", detail=self.services.redactor(message))
+        update_launch(
+            self.store, launch.id, status="failed", state="NOT_CREATED", state_message=self.services.redactor(message)
+        )
+        self.store.audit(
+            actor=launch.requester,
+            action="launch.create",
+            target=f"{launch.image}#{launch.id}",
+            outcome="failed",
+            detail=self.services.redactor(message),
+        )
 
     def attach_message(self, launch_id: int, channel: str, ts: str) -> Launch:
         return update_launch(self.store, launch_id, slack_channel=channel, slack_ts=ts)
@@ -408,15 +512,25 @@ class Launcher:
         if status.running:
             changes["status"] = "running"
         elif status.failed:
-            changes.update(status="failed", termination_code=status.termination_code or "UNKNOWN",
-                           request={**launch.request, "termination_parameters": {
-                               k: self.services.redactor(str(v)) for k, v in status.parameters.items()}})
+            changes.update(
+                status="failed",
+                termination_code=status.termination_code or "UNKNOWN",
+                request={
+                    **launch.request,
+                    "termination_parameters": {k: self.services.redactor(str(v)) for k, v in status.parameters.items()},
+                },
+            )
         if not changes:
             return launch
         updated = update_launch(self.store, launch.id, **changes)
         if updated.finished:
-            self.store.audit(actor=launch.requester, action="launch.finish", target=f"{launch.image}#{launch.id}",
-                             outcome=updated.status, detail=updated.termination_code or updated.cluster_id)
+            self.store.audit(
+                actor=launch.requester,
+                action="launch.finish",
+                target=f"{launch.image}#{launch.id}",
+                outcome=updated.status,
+                detail=updated.termination_code or updated.cluster_id,
+            )
         return updated
 
     def begin(self) -> TrackState:
@@ -442,22 +556,37 @@ class Launcher:
             polled = self.poll_once(launch)
             state.failures = 0
         except NotFound:
-            polled = update_launch(self.store, launch.id, status="unknown", state="GONE",
-                                   state_message="The cluster no longer exists in the workspace.")
+            polled = update_launch(
+                self.store,
+                launch.id,
+                status="unknown",
+                state="GONE",
+                state_message="The cluster no longer exists in the workspace.",
+            )
         except WorkspaceError as exc:
             state.failures += 1
             log.warning("launch %s: poll %s failed: %s", launch.id, state.failures, exc.message)
             polled = launch
             if state.failures >= self.max_poll_failures:
-                polled = update_launch(self.store, launch.id, status="unknown", state_message=(
-                    f"The bot lost contact with Databricks ({exc.message}); check the cluster page."))
+                polled = update_launch(
+                    self.store,
+                    launch.id,
+                    status="unknown",
+                    state_message=(f"The bot lost contact with Databricks ({exc.message}); check the cluster page."),
+                )
         changed = polled != launch
         if polled.status != "pending":
             return polled, changed, None
         if time.monotonic() + state.delay > state.deadline:
-            stopped = update_launch(self.store, launch.id, status="unknown", state_message=(
-                f"Still {polled.state} after {self.track_timeout / 60:.0f} min; the bot stopped following it. "
-                "Check the cluster page."))
+            stopped = update_launch(
+                self.store,
+                launch.id,
+                status="unknown",
+                state_message=(
+                    f"Still {polled.state} after {self.track_timeout / 60:.0f} min; the bot stopped following it. "
+                    "Check the cluster page."
+                ),
+            )
             return stopped, True, None
         delay = state.delay
         state.delay = min(state.delay * 1.5, self.poll_max)
@@ -478,11 +607,19 @@ class Launcher:
         """A launch left in `creating` by a stop: adopt the cluster its tag names, or say none was created."""
         cluster_id = self._adopt(launch)
         if cluster_id:
-            self.store.audit(actor=launch.requester, action="launch.resume", target=f"{launch.image}#{launch.id}",
-                             outcome="adopted", detail=cluster_id)
+            self.store.audit(
+                actor=launch.requester,
+                action="launch.resume",
+                target=f"{launch.image}#{launch.id}",
+                outcome="adopted",
+                detail=cluster_id,
+            )
             return update_launch(self.store, launch.id, cluster_id=cluster_id, status="pending", state="PENDING")
-        self._fail(launch, "The bot stopped before Databricks confirmed the cluster, and no cluster carries this "
-                           "launch's tag: nothing was created. Launch again.")
+        self._fail(
+            launch,
+            "The bot stopped before Databricks confirmed the cluster, and no cluster carries this "
+            "launch's tag: nothing was created. Launch again.",
+        )
         return get_launch(self.store, launch.id)
 
     def pending(self) -> list[Launch]:
@@ -495,27 +632,41 @@ def _age_seconds(stamp: str | None) -> float | None:
 
 
 def _blocked_text(needed: int, account: str, numbers: str) -> str:
-    return (f"{numbers}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
-            f"(it needs {needed}). Wait for the window to reset, or launch anyway.")
+    return (
+        f"{numbers}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
+        f"(it needs {needed}). Wait for the window to reset, or launch anyway."
+    )
 
 
 def request_from_dict(data: dict[str, Any]) -> LaunchRequest:
     """A LaunchRequest back from its JSON form (lists become the tuples the dataclass holds)."""
+
     def tuples(value: Any) -> Any:
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
     return LaunchRequest(**{k: tuples(v) for k, v in data.items()})
 
 
-def _meta(request: LaunchRequest, source: ImageSource, plan: LaunchPlan, budget: BudgetCheck,
-          user_email: str, request_key: str) -> dict[str, Any]:
+def _meta(
+    request: LaunchRequest,
+    source: ImageSource,
+    plan: LaunchPlan,
+    budget: BudgetCheck,
+    user_email: str,
+    request_key: str,
+) -> dict[str, Any]:
     """What the launches row keeps: enough to explain and to re-plan, never a secret."""
     return {
-        "body": plan.shown_body, "warnings": list(plan.warnings), "auth": plan.auth,
-        "request": asdict(request), "user_email": user_email,
+        "body": plan.shown_body,
+        "warnings": list(plan.warnings),
+        "auth": plan.auth,
+        "request": asdict(request),
+        "user_email": user_email,
         "request_tag": plan.body["custom_tags"][TAG_REQUEST],
         "request_key": request_key,
         "on_docker_hub": source.spec.repository_ref.on_docker_hub,
         "init_scripts": [init_script_label(e) for e in plan.body.get("init_scripts", [])],
-        "pulls_ceiling": plan.pulls_ceiling, "budget": asdict(budget), "runtime": plan.runtime.key,
+        "pulls_ceiling": plan.pulls_ceiling,
+        "budget": asdict(budget),
+        "runtime": plan.runtime.key,
     }

@@ -64,52 +64,74 @@ def validate_pip(entry: str, field: str = "pip") -> str:
         raise InvalidInput(field, entry, "is empty", "Remove the empty entry.")
     if text.startswith("-"):
         raise InvalidInput(
-            field, entry, "is a pip option, not a requirement",
+            field,
+            entry,
+            "is a pip option, not a requirement",
             "Options such as --index-url or -r are not allowed; give package requirements like 'pandas==2.2.2'.",
         )
     bad = sorted({c for c in text if c in _PIP_FORBIDDEN or ord(c) < 32 or ord(c) > 126})
     if bad or "&&" in text:
         shown = " ".join(repr(c) for c in bad) or "'&&'"
         raise InvalidInput(
-            field, entry, f"contains characters that are not allowed ({shown})",
+            field,
+            entry,
+            f"contains characters that are not allowed ({shown})",
             "Give a plain requirement like 'pandas>=2,<3'; environment markers and shell syntax are not supported.",
         )
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
         raise InvalidInput(
-            field, entry, f"is not a valid PEP 508 requirement ({exc})",
+            field,
+            entry,
+            f"is not a valid PEP 508 requirement ({exc})",
             "Write it as name[extras]<op>version, e.g. 'scikit-learn==1.5.1' or 'requests[socks]>=2.31'.",
         ) from None
     if req.marker is not None:
-        raise InvalidInput(field, entry, "has an environment marker",
-                           "Remove the '; …' marker: the image has one Python, pin for it.")
+        raise InvalidInput(
+            field, entry, "has an environment marker", "Remove the '; …' marker: the image has one Python, pin for it."
+        )
     if canonicalize_name(req.name) in _INJECTED_BY_DATABRICKS:
-        raise InvalidInput(field, entry, "is provided by Databricks at cluster start",
-                           "Remove it: Databricks injects pyspark into the container when the cluster starts.")
+        raise InvalidInput(
+            field,
+            entry,
+            "is provided by Databricks at cluster start",
+            "Remove it: Databricks injects pyspark into the container when the cluster starts.",
+        )
     if req.url:
         _check_requirement_url(req.url, entry, field)
     canonical = str(req)
     if not _PIP_SAFE.match(canonical):
-        raise InvalidInput(field, entry, "contains characters that are not allowed",
-                           "Give a plain requirement like 'pandas==2.2.2'.")
+        raise InvalidInput(
+            field, entry, "contains characters that are not allowed", "Give a plain requirement like 'pandas==2.2.2'."
+        )
     return canonical
 
 
 def _check_requirement_url(url: str, entry: str, field: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in _URL_SCHEMES:
-        raise InvalidInput(field, entry, f"uses a {parsed.scheme or 'relative'!s} URL",
-                           "Only https:// (or git+https://) URLs are allowed for direct references.")
+        raise InvalidInput(
+            field,
+            entry,
+            f"uses a {parsed.scheme or 'relative'!s} URL",
+            "Only https:// (or git+https://) URLs are allowed for direct references.",
+        )
     if parsed.username or parsed.password or "@" in parsed.netloc:
         raise InvalidInput(
-            field, entry, "carries credentials in its URL",
+            field,
+            entry,
+            "carries credentials in its URL",
             "Never put credentials in a requirement (they would be stored in the image history); "
             "publish the package to an index the build can reach without them.",
         )
     if parsed.query or parsed.fragment or not _URL_SAFE.match(url.split("://", 1)[1]):
-        raise InvalidInput(field, entry, "has a URL with query, fragment or unusual characters",
-                           "Use a plain https://host/path/package.whl or git+https://host/org/pkg.git@v1.0 URL.")
+        raise InvalidInput(
+            field,
+            entry,
+            "has a URL with query, fragment or unusual characters",
+            "Use a plain https://host/path/package.whl or git+https://host/org/pkg.git@v1.0 URL.",
+        )
 
 
 def pip_name(requirement: str) -> str:
@@ -127,8 +149,10 @@ def validate_apt(entry: str, field: str = "apt") -> str:
     if not isinstance(entry, str):
         raise InvalidInput(field, entry, "is not text", "Give each package as a string like 'libgomp1'.")
     text = entry.strip()
-    fix = ("Use a Debian package name (lowercase letters, digits, '+', '-', '.'; at least two characters), "
-           "optionally '=version', e.g. 'libgomp1' or 'curl=7.81.0-1ubuntu1.16'.")
+    fix = (
+        "Use a Debian package name (lowercase letters, digits, '+', '-', '.'; at least two characters), "
+        "optionally '=version', e.g. 'libgomp1' or 'curl=7.81.0-1ubuntu1.16'."
+    )
     name, _, version = text.partition("=")
     name, colon, arch = name.partition(":")
     if not _APT_NAME.match(name):
@@ -143,23 +167,35 @@ def validate_apt(entry: str, field: str = "apt") -> str:
 def validate_env(key: str, value: str, field: str = "env") -> tuple[str, str]:
     """Validate one extra environment variable baked into the image."""
     if not isinstance(key, str) or not ENV_KEY.match(key):
-        raise InvalidInput(f"{field}.{key}", key, "is not a valid variable name",
-                           "Use letters, digits and underscores, not starting with a digit (e.g. TZ).")
+        raise InvalidInput(
+            f"{field}.{key}",
+            key,
+            "is not a valid variable name",
+            "Use letters, digits and underscores, not starting with a digit (e.g. TZ).",
+        )
     upper = key.upper()
     if any(word in upper for word in _SECRET_WORDS):
         raise InvalidInput(
-            f"{field}.{key}", key, "looks like a secret, and image variables are visible in the image history",
+            f"{field}.{key}",
+            key,
+            "looks like a secret, and image variables are visible in the image history",
             "Do not bake secrets into images: pass them at launch as spark_env_vars with {{secrets/scope/key}}.",
         )
     if key in _RESERVED_ENV:
-        raise InvalidInput(f"{field}.{key}", key, "is set by the base image or by Databricks",
-                           "Remove it; overriding it breaks the runtime.")
+        raise InvalidInput(
+            f"{field}.{key}",
+            key,
+            "is set by the base image or by Databricks",
+            "Remove it; overriding it breaks the runtime.",
+        )
     if not isinstance(value, str):
         raise InvalidInput(f"{field}.{key}", value, "is not text", 'Quote the value, e.g. TZ = "UTC".')
     bad = sorted({c for c in value if c in _ENV_VALUE_FORBIDDEN or ord(c) < 32 or ord(c) == 127})
     if bad:
         raise InvalidInput(
-            f"{field}.{key}", value, f"contains characters that are not allowed ({' '.join(repr(c) for c in bad)})",
+            f"{field}.{key}",
+            value,
+            f"contains characters that are not allowed ({' '.join(repr(c) for c in bad)})",
             "Use a value without quotes, backslashes, '$', backticks or line breaks.",
         )
     if len(value) > 1024:

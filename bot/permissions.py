@@ -44,5 +44,7 @@ def denial(needed: Role, action: str) -> str:
     """The ephemeral text a user sees when refused: the role needed and who grants it."""
     who = f"listed in `{needed.variable}`" if needed.variable else "a workspace member"
     extra = " (admins are builders too)" if needed is Role.BUILDER else ""
-    return (f":no_entry: You need the *{needed.label}* role to {action}: your Slack user id must be {who}"
-            f"{extra}. Ask a bot admin to add you.")
+    return (
+        f":no_entry: You need the *{needed.label}* role to {action}: your Slack user id must be {who}"
+        f"{extra}. Ask a bot admin to add you."
+    )

@@ -33,9 +33,17 @@ class Content:
 
 
 class ProgressMessage:
-    def __init__(self, client: WebClient, channel: str, ts: str, *, interval: float = MIN_INTERVAL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 label: str = "") -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        channel: str,
+        ts: str,
+        *,
+        interval: float = MIN_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        label: str = "",
+    ) -> None:
         self.client = client
         self.channel = channel
         self.ts = ts
@@ -105,15 +113,19 @@ class ProgressMessage:
         with self._lock:
             self._last_sent = self._clock()
         try:
-            call(self.client, "chat.update", channel=self.channel, ts=self.ts, text=content.text,
-                 blocks=content.blocks)
+            call(self.client, "chat.update", channel=self.channel, ts=self.ts, text=content.text, blocks=content.blocks)
             self.sent += 1
             return True
         except SlackError as exc:
             self.failures += 1
             self.last_error = exc.code
-            log.warning("%s: could not update the Slack message %s/%s: %s", self.label or "progress",
-                        self.channel, self.ts, exc.code)
+            log.warning(
+                "%s: could not update the Slack message %s/%s: %s",
+                self.label or "progress",
+                self.channel,
+                self.ts,
+                exc.code,
+            )
             return False
         finally:
             with self._lock:

@@ -73,6 +73,7 @@ def format_window(seconds: int | None) -> str:
 
 # ---------------------------------------------------------------- headers
 
+
 def _policies(value: str | None) -> list[tuple[int, int | None]]:
     """`100;w=21600, 2500;w=60` → [(100, 21600), (2500, 60)]. Unreadable parts are skipped."""
     found: list[tuple[int, int | None]] = []
@@ -128,8 +129,10 @@ def parse_ratelimit_headers(headers: Mapping[str, str]) -> PullBudget:
 
 # ---------------------------------------------------------------- demand
 
-def pulls_needed(num_workers: int | None = None, min_workers: int | None = None,
-                 max_workers: int | None = None) -> tuple[int, int]:
+
+def pulls_needed(
+    num_workers: int | None = None, min_workers: int | None = None, max_workers: int | None = None
+) -> tuple[int, int]:
     """(pulls at launch, pulls at most) for one cluster: every node (driver + workers) pulls once.
 
     Fixed size: workers + 1 both ways. Autoscaling: min_workers + 1 at launch, max_workers + 1 when it
@@ -141,21 +144,25 @@ def pulls_needed(num_workers: int | None = None, min_workers: int | None = None,
             raise InvalidInput(field, value, "is not a whole number of workers", "Use 0 or more.")
     autoscale = min_workers is not None or max_workers is not None
     if autoscale and num_workers is not None:
-        raise InvalidInput("num_workers", num_workers, "was given together with autoscaling",
-                           "Give either num_workers or min_workers/max_workers, not both.")
+        raise InvalidInput(
+            "num_workers",
+            num_workers,
+            "was given together with autoscaling",
+            "Give either num_workers or min_workers/max_workers, not both.",
+        )
     if autoscale:
         low = min_workers if min_workers is not None else 0
         high = max_workers if max_workers is not None else low
         if high < low:
-            raise InvalidInput("max_workers", max_workers, f"is below min_workers ({low})",
-                               "Set max_workers to at least min_workers.")
+            raise InvalidInput(
+                "max_workers", max_workers, f"is below min_workers ({low})", "Set max_workers to at least min_workers."
+            )
         return low + 1, high + 1
     nodes = (num_workers or 0) + 1
     return nodes, nodes
 
 
-def window_demand(launches: Iterable[tuple[datetime, int | None]], now: datetime,
-                  window_seconds: int | None) -> int:
+def window_demand(launches: Iterable[tuple[datetime, int | None]], now: datetime, window_seconds: int | None) -> int:
     """Pulls that launches inside the current window need (recent ones, and planned ones in the future)."""
     if not window_seconds:
         return sum(p or 0 for _, p in launches)
@@ -164,6 +171,7 @@ def window_demand(launches: Iterable[tuple[datetime, int | None]], now: datetime
 
 
 # ---------------------------------------------------------------- hysteresis
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -244,8 +252,10 @@ class BudgetReport:
 
 # ---------------------------------------------------------------- sparkline
 
-def bucket_samples(samples: Iterable[tuple[datetime, int | None]], now: datetime, *, hours: int = 24,
-                   buckets: int = 24) -> list[int | None]:
+
+def bucket_samples(
+    samples: Iterable[tuple[datetime, int | None]], now: datetime, *, hours: int = 24, buckets: int = 24
+) -> list[int | None]:
     """The lowest remaining count of each time slot over the last `hours` (None: no sample)."""
     span = timedelta(hours=hours)
     start = now - span

@@ -86,6 +86,7 @@ class RebuildRun:
 
 # ---------------------------------------------------------------- pure decisions
 
+
 def base_key(spec: ImageSpec) -> str:
     """The normalised base reference: `ubuntu` and `docker.io/library/ubuntu:latest` are one base."""
     ref = spec.base_ref
@@ -100,17 +101,26 @@ def published_build(builds: Iterable[Build]) -> Build | None:
     return next((b for b in succeeded if b.pushed_digest), succeeded[0] if succeeded else None)
 
 
-def decide(spec: ImageSpec, *, current_hash: str, published: Build | None, latest: Build | None,
-           check: BaseCheck | None, now: datetime, max_age_days: int | None, by_hand: bool = False
-           ) -> RebuildDecision:
+def decide(
+    spec: ImageSpec,
+    *,
+    current_hash: str,
+    published: Build | None,
+    latest: Build | None,
+    check: BaseCheck | None,
+    now: datetime,
+    max_age_days: int | None,
+    by_hand: bool = False,
+) -> RebuildDecision:
     """Is `spec` due for a rebuild? `published` is its last successful build, `latest` its last of any kind."""
     old = published.base_digest if published else None
     new = check.digest if check and not check.error else None
     if by_hand:
         return RebuildDecision(spec.name, True, ("requested by hand",), old, new)
     if published is None:
-        return RebuildDecision(spec.name, False, (), None, new,
-                               note="never built: build it once by hand (`dcs rebuild NAME`)")
+        return RebuildDecision(
+            spec.name, False, (), None, new, note="never built: build it once by hand (`dcs rebuild NAME`)"
+        )
     reasons: list[str] = []
     if new and new != old:
         reasons.append("base moved")
@@ -123,16 +133,27 @@ def decide(spec: ImageSpec, *, current_hash: str, published: Build | None, lates
         if check and check.error:
             return RebuildDecision(spec.name, False, (), old, None, note=f"base not checked: {check.error}")
         return RebuildDecision(spec.name, False, (), old, new, note="up to date")
-    if (latest is not None and latest.id != published.id and latest.status == "failed"
-            and latest.spec_hash == current_hash and (new is None or latest.base_digest == new)):
+    if (
+        latest is not None
+        and latest.id != published.id
+        and latest.status == "failed"
+        and latest.spec_hash == current_hash
+        and (new is None or latest.base_digest == new)
+    ):
         # The same inputs already failed: retrying every interval would only repeat the failure notice.
-        return RebuildDecision(spec.name, False, tuple(reasons), old, new,
-                               note=f"build #{latest.id} already failed with these inputs; fix it and run "
-                                    f"`dcs rebuild {spec.name}`")
+        return RebuildDecision(
+            spec.name,
+            False,
+            tuple(reasons),
+            old,
+            new,
+            note=f"build #{latest.id} already failed with these inputs; fix it and run `dcs rebuild {spec.name}`",
+        )
     return RebuildDecision(spec.name, True, tuple(reasons), old, new)
 
 
 # ---------------------------------------------------------------- base checks (HEAD only)
+
 
 def check_bases(services: Services, specs: Iterable[ImageSpec]) -> dict[str, BaseCheck]:
     """HEAD each distinct unpinned base once; pinned bases are their own answer. Stored in base_checks."""
@@ -177,6 +198,7 @@ def last_checks(store: Store) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- running
 
+
 def resolved_base(spec: ImageSpec, checks: dict[str, BaseCheck]) -> ResolvedBase | None:
     """The digest this run checked, handed to the builder: the notice then names exactly what was built,
     and the build needs no second HEAD. None when the check failed (the builder resolves it itself)."""
@@ -189,8 +211,14 @@ def resolved_base(spec: ImageSpec, checks: dict[str, BaseCheck]) -> ResolvedBase
 Plan = tuple[dict[str, BaseCheck], list[RebuildDecision]]
 
 
-def plan(services: Services, specs: list[ImageSpec], *, by_hand: bool = False,
-         checks: dict[str, BaseCheck] | None = None, now: datetime | None = None) -> Plan:
+def plan(
+    services: Services,
+    specs: list[ImageSpec],
+    *,
+    by_hand: bool = False,
+    checks: dict[str, BaseCheck] | None = None,
+    now: datetime | None = None,
+) -> Plan:
     """Check the bases of `specs` and decide which are due (no build)."""
     checks = checks if checks is not None else check_bases(services, specs)
     now = now or datetime.now(UTC)
@@ -198,15 +226,30 @@ def plan(services: Services, specs: list[ImageSpec], *, by_hand: bool = False,
     decisions = []
     for spec in specs:
         history = services.store.builds(spec.name, limit=50)
-        decisions.append(decide(spec, current_hash=spec_hash(spec), published=published_build(history),
-                                latest=history[0] if history else None, check=checks.get(base_key(spec)),
-                                now=now, max_age_days=max_age, by_hand=by_hand))
+        decisions.append(
+            decide(
+                spec,
+                current_hash=spec_hash(spec),
+                published=published_build(history),
+                latest=history[0] if history else None,
+                check=checks.get(base_key(spec)),
+                now=now,
+                max_age_days=max_age,
+                by_hand=by_hand,
+            )
+        )
     return checks, decisions
 
 
-def run_rebuilds(services: Services, names: list[str] | None = None, *, by_hand: bool = False,
-                 source: str = "schedule", requester: str | None = None,
-                 progress: Callable[[str, BuildProgress], None] | None = None) -> RebuildRun:
+def run_rebuilds(
+    services: Services,
+    names: list[str] | None = None,
+    *,
+    by_hand: bool = False,
+    source: str = "schedule",
+    requester: str | None = None,
+    progress: Callable[[str, BuildProgress], None] | None = None,
+) -> RebuildRun:
     """Check bases, rebuild what is due (build → doctor → push), and report every image's outcome.
 
     `names=None` covers the whole catalog. `by_hand` rebuilds the named images even if nothing moved.
@@ -223,29 +266,44 @@ def run_rebuilds(services: Services, names: list[str] | None = None, *, by_hand:
         base = resolved_base(by_name[decision.image], run.checks)
         run.results.append(_rebuild_one(builder, decision, base, source, requester, progress))
     run.finished_at = utcnow()
-    store.audit(actor=requester, action="rebuild-run", target=",".join(names) if names else "catalog",
-                outcome="failed" if run.failed else "succeeded",
-                detail=f"{len(run.by_status(REBUILT))} rebuilt, {len(run.by_status(FAILED))} failed")
+    store.audit(
+        actor=requester,
+        action="rebuild-run",
+        target=",".join(names) if names else "catalog",
+        outcome="failed" if run.failed else "succeeded",
+        detail=f"{len(run.by_status(REBUILT))} rebuilt, {len(run.by_status(FAILED))} failed",
+    )
     return run
 
 
-def _rebuild_one(builder: Builder, decision: RebuildDecision, base: ResolvedBase | None, source: str,
-                 requester: str | None, progress: Callable[[str, BuildProgress], None] | None) -> RebuildResult:
+def _rebuild_one(
+    builder: Builder,
+    decision: RebuildDecision,
+    base: ResolvedBase | None,
+    source: str,
+    requester: str | None,
+    progress: Callable[[str, BuildProgress], None] | None,
+) -> RebuildResult:
     if not decision.due:
         return RebuildResult(decision.image, UNCHANGED, decision)
     try:
         build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
-        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore,
-                              base=base)
+        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore, base=base)
     except BuildInProgress as exc:  # someone is building it right now: theirs wins, the next run re-checks
-        return RebuildResult(decision.image, SKIPPED, decision, None,
-                             f"build #{exc.build_id} of it is already in progress; the next run checks again")
+        return RebuildResult(
+            decision.image,
+            SKIPPED,
+            decision,
+            None,
+            f"build #{exc.build_id} of it is already in progress; the next run checks again",
+        )
     except DcsError as exc:  # NotFound (removed meanwhile) and the like: report, go on with the others
         return RebuildResult(decision.image, FAILED, decision, None, builder.services.redactor(exc.message))
     except Exception:
         log.exception("rebuild of %s crashed", decision.image)
-        return RebuildResult(decision.image, FAILED, decision, None,
-                             "internal error during the rebuild; see the bot's log")
+        return RebuildResult(
+            decision.image, FAILED, decision, None, "internal error during the rebuild; see the bot's log"
+        )
     final = outcome.build
     if outcome.ok and final is not None and final.status == "succeeded":
         new = decision.new_base_digest or final.base_digest
@@ -289,10 +347,14 @@ class StaleCluster:
     moving: bool  # launched on the moving tag: a restart picks up the new digest
 
 
-def find_stale_clusters(clusters: Iterable[dict], rebuilt: dict[str, RebuildResult],
-                        digest_of_build: dict[int, str], moving_urls: dict[str, str],
-                        launch_digests: dict[str, str] | None = None,
-                        tags: tuple[str, str, str] = (TAG_IMAGE, TAG_BUILD, TAG_DIGEST)) -> list[StaleCluster]:
+def find_stale_clusters(
+    clusters: Iterable[dict],
+    rebuilt: dict[str, RebuildResult],
+    digest_of_build: dict[int, str],
+    moving_urls: dict[str, str],
+    launch_digests: dict[str, str] | None = None,
+    tags: tuple[str, str, str] = (TAG_IMAGE, TAG_BUILD, TAG_DIGEST),
+) -> list[StaleCluster]:
     """Live clusters the bot launched from a rebuilt image that do not run its new digest.
 
     `clusters` are clusters/list entries (dicts), `digest_of_build` maps build ids to pushed digests,
@@ -315,14 +377,23 @@ def find_stale_clusters(clusters: Iterable[dict], rebuilt: dict[str, RebuildResu
         if running == result.pushed_digest:
             continue
         url = ((cluster.get("docker_image") or {}).get("url")) or ""
-        stale.append(StaleCluster(
-            cluster_id=str(cluster.get("cluster_id", "")), cluster_name=str(cluster.get("cluster_name", "")),
-            image=result.image, state=str(cluster.get("state")), running_digest=running, image_url=url,
-            new_digest=result.pushed_digest, moving=bool(url) and url == moving_urls.get(result.image)))
+        stale.append(
+            StaleCluster(
+                cluster_id=str(cluster.get("cluster_id", "")),
+                cluster_name=str(cluster.get("cluster_name", "")),
+                image=result.image,
+                state=str(cluster.get("state")),
+                running_digest=running,
+                image_url=url,
+                new_digest=result.pushed_digest,
+                moving=bool(url) and url == moving_urls.get(result.image),
+            )
+        )
     return stale
 
 
 # ---------------------------------------------------------------- one notice per channel
+
 
 @dataclass
 class ChannelReport:
@@ -340,8 +411,9 @@ class ChannelReport:
         return bool(self.rebuilt or self.failed or self.base_errors)
 
 
-def channel_reports(run: RebuildRun, specs: dict[str, ImageSpec], default_channel: str | None,
-                    stale: Iterable[StaleCluster] = ()) -> dict[str, ChannelReport]:
+def channel_reports(
+    run: RebuildRun, specs: dict[str, ImageSpec], default_channel: str | None, stale: Iterable[StaleCluster] = ()
+) -> dict[str, ChannelReport]:
     """Group a run by notify channel (the image's, else the default). Channels with nothing to say are left out."""
     reports: dict[str, ChannelReport] = {}
 

@@ -141,6 +141,7 @@ def is_sha256_digest(text: str) -> bool:
 
 def same_registry_host(a: str, b: str) -> bool:
     """True when two registry hosts name the same registry (Docker Hub aliases included)."""
+
     def norm(h: str) -> str:
         h = h.lower()
         return DOCKER_HUB if h in _HUB_ALIASES else h

@@ -45,14 +45,24 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         if response is None or response.status_code != 429:
             return False
         wait = _retry_after(response)
         if wait > self.max_wait:
-            log.warning("Slack asked to wait %ss before retrying %s; not retrying (cap %ss)",
-                        wait, _method(request), self.max_wait)
+            log.warning(
+                "Slack asked to wait %ss before retrying %s; not retrying (cap %ss)",
+                wait,
+                _method(request),
+                self.max_wait,
+            )
             return False
         log.info("Slack rate-limited %s; retrying in %ss", _method(request), wait)
         return True
@@ -72,19 +82,17 @@ _EXPLANATIONS = {
     "invalid_auth": "Slack rejected the bot's token (invalid_auth). Check SLACK_BOT_TOKEN and reinstall the app.",
     "not_authed": "No Slack token was sent (not_authed). Set SLACK_BOT_TOKEN.",
     "account_inactive": "The bot's Slack token belongs to a deactivated app or user (account_inactive).",
-    "token_revoked": "The bot's Slack token was revoked (token_revoked). Reinstall the app and update "
-                     "SLACK_BOT_TOKEN.",
+    "token_revoked": "The bot's Slack token was revoked (token_revoked). Reinstall the app and update SLACK_BOT_TOKEN.",
     "channel_not_found": "I cannot see that channel (channel_not_found). For a private channel, invite me with "
-                         "`/invite @DCS`; otherwise check the channel id.",
+    "`/invite @DCS`; otherwise check the channel id.",
     "not_in_channel": "I am not a member of that channel (not_in_channel). Invite me with `/invite @DCS`.",
     "is_archived": "That channel is archived (is_archived): pick another channel.",
     "msg_too_long": "The message was too long for Slack (msg_too_long).",
     "ratelimited": "Slack is rate-limiting the bot right now (ratelimited). Try again in a minute.",
-    "expired_trigger_id": "The dialog could not open because Slack's 3-second window passed. Run the command "
-                          "again.",
+    "expired_trigger_id": "The dialog could not open because Slack's 3-second window passed. Run the command again.",
     "exchanged_trigger_id": "This dialog was already opened once. Run the command again.",
     "missing_scope": "The bot's Slack app lacks a permission scope for this (missing_scope). Update the app "
-                     "from slack-manifest.yml and reinstall it.",
+    "from slack-manifest.yml and reinstall it.",
 }
 
 
@@ -97,8 +105,9 @@ def explain(exc: SlackApiError | SlackClientError) -> SlackError:
         if code == "missing_scope" and needed:
             message += f" Needed scope: {needed}."
         return SlackError(message, code)
-    return SlackError(f"Slack could not be reached ({type(exc).__name__}). Check the network and SLACK_API_URL.",
-                      "unreachable")
+    return SlackError(
+        f"Slack could not be reached ({type(exc).__name__}). Check the network and SLACK_API_URL.", "unreachable"
+    )
 
 
 def call(client: WebClient, method: str, **params: Any) -> dict[str, Any]:

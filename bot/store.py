@@ -248,8 +248,9 @@ class Store:
             )
 
     def list_registries(self) -> list[RegistrySpec]:
-        return [registry_from_dict(json.loads(r["spec"]))
-                for r in self.query("SELECT spec FROM registries ORDER BY name")]
+        return [
+            registry_from_dict(json.loads(r["spec"])) for r in self.query("SELECT spec FROM registries ORDER BY name")
+        ]
 
     def get_registry(self, name: str) -> RegistrySpec:
         for reg in self.list_registries():
@@ -266,21 +267,35 @@ class Store:
             conn.execute("DELETE FROM registries WHERE name = ?", (name,))
 
     # ------------------------------------------------------------ builds
-    def create_build(self, image: str, *, requester: str | None, source: str, push: bool = False,
-                     forced: bool = False, slack_channel: str | None = None,
-                     stale_after_seconds: int | None = None) -> Build:
+    def create_build(
+        self,
+        image: str,
+        *,
+        requester: str | None,
+        source: str,
+        push: bool = False,
+        forced: bool = False,
+        slack_channel: str | None = None,
+        stale_after_seconds: int | None = None,
+    ) -> Build:
         """Insert a queued build. With `stale_after_seconds`, refuse while a build of the same image that
         started less than that long ago is queued or running (check and insert in one transaction)."""
         with self.transaction() as conn:
             if stale_after_seconds is not None:
                 cutoff = datetime.now(UTC).timestamp() - stale_after_seconds
-                for row in conn.execute("SELECT id, requester, requested_at FROM builds WHERE image = ? AND"
-                                        " status IN ('queued', 'running') ORDER BY id DESC", (image,)):
+                for row in conn.execute(
+                    "SELECT id, requester, requested_at FROM builds WHERE image = ? AND"
+                    " status IN ('queued', 'running') ORDER BY id DESC",
+                    (image,),
+                ):
                     started = parse_time(row[2])
                     if started and started.timestamp() > cutoff:
-                        raise BuildInProgress(f"Build #{row[0]} of {image} is already in progress"
-                                              f"{f' (started by {row[1]})' if row[1] else ''}; wait for it to "
-                                              "finish.", build_id=row[0])
+                        raise BuildInProgress(
+                            f"Build #{row[0]} of {image} is already in progress"
+                            f"{f' (started by {row[1]})' if row[1] else ''}; wait for it to "
+                            "finish.",
+                            build_id=row[0],
+                        )
             cur = conn.execute(
                 "INSERT INTO builds (image, status, requester, source, requested_at, push_requested, forced,"
                 " slack_channel) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
@@ -306,8 +321,10 @@ class Store:
         if encoded:
             assignments = ", ".join(f"{k} = ?" for k in encoded)
             with self.transaction() as conn:
-                conn.execute(f"UPDATE builds SET {assignments} WHERE id = ?",  # noqa: S608 - keys checked above
-                             (*encoded.values(), build_id))
+                conn.execute(
+                    f"UPDATE builds SET {assignments} WHERE id = ?",  # noqa: S608 - keys checked above
+                    (*encoded.values(), build_id),
+                )
         return self.get_build(build_id)
 
     def builds(self, image: str | None = None, *, status: str | None = None, limit: int = 20) -> list[Build]:
@@ -319,8 +336,10 @@ class Store:
             where.append("status = ?")
             params.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.query(f"SELECT * FROM builds {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
-                          (*params, limit))
+        rows = self.query(
+            f"SELECT * FROM builds {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
         return [_build_from_row(r) for r in rows]
 
     def last_build(self, image: str, *, status: str | None = None) -> Build | None:
@@ -328,15 +347,20 @@ class Store:
         return found[0] if found else None
 
     def active_build(self, image: str) -> Build | None:
-        rows = self.query("SELECT * FROM builds WHERE image = ? AND status IN ('queued', 'running')"
-                          " ORDER BY id DESC LIMIT 1", (image,))
+        rows = self.query(
+            "SELECT * FROM builds WHERE image = ? AND status IN ('queued', 'running') ORDER BY id DESC LIMIT 1",
+            (image,),
+        )
         return _build_from_row(rows[0]) if rows else None
 
     def discard_queued_build(self, build_id: int) -> bool:
         """Remove a build that never started (it turned out to be unnecessary). True if it was removed."""
         with self.transaction() as conn:
-            cur = conn.execute("DELETE FROM builds WHERE id = ? AND status = 'queued'"
-                               " AND NOT EXISTS (SELECT 1 FROM pushes WHERE build_id = ?)", (build_id, build_id))
+            cur = conn.execute(
+                "DELETE FROM builds WHERE id = ? AND status = 'queued'"
+                " AND NOT EXISTS (SELECT 1 FROM pushes WHERE build_id = ?)",
+                (build_id, build_id),
+            )
             return cur.rowcount == 1
 
     def mark_interrupted(self) -> list[int]:
@@ -351,8 +375,9 @@ class Store:
         return ids
 
     # ------------------------------------------------------------ pushes
-    def add_push(self, build_id: int, *, registry: str | None, repository: str, tag: str, digest: str | None,
-                 verified: bool) -> PushRecord:
+    def add_push(
+        self, build_id: int, *, registry: str | None, repository: str, tag: str, digest: str | None, verified: bool
+    ) -> PushRecord:
         with self.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO pushes (build_id, registry, repository, tag, digest, verified, pushed_at)"
@@ -368,11 +393,14 @@ class Store:
         return [PushRecord(**{**r, "verified": bool(r["verified"])}) for r in rows]
 
     # ------------------------------------------------------------ audit and claims
-    def audit(self, *, actor: str | None, action: str, target: str | None, outcome: str,
-              detail: str | None = None) -> None:
+    def audit(
+        self, *, actor: str | None, action: str, target: str | None, outcome: str, detail: str | None = None
+    ) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                         (utcnow(), actor, action, target, outcome, detail))
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (utcnow(), actor, action, target, outcome, detail),
+            )
 
     def audit_events(self, limit: int = 50, action: str | None = None) -> list[AuditEvent]:
         if action:
@@ -385,8 +413,9 @@ class Store:
         """True for the first caller with this key, False for every later one (retries, double clicks)."""
         try:
             with self.transaction() as conn:
-                conn.execute("INSERT INTO claims (key, kind, ref, created_at) VALUES (?, ?, ?, ?)",
-                             (key, kind, ref, utcnow()))
+                conn.execute(
+                    "INSERT INTO claims (key, kind, ref, created_at) VALUES (?, ?, ?, ?)", (key, kind, ref, utcnow())
+                )
             return True
         except sqlite3.IntegrityError:
             return False

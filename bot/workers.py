@@ -78,8 +78,10 @@ class Workers:
                 return Ticket(key, self._position_locked(key) or 0, existing.future, duplicate=True)
             waiting = max(0, len(self._queue) - max(0, self.size - len(self._running)))
             if waiting >= self.max_queued:
-                raise QueueFull(f"{waiting} jobs are already waiting for the bot's {self.size} "
-                                "worker(s). Try again when some have finished (`/dcs status` shows them).")
+                raise QueueFull(
+                    f"{waiting} jobs are already waiting for the bot's {self.size} "
+                    "worker(s). Try again when some have finished (`/dcs status` shows them)."
+                )
             job = _Job(key, fn, args, kwargs, Future())
             self._queue[key] = job
             self._ensure_threads()

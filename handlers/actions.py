@@ -69,8 +69,11 @@ def reply(ctx: AppContext, body: dict[str, Any], content: dict[str, Any]) -> Non
 
 
 def _channel(body: dict[str, Any]) -> str:
-    return ((body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-            or (body.get("user") or {}).get("id", ""))
+    return (
+        (body.get("container") or {}).get("channel_id")
+        or (body.get("channel") or {}).get("id")
+        or (body.get("user") or {}).get("id", "")
+    )
 
 
 def register(app: App, ctx: AppContext) -> None:
@@ -87,8 +90,15 @@ def register(app: App, ctx: AppContext) -> None:
         if refusal:
             reply(ctx, body, bk.notice(refusal))
             return
-        started = start_build(ctx, image, push=push, requester=user_id, channel=_channel(body),
-                              claim_key=button_key(body), response_url=body.get("response_url"))
+        started = start_build(
+            ctx,
+            image,
+            push=push,
+            requester=user_id,
+            channel=_channel(body),
+            claim_key=button_key(body),
+            response_url=body.get("response_url"),
+        )
         reply(ctx, body, started.reply)
 
     @app.action("build_retry")

@@ -19,11 +19,22 @@ TEXT_LIMIT = 4000
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 BAR_WIDTH = 20
-STATUS_EMOJI = {"queued": ":hourglass_flowing_sand:", "running": ":gear:", "succeeded": ":white_check_mark:",
-                "failed": ":x:", "interrupted": ":warning:"}
+STATUS_EMOJI = {
+    "queued": ":hourglass_flowing_sand:",
+    "running": ":gear:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "interrupted": ":warning:",
+}
 CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
-PHASE_LABEL = {"resolve": "Checking the base", "pull": "Pulling the base", "build": "Building",
-               "doctor": "Doctor checks", "push": "Pushing", "done": "Finishing"}
+PHASE_LABEL = {
+    "resolve": "Checking the base",
+    "pull": "Pulling the base",
+    "build": "Building",
+    "doctor": "Doctor checks",
+    "push": "Pushing",
+    "done": "Finishing",
+}
 
 Block = dict[str, Any]
 
@@ -39,7 +50,7 @@ def cut(text: str, limit: int, *, keep: str = "head") -> str:
     if len(text) <= limit:
         return text
     marker = "…"
-    return marker + text[-(limit - 1):] if keep == "tail" else text[: limit - 1] + marker
+    return marker + text[-(limit - 1) :] if keep == "tail" else text[: limit - 1] + marker
 
 
 def section(text: str, **extra: Any) -> Block:
@@ -59,8 +70,12 @@ def divider() -> Block:
 
 
 def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": cut(text, 75)},
-                               "action_id": action_id, "value": cut(value, 2000)}
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": cut(text, 75)},
+        "action_id": action_id,
+        "value": cut(value, 2000),
+    }
     if style:
         element["style"] = style
     return element
@@ -75,19 +90,28 @@ def option(value: str, text: str) -> dict[str, Any]:
     return {"text": {"type": "plain_text", "text": cut(text, 75)}, "value": value}
 
 
-def input_block(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
-                hint: str | None = None) -> Block:
+def input_block(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str | None = None
+) -> Block:
     """A modal input; every element's action_id is "value" so submissions read state.values[block]["value"]."""
-    block = {"type": "input", "block_id": block_id, "optional": optional,
-             "label": {"type": "plain_text", "text": label}, "element": {**element, "action_id": "value"}}
+    block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {**element, "action_id": "value"},
+    }
     if hint:
         block["hint"] = {"type": "plain_text", "text": hint}
     return block
 
 
 def text_input(placeholder: str, *, multiline: bool = False, initial: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "multiline": multiline,
-                               "placeholder": {"type": "plain_text", "text": placeholder}}
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "multiline": multiline,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+    }
     if initial is not None:
         element["initial_value"] = initial
     return element
@@ -173,9 +197,16 @@ def build_title(build: Build) -> str:
 def build_queued(build: Build, position: int) -> dict[str, Any]:
     where = f"{ordinal(position)} in line" if position > 0 else "starting"
     text = f"{build_title(build)}: queued ({where})"
-    return message(text, [section(f":hourglass_flowing_sand: {text}. The bot runs a limited number of builds at "
-                                  "once; this message updates when it starts."),
-                          context(f"Requested by {user(build.requester)}")])
+    return message(
+        text,
+        [
+            section(
+                f":hourglass_flowing_sand: {text}. The bot runs a limited number of builds at "
+                "once; this message updates when it starts."
+            ),
+            context(f"Requested by {user(build.requester)}"),
+        ],
+    )
 
 
 def build_progress(build: Build, phase: str, step: int, total: int, line: str, fraction: float) -> dict[str, Any]:
@@ -183,8 +214,13 @@ def build_progress(build: Build, phase: str, step: int, total: int, line: str, f
     step_text = f" — step {step} of {total}" if phase == "build" and total else ""
     current = f"\n`{escape(cut(line.strip(), 300))}`" if line.strip() else ""
     text = f"{build_title(build)}: {label}{step_text}"
-    return message(text, [section(f":gear: {text}\n`{progress_bar(fraction)}`{current}"),
-                          context(f"Requested by {user(build.requester)}")])
+    return message(
+        text,
+        [
+            section(f":gear: {text}\n`{progress_bar(fraction)}`{current}"),
+            context(f"Requested by {user(build.requester)}"),
+        ],
+    )
 
 
 def doctor_table(rows: Iterable[dict[str, str]]) -> str:
@@ -192,9 +228,11 @@ def doctor_table(rows: Iterable[dict[str, str]]) -> str:
     if not rows:
         return "_no doctor report_"
     width = max(len(r.get("name", "")) for r in rows)
-    lines = [f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
-             + (f"  → {r['fix']}" if r.get("fix") and r.get("status") in ("fail", "warn") else "")
-             for r in rows]
+    lines = [
+        f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
+        + (f"  → {r['fix']}" if r.get("fix") and r.get("status") in ("fail", "warn") else "")
+        for r in rows
+    ]
     return code("\n".join(lines))
 
 
@@ -211,8 +249,7 @@ def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: 
     if build.pushed_digest:
         facts.append(f"*Pushed digest* `{build.pushed_digest}`")
         for push in pushes:
-            facts.append(f"• `{escape(push.repository)}:{escape(push.tag)}`"
-                         + (" (verified)" if push.verified else ""))
+            facts.append(f"• `{escape(push.repository)}:{escape(push.tag)}`" + (" (verified)" if push.verified else ""))
     blocks.append(section("\n".join(facts)))
     if build.doctor:
         blocks.append(section("*Doctor*\n" + doctor_table(build.doctor)))
@@ -224,11 +261,11 @@ def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: 
             blocks.append(section("*Last log lines*\n" + code(tail, SECTION_LIMIT - 20)))
     buttons = [button("Show log", "build_show_log", str(build.id))]
     if build.status == "succeeded":
-        buttons.insert(0, button("Launch cluster", "launch_cluster", LaunchButton(build.image, build.id).encode(),
-                                 style="primary"))
+        buttons.insert(
+            0, button("Launch cluster", "launch_cluster", LaunchButton(build.image, build.id).encode(), style="primary")
+        )
     else:
-        buttons.append(button("Retry", "build_retry", json.dumps({"image": build.image,
-                                                                   "push": build.push_requested})))
+        buttons.append(button("Retry", "build_retry", json.dumps({"image": build.image, "push": build.push_requested})))
     blocks.append(actions(f"build_{build.id}", *buttons))
     return message(text, blocks)
 
@@ -266,12 +303,12 @@ def build_detail(build: Build, now: datetime, position: int | None = None) -> di
     return message(f"Build #{build.id} of {build.image}: {build.status}", blocks)
 
 
-def builds_overview(active: Sequence[Build], recent: Sequence[Build], now: datetime,
-                    positions: dict[int, int]) -> dict[str, Any]:
+def builds_overview(
+    active: Sequence[Build], recent: Sequence[Build], now: datetime, positions: dict[int, int]
+) -> dict[str, Any]:
     blocks: list[Block] = []
     if active:
-        blocks.append(section("*In progress*\n" + "\n".join(build_line(b, now, positions.get(b.id))
-                                                             for b in active)))
+        blocks.append(section("*In progress*\n" + "\n".join(build_line(b, now, positions.get(b.id)) for b in active)))
     else:
         blocks.append(section("*In progress*\nNothing is building right now."))
     if recent:
@@ -287,8 +324,10 @@ def ordinal(n: int) -> str:
 
 # ---------------------------------------------------------------- errors
 def apology(reference: str) -> dict[str, Any]:
-    text = (f":warning: Sorry, something went wrong on my side (reference `{reference}`). The details are in the "
-            "bot's log; please pass the reference to whoever runs the bot.")
+    text = (
+        f":warning: Sorry, something went wrong on my side (reference `{reference}`). The details are in the "
+        "bot's log; please pass the reference to whoever runs the bot."
+    )
     return message(text, [section(text)])
 
 
@@ -319,16 +358,20 @@ def image_line(row: CatalogRow, now: datetime) -> str:
     if row.last is None:
         state = "never built"
     else:
-        state = (f"{STATUS_EMOJI.get(row.last.status, '')} #{row.last.id} {row.last.status} "
-                 f"{ago(row.last.finished_at or row.last.started_at or row.last.requested_at, now)}")
+        state = (
+            f"{STATUS_EMOJI.get(row.last.status, '')} #{row.last.id} {row.last.status} "
+            f"{ago(row.last.finished_at or row.last.started_at or row.last.requested_at, now)}"
+        )
     digest = row.last_good.pushed_digest if row.last_good else None
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
     return f"{head}\n{state}{pushed}{schedule}"
 
 
-EMPTY_CATALOG = ("The catalog is empty. An admin adds the first image with `/dcs image add` (a form) or "
-                 "`/dcs image add NAME base=databricksruntime/standard:15.4-LTS repository=REGISTRY/REPO`.")
+EMPTY_CATALOG = (
+    "The catalog is empty. An admin adds the first image with `/dcs image add` (a form) or "
+    "`/dcs image add NAME base=databricksruntime/standard:15.4-LTS repository=REGISTRY/REPO`."
+)
 
 
 def images_list(rows: Sequence[CatalogRow], now: datetime) -> dict[str, Any]:

@@ -48,35 +48,66 @@ def job_key(build_id: int) -> str:
 
 
 def add_commands(ctx: AppContext) -> None:
-    ctx.commands.add(Subcommand("build", "Build an image; `push` also pushes it (after the doctor passes).",
-                                "build NAME [push] [force]", Role.BUILDER, build_command))
-    ctx.commands.add(Subcommand("status", "Builds in progress and the latest ones, or one build in detail.",
-                                "status [BUILD_ID]", Role.EVERYONE, status_command))
-    ctx.commands.add(Subcommand("log", "The last log lines of a build.", "log BUILD_ID", Role.EVERYONE,
-                                log_command))
+    ctx.commands.add(
+        Subcommand(
+            "build",
+            "Build an image; `push` also pushes it (after the doctor passes).",
+            "build NAME [push] [force]",
+            Role.BUILDER,
+            build_command,
+        )
+    )
+    ctx.commands.add(
+        Subcommand(
+            "status",
+            "Builds in progress and the latest ones, or one build in detail.",
+            "status [BUILD_ID]",
+            Role.EVERYONE,
+            status_command,
+        )
+    )
+    ctx.commands.add(Subcommand("log", "The last log lines of a build.", "log BUILD_ID", Role.EVERYONE, log_command))
 
 
 # ---------------------------------------------------------------- commands
 def build_command(cmd: CommandContext) -> None:
     cmd.reject_unknown(max_args=3)
     if not cmd.args:
-        raise InvalidInput("NAME", "", "is missing", "Usage: `/dcs build NAME [push] [force]`, e.g. "
-                                                     "`/dcs build team-pandas push`.")
+        raise InvalidInput(
+            "NAME", "", "is missing", "Usage: `/dcs build NAME [push] [force]`, e.g. `/dcs build team-pandas push`."
+        )
     name, *words = cmd.args
     flags = {w.lower() for w in words}
     unknown = sorted(flags - {"push", "force"})
     if unknown:
-        raise InvalidInput("build option", unknown[0], "is not a build option",
-                           "Use `push` to push after building and `force` (admins) to rebuild an unchanged image "
-                           "and push despite doctor failures.")
+        raise InvalidInput(
+            "build option",
+            unknown[0],
+            "is not a build option",
+            "Use `push` to push after building and `force` (admins) to rebuild an unchanged image "
+            "and push despite doctor failures.",
+        )
     if "force" in flags:
-        refusal = cmd.app.permitted(cmd.user_id, Role.ADMIN, "build.force", name,
-                                     doing="force a build (rebuild when unchanged, push despite doctor failures)")
+        refusal = cmd.app.permitted(
+            cmd.user_id,
+            Role.ADMIN,
+            "build.force",
+            name,
+            doing="force a build (rebuild when unchanged, push despite doctor failures)",
+        )
         if refusal:
             cmd.reply(bk.notice(refusal))
             return
-    started = start_build(cmd.app, name, push="push" in flags, force="force" in flags, requester=cmd.user_id,
-                          channel=cmd.channel_id, claim_key=cmd.claim_key, response_url=cmd.response_url)
+    started = start_build(
+        cmd.app,
+        name,
+        push="push" in flags,
+        force="force" in flags,
+        requester=cmd.user_id,
+        channel=cmd.channel_id,
+        claim_key=cmd.claim_key,
+        response_url=cmd.response_url,
+    )
     cmd.reply(started.reply)
 
 
@@ -116,9 +147,18 @@ def parse_build_id(text: str) -> int:
 
 
 # ---------------------------------------------------------------- starting a build
-def start_build(ctx: AppContext, image: str, *, push: bool, force: bool = False, requester: str,
-                channel: str, claim_key: str, response_url: str | None = None,
-                source: str = "slack") -> StartedBuild:
+def start_build(
+    ctx: AppContext,
+    image: str,
+    *,
+    push: bool,
+    force: bool = False,
+    requester: str,
+    channel: str,
+    claim_key: str,
+    response_url: str | None = None,
+    source: str = "slack",
+) -> StartedBuild:
     """Queue a build unless this interaction was already handled or the image is already building."""
     store = ctx.store
     store.get_image(image)  # NotFound with the known names
@@ -134,8 +174,9 @@ def start_build(ctx: AppContext, image: str, *, push: bool, force: bool = False,
         if active is not None:
             store.set_claim_ref(claim_key, str(active.id))
             return active, True
-        queued = ctx.builder.enqueue(image, push=push, force=force, requester=requester, source=source,
-                                     slack_channel=channel)
+        queued = ctx.builder.enqueue(
+            image, push=push, force=force, requester=requester, source=source, slack_channel=channel
+        )
         store.set_claim_ref(claim_key, str(queued.id))
         return queued, False
 
@@ -143,11 +184,11 @@ def start_build(ctx: AppContext, image: str, *, push: bool, force: bool = False,
     if duplicate:
         position = ctx.workers.position(job_key(build.id))
         where = _where(build, position)
-        return StartedBuild(build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was "
-                                             "started."), duplicate=True)
+        return StartedBuild(
+            build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
+        )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
-    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued",
-                detail=detail)
+    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
     announced: Future = Future()
     try:
         ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announced, response_url)
@@ -156,15 +197,18 @@ def start_build(ctx: AppContext, image: str, *, push: bool, force: bool = False,
         raise
     ctx.workers.quick(announce, ctx, build, channel, ticket.position, announced, response_url)
     if ticket.queued:
-        text = (f"{bk.build_title(build)} is queued: {bk.ordinal(ticket.position)} in line (the bot runs "
-                f"{ctx.workers.size} job(s) at once). The message in the channel updates when it starts.")
+        text = (
+            f"{bk.build_title(build)} is queued: {bk.ordinal(ticket.position)} in line (the bot runs "
+            f"{ctx.workers.size} job(s) at once). The message in the channel updates when it starts."
+        )
     else:
         text = f"{bk.build_title(build)} started. Follow it in the channel message."
     return StartedBuild(build, bk.notice(text), ticket)
 
 
-def announce(ctx: AppContext, build: Build, channel: str, position: int, announced: Future,
-             response_url: str | None) -> None:
+def announce(
+    ctx: AppContext, build: Build, channel: str, position: int, announced: Future, response_url: str | None
+) -> None:
     """Post the build's channel message; the job waits for its (channel, ts)."""
     content = bk.build_queued(build, position)
     try:
@@ -174,8 +218,13 @@ def announce(ctx: AppContext, build: Build, channel: str, position: int, announc
         announced.set_result(where)
     except SlackError as exc:
         announced.set_result(None)
-        tell(response_url, bk.notice(f":warning: I could not post build #{build.id}'s progress here: {exc.message} "
-                                     f"The build goes on; follow it with `/dcs status {build.id}`."))
+        tell(
+            response_url,
+            bk.notice(
+                f":warning: I could not post build #{build.id}'s progress here: {exc.message} "
+                f"The build goes on; follow it with `/dcs status {build.id}`."
+            ),
+        )
     except Exception:
         announced.set_result(None)
         raise
@@ -193,8 +242,11 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
 
     def progress(report: BuildProgress) -> None:
         if message is not None and report.phase != "done":
-            message.update(**bk.build_progress(build, report.phase, report.step, report.total,
-                                               redact(report.message), report.fraction))
+            message.update(
+                **bk.build_progress(
+                    build, report.phase, report.step, report.total, redact(report.message), report.fraction
+                )
+            )
 
     reference = None
     try:
@@ -227,13 +279,19 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[Any, Any]:
     nothing ran. A failure to check is not fatal: the build runs and reports whatever is wrong.
     """
     try:
-        base, skipped = ctx.builder.check_unchanged(build.image, push=build.push_requested,
-                                                    force_hint=f"`/dcs build {build.image} force`")
+        base, skipped = ctx.builder.check_unchanged(
+            build.image, push=build.push_requested, force_hint=f"`/dcs build {build.image} force`"
+        )
     except DcsError:
         return None, None
     if skipped is not None and ctx.store.discard_queued_build(build.id):
-        ctx.store.audit(actor=build.requester, action="build", target=f"{build.image}#{build.id}",
-                        outcome="up-to-date", detail=f"current: #{skipped.build.id}")
+        ctx.store.audit(
+            actor=build.requester,
+            action="build",
+            target=f"{build.image}#{build.id}",
+            outcome="up-to-date",
+            detail=f"current: #{skipped.build.id}",
+        )
         return base, skipped
     return base, None
 
@@ -247,8 +305,12 @@ def up_to_date_content(ctx: AppContext, skipped: Any, redact: Callable[[str], st
 
 def final_content(ctx: AppContext, build: Build, redact: Callable[[str], str]) -> dict[str, Any]:
     """The result message; stored texts were redacted when written, and are again on the way out."""
-    clean = replace(build, error=redact(build.error or "") or None, failed_step=redact(build.failed_step or "") or None,
-                    log_tail=redact(build.log_tail or "") or None)
+    clean = replace(
+        build,
+        error=redact(build.error or "") or None,
+        failed_step=redact(build.failed_step or "") or None,
+        log_tail=redact(build.log_tail or "") or None,
+    )
     return bk.build_result(clean, ctx.store.pushes(build.id))
 
 
@@ -258,8 +320,9 @@ def close_interrupted(ctx: AppContext, build_ids: list[int]) -> None:
     for build_id in build_ids:
         build = ctx.store.get_build(build_id)
         if build.slack_channel and build.slack_ts:
-            ctx.workers.quick(_finish_quietly, ctx, build.slack_channel, build.slack_ts,
-                              final_content(ctx, build, redact))
+            ctx.workers.quick(
+                _finish_quietly, ctx, build.slack_channel, build.slack_ts, final_content(ctx, build, redact)
+            )
 
 
 def _finish_quietly(ctx: AppContext, channel: str, ts: str, content: dict[str, Any]) -> None:
@@ -274,8 +337,9 @@ def tell(response_url: str | None, content: dict[str, Any]) -> None:
     if not response_url:
         return
     try:
-        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(response_type="ephemeral",
-                                                                             replace_original=False, **content)
+        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(
+            response_type="ephemeral", replace_original=False, **content
+        )
         if response.status_code != 200:
             log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
     except Exception as exc:  # noqa: BLE001 - best effort: the build result is in the store and /dcs status
@@ -298,6 +362,3 @@ def _where(build: Build, position: int | None) -> str:
     if build.status in ACTIVE_STATES:
         return "running" if build.status == "running" else "queued"
     return build.status
-
-
-

@@ -23,27 +23,52 @@ log = logging.getLogger(__name__)
 
 # key=value names accepted by `image add`, mapped to catalog fields.
 ADD_OPTIONS = {
-    "base": "base", "repository": "repository", "repo": "repository", "registry": "registry", "pip": "pip",
-    "apt": "apt", "tag": "tag", "immutable_tag": "immutable_tag", "schedule": "schedule",
-    "notify": "notify_channel", "notify_channel": "notify_channel", "description": "description",
+    "base": "base",
+    "repository": "repository",
+    "repo": "repository",
+    "registry": "registry",
+    "pip": "pip",
+    "apt": "apt",
+    "tag": "tag",
+    "immutable_tag": "immutable_tag",
+    "schedule": "schedule",
+    "notify": "notify_channel",
+    "notify_channel": "notify_channel",
+    "description": "description",
 }
 
 
 def add_commands(ctx: AppContext) -> None:
-    ctx.commands.add(Subcommand("images", "The catalog: every image with its last build and pushed digest.",
-                                "images", Role.EVERYONE, images_command))
-    ctx.commands.add(Subcommand("image add", "Add an image to the catalog (opens a form without arguments).",
-                                "image add [NAME base=... repo=... pip=a,b apt=c schedule=\"0 3 * * 1\" "
-                                "notify=#channel]", Role.ADMIN, image_add_command))
+    ctx.commands.add(
+        Subcommand(
+            "images",
+            "The catalog: every image with its last build and pushed digest.",
+            "images",
+            Role.EVERYONE,
+            images_command,
+        )
+    )
+    ctx.commands.add(
+        Subcommand(
+            "image add",
+            "Add an image to the catalog (opens a form without arguments).",
+            'image add [NAME base=... repo=... pip=a,b apt=c schedule="0 3 * * 1" notify=#channel]',
+            Role.ADMIN,
+            image_add_command,
+        )
+    )
 
 
-_LATEST = ("SELECT b.id, b.image, b.status, b.requester, b.requested_at, b.started_at, b.finished_at, "
-           "b.pushed_digest FROM builds b JOIN (SELECT image, MAX(id) AS id FROM builds {where} GROUP BY image) "
-           "last ON b.id = last.id")
+_LATEST = (
+    "SELECT b.id, b.image, b.status, b.requester, b.requested_at, b.started_at, b.finished_at, "
+    "b.pushed_digest FROM builds b JOIN (SELECT image, MAX(id) AS id FROM builds {where} GROUP BY image) "
+    "last ON b.id = last.id"
+)
 
 
-_cache: weakref.WeakKeyDictionary[Store, tuple[tuple[int, int], tuple[bk.CatalogRow, ...]]] = \
+_cache: weakref.WeakKeyDictionary[Store, tuple[tuple[int, int], tuple[bk.CatalogRow, ...]]] = (
     weakref.WeakKeyDictionary()
+)
 
 
 def catalog_rows(store: Store) -> list[bk.CatalogRow]:
@@ -70,8 +95,16 @@ def _read_catalog(store: Store) -> list[bk.CatalogRow]:
     rows = []
     for row in store.query("SELECT name, spec FROM images ORDER BY name"):
         spec = json.loads(row["spec"])
-        rows.append(bk.CatalogRow(row["name"], spec.get("base", ""), spec.get("repository", ""),
-                                  spec.get("schedule"), latest.get(row["name"]), good.get(row["name"])))
+        rows.append(
+            bk.CatalogRow(
+                row["name"],
+                spec.get("base", ""),
+                spec.get("repository", ""),
+                spec.get("schedule"),
+                latest.get(row["name"]),
+                good.get(row["name"]),
+            )
+        )
     return rows
 
 
@@ -112,8 +145,13 @@ def add_image(ctx: AppContext, data: dict[str, Any], *, actor: str) -> ImageSpec
         check_registry_known(spec, store.list_registries())
         store.add_image(spec)
     except (InvalidInput, InvalidInputs) as exc:
-        store.audit(actor=actor, action="image.add", target=str(data.get("name") or ""), outcome="invalid",
-                    detail=ctx.services.redactor(exc.message)[:500])
+        store.audit(
+            actor=actor,
+            action="image.add",
+            target=str(data.get("name") or ""),
+            outcome="invalid",
+            detail=ctx.services.redactor(exc.message)[:500],
+        )
         raise
     store.audit(actor=actor, action="image.add", target=spec.name, outcome="ok", detail=spec.base)
     log.info("image %s added by %s", spec.name, actor)
@@ -123,9 +161,11 @@ def add_image(ctx: AppContext, data: dict[str, Any], *, actor: str) -> ImageSpec
 
 
 def added_text(spec: ImageSpec) -> str:
-    return (f":white_check_mark: Added *{bk.escape(spec.name)}* (`{bk.escape(spec.base)}` → "
-            f"`{bk.escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
-            f"`/dcs build {spec.name} push`.")
+    return (
+        f":white_check_mark: Added *{bk.escape(spec.name)}* (`{bk.escape(spec.base)}` → "
+        f"`{bk.escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
+        f"`/dcs build {spec.name} push`."
+    )
 
 
 def open_add_form(cmd: CommandContext) -> None:

@@ -58,8 +58,9 @@ def parse_text(text: str) -> ParsedText:
     try:
         tokens = shlex.split(normalize(text))
     except ValueError:
-        raise InvalidInput("command text", text, "has an unbalanced quote",
-                           'Close every quote, e.g. schedule="0 3 * * 1".') from None
+        raise InvalidInput(
+            "command text", text, "has an unbalanced quote", 'Close every quote, e.g. schedule="0 3 * * 1".'
+        ) from None
     words: list[str] = []
     options: dict[str, str] = {}
     for token in tokens:
@@ -115,11 +116,16 @@ class CommandContext:
         unknown = [k for k in self.options if k not in allowed_options]
         if unknown:
             known = ", ".join(f"{k}=" for k in allowed_options) or "no key=value options"
-            raise InvalidInput(unknown[0], self.options[unknown[0]], f"is not an option of `{self.name}`",
-                               f"Use {known}.")
+            raise InvalidInput(
+                unknown[0], self.options[unknown[0]], f"is not an option of `{self.name}`", f"Use {known}."
+            )
         if max_args is not None and len(self.args) > max_args:
-            raise InvalidInput(f"{self.name} arguments", " ".join(self.args[max_args:]), "is more than expected",
-                               f"Usage: `/dcs {self.app.commands.get(self.name).usage}`.")
+            raise InvalidInput(
+                f"{self.name} arguments",
+                " ".join(self.args[max_args:]),
+                "is more than expected",
+                f"Usage: `/dcs {self.app.commands.get(self.name).usage}`.",
+            )
 
 
 CommandFn = Callable[[CommandContext], None]
@@ -181,8 +187,15 @@ class CommandTable:
 def register(app: App, ctx: AppContext) -> None:
     from handlers import builds, catalog
 
-    ctx.commands.add(Subcommand("help", "What the bot can do; `help COMMAND` for one command.", "help [COMMAND]",
-                                Role.EVERYONE, lambda cmd: show_help(cmd, topic=" ".join(cmd.args) or None)))
+    ctx.commands.add(
+        Subcommand(
+            "help",
+            "What the bot can do; `help COMMAND` for one command.",
+            "help [COMMAND]",
+            Role.EVERYONE,
+            lambda cmd: show_help(cmd, topic=" ".join(cmd.args) or None),
+        )
+    )
     catalog.add_commands(ctx)
     builds.add_commands(ctx)
 
@@ -192,14 +205,28 @@ def register(app: App, ctx: AppContext) -> None:
         dispatch(ctx, body, ack, respond, int(retry) if str(retry).isdigit() else 0)
 
 
-def dispatch(ctx: AppContext, body: dict[str, Any], ack: Callable[..., Any], respond: Callable[..., Any] | None,
-             retry_num: int = 0) -> None:
+def dispatch(
+    ctx: AppContext,
+    body: dict[str, Any],
+    ack: Callable[..., Any],
+    respond: Callable[..., Any] | None,
+    retry_num: int = 0,
+) -> None:
     text = body.get("text") or ""
     cmd = CommandContext(
-        app=ctx, name="help", user_id=body.get("user_id", ""), channel_id=body.get("channel_id", ""),
-        args=[], options={}, text=text, trigger_id=body.get("trigger_id", ""),
-        response_url=body.get("response_url"), claim_key=f"command:{body.get('trigger_id', '')}",
-        retry_num=retry_num, _ack=ack, _respond=respond,
+        app=ctx,
+        name="help",
+        user_id=body.get("user_id", ""),
+        channel_id=body.get("channel_id", ""),
+        args=[],
+        options={},
+        text=text,
+        trigger_id=body.get("trigger_id", ""),
+        response_url=body.get("response_url"),
+        claim_key=f"command:{body.get('trigger_id', '')}",
+        retry_num=retry_num,
+        _ack=ack,
+        _respond=respond,
     )
     try:
         parsed = parse_text(text)
@@ -210,8 +237,13 @@ def dispatch(ctx: AppContext, body: dict[str, Any], ack: Callable[..., Any], res
         cmd.name = command.name
         cmd.args = list(parsed.words[used:])
         cmd.options = parsed.options
-        refusal = ctx.permitted(cmd.user_id, command.role, f"dcs.{command.name.replace(' ', '_')}",
-                                " ".join(cmd.args) or None, doing=f"use `/dcs {command.name}`")
+        refusal = ctx.permitted(
+            cmd.user_id,
+            command.role,
+            f"dcs.{command.name.replace(' ', '_')}",
+            " ".join(cmd.args) or None,
+            doing=f"use `/dcs {command.name}`",
+        )
         if refusal:
             cmd.reply(bk.notice(refusal))
             return

@@ -49,14 +49,16 @@ class AppContext:
     def role(self, user_id: str) -> Role:
         return role_of(user_id, self.config)
 
-    def permitted(self, user_id: str, needed: Role, action: str, target: str | None = None,
-                  doing: str | None = None) -> str | None:
+    def permitted(
+        self, user_id: str, needed: Role, action: str, target: str | None = None, doing: str | None = None
+    ) -> str | None:
         """None when allowed; otherwise the denial text (and an audit row: denials are security events).
         `doing` completes "You need the X role to ..." (default: the action name)."""
         if allowed(user_id, needed, self.config):
             return None
-        self.store.audit(actor=user_id, action=action, target=target, outcome="denied",
-                         detail=f"needs role {needed.label}")
+        self.store.audit(
+            actor=user_id, action=action, target=target, outcome="denied", detail=f"needs role {needed.label}"
+        )
         return denial(needed, doing or action.replace(".", " ").replace("_", " "))
 
     def set_home_section(self, name: str, build: HomeSectionBuilder, *, before: str | None = None) -> None:

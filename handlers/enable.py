@@ -43,6 +43,7 @@ def approvals_for(ctx: AppContext) -> Approvals:
 
 # ---------------------------------------------------------------- pure Block Kit
 
+
 def when(stamp: str | None) -> str:
     moment = parse_time(stamp)
     if moment is None:
@@ -57,33 +58,44 @@ def approval_message(request: ApprovalRequest, host: str) -> dict[str, Any]:
     decider = bk.user(request.decided_by) if request.decided_by else "someone"
     outcome = {
         "pending": f":key: {asked}.\nA bot admin other than the requester can approve or deny. "
-                   f"The request expires {when(request.expires_at)}.",
+        f"The request expires {when(request.expires_at)}.",
         "approving": f":hourglass_flowing_sand: {asked}.\nApproved by {decider}; switching it on…",
         "approved": f":white_check_mark: {asked}.\n*Approved* by {decider} {when(request.decided_at)}: Container "
-                    "Services is on. Clusters can now use custom images (`/dcs launch NAME`).",
+        "Services is on. Clusters can now use custom images (`/dcs launch NAME`).",
         "denied": f":no_entry_sign: {asked}.\n*Denied* by {decider} {when(request.decided_at)}.",
         "expired": f":hourglass: {asked}.\n*Expired* {when(request.decided_at)} without a decision. "
-                   "Ask again with `/dcs enable`.",
+        "Ask again with `/dcs enable`.",
         "failed": f":x: {asked}.\nApproved by {decider} {when(request.decided_at)}, but Databricks did not switch it "
-                  f"on: {bk.escape(request.note or 'unknown error')}",
+        f"on: {bk.escape(request.note or 'unknown error')}",
     }.get(request.status, f"{asked}: {request.status}.")
     blocks = [bk.section(outcome)]
     if request.note and request.status == "pending":
         blocks.append(bk.context(f":warning: {bk.escape(request.note)}"))
     if request.status == "pending":
         value = str(request.id)
-        blocks.append(bk.actions(f"enable_{request.id}", bk.button("Approve", APPROVE, value, style="primary"),
-                                 bk.button("Deny", DENY, value, style="danger")))
+        blocks.append(
+            bk.actions(
+                f"enable_{request.id}",
+                bk.button("Approve", APPROVE, value, style="primary"),
+                bk.button("Deny", DENY, value, style="danger"),
+            )
+        )
     blocks.append(bk.context(f"Request #{request.id}"))
     return bk.message(f"Switch on Container Services (request #{request.id}): {request.status}", blocks)
 
 
 # ---------------------------------------------------------------- Slack I/O
 
+
 def update_message(ctx: AppContext, request: ApprovalRequest) -> None:
     if request.slack_channel and request.slack_ts:
-        call(ctx.client, "chat.update", channel=request.slack_channel, ts=request.slack_ts,
-             **approval_message(request, ctx.services.databricks.host))
+        call(
+            ctx.client,
+            "chat.update",
+            channel=request.slack_channel,
+            ts=request.slack_ts,
+            **approval_message(request, ctx.services.databricks.host),
+        )
 
 
 def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | None) -> None:
@@ -97,28 +109,45 @@ def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | 
         tell(response_url, bk.problem(exc.message))
         return
     if started.outcome == "already_enabled":
-        tell(response_url, bk.notice(f":white_check_mark: Container Services is already on in {bk.escape(host)}: "
-                                     "nothing to approve. Launch with `/dcs launch NAME`."))
+        tell(
+            response_url,
+            bk.notice(
+                f":white_check_mark: Container Services is already on in {bk.escape(host)}: "
+                "nothing to approve. Launch with `/dcs launch NAME`."
+            ),
+        )
         return
     request = started.request
     assert request is not None
     if started.outcome == "pending_exists":
         where = f" in <#{request.slack_channel}>" if request.slack_channel else ""
-        tell(response_url, bk.notice(f"A request to switch it on is already waiting for an admin{where} "
-                                     f"(request #{request.id}, asked by {bk.user(request.requester)})."))
+        tell(
+            response_url,
+            bk.notice(
+                f"A request to switch it on is already waiting for an admin{where} "
+                f"(request #{request.id}, asked by {bk.user(request.requester)})."
+            ),
+        )
         return
     target = ctx.config.notify_channel or channel
     try:
         posted = call(ctx.client, "chat.postMessage", channel=target, **approval_message(request, host))
     except SlackError as exc:
-        tell(response_url, bk.problem(f"Request #{request.id} was recorded, but I could not post it in {target}: "
-                                      f"{exc.message}"))
+        tell(
+            response_url,
+            bk.problem(f"Request #{request.id} was recorded, but I could not post it in {target}: {exc.message}"),
+        )
         return
     request = approvals.attach_message(request.id, posted.get("channel") or target, posted["ts"])
     note = f"\n:warning: {bk.escape(request.note)}" if request.note else ""
-    tell(response_url, bk.notice(f":key: Container Services is off in {bk.escape(host)}. I asked the admins in "
-                                 f"<#{request.slack_channel}> (request #{request.id}); an admin other than you has to "
-                                 f"approve it within 24 h.{note}"))
+    tell(
+        response_url,
+        bk.notice(
+            f":key: Container Services is off in {bk.escape(host)}. I asked the admins in "
+            f"<#{request.slack_channel}> (request #{request.id}); an admin other than you has to "
+            f"approve it within 24 h.{note}"
+        ),
+    )
 
 
 def enable_command(ctx: AppContext, cmd: CommandContext) -> None:
@@ -189,9 +218,15 @@ def start_expiry_sweep(ctx: AppContext, args: Any = None) -> Callable[[], None] 
 def register(app: App, ctx: AppContext) -> None:
     if not databricks_configured(ctx.config):
         return  # handlers.placeholders answers that this is not set up (no workspace configured)
-    ctx.commands.add(Subcommand(
-        "enable", "Ask to switch on Container Services in the Databricks workspace (another admin approves).",
-        "enable", Role.BUILDER, lambda cmd: enable_command(ctx, cmd)))
+    ctx.commands.add(
+        Subcommand(
+            "enable",
+            "Ask to switch on Container Services in the Databricks workspace (another admin approves).",
+            "enable",
+            Role.BUILDER,
+            lambda cmd: enable_command(ctx, cmd),
+        )
+    )
 
     def on_click(approve: bool) -> Callable[[dict[str, Any], str], None]:
         def run(body: dict[str, Any], user_id: str) -> None:

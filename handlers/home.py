@@ -52,32 +52,40 @@ def builds_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
 
 
 def launches_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = ctx.store.query("SELECT id, image, requester, cluster_name, status, state, created_at FROM launches "
-                           "ORDER BY id DESC LIMIT ?", (RECENT_LAUNCHES,))
+    rows = ctx.store.query(
+        "SELECT id, image, requester, cluster_name, status, state, created_at FROM launches ORDER BY id DESC LIMIT ?",
+        (RECENT_LAUNCHES,),
+    )
     if not rows:
         return []  # nothing launched yet (or the launch feature is not set up): no empty section
     stamp = now()
-    lines = [f"*#{r['id']}* {bk.escape(r['image'])} → {bk.escape(r['cluster_name'] or '(no cluster yet)')} — "
-             f"{bk.escape(r['state'] or r['status'])}, {bk.ago(r['created_at'], stamp)} ({bk.user(r['requester'])})"
-             for r in rows]
+    lines = [
+        f"*#{r['id']}* {bk.escape(r['image'])} → {bk.escape(r['cluster_name'] or '(no cluster yet)')} — "
+        f"{bk.escape(r['state'] or r['status'])}, {bk.ago(r['created_at'], stamp)} ({bk.user(r['requester'])})"
+        for r in rows
+    ]
     return [bk.header("Recent launches"), bk.section("\n".join(lines))]
 
 
 def pull_budget_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = ctx.store.query('SELECT at, account, "limit", remaining, window_seconds FROM ratelimit_samples '
-                           "ORDER BY id DESC LIMIT 1")
+    rows = ctx.store.query(
+        'SELECT at, account, "limit", remaining, window_seconds FROM ratelimit_samples ORDER BY id DESC LIMIT 1'
+    )
     if not rows:
         return []
     r = rows[0]
     who = bk.escape(r["account"] or "anonymous")
     window = f" per {r['window_seconds'] // 3600} h" if r["window_seconds"] else ""
-    text = (f"*{r['remaining']}* of {r['limit']} pulls left{window} for {who} "
-            f"(measured {bk.ago(r['at'], now())})")
+    text = f"*{r['remaining']}* of {r['limit']} pulls left{window} for {who} (measured {bk.ago(r['at'], now())})"
     return [bk.header("Docker Hub pull budget"), bk.section(text)]
 
 
-DEFAULT_SECTIONS = (("catalog", catalog_section), ("builds", builds_section), ("launches", launches_section),
-                    ("pull_budget", pull_budget_section))
+DEFAULT_SECTIONS = (
+    ("catalog", catalog_section),
+    ("builds", builds_section),
+    ("launches", launches_section),
+    ("pull_budget", pull_budget_section),
+)
 
 
 def home_view(ctx: AppContext, user_id: str) -> dict[str, Any]:

@@ -39,40 +39,67 @@ MODAL = "launch_modal"
 ANYWAY = "launch_anyway"
 MAX_OPTIONS = 100  # Slack's static_select limit
 # Launch request field -> the form block its errors appear under.
-FIELD_BLOCKS = {"runtime": "runtime", "node_type": "node_type", "driver_node_type": "node_type",
-                "workers": "workers", "min_workers": "min_workers", "max_workers": "max_workers",
-                "autotermination": "autotermination", "init_scripts": "init_scripts", "spark_conf": "spark_conf",
-                "tags": "tags", "name": "name"}
-STATE_EMOJI = {"creating": ":hourglass_flowing_sand:", "blocked": ":no_entry:", "pending": ":hourglass_flowing_sand:",
-               "running": ":white_check_mark:", "failed": ":x:", "unknown": ":grey_question:"}
+FIELD_BLOCKS = {
+    "runtime": "runtime",
+    "node_type": "node_type",
+    "driver_node_type": "node_type",
+    "workers": "workers",
+    "min_workers": "min_workers",
+    "max_workers": "max_workers",
+    "autotermination": "autotermination",
+    "init_scripts": "init_scripts",
+    "spark_conf": "spark_conf",
+    "tags": "tags",
+    "name": "name",
+}
+STATE_EMOJI = {
+    "creating": ":hourglass_flowing_sand:",
+    "blocked": ":no_entry:",
+    "pending": ":hourglass_flowing_sand:",
+    "running": ":white_check_mark:",
+    "failed": ":x:",
+    "unknown": ":grey_question:",
+}
 
 
 # ---------------------------------------------------------------- pure Block Kit
 
 
-
-
-
-
-
 def _number(initial: str | None, minimum: int, maximum: int) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "number_input", "is_decimal_allowed": False,
-                               "min_value": str(minimum), "max_value": str(maximum)}
+    element: dict[str, Any] = {
+        "type": "number_input",
+        "is_decimal_allowed": False,
+        "min_value": str(minimum),
+        "max_value": str(maximum),
+    }
     if initial is not None:
         element["initial_value"] = initial
     return element
 
 
 def loading_view(image: str) -> dict[str, Any]:
-    return {"type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
-            "close": {"type": "plain_text", "text": "Cancel"},
-            "blocks": [bk.section(f":hourglass_flowing_sand: Asking Databricks which runtimes and node types "
-                                  f"*{bk.escape(image)}* can use…")]}
+    return {
+        "type": "modal",
+        "callback_id": MODAL,
+        "title": {"type": "plain_text", "text": "Launch a cluster"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            bk.section(
+                f":hourglass_flowing_sand: Asking Databricks which runtimes and node types "
+                f"*{bk.escape(image)}* can use…"
+            )
+        ],
+    }
 
 
 def error_view(text: str) -> dict[str, Any]:
-    return {"type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
-            "close": {"type": "plain_text", "text": "Close"}, "blocks": [bk.section(f":warning: {bk.escape(text)}")]}
+    return {
+        "type": "modal",
+        "callback_id": MODAL,
+        "title": {"type": "plain_text", "text": "Launch a cluster"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [bk.section(f":warning: {bk.escape(text)}")],
+    }
 
 
 def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> dict[str, Any]:
@@ -90,30 +117,63 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
     gpu = " GPU node types only (GPU image)." if base.gpu else ""
     meta = {"image": source.spec.name, "build": source.build_id, "channel": channel, "email": email or ""}
     return {
-        "type": "modal", "callback_id": MODAL, "title": {"type": "plain_text", "text": "Launch a cluster"},
-        "submit": {"type": "plain_text", "text": "Launch"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "type": "modal",
+        "callback_id": MODAL,
+        "title": {"type": "plain_text", "text": "Launch a cluster"},
+        "submit": {"type": "plain_text", "text": "Launch"},
+        "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": json.dumps(meta),
         "blocks": [
             bk.section(f"*{bk.escape(source.spec.name)}* at build #{source.build_id}\n`{source.url}`"),
-            bk.context(f"Dedicated access mode for {bk.escape(email or 'you')}. Only runtimes that run custom "
-                       f"containers are listed (no ML, Genomics, Light or Graviton); LTS first.{gpu}"),
-            _input("runtime", "Databricks runtime", runtime_el,
-                   hint=f"Preselected: the runtime of the image's base ({base.runtime_label or 'newest LTS'})."),
+            bk.context(
+                f"Dedicated access mode for {bk.escape(email or 'you')}. Only runtimes that run custom "
+                f"containers are listed (no ML, Genomics, Light or Graviton); LTS first.{gpu}"
+            ),
+            _input(
+                "runtime",
+                "Databricks runtime",
+                runtime_el,
+                hint=f"Preselected: the runtime of the image's base ({base.runtime_label or 'newest LTS'}).",
+            ),
             _input("node_type", "Node type", node_el),
             _input("size_mode", "Size", {"type": "radio_buttons", "options": modes, "initial_option": modes[0]}),
-            _input("workers", "Workers (fixed size)", _number("1", 0, 1000), optional=True,
-                   hint="0 = a single-node cluster."),
+            _input(
+                "workers",
+                "Workers (fixed size)",
+                _number("1", 0, 1000),
+                optional=True,
+                hint="0 = a single-node cluster.",
+            ),
             _input("min_workers", "Min workers (autoscale)", _number(None, 0, 1000), optional=True),
             _input("max_workers", "Max workers (autoscale)", _number(None, 1, 1000), optional=True),
-            _input("autotermination", "Terminate after idle minutes", _number("60", 0, 10000),
-                   hint="10 to 10000; 0 = never."),
-            _input("init_scripts", "Init scripts", _text("file:/databricks/scripts/setup.sh", multiline=True),
-                   optional=True, hint="One per line: file:/… (in the image), /Workspace/…, /Volumes/…, s3://…, "
-                                       "abfss://…, gs://… — not dbfs. At most 10."),
-            _input("spark_conf", "Extra Spark conf", _text("spark.sql.shuffle.partitions=64", multiline=True),
-                   optional=True, hint="key=value, one per line."),
-            _input("tags", "Extra tags", _text("team=data", multiline=True), optional=True,
-                   hint="key=value, one per line (the bot adds who launched, image and digest)."),
+            _input(
+                "autotermination",
+                "Terminate after idle minutes",
+                _number("60", 0, 10000),
+                hint="10 to 10000; 0 = never.",
+            ),
+            _input(
+                "init_scripts",
+                "Init scripts",
+                _text("file:/databricks/scripts/setup.sh", multiline=True),
+                optional=True,
+                hint="One per line: file:/… (in the image), /Workspace/…, /Volumes/…, s3://…, "
+                "abfss://…, gs://… — not dbfs. At most 10.",
+            ),
+            _input(
+                "spark_conf",
+                "Extra Spark conf",
+                _text("spark.sql.shuffle.partitions=64", multiline=True),
+                optional=True,
+                hint="key=value, one per line.",
+            ),
+            _input(
+                "tags",
+                "Extra tags",
+                _text("team=data", multiline=True),
+                optional=True,
+                hint="key=value, one per line (the bot adds who launched, image and digest).",
+            ),
             _input("name", "Cluster name", _text(f"dcs {source.spec.name} (you)"), optional=True),
         ],
     }
@@ -147,8 +207,11 @@ def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
     values = _values(view)
     autoscale = values.get("size_mode") == "autoscale"
     data: dict[str, Any] = {
-        "image": image, "runtime": values.get("runtime"), "node_type": values.get("node_type"),
-        "autotermination": values.get("autotermination"), "init_scripts": values.get("init_scripts") or "",
+        "image": image,
+        "runtime": values.get("runtime"),
+        "node_type": values.get("node_type"),
+        "autotermination": values.get("autotermination"),
+        "init_scripts": values.get("init_scripts") or "",
         "name": values.get("name"),
     }
     if autoscale:
@@ -175,8 +238,11 @@ def inline_errors(exc: InvalidInput | InvalidInputs) -> dict[str, str]:
     for problem in problems:
         root = problem.field.split(".")[0].split("[")[0]
         block = FIELD_BLOCKS.get(root, "runtime")
-        text = f"{problem.field}: {problem.reason}. {problem.fix}" if block == "runtime" and root != "runtime" \
+        text = (
+            f"{problem.field}: {problem.reason}. {problem.fix}"
+            if block == "runtime" and root != "runtime"
             else f"{problem.reason}. {problem.fix}"
+        )
         errors.setdefault(block, bk.cut(text, 150))
     return errors
 
@@ -191,12 +257,17 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
     lines = [f"{emoji} {title}"]
     if launch.state_message:
         lines.append(f"_{bk.escape(bk.cut(launch.state_message, 500))}_")
-    size = (f"{body['autoscale']['min_workers']}–{body['autoscale']['max_workers']} workers (autoscale)"
-            if body.get("autoscale") else f"{body.get('num_workers', '?')} worker(s)")
-    facts = [f"*Image* `{launch.image_url or '?'}` (build #{launch.build_id})",
-             f"*Runtime* `{body.get('spark_version', '?')}` on `{body.get('node_type_id', '?')}`, {size}, "
-             f"stops after {body.get('autotermination_minutes', '?')} idle min",
-             f"*Requested by* {bk.user(launch.requester)} · dedicated to {bk.escape(meta.get('user_email', '?'))}"]
+    size = (
+        f"{body['autoscale']['min_workers']}–{body['autoscale']['max_workers']} workers (autoscale)"
+        if body.get("autoscale")
+        else f"{body.get('num_workers', '?')} worker(s)"
+    )
+    facts = [
+        f"*Image* `{launch.image_url or '?'}` (build #{launch.build_id})",
+        f"*Runtime* `{body.get('spark_version', '?')}` on `{body.get('node_type_id', '?')}`, {size}, "
+        f"stops after {body.get('autotermination_minutes', '?')} idle min",
+        f"*Requested by* {bk.user(launch.requester)} · dedicated to {bk.escape(meta.get('user_email', '?'))}",
+    ]
     if cluster_url:
         facts.append(f"<{cluster_url}|Open {bk.escape(launch.cluster_name or 'the cluster')} in Databricks>")
     blocks = [bk.section("\n".join(lines)), bk.section("\n".join(facts))]
@@ -208,15 +279,16 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
         blocks.append(bk.context("\n".join(notes)))
     advice = launch.advice
     if advice is not None:
-        blocks.append(bk.section(f"*Why* `{bk.escape(launch.termination_code or '')}` — "
-                                 + bk.escape(advice.text())))
+        blocks.append(bk.section(f"*Why* `{bk.escape(launch.termination_code or '')}` — " + bk.escape(advice.text())))
     if launch.status == "blocked":
-        blocks.append(bk.actions(f"launch_{launch.id}", bk.button("Launch anyway", ANYWAY, str(launch.id),
-                                                                  style="danger")))
+        blocks.append(
+            bk.actions(f"launch_{launch.id}", bk.button("Launch anyway", ANYWAY, str(launch.id), style="danger"))
+        )
     return bk.message(f"Cluster for {launch.image} (launch #{launch.id}): {state}", blocks)
 
 
 # ---------------------------------------------------------------- Slack I/O
+
 
 @dataclass(frozen=True)
 class LaunchJob:
@@ -254,8 +326,13 @@ def cluster_url(ctx: AppContext, launch: Launch) -> str | None:
 
 def update_message(ctx: AppContext, launch: Launch) -> None:
     if launch.slack_channel and launch.slack_ts:
-        call(ctx.client, "chat.update", channel=launch.slack_channel, ts=launch.slack_ts,
-             **launch_message(launch, cluster_url(ctx, launch)))
+        call(
+            ctx.client,
+            "chat.update",
+            channel=launch.slack_channel,
+            ts=launch.slack_ts,
+            **launch_message(launch, cluster_url(ctx, launch)),
+        )
 
 
 def tracker(ctx: AppContext) -> Tracker:
@@ -271,8 +348,14 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
     launcher = launcher_for(ctx.services)
     try:
         email = job.email if job.email is not None else user_email(ctx, job.requester)
-        outcome = launcher.launch(job.request, requester=job.requester, user_email=email,
-                                  request_key=job.request_key, build_id=job.build_id, slack_channel=job.channel)
+        outcome = launcher.launch(
+            job.request,
+            requester=job.requester,
+            user_email=email,
+            request_key=job.request_key,
+            build_id=job.build_id,
+            slack_channel=job.channel,
+        )
     except DcsError as exc:
         tell_user(ctx, job, bk.problem(f"Launching {job.request.image} failed: {exc.message}"))
         return None
@@ -287,15 +370,17 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
         posted = call(ctx.client, "chat.postMessage", channel=job.channel, **content)
         launch = launcher.attach_message(launch.id, posted.get("channel") or job.channel, posted["ts"])
     except SlackError as exc:
-        tell_user(ctx, job, bk.notice(f":warning: Launch #{launch.id} goes on, but I could not post its message "
-                                      f"here: {exc.message}"))
+        tell_user(
+            ctx,
+            job,
+            bk.notice(f":warning: Launch #{launch.id} goes on, but I could not post its message here: {exc.message}"),
+        )
     if launch.status == "pending":
         tracker(ctx).follow(launch.id)
     return launch
 
 
-def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str,
-              channel: str) -> None:
+def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
     launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
     opened = call(ctx.client, "views.open", trigger_id=trigger_id, view=loading_view(image))
     view_id = (opened.get("view") or {}).get("id", "")
@@ -322,13 +407,22 @@ def option_tokens(text: str) -> list[str]:
 
 def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
     if not cmd.args:
-        raise InvalidInput("NAME", "", "is missing", "Usage: `/dcs launch NAME` (a form), or `/dcs launch NAME "
-                           "runtime=15.4.x-scala2.12 node_type=m5d.large workers=2` to skip it.")
+        raise InvalidInput(
+            "NAME",
+            "",
+            "is missing",
+            "Usage: `/dcs launch NAME` (a form), or `/dcs launch NAME "
+            "runtime=15.4.x-scala2.12 node_type=m5d.large workers=2` to skip it.",
+        )
     # The dispatcher takes only plain keys as options: spark.conf=… and tag.X=… arrive as words.
     extra = [word for word in cmd.args[1:] if "=" not in word]
     if extra:
-        raise InvalidInput("launch arguments", " ".join(extra), "is more than one image name",
-                           "Give options as key=value, e.g. workers=2.")
+        raise InvalidInput(
+            "launch arguments",
+            " ".join(extra),
+            "is more than one image name",
+            "Give options as key=value, e.g. workers=2.",
+        )
     image = cmd.args[0]
     launcher_for(ctx.services).image_source(image)  # unknown or never pushed: said in the ack itself
     tokens = option_tokens(cmd.text)
@@ -346,8 +440,12 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
         cmd.reply(bk.notice("This launch is already being handled."))
         return
     where = f" ({bk.ordinal(ticket.position)} in line)" if ticket.queued else ""
-    cmd.reply(bk.notice(f":rocket: Launching *{bk.escape(image)}*{where}: checking the request with Databricks. "
-                        "A message in this channel will follow the cluster."))
+    cmd.reply(
+        bk.notice(
+            f":rocket: Launching *{bk.escape(image)}*{where}: checking the request with Databricks. "
+            "A message in this channel will follow the cluster."
+        )
+    )
 
 
 def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
@@ -366,8 +464,13 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
     build_id = meta.get("build") if isinstance(meta.get("build"), int) else None
     try:
         request = form_to_request(image, view)
-        launcher_for(ctx.services).plan(request, requester=user_id, user_email=str(meta.get("email") or ""),
-                                        request_key=request_key, build_id=build_id)
+        launcher_for(ctx.services).plan(
+            request,
+            requester=user_id,
+            user_email=str(meta.get("email") or ""),
+            request_key=request_key,
+            build_id=build_id,
+        )
     except (InvalidInput, InvalidInputs) as exc:
         ack(response_action="errors", errors=inline_errors(exc))
         return
@@ -375,8 +478,9 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
         return
     ack()
-    job = LaunchJob(request, user_id, str(meta.get("channel") or user_id), request_key, build_id,
-                    email=str(meta.get("email") or ""))
+    job = LaunchJob(
+        request, user_id, str(meta.get("channel") or user_id), request_key, build_id, email=str(meta.get("email") or "")
+    )
     ctx.workers.submit(f"launch-request:{request_key}", run_launch, ctx, job)
 
 
@@ -408,9 +512,11 @@ def launches_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
         url = cluster_url(ctx, launch)
         name = bk.escape(launch.cluster_name or "(no cluster)")
         where = f"<{url}|{name}>" if url else name
-        lines.append(f"{STATE_EMOJI.get(launch.status, '')} *#{launch.id}* {bk.escape(launch.image)} → {where} — "
-                     f"{bk.escape(launch.state or launch.status)}, {bk.ago(launch.created_at, stamp)} "
-                     f"({bk.user(launch.requester)})")
+        lines.append(
+            f"{STATE_EMOJI.get(launch.status, '')} *#{launch.id}* {bk.escape(launch.image)} → {where} — "
+            f"{bk.escape(launch.state or launch.status)}, {bk.ago(launch.created_at, stamp)} "
+            f"({bk.user(launch.requester)})"
+        )
     return [bk.header("Recent launches"), bk.section("\n".join(lines))]
 
 
@@ -423,10 +529,15 @@ def resume_tracking(ctx: AppContext, args: Any = None) -> Callable[[], None]:
 def register(app: App, ctx: AppContext) -> None:
     if not databricks_configured(ctx.config):
         return  # handlers.placeholders answers that launching is not set up (no workspace configured)
-    ctx.commands.add(Subcommand(
-        "launch", "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
-        "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]", Role.BUILDER,
-        lambda cmd: launch_command(ctx, cmd)))
+    ctx.commands.add(
+        Subcommand(
+            "launch",
+            "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
+            "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]",
+            Role.BUILDER,
+            lambda cmd: launch_command(ctx, cmd),
+        )
+    )
     ctx.set_home_section("launches", launches_home)
 
     @app.action("launch_cluster")

@@ -57,12 +57,13 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             d = r.decision
             where = report.repositories.get(r.image, r.image)
             why = ", ".join(d.reasons) or "rebuilt"
-            lines.append(f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
-                         f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; pushed "
-                         f"`{escape(where)}` and `{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
-                         f" (build #{r.build.id if r.build else '?'})")
-            text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → "
-                              f"{short_digest(d.new_base_digest)}")
+            lines.append(
+                f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
+                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; pushed "
+                f"`{escape(where)}` and `{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
+                f" (build #{r.build.id if r.build else '?'})"
+            )
+            text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
         blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))
     if report.failed:
         lines = []
@@ -75,33 +76,47 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             text_lines.append(f"{r.image} failed: {cut(r.error or 'failed', 200)}")
         blocks.append(section("*Failed* — the published image is unchanged\n" + _lines(lines, "failures")))
         if report.pull_budget:
-            blocks.append(section(f":warning: A registry refused with *toomanyrequests* (pull rate limit). Docker Hub "
-                                  f"budget at the last check: {escape(report.pull_budget)}. `/dcs ratelimit` shows "
-                                  "more; the next run tries again."))
+            blocks.append(
+                section(
+                    f":warning: A registry refused with *toomanyrequests* (pull rate limit). Docker Hub "
+                    f"budget at the last check: {escape(report.pull_budget)}. `/dcs ratelimit` shows "
+                    "more; the next run tries again."
+                )
+            )
         blocks.append(context("Details: `/dcs log BUILD_ID`. After fixing, `/dcs rebuild NAME` runs it again."))
     if report.base_errors:
-        lines = [f":warning: `{escape(check.base_ref)}` could not be checked ({escape(cut(check.error or '', 300))});"
-                 f" affects {escape(', '.join(names))}" for check, names in report.base_errors]
+        lines = [
+            f":warning: `{escape(check.base_ref)}` could not be checked ({escape(cut(check.error or '', 300))});"
+            f" affects {escape(', '.join(names))}"
+            for check, names in report.base_errors
+        ]
         blocks.append(section("*Base checks*\n" + _lines(lines, "bases")))
         text_lines.extend(f"base {check.base_ref} not checked" for check, _ in report.base_errors)
     if report.stale:
         lines = []
         for c in report.stale:
             running = short_digest(c.running_digest) if c.running_digest else "an older build"
-            lines.append(f"• *{escape(c.cluster_name or c.cluster_id)}* (`{escape(c.cluster_id)}`, {c.state}) "
-                         f"runs {escape(c.image)} at `{running}`, new is `{short_digest(c.new_digest)}`: "
-                         f"{_pick_up(c, report.repositories.get(c.image))}")
+            lines.append(
+                f"• *{escape(c.cluster_name or c.cluster_id)}* (`{escape(c.cluster_id)}`, {c.state}) "
+                f"runs {escape(c.image)} at `{running}`, new is `{short_digest(c.new_digest)}`: "
+                f"{_pick_up(c, report.repositories.get(c.image))}"
+            )
         blocks.append(divider())
         blocks.append(section("*Clusters still on an older digest*\n" + _lines(lines, "clusters")))
         text_lines.append(f"{len(report.stale)} cluster(s) still run an older digest")
     if report.unpatched:
         names = ", ".join(f"{escape(image)} (`{escape(base)}`)" for image, base in report.unpatched[:MAX_LINES])
-        blocks.append(context(f":information_source: Not on an -LTS tag, so Databricks does not patch the base: "
-                              f"{names}. Move them to an -LTS base to receive fixes."))
+        blocks.append(
+            context(
+                f":information_source: Not on an -LTS tag, so Databricks does not patch the base: "
+                f"{names}. Move them to an -LTS base to receive fixes."
+            )
+        )
     return message("\n".join(text_lines), blocks)
 
 
 # ---------------------------------------------------------------- pull budget
+
 
 def budget_lines(report: BudgetReport) -> list[str]:
     """The facts, as short mrkdwn lines (the /dcs ratelimit answer and the App Home section)."""
@@ -114,14 +129,17 @@ def budget_lines(report: BudgetReport) -> list[str]:
         lines.append("*Docker Hub pulls:* unlimited (no rate-limit headers)")
     else:
         pct = f" ({b.percent_remaining:.0f}%)" if b.percent_remaining is not None else ""
-        lines.append(f"*Docker Hub pulls left:* {b.remaining if b.remaining is not None else '?'}"
-                     f"/{b.limit if b.limit is not None else '?'}{pct} per {format_window(b.window_seconds)}")
+        lines.append(
+            f"*Docker Hub pulls left:* {b.remaining if b.remaining is not None else '?'}"
+            f"/{b.limit if b.limit is not None else '?'}{pct} per {format_window(b.window_seconds)}"
+        )
     who = report.account or "anonymous (this machine's IP)"
     lines.append(f"Counted for {escape(who)}; checked {escape(report.checked_ago or 'just now')}")
     if report.spark.strip():
         lines.append(f"Last 24 h: `{report.spark}`")
-    lines.append(f"Launches in this window need {report.recent_pulls} pull(s); planned ones "
-                 f"{report.planned_pulls} more")
+    lines.append(
+        f"Launches in this window need {report.recent_pulls} pull(s); planned ones {report.planned_pulls} more"
+    )
     if report.error:
         lines.append(f":warning: Last check failed: {escape(report.error)}")
     if report.state == "low":
@@ -143,12 +161,16 @@ def pull_warning(report: BudgetReport, reason: str) -> dict[str, Any]:
     numbers = b.describe() if b else "unknown"
     text = f":warning: Docker Hub pulls are running low: {numbers}."
     blocks = [
-        section(f"{text}\n{escape(reason)}.\nEvery cluster node pulls its image at start; once the budget is "
-                "spent, launches fail with DOCKER_IMAGE_PULL_FAILURE until the window resets."),
+        section(
+            f"{text}\n{escape(reason)}.\nEvery cluster node pulls its image at start; once the budget is "
+            "spent, launches fail with DOCKER_IMAGE_PULL_FAILURE until the window resets."
+        ),
         section("\n".join(budget_lines(report)[1:])),
-        context("Fixes: set DOCKERHUB_USERNAME/DOCKERHUB_TOKEN for the bot and basic auth on clusters (an "
-                "account has a higher limit), or push images to your own registry. One all-clear follows "
-                "when the budget recovers."),
+        context(
+            "Fixes: set DOCKERHUB_USERNAME/DOCKERHUB_TOKEN for the bot and basic auth on clusters (an "
+            "account has a higher limit), or push images to your own registry. One all-clear follows "
+            "when the budget recovers."
+        ),
     ]
     return message(text, blocks)
 

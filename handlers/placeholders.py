@@ -18,13 +18,19 @@ from handlers.actions import guarded, reply
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext
 
-LAUNCH = ("Launching clusters is not set up in this bot yet: the Databricks integration has not been installed. "
-          "Until then, create the cluster in the Databricks UI with the pushed image "
-          "(`/dcs images` shows the digests).")
-ENABLE = ("Enabling Databricks Container Services from Slack is not set up in this bot yet: the Databricks "
-          "integration has not been installed. A workspace admin can enable it in the admin settings.")
-RATELIMIT = ("The Docker Hub pull-budget watch is not set up in this bot yet, so there is no measurement to show. "
-             "Docker Hub's own answer: `docker login` and check the `ratelimit-remaining` header.")
+LAUNCH = (
+    "Launching clusters is not set up in this bot yet: the Databricks integration has not been installed. "
+    "Until then, create the cluster in the Databricks UI with the pushed image "
+    "(`/dcs images` shows the digests)."
+)
+ENABLE = (
+    "Enabling Databricks Container Services from Slack is not set up in this bot yet: the Databricks "
+    "integration has not been installed. A workspace admin can enable it in the admin settings."
+)
+RATELIMIT = (
+    "The Docker Hub pull-budget watch is not set up in this bot yet, so there is no measurement to show. "
+    "Docker Hub's own answer: `docker login` and check the `ratelimit-remaining` header."
+)
 
 
 def _answer(text: str) -> Any:
@@ -35,12 +41,31 @@ def _answer(text: str) -> Any:
 
 
 def register(app: App, ctx: AppContext) -> None:
-    ctx.commands.add(Subcommand("launch", "Launch a Databricks cluster running an image.", "launch NAME",
-                                Role.BUILDER, _answer(LAUNCH), placeholder=True))
-    ctx.commands.add(Subcommand("ratelimit", "The Docker Hub pull budget.", "ratelimit", Role.EVERYONE,
-                                _answer(RATELIMIT), placeholder=True))
-    ctx.commands.add(Subcommand("enable", "Enable Container Services in the Databricks workspace.", "enable",
-                                Role.ADMIN, _answer(ENABLE), placeholder=True))
+    ctx.commands.add(
+        Subcommand(
+            "launch",
+            "Launch a Databricks cluster running an image.",
+            "launch NAME",
+            Role.BUILDER,
+            _answer(LAUNCH),
+            placeholder=True,
+        )
+    )
+    ctx.commands.add(
+        Subcommand(
+            "ratelimit", "The Docker Hub pull budget.", "ratelimit", Role.EVERYONE, _answer(RATELIMIT), placeholder=True
+        )
+    )
+    ctx.commands.add(
+        Subcommand(
+            "enable",
+            "Enable Container Services in the Databricks workspace.",
+            "enable",
+            Role.ADMIN,
+            _answer(ENABLE),
+            placeholder=True,
+        )
+    )
 
     @app.action("launch_cluster")
     @guarded(ctx, "launch_cluster")

@@ -26,9 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, ctx: AppContext) -> None:
-    ctx.commands.add(Subcommand(
-        "ratelimit", "The Docker Hub pull budget: what is left, the last 24 h, what launches need.",
-        "ratelimit", Role.EVERYONE, ratelimit_command))
+    ctx.commands.add(
+        Subcommand(
+            "ratelimit",
+            "The Docker Hub pull budget: what is left, the last 24 h, what launches need.",
+            "ratelimit",
+            Role.EVERYONE,
+            ratelimit_command,
+        )
+    )
     ctx.set_home_section("pull_budget", pull_budget_section)
 
 

@@ -25,9 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, ctx: AppContext) -> None:
-    ctx.commands.add(Subcommand(
-        "rebuild", "Rebuild an image now: check its base, build, doctor, push, and post the summary.",
-        "rebuild NAME", Role.BUILDER, rebuild_command))
+    ctx.commands.add(
+        Subcommand(
+            "rebuild",
+            "Rebuild an image now: check its base, build, doctor, push, and post the summary.",
+            "rebuild NAME",
+            Role.BUILDER,
+            rebuild_command,
+        )
+    )
 
 
 def rebuild_command(cmd: CommandContext) -> None:
@@ -41,8 +47,12 @@ def rebuild_command(cmd: CommandContext) -> None:
 
     busy = running_run(ctx.store, "rebuild:manual")
     if busy is not None:
-        cmd.reply(bk.notice(f":hourglass_flowing_sand: A rebuild run ({bk.escape(busy['job_id'])}) is in progress "
-                            f"since {busy['started_at']}; try again when it has finished."))
+        cmd.reply(
+            bk.notice(
+                f":hourglass_flowing_sand: A rebuild run ({bk.escape(busy['job_id'])}) is in progress "
+                f"since {busy['started_at']}; try again when it has finished."
+            )
+        )
         return
     if not cmd.claim("rebuild"):
         cmd.reply(bk.notice(f"Already on it: the rebuild of *{bk.escape(name)}* was queued by your first request."))
@@ -56,11 +66,19 @@ def rebuild_command(cmd: CommandContext) -> None:
     if ticket.duplicate:
         cmd.reply(bk.notice(f"A rebuild of *{bk.escape(name)}* is already queued or running."))
     elif ticket.position:
-        cmd.reply(bk.notice(f":hourglass_flowing_sand: Rebuild of *{bk.escape(name)}* queued "
-                            f"({ticket.position} in line). I'll tell you here when it is done."))
+        cmd.reply(
+            bk.notice(
+                f":hourglass_flowing_sand: Rebuild of *{bk.escape(name)}* queued "
+                f"({ticket.position} in line). I'll tell you here when it is done."
+            )
+        )
     else:
-        cmd.reply(bk.notice(f":gear: Rebuilding *{bk.escape(name)}*: base check, build, doctor, push. "
-                            "I'll tell you here when it is done."))
+        cmd.reply(
+            bk.notice(
+                f":gear: Rebuilding *{bk.escape(name)}*: base check, build, doctor, push. "
+                "I'll tell you here when it is done."
+            )
+        )
 
 
 def run_rebuild(ctx: AppContext, name: str, user_id: str, response_url: str | None) -> None:
@@ -68,8 +86,9 @@ def run_rebuild(ctx: AppContext, name: str, user_id: str, response_url: str | No
     from jobs.scheduler import MANUAL_JOB, rebuild_run
 
     try:
-        summary = rebuild_run(ctx.services, MANUAL_JOB, [name], by_hand=True, source="slack", requester=user_id,
-                              busy="raise")
+        summary = rebuild_run(
+            ctx.services, MANUAL_JOB, [name], by_hand=True, source="slack", requester=user_id, busy="raise"
+        )
     except DcsError as exc:
         tell(response_url, bk.problem(exc.message))
         return
@@ -87,9 +106,11 @@ def outcome_message(summary: Any) -> dict[str, Any]:
     for r in summary.run.results:
         if r.status == REBUILT:
             d = r.decision
-            lines.append(f":white_check_mark: *{bk.escape(r.image)}* rebuilt on base "
-                         f"`{short_digest(d.new_base_digest)}` and pushed `{bk.escape(r.immutable_tag or '?')}` = "
-                         f"`{short_digest(r.pushed_digest)}` (build #{r.build.id}).")
+            lines.append(
+                f":white_check_mark: *{bk.escape(r.image)}* rebuilt on base "
+                f"`{short_digest(d.new_base_digest)}` and pushed `{bk.escape(r.immutable_tag or '?')}` = "
+                f"`{short_digest(r.pushed_digest)}` (build #{r.build.id})."
+            )
         elif r.status == FAILED:
             build = f" (build #{r.build.id}, `/dcs log {r.build.id}`)" if r.build else ""
             lines.append(f":x: *{bk.escape(r.image)}* failed{build}: {bk.escape(bk.cut(r.error or '', 1500))}")
@@ -98,8 +119,9 @@ def outcome_message(summary: Any) -> dict[str, Any]:
     if summary.stale:
         lines.append(f"{len(summary.stale)} cluster(s) still run an older digest: see the notice.")
     if summary.posted:
-        lines.append("Summary posted in " + ", ".join(f"<#{c}>" if c[:1] in "CG" else bk.escape(c)
-                                                        for c in summary.posted) + ".")
+        lines.append(
+            "Summary posted in " + ", ".join(f"<#{c}>" if c[:1] in "CG" else bk.escape(c) for c in summary.posted) + "."
+        )
     for problem in summary.problems:
         lines.append(f":warning: {bk.escape(problem)}")
     return bk.notice("\n".join(lines) or "Nothing to rebuild.")

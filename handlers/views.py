@@ -26,45 +26,81 @@ from handlers.context import AppContext, reference_id
 log = logging.getLogger(__name__)
 
 IMAGE_ADD = "image_add"
-FLAVOURS = (("standard", "standard — Python, DBFS FUSE, SSH (recommended)"), ("python", "python — Python only"),
-            ("dbfsfuse", "dbfsfuse — Python + DBFS FUSE"), ("minimal", "minimal — no Python (Scala/Java)"),
-            ("rbase", "rbase — R"))
+FLAVOURS = (
+    ("standard", "standard — Python, DBFS FUSE, SSH (recommended)"),
+    ("python", "python — Python only"),
+    ("dbfsfuse", "dbfsfuse — Python + DBFS FUSE"),
+    ("minimal", "minimal — no Python (Scala/Java)"),
+    ("rbase", "rbase — R"),
+)
 DEFAULT_FLAVOUR, DEFAULT_RUNTIME = "standard", "15.4"
 # Catalog field -> the modal block where its errors appear.
-FIELD_BLOCKS = {"name": "name", "base": "base_custom", "pip": "pip", "apt": "apt", "repository": "repository",
-                "registry": "repository", "schedule": "schedule", "notify_channel": "notify", "tag": "repository",
-                "immutable_tag": "repository", "description": "name", "owner": "name", "env": "name"}
-
-
-
-
-
-
+FIELD_BLOCKS = {
+    "name": "name",
+    "base": "base_custom",
+    "pip": "pip",
+    "apt": "apt",
+    "repository": "repository",
+    "registry": "repository",
+    "schedule": "schedule",
+    "notify_channel": "notify",
+    "tag": "repository",
+    "immutable_tag": "repository",
+    "description": "name",
+    "owner": "name",
+    "env": "name",
+}
 
 
 def image_add_modal(channel_id: str = "") -> dict[str, Any]:
     flavours = [_option(v, t) for v, t in FLAVOURS]
     runtimes = [_option(r, f"{r} LTS") for r in reversed(LTS_RUNTIMES)]
     return {
-        "type": "modal", "callback_id": IMAGE_ADD,
+        "type": "modal",
+        "callback_id": IMAGE_ADD,
         "title": {"type": "plain_text", "text": "Add an image"},
-        "submit": {"type": "plain_text", "text": "Add"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "submit": {"type": "plain_text", "text": "Add"},
+        "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": json.dumps({"channel": channel_id}),
         "blocks": [
             _input("name", "Name", _text("team-pandas"), hint="Lowercase letters, digits and '-'."),
-            _input("flavour", "Databricks base", {"type": "static_select", "options": flavours,
-                                                  "initial_option": flavours[0]}),
-            _input("runtime", "Runtime (LTS)", {"type": "static_select", "options": runtimes,
-                                                "initial_option": next(o for o in runtimes
-                                                                       if o["value"] == DEFAULT_RUNTIME)}),
-            _input("base_custom", "Or a full base image", _text("myacr.azurecr.io/databricksruntime/standard:15.4-LTS"),
-                   optional=True, hint="Overrides the two fields above (mirrors, GPU images, pinned digests)."),
-            _input("pip", "pip packages", _text("pandas==2.2.2, pyarrow>=15", multiline=True), optional=True,
-                   hint="Comma- or newline-separated."),
+            _input(
+                "flavour",
+                "Databricks base",
+                {"type": "static_select", "options": flavours, "initial_option": flavours[0]},
+            ),
+            _input(
+                "runtime",
+                "Runtime (LTS)",
+                {
+                    "type": "static_select",
+                    "options": runtimes,
+                    "initial_option": next(o for o in runtimes if o["value"] == DEFAULT_RUNTIME),
+                },
+            ),
+            _input(
+                "base_custom",
+                "Or a full base image",
+                _text("myacr.azurecr.io/databricksruntime/standard:15.4-LTS"),
+                optional=True,
+                hint="Overrides the two fields above (mirrors, GPU images, pinned digests).",
+            ),
+            _input(
+                "pip",
+                "pip packages",
+                _text("pandas==2.2.2, pyarrow>=15", multiline=True),
+                optional=True,
+                hint="Comma- or newline-separated.",
+            ),
             _input("apt", "apt packages", _text("curl, libpq-dev", multiline=True), optional=True),
             _input("repository", "Push to repository", _text("myacr.azurecr.io/team/pandas")),
-            _input("schedule", "Rebuild schedule (cron, UTC)", _text("0 3 * * 1"), optional=True,
-                   hint="Five fields: minute hour day month weekday."),
+            _input(
+                "schedule",
+                "Rebuild schedule (cron, UTC)",
+                _text("0 3 * * 1"),
+                optional=True,
+                hint="Five fields: minute hour day month weekday.",
+            ),
             _input("notify", "Notify channel", {"type": "channels_select"}, optional=True),
         ],
     }
@@ -89,9 +125,15 @@ def form_to_image(values: dict[str, Any]) -> dict[str, Any]:
         flavour = _value(values, "flavour") or DEFAULT_FLAVOUR
         runtime = _value(values, "runtime") or DEFAULT_RUNTIME
         base = f"databricksruntime/{flavour}:{runtime}-LTS"
-    return {"name": _value(values, "name"), "base": base, "pip": _value(values, "pip"),
-            "apt": _value(values, "apt"), "repository": _value(values, "repository"),
-            "schedule": _value(values, "schedule"), "notify_channel": _value(values, "notify")}
+    return {
+        "name": _value(values, "name"),
+        "base": base,
+        "pip": _value(values, "pip"),
+        "apt": _value(values, "apt"),
+        "repository": _value(values, "repository"),
+        "schedule": _value(values, "schedule"),
+        "notify_channel": _value(values, "notify"),
+    }
 
 
 def inline_errors(exc: InvalidInput | InvalidInputs, custom_base: bool) -> dict[str, str]:

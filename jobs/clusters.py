@@ -111,6 +111,7 @@ class Tracker:
 
 def track_launch(services: Services, launch_id: int, notify: Notify | None = None) -> Launch:
     """Follow one launch in the calling thread (the CLI, scripts): blocking, with sleeps between polls."""
+
     def safe(launch: Launch) -> None:
         if notify is not None:
             try:
@@ -125,8 +126,13 @@ def resume_pending_launches(services: Services, tracker: Tracker) -> list[int]:
     """Follow again every launch still creating/pending (called once at start-up)."""
     resumed = []
     for launch in launcher_for(services).pending():
-        services.store.audit(actor=None, action="launch.resume", target=f"{launch.image}#{launch.id}",
-                             outcome="queued", detail=launch.cluster_id or "no cluster id yet")
+        services.store.audit(
+            actor=None,
+            action="launch.resume",
+            target=f"{launch.image}#{launch.id}",
+            outcome="queued",
+            detail=launch.cluster_id or "no cluster id yet",
+        )
         tracker.follow(launch.id)
         resumed.append(launch.id)
     if resumed:

@@ -62,30 +62,46 @@ def dockerhub_credentials(config: Config) -> Credentials | None:
 
 # ---------------------------------------------------------------- storage
 
+
 def record_sample(store: Store, budget: PullBudget, account: str | None, at: str | None = None) -> None:
     with store.transaction() as conn:
-        conn.execute('INSERT INTO ratelimit_samples (at, account, "limit", remaining, window_seconds, source)'
-                     " VALUES (?, ?, ?, ?, ?, ?)",
-                     (at or utcnow(), account, budget.limit, budget.remaining, budget.window_seconds,
-                      "unlimited" if budget.unlimited else budget.source))
+        conn.execute(
+            'INSERT INTO ratelimit_samples (at, account, "limit", remaining, window_seconds, source)'
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                at or utcnow(),
+                account,
+                budget.limit,
+                budget.remaining,
+                budget.window_seconds,
+                "unlimited" if budget.unlimited else budget.source,
+            ),
+        )
         cutoff = (datetime.now(UTC) - timedelta(days=KEEP_DAYS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         conn.execute("DELETE FROM ratelimit_samples WHERE at < ?", (cutoff,))
 
 
 def latest_sample(store: Store) -> tuple[PullBudget, str, str | None] | None:
-    rows = store.query('SELECT * FROM ratelimit_samples ORDER BY id DESC LIMIT 1')
+    rows = store.query("SELECT * FROM ratelimit_samples ORDER BY id DESC LIMIT 1")
     if not rows:
         return None
     r = rows[0]
     unlimited = r["source"] == "unlimited"
-    budget = PullBudget(limit=r["limit"], remaining=r["remaining"], window_seconds=r["window_seconds"],
-                        source=None if unlimited else r["source"], unlimited=unlimited)
+    budget = PullBudget(
+        limit=r["limit"],
+        remaining=r["remaining"],
+        window_seconds=r["window_seconds"],
+        source=None if unlimited else r["source"],
+        unlimited=unlimited,
+    )
     return budget, r["at"], r["account"]
 
 
 def samples_since(store: Store, since: datetime) -> list[tuple[datetime, int | None]]:
-    rows = store.query("SELECT at, remaining FROM ratelimit_samples WHERE at >= ? ORDER BY id",
-                       (since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+    rows = store.query(
+        "SELECT at, remaining FROM ratelimit_samples WHERE at >= ? ORDER BY id",
+        (since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+    )
     return [(parse_time(r["at"]), r["remaining"]) for r in rows]  # type: ignore[misc]
 
 
@@ -96,10 +112,13 @@ def get_state(store: Store, key: str) -> tuple[str | None, str | None]:
 
 def set_state(store: Store, key: str, state: str, detail: str | None = None) -> None:
     with store.transaction() as conn:
-        conn.execute("INSERT INTO alert_state (key, state, changed_at, detail) VALUES (?, ?, ?, ?)"
-                     " ON CONFLICT(key) DO UPDATE SET state = excluded.state, detail = excluded.detail,"
-                     " changed_at = CASE WHEN alert_state.state = excluded.state THEN alert_state.changed_at"
-                     " ELSE excluded.changed_at END", (key, state, utcnow(), detail))
+        conn.execute(
+            "INSERT INTO alert_state (key, state, changed_at, detail) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET state = excluded.state, detail = excluded.detail,"
+            " changed_at = CASE WHEN alert_state.state = excluded.state THEN alert_state.changed_at"
+            " ELSE excluded.changed_at END",
+            (key, state, utcnow(), detail),
+        )
 
 
 def launch_demand(store: Store, now: datetime, window_seconds: int | None) -> tuple[int, int]:
@@ -113,7 +132,8 @@ def launch_demand(store: Store, now: datetime, window_seconds: int | None) -> tu
     rows = store.query(
         f"SELECT created_at, pulls_needed, image_url, cluster_id, status FROM launches"  # noqa: S608
         f" WHERE created_at >= ? OR (cluster_id IS NULL AND status IN ({marks}))",
-        (since, *PLANNED_LAUNCH_STATES))
+        (since, *PLANNED_LAUNCH_STATES),
+    )
     recent, planned = [], 0
     for r in rows:
         if not _on_docker_hub(r["image_url"]):
@@ -138,6 +158,7 @@ def _on_docker_hub(image_url: str | None) -> bool:
 
 # ---------------------------------------------------------------- the report people see
 
+
 def budget_report(services: Services, now: datetime | None = None) -> BudgetReport:
     """The latest sample, 24 h sparkline and launch demand (no network)."""
     from handlers.blocks import ago
@@ -157,9 +178,17 @@ def budget_report(services: Services, now: datetime | None = None) -> BudgetRepo
     # What people see is where the numbers stand now; the alert state (hysteresis) only governs notices.
     low = not budget.unlimited and budget.remaining is not None and budget.remaining < warn_below
     return BudgetReport(
-        budget=budget, account=account, checked_at=at, checked_ago=ago(at, now), error=error,
+        budget=budget,
+        account=account,
+        checked_at=at,
+        checked_ago=ago(at, now),
+        error=error,
         spark=sparkline(slots, high=budget.limit, gap="·") if not budget.unlimited else "",
-        recent_pulls=recent, planned_pulls=planned, state=LOW if low else OK, warn_below=warn_below)
+        recent_pulls=recent,
+        planned_pulls=planned,
+        state=LOW if low else OK,
+        warn_below=warn_below,
+    )
 
 
 def _thresholds(config: Config, needed: int) -> Thresholds:
@@ -167,6 +196,7 @@ def _thresholds(config: Config, needed: int) -> Thresholds:
 
 
 # ---------------------------------------------------------------- the job
+
 
 def read_budget(services: Services) -> PullBudget:
     """Ask Docker Hub now and store the sample. A 429 is a sample too: nothing left."""
@@ -221,6 +251,7 @@ def ratelimit_job(services: Services, *, notify: bool = True, now: datetime | No
         if decision.state != previous:
             set_state(store, ALERT_KEY, decision.state, decision.reason)
     if posted:
-        store.audit(actor=None, action="ratelimit.notice", target=config.notify_channel, outcome=posted,
-                    detail=decision.reason)
+        store.audit(
+            actor=None, action="ratelimit.notice", target=config.notify_channel, outcome=posted, detail=decision.reason
+        )
     return WatchOutcome(budget, decision, posted if posted in (WARNING, ALL_CLEAR) else None, error)

@@ -45,9 +45,16 @@ class RebuildSummary:
     problems: list[str] = field(default_factory=list)  # side parts that did not work (Databricks, Slack)
 
 
-def rebuild_job(services: Services, names: list[str] | None = None, *, by_hand: bool = False,
-                source: str = "schedule", requester: str | None = None, notify: bool = True,
-                progress: Callable[[str, BuildProgress], None] | None = None) -> RebuildSummary:
+def rebuild_job(
+    services: Services,
+    names: list[str] | None = None,
+    *,
+    by_hand: bool = False,
+    source: str = "schedule",
+    requester: str | None = None,
+    notify: bool = True,
+    progress: Callable[[str, BuildProgress], None] | None = None,
+) -> RebuildSummary:
     """One rebuild run end to end. Never raises for one image's failure; the summary says what happened."""
     run = run_rebuilds(services, names, by_hand=by_hand, source=source, requester=requester, progress=progress)
     summary = RebuildSummary(run)
@@ -68,8 +75,9 @@ def rebuild_job(services: Services, names: list[str] | None = None, *, by_hand: 
 
 def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> None:
     """A failure that was a pull limit gets the numbers of the last budget reading next to it."""
-    limited = [r for r in reports.values()
-               if any(classify_registry_error(f.error or "") is PullLimitReached for f in r.failed)]
+    limited = [
+        r for r in reports.values() if any(classify_registry_error(f.error or "") is PullLimitReached for f in r.failed)
+    ]
     if not limited:
         return
     from handlers.blocks import ago
@@ -86,6 +94,7 @@ def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> N
 
 # ---------------------------------------------------------------- Slack
 
+
 def post_message(services: Services, channel: str, msg: dict[str, Any]) -> str | None:
     """chat.postMessage with the bot's token; returns the message ts. Raises DcsError on failure."""
     if not services.config.slack_bot_token:
@@ -98,12 +107,20 @@ def post_message(services: Services, channel: str, msg: dict[str, Any]) -> str |
         if client is None:
             client = make_web_client(services.config)
             services.extras["notices_web_client"] = client
-    answer = call(client, "chat.postMessage", channel=channel, text=msg["text"], blocks=msg["blocks"],
-                  unfurl_links=False, unfurl_media=False)
+    answer = call(
+        client,
+        "chat.postMessage",
+        channel=channel,
+        text=msg["text"],
+        blocks=msg["blocks"],
+        unfurl_links=False,
+        unfurl_media=False,
+    )
     return answer.get("ts")
 
 
 # ---------------------------------------------------------------- Databricks
+
 
 def databricks_client(services: Services) -> Any | None:
     """The workspace client when Databricks is configured, else None (the cluster section is left out)."""
@@ -119,8 +136,11 @@ def _cluster_tags() -> tuple[str, str, str]:
         from bot import clusterspec
     except ImportError:
         return TAG_IMAGE, TAG_BUILD, TAG_DIGEST
-    return (getattr(clusterspec, "TAG_IMAGE", TAG_IMAGE), getattr(clusterspec, "TAG_BUILD", TAG_BUILD),
-            getattr(clusterspec, "TAG_DIGEST", TAG_DIGEST))
+    return (
+        getattr(clusterspec, "TAG_IMAGE", TAG_IMAGE),
+        getattr(clusterspec, "TAG_BUILD", TAG_BUILD),
+        getattr(clusterspec, "TAG_DIGEST", TAG_DIGEST),
+    )
 
 
 def list_clusters(client: Any) -> list[dict]:
@@ -147,11 +167,20 @@ def _stale_clusters(services: Services, run: RebuildRun, specs: dict, problems: 
         return []
     store = services.store
     marks = ",".join("?" for _ in rebuilt)
-    digests = {r["id"]: r["pushed_digest"] for r in store.query(
-        f"SELECT id, pushed_digest FROM builds WHERE image IN ({marks}) AND pushed_digest IS NOT NULL",  # noqa: S608
-        tuple(rebuilt))}
-    launch_digests = {r["cluster_id"]: digests[r["build_id"]] for r in store.query(
-        f"SELECT cluster_id, build_id FROM launches WHERE image IN ({marks}) AND cluster_id IS NOT NULL",  # noqa: S608
-        tuple(rebuilt)) if r["build_id"] in digests}
+    digests = {
+        r["id"]: r["pushed_digest"]
+        for r in store.query(
+            f"SELECT id, pushed_digest FROM builds WHERE image IN ({marks}) AND pushed_digest IS NOT NULL",  # noqa: S608
+            tuple(rebuilt),
+        )
+    }
+    launch_digests = {
+        r["cluster_id"]: digests[r["build_id"]]
+        for r in store.query(
+            f"SELECT cluster_id, build_id FROM launches WHERE image IN ({marks}) AND cluster_id IS NOT NULL",  # noqa: S608
+            tuple(rebuilt),
+        )
+        if r["build_id"] in digests
+    }
     moving = {name: f"{spec.repository}:{spec.tag}" for name, spec in specs.items()}
     return find_stale_clusters(clusters, rebuilt, digests, moving, launch_digests, tags=_cluster_tags())

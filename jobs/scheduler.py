@@ -51,6 +51,7 @@ class JobBusy(DcsError):
 
 # ---------------------------------------------------------------- what to schedule (pure)
 
+
 @dataclass(frozen=True)
 class Schedule:
     job_id: str
@@ -82,6 +83,7 @@ def desired_schedules(specs: list[ImageSpec], config: Config) -> list[Schedule]:
 
 # ---------------------------------------------------------------- job runs and the lock
 
+
 def _group(job_id: str) -> str:
     return job_id.split(":", 1)[0]
 
@@ -96,28 +98,35 @@ def claim_run(store: Store, job_id: str, detail: dict[str, Any] | None = None) -
             "INSERT INTO job_runs (job_id, started_at, outcome, detail) SELECT ?, ?, 'running', ?"
             " WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE outcome = 'running'"
             " AND (job_id = ? OR job_id LIKE ?))",
-            (job_id, utcnow(), info, group, f"{group}:%"))
+            (job_id, utcnow(), info, group, f"{group}:%"),
+        )
         return cur.lastrowid if cur.rowcount == 1 else None
 
 
 def running_run(store: Store, job_id: str) -> dict[str, Any] | None:
     group = _group(job_id)
-    rows = store.query("SELECT * FROM job_runs WHERE outcome = 'running' AND (job_id = ? OR job_id LIKE ?)"
-                       " ORDER BY id LIMIT 1", (group, f"{group}:%"))
+    rows = store.query(
+        "SELECT * FROM job_runs WHERE outcome = 'running' AND (job_id = ? OR job_id LIKE ?) ORDER BY id LIMIT 1",
+        (group, f"{group}:%"),
+    )
     return rows[0] if rows else None
 
 
 def finish_run(store: Store, run_id: int, outcome: str, detail: str | None = None) -> None:
     with store.transaction() as conn:
-        conn.execute("UPDATE job_runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
-                     (utcnow(), outcome, detail, run_id))
+        conn.execute(
+            "UPDATE job_runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
+            (utcnow(), outcome, detail, run_id),
+        )
 
 
 def record_skip(store: Store, job_id: str, busy: dict[str, Any]) -> None:
     now = utcnow()
     with store.transaction() as conn:
-        conn.execute("INSERT INTO job_runs (job_id, started_at, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-                     (job_id, now, now, "skipped", f"run #{busy['id']} ({busy['job_id']}) was still running"))
+        conn.execute(
+            "INSERT INTO job_runs (job_id, started_at, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+            (job_id, now, now, "skipped", f"run #{busy['id']} ({busy['job_id']}) was still running"),
+        )
 
 
 def job_runs(store: Store, job_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
@@ -160,8 +169,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_job(services: Services, job_id: str, fn: Callable[[], tuple[str, str]], *,
-            detail: dict[str, Any] | None = None, busy: str = "skip") -> tuple[str, str] | None:
+def run_job(
+    services: Services,
+    job_id: str,
+    fn: Callable[[], tuple[str, str]],
+    *,
+    detail: dict[str, Any] | None = None,
+    busy: str = "skip",
+) -> tuple[str, str] | None:
     """Run `fn` as one recorded run of `job_id`. `fn` returns (outcome, detail).
 
     When a run of the same group is in progress: `busy="skip"` records a skipped run and returns None,
@@ -172,8 +187,10 @@ def run_job(services: Services, job_id: str, fn: Callable[[], tuple[str, str]], 
     if run_id is None:
         current = running_run(store, job_id) or {"id": "?", "job_id": "?", "started_at": "?"}
         if busy == "raise":
-            raise JobBusy(f"A {_group(job_id)} run is already in progress ({current['job_id']}, started "
-                          f"{current['started_at']}); try again when it has finished.")
+            raise JobBusy(
+                f"A {_group(job_id)} run is already in progress ({current['job_id']}, started "
+                f"{current['started_at']}); try again when it has finished."
+            )
         record_skip(store, job_id, current)
         log.info("%s skipped: run #%s still in progress", job_id, current["id"])
         return None
@@ -195,9 +212,18 @@ def run_job(services: Services, job_id: str, fn: Callable[[], tuple[str, str]], 
 
 # ---------------------------------------------------------------- the jobs
 
-def rebuild_run(services: Services, job_id: str, names: list[str] | None, *, by_hand: bool = False,
-                source: str = "schedule", requester: str | None = None, busy: str = "skip",
-                **kwargs: Any) -> Any:
+
+def rebuild_run(
+    services: Services,
+    job_id: str,
+    names: list[str] | None,
+    *,
+    by_hand: bool = False,
+    source: str = "schedule",
+    requester: str | None = None,
+    busy: str = "skip",
+    **kwargs: Any,
+) -> Any:
     """A recorded, exclusive rebuild run; returns the RebuildSummary (None when skipped)."""
     from jobs.rebuild import rebuild_job
 
@@ -251,6 +277,7 @@ def _watch(services: Services) -> None:
 
 # ---------------------------------------------------------------- APScheduler wiring
 
+
 def create_scheduler(workers: int = 3):  # noqa: ANN201 - BackgroundScheduler (APScheduler imported lazily)
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -260,8 +287,6 @@ def create_scheduler(workers: int = 3):  # noqa: ANN201 - BackgroundScheduler (A
         executors={"default": ThreadPoolExecutor(max_workers=workers)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
     )
-
-
 
 
 def _trigger(schedule: Schedule):  # noqa: ANN202
@@ -301,9 +326,17 @@ def sync_schedules(scheduler: Any, services: Services) -> dict[str, list[str]]:
             func, args = _scheduled_lts, [services]
         else:
             func, args = _watch, [services]
-        scheduler.add_job(func, trigger, args=args, id=job_id, name=f"{job_id} ({schedule.describe()})",
-                          replace_existing=True, max_instances=1, coalesce=True,
-                          misfire_grace_time=MISFIRE_GRACE_SECONDS)
+        scheduler.add_job(
+            func,
+            trigger,
+            args=args,
+            id=job_id,
+            name=f"{job_id} ({schedule.describe()})",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        )
         changes["updated" if existing is not None else "added"].append(job_id)
     services.extras["catalog_fingerprint"] = catalog_fingerprint(services.store)
     if any(changes.values()):
@@ -339,12 +372,25 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
                 names = None
                 break
             names.extend(n for n in run_names if n not in names)
-        log.warning("rebuild runs %s were interrupted; running them again in %s s",
-                    [r["id"] for r in rebuilds], RESUME_DELAY_SECONDS)
-        scheduler.add_job(_resume, DateTrigger(datetime.now(UTC) + timedelta(seconds=RESUME_DELAY_SECONDS)),
-                          args=[services, names], id=RESUME_JOB, replace_existing=True)
-    scheduler.add_job(_sync_if_changed, IntervalTrigger(seconds=SYNC_SECONDS, timezone=UTC),
-                      args=[services, scheduler], id=SYNC_JOB, replace_existing=True)
+        log.warning(
+            "rebuild runs %s were interrupted; running them again in %s s",
+            [r["id"] for r in rebuilds],
+            RESUME_DELAY_SECONDS,
+        )
+        scheduler.add_job(
+            _resume,
+            DateTrigger(datetime.now(UTC) + timedelta(seconds=RESUME_DELAY_SECONDS)),
+            args=[services, names],
+            id=RESUME_JOB,
+            replace_existing=True,
+        )
+    scheduler.add_job(
+        _sync_if_changed,
+        IntervalTrigger(seconds=SYNC_SECONDS, timezone=UTC),
+        args=[services, scheduler],
+        id=SYNC_JOB,
+        replace_existing=True,
+    )
     services.extras["scheduler"] = scheduler
     sync_schedules(scheduler, services)
     if start:

@@ -157,9 +157,18 @@ def make_base(engine: docker.DockerClient) -> Callable[..., str]:
     ) -> str:
         """Build (once per session and arguments) a base image, tag it `ref`, return its image id."""
         spec = BaseSpec(
-            python=python, bash=bash, sudo=sudo, iproute2=iproute2, acl=acl, java=java,
-            coreutils=coreutils, procps=procps, os_id=os_id, os_version=os_version,
-            cmd=tuple(cmd) if cmd is not None else None, marker=marker,
+            python=python,
+            bash=bash,
+            sudo=sudo,
+            iproute2=iproute2,
+            acl=acl,
+            java=java,
+            coreutils=coreutils,
+            procps=procps,
+            os_id=os_id,
+            os_version=os_version,
+            cmd=tuple(cmd) if cmd is not None else None,
+            marker=marker,
         )
         key = (spec, ref)
         if key not in archives:
@@ -176,8 +185,13 @@ def push_base(engine: docker.DockerClient) -> Callable[[str, TestRegistry | Loca
 
     def push_base(local_ref: str, registry: TestRegistry | LocalRegistry, repo_path: str, tag: str) -> str:
         return push_image(
-            engine, local_ref, host=registry.host, username=registry.username, password=registry.password,
-            repo_path=repo_path, tag=tag,
+            engine,
+            local_ref,
+            host=registry.host,
+            username=registry.username,
+            password=registry.password,
+            repo_path=repo_path,
+            tag=tag,
         )
 
     return push_base

@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     build = sub.add_parser("build", help="build an image (then doctor, and push with --push)", parents=[common])
     build.add_argument("name")
     build.add_argument("--push", action="store_true", help="push the moving and the immutable tag")
-    build.add_argument("--force", action="store_true",
-                       help="build even if nothing changed, and push even if the doctor fails")
+    build.add_argument(
+        "--force", action="store_true", help="build even if nothing changed, and push even if the doctor fails"
+    )
     build.set_defaults(handler=cmd_build)
 
     doctor = sub.add_parser("doctor", help="check a local image for DCS compatibility", parents=[common])
@@ -28,8 +29,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     doctor.add_argument("--pull", action="store_true", help="pull the image first if it is not local")
     doctor.set_defaults(handler=cmd_doctor)
 
-    digest = sub.add_parser("digest", help="the registry digest of an image, by a manifest HEAD (no pull)",
-                            parents=[common])
+    digest = sub.add_parser(
+        "digest", help="the registry digest of an image, by a manifest HEAD (no pull)", parents=[common]
+    )
     digest.add_argument("image", metavar="IMAGE_REF")
     digest.set_defaults(handler=cmd_digest)
 
@@ -45,11 +47,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def build_to_dict(build: Build) -> dict[str, Any]:
     return {
-        "id": build.id, "image": build.image, "status": build.status, "requester": build.requester,
-        "source": build.source, "started_at": build.started_at, "finished_at": build.finished_at,
-        "duration_seconds": build.duration_seconds, "base_ref": build.base_ref, "base_digest": build.base_digest,
-        "spec_hash": build.spec_hash, "image_id": build.image_id, "tags": list(build.tags),
-        "pushed_digest": build.pushed_digest, "doctor": list(build.doctor), "error": build.error,
+        "id": build.id,
+        "image": build.image,
+        "status": build.status,
+        "requester": build.requester,
+        "source": build.source,
+        "started_at": build.started_at,
+        "finished_at": build.finished_at,
+        "duration_seconds": build.duration_seconds,
+        "base_ref": build.base_ref,
+        "base_digest": build.base_digest,
+        "spec_hash": build.spec_hash,
+        "image_id": build.image_id,
+        "tags": list(build.tags),
+        "pushed_digest": build.pushed_digest,
+        "doctor": list(build.doctor),
+        "error": build.error,
         "failed_step": build.failed_step,
     }
 
@@ -71,9 +84,15 @@ class _ProgressBar:
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=30), TextColumn(
-                "{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("{task.fields[line]}"),
-                console=self.console, transient=True)
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=30),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[line]}"),
+                console=self.console,
+                transient=True,
+            )
             self._progress.start()
             self._task = self._progress.add_task(self.name, total=100, line="")
         return self
@@ -108,11 +127,17 @@ def print_doctor(ctx, report: DoctorReport) -> None:  # noqa: ANN001
 def cmd_build(ctx) -> int:  # noqa: ANN001
     builder = Builder(ctx.services)
     with _ProgressBar(ctx, ctx.args.name) as bar:
-        outcome = builder.build(ctx.args.name, push=ctx.args.push, force=ctx.args.force, requester="cli",
-                                source="cli", progress=bar)
-    data = {"skipped": outcome.skipped, "reason": outcome.reason, "build": build_to_dict(outcome.build)
-            if outcome.build else None, "pushes": [p.__dict__ for p in ctx.services.store.pushes(outcome.build.id)]
-            if outcome.build and not outcome.skipped else []}
+        outcome = builder.build(
+            ctx.args.name, push=ctx.args.push, force=ctx.args.force, requester="cli", source="cli", progress=bar
+        )
+    data = {
+        "skipped": outcome.skipped,
+        "reason": outcome.reason,
+        "build": build_to_dict(outcome.build) if outcome.build else None,
+        "pushes": [p.__dict__ for p in ctx.services.store.pushes(outcome.build.id)]
+        if outcome.build and not outcome.skipped
+        else [],
+    }
     ctx.emit(data, lambda: _print_outcome(ctx, outcome))
     if outcome.error is not None:
         if not ctx.json:
@@ -134,8 +159,9 @@ def _print_outcome(ctx, outcome: BuildOutcome) -> None:  # noqa: ANN001
         console.print(f"[green]Build #{build.id} of {build.image} succeeded{duration}.[/green]")
         console.print(f"  image {build.image_id}")
         for push in ctx.services.store.pushes(build.id):
-            console.print(f"  pushed {push.repository}:{push.tag} → {push.digest}"
-                          f"{' (verified)' if push.verified else ''}")
+            console.print(
+                f"  pushed {push.repository}:{push.tag} → {push.digest}{' (verified)' if push.verified else ''}"
+            )
     else:
         console.print(f"[red]Build #{build.id} of {build.image} {build.status}{duration}.[/red]")
         if build.failed_step:
@@ -152,8 +178,12 @@ def cmd_doctor(ctx) -> int:  # noqa: ANN001
     image = ctx.args.image
     if services.engine.inspect(image) is None:
         if not ctx.args.pull:
-            raise InvalidInput("IMAGE_REF", image, "is not in the local Docker engine",
-                               "Build it, or add --pull to pull it first (a Docker Hub pull counts against limits).")
+            raise InvalidInput(
+                "IMAGE_REF",
+                image,
+                "is not in the local Docker engine",
+                "Build it, or add --pull to pull it first (a Docker Hub pull counts against limits).",
+            )
         services.engine.pull(ref, services.credentials_for_ref(ref))
     report = Builder(services).doctor(image)
     ctx.emit({"image": image, "status": report.status, "checks": report.to_rows()}, lambda: print_doctor(ctx, report))
@@ -166,8 +196,12 @@ def cmd_digest(ctx) -> int:  # noqa: ANN001
     ref = parse_ref(ctx.args.image, "IMAGE_REF")
     services = ctx.services
     head = services.registry.head_manifest(ref, services.credentials_for_ref(ref))
-    data = {"image": str(ref), "digest": head.digest, "media_type": head.media_type,
-            "pinned": f"{ref.repository}@{head.digest}"}
+    data = {
+        "image": str(ref),
+        "digest": head.digest,
+        "media_type": head.media_type,
+        "pinned": f"{ref.repository}@{head.digest}",
+    }
     ctx.emit(data, lambda: print(head.digest))
     return 0
 
@@ -197,8 +231,14 @@ def cmd_status(ctx) -> int:  # noqa: ANN001
 
         t = Table("build", "image", "status", "by", "finished", "digest / error")
         for b in builds:
-            t.add_row(f"#{b.id}", b.image, b.status, b.requester or "", b.finished_at or "",
-                      (b.pushed_digest or b.error or "")[:80])
+            t.add_row(
+                f"#{b.id}",
+                b.image,
+                b.status,
+                b.requester or "",
+                b.finished_at or "",
+                (b.pushed_digest or b.error or "")[:80],
+            )
         ctx.console().print(t)
 
     ctx.emit([build_to_dict(b) for b in builds], table)

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     _spec_options(upd, required=False)
     upd.set_defaults(handler=cmd_image_update)
 
-    isub.add_parser("list", help="list the catalog with the last build of each image",
-                    parents=[common]).set_defaults(handler=cmd_image_list)
+    isub.add_parser("list", help="list the catalog with the last build of each image", parents=[common]).set_defaults(
+        handler=cmd_image_list
+    )
     show = isub.add_parser("show", help="show one image definition and its recent builds", parents=[common])
     show.add_argument("name")
     show.set_defaults(handler=cmd_image_show)
@@ -48,8 +49,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rm.add_argument("name")
     rm.set_defaults(handler=cmd_image_rm)
 
-    reg = sub.add_parser("registry", help="registries to push to (passwords are named, never stored)",
-                         parents=[common])
+    reg = sub.add_parser("registry", help="registries to push to (passwords are named, never stored)", parents=[common])
     rsub = reg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
     radd = rsub.add_parser("add", help="add or replace a registry", parents=[common])
     radd.add_argument("name")
@@ -57,10 +57,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     radd.add_argument("--username")
     radd.add_argument("--password-env", metavar="VAR", help="NAME of the environment variable with the password")
     radd.add_argument("--cluster-username", help="username clusters pull with (default: --username)")
-    radd.add_argument("--cluster-password-secret", metavar="REF",
-                      help="Databricks secret reference for clusters, {{secrets/scope/key}}")
-    radd.add_argument("--allow-plaintext-password", action="store_true",
-                      help="allow sending the password itself in cluster specs (not recommended)")
+    radd.add_argument(
+        "--cluster-password-secret",
+        metavar="REF",
+        help="Databricks secret reference for clusters, {{secrets/scope/key}}",
+    )
+    radd.add_argument(
+        "--allow-plaintext-password",
+        action="store_true",
+        help="allow sending the password itself in cluster specs (not recommended)",
+    )
     radd.set_defaults(handler=cmd_registry_add)
     rsub.add_parser("list", help="list registries", parents=[common]).set_defaults(handler=cmd_registry_list)
     rrm = rsub.add_parser("rm", help="remove a registry", parents=[common])
@@ -87,8 +93,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _spec_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--base", required=required, help="base image, e.g. databricksruntime/standard:15.4-LTS")
-    parser.add_argument("--repo", dest="repository", required=required,
-                        help="repository to push to, e.g. myacr.azurecr.io/team/pandas")
+    parser.add_argument(
+        "--repo", dest="repository", required=required, help="repository to push to, e.g. myacr.azurecr.io/team/pandas"
+    )
     parser.add_argument("--pip", action="append", metavar="REQ", help="pip requirement (repeat, or comma-separated)")
     parser.add_argument("--apt", action="append", metavar="PKG", help="apt package (repeat, or comma-separated)")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable baked in")
@@ -105,8 +112,17 @@ def _options_to_changes(args: argparse.Namespace) -> dict[str, Any]:
     from bot.packages import split_requirements
 
     changes: dict[str, Any] = {}
-    for key in ("base", "repository", "registry", "tag", "immutable_tag", "schedule", "notify_channel", "owner",
-                "description"):
+    for key in (
+        "base",
+        "repository",
+        "registry",
+        "tag",
+        "immutable_tag",
+        "schedule",
+        "notify_channel",
+        "owner",
+        "description",
+    ):
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = value
@@ -139,8 +155,9 @@ def cmd_image_update(ctx) -> int:  # noqa: ANN001
     store = ctx.services.store
     changes = _options_to_changes(ctx.args)
     if not changes:
-        raise InvalidInput("options", "", "are empty",
-                           "Give at least one option to change, e.g. --pip 'pandas==2.2.3'.")
+        raise InvalidInput(
+            "options", "", "are empty", "Give at least one option to change, e.g. --pip 'pandas==2.2.3'."
+        )
     spec = update_image(store.get_image(ctx.args.name), changes)
     check_registry_known(spec, store.list_registries())
     store.add_image(spec, replace=True)
@@ -152,9 +169,14 @@ def cmd_image_update(ctx) -> int:  # noqa: ANN001
 def _last_build_row(ctx, spec: ImageSpec) -> dict[str, Any]:  # noqa: ANN001
     last = ctx.services.store.last_build(spec.name)
     return {
-        "name": spec.name, "base": spec.base, "repository": spec.repository, "schedule": spec.schedule,
-        "last_build": last.id if last else None, "status": last.status if last else None,
-        "digest": last.pushed_digest if last else None, "finished_at": last.finished_at if last else None,
+        "name": spec.name,
+        "base": spec.base,
+        "repository": spec.repository,
+        "schedule": spec.schedule,
+        "last_build": last.id if last else None,
+        "status": last.status if last else None,
+        "digest": last.pushed_digest if last else None,
+        "finished_at": last.finished_at if last else None,
     }
 
 
@@ -163,8 +185,10 @@ def cmd_image_list(ctx) -> int:  # noqa: ANN001
 
     def human() -> None:
         if not rows:
-            print("The catalog is empty. Add an image with `dcs image add NAME --base … --repo …` "
-                  "or import a file with `dcs catalog import catalog.toml`.")
+            print(
+                "The catalog is empty. Add an image with `dcs image add NAME --base … --repo …` "
+                "or import a file with `dcs catalog import catalog.toml`."
+            )
             return
         from rich.table import Table
 
@@ -188,8 +212,17 @@ def cmd_image_show(ctx) -> int:  # noqa: ANN001
         "image": image_to_dict(spec),
         "base": {"flavour": info.flavour, "runtime": info.runtime_label, "lts": info.lts, "python": info.python},
         "registry": (lambda r: r.name if r else None)(ctx.services.push_registry(spec)),
-        "builds": [{"id": b.id, "status": b.status, "finished_at": b.finished_at, "digest": b.pushed_digest,
-                    "tags": list(b.tags), "error": b.error} for b in builds],
+        "builds": [
+            {
+                "id": b.id,
+                "status": b.status,
+                "finished_at": b.finished_at,
+                "digest": b.pushed_digest,
+                "tags": list(b.tags),
+                "error": b.error,
+            }
+            for b in builds
+        ],
     }
 
     def human() -> None:
@@ -198,8 +231,10 @@ def cmd_image_show(ctx) -> int:  # noqa: ANN001
         for key, value in image_to_dict(spec).items():
             if key != "name":
                 console.print(f"  {key:15} {value}")
-        console.print(f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
-                      f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}")
+        console.print(
+            f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
+            f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
+        )
         console.print("  builds:" if builds else "  never built")
         for b in builds:
             console.print(f"    #{b.id} {b.status:11} {b.finished_at or '':28} {b.pushed_digest or b.error or ''}")
@@ -218,11 +253,17 @@ def cmd_image_rm(ctx) -> int:  # noqa: ANN001
 
 def cmd_registry_add(ctx) -> int:  # noqa: ANN001
     a = ctx.args
-    spec = registry_from_dict({
-        "name": a.name, "host": a.host, "username": a.username, "password_env": a.password_env,
-        "cluster_username": a.cluster_username, "cluster_password_secret": a.cluster_password_secret,
-        "allow_plaintext_password": bool(a.allow_plaintext_password),
-    })
+    spec = registry_from_dict(
+        {
+            "name": a.name,
+            "host": a.host,
+            "username": a.username,
+            "password_env": a.password_env,
+            "cluster_username": a.cluster_username,
+            "cluster_password_secret": a.cluster_password_secret,
+            "allow_plaintext_password": bool(a.allow_plaintext_password),
+        }
+    )
     store = ctx.services.store
     store.add_registry(spec, replace=True)
     store.audit(actor="cli", action="registry.add", target=spec.name, outcome="ok")
@@ -235,8 +276,11 @@ def cmd_registry_add(ctx) -> int:  # noqa: ANN001
 
 def cmd_registry_list(ctx) -> int:  # noqa: ANN001
     regs = ctx.services.store.list_registries()
-    rows = [registry_to_dict(r) | {"kind": r.kind, "password_set": bool(r.password_env and ctx.config.secret(
-        r.password_env))} for r in regs]
+    rows = [
+        registry_to_dict(r)
+        | {"kind": r.kind, "password_set": bool(r.password_env and ctx.config.secret(r.password_env))}
+        for r in regs
+    ]
 
     def human() -> None:
         if not rows:
@@ -246,8 +290,14 @@ def cmd_registry_list(ctx) -> int:  # noqa: ANN001
 
         table = Table("name", "host", "kind", "username", "password from", "set?")
         for r in rows:
-            table.add_row(r["name"], r["host"], r["kind"], r.get("username", ""), r.get("password_env", ""),
-                          "yes" if r["password_set"] else "no")
+            table.add_row(
+                r["name"],
+                r["host"],
+                r["kind"],
+                r.get("username", ""),
+                r.get("password_env", ""),
+                "yes" if r["password_set"] else "no",
+            )
         ctx.console().print(table)
 
     ctx.emit(rows, human)
@@ -284,12 +334,26 @@ def cmd_catalog_import(ctx) -> int:  # noqa: ANN001
                 removed.append(f"registry {reg.name}")
     added = [s.name for s in catalog.images if s.name not in known]
     updated = [s.name for s in catalog.images if s.name in known]
-    store.audit(actor="cli", action="catalog.import", target=path, outcome="ok",
-                detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}")
-    result = {"added": added, "updated": updated, "removed": removed,
-              "registries": [r.name for r in catalog.registries]}
-    ctx.emit(result, lambda: print(f"Imported {path}: {len(added)} added, {len(updated)} updated, "
-                                   f"{len(removed)} removed, {len(catalog.registries)} registries."))
+    store.audit(
+        actor="cli",
+        action="catalog.import",
+        target=path,
+        outcome="ok",
+        detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}",
+    )
+    result = {
+        "added": added,
+        "updated": updated,
+        "removed": removed,
+        "registries": [r.name for r in catalog.registries],
+    }
+    ctx.emit(
+        result,
+        lambda: print(
+            f"Imported {path}: {len(added)} added, {len(updated)} updated, "
+            f"{len(removed)} removed, {len(catalog.registries)} registries."
+        ),
+    )
     return 0
 
 

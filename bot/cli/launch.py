@@ -19,10 +19,14 @@ from bot.errors import InvalidInput, LaunchBlocked, LaunchFailed
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    launch = sub.add_parser("launch", parents=[common], help="launch a Databricks cluster on an image's pushed digest",
-                            description="Launch a dedicated-mode cluster on the last pushed build of NAME and "
-                                        "follow it until it runs. Options can also be given as key=value words, "
-                                        "like in Slack: runtime=15.4.x-scala2.12 workers=2 spark.x=y tag.team=z.")
+    launch = sub.add_parser(
+        "launch",
+        parents=[common],
+        help="launch a Databricks cluster on an image's pushed digest",
+        description="Launch a dedicated-mode cluster on the last pushed build of NAME and "
+        "follow it until it runs. Options can also be given as key=value words, "
+        "like in Slack: runtime=15.4.x-scala2.12 workers=2 spark.x=y tag.team=z.",
+    )
     launch.add_argument("name")
     launch.add_argument("options", nargs="*", metavar="KEY=VALUE", help="options as in Slack (see above)")
     launch.add_argument("--runtime", help="spark_version key, e.g. 15.4.x-scala2.12 (`--list-runtimes` shows them)")
@@ -32,16 +36,24 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     launch.add_argument("--min-workers", type=int, help="autoscale: fewest workers")
     launch.add_argument("--max-workers", type=int, help="autoscale: most workers (above --min-workers)")
     launch.add_argument("--autotermination", type=int, help="minutes of inactivity before it stops (default 60)")
-    launch.add_argument("--init-script", action="append", default=[], metavar="LOCATION",
-                        help="file:/in/image.sh, /Workspace/..., /Volumes/..., s3://...?region=..., abfss://, gs://")
+    launch.add_argument(
+        "--init-script",
+        action="append",
+        default=[],
+        metavar="LOCATION",
+        help="file:/in/image.sh, /Workspace/..., /Volumes/..., s3://...?region=..., abfss://, gs://",
+    )
     launch.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE")
     launch.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     launch.add_argument("--name", dest="cluster_name", help="cluster name (default: dcs NAME (user))")
     launch.add_argument("--build", type=int, help="launch this pushed build instead of the last one")
     launch.add_argument("--user", help="Databricks user (email) the dedicated cluster belongs to (required)")
     launch.add_argument("--dry-run", action="store_true", help="validate and print the request; create nothing")
-    launch.add_argument("--offline", action="store_true",
-                        help="with --dry-run: do not ask the workspace which runtimes and node types exist")
+    launch.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --dry-run: do not ask the workspace which runtimes and node types exist",
+    )
     launch.add_argument("--force", action="store_true", help="launch even when the Docker Hub pull budget is 0")
     launch.add_argument("--no-wait", action="store_true", help="return once the cluster is created")
     launch.add_argument("--list-runtimes", action="store_true", help="list the runtimes and node types to choose")
@@ -51,8 +63,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     launches.add_argument("--limit", type=int, default=20)
     launches.set_defaults(handler=cmd_launches)
 
-    workspace = sub.add_parser("workspace", parents=[common],
-                               help="is Container Services (enableDcs) on, and can the bot switch it on?")
+    workspace = sub.add_parser(
+        "workspace", parents=[common], help="is Container Services (enableDcs) on, and can the bot switch it on?"
+    )
     workspace.set_defaults(handler=cmd_workspace)
 
 
@@ -69,16 +82,26 @@ def _pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
 def request_from_args(args: argparse.Namespace) -> LaunchRequest:
     """Flags and key=value words merged (flags win), then the same shape checks as Slack."""
     tokens = list(args.options)
-    flags = {"runtime": args.runtime, "node_type": args.node_type, "driver_node_type": args.driver_node_type,
-             "workers": args.workers, "min_workers": args.min_workers, "max_workers": args.max_workers,
-             "autotermination": args.autotermination, "name": args.cluster_name}
+    flags = {
+        "runtime": args.runtime,
+        "node_type": args.node_type,
+        "driver_node_type": args.driver_node_type,
+        "workers": args.workers,
+        "min_workers": args.min_workers,
+        "max_workers": args.max_workers,
+        "autotermination": args.autotermination,
+        "name": args.cluster_name,
+    }
     given = {k for k, v in flags.items() if v is not None}
     tokens = [t for t in tokens if t.partition("=")[0].strip() not in given]
     tokens += [f"{k}={v}" for k, v in flags.items() if v is not None]
     tokens += [f"init_script={s}" for s in args.init_script]
     request = parse_launch_args(args.name, tokens)
-    return replace(request, spark_conf=(*request.spark_conf, *_pairs(args.spark_conf, "--spark-conf")),
-                   tags=(*request.tags, *_pairs(args.tag, "--tag")))
+    return replace(
+        request,
+        spark_conf=(*request.spark_conf, *_pairs(args.spark_conf, "--spark-conf")),
+        tags=(*request.tags, *_pairs(args.tag, "--tag")),
+    )
 
 
 def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
@@ -90,18 +113,34 @@ def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         return _list_options(ctx, launcher)
     request = request_from_args(args)
     if not args.user:
-        raise InvalidInput("--user", None, "is missing", "Clusters run in dedicated mode for one Databricks user: "
-                           "pass --user you@example.com.")
+        raise InvalidInput(
+            "--user",
+            None,
+            "is missing",
+            "Clusters run in dedicated mode for one Databricks user: pass --user you@example.com.",
+        )
     request_key = f"cli:{uuid.uuid4().hex}"
     if args.dry_run:
-        _source, plan = launcher.plan(request, requester=args.user, user_email=args.user, request_key=request_key,
-                                      build_id=args.build, check_workspace=not args.offline)
+        _source, plan = launcher.plan(
+            request,
+            requester=args.user,
+            user_email=args.user,
+            request_key=request_key,
+            build_id=args.build,
+            check_workspace=not args.offline,
+        )
         for warning in plan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         ctx.emit(plan.shown_body, lambda: _show_plan(ctx, plan))
         return 0
-    outcome = launcher.launch(request, requester=args.user, user_email=args.user, request_key=request_key,
-                              build_id=args.build, force=args.force)
+    outcome = launcher.launch(
+        request,
+        requester=args.user,
+        user_email=args.user,
+        request_key=request_key,
+        build_id=args.build,
+        force=args.force,
+    )
     launch = outcome.launch
     assert launch is not None
     err = ctx.console(stderr=True)
@@ -110,30 +149,47 @@ def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
     if outcome.budget and outcome.budget.status in ("low", "unknown"):
         err.print(f"[yellow]pull budget:[/] {outcome.budget.message}")
     if launch.status == "blocked":
-        raise LaunchBlocked(f"{outcome.budget.message if outcome.budget else 'The pull budget is exhausted.'} "
-                            "Run again with --force to launch anyway.")
+        raise LaunchBlocked(
+            f"{outcome.budget.message if outcome.budget else 'The pull budget is exhausted.'} "
+            "Run again with --force to launch anyway."
+        )
     if not args.no_wait:
+
         def show(state) -> None:  # noqa: ANN001 - Launch
             err.print(f"launch #{state.id}: {state.state} {state.state_message or ''}".rstrip())
 
-        err.print(f"launch #{launch.id}: cluster {launch.cluster_id} created, waiting for it to run "
-                  f"({launcher.databricks.cluster_url(launch.cluster_id or '')})")
+        err.print(
+            f"launch #{launch.id}: cluster {launch.cluster_id} created, waiting for it to run "
+            f"({launcher.databricks.cluster_url(launch.cluster_id or '')})"
+        )
         launch = launcher.track(launch.id, show)
     ctx.emit(launch_to_dict(launch, launcher), lambda: _show_launch(ctx, launch, launcher))
     if launch.status in ("failed", "unknown"):
         advice = launch.advice
-        raise LaunchFailed(f"Launch #{launch.id} ended {launch.state}: {launch.state_message or ''}"
-                           + (f"\n{advice.text()}" if advice else ""))
+        raise LaunchFailed(
+            f"Launch #{launch.id} ended {launch.state}: {launch.state_message or ''}"
+            + (f"\n{advice.text()}" if advice else "")
+        )
     return 0
 
 
 def launch_to_dict(launch, launcher) -> dict[str, Any]:  # noqa: ANN001
-    return {"id": launch.id, "image": launch.image, "build_id": launch.build_id, "status": launch.status,
-            "state": launch.state, "state_message": launch.state_message, "cluster_id": launch.cluster_id,
-            "cluster_name": launch.cluster_name, "cluster_url": launcher.databricks.cluster_url(launch.cluster_id)
-            if launch.cluster_id else None, "image_url": launch.image_url,
-            "termination_code": launch.termination_code, "requester": launch.requester,
-            "created_at": launch.created_at, "advice": launch.advice.text() if launch.advice else None}
+    return {
+        "id": launch.id,
+        "image": launch.image,
+        "build_id": launch.build_id,
+        "status": launch.status,
+        "state": launch.state,
+        "state_message": launch.state_message,
+        "cluster_id": launch.cluster_id,
+        "cluster_name": launch.cluster_name,
+        "cluster_url": launcher.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None,
+        "image_url": launch.image_url,
+        "termination_code": launch.termination_code,
+        "requester": launch.requester,
+        "created_at": launch.created_at,
+        "advice": launch.advice.text() if launch.advice else None,
+    }
 
 
 def _show_plan(ctx, plan) -> None:  # noqa: ANN001
@@ -152,10 +208,13 @@ def _show_launch(ctx, launch, launcher) -> None:  # noqa: ANN001
 
 def _list_options(ctx, launcher) -> int:  # noqa: ANN001
     options = launcher.options(ctx.args.name, ctx.args.build)
-    data = {"image": options.source.spec.name, "image_url": options.source.url,
-            "preselected_runtime": options.preselected.key if options.preselected else None,
-            "runtimes": [{"key": r.key, "name": r.name} for r in options.runtimes],
-            "node_types": [n.node_type_id for n in options.node_types]}
+    data = {
+        "image": options.source.spec.name,
+        "image_url": options.source.url,
+        "preselected_runtime": options.preselected.key if options.preselected else None,
+        "runtimes": [{"key": r.key, "name": r.name} for r in options.runtimes],
+        "node_types": [n.node_type_id for n in options.node_types],
+    }
 
     def human() -> None:
         out = ctx.console()
@@ -181,8 +240,10 @@ def cmd_launches(ctx) -> int:  # noqa: ANN001
         if not rows:
             out.print("No launches yet. Launch one with `dcs launch NAME --user you@example.com`.")
         for launch in rows:
-            out.print(f"#{launch.id} {launch.image} {launch.status} {launch.state or ''} {launch.cluster_id or ''} "
-                      f"{launch.created_at}")
+            out.print(
+                f"#{launch.id} {launch.image} {launch.status} {launch.state or ''} {launch.cluster_id or ''} "
+                f"{launch.created_at}"
+            )
 
     ctx.emit([launch_to_dict(r, launcher) for r in rows], human)
     return 0
@@ -200,8 +261,10 @@ def cmd_workspace(ctx) -> int:  # noqa: ANN001
         out = ctx.console()
         on = str(value).lower() == "true"
         out.print(f"{client.host}: Container Services {'[green]on[/]' if on else '[red]off[/]'} (enableDcs={value!r})")
-        out.print(f"The bot acts as {identity.user_name}, "
-                  + ("a workspace admin." if identity.is_admin else "[yellow]not[/] a workspace admin."))
+        out.print(
+            f"The bot acts as {identity.user_name}, "
+            + ("a workspace admin." if identity.is_admin else "[yellow]not[/] a workspace admin.")
+        )
         if not on:
             out.print("To switch it on, ask in Slack with `/dcs enable`: another admin approves it there.")
 

@@ -17,42 +17,60 @@ from bot.rebuild import FAILED, REBUILT, RebuildDecision, RebuildResult, short_d
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     rebuild = sub.add_parser(
-        "rebuild", parents=[common],
+        "rebuild",
+        parents=[common],
         help="rebuild images whose base moved (--due), or the named images now",
         description="With NAME: rebuild, check and push those images now. With --due: check every base "
-                    "once (manifest HEAD, no pull) and rebuild only images whose base moved, whose spec "
-                    "changed or that are older than DCS_REBUILD_MAX_AGE_DAYS.")
+        "once (manifest HEAD, no pull) and rebuild only images whose base moved, whose spec "
+        "changed or that are older than DCS_REBUILD_MAX_AGE_DAYS.",
+    )
     rebuild.add_argument("names", nargs="*", metavar="NAME")
     rebuild.add_argument("--due", action="store_true", help="the scheduled check over the whole catalog")
     rebuild.add_argument("--dry-run", action="store_true", help="with --due: show what is due, build nothing")
     rebuild.add_argument("--no-notify", action="store_true", help="do not post the Slack summary notice")
     rebuild.set_defaults(handler=cmd_rebuild)
 
-    ratelimit = sub.add_parser("ratelimit", parents=[common],
-                               help="the Docker Hub pull budget (read without spending a pull)")
+    ratelimit = sub.add_parser(
+        "ratelimit", parents=[common], help="the Docker Hub pull budget (read without spending a pull)"
+    )
     ratelimit.add_argument("--cached", action="store_true", help="show the last stored sample, do not ask Docker Hub")
     ratelimit.set_defaults(handler=cmd_ratelimit)
 
 
 # ---------------------------------------------------------------- rebuild
 
+
 def decision_to_dict(d: RebuildDecision) -> dict[str, Any]:
-    return {"image": d.image, "due": d.due, "reasons": list(d.reasons), "old_base_digest": d.old_base_digest,
-            "new_base_digest": d.new_base_digest, "note": d.note}
+    return {
+        "image": d.image,
+        "due": d.due,
+        "reasons": list(d.reasons),
+        "old_base_digest": d.old_base_digest,
+        "new_base_digest": d.new_base_digest,
+        "note": d.note,
+    }
 
 
 def result_to_dict(r: RebuildResult) -> dict[str, Any]:
-    return {**decision_to_dict(r.decision), "status": r.status, "build_id": r.build.id if r.build else None,
-            "pushed_digest": r.pushed_digest, "immutable_tag": r.immutable_tag, "error": r.error}
+    return {
+        **decision_to_dict(r.decision),
+        "status": r.status,
+        "build_id": r.build.id if r.build else None,
+        "pushed_digest": r.pushed_digest,
+        "immutable_tag": r.immutable_tag,
+        "error": r.error,
+    }
 
 
 def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
     args = ctx.args
     if args.due == bool(args.names):
-        raise InvalidInput("NAME", " ".join(args.names) or "(none)",
-                           "is required unless --due is given, and cannot be combined with --due",
-                           "Use `dcs rebuild NAME` to rebuild one image now, or `dcs rebuild --due` for the "
-                           "scheduled check.")
+        raise InvalidInput(
+            "NAME",
+            " ".join(args.names) or "(none)",
+            "is required unless --due is given, and cannot be combined with --due",
+            "Use `dcs rebuild NAME` to rebuild one image now, or `dcs rebuild --due` for the scheduled check.",
+        )
     if args.dry_run and not args.due:
         raise InvalidInput("--dry-run", True, "only applies to --due", "Use `dcs rebuild --due --dry-run`.")
     services = ctx.services
@@ -73,8 +91,16 @@ def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         last_phase[image] = report.phase
         err.print(f"[dim]{image}: {report.phase} {report.message}[/dim]")
 
-    summary = rebuild_run(services, MANUAL_JOB, names, by_hand=not args.due, source="cli", busy="raise",
-                          notify=not args.no_notify, progress=progress)
+    summary = rebuild_run(
+        services,
+        MANUAL_JOB,
+        names,
+        by_hand=not args.due,
+        source="cli",
+        busy="raise",
+        notify=not args.no_notify,
+        progress=progress,
+    )
     run = summary.run
     data = {
         "results": [result_to_dict(r) for r in run.results],
@@ -90,17 +116,21 @@ def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         for r in run.results:
             if r.status == REBUILT:
                 d = r.decision
-                out.print(f"[green]rebuilt[/green] {r.image} ({', '.join(d.reasons)}): base "
-                          f"{short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}, pushed "
-                          f"{r.immutable_tag} = {short_digest(r.pushed_digest)} (build #{r.build.id})")
+                out.print(
+                    f"[green]rebuilt[/green] {r.image} ({', '.join(d.reasons)}): base "
+                    f"{short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}, pushed "
+                    f"{r.immutable_tag} = {short_digest(r.pushed_digest)} (build #{r.build.id})"
+                )
             elif r.status == FAILED:
                 build = f" (build #{r.build.id})" if r.build else ""
                 out.print(f"[red]failed[/red]  {r.image}{build}: {r.error}")
             else:
                 out.print(f"[dim]{r.status:<8}[/dim] {r.image}: {r.decision.note or r.error or ''}")
         for c in summary.stale:
-            out.print(f"[yellow]cluster[/yellow] {c.cluster_name or c.cluster_id} ({c.cluster_id}) still runs "
-                      f"{c.image} at {short_digest(c.running_digest)}; new is {short_digest(c.new_digest)}")
+            out.print(
+                f"[yellow]cluster[/yellow] {c.cluster_name or c.cluster_id} ({c.cluster_id}) still runs "
+                f"{c.image} at {short_digest(c.running_digest)}; new is {short_digest(c.new_digest)}"
+            )
         for problem in summary.problems:
             out.print(f"[yellow]note[/yellow] {problem}")
         if summary.posted:
@@ -114,16 +144,20 @@ def _dry_run(ctx, services) -> int:  # noqa: ANN001
     from bot.rebuild import plan
 
     checks, decisions = plan(services, services.store.list_images())
-    data = {"due": [decision_to_dict(d) for d in decisions if d.due],
-            "not_due": [decision_to_dict(d) for d in decisions if not d.due],
-            "base_checks": {k: {"digest": c.digest, "error": c.error} for k, c in checks.items()}}
+    data = {
+        "due": [decision_to_dict(d) for d in decisions if d.due],
+        "not_due": [decision_to_dict(d) for d in decisions if not d.due],
+        "base_checks": {k: {"digest": c.digest, "error": c.error} for k, c in checks.items()},
+    }
 
     def human() -> None:
         out = ctx.console()
         for d in decisions:
             if d.due:
-                out.print(f"[bold]due[/bold]     {d.image} ({', '.join(d.reasons)}): base "
-                          f"{short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
+                out.print(
+                    f"[bold]due[/bold]     {d.image} ({', '.join(d.reasons)}): base "
+                    f"{short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}"
+                )
             else:
                 out.print(f"[dim]not due[/dim] {d.image}: {d.note}")
         for key, check in checks.items():
@@ -135,6 +169,7 @@ def _dry_run(ctx, services) -> int:  # noqa: ANN001
 
 
 # ---------------------------------------------------------------- ratelimit
+
 
 def cmd_ratelimit(ctx) -> int:  # noqa: ANN001
     from handlers.notices import budget_lines
@@ -150,11 +185,18 @@ def cmd_ratelimit(ctx) -> int:  # noqa: ANN001
     report = budget_report(services)
     b = report.budget
     data = {
-        "limit": b.limit if b else None, "remaining": b.remaining if b else None,
-        "window_seconds": b.window_seconds if b else None, "unlimited": b.unlimited if b else None,
-        "source": b.source if b else None, "account": report.account, "checked_at": report.checked_at,
-        "sparkline_24h": report.spark, "recent_launch_pulls": report.recent_pulls,
-        "planned_launch_pulls": report.planned_pulls, "state": report.state, "warn_below": report.warn_below,
+        "limit": b.limit if b else None,
+        "remaining": b.remaining if b else None,
+        "window_seconds": b.window_seconds if b else None,
+        "unlimited": b.unlimited if b else None,
+        "source": b.source if b else None,
+        "account": report.account,
+        "checked_at": report.checked_at,
+        "sparkline_24h": report.spark,
+        "recent_launch_pulls": report.recent_pulls,
+        "planned_launch_pulls": report.planned_pulls,
+        "state": report.state,
+        "warn_below": report.warn_below,
         "error": failure.message if failure else report.error,
     }
 

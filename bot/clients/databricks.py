@@ -37,10 +37,27 @@ DCS_OFF_MARKERS = ("custom containers is turned off", "custom containers are tur
 ENABLE_HINT = "An admin can switch it on: run `/dcs enable` in Slack (or `dcs enable`)."
 # Auth-related variables of the SDK's unified auth that the bot forwards from its own environment,
 # so configuration flows from the Config object (and .env) rather than from a second read of os.environ.
-_PASSED_THROUGH = {"host", "token", "client_id", "client_secret", "profile", "config_file", "auth_type",
-                   "azure_workspace_resource_id", "azure_client_id", "azure_client_secret", "azure_tenant_id",
-                   "azure_use_msi", "azure_environment", "account_id", "google_service_account",
-                   "google_credentials", "username", "password", "databricks_cli_path"}
+_PASSED_THROUGH = {
+    "host",
+    "token",
+    "client_id",
+    "client_secret",
+    "profile",
+    "config_file",
+    "auth_type",
+    "azure_workspace_resource_id",
+    "azure_client_id",
+    "azure_client_secret",
+    "azure_tenant_id",
+    "azure_use_msi",
+    "azure_environment",
+    "account_id",
+    "google_service_account",
+    "google_credentials",
+    "username",
+    "password",
+    "databricks_cli_path",
+}
 
 
 def databricks_configured(config: Config) -> bool:
@@ -112,8 +129,9 @@ class _BoundedClock:
 class DatabricksClient:
     """A thin, bounded, translated view of the workspace APIs the bot needs."""
 
-    def __init__(self, config: Config, *, retry_timeout_seconds: float | None = None,
-                 http_timeout_seconds: float | None = None) -> None:
+    def __init__(
+        self, config: Config, *, retry_timeout_seconds: float | None = None, http_timeout_seconds: float | None = None
+    ) -> None:
         self.config = config
         self.retry_timeout_seconds = float(retry_timeout_seconds or config.databricks_timeout)
         # One HTTP attempt may use at most half the budget, so a hung socket still leaves room to retry.
@@ -170,11 +188,13 @@ class DatabricksClient:
                 try:
                     sdk_config = SdkConfig(clock=self._clock, **kwargs)
                 except ValueError as exc:
-                    raise ConfigError([
-                        "Databricks authentication is not configured: set DATABRICKS_HOST and DATABRICKS_TOKEN "
-                        "(or DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET, or DATABRICKS_CONFIG_PROFILE). "
-                        f"The SDK said: {_first_line(str(exc))}"
-                    ]) from None
+                    raise ConfigError(
+                        [
+                            "Databricks authentication is not configured: set DATABRICKS_HOST and DATABRICKS_TOKEN "
+                            "(or DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET, or DATABRICKS_CONFIG_PROFILE). "
+                            f"The SDK said: {_first_line(str(exc))}"
+                        ]
+                    ) from None
                 sdk_config.retry_timeout_seconds = max(1, int(self.retry_timeout_seconds))
                 self._clients[single_attempt] = WorkspaceClient(config=sdk_config)
             return self._clients[single_attempt]
@@ -207,6 +227,7 @@ class DatabricksClient:
 
     def create_cluster(self, body: Mapping[str, Any]) -> str:
         """POST clusters/create with exactly `body`; returns the new cluster id (the cluster is PENDING)."""
+
         def run(w: Any) -> str:
             from databricks.sdk.service.compute import ClusterSpec
 
@@ -226,13 +247,17 @@ class DatabricksClient:
     def get_cluster(self, cluster_id: str) -> ClusterStatus:
         def run(w: Any) -> ClusterStatus:
             # The raw answer, because the SDK's enum turns termination codes it does not know into None.
-            raw = w.api_client.do("GET", "/api/2.1/clusters/get", query={"cluster_id": cluster_id},
-                                  headers={"Accept": "application/json"})
+            raw = w.api_client.do(
+                "GET", "/api/2.1/clusters/get", query={"cluster_id": cluster_id}, headers={"Accept": "application/json"}
+            )
             reason = raw.get("termination_reason") or {}
             return ClusterStatus(
-                cluster_id=raw.get("cluster_id", cluster_id), state=raw.get("state") or "UNKNOWN",
-                state_message=raw.get("state_message") or "", cluster_name=raw.get("cluster_name") or "",
-                termination_code=reason.get("code"), termination_type=reason.get("type"),
+                cluster_id=raw.get("cluster_id", cluster_id),
+                state=raw.get("state") or "UNKNOWN",
+                state_message=raw.get("state_message") or "",
+                cluster_name=raw.get("cluster_name") or "",
+                termination_code=reason.get("code"),
+                termination_type=reason.get("type"),
                 parameters=dict(reason.get("parameters") or {}),
             )
 
@@ -240,6 +265,7 @@ class DatabricksClient:
 
     def find_cluster_by_tag(self, key: str, value: str) -> str | None:
         """The id of a cluster carrying custom tag key=value (adopting a create the bot lost track of)."""
+
         def run(w: Any) -> str | None:
             for cluster in w.clusters.list():
                 if (cluster.custom_tags or {}).get(key) == value:
@@ -270,6 +296,7 @@ class DatabricksClient:
 
 # ---------------------------------------------------------------- error translation
 
+
 def translate_error(exc: BaseException, action: str, host: str, budget: float) -> BaseException:
     """A DcsError for `exc` when it is a known Databricks/network failure; `exc` itself otherwise."""
     import requests
@@ -283,7 +310,8 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
         if isinstance(cause, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
             return WorkspaceRateLimited(
                 f"Databricks kept answering 'too many requests' to '{action}' for {budget:.0f} s "
-                f"({_first_line(str(cause))}). Wait a minute and try again.")
+                f"({_first_line(str(cause))}). Wait a minute and try again."
+            )
         if isinstance(cause, requests.RequestException):
             return _unreachable(action, where, budget, cause)
         if isinstance(cause, sdk_errors.DatabricksError):
@@ -297,36 +325,47 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
     message = (_first_line(str(exc)) or type(exc).__name__).rstrip(".")
     code = str(getattr(exc, "error_code", "") or "")
     if code == "FEATURE_DISABLED" or any(m in message.lower() for m in DCS_OFF_MARKERS):
-        return DcsDisabled(f"Custom containers (Databricks Container Services) are turned off in {where}: "
-                           f"Databricks refused to {action} ({message}). {ENABLE_HINT}")
+        return DcsDisabled(
+            f"Custom containers (Databricks Container Services) are turned off in {where}: "
+            f"Databricks refused to {action} ({message}). {ENABLE_HINT}"
+        )
     if isinstance(exc, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
-        return WorkspaceRateLimited(f"Databricks is rate-limiting the bot ('{action}': {message}). "
-                                    "Wait a minute and try again.")
+        return WorkspaceRateLimited(
+            f"Databricks is rate-limiting the bot ('{action}': {message}). Wait a minute and try again."
+        )
     if isinstance(exc, sdk_errors.Unauthenticated):
         return WorkspacePermissionDenied(
             f"Databricks did not accept the bot's credentials when trying to {action} ({message}). "
-            "Check DATABRICKS_TOKEN (or the OAuth/profile settings): it may have expired.")
+            "Check DATABRICKS_TOKEN (or the OAuth/profile settings): it may have expired."
+        )
     if isinstance(exc, sdk_errors.PermissionDenied):
         return WorkspacePermissionDenied(
             f"Databricks refused to let the bot {action}: {message}. Give the bot's Databricks identity the "
-            "permission (cluster creation, or workspace admin for settings), or check that its token is valid.")
+            "permission (cluster creation, or workspace admin for settings), or check that its token is valid."
+        )
     if isinstance(exc, sdk_errors.BadRequest):
-        return WorkspaceRejected(f"Databricks rejected the request to {action}: {message}",
-                                 databricks_message=message, error_code=code)
+        return WorkspaceRejected(
+            f"Databricks rejected the request to {action}: {message}", databricks_message=message, error_code=code
+        )
     if isinstance(exc, sdk_errors.ResourceDoesNotExist):
         return NotFound(f"Databricks says: {message}.")
     if isinstance(exc, sdk_errors.NotFound):
-        return WorkspaceError(f"Databricks does not know the API used to {action} ({message}): check that "
-                              f"DATABRICKS_HOST ({where}) is a workspace URL.")
-    return WorkspaceError(f"Databricks failed to {action}: {message} (error {code or type(exc).__name__}). "
-                          "Try again; if it keeps failing, check the workspace status page.")
+        return WorkspaceError(
+            f"Databricks does not know the API used to {action} ({message}): check that "
+            f"DATABRICKS_HOST ({where}) is a workspace URL."
+        )
+    return WorkspaceError(
+        f"Databricks failed to {action}: {message} (error {code or type(exc).__name__}). "
+        "Try again; if it keeps failing, check the workspace status page."
+    )
 
 
 def _unreachable(action: str, where: str, budget: float, cause: BaseException) -> WorkspaceUnreachable:
     kind = "timed out" if "timeout" in type(cause).__name__.lower() else "could not connect"
     return WorkspaceUnreachable(
         f"Could not reach the Databricks workspace {where} to {action}: {kind} for {budget:.0f} s. "
-        "Check DATABRICKS_HOST and the network, then try again.")
+        "Check DATABRICKS_HOST and the network, then try again."
+    )
 
 
 _DEBUG_TAIL = re.compile(r"\.?\s*(Config|Env):.*$", re.DOTALL)

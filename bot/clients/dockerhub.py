@@ -25,9 +25,13 @@ PREVIEW_SCOPE = f"repository:{PREVIEW_REPOSITORY}:pull"
 
 
 class DockerHubClient:
-    def __init__(self, auth_url: str = "https://auth.docker.io",
-                 registry_url: str = "https://registry-1.docker.io", timeout: float = 10,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        auth_url: str = "https://auth.docker.io",
+        registry_url: str = "https://registry-1.docker.io",
+        timeout: float = 10,
+        session: requests.Session | None = None,
+    ) -> None:
         self.auth_url = auth_url.rstrip("/")
         self.registry_url = registry_url.rstrip("/")
         self.timeout = timeout
@@ -39,14 +43,15 @@ class DockerHubClient:
         """The current budget of the account (or of this machine's IP when anonymous)."""
         token = self._token(credentials)
         url = f"{self.registry_url}/v2/{PREVIEW_REPOSITORY}/manifests/latest"
-        response = self._send("HEAD", url, headers={"Authorization": f"Bearer {token}",
-                                                   "Accept": MANIFEST_ACCEPT})
+        response = self._send("HEAD", url, headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_ACCEPT})
         who = f"as {credentials.username}" if credentials else "anonymously"
         if response.status_code == 429:
             raise _limit_reached(response, who)
         if response.status_code in (401, 403):
-            raise RegistryAuthError(f"Docker Hub refused the rate-limit check {who} (HTTP "
-                                    f"{response.status_code}): check DOCKERHUB_USERNAME and DOCKERHUB_TOKEN.")
+            raise RegistryAuthError(
+                f"Docker Hub refused the rate-limit check {who} (HTTP "
+                f"{response.status_code}): check DOCKERHUB_USERNAME and DOCKERHUB_TOKEN."
+            )
         if response.status_code != 200:
             raise RegistryError(f"Docker Hub answered HTTP {response.status_code} to the rate-limit check.")
         try:
@@ -63,11 +68,15 @@ class DockerHubClient:
         response = self._send("GET", url, params={"service": SERVICE, "scope": PREVIEW_SCOPE}, auth=auth)
         text = response.text.lower() if response.content else ""
         if "too many failed login" in text:
-            raise RegistryAuthError("Docker Hub: too many failed login attempts with DOCKERHUB_USERNAME/"
-                                    "DOCKERHUB_TOKEN. Check them, then wait before the next try.")
+            raise RegistryAuthError(
+                "Docker Hub: too many failed login attempts with DOCKERHUB_USERNAME/"
+                "DOCKERHUB_TOKEN. Check them, then wait before the next try."
+            )
         if response.status_code in (401, 403):
-            raise RegistryAuthError("Docker Hub rejected DOCKERHUB_USERNAME/DOCKERHUB_TOKEN: create a new "
-                                    "access token (read-only is enough) and set it.")
+            raise RegistryAuthError(
+                "Docker Hub rejected DOCKERHUB_USERNAME/DOCKERHUB_TOKEN: create a new "
+                "access token (read-only is enough) and set it."
+            )
         if response.status_code == 429:
             raise _limit_reached(response, "at the token service")
         if response.status_code != 200:
@@ -84,8 +93,7 @@ class DockerHubClient:
     def _send(self, method: str, url: str, **kwargs: object) -> requests.Response:
         self.requests_made.append((method, url))
         try:
-            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False,
-                                        **kwargs)  # type: ignore[arg-type]
+            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
         except requests.Timeout:
             raise RegistryUnreachable(f"{_host(url)} did not answer within {self.timeout:g} s.") from None
         except requests.ConnectionError:
@@ -107,7 +115,10 @@ def _limit_reached(response: requests.Response, who: str) -> PullLimitReached:
         f"Docker Hub pull rate limit reached (toomanyrequests) {who}{numbers}. Clusters pulling from Docker "
         "Hub will fail to start until the window resets; authenticate with an account that has a higher "
         "limit or mirror the images to your own registry.",
-        limit=limit, remaining=0, window_seconds=window)
+        limit=limit,
+        remaining=0,
+        window_seconds=window,
+    )
 
 
 def _host(url: str) -> str:

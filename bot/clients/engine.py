@@ -62,8 +62,9 @@ class DockerEngine:
             self._kwargs = kwargs_from_env(environment=self._environment)
             self.client = docker.DockerClient(**self._kwargs, timeout=timeout)
         except docker.errors.DockerException as exc:
-            raise EngineUnavailable(f"Cannot reach the Docker engine: {exc}. Is dockerd running? "
-                                    "Set DOCKER_HOST if it listens elsewhere.") from None
+            raise EngineUnavailable(
+                f"Cannot reach the Docker engine: {exc}. Is dockerd running? Set DOCKER_HOST if it listens elsewhere."
+            ) from None
         self.build_calls = 0  # engine build API calls made: benchmarks check "no build at all"
 
     @property
@@ -103,8 +104,16 @@ class DockerEngine:
         self.api.tag(image, repository, tag=tag)
 
     # ------------------------------------------------------------ build
-    def build(self, dockerfile: str, *, tag: str, timeout: int, on_step: BuildEvent | None = None,
-              on_line: Callable[[str], None] | None = None, nocache: bool = False) -> BuildResult:
+    def build(
+        self,
+        dockerfile: str,
+        *,
+        tag: str,
+        timeout: int,
+        on_step: BuildEvent | None = None,
+        on_line: Callable[[str], None] | None = None,
+        nocache: bool = False,
+    ) -> BuildResult:
         """Build from a Dockerfile text. Raises BuildFailed/BuildTimedOut with the failing step."""
         deadline = time.monotonic() + timeout
         # A dedicated client whose socket read timeout is the build timeout: a silent step cannot hang us.
@@ -113,9 +122,18 @@ class DockerEngine:
         step_line, image_id = "", None
         self.build_calls += 1
         try:
-            stream = api.build(fileobj=_context_tar(dockerfile), custom_context=True, tag=tag, rm=True,
-                               forcerm=True, decode=True, pull=False, nocache=nocache, platform="linux/amd64",
-                               timeout=timeout)
+            stream = api.build(
+                fileobj=_context_tar(dockerfile),
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                pull=False,
+                nocache=nocache,
+                platform="linux/amd64",
+                timeout=timeout,
+            )
             for event in _events(stream, deadline, timeout):
                 if "stream" in event:
                     for line in event["stream"].splitlines():
@@ -134,13 +152,19 @@ class DockerEngine:
                 elif "error" in event:
                     message = (event.get("errorDetail") or {}).get("message") or event["error"]
                     lines.append(f"ERROR: {message}")
-                    raise BuildFailed(f"Build failed at {step_line or 'start'}: {message.strip()}",
-                                      step=step_line, log_tail="\n".join(lines[-40:]))
+                    raise BuildFailed(
+                        f"Build failed at {step_line or 'start'}: {message.strip()}",
+                        step=step_line,
+                        log_tail="\n".join(lines[-40:]),
+                    )
         except BuildTimedOut as exc:
             raise BuildTimedOut(str(exc), step=step_line, log_tail="\n".join(lines[-40:])) from None
         except docker.errors.APIError as exc:
-            raise BuildFailed(f"The engine refused the build: {exc.explanation or exc}", step=step_line,
-                              log_tail="\n".join(lines[-40:])) from None
+            raise BuildFailed(
+                f"The engine refused the build: {exc.explanation or exc}",
+                step=step_line,
+                log_tail="\n".join(lines[-40:]),
+            ) from None
         except (requests.ConnectionError, docker.errors.DockerException) as exc:
             raise EngineUnavailable(f"Lost the Docker engine during the build: {exc}") from None
         finally:
@@ -148,24 +172,26 @@ class DockerEngine:
         if not image_id:
             found = next((line for line in reversed(lines) if line.startswith("Successfully built ")), None)
             if not found:
-                raise BuildFailed("The build ended without an image id.", step=step_line,
-                                  log_tail="\n".join(lines[-40:]))
+                raise BuildFailed(
+                    "The build ended without an image id.", step=step_line, log_tail="\n".join(lines[-40:])
+                )
             image_id = found.split()[-1]
         return BuildResult(image_id=image_id, log=lines)
 
     # ------------------------------------------------------------ registry traffic
-    def push(self, repository: str, tag: str, credentials: Credentials | None,
-             on_line: Callable[[str], None] | None = None) -> str:
+    def push(
+        self, repository: str, tag: str, credentials: Credentials | None, on_line: Callable[[str], None] | None = None
+    ) -> str:
         """Push one tag; returns the manifest digest the registry reported."""
         digest = None
         try:
-            for event in self.api.push(repository, tag=tag, stream=True, decode=True,
-                                       auth_config=_auth(credentials)):
+            for event in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=_auth(credentials)):
                 if "error" in event:
                     message = (event.get("errorDetail") or {}).get("message") or event["error"]
                     kind = classify_registry_error(message)
                     raise (kind if kind is not RegistryError else PushFailed)(
-                        f"Push of {repository}:{tag} failed: {_explain(kind, message)}")
+                        f"Push of {repository}:{tag} failed: {_explain(kind, message)}"
+                    )
                 aux = event.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
@@ -174,7 +200,8 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             kind = classify_registry_error(str(exc))
             raise (kind if kind is not RegistryError else PushFailed)(
-                f"Push of {repository}:{tag} failed: {_explain(kind, exc.explanation or str(exc))}") from None
+                f"Push of {repository}:{tag} failed: {_explain(kind, exc.explanation or str(exc))}"
+            ) from None
         except requests.ConnectionError as exc:
             raise EngineUnavailable(f"Lost the Docker engine during the push: {exc}") from None
         if not digest:
@@ -184,9 +211,13 @@ class DockerEngine:
     def pull(self, ref: ImageRef, credentials: Credentials | None) -> None:
         """Pull `ref` (tag or digest). Only call after a HEAD showed the image is needed."""
         try:
-            for event in self.api.pull(ref.repository if ref.domain == "docker.io" else f"{ref.domain}/{ref.path}",
-                                       tag=ref.digest or ref.tag or "latest", stream=True, decode=True,
-                                       auth_config=_auth(credentials)):
+            for event in self.api.pull(
+                ref.repository if ref.domain == "docker.io" else f"{ref.domain}/{ref.path}",
+                tag=ref.digest or ref.tag or "latest",
+                stream=True,
+                decode=True,
+                auth_config=_auth(credentials),
+            ):
                 if "error" in event:
                     message = event["error"]
                     kind = classify_registry_error(message)
@@ -204,8 +235,12 @@ class DockerEngine:
         container = None
         try:
             container = self.client.containers.create(
-                image, entrypoint=["/bin/sh", "-c"], command=[script], user="0:0",
-                network_disabled=True, labels={"io.github.dcs-bot.doctor": "1"},
+                image,
+                entrypoint=["/bin/sh", "-c"],
+                command=[script],
+                user="0:0",
+                network_disabled=True,
+                labels={"io.github.dcs-bot.doctor": "1"},
             )
             container.start()
             container.wait(timeout=timeout)
@@ -243,7 +278,7 @@ def _explain(kind: type[DcsError], message: str) -> str:
         RegistryAuthError: "the registry refused the credentials; check the username and the password variable.",
         RegistryUnreachable: "the registry cannot be reached; is it up, and is the host right?",
         PullLimitReached: "the registry's rate limit was reached (toomanyrequests); wait for the window to "
-                          "reset or authenticate with an account that has a higher limit.",
+        "reset or authenticate with an account that has a higher limit.",
     }
     hint = hints.get(kind)
     return f"{hint} ({message.strip()})" if hint else message.strip()

@@ -23,12 +23,14 @@ from bot.refs import DOCKER_HUB, ImageRef
 
 log = logging.getLogger(__name__)
 
-MANIFEST_ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -57,11 +59,30 @@ def classify_registry_error(text: str) -> type[RegistryError]:
         return RegistryAuthError
     if "toomanyrequests" in low or "too many requests" in low or "rate limit" in low:
         return PullLimitReached
-    if any(s in low for s in ("unauthorized", "authentication required", "no basic auth credentials",
-                              "denied", "incorrect username or password", "401")):
+    if any(
+        s in low
+        for s in (
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+            "incorrect username or password",
+            "401",
+        )
+    ):
         return RegistryAuthError
-    if any(s in low for s in ("connection refused", "no such host", "dial tcp", "i/o timeout",
-                              "connection reset", "network is unreachable", "eof")):
+    if any(
+        s in low
+        for s in (
+            "connection refused",
+            "no such host",
+            "dial tcp",
+            "i/o timeout",
+            "connection reset",
+            "network is unreachable",
+            "eof",
+        )
+    ):
         return RegistryUnreachable
     if "manifest unknown" in low or "not found" in low:
         return ManifestNotFound
@@ -69,8 +90,13 @@ def classify_registry_error(text: str) -> type[RegistryError]:
 
 
 class RegistryClient:
-    def __init__(self, *, dockerhub_registry_url: str = "https://registry-1.docker.io", timeout: float = 10.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        dockerhub_registry_url: str = "https://registry-1.docker.io",
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
         self.dockerhub_registry_url = dockerhub_registry_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -94,8 +120,11 @@ class RegistryClient:
                 digest = ref.digest
             else:
                 raise RegistryError(f"{ref}: the registry did not return a Docker-Content-Digest header.")
-        return ManifestHead(digest=digest, media_type=response.headers.get("Content-Type", ""),
-                            headers={k.lower(): v for k, v in response.headers.items()})
+        return ManifestHead(
+            digest=digest,
+            media_type=response.headers.get("Content-Type", ""),
+            headers={k.lower(): v for k, v in response.headers.items()},
+        )
 
     # ------------------------------------------------------------ internals
     def _request(self, method: str, url: str, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
@@ -125,8 +154,9 @@ class RegistryClient:
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if credentials is None:
-                raise RegistryAuthError(f"{ref.domain} needs a username and password: add a registry entry "
-                                        "with username and password_env.")
+                raise RegistryAuthError(
+                    f"{ref.domain} needs a username and password: add a registry entry with username and password_env."
+                )
             import base64
 
             token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
@@ -144,8 +174,10 @@ class RegistryClient:
             except requests.RequestException:
                 raise RegistryUnreachable(f"Cannot reach the token service {_host(realm)}.") from None
             if "too many failed login" in answer.text.lower():
-                raise RegistryAuthError(f"{_host(realm)}: too many failed login attempts: check the "
-                                        "username and token, then wait before retrying.")
+                raise RegistryAuthError(
+                    f"{_host(realm)}: too many failed login attempts: check the "
+                    "username and token, then wait before retrying."
+                )
             if answer.status_code == 429:
                 raise _pull_limit_error(ref, answer)
             if answer.status_code in (401, 403):
@@ -165,14 +197,18 @@ class RegistryClient:
             return response
         if status == 401 or status == 403:
             who = f" as {credentials.username}" if credentials else " anonymously"
-            raise RegistryAuthError(f"{ref.domain} refused the credentials{who} for {ref.repository}: check the "
-                                    "username and the password variable of its registry entry.")
+            raise RegistryAuthError(
+                f"{ref.domain} refused the credentials{who} for {ref.repository}: check the "
+                "username and the password variable of its registry entry."
+            )
         if status == 404:
             raise ManifestNotFound(f"{ref} does not exist in the registry (no such repository or tag).")
         if status == 429:
             if "too many failed login" in response.text.lower():
-                raise RegistryAuthError(f"{ref.domain}: too many failed login attempts: check the username "
-                                        "and token, then wait before retrying.")
+                raise RegistryAuthError(
+                    f"{ref.domain}: too many failed login attempts: check the username "
+                    "and token, then wait before retrying."
+                )
             raise _pull_limit_error(ref, response)
         raise RegistryError(f"{ref.domain} answered HTTP {status} for {ref}.")
 
@@ -191,8 +227,10 @@ def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitRe
         f"{ref.domain} pull rate limit reached (toomanyrequests) for {ref.repository}{numbers}: pulls are "
         "refused until the window resets. Authenticate with an account that has a higher limit, or mirror "
         "the image to your own registry.",
-        limit=budget.limit if budget else None, remaining=budget.remaining if budget else None,
-        window_seconds=budget.window_seconds if budget else None)
+        limit=budget.limit if budget else None,
+        remaining=budget.remaining if budget else None,
+        window_seconds=budget.window_seconds if budget else None,
+    )
 
 
 def _host(url: str) -> str:

@@ -23,8 +23,10 @@ from tests.fakes.http import FakeHTTPServer, FaultQueue, RecordedRequest, Respon
 
 DEFAULT_TOKEN = "dapi-test-token"
 DEFAULT_USER = "alice@example.com"
-DCS_OFF = ("Custom containers is turned off for your deployment. "
-           "Please contact your workspace administrator to use this feature.")
+DCS_OFF = (
+    "Custom containers is turned off for your deployment. "
+    "Please contact your workspace administrator to use this feature."
+)
 DCS_ACCESS_MODES = ("SINGLE_USER", "DATA_SECURITY_MODE_DEDICATED")
 PENDING_MESSAGE = "Finding instances for new nodes, acquiring more instances if necessary"
 
@@ -58,14 +60,35 @@ SPARK_VERSIONS: list[dict[str, str]] = [
 ]
 
 
-def _node(node_type_id: str, cores: int, memory_mb: int, category: str, gpus: int = 0,
-          deprecated: bool = False, graviton: bool = False) -> dict[str, Any]:
-    return {"node_type_id": node_type_id, "instance_type_id": node_type_id, "num_cores": float(cores),
-            "memory_mb": memory_mb, "num_gpus": gpus, "category": category, "is_deprecated": deprecated,
-            "is_graviton": graviton, "is_hidden": False, "is_io_cache_enabled": node_type_id.startswith("i3"),
-            "support_ebs_volumes": True, "support_cluster_tags": True, "support_port_forwarding": True,
-            "photon_driver_capable": not gpus, "photon_worker_capable": not gpus, "display_order": 0,
-            "description": node_type_id, "node_instance_type": {"instance_type_id": node_type_id}}
+def _node(
+    node_type_id: str,
+    cores: int,
+    memory_mb: int,
+    category: str,
+    gpus: int = 0,
+    deprecated: bool = False,
+    graviton: bool = False,
+) -> dict[str, Any]:
+    return {
+        "node_type_id": node_type_id,
+        "instance_type_id": node_type_id,
+        "num_cores": float(cores),
+        "memory_mb": memory_mb,
+        "num_gpus": gpus,
+        "category": category,
+        "is_deprecated": deprecated,
+        "is_graviton": graviton,
+        "is_hidden": False,
+        "is_io_cache_enabled": node_type_id.startswith("i3"),
+        "support_ebs_volumes": True,
+        "support_cluster_tags": True,
+        "support_port_forwarding": True,
+        "photon_driver_capable": not gpus,
+        "photon_worker_capable": not gpus,
+        "display_order": 0,
+        "description": node_type_id,
+        "node_instance_type": {"instance_type_id": node_type_id},
+    }
 
 
 NODE_TYPES: list[dict[str, Any]] = [
@@ -146,9 +169,13 @@ class FakeDatabricks(FakeHTTPServer):
 
     # configuration --------------------------------------------------------------------------------
     def script_next_cluster(
-        self, final: str = "RUNNING", termination_code: str | None = None,
-        termination_type: str | None = None, parameters: dict[str, str] | None = None,
-        state_message: str | None = None, pending_polls: int | None = None,
+        self,
+        final: str = "RUNNING",
+        termination_code: str | None = None,
+        termination_type: str | None = None,
+        parameters: dict[str, str] | None = None,
+        state_message: str | None = None,
+        pending_polls: int | None = None,
     ) -> None:
         polls = self.pending_polls if pending_polls is None else pending_polls
         script = ClusterScript(polls, final, termination_code, termination_type, parameters or {})
@@ -157,8 +184,13 @@ class FakeDatabricks(FakeHTTPServer):
             self._scripts.append(script)
 
     def set_cluster_state(
-        self, cluster_id: str, state: str, state_message: str = "", termination_code: str | None = None,
-        termination_type: str | None = None, parameters: dict[str, str] | None = None,
+        self,
+        cluster_id: str,
+        state: str,
+        state_message: str = "",
+        termination_code: str | None = None,
+        termination_type: str | None = None,
+        parameters: dict[str, str] | None = None,
     ) -> None:
         """Move an existing cluster now (e.g. auto-termination); later gets keep this state."""
         with self._lock:
@@ -167,14 +199,20 @@ class FakeDatabricks(FakeHTTPServer):
             self._settle(c, state, state_message)
 
     def fail_next(
-        self, path_substring: str, status: int = 500, error_code: str = "INTERNAL_ERROR",
-        message: str = "Internal error", retry_after: int | None = None, times: int = 1,
+        self,
+        path_substring: str,
+        status: int = 500,
+        error_code: str = "INTERNAL_ERROR",
+        message: str = "Internal error",
+        retry_after: int | None = None,
+        times: int = 1,
         method: str | None = None,
     ) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._faults.add(
             lambda r: path_substring in r.path and (method is None or r.method == method.upper()),
-            _error(status, error_code, message, **headers), times,
+            _error(status, error_code, message, **headers),
+            times,
         )
 
     # inspection -----------------------------------------------------------------------------------
@@ -196,16 +234,20 @@ class FakeDatabricks(FakeHTTPServer):
         if fault is not None:
             return copy.deepcopy(fault)
         if request.path == "/.well-known/databricks-config":
-            return Response(200, {"oidc_endpoint": f"{self.url}/oidc", "workspace_id": self.workspace_id,
-                                  "cloud": "aws"})
+            return Response(
+                200, {"oidc_endpoint": f"{self.url}/oidc", "workspace_id": self.workspace_id, "cloud": "aws"}
+            )
         token = request.bearer_token
         if not token:
-            return _error(401, "UNAUTHENTICATED",
-                          "Credential was not sent or was of an unsupported type for this API.")
+            return _error(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
         user = self.tokens.get(token)
         if user is None:
-            return _error(self.invalid_token_status, self.invalid_token_status, "Invalid access token.",
-                          **{"X-Databricks-Reason-Phrase": "Invalid access token."})
+            return _error(
+                self.invalid_token_status,
+                self.invalid_token_status,
+                "Invalid access token.",
+                **{"X-Databricks-Reason-Phrase": "Invalid access token."},
+            )
         route = request.path
         for prefix in ("/api/2.0/clusters/", "/api/2.1/clusters/"):
             if route.startswith(prefix):
@@ -239,8 +281,7 @@ class FakeDatabricks(FakeHTTPServer):
         suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
         cluster_id = f"{time.strftime('%m%d-%H%M%S', now)}-{suffix}"
         script = self._scripts.popleft() if self._scripts else ClusterScript(self.pending_polls)
-        self.clusters[cluster_id] = FakeCluster(cluster_id, copy.deepcopy(body), user, script,
-                                                int(time.time() * 1000))
+        self.clusters[cluster_id] = FakeCluster(cluster_id, copy.deepcopy(body), user, script, int(time.time() * 1000))
         return Response(200, {"cluster_id": cluster_id})
 
     def _spec_problem(self, body: dict[str, Any]) -> str | None:
@@ -277,8 +318,9 @@ class FakeDatabricks(FakeHTTPServer):
             return self._dcs_problem(body, version, mode, nodes)
         return None
 
-    def _dcs_problem(self, body: dict[str, Any], version: str, mode: str | None,
-                     nodes: dict[str, dict[str, Any]]) -> str | None:
+    def _dcs_problem(
+        self, body: dict[str, Any], version: str, mode: str | None, nodes: dict[str, dict[str, Any]]
+    ) -> str | None:
         if not (body["docker_image"] or {}).get("url"):
             return "Missing required field: docker_image.url"
         if self.workspace_conf.get("enableDcs") != "true":
@@ -290,13 +332,16 @@ class FakeDatabricks(FakeHTTPServer):
             return f"{unsupported} Databricks Runtime for Genomics ({version})."
         if version.startswith("apache-spark-"):
             return f"{unsupported} Light runtimes ({version})."
-        graviton = any(nodes[body[k]].get("is_graviton") for k in ("node_type_id", "driver_node_type_id")
-                       if body.get(k) in nodes)
+        graviton = any(
+            nodes[body[k]].get("is_graviton") for k in ("node_type_id", "driver_node_type_id") if body.get(k) in nodes
+        )
         if "-aarch64-" in version or graviton:
             return "Custom containers are not supported on AWS Graviton instances or aarch64 runtimes."
         if mode not in DCS_ACCESS_MODES:
-            return (f"Custom containers are not supported with data_security_mode {mode or 'unset'}; "
-                    "use dedicated access mode (SINGLE_USER) with single_user_name.")
+            return (
+                f"Custom containers are not supported with data_security_mode {mode or 'unset'}; "
+                "use dedicated access mode (SINGLE_USER) with single_user_name."
+            )
         return None
 
     def _cluster_or_error(self, cluster_id: str | None) -> FakeCluster | Response:
@@ -313,8 +358,7 @@ class FakeDatabricks(FakeHTTPServer):
 
     def _list(self, request: RecordedRequest, user: str) -> Response:
         states = set(request.query_multi.get("filter_by.cluster_states", []))
-        clusters = [self._details(c) for c in reversed(self.clusters.values())
-                    if not states or c.state in states]
+        clusters = [self._details(c) for c in reversed(self.clusters.values()) if not states or c.state in states]
         return Response(200, {"clusters": clusters})
 
     def _delete(self, request: RecordedRequest, user: str) -> Response:
@@ -343,8 +387,11 @@ class FakeDatabricks(FakeHTTPServer):
         s = c.script
         if state in ("TERMINATED", "ERROR"):
             code = s.termination_code or "UNKNOWN"
-            c.termination_reason = {"code": code, "type": s.termination_type or "SERVICE_FAULT",
-                                    "parameters": s.parameters}
+            c.termination_reason = {
+                "code": code,
+                "type": s.termination_type or "SERVICE_FAULT",
+                "parameters": s.parameters,
+            }
             c.terminated_time = int(time.time() * 1000)
             default = s.parameters.get("databricks_error_message") or f"{code}: the cluster terminated."
             c.state_message = state_message or default
@@ -358,23 +405,44 @@ class FakeDatabricks(FakeHTTPServer):
         if isinstance(auth, dict):
             auth.pop("password", None)
         details = {
-            **spec, "cluster_id": c.cluster_id, "cluster_name": spec.get("cluster_name", ""),
+            **spec,
+            "cluster_id": c.cluster_id,
+            "cluster_name": spec.get("cluster_name", ""),
             "driver_node_type_id": spec.get("driver_node_type_id", spec.get("node_type_id")),
-            "state": c.state, "state_message": c.state_message, "start_time": c.start_time,
-            "creator_user_name": c.creator, "cluster_source": "API", "spec": copy.deepcopy(spec),
-            "default_tags": {"Vendor": "Databricks", "Creator": c.creator,
-                             "ClusterName": spec.get("cluster_name", ""), "ClusterId": c.cluster_id},
+            "state": c.state,
+            "state_message": c.state_message,
+            "start_time": c.start_time,
+            "creator_user_name": c.creator,
+            "cluster_source": "API",
+            "spec": copy.deepcopy(spec),
+            "default_tags": {
+                "Vendor": "Databricks",
+                "Creator": c.creator,
+                "ClusterName": spec.get("cluster_name", ""),
+                "ClusterId": c.cluster_id,
+            },
             "autotermination_minutes": spec.get("autotermination_minutes", 0),  # unset means never
         }
         if c.state == "RUNNING":
             driver_type = details["driver_node_type_id"]
             node = next((n for n in self.node_types if n["node_type_id"] == driver_type), {})
             seed = hashlib.sha256(c.cluster_id.encode()).hexdigest()  # stable across gets
-            driver = {"private_ip": "10.0.1.23", "host_private_ip": "10.0.1.23", "node_id": seed[:32],
-                      "instance_id": "i-0" + seed[32:48], "start_timestamp": c.start_time}
-            details.update({"spark_context_id": int(seed[:15], 16), "jdbc_port": 10000,
-                            "cluster_memory_mb": node.get("memory_mb", 0),
-                            "cluster_cores": node.get("num_cores", 0), "driver": driver})
+            driver = {
+                "private_ip": "10.0.1.23",
+                "host_private_ip": "10.0.1.23",
+                "node_id": seed[:32],
+                "instance_id": "i-0" + seed[32:48],
+                "start_timestamp": c.start_time,
+            }
+            details.update(
+                {
+                    "spark_context_id": int(seed[:15], 16),
+                    "jdbc_port": 10000,
+                    "cluster_memory_mb": node.get("memory_mb", 0),
+                    "cluster_cores": node.get("num_cores", 0),
+                    "driver": driver,
+                }
+            )
         if c.termination_reason:
             details["termination_reason"] = c.termination_reason
             details["terminated_time"] = c.terminated_time
@@ -403,16 +471,27 @@ class FakeDatabricks(FakeHTTPServer):
     def _me(self, request: RecordedRequest, user: str) -> Response:
         names = ["users", "admins"] if user in self.admins else ["users"]
         ids = [f"7{i:014d}" for i in range(1, len(names) + 1)]
-        groups = [{"display": name, "type": "direct", "value": gid, "$ref": f"Groups/{gid}"}
-                  for name, gid in zip(names, ids, strict=True)]
+        groups = [
+            {"display": name, "type": "direct", "value": gid, "$ref": f"Groups/{gid}"}
+            for name, gid in zip(names, ids, strict=True)
+        ]
         uid = str(10**15 + zlib.crc32(user.encode()))
-        return Response(200, {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
-                        "urn:ietf:params:scim:schemas:extension:workspace:2.0:User"],
-            "id": uid, "userName": user, "displayName": user.split("@")[0].title(), "active": True,
-            "emails": [{"type": "work", "value": user, "primary": True}], "groups": groups,
-            "entitlements": [{"value": "allow-cluster-create"}, {"value": "workspace-access"}],
-        })
+        return Response(
+            200,
+            {
+                "schemas": [
+                    "urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:workspace:2.0:User",
+                ],
+                "id": uid,
+                "userName": user,
+                "displayName": user.split("@")[0].title(),
+                "active": True,
+                "emails": [{"type": "work", "value": user, "primary": True}],
+                "groups": groups,
+                "entitlements": [{"value": "allow-cluster-create"}, {"value": "workspace-access"}],
+            },
+        )
 
 
 def _first_difference(sent: Any, parsed: Any, path: str = "") -> str | None:
@@ -429,6 +508,12 @@ def _first_difference(sent: Any, parsed: Any, path: str = "") -> str | None:
                 return found
         return None
     if isinstance(sent, list) and isinstance(parsed, list) and len(sent) == len(parsed):
-        return next((d for i, (a, b) in enumerate(zip(sent, parsed, strict=True))
-                     if (d := _first_difference(a, b, f"{path}[{i}]"))), None)
+        return next(
+            (
+                d
+                for i, (a, b) in enumerate(zip(sent, parsed, strict=True))
+                if (d := _first_difference(a, b, f"{path}[{i}]"))
+            ),
+            None,
+        )
     return None if sent == parsed else path

@@ -25,12 +25,16 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-PULL_LIMIT_MESSAGE = ("You have reached your pull rate limit. You may increase the limit by authenticating "
-                      "and upgrading: https://www.docker.com/increase-rate-limit")
+PULL_LIMIT_MESSAGE = (
+    "You have reached your pull rate limit. You may increase the limit by authenticating "
+    "and upgrading: https://www.docker.com/increase-rate-limit"
+)
 DEFAULT_REPOSITORIES = {
     RATELIMIT_PREVIEW: ["latest"],
-    **{f"databricksruntime/{image}": ["15.4-LTS", "16.4-LTS", "17.3-LTS"]
-       for image in ("minimal", "python", "dbfsfuse", "standard")},
+    **{
+        f"databricksruntime/{image}": ["15.4-LTS", "16.4-LTS", "17.3-LTS"]
+        for image in ("minimal", "python", "dbfsfuse", "standard")
+    },
 }
 _MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 
@@ -86,15 +90,19 @@ class FakeDockerHub(FakeHTTPServer):
         return f"{self.url}/token"
 
     # configuration --------------------------------------------------------------------------------
-    def add_manifest(self, name: str, ref: str = "latest", media_type: str = OCI_INDEX,
-                     private: bool = False, revision: int = 1) -> str:
+    def add_manifest(
+        self, name: str, ref: str = "latest", media_type: str = OCI_INDEX, private: bool = False, revision: int = 1
+    ) -> str:
         """Serve `name:ref`; returns its digest (the sha256 of the manifest bytes, as a registry computes)."""
         platform = {"architecture": "amd64", "os": "linux"}
         child = "sha256:" + hashlib.sha256(f"{name}:{ref}:{revision}".encode()).hexdigest()
         if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
             child_type = OCI_MANIFEST if media_type == OCI_INDEX else DOCKER_MANIFEST
-            doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, "manifests": [
-                {"mediaType": child_type, "digest": child, "size": 1234, "platform": platform}]}
+            doc: dict[str, Any] = {
+                "schemaVersion": 2,
+                "mediaType": media_type,
+                "manifests": [{"mediaType": child_type, "digest": child, "size": 1234, "platform": platform}],
+            }
         else:
             config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": child, "size": 2345}
             doc = {"schemaVersion": 2, "mediaType": media_type, "config": config, "layers": []}
@@ -114,9 +122,7 @@ class FakeDockerHub(FakeHTTPServer):
         with self._lock:
             return self._manifests[name][ref].digest
 
-    def set_rate_limit(
-        self, limit: int, remaining: int, window: int = 21600, user: str | None = None
-    ) -> None:
+    def set_rate_limit(self, limit: int, remaining: int, window: int = 21600, user: str | None = None) -> None:
         with self._lock:
             self._budgets[user] = PullBudget(limit, remaining, window)
 
@@ -212,8 +218,7 @@ class FakeDockerHub(FakeHTTPServer):
         queued = self._queued.popleft() if self._queued else None
         budget = queued or self._budget(identity)
         source = self.source_ip if identity is None else _account_id(identity)
-        refused = budget.exhausted or (request.method == "GET" and budget.limit is not None
-                                       and budget.remaining <= 0)
+        refused = budget.exhausted or (request.method == "GET" and budget.limit is not None and budget.remaining <= 0)
         if refused:
             response = _registry_error(429, "TOOMANYREQUESTS", PULL_LIMIT_MESSAGE)
             response.headers.update(_limit_headers(replace(budget, remaining=0), source))
@@ -226,9 +231,13 @@ class FakeDockerHub(FakeHTTPServer):
             budget = replace(budget, remaining=budget.remaining - 1)
             if queued is None:  # a queued one-shot answer leaves the running budget alone
                 self._budgets[identity] = budget
-        headers = {"Content-Type": manifest.media_type, "Docker-Content-Digest": manifest.digest,
-                   "Docker-Distribution-API-Version": "registry/2.0", "Etag": f'"{manifest.digest}"',
-                   **_limit_headers(budget, source)}
+        headers = {
+            "Content-Type": manifest.media_type,
+            "Docker-Content-Digest": manifest.digest,
+            "Docker-Distribution-API-Version": "registry/2.0",
+            "Etag": f'"{manifest.digest}"',
+            **_limit_headers(budget, source),
+        }
         return Response(200, manifest.body, headers)
 
     def _budget(self, identity: str | None) -> PullBudget:
@@ -261,6 +270,14 @@ def _jwt(identity: str | None, repositories: set[str]) -> str:
 
     now = int(time.time())
     access = [{"type": "repository", "name": name, "actions": ["pull"]} for name in sorted(repositories)]
-    claims = {"iss": "auth.docker.io", "sub": identity or "", "aud": SERVICE, "iat": now, "nbf": now,
-              "exp": now + 300, "jti": secrets.token_hex(8), "access": access}
+    claims = {
+        "iss": "auth.docker.io",
+        "sub": identity or "",
+        "aud": SERVICE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": secrets.token_hex(8),
+        "access": access,
+    }
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"

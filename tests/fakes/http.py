@@ -107,9 +107,7 @@ class FaultQueue:
             self._faults.clear()
 
 
-def wait_until(
-    probe: Callable[[], Any], timeout: float, describe: Callable[[], str], interval: float = 0.02
-) -> Any:
+def wait_until(probe: Callable[[], Any], timeout: float, describe: Callable[[], str], interval: float = 0.02) -> Any:
     """Poll `probe` until it returns something truthy; raise AssertionError with `describe()` on timeout."""
     deadline = time.monotonic() + timeout
     while True:

@@ -130,8 +130,9 @@ class FakeSlack(FakeHTTPServer):
 
     def wait_for_response_post(self, name: str, timeout: float = 10.0) -> ResponseUrlPost:
         """Wait for the first POST to `response_url(name)` and return it."""
-        found = wait_until(lambda: self.response_posts(name), timeout,
-                           lambda: f"response_url posts so far: {self.response_posts()}")
+        found = wait_until(
+            lambda: self.response_posts(name), timeout, lambda: f"response_url posts so far: {self.response_posts()}"
+        )
         return found[0]
 
     def wait_for(
@@ -183,8 +184,16 @@ class FakeSlack(FakeHTTPServer):
 
     # Web API methods (called with the lock held) --------------------------------------------------
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://dcs-test.slack.com/", "team": "DCS Test", "user": "dcsbot",
-                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://dcs-test.slack.com/",
+            "team": "DCS Test",
+            "user": "dcsbot",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": self.socket_mode_url}
@@ -270,19 +279,39 @@ class FakeSlack(FakeHTTPServer):
         name = given.get("name", user_id.lower())
         real_name = given.get("real_name", name)
         profile = {"real_name": real_name, "display_name": name, **given.get("profile", {})}
-        user = {"id": user_id, "team_id": TEAM_ID, "name": name, "deleted": False, "real_name": real_name,
-                "tz": "Europe/London", "is_admin": False, "is_owner": False, "is_bot": False,
-                "is_app_user": False, **{k: v for k, v in given.items() if k != "profile"},
-                "profile": profile}
+        user = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name,
+            "deleted": False,
+            "real_name": real_name,
+            "tz": "Europe/London",
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": False,
+            "is_app_user": False,
+            **{k: v for k, v in given.items() if k != "profile"},
+            "profile": profile,
+        }
         return {"ok": True, "user": user}
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         channel_id = p.get("channel", "")
         if channel_id not in self.channels:
             return _error("channel_not_found")
-        channel = {"id": channel_id, "name": channel_id.lower(), "is_channel": True, "is_group": False,
-                   "is_im": False, "is_private": False, "is_archived": False, "is_member": True,
-                   "created": 1700000000, "creator": "U1", **self.channels[channel_id]}
+        channel = {
+            "id": channel_id,
+            "name": channel_id.lower(),
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_private": False,
+            "is_archived": False,
+            "is_member": True,
+            "created": 1700000000,
+            "creator": "U1",
+            **self.channels[channel_id],
+        }
         return {"ok": True, "channel": channel}
 
     # helpers --------------------------------------------------------------------------------------
@@ -354,15 +383,35 @@ def _view_problem(view: Any, kind: str) -> dict[str, Any] | None:
 
 
 def _view_json(view: dict[str, Any], view_id: str) -> dict[str, Any]:
-    return {"id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID, "callback_id": "",
-            "private_metadata": "", "external_id": "", "state": {"values": {}}, "root_view_id": view_id,
-            "previous_view_id": None, "clear_on_close": False, "notify_on_close": False,
-            **copy.deepcopy(view), "hash": f"{time.time():.0f}.{secrets.token_hex(4)}"}
+    return {
+        "id": view_id,
+        "team_id": TEAM_ID,
+        "app_id": APP_ID,
+        "bot_id": BOT_ID,
+        "callback_id": "",
+        "private_metadata": "",
+        "external_id": "",
+        "state": {"values": {}},
+        "root_view_id": view_id,
+        "previous_view_id": None,
+        "clear_on_close": False,
+        "notify_on_close": False,
+        **copy.deepcopy(view),
+        "hash": f"{time.time():.0f}.{secrets.token_hex(4)}",
+    }
 
 
 def _message_json(m: SlackMessage) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "message", "subtype": "bot_message", "text": m.text or "", "ts": m.ts,
-                            "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID}
+    body: dict[str, Any] = {
+        "type": "message",
+        "subtype": "bot_message",
+        "text": m.text or "",
+        "ts": m.ts,
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "app_id": APP_ID,
+        "team": TEAM_ID,
+    }
     if m.blocks is not None:
         body["blocks"] = m.blocks
     if m.thread_ts:
@@ -387,15 +436,30 @@ def _user(user_id: str) -> dict[str, str]:
 
 
 def slash_command_payload(
-    text: str, user_id: str = "U1", channel_id: str = "C1", command: str = "/dcs",
-    response_url: str = UNSET_RESPONSE_URL, trigger_id: str | None = None, user_name: str = "alice",
+    text: str,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    command: str = "/dcs",
+    response_url: str = UNSET_RESPONSE_URL,
+    trigger_id: str | None = None,
+    user_name: str = "alice",
     channel_name: str = "dcs-builds",
 ) -> dict[str, str]:
-    return {"token": "verification_token", "team_id": TEAM_ID, "team_domain": "dcs-test",
-            "channel_id": channel_id, "channel_name": channel_name, "user_id": user_id,
-            "user_name": user_name, "command": command, "text": text, "api_app_id": APP_ID,
-            "is_enterprise_install": "false", "response_url": response_url,
-            "trigger_id": trigger_id or _trigger_id()}
+    return {
+        "token": "verification_token",
+        "team_id": TEAM_ID,
+        "team_domain": "dcs-test",
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "user_id": user_id,
+        "user_name": user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id or _trigger_id(),
+    }
 
 
 def slash_command_body(text: str, **kwargs: Any) -> bytes:
@@ -403,20 +467,49 @@ def slash_command_body(text: str, **kwargs: Any) -> bytes:
 
 
 def block_actions_payload(
-    action_id: str, value: str, user_id: str = "U1", channel_id: str = "C1", message_ts: str | None = None,
-    block_id: str = "actions", response_url: str = UNSET_RESPONSE_URL,
-    message_blocks: list[dict[str, Any]] | None = None, trigger_id: str | None = None,
+    action_id: str,
+    value: str,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    message_ts: str | None = None,
+    block_id: str = "actions",
+    response_url: str = UNSET_RESPONSE_URL,
+    message_blocks: list[dict[str, Any]] | None = None,
+    trigger_id: str | None = None,
 ) -> dict[str, Any]:
     ts = message_ts or f"{int(time.time())}.{next(_ids):06d}"
-    action = {"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
-              "text": {"type": "plain_text", "text": value, "emoji": True}, "action_ts": f"{time.time():.6f}"}
-    message = {"type": "message", "subtype": "bot_message", "ts": ts, "text": "", "user": BOT_USER_ID,
-               "bot_id": BOT_ID, "blocks": message_blocks or []}
+    action = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "type": "button",
+        "text": {"type": "plain_text", "text": value, "emoji": True},
+        "action_ts": f"{time.time():.6f}",
+    }
+    message = {
+        "type": "message",
+        "subtype": "bot_message",
+        "ts": ts,
+        "text": "",
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "blocks": message_blocks or [],
+    }
     container = {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
-    return {"type": "block_actions", "token": "verification_token", "api_app_id": APP_ID,
-            "user": _user(user_id), "team": {"id": TEAM_ID, "domain": "dcs-test"}, "container": container,
-            "channel": {"id": channel_id, "name": "dcs-builds"}, "message": message, "state": {"values": {}},
-            "trigger_id": trigger_id or _trigger_id(), "response_url": response_url, "actions": [action]}
+    return {
+        "type": "block_actions",
+        "token": "verification_token",
+        "api_app_id": APP_ID,
+        "user": _user(user_id),
+        "team": {"id": TEAM_ID, "domain": "dcs-test"},
+        "container": container,
+        "channel": {"id": channel_id, "name": "dcs-builds"},
+        "message": message,
+        "state": {"values": {}},
+        "trigger_id": trigger_id or _trigger_id(),
+        "response_url": response_url,
+        "actions": [action],
+    }
 
 
 def block_actions_body(action_id: str, value: str, **kwargs: Any) -> bytes:
@@ -424,25 +517,48 @@ def block_actions_body(action_id: str, value: str, **kwargs: Any) -> bytes:
 
 
 def view_submission_payload(
-    callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], user_id: str = "U1",
-    private_metadata: str = "", view_id: str | None = None, blocks: list[dict[str, Any]] | None = None,
+    callback_id: str,
+    state_values: dict[str, dict[str, dict[str, Any]]],
+    user_id: str = "U1",
+    private_metadata: str = "",
+    view_id: str | None = None,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`state_values` is Slack's `view.state.values`: {block_id: {action_id: {"type": ..., "value": ...}}}."""
     view_id = view_id or _view_id()
-    view = {"id": view_id, "team_id": TEAM_ID, "type": "modal", "blocks": blocks or [],
-            "private_metadata": private_metadata, "callback_id": callback_id,
-            "state": {"values": state_values}, "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-            "title": {"type": "plain_text", "text": "DCS"}, "clear_on_close": False,
-            "notify_on_close": False, "previous_view_id": None, "root_view_id": view_id, "app_id": APP_ID,
-            "external_id": "", "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID}
-    return {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "dcs-test"}, "user": _user(user_id),
-            "api_app_id": APP_ID, "token": "verification_token", "trigger_id": _trigger_id(), "view": view,
-            "response_urls": [], "is_enterprise_install": False}
+    view = {
+        "id": view_id,
+        "team_id": TEAM_ID,
+        "type": "modal",
+        "blocks": blocks or [],
+        "private_metadata": private_metadata,
+        "callback_id": callback_id,
+        "state": {"values": state_values},
+        "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+        "title": {"type": "plain_text", "text": "DCS"},
+        "clear_on_close": False,
+        "notify_on_close": False,
+        "previous_view_id": None,
+        "root_view_id": view_id,
+        "app_id": APP_ID,
+        "external_id": "",
+        "app_installed_team_id": TEAM_ID,
+        "bot_id": BOT_ID,
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "dcs-test"},
+        "user": _user(user_id),
+        "api_app_id": APP_ID,
+        "token": "verification_token",
+        "trigger_id": _trigger_id(),
+        "view": view,
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
 
 
-def view_submission_body(
-    callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], **kwargs: Any
-) -> bytes:
+def view_submission_body(callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], **kwargs: Any) -> bytes:
     payload = view_submission_payload(callback_id, state_values, **kwargs)
     return urlencode({"payload": json.dumps(payload)}).encode()
 
@@ -453,8 +569,12 @@ def socket_mode_envelope(payload: dict[str, Any], envelope_id: str | None = None
         kind, accepts = "slash_commands", True
     else:
         kind, accepts = "interactive", payload.get("type") == "view_submission"
-    return {"envelope_id": envelope_id or secrets.token_hex(16), "type": kind,
-            "accepts_response_payload": accepts, "payload": payload}
+    return {
+        "envelope_id": envelope_id or secrets.token_hex(16),
+        "type": kind,
+        "accepts_response_payload": accepts,
+        "payload": payload,
+    }
 
 
 class FakeSocketModeServer:
@@ -547,8 +667,7 @@ class FakeSocketModeServer:
             self._clients.append(websocket)
             pending, self._pending = self._pending, []
         debug_info = {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060}
-        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID},
-                 "debug_info": debug_info}
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}, "debug_info": debug_info}
         try:
             await websocket.send(json.dumps(hello))
             for envelope in pending:

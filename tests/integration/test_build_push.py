@@ -25,9 +25,16 @@ def make_services(tmp_db: str, registry, *, password: str | None = None, **env: 
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     services = Services.from_config(load_config(environ))
-    services.store.add_registry(registry_from_dict({
-        "name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR,
-    }))
+    services.store.add_registry(
+        registry_from_dict(
+            {
+                "name": "local",
+                "host": registry.host,
+                "username": registry.username,
+                "password_env": PASSWORD_VAR,
+            }
+        )
+    )
     return services
 
 
@@ -44,9 +51,12 @@ def run_in(engine, image: str, script: str) -> str:  # noqa: ANN001
 
 
 def registry_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
-    response = requests.head(f"http://{registry.host}/v2/{repo}/manifests/{tag}",
-                             auth=(registry.username, registry.password), headers={"Accept": MANIFEST_ACCEPT},
-                             timeout=10)
+    response = requests.head(
+        f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+        auth=(registry.username, registry.password),
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=10,
+    )
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 
@@ -60,8 +70,9 @@ def standard_base(make_base, push_base, registry) -> str:  # noqa: ANN001
 
 def test_build_installs_exactly_the_requested_packages_and_pushes(engine, registry, tmp_db, standard_base):
     services = make_services(tmp_db, registry)
-    name = add_image(services, registry, standard_base, pip=["pyarrow>=15", "pandas==2.2.2"], apt=["jq", "curl"],
-                     env={"TZ": "UTC"})
+    name = add_image(
+        services, registry, standard_base, pip=["pyarrow>=15", "pandas==2.2.2"], apt=["jq", "curl"], env={"TZ": "UTC"}
+    )
     events: list[BuildProgress] = []
     outcome = Builder(services).build(name, push=True, requester="U1", progress=events.append)
 
@@ -146,8 +157,7 @@ def test_minimal_base_builds_without_python_and_the_doctor_skips_python(registry
     assert {c.name: c.status for c in outcome.doctor.checks}["python"] == "skip"
 
 
-def test_base_without_sudo_and_iproute2_fails_the_doctor_and_blocks_the_push(registry, tmp_db, make_base,
-                                                                           push_base):
+def test_base_without_sudo_and_iproute2_fails_the_doctor_and_blocks_the_push(registry, tmp_db, make_base, push_base):
     make_base("dcs-tests/broken-base:1", sudo=False, iproute2=False)
     push_base("dcs-tests/broken-base:1", registry, "dcs-tests/broken-base", "1")
     services = make_services(tmp_db, registry)
@@ -211,10 +221,19 @@ def test_wrong_registry_password_is_reported_plainly_and_never_stored(registry, 
 def test_registry_down_is_reported_as_unreachable(registry, tmp_db, standard_base, registry_factory):
     target = registry_factory()
     services = make_services(tmp_db, registry)
-    services.store.add_registry(registry_from_dict({
-        "name": "down", "host": target.host, "username": target.username, "password_env": "DOWN_PW"}))
-    spec = image_from_dict({"name": "goes-nowhere", "base": standard_base, "registry": "down",
-                            "repository": f"{target.host}/dcs-tests/goes-nowhere"})
+    services.store.add_registry(
+        registry_from_dict(
+            {"name": "down", "host": target.host, "username": target.username, "password_env": "DOWN_PW"}
+        )
+    )
+    spec = image_from_dict(
+        {
+            "name": "goes-nowhere",
+            "base": standard_base,
+            "registry": "down",
+            "repository": f"{target.host}/dcs-tests/goes-nowhere",
+        }
+    )
     services.store.add_image(spec)
     target.stop()
     services = Services.from_config(load_config({**services.config.environ, "DOWN_PW": target.password}))

@@ -17,8 +17,9 @@ from bot.clients.registry import MANIFEST_ACCEPT
 def dcs(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # The installed console script, as a pipeline runs it (scripts/test installs the project).
     command = [shutil.which("dcs") or sys.executable, *([] if shutil.which("dcs") else ["-m", "bot.cli"])]
-    return subprocess.run([*command, *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [*command, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def cli_env(tmp_path: Path, registry) -> dict[str, str]:  # noqa: ANN001
@@ -54,9 +55,12 @@ pip = ["pandas==2.2.2"]
     assert built.returncode == 0, built.stderr + built.stdout
     result = json.loads(built.stdout)
     digest = result["build"]["pushed_digest"]
-    served = requests.head(f"http://{registry.host}/v2/cli/team-pandas/manifests/latest",
-                           auth=(registry.username, registry.password), headers={"Accept": MANIFEST_ACCEPT},
-                           timeout=10).headers["Docker-Content-Digest"]
+    served = requests.head(
+        f"http://{registry.host}/v2/cli/team-pandas/manifests/latest",
+        auth=(registry.username, registry.password),
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=10,
+    ).headers["Docker-Content-Digest"]
     assert digest == served
     assert [p["tag"] for p in result["pushes"]] == [result["build"]["tags"][0], "latest"]
     # Without a terminal, progress goes to stderr as plain lines; stdout stays parseable JSON.
@@ -75,14 +79,28 @@ pip = ["pandas==2.2.2"]
     assert "LOCAL_REGISTRY_PASSWORD" in exported.stdout and registry.password not in exported.stdout
 
     # The cluster a launch would create runs exactly the pushed digest, pulling with the secret reference.
-    planned = dcs("launch", "team-pandas", "--runtime", "15.4.x-scala2.12", "--node-type", "m5d.large",
-                  "--user", "ada@example.com", "--dry-run", "--offline", "--json", env=env)
+    planned = dcs(
+        "launch",
+        "team-pandas",
+        "--runtime",
+        "15.4.x-scala2.12",
+        "--node-type",
+        "m5d.large",
+        "--user",
+        "ada@example.com",
+        "--dry-run",
+        "--offline",
+        "--json",
+        env=env,
+    )
     assert planned.returncode == 0, planned.stderr + planned.stdout
     body = json.loads(planned.stdout)
     body = body.get("body", body)
     assert body["docker_image"]["url"] == f"{registry.host}/cli/team-pandas@{digest}"
-    assert body["docker_image"]["basic_auth"] == {"username": registry.username,
-                                                  "password": "{{secrets/dcs/local-registry}}"}
+    assert body["docker_image"]["basic_auth"] == {
+        "username": registry.username,
+        "password": "{{secrets/dcs/local-registry}}",
+    }
     assert body["data_security_mode"] == "SINGLE_USER" and body["single_user_name"] == "ada@example.com"
     assert registry.password not in planned.stdout
 
@@ -100,8 +118,19 @@ def test_doctor_exit_code_and_table(tmp_path, registry, make_base):
 
 def test_invalid_input_names_field_value_and_fix(tmp_path, registry):
     env = cli_env(tmp_path, registry)
-    result = dcs("image", "add", "team-x", "--base", "databricksruntime/standard:15.4-LTS", "--repo",
-                 "example.azurecr.io/x", "--pip", "pandas; rm -rf /", "--json", env=env)
+    result = dcs(
+        "image",
+        "add",
+        "team-x",
+        "--base",
+        "databricksruntime/standard:15.4-LTS",
+        "--repo",
+        "example.azurecr.io/x",
+        "--pip",
+        "pandas; rm -rf /",
+        "--json",
+        env=env,
+    )
     assert result.returncode == 2
     problem = json.loads(result.stdout)
     assert "pip" in problem["error"] and "pandas; rm -rf /" in problem["error"] and "requirement" in problem["error"]
@@ -110,8 +139,11 @@ def test_invalid_input_names_field_value_and_fix(tmp_path, registry):
 
 
 def test_bad_configuration_lists_every_problem_without_secrets(tmp_path, registry):
-    env = cli_env(tmp_path, registry) | {"DCS_WORKERS": "many", "DCS_ADMINS": "alice@example.com",
-                                         "SLACK_BOT_TOKEN": "not-a-token-but-secret-123"}
+    env = cli_env(tmp_path, registry) | {
+        "DCS_WORKERS": "many",
+        "DCS_ADMINS": "alice@example.com",
+        "SLACK_BOT_TOKEN": "not-a-token-but-secret-123",
+    }
     result = dcs("image", "list", env=env)
     assert result.returncode == 78
     assert "DCS_WORKERS" in result.stderr and "DCS_ADMINS" in result.stderr and "SLACK_BOT_TOKEN" in result.stderr

@@ -122,9 +122,17 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def watch_services(tmp_db: str, hub: FakeDockerHub, slack: FakeSlack, **env: str) -> Services:
-    environ = {"DCS_DB": tmp_db, "DOCKERHUB_AUTH_URL": hub.url, "DOCKERHUB_REGISTRY_URL": hub.url,
-               "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL,
-               "DCS_PULL_WARN_PERCENT": "20", "DCS_PULL_WARN_MIN": "10", **env}
+    environ = {
+        "DCS_DB": tmp_db,
+        "DOCKERHUB_AUTH_URL": hub.url,
+        "DOCKERHUB_REGISTRY_URL": hub.url,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack.api_url,
+        "DCS_NOTIFY_CHANNEL": CHANNEL,
+        "DCS_PULL_WARN_PERCENT": "20",
+        "DCS_PULL_WARN_MIN": "10",
+        **env,
+    }
     return Services.from_config(load_config(environ))
 
 
@@ -165,8 +173,11 @@ def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> No
             ("myacr.azurecr.io/team/x:1", "running", 99, "0101-def"),
             ("myorg/old:1", "failed", 40, None),  # never started: needs nothing
         ]:
-            conn.execute("INSERT INTO launches (image, image_url, status, pulls_needed, cluster_id, created_at)"
-                         " VALUES ('x', ?, ?, ?, ?, ?)", (image_url, status, pulls, cluster, now))
+            conn.execute(
+                "INSERT INTO launches (image, image_url, status, pulls_needed, cluster_id, created_at)"
+                " VALUES ('x', ?, ?, ?, ?, ?)",
+                (image_url, status, pulls, cluster, now),
+            )
     hub.set_rate_limit(limit=200, remaining=50, window=21600)  # 25 %: fine by percentage and minimum
     outcome = ratelimit_job(services)
     assert outcome.posted == WARNING  # but 30 recent + 25 planned Docker Hub pulls need 55
@@ -196,9 +207,17 @@ def slack_bot(tmp_db, hub, slack) -> Iterator[tuple[str, object]]:  # noqa: ANN0
     from bot.http import ServerThread, create_server, make_wsgi_app
     from bot.workers import Workers
 
-    config = load_config({"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                          "SLACK_API_URL": slack.api_url, "DOCKERHUB_AUTH_URL": hub.url,
-                          "DOCKERHUB_REGISTRY_URL": hub.url, "DOCKER_HOST": "tcp://127.0.0.1:9"})
+    config = load_config(
+        {
+            "DCS_DB": tmp_db,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "DOCKERHUB_AUTH_URL": hub.url,
+            "DOCKERHUB_REGISTRY_URL": hub.url,
+            "DOCKER_HOST": "tcp://127.0.0.1:9",
+        }
+    )
     services = Services.from_config(config)
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
@@ -253,6 +272,7 @@ def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) ->
 
 # ---------------------------------------------------------------- the scheduler, for real
 
+
 def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp_db, hub, slack) -> None:  # noqa: ANN001
     import time
     from datetime import UTC, datetime
@@ -261,8 +281,15 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
     from jobs.scheduler import LTS_JOB, RATELIMIT_JOB, start_scheduler
 
     services = watch_services(tmp_db, hub, slack)
-    services.store.add_image(image_from_dict({"name": "team-pandas", "base": "databricksruntime/standard:15.4-LTS",
-                                              "repository": "myacr.azurecr.io/team/pandas"}))
+    services.store.add_image(
+        image_from_dict(
+            {
+                "name": "team-pandas",
+                "base": "databricksruntime/standard:15.4-LTS",
+                "repository": "myacr.azurecr.io/team/pandas",
+            }
+        )
+    )
     hub.set_rate_limit(limit=100, remaining=70, window=21600)
     scheduler = start_scheduler(services)
     try:

@@ -101,8 +101,9 @@ def test_an_admin_approves_and_dcs_is_switched_on(bot: LaunchBot) -> None:
     assert not has_buttons(updated)
     assert bot.databricks.workspace_conf == {"enableDcs": "true"}
     assert bot.databricks.workspace_conf_patches == 1
-    trail = [(e.action, e.outcome) for e in reversed(bot.ctx.store.audit_events(limit=20))
-             if e.action.startswith("enable")]
+    trail = [
+        (e.action, e.outcome) for e in reversed(bot.ctx.store.audit_events(limit=20)) if e.action.startswith("enable")
+    ]
     assert trail == [("enable.request", "pending"), ("enable.approve", "approved")]
 
 
@@ -129,8 +130,10 @@ def test_a_non_admin_click_is_refused_and_changes_nothing(bot: LaunchBot, clicke
 def test_double_clicks_and_two_admins_at_once_make_one_patch(bot: LaunchBot) -> None:
     message, _ = ask(bot)
     value = message_request_id(message)
-    threads = [threading.Thread(target=bot.click, args=("enable_approve", value, admin, message, NOTIFY))
-               for admin in (ADMIN, ADMIN, ADMIN2, ADMIN2, ADMIN)]
+    threads = [
+        threading.Thread(target=bot.click, args=("enable_approve", value, admin, message, NOTIFY))
+        for admin in (ADMIN, ADMIN, ADMIN2, ADMIN2, ADMIN)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -10,12 +10,14 @@ import requests
 
 from tests.support.images import run_shell
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 
 def test_a_base_runs_with_its_os_release_and_pip_stub(engine, make_base):
@@ -24,8 +26,10 @@ def test_a_base_runs_with_its_os_release_and_pip_stub(engine, make_base):
     output = engine.containers.run(
         image,
         entrypoint=["/bin/sh"],
-        command=["-c", "cat /etc/os-release; /databricks/python3/bin/pip install x; "
-                       "cat /databricks/python3/pip-installs.log"],
+        command=[
+            "-c",
+            "cat /etc/os-release; /databricks/python3/bin/pip install x; cat /databricks/python3/pip-installs.log",
+        ],
         remove=True,
     ).decode()
 
@@ -66,42 +70,63 @@ def test_cmd_is_set_on_the_image(engine, make_base):
         pytest.param({}, "java -version 2>&1 | head -1", 0, 'openjdk version "1.8.0_392"\n', id="java"),
         pytest.param({}, "/databricks/python3/bin/python3 --version", 0, "Python 3.11.0rc1\n", id="python"),
         pytest.param(
-            {}, "/databricks/python3/bin/python -m pip install a==1 && "
-            "cat /databricks/python3/pip-installs.log", 0, "install a==1\n", id="python-m-pip",
+            {},
+            "/databricks/python3/bin/python -m pip install a==1 && cat /databricks/python3/pip-installs.log",
+            0,
+            "install a==1\n",
+            id="python-m-pip",
         ),
         pytest.param({}, "/databricks/python3/bin/pip install dcs-test-broken", 1, "", id="pip-broken"),
+        pytest.param({}, "apt-get install -y --no-install-recommends curl dcs-test-missing", 100, "", id="apt-missing"),
         pytest.param(
-            {}, "apt-get install -y --no-install-recommends curl dcs-test-missing", 100, "", id="apt-missing"
+            {},
+            "apt-get update && apt-get install -y curl=7.81 git && ls /var/lib/dcs-apt && cat /var/log/dcs-apt.log",
+            0,
+            "curl\ngit\nupdate\ninstall -y curl=7.81 git\n",
+            id="apt-install",
         ),
         pytest.param(
-            {}, "apt-get update && apt-get install -y curl=7.81 git && ls /var/lib/dcs-apt && "
-            "cat /var/log/dcs-apt.log", 0, "curl\ngit\nupdate\ninstall -y curl=7.81 git\n", id="apt-install",
-        ),
-        pytest.param(
-            {}, "which ps ip setfacl getfacl sudo", 0,
-            "/bin/ps\n/bin/ip\n/usr/bin/setfacl\n/usr/bin/getfacl\n/usr/bin/sudo\n", id="tools-on-path",
+            {},
+            "which ps ip setfacl getfacl sudo",
+            0,
+            "/bin/ps\n/bin/ip\n/usr/bin/setfacl\n/usr/bin/getfacl\n/usr/bin/sudo\n",
+            id="tools-on-path",
         ),
         pytest.param(
             {"procps": False, "iproute2": False, "acl": False, "sudo": False, "java": False, "bash": False},
-            "for t in ps ip setfacl sudo java bash; do which $t || echo no $t; done", 0,
-            "no ps\nno ip\nno setfacl\nno sudo\nno java\nno bash\n", id="tools-left-out",
+            "for t in ps ip setfacl sudo java bash; do which $t || echo no $t; done",
+            0,
+            "no ps\nno ip\nno setfacl\nno sudo\nno java\nno bash\n",
+            id="tools-left-out",
         ),
         pytest.param(
-            {"coreutils": False}, "for t in ls cp mv mkdir chmod cat; do which $t || echo no $t; done", 0,
-            "no ls\nno cp\nno mv\nno mkdir\nno chmod\n/bin/cat\n", id="coreutils-left-out",
+            {"coreutils": False},
+            "for t in ls cp mv mkdir chmod cat; do which $t || echo no $t; done",
+            0,
+            "no ls\nno cp\nno mv\nno mkdir\nno chmod\n/bin/cat\n",
+            id="coreutils-left-out",
         ),
         pytest.param(
-            {"python": "conda"}, "test ! -e /databricks/python3/bin/python && "
+            {"python": "conda"},
+            "test ! -e /databricks/python3/bin/python && "
             "/databricks/conda/envs/dcs-minimal/bin/pip install y && cat /databricks/conda/pip-installs.log",
-            0, "install y\n", id="conda",
+            0,
+            "install y\n",
+            id="conda",
         ),
         pytest.param({"python": None}, "test -e /databricks; echo $?", 0, "1\n", id="no-python"),
         pytest.param(
-            {"os_id": "alpine", "os_version": "3.19.1"}, "grep -E '^(ID|VERSION_ID)=' /etc/os-release", 0,
-            "ID=alpine\nVERSION_ID=3.19.1\n", id="alpine",
+            {"os_id": "alpine", "os_version": "3.19.1"},
+            "grep -E '^(ID|VERSION_ID)=' /etc/os-release",
+            0,
+            "ID=alpine\nVERSION_ID=3.19.1\n",
+            id="alpine",
         ),
         pytest.param(
-            {"marker": "m-1"}, "cat /etc/dcs-test-base; ls -ld /tmp | cut -c1-10", 0, "m-1drwxrwxrwt\n",
+            {"marker": "m-1"},
+            "cat /etc/dcs-test-base; ls -ld /tmp | cut -c1-10",
+            0,
+            "m-1drwxrwxrwt\n",
             id="marker-and-tmp",
         ),
     ],

@@ -36,8 +36,14 @@ def hub() -> Iterator[FakeDockerHub]:
 
 @pytest.fixture
 def bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, hub: FakeDockerHub) -> Iterator[LaunchBot]:
-    harness = start_launch_bot(tmp_db, slack, databricks, DOCKERHUB_AUTH_URL=hub.url,
-                               DOCKERHUB_REGISTRY_URL=hub.url, DCS_TEST_HUB_TOKEN="dckr_pat_test_hub")
+    harness = start_launch_bot(
+        tmp_db,
+        slack,
+        databricks,
+        DOCKERHUB_AUTH_URL=hub.url,
+        DOCKERHUB_REGISTRY_URL=hub.url,
+        DCS_TEST_HUB_TOKEN="dckr_pat_test_hub",
+    )
     seed_image(harness.ctx, repository="dcsteam/pandas", registry=HUB)
     yield harness
     harness.stop()
@@ -61,8 +67,9 @@ def test_too_few_pulls_warns_with_the_numbers(bot: LaunchBot, hub: FakeDockerHub
     assert len(bot.databricks.created_specs()) == 1
 
 
-def test_no_pulls_left_holds_the_launch_until_launch_anyway(bot: LaunchBot, hub: FakeDockerHub,
-                                                            slack: FakeSlack) -> None:
+def test_no_pulls_left_holds_the_launch_until_launch_anyway(
+    bot: LaunchBot, hub: FakeDockerHub, slack: FakeSlack
+) -> None:
     hub.set_exhausted(user="dcsbot")
     bot.submit(bot.open_form(), GOOD_FORM)
     launch = bot.wait_launch(lambda launch: launch.status == "blocked" and bool(launch.slack_ts))
@@ -91,8 +98,9 @@ def test_an_admin_may_launch_anyway_for_someone_else(bot: LaunchBot, hub: FakeDo
     wait_until(lambda: get_launch(bot.ctx.store, launch.id).status == "running", 30, lambda: "not running")
 
 
-def test_anonymous_docker_hub_pulls_are_flagged_as_unmeasurable(tmp_db: str, slack: FakeSlack,
-                                                                databricks: FakeDatabricks) -> None:
+def test_anonymous_docker_hub_pulls_are_flagged_as_unmeasurable(
+    tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks
+) -> None:
     bot = start_launch_bot(tmp_db, slack, databricks)
     try:
         seed_image(bot.ctx, repository="dcsteam/public", registry=None)

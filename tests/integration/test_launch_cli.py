@@ -29,8 +29,15 @@ def workspace() -> Iterator[FakeDatabricks]:
 def db(tmp_db: str) -> str:
     store = Store(tmp_db)
     store.add_registry(RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}"))
-    store.add_image(image_from_dict({"name": "team-pandas", "base": "databricksruntime/minimal:14.3-LTS",
-                                     "repository": "myacr.azurecr.io/team/pandas"}))
+    store.add_image(
+        image_from_dict(
+            {
+                "name": "team-pandas",
+                "base": "databricksruntime/minimal:14.3-LTS",
+                "repository": "myacr.azurecr.io/team/pandas",
+            }
+        )
+    )
     build = store.create_build("team-pandas", requester="cli", source="cli", push=True)
     store.update_build(build.id, status="succeeded", pushed_digest=DIGEST)
     store.close()
@@ -38,22 +45,48 @@ def db(tmp_db: str) -> str:
 
 
 def dcs(db: str, workspace: FakeDatabricks, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path(db).parent), "DCS_DB": db,
-           "DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": DEFAULT_TOKEN, "DCS_DATABRICKS_TIMEOUT": "5",
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=db.rsplit("/", 1)[0],
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(Path(db).parent),
+        "DCS_DB": db,
+        "DATABRICKS_HOST": workspace.url,
+        "DATABRICKS_TOKEN": DEFAULT_TOKEN,
+        "DCS_DATABRICKS_TIMEOUT": "5",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=db.rsplit("/", 1)[0],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_dry_run_json_is_the_exact_body_a_launch_sends(db: str, workspace: FakeDatabricks) -> None:
-    args = ("launch", "team-pandas", "workers=2", "init_script=/Volumes/main/ops/init.sh", "--runtime",
-            "14.3.x-scala2.12", "--node-type", "m5d.large", "--tag", "team=data", "--user", "ann@example.com")
+    args = (
+        "launch",
+        "team-pandas",
+        "workers=2",
+        "init_script=/Volumes/main/ops/init.sh",
+        "--runtime",
+        "14.3.x-scala2.12",
+        "--node-type",
+        "m5d.large",
+        "--tag",
+        "team=data",
+        "--user",
+        "ann@example.com",
+    )
     dry = dcs(db, workspace, *args, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     shown = json.loads(dry.stdout)
     assert workspace.created_specs() == []
-    assert shown["spark_conf"] == {"spark.databricks.unityCatalog.volumes.enabled": "true",
-                                   "spark.databricks.driverNfs.enabled": "false"}  # minimal: no venv
+    assert shown["spark_conf"] == {
+        "spark.databricks.unityCatalog.volumes.enabled": "true",
+        "spark.databricks.driverNfs.enabled": "false",
+    }  # minimal: no venv
     assert shown["docker_image"]["basic_auth"]["password"] == "{{secrets/dcs/acr}}"
 
     real = dcs(db, workspace, *args, "--json")
@@ -66,8 +99,18 @@ def test_dry_run_json_is_the_exact_body_a_launch_sends(db: str, workspace: FakeD
 
 
 def test_rule_violations_exit_2_naming_each_field(db: str, workspace: FakeDatabricks) -> None:
-    result = dcs(db, workspace, "launch", "team-pandas", "runtime=14.3.x-cpu-ml-scala2.12", "node_type=m6gd.large",
-                 "init_script=dbfs:/x.sh", "--user", "ann@example.com", "--json")
+    result = dcs(
+        db,
+        workspace,
+        "launch",
+        "team-pandas",
+        "runtime=14.3.x-cpu-ml-scala2.12",
+        "node_type=m6gd.large",
+        "init_script=dbfs:/x.sh",
+        "--user",
+        "ann@example.com",
+        "--json",
+    )
     assert result.returncode == 2
     problems = {p["field"] for p in json.loads(result.stdout)["problems"]}
     assert problems == {"runtime", "node_type", "init_scripts"}
@@ -76,8 +119,16 @@ def test_rule_violations_exit_2_naming_each_field(db: str, workspace: FakeDatabr
 
 def test_a_failed_launch_exits_with_advice(db: str, workspace: FakeDatabricks) -> None:
     workspace.script_next_cluster("TERMINATED", "DOCKER_INVALID_OS_EXCEPTION", "CLIENT_ERROR")
-    result = dcs(db, workspace, "launch", "team-pandas", "runtime=14.3.x-scala2.12", "node_type=m5d.large",
-                 "--user", "ann@example.com")
+    result = dcs(
+        db,
+        workspace,
+        "launch",
+        "team-pandas",
+        "runtime=14.3.x-scala2.12",
+        "node_type=m5d.large",
+        "--user",
+        "ann@example.com",
+    )
     assert result.returncode == 47, result.stderr
     assert "operating system" in result.stderr and "databricksruntime" in result.stderr
 

@@ -20,9 +20,15 @@ from bot.errors import (
 )
 from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
 
-BODY = {"cluster_name": "x", "spark_version": "15.4.x-scala2.12", "node_type_id": "m5d.large", "num_workers": 1,
-        "data_security_mode": "SINGLE_USER", "single_user_name": "a@example.com",
-        "docker_image": {"url": "myacr.azurecr.io/x@sha256:" + "a" * 64}}
+BODY = {
+    "cluster_name": "x",
+    "spark_version": "15.4.x-scala2.12",
+    "node_type_id": "m5d.large",
+    "num_workers": 1,
+    "data_security_mode": "SINGLE_USER",
+    "single_user_name": "a@example.com",
+    "docker_image": {"url": "myacr.azurecr.io/x@sha256:" + "a" * 64},
+}
 
 
 @pytest.fixture
@@ -32,8 +38,17 @@ def fake() -> Iterator[FakeDatabricks]:
 
 
 def client(host: str, token: str = DEFAULT_TOKEN, budget: str = "3", **env: str) -> DatabricksClient:
-    return DatabricksClient(load_config({"DATABRICKS_HOST": host, "DATABRICKS_TOKEN": token,
-                                         "DCS_DATABRICKS_TIMEOUT": budget, "HOME": "/nonexistent", **env}))
+    return DatabricksClient(
+        load_config(
+            {
+                "DATABRICKS_HOST": host,
+                "DATABRICKS_TOKEN": token,
+                "DCS_DATABRICKS_TIMEOUT": budget,
+                "HOME": "/nonexistent",
+                **env,
+            }
+        )
+    )
 
 
 def test_create_sends_exactly_the_body(fake: FakeDatabricks) -> None:
@@ -54,15 +69,19 @@ def test_a_termination_code_the_sdk_does_not_know_is_kept(fake: FakeDatabricks) 
     assert status.parameters["databricks_error_message"] == "new"
 
 
-@pytest.mark.parametrize(("status", "code", "message", "error", "words"), [
-    (403, "PERMISSION_DENIED", "User is not allowed to create clusters", WorkspacePermissionDenied, "permission"),
-    (401, "UNAUTHENTICATED", "Token expired", WorkspacePermissionDenied, "DATABRICKS_TOKEN"),
-    (400, "INVALID_PARAMETER_VALUE", "Node type q9.huge is not supported", WorkspaceRejected, "q9.huge"),
-    (400, "FEATURE_DISABLED", "This feature is disabled", DcsDisabled, "/dcs enable"),
-    (500, "INTERNAL_ERROR", "boom", None, "boom"),
-])
-def test_errors_are_translated(fake: FakeDatabricks, status: int, code: str, message: str,
-                               error: type | None, words: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "message", "error", "words"),
+    [
+        (403, "PERMISSION_DENIED", "User is not allowed to create clusters", WorkspacePermissionDenied, "permission"),
+        (401, "UNAUTHENTICATED", "Token expired", WorkspacePermissionDenied, "DATABRICKS_TOKEN"),
+        (400, "INVALID_PARAMETER_VALUE", "Node type q9.huge is not supported", WorkspaceRejected, "q9.huge"),
+        (400, "FEATURE_DISABLED", "This feature is disabled", DcsDisabled, "/dcs enable"),
+        (500, "INTERNAL_ERROR", "boom", None, "boom"),
+    ],
+)
+def test_errors_are_translated(
+    fake: FakeDatabricks, status: int, code: str, message: str, error: type | None, words: str
+) -> None:
     fake.fail_next("clusters/create", status, code, message)
     with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is checked below
         client(fake.url).create_cluster(BODY)
@@ -115,8 +134,9 @@ def test_an_unreachable_workspace_fails_within_the_budget() -> None:
 
 
 def test_missing_credentials_are_a_configuration_error() -> None:
-    c = DatabricksClient(load_config({"DATABRICKS_HOST": "http://127.0.0.1:9", "DCS_DATABRICKS_TIMEOUT": "1",
-                                      "HOME": "/nonexistent"}))
+    c = DatabricksClient(
+        load_config({"DATABRICKS_HOST": "http://127.0.0.1:9", "DCS_DATABRICKS_TIMEOUT": "1", "HOME": "/nonexistent"})
+    )
     with pytest.raises(ConfigError, match="DATABRICKS_TOKEN"):
         c.spark_versions()
 

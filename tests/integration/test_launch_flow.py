@@ -35,6 +35,7 @@ def bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks) -> Iterator[L
 
 # ---------------------------------------------------------------- from the form to RUNNING
 
+
 def test_launch_from_the_form_to_running(bot: LaunchBot) -> None:
     build_id = seed_image(bot.ctx)
     view = bot.open_form()
@@ -43,8 +44,9 @@ def test_launch_from_the_form_to_running(bot: LaunchBot) -> None:
     assert runtime_block["element"]["initial_option"]["value"] == "15.4.x-scala2.12"  # the base's runtime
     assert "17.3.x-scala2.13" in offered and offered.index("17.3.x-scala2.13") < offered.index("17.2.x-scala2.13")
     assert not [k for k in offered if "-ml-" in k or "aarch64" in k or "-hls-" in k or k.startswith("apache")]
-    nodes = [o["value"] for o in next(b for b in view["blocks"] if b.get("block_id") == "node_type")
-             ["element"]["options"]]
+    nodes = [
+        o["value"] for o in next(b for b in view["blocks"] if b.get("block_id") == "node_type")["element"]["options"]
+    ]
     assert "m6gd.large" not in nodes and "m4.large" not in nodes and "g4dn.xlarge" not in nodes
 
     assert bot.submit(view, {**GOOD_FORM, "init_scripts": "file:/databricks/scripts/setup.sh"}) == {}
@@ -53,8 +55,10 @@ def test_launch_from_the_form_to_running(bot: LaunchBot) -> None:
 
     assert len(bot.databricks.created_specs()) == 1
     sent = bot.databricks.created_specs()[0]
-    assert sent["docker_image"] == {"url": f"myacr.azurecr.io/team/pandas@{DIGEST}",
-                                    "basic_auth": {"username": "sp-id", "password": "{{secrets/dcs/acr}}"}}
+    assert sent["docker_image"] == {
+        "url": f"myacr.azurecr.io/team/pandas@{DIGEST}",
+        "basic_auth": {"username": "sp-id", "password": "{{secrets/dcs/acr}}"},
+    }
     assert (sent["data_security_mode"], sent["single_user_name"]) == ("SINGLE_USER", "bob@example.com")
     assert sent["spark_conf"]["spark.databricks.unityCatalog.volumes.enabled"] == "true"
     assert sent["init_scripts"] == [{"file": {"destination": "file:/databricks/scripts/setup.sh"}}]
@@ -100,8 +104,10 @@ def test_a_user_slack_shares_no_email_for_is_told_why(bot: LaunchBot) -> None:
 
 def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
     seed_image(bot.ctx)
-    answer, _ = bot.command("launch team-pandas runtime=17.3.x-scala2.13 node_type=m5d.xlarge min_workers=1 "
-                            "max_workers=3 spark.sql.shuffle.partitions=64 tag.Team=Data")
+    answer, _ = bot.command(
+        "launch team-pandas runtime=17.3.x-scala2.13 node_type=m5d.xlarge min_workers=1 "
+        "max_workers=3 spark.sql.shuffle.partitions=64 tag.Team=Data"
+    )
     assert "Launching" in answer["text"]
     launch = bot.wait_launch(lambda launch: launch.status == "running")
     sent = bot.databricks.created_specs()[0]
@@ -122,8 +128,15 @@ def test_bad_key_value_arguments_are_refused_in_the_ack(bot: LaunchBot) -> None:
 
 
 def test_an_image_without_a_pushed_build_cannot_be_launched(bot: LaunchBot) -> None:
-    bot.ctx.store.add_image(image_from_dict({"name": "fresh", "base": "databricksruntime/standard:15.4-LTS",
-                                             "repository": "myacr.azurecr.io/team/fresh"}))
+    bot.ctx.store.add_image(
+        image_from_dict(
+            {
+                "name": "fresh",
+                "base": "databricksruntime/standard:15.4-LTS",
+                "repository": "myacr.azurecr.io/team/fresh",
+            }
+        )
+    )
     answer, _ = bot.command("launch fresh")
     assert "no pushed build" in answer["text"] and "/dcs build fresh push" in answer["text"]
     answer, _ = bot.command("launch nosuch")
@@ -151,10 +164,15 @@ def test_the_build_message_button_opens_the_form_for_that_build(bot: LaunchBot) 
 
 # ---------------------------------------------------------------- failures explained
 
+
 def test_a_pull_failure_is_explained(bot: LaunchBot) -> None:
     seed_image(bot.ctx)
-    bot.databricks.script_next_cluster("TERMINATED", "DOCKER_IMAGE_PULL_FAILURE", "CLIENT_ERROR", parameters={
-        "databricks_error_message": "Failed to pull image: unauthorized: authentication required"})
+    bot.databricks.script_next_cluster(
+        "TERMINATED",
+        "DOCKER_IMAGE_PULL_FAILURE",
+        "CLIENT_ERROR",
+        parameters={"databricks_error_message": "Failed to pull image: unauthorized: authentication required"},
+    )
     bot.submit(bot.open_form(), GOOD_FORM)
     launch = bot.wait_launch(lambda launch: launch.status == "failed")
     message = bot.wait_message(launch.id, "DOCKER_IMAGE_PULL_FAILURE")
@@ -166,13 +184,20 @@ def test_a_pull_failure_is_explained(bot: LaunchBot) -> None:
 
 def test_an_init_script_failure_names_the_script(bot: LaunchBot) -> None:
     seed_image(bot.ctx)
-    bot.databricks.script_next_cluster("TERMINATED", "INIT_SCRIPT_FAILURE", "CLIENT_ERROR", parameters={
-        "databricks_error_message": "Cluster scoped init script /Volumes/main/ops/scripts/b.sh failed: Script exit "
-                                    "status is non-zero"})
+    bot.databricks.script_next_cluster(
+        "TERMINATED",
+        "INIT_SCRIPT_FAILURE",
+        "CLIENT_ERROR",
+        parameters={
+            "databricks_error_message": "Cluster scoped init script /Volumes/main/ops/scripts/b.sh failed: Script exit "
+            "status is non-zero"
+        },
+    )
     bot.submit(bot.open_form(), {**GOOD_FORM, "init_scripts": "file:/a.sh\n/Volumes/main/ops/scripts/b.sh"})
     launch = bot.wait_launch(lambda launch: launch.status == "failed")
     assert "The init script /Volumes/main/ops/scripts/b.sh failed" in json.dumps(
-        bot.wait_message(launch.id, "INIT_SCRIPT_FAILURE").blocks)
+        bot.wait_message(launch.id, "INIT_SCRIPT_FAILURE").blocks
+    )
 
 
 def test_dcs_switched_off_suggests_dcs_enable(tmp_db: str, slack: FakeSlack) -> None:
@@ -181,9 +206,11 @@ def test_dcs_switched_off_suggests_dcs_enable(tmp_db: str, slack: FakeSlack) -> 
         try:
             seed_image(bot.ctx)
             bot.submit(bot.open_form(), GOOD_FORM)
-            found = wait_until(lambda: [m for m in slack.ephemeral_messages(BUILDER)
-                                        if "/dcs enable" in (m.text or "")], 30,
-                               lambda: str(slack.ephemeral_messages()))
+            found = wait_until(
+                lambda: [m for m in slack.ephemeral_messages(BUILDER) if "/dcs enable" in (m.text or "")],
+                30,
+                lambda: str(slack.ephemeral_messages()),
+            )
             assert "turned off" in found[0].text
             assert list_launches(bot.ctx.store)[0].status == "failed"
         finally:
@@ -191,6 +218,7 @@ def test_dcs_switched_off_suggests_dcs_enable(tmp_db: str, slack: FakeSlack) -> 
 
 
 # ---------------------------------------------------------------- restarts
+
 
 def test_a_restart_mid_launch_is_resumed(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks) -> None:
     first = start_launch_bot(tmp_db, slack, databricks)
@@ -215,8 +243,9 @@ def test_a_restart_mid_launch_is_resumed(tmp_db: str, slack: FakeSlack, databric
         second.stop()
 
 
-def test_a_launch_cut_short_during_create_adopts_its_cluster(tmp_db: str, slack: FakeSlack,
-                                                             databricks: FakeDatabricks) -> None:
+def test_a_launch_cut_short_during_create_adopts_its_cluster(
+    tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks
+) -> None:
     bot = start_launch_bot(tmp_db, slack, databricks)
     try:
         seed_image(bot.ctx)
@@ -230,8 +259,14 @@ def test_a_launch_cut_short_during_create_adopts_its_cluster(tmp_db: str, slack:
         cluster_id = bot.ctx.services.databricks.create_cluster(plan.body)
         meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", "k1")
         assert meta["request_tag"] == request_tag("k1")
-        row = _insert_launch(bot.ctx.store, image="team-pandas", build_id=source.build_id, requester=BUILDER,
-                             request=meta, status="creating")
+        row = _insert_launch(
+            bot.ctx.store,
+            image="team-pandas",
+            build_id=source.build_id,
+            requester=BUILDER,
+            request=meta,
+            status="creating",
+        )
         with bot.ctx.store.transaction() as conn:  # old enough that no live process can still be creating it
             conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
         from handlers.launch import resume_tracking
@@ -255,9 +290,10 @@ def test_home_lists_recent_launches_with_links(bot: LaunchBot) -> None:
 
 # ---------------------------------------------------------------- secrets
 
-def test_a_plaintext_registry_password_reaches_only_databricks(tmp_db: str, slack: FakeSlack,
-                                                              databricks: FakeDatabricks,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+
+def test_a_plaintext_registry_password_reaches_only_databricks(
+    tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, caplog: pytest.LogCaptureFixture
+) -> None:
     password = "plain-registry-password-4711"
     bot = start_launch_bot(tmp_db, slack, databricks, ACR_PLAIN_PASSWORD=password)
     try:
@@ -267,8 +303,10 @@ def test_a_plaintext_registry_password_reaches_only_databricks(tmp_db: str, slac
         bot.submit(bot.open_form(), GOOD_FORM)
         launch = bot.wait_launch(lambda launch: launch.status == "running")
         bot.wait_message(launch.id, "RUNNING")
-        assert databricks.created_specs()[0]["docker_image"]["basic_auth"] == {"username": "sp-id",
-                                                                               "password": password}
+        assert databricks.created_specs()[0]["docker_image"]["basic_auth"] == {
+            "username": "sp-id",
+            "password": password,
+        }
         assert password not in caplog.text
         assert password not in json.dumps([c.params for c in slack.calls()])
         assert "<plaintext from $ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)

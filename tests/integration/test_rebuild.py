@@ -30,13 +30,21 @@ def slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def services(tmp_db, registry, slack) -> Services:  # noqa: ANN001
-    environ = {"DCS_DB": tmp_db, PASSWORD_VAR: registry.password, "SLACK_BOT_TOKEN": "xoxb-test",
-               "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL}
+    environ = {
+        "DCS_DB": tmp_db,
+        PASSWORD_VAR: registry.password,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack.api_url,
+        "DCS_NOTIFY_CHANNEL": CHANNEL,
+    }
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     services = Services.from_config(load_config(environ))
-    services.store.add_registry(registry_from_dict({
-        "name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}))
+    services.store.add_registry(
+        registry_from_dict(
+            {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}
+        )
+    )
     return services
 
 
@@ -62,16 +70,20 @@ def base(make_base, push_base, registry) -> Base:  # noqa: ANN001
 
 
 def add_image(services: Services, registry, base: Base, name: str, **fields) -> str:  # noqa: ANN001
-    spec = image_from_dict({"name": name, "base": base.ref,
-                            "repository": f"{registry.host}/dcs-rb-{base.uid}/{name}", **fields})
+    spec = image_from_dict(
+        {"name": name, "base": base.ref, "repository": f"{registry.host}/dcs-rb-{base.uid}/{name}", **fields}
+    )
     services.store.add_image(spec)
     return name
 
 
 def served_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
-    response = requests.head(f"http://{registry.host}/v2/{repo}/manifests/{tag}",
-                             auth=(registry.username, registry.password), headers={"Accept": MANIFEST_ACCEPT},
-                             timeout=10)
+    response = requests.head(
+        f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+        auth=(registry.username, registry.password),
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=10,
+    )
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 
@@ -112,8 +124,12 @@ def test_moved_base_is_detected_rebuilt_pushed_and_announced_once(services, regi
         repo = f"dcs-rb-{base.uid}/{result.image}"
         assert served_digest(registry, repo, "latest") == result.pushed_digest
         assert served_digest(registry, repo, result.immutable_tag) == result.pushed_digest
-    assert services.store.query("SELECT digest FROM base_checks WHERE base_ref = ?",
-                                (base_key(services.store.get_image("alpha")),))[0]["digest"] == new_base
+    assert (
+        services.store.query(
+            "SELECT digest FROM base_checks WHERE base_ref = ?", (base_key(services.store.get_image("alpha")),)
+        )[0]["digest"]
+        == new_base
+    )
 
     messages = slack.messages()
     assert len(messages) == 1, [m.text for m in messages]
@@ -139,8 +155,9 @@ def test_a_failing_build_is_named_and_the_others_still_complete(services, regist
 
     # The first image (processed first, alphabetically) now cannot build; then the base moves.
     spec = image_to_dict(services.store.get_image("a-broken"))
-    services.store.add_image(image_from_dict({**spec, "pip": ["requests==2.32.3", "dcs-test-broken==1.0"]}),
-                             replace=True)
+    services.store.add_image(
+        image_from_dict({**spec, "pip": ["requests==2.32.3", "dcs-test-broken==1.0"]}), replace=True
+    )
     new_base = base.publish("v2")
     summary = rebuild_job(services)
 
@@ -196,18 +213,36 @@ def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, regist
     first = rebuild_job(services, ["delta"], by_hand=True, notify=False).run.results[0]
     moving = f"{registry.host}/dcs-rb-{base.uid}/delta:latest"
     with FakeDatabricks() as workspace:
-        config = load_config({**services.config.environ, "DATABRICKS_HOST": workspace.url,
-                              "DATABRICKS_TOKEN": DEFAULT_TOKEN, "DCS_DATABRICKS_TIMEOUT": "10"})
+        config = load_config(
+            {
+                **services.config.environ,
+                "DATABRICKS_HOST": workspace.url,
+                "DATABRICKS_TOKEN": DEFAULT_TOKEN,
+                "DCS_DATABRICKS_TIMEOUT": "10",
+            }
+        )
         services = Services(config=config, store=services.store)
-        node = next(n["node_type_id"] for n in workspace.node_types
-                    if not n.get("is_graviton") and not n.get("num_gpus"))
+        node = next(
+            n["node_type_id"] for n in workspace.node_types if not n.get("is_graviton") and not n.get("num_gpus")
+        )
 
         def cluster(name: str, url: str) -> str:
-            return services.databricks.create_cluster({
-                "cluster_name": name, "spark_version": "15.4.x-scala2.12", "node_type_id": node,
-                "num_workers": 1, "data_security_mode": "SINGLE_USER", "single_user_name": DEFAULT_USER,
-                "docker_image": {"url": url},
-                "custom_tags": {TAG_IMAGE: "delta", TAG_DIGEST: first.pushed_digest, TAG_BUILD: str(first.build.id)}})
+            return services.databricks.create_cluster(
+                {
+                    "cluster_name": name,
+                    "spark_version": "15.4.x-scala2.12",
+                    "node_type_id": node,
+                    "num_workers": 1,
+                    "data_security_mode": "SINGLE_USER",
+                    "single_user_name": DEFAULT_USER,
+                    "docker_image": {"url": url},
+                    "custom_tags": {
+                        TAG_IMAGE: "delta",
+                        TAG_DIGEST: first.pushed_digest,
+                        TAG_BUILD: str(first.build.id),
+                    },
+                }
+            )
 
         on_moving = cluster("etl-nightly", moving)
         pinned = cluster("etl-pinned", f"{registry.host}/dcs-rb-{base.uid}/delta:{first.immutable_tag}")
@@ -245,25 +280,36 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     from tests.fakes.slack import signed_headers, slash_command_body
 
     secret = "test-signing-secret-rebuild"
-    environ = {"DCS_DB": tmp_db, PASSWORD_VAR: registry.password, "SLACK_BOT_TOKEN": "xoxb-test",
-               "SLACK_SIGNING_SECRET": secret, "SLACK_API_URL": slack.api_url, "DCS_NOTIFY_CHANNEL": CHANNEL,
-               "DCS_BUILDERS": "UBUILD1"}
+    environ = {
+        "DCS_DB": tmp_db,
+        PASSWORD_VAR: registry.password,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": slack.api_url,
+        "DCS_NOTIFY_CHANNEL": CHANNEL,
+        "DCS_BUILDERS": "UBUILD1",
+    }
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     config = load_config(environ)
     services = Services.from_config(config)
-    services.store.add_registry(registry_from_dict({
-        "name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}))
+    services.store.add_registry(
+        registry_from_dict(
+            {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}
+        )
+    )
     base.publish("v1")
     add_image(services, registry, base, "zeta")
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
     try:
+
         def command(text: str, user: str, name: str) -> dict:
             body = slash_command_body(text, user_id=user, response_url=slack.response_url(name))
-            answer = requests.post(f"{server.url}/slack/events", data=body, headers=signed_headers(secret, body),
-                                   timeout=10)
+            answer = requests.post(
+                f"{server.url}/slack/events", data=body, headers=signed_headers(secret, body), timeout=10
+            )
             assert answer.status_code == 200
             return answer.json()
 

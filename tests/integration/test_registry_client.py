@@ -41,7 +41,8 @@ def test_private_repository_needs_credentials(hub):
     with pytest.raises(RegistryAuthError):
         client.head_manifest(parse_ref("team/private:1.0"))
     head = RegistryClient(dockerhub_registry_url=hub.url).head_manifest(
-        parse_ref("team/private:1.0"), Credentials("dcsbot", "dckr_pat_test"))
+        parse_ref("team/private:1.0"), Credentials("dcsbot", "dckr_pat_test")
+    )
     assert head.digest == hub.digest_of("team/private", "1.0")
 
 
@@ -49,7 +50,8 @@ def test_wrong_docker_hub_token_is_a_credentials_error(hub):
     hub.add_manifest("team/private", "1.0", private=True)
     with pytest.raises(RegistryAuthError, match="rejected the credentials"):
         RegistryClient(dockerhub_registry_url=hub.url).head_manifest(
-            parse_ref("team/private:1.0"), Credentials("dcsbot", "wrong"))
+            parse_ref("team/private:1.0"), Credentials("dcsbot", "wrong")
+        )
 
 
 def test_unknown_tag_and_pull_limit_are_named(hub):

@@ -30,8 +30,9 @@ def environment(tmp_path: Path, **values: str) -> dict[str, str]:
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*command(), *args], env=environment(tmp_path, **env), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [*command(), *args], env=environment(tmp_path, **env), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_socket_mode_without_tokens_exits_naming_what_is_missing(tmp_path: Path) -> None:
@@ -63,18 +64,35 @@ def test_port_without_http_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_a_token_slack_rejects_stops_the_start(tmp_path: Path) -> None:
     with FakeSlack(valid_tokens={"xoxb-the-right-one"}) as fake:
-        result = run(tmp_path, "--http", "--port", "0", SLACK_BOT_TOKEN="xoxb-wrong-one",
-                     SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url)
+        result = run(
+            tmp_path,
+            "--http",
+            "--port",
+            "0",
+            SLACK_BOT_TOKEN="xoxb-wrong-one",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=fake.api_url,
+        )
     assert result.returncode == 78
     assert "Slack refused the bot token" in result.stderr and "invalid_auth" in result.stderr
 
 
 def test_http_mode_serves_signed_commands_and_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     with FakeSlack() as fake:
-        env = environment(tmp_path, SLACK_BOT_TOKEN="xoxb-cli", SLACK_SIGNING_SECRET=SECRET,
-                          SLACK_API_URL=fake.api_url, DOCKER_HOST="tcp://127.0.0.1:9")
-        process = subprocess.Popen([*command(), "--http", "--host", "127.0.0.1", "--port", "0", "--no-scheduler"],
-                                   env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        env = environment(
+            tmp_path,
+            SLACK_BOT_TOKEN="xoxb-cli",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=fake.api_url,
+            DOCKER_HOST="tcp://127.0.0.1:9",
+        )
+        process = subprocess.Popen(
+            [*command(), "--http", "--host", "127.0.0.1", "--port", "0", "--no-scheduler"],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             port = None
             deadline = time.monotonic() + 30
@@ -116,9 +134,16 @@ def test_procfile_runs_both_modes() -> None:
 @pytest.mark.parametrize(("path", "socket_mode"), [("slack-manifest.yml", True), ("slack-manifest.http.yml", False)])
 def test_manifests_declare_what_the_bot_uses(path: str, socket_mode: bool) -> None:
     import yaml  # a dev dependency: the manifests must parse
+
     manifest = yaml.safe_load((ROOT / path).read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "commands", "chat:write", "chat:write.public", "users:read", "users:read.email", "im:write"}
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "users:read",
+        "users:read.email",
+        "im:write",
+    }
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/dcs"
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
@@ -126,8 +151,11 @@ def test_manifests_declare_what_the_bot_uses(path: str, socket_mode: bool) -> No
     assert settings["socket_mode_enabled"] is socket_mode
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
-    urls = [command.get("url"), settings["interactivity"].get("request_url"),
-            settings["event_subscriptions"].get("request_url")]
+    urls = [
+        command.get("url"),
+        settings["interactivity"].get("request_url"),
+        settings["event_subscriptions"].get("request_url"),
+    ]
     if socket_mode:
         assert urls == [None, None, None]
     else:

@@ -47,8 +47,14 @@ class Bot:
     fake: FakeSlack
     ctx: AppContext
 
-    def post(self, body: bytes, *, secret: str = SECRET, timestamp: float | None = None,
-             headers: dict[str, str] | None = None) -> requests.Response:
+    def post(
+        self,
+        body: bytes,
+        *,
+        secret: str = SECRET,
+        timestamp: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         sent = {**signed_headers(secret, body, timestamp), **(headers or {})}
         return requests.post(f"{self.url}/slack/events", data=body, headers=sent, timeout=10)
 
@@ -77,8 +83,15 @@ class Bot:
 
 
 def start_bot(tmp_db: str, fake: FakeSlack, **env: str) -> tuple[Bot, ServerThread, Workers]:
-    environ = {"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SECRET,
-               "SLACK_API_URL": fake.api_url, "DCS_ADMINS": ADMIN, "DCS_BUILDERS": BUILDER, **env}
+    environ = {
+        "DCS_DB": tmp_db,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "DCS_ADMINS": ADMIN,
+        "DCS_BUILDERS": BUILDER,
+        **env,
+    }
     if os.environ.get("DOCKER_HOST") and "DOCKER_HOST" not in env:
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     config = load_config(environ)
@@ -104,8 +117,9 @@ def bot(tmp_db: str, fake: FakeSlack) -> Iterator[Bot]:
 
 
 def add_unbuildable_image(bot: Bot, name: str = "team-pandas") -> str:
-    bot.ctx.store.add_image(image_from_dict({"name": name, "base": UNREACHABLE_BASE,
-                                             "repository": f"127.0.0.1:9/team/{name}"}))
+    bot.ctx.store.add_image(
+        image_from_dict({"name": name, "base": UNREACHABLE_BASE, "repository": f"127.0.0.1:9/team/{name}"})
+    )
     return name
 
 
@@ -167,10 +181,17 @@ def test_a_double_click_on_retry_starts_one_build(bot: Bot) -> None:
     failed = bot.wait_finished(bot.builds()[0].id)
     assert failed.status == "failed"
     message = bot.message_of(failed)
-    retry = next(e for b in message.blocks if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"] == "build_retry")
-    click = block_actions_body("build_retry", retry["value"], user_id=BUILDER, message_ts=message.ts,
-                               block_id=f"build_{failed.id}", response_url=bot.fake.response_url("click"))
+    retry = next(
+        e for b in message.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "build_retry"
+    )
+    click = block_actions_body(
+        "build_retry",
+        retry["value"],
+        user_id=BUILDER,
+        message_ts=message.ts,
+        block_id=f"build_{failed.id}",
+        response_url=bot.fake.response_url("click"),
+    )
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(bot.post(click).status_code)) for _ in range(2)]
     for thread in threads:
@@ -222,10 +243,19 @@ def test_image_add_opens_the_form(bot: Bot) -> None:
 
 
 def test_invalid_form_fields_are_shown_inline_and_a_valid_form_adds_the_image(bot: Bot) -> None:
-    bad = view_submission_body("image_add", values(name="Team Pandas", flavour="minimal", runtime="15.4",
-                                                   pip="pandas", repository="reg.example/team/pandas",
-                                                   schedule="every day"), user_id=ADMIN,
-                               private_metadata=json.dumps({"channel": "C1"}))
+    bad = view_submission_body(
+        "image_add",
+        values(
+            name="Team Pandas",
+            flavour="minimal",
+            runtime="15.4",
+            pip="pandas",
+            repository="reg.example/team/pandas",
+            schedule="every day",
+        ),
+        user_id=ADMIN,
+        private_metadata=json.dumps({"channel": "C1"}),
+    )
     response = bot.post(bad)
     assert response.status_code == 200
     answer = response.json()
@@ -234,10 +264,18 @@ def test_invalid_form_fields_are_shown_inline_and_a_valid_form_adds_the_image(bo
     assert "has no Python" in answer["errors"]["pip"]
     assert bot.ctx.store.list_images() == []
 
-    good = view_submission_body("image_add", values(name="team-pandas", flavour="python", runtime="14.3",
-                                                    pip="pandas==2.2.2, pyarrow>=15",
-                                                    repository="reg.example/team/pandas"),
-                                user_id=ADMIN, private_metadata=json.dumps({"channel": "C1"}))
+    good = view_submission_body(
+        "image_add",
+        values(
+            name="team-pandas",
+            flavour="python",
+            runtime="14.3",
+            pip="pandas==2.2.2, pyarrow>=15",
+            repository="reg.example/team/pandas",
+        ),
+        user_id=ADMIN,
+        private_metadata=json.dumps({"channel": "C1"}),
+    )
     response = bot.post(good)
     assert response.status_code == 200 and not response.content
     spec = bot.ctx.store.get_image("team-pandas")
@@ -250,16 +288,19 @@ def test_invalid_form_fields_are_shown_inline_and_a_valid_form_adds_the_image(bo
 
 
 def test_image_add_power_user_form(bot: Bot) -> None:
-    answer = bot.command('image add team-r base=databricksruntime/rbase:15.4-LTS repo=reg.example/team/r '
-                         'apt="libxml2-dev curl" schedule="0 3 * * 1" notify=<#C0123ABCD|dcs-builds>', user=ADMIN)
+    answer = bot.command(
+        "image add team-r base=databricksruntime/rbase:15.4-LTS repo=reg.example/team/r "
+        'apt="libxml2-dev curl" schedule="0 3 * * 1" notify=<#C0123ABCD|dcs-builds>',
+        user=ADMIN,
+    )
     assert "Added *team-r*" in answer["text"]
     spec = bot.ctx.store.get_image("team-r")
     assert (spec.apt, spec.schedule, spec.notify_channel) == (("libxml2-dev", "curl"), "0 3 * * 1", "C0123ABCD")
-    again = bot.command("image add team-r base=databricksruntime/rbase:15.4-LTS repo=reg.example/team/r",
-                        user=ADMIN)
+    again = bot.command("image add team-r base=databricksruntime/rbase:15.4-LTS repo=reg.example/team/r", user=ADMIN)
     assert "already exists" in again["text"]
-    bad = bot.command("image add team-x base=databricksruntime/minimal:15.4-LTS repo=r/x pip=pandas colour=red",
-                      user=ADMIN)
+    bad = bot.command(
+        "image add team-x base=databricksruntime/minimal:15.4-LTS repo=r/x pip=pandas colour=red", user=ADMIN
+    )
     assert "colour: 'red' is not an option of `image add`" in bad["text"]
     images = bot.command("images")
     assert "team-r" in json.dumps(images["blocks"]) and "never built" in json.dumps(images["blocks"])
@@ -270,9 +311,15 @@ def test_app_home_shows_the_catalog_with_a_build_button_for_builders(bot: Bot) -
     add_unbuildable_image(bot)
 
     def open_home(user: str) -> dict[str, Any]:
-        event = {"token": "t", "team_id": "T0TEST001", "api_app_id": "A0TEST001", "type": "event_callback",
-                 "event_id": f"Ev{uuid.uuid4().hex[:8]}", "event_time": int(time.time()),
-                 "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"}}
+        event = {
+            "token": "t",
+            "team_id": "T0TEST001",
+            "api_app_id": "A0TEST001",
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:8]}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
+        }
         assert bot.post(json.dumps(event).encode()).status_code == 200
         bot.fake.wait_for(lambda c: c.method == "views.publish" and c.params.get("user_id") == user)
         return bot.fake.home_view(user)
@@ -284,8 +331,14 @@ def test_app_home_shows_the_catalog_with_a_build_button_for_builders(bot: Bot) -
 
 
 def test_empty_home_says_how_to_begin(bot: Bot) -> None:
-    event = {"type": "event_callback", "team_id": "T0TEST001", "api_app_id": "A0TEST001", "event_id": "Ev1",
-             "event_time": int(time.time()), "event": {"type": "app_home_opened", "user": ADMIN, "tab": "home"}}
+    event = {
+        "type": "event_callback",
+        "team_id": "T0TEST001",
+        "api_app_id": "A0TEST001",
+        "event_id": "Ev1",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": ADMIN, "tab": "home"},
+    }
     bot.post(json.dumps(event).encode())
     bot.fake.wait_for("views.publish")
     assert "The catalog is empty" in json.dumps(bot.fake.home_view(ADMIN))
@@ -309,8 +362,11 @@ def engine_bot(tmp_db: str, fake: FakeSlack, registry, make_base, push_base) -> 
     make_base("databricksruntime/standard:15.4-LTS")
     push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")
     harness, server, workers = start_bot(tmp_db, fake, **{PASSWORD_VAR: registry.password})
-    harness.ctx.store.add_registry(registry_from_dict({"name": "local", "host": registry.host,
-                                                       "username": registry.username, "password_env": PASSWORD_VAR}))
+    harness.ctx.store.add_registry(
+        registry_from_dict(
+            {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}
+        )
+    )
     harness.registry = registry  # type: ignore[attr-defined]
     yield harness
     server.stop()
@@ -320,15 +376,25 @@ def engine_bot(tmp_db: str, fake: FakeSlack, registry, make_base, push_base) -> 
 def add_buildable_image(bot: Bot, pip: list[str]) -> str:
     registry = bot.registry  # type: ignore[attr-defined]
     name = f"slack-{uuid.uuid4().hex[:8]}"
-    bot.ctx.store.add_image(image_from_dict({
-        "name": name, "base": f"{registry.host}/databricksruntime/standard:15.4-LTS",
-        "repository": f"{registry.host}/dcs-tests/{name}", "pip": pip}))
+    bot.ctx.store.add_image(
+        image_from_dict(
+            {
+                "name": name,
+                "base": f"{registry.host}/databricksruntime/standard:15.4-LTS",
+                "repository": f"{registry.host}/dcs-tests/{name}",
+                "pip": pip,
+            }
+        )
+    )
     return name
 
 
 def update_times(fake: FakeSlack, ts: str) -> list[float]:
-    return [r.at for r in fake.requests_matching(path="/api/chat.update")
-            if isinstance(r.body, dict) and r.body.get("ts") == ts]
+    return [
+        r.at
+        for r in fake.requests_matching(path="/api/chat.update")
+        if isinstance(r.body, dict) and r.body.get("ts") == ts
+    ]
 
 
 def test_build_and_push_from_slack_to_the_final_message(engine_bot: Bot) -> None:
@@ -394,8 +460,13 @@ def test_a_failed_build_shows_the_failing_step_and_the_log_end(engine_bot: Bot) 
     assert ":x:" in text and "Failed at" in text and "pip" in text
     assert "Last log lines" in text and "dcs-test-broken" in text
     assert all(len((b.get("text") or {}).get("text", "")) <= 3000 for b in message.blocks)
-    show_log = block_actions_body("build_show_log", str(build.id), user_id=OUTSIDER, message_ts=message.ts,
-                                  response_url=bot.fake.response_url("log"))
+    show_log = block_actions_body(
+        "build_show_log",
+        str(build.id),
+        user_id=OUTSIDER,
+        message_ts=message.ts,
+        response_url=bot.fake.response_url("log"),
+    )
     assert bot.post(show_log).status_code == 200
     (posted,) = _wait_posts(bot.fake, "log")
     assert "dcs-test-broken" in json.dumps(posted.body) and posted.body["response_type"] == "ephemeral"

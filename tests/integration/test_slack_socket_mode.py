@@ -18,8 +18,15 @@ from tests.fakes.slack import FakeSlack, FakeSocketModeServer, slash_command_pay
 @pytest.fixture
 def socket_bot(tmp_db: str) -> Iterator[tuple[FakeSlack, FakeSocketModeServer]]:
     with FakeSocketModeServer() as server, FakeSlack(socket_mode_url=server.url) as fake:
-        config = load_config({"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_APP_TOKEN": "xapp-1-test",
-                              "SLACK_API_URL": fake.api_url, "DOCKER_HOST": "tcp://127.0.0.1:9"})
+        config = load_config(
+            {
+                "DCS_DB": tmp_db,
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_APP_TOKEN": "xapp-1-test",
+                "SLACK_API_URL": fake.api_url,
+                "DOCKER_HOST": "tcp://127.0.0.1:9",
+            }
+        )
         services = Services.from_config(config)
         workers = Workers(1)
         handler = SocketModeHandler(create_app(config, services, workers), config.slack_app_token)
@@ -47,8 +54,9 @@ def test_socket_mode_button_click_is_acked_and_answered(socket_bot) -> None:  # 
     fake.wait_for("apps.connections.open")
     from tests.fakes.slack import block_actions_payload
 
-    payload = block_actions_payload("launch_cluster", json.dumps({"image": "x", "build": 1}),
-                                    response_url=fake.response_url("launch"))
+    payload = block_actions_payload(
+        "launch_cluster", json.dumps({"image": "x", "build": 1}), response_url=fake.response_url("launch")
+    )
     envelope = socket_mode_envelope(payload)
     server.send(envelope)
     server.wait_for_ack(envelope["envelope_id"], timeout=10)

@@ -143,8 +143,12 @@ def test_a_deleted_message_is_logged_and_does_not_raise(slack, caplog) -> None: 
 
 @pytest.mark.parametrize(
     ("error", "words"),
-    [("invalid_auth", "SLACK_BOT_TOKEN"), ("channel_not_found", "invite me"), ("not_in_channel", "/invite"),
-     ("msg_too_long", "too long")],
+    [
+        ("invalid_auth", "SLACK_BOT_TOKEN"),
+        ("channel_not_found", "invite me"),
+        ("not_in_channel", "/invite"),
+        ("msg_too_long", "too long"),
+    ],
 )
 def test_slack_errors_are_explained(slack, error: str, words: str) -> None:  # noqa: ANN001
     fake, client = slack

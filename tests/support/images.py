@@ -49,8 +49,7 @@ def base_archive(spec: BaseSpec, busybox: bytes, *, ref: str, arch: str) -> Imag
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_hex = hashlib.sha256(config_bytes).hexdigest()
     repo, tag = split_ref(ref)
-    manifest = [{"Config": f"{config_hex}.json", "RepoTags": [f"{repo}:{tag}"],
-                 "Layers": [f"{layer_hex}/layer.tar"]}]
+    manifest = [{"Config": f"{config_hex}.json", "RepoTags": [f"{repo}:{tag}"], "Layers": [f"{layer_hex}/layer.tar"]}]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in (
@@ -80,8 +79,14 @@ def ensure_image(engine: docker.DockerClient, archive: ImageArchive, ref: str) -
 
 
 def push_image(
-    engine: docker.DockerClient, local_ref: str, *, host: str, username: str, password: str,
-    repo_path: str, tag: str,
+    engine: docker.DockerClient,
+    local_ref: str,
+    *,
+    host: str,
+    username: str,
+    password: str,
+    repo_path: str,
+    tag: str,
 ) -> str:
     """Push `local_ref` as `{host}/{repo_path}:{tag}` with basic auth and return the pushed digest."""
     target = f"{host}/{repo_path}"

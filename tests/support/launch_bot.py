@@ -55,28 +55,43 @@ class LaunchBot:
     workers: Workers
 
     def post(self, body: bytes) -> requests.Response:
-        response = requests.post(f"{self.url}/slack/events", data=body, headers=signed_headers(SECRET, body),
-                                 timeout=15)
+        response = requests.post(
+            f"{self.url}/slack/events", data=body, headers=signed_headers(SECRET, body), timeout=15
+        )
         assert response.status_code == 200, response.text
         return response
 
     def command(self, text: str, user: str = BUILDER, channel: str = CHANNEL) -> tuple[dict[str, Any], str]:
         name = f"cmd-{uuid.uuid4().hex[:8]}"
-        response = self.post(slash_command_body(text, user_id=user, channel_id=channel,
-                                                response_url=self.slack.response_url(name)))
+        response = self.post(
+            slash_command_body(text, user_id=user, channel_id=channel, response_url=self.slack.response_url(name))
+        )
         return (response.json() if response.content else {}), name
 
-    def click(self, action_id: str, value: str, user: str, message: SlackMessage | None = None,
-              channel: str = CHANNEL) -> str:
+    def click(
+        self, action_id: str, value: str, user: str, message: SlackMessage | None = None, channel: str = CHANNEL
+    ) -> str:
         name = f"click-{uuid.uuid4().hex[:8]}"
-        self.post(block_actions_body(action_id, value, user_id=user, channel_id=channel,
-                                     message_ts=message.ts if message else None,
-                                     response_url=self.slack.response_url(name)))
+        self.post(
+            block_actions_body(
+                action_id,
+                value,
+                user_id=user,
+                channel_id=channel,
+                message_ts=message.ts if message else None,
+                response_url=self.slack.response_url(name),
+            )
+        )
         return name
 
     def submit(self, view: dict[str, Any], values: dict[str, Any], user: str = BUILDER) -> dict[str, Any]:
-        body = view_submission_body(view["callback_id"], state_values(values), user_id=user,
-                                    private_metadata=view.get("private_metadata", ""), view_id=view["id"])
+        body = view_submission_body(
+            view["callback_id"],
+            state_values(values),
+            user_id=user,
+            private_metadata=view.get("private_metadata", ""),
+            view_id=view["id"],
+        )
         response = self.post(body)
         return response.json() if response.content else {}
 
@@ -101,8 +116,11 @@ class LaunchBot:
     def wait_message(self, launch_id: int, words: str, timeout: float = 30) -> SlackMessage:
         def probe() -> SlackMessage | None:
             launch = get_launch(self.ctx.store, launch_id)
-            found = [m for m in self.slack.messages() if m.ts == launch.slack_ts and words in (m.text or "")
-                     + json.dumps(m.blocks)]
+            found = [
+                m
+                for m in self.slack.messages()
+                if m.ts == launch.slack_ts and words in (m.text or "") + json.dumps(m.blocks)
+            ]
             return found[0] if found else None
 
         return wait_until(probe, timeout, lambda: f"messages: {[m.text for m in self.slack.messages()]}")
@@ -129,16 +147,30 @@ def state_values(values: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]
     return out
 
 
-GOOD_FORM = {"runtime": "15.4.x-scala2.12", "node_type": "m5d.large", "size_mode": "fixed", "workers": "2",
-             "autotermination": "60"}
+GOOD_FORM = {
+    "runtime": "15.4.x-scala2.12",
+    "node_type": "m5d.large",
+    "size_mode": "fixed",
+    "workers": "2",
+    "autotermination": "60",
+}
 
 
 def start_launch_bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, **env: str) -> LaunchBot:
-    environ = {"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SECRET,
-               "SLACK_API_URL": slack.api_url, "DCS_ADMINS": f"{ADMIN},{ADMIN2}",
-               "DCS_BUILDERS": f"{BUILDER},{NO_EMAIL}", "DATABRICKS_HOST": databricks.url,
-               "DATABRICKS_TOKEN": DEFAULT_TOKEN, "DCS_DATABRICKS_TIMEOUT": "4", "DOCKER_HOST": "tcp://127.0.0.1:9",
-               "DCS_NOTIFY_CHANNEL": NOTIFY, **env}
+    environ = {
+        "DCS_DB": tmp_db,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "DCS_ADMINS": f"{ADMIN},{ADMIN2}",
+        "DCS_BUILDERS": f"{BUILDER},{NO_EMAIL}",
+        "DATABRICKS_HOST": databricks.url,
+        "DATABRICKS_TOKEN": DEFAULT_TOKEN,
+        "DCS_DATABRICKS_TIMEOUT": "4",
+        "DOCKER_HOST": "tcp://127.0.0.1:9",
+        "DCS_NOTIFY_CHANNEL": NOTIFY,
+        **env,
+    }
     config = load_config(environ)
     services = Services.from_config(config)
     services.extras["launcher"] = Launcher(services, poll_initial=0.05, poll_max=0.2)
@@ -148,9 +180,14 @@ def start_launch_bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, 
     return LaunchBot(server.url, slack, databricks, app_context(app), server, workers)
 
 
-def seed_image(ctx: AppContext, name: str = "team-pandas", base: str = "databricksruntime/standard:15.4-LTS",
-               repository: str = "myacr.azurecr.io/team/pandas", registry: RegistrySpec | None = ACR,
-               digest: str = DIGEST) -> int:
+def seed_image(
+    ctx: AppContext,
+    name: str = "team-pandas",
+    base: str = "databricksruntime/standard:15.4-LTS",
+    repository: str = "myacr.azurecr.io/team/pandas",
+    registry: RegistrySpec | None = ACR,
+    digest: str = DIGEST,
+) -> int:
     """An image whose last build was pushed (the launch only needs its digest)."""
     store = ctx.store
     if registry is not None and registry.name not in [r.name for r in store.list_registries()]:

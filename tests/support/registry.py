@@ -74,8 +74,12 @@ class LocalRegistry:
         htpasswd = self.workdir / "htpasswd"
         if not htpasswd.exists():
             line = subprocess.run(
-                ["htpasswd", "-nBi", self.username], input=self.password,
-                capture_output=True, text=True, check=True, timeout=30,
+                ["htpasswd", "-nBi", self.username],
+                input=self.password,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
             ).stdout
             htpasswd.write_text(line)
         # A fresh port can be taken between choosing it and binding it; a restart keeps its port.
@@ -115,7 +119,9 @@ class LocalRegistry:
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
                 ["docker-registry", "serve", str(config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

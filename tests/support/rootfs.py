@@ -80,12 +80,10 @@ def _has_interpreter(elf: bytes) -> bool:
     """True if a 64-bit little-endian ELF asks for a dynamic loader (has a PT_INTERP program header)."""
     if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
         raise BusyboxUnusable("busybox is not a 64-bit little-endian ELF binary")
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     pt_interp = 3
-    return any(
-        struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == pt_interp for i in range(phnum)
-    )
+    return any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == pt_interp for i in range(phnum))
 
 
 def rootfs_layer(spec: BaseSpec, busybox: bytes) -> bytes:

@@ -14,25 +14,39 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ADMINS = frozenset({"UADMIN1", "UADMIN2"})
 
 
-def req(status: str = "pending", requester: str = "UADMIN1", expires: timedelta = timedelta(hours=1),
-        decided_by: str | None = None) -> ApprovalRequest:
-    return ApprovalRequest(1, "enableDcs", requester, status, decided_by=decided_by,
-                           expires_at=_stamp(NOW + expires), created_at=_stamp(NOW - timedelta(hours=1)))
+def req(
+    status: str = "pending",
+    requester: str = "UADMIN1",
+    expires: timedelta = timedelta(hours=1),
+    decided_by: str | None = None,
+) -> ApprovalRequest:
+    return ApprovalRequest(
+        1,
+        "enableDcs",
+        requester,
+        status,
+        decided_by=decided_by,
+        expires_at=_stamp(NOW + expires),
+        created_at=_stamp(NOW - timedelta(hours=1)),
+    )
 
 
-@pytest.mark.parametrize(("request_", "actor", "expected"), [
-    (req(), "UADMIN2", None),
-    (req(requester="UBUILDER"), "UADMIN1", None),
-    (req(), "UADMIN1", "another admin"),  # four eyes: not the requester
-    (req(requester="UBUILDER"), "UBUILDER", "Only a bot admin"),  # a requester who is no admin
-    (req(), "UNOBODY", "Only a bot admin"),
-    (req(status="approved", decided_by="UADMIN2"), "UADMIN2", "already approved by <@UADMIN2>"),
-    (req(status="denied", decided_by="UADMIN2"), "UADMIN2", "already denied"),
-    (req(status="approving"), "UADMIN2", "right now"),
-    (req(expires=timedelta(seconds=0)), "UADMIN2", "expired"),
-    (req(expires=-timedelta(hours=1)), "UADMIN2", "expired"),
-    (req(status="approved"), "UNOBODY", "Only a bot admin"),  # a non-admin learns nothing more
-])
+@pytest.mark.parametrize(
+    ("request_", "actor", "expected"),
+    [
+        (req(), "UADMIN2", None),
+        (req(requester="UBUILDER"), "UADMIN1", None),
+        (req(), "UADMIN1", "another admin"),  # four eyes: not the requester
+        (req(requester="UBUILDER"), "UBUILDER", "Only a bot admin"),  # a requester who is no admin
+        (req(), "UNOBODY", "Only a bot admin"),
+        (req(status="approved", decided_by="UADMIN2"), "UADMIN2", "already approved by <@UADMIN2>"),
+        (req(status="denied", decided_by="UADMIN2"), "UADMIN2", "already denied"),
+        (req(status="approving"), "UADMIN2", "right now"),
+        (req(expires=timedelta(seconds=0)), "UADMIN2", "expired"),
+        (req(expires=-timedelta(hours=1)), "UADMIN2", "expired"),
+        (req(status="approved"), "UNOBODY", "Only a bot admin"),  # a non-admin learns nothing more
+    ],
+)
 def test_refusal(request_: ApprovalRequest, actor: str, expected: str | None) -> None:
     reason = refusal(request_, actor, ADMINS, NOW)
     if expected is None:
@@ -51,8 +65,11 @@ def test_request_expires_after_its_deadline_not_before() -> None:
 def store(tmp_path) -> Store:  # noqa: ANN001
     store = Store(str(tmp_path / "dcs.db"))
     with store.transaction() as conn:
-        conn.execute("INSERT INTO approvals (kind, requester, status, expires_at, created_at) VALUES"
-                     " ('enableDcs', 'UADMIN1', 'pending', ?, ?)", (_stamp(NOW + timedelta(hours=24)), _stamp(NOW)))
+        conn.execute(
+            "INSERT INTO approvals (kind, requester, status, expires_at, created_at) VALUES"
+            " ('enableDcs', 'UADMIN1', 'pending', ?, ?)",
+            (_stamp(NOW + timedelta(hours=24)), _stamp(NOW)),
+        )
     return store
 
 

@@ -21,12 +21,22 @@ def stamp(delta: timedelta) -> str:
 
 
 def build(**fields) -> Build:  # noqa: ANN003
-    base = {"id": 12, "image": "team-pandas", "status": "succeeded", "requester": "U1", "push_requested": True,
-            "started_at": stamp(timedelta(minutes=3, seconds=5)), "finished_at": stamp(timedelta()),
-            "base_ref": "databricksruntime/standard:15.4-LTS", "tags": ("latest-20260301-b12", "latest"),
-            "pushed_digest": "sha256:" + "ab" * 32,
-            "doctor": ({"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
-                       {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install acl"})}
+    base = {
+        "id": 12,
+        "image": "team-pandas",
+        "status": "succeeded",
+        "requester": "U1",
+        "push_requested": True,
+        "started_at": stamp(timedelta(minutes=3, seconds=5)),
+        "finished_at": stamp(timedelta()),
+        "base_ref": "databricksruntime/standard:15.4-LTS",
+        "tags": ("latest-20260301-b12", "latest"),
+        "pushed_digest": "sha256:" + "ab" * 32,
+        "doctor": (
+            {"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
+            {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install acl"},
+        ),
+    }
     return Build(**{**base, **fields})
 
 
@@ -44,16 +54,24 @@ def all_text(content: dict) -> str:
     return json.dumps(content["blocks"], ensure_ascii=False)
 
 
-@pytest.mark.parametrize(("fraction", "bar"), [(0, "░" * 20 + "   0%"), (0.5, "█" * 10 + "░" * 10 + "  50%"),
-                                               (1, "█" * 20 + " 100%"), (1.7, "█" * 20 + " 100%"),
-                                               (-1, "░" * 20 + "   0%")])
+@pytest.mark.parametrize(
+    ("fraction", "bar"),
+    [
+        (0, "░" * 20 + "   0%"),
+        (0.5, "█" * 10 + "░" * 10 + "  50%"),
+        (1, "█" * 20 + " 100%"),
+        (1.7, "█" * 20 + " 100%"),
+        (-1, "░" * 20 + "   0%"),
+    ],
+)
 def test_progress_bar(fraction: float, bar: str) -> None:
     assert bk.progress_bar(fraction) == bar
 
 
-@pytest.mark.parametrize(("text", "limit", "keep", "out"), [("abcdef", 10, "head", "abcdef"),
-                                                            ("abcdef", 4, "head", "abc…"),
-                                                            ("abcdef", 4, "tail", "…def")])
+@pytest.mark.parametrize(
+    ("text", "limit", "keep", "out"),
+    [("abcdef", 10, "head", "abcdef"), ("abcdef", 4, "head", "abc…"), ("abcdef", 4, "tail", "…def")],
+)
 def test_cut(text: str, limit: int, keep: str, out: str) -> None:
     assert bk.cut(text, limit, keep=keep) == out
 
@@ -86,8 +104,14 @@ def test_success_message_has_digest_doctor_and_buttons() -> None:
 def test_failure_message_shows_failing_step_reason_and_log_end_within_limits() -> None:
     log = "\n".join(f"line {i} " + "x" * 400 for i in range(2000)) + "\nERROR: No matching distribution for nope"
     doctor = tuple({"name": f"check{i}", "status": "fail", "detail": "d" * 200, "fix": ""} for i in range(60))
-    failed = build(status="failed", pushed_digest=None, failed_step="Step 3/5 : RUN pip install nope",
-                   error="pip failed: " + "e" * 5000, log_tail=log, doctor=doctor)
+    failed = build(
+        status="failed",
+        pushed_digest=None,
+        failed_step="Step 3/5 : RUN pip install nope",
+        error="pip failed: " + "e" * 5000,
+        log_tail=log,
+        doctor=doctor,
+    )
     content = bk.build_result(failed)
     within_limits(content)
     text = all_text(content)
@@ -109,8 +133,17 @@ def test_images_list_empty_says_how_to_begin() -> None:
 
 
 def test_images_list_of_a_large_catalog_fits_in_one_message() -> None:
-    rows = [bk.CatalogRow(f"img-{i}", "databricksruntime/standard:15.4-LTS", f"reg/team/img-{i}", None,
-                          build(id=i, image=f"img-{i}"), build(id=i, image=f"img-{i}")) for i in range(80)]
+    rows = [
+        bk.CatalogRow(
+            f"img-{i}",
+            "databricksruntime/standard:15.4-LTS",
+            f"reg/team/img-{i}",
+            None,
+            build(id=i, image=f"img-{i}"),
+            build(id=i, image=f"img-{i}"),
+        )
+        for i in range(80)
+    ]
     content = bk.images_list(rows, NOW)
     within_limits(content)
     assert "more images not shown" in all_text(content)
@@ -118,8 +151,14 @@ def test_images_list_of_a_large_catalog_fits_in_one_message() -> None:
 
 
 def test_image_line_shows_last_state_age_and_pushed_digest() -> None:
-    row = bk.CatalogRow("team-pandas", "databricksruntime/standard:15.4-LTS", "reg/team/pandas", "0 3 * * 1",
-                        build(id=13, status="failed", finished_at=stamp(timedelta(hours=2))), build())
+    row = bk.CatalogRow(
+        "team-pandas",
+        "databricksruntime/standard:15.4-LTS",
+        "reg/team/pandas",
+        "0 3 * * 1",
+        build(id=13, status="failed", finished_at=stamp(timedelta(hours=2))),
+        build(),
+    )
     line = bk.image_line(row, NOW)
     assert ":x: #13 failed 2 h ago" in line
     assert "pushed `sha256:abababababab…`" in line
@@ -156,8 +195,16 @@ def state(**values) -> dict:  # noqa: ANN003
 
 
 def test_form_builds_the_base_from_flavour_and_runtime() -> None:
-    data = form_to_image(state(name="team-pandas", flavour="python", runtime="14.3", pip="pandas>=2,<3\nnumpy",
-                               repository="reg.example/team/pandas", notify="C0123"))
+    data = form_to_image(
+        state(
+            name="team-pandas",
+            flavour="python",
+            runtime="14.3",
+            pip="pandas>=2,<3\nnumpy",
+            repository="reg.example/team/pandas",
+            notify="C0123",
+        )
+    )
     assert data["base"] == "databricksruntime/python:14.3-LTS"
     assert data["notify_channel"] == "C0123"
     from handlers.catalog import form_data
@@ -166,8 +213,11 @@ def test_form_builds_the_base_from_flavour_and_runtime() -> None:
 
 
 def test_a_full_base_overrides_the_pickers() -> None:
-    data = form_to_image(state(name="x", flavour="python", runtime="14.3",
-                               base_custom="reg.example/m/standard:15.4-LTS", repository="r/x"))
+    data = form_to_image(
+        state(
+            name="x", flavour="python", runtime="14.3", base_custom="reg.example/m/standard:15.4-LTS", repository="r/x"
+        )
+    )
     assert data["base"] == "reg.example/m/standard:15.4-LTS"
 
 
@@ -175,14 +225,23 @@ def test_a_full_base_overrides_the_pickers() -> None:
     ("form", "custom", "blocks"),
     [
         ({"name": "Bad Name!", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x"}, False, {"name"}),
-        ({"name": "x", "base": "databricksruntime/minimal:15.4-LTS", "repository": "r/x", "pip": ["pandas"]}, False,
-         {"pip"}),
-        ({"name": "x", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "daily"},
-         False, {"schedule"}),
+        (
+            {"name": "x", "base": "databricksruntime/minimal:15.4-LTS", "repository": "r/x", "pip": ["pandas"]},
+            False,
+            {"pip"},
+        ),
+        (
+            {"name": "x", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "daily"},
+            False,
+            {"schedule"},
+        ),
         ({"name": "x", "base": "not a ref!", "repository": "r/x"}, True, {"base_custom"}),
         ({"name": "x", "base": "databricksruntime/standard:15.4-LTS"}, False, {"repository"}),
-        ({"name": "", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "1 2 3"},
-         False, {"name", "schedule"}),
+        (
+            {"name": "", "base": "databricksruntime/standard:15.4-LTS", "repository": "r/x", "schedule": "1 2 3"},
+            False,
+            {"name", "schedule"},
+        ),
     ],
 )
 def test_inline_errors_land_on_the_field_that_is_wrong(form: dict, custom: bool, blocks: set[str]) -> None:
@@ -194,12 +253,14 @@ def test_inline_errors_land_on_the_field_that_is_wrong(form: dict, custom: bool,
 
 
 def test_doctor_table_tells_how_to_fix_failures_and_warnings_only() -> None:
-    table = bk.doctor_table([
-        {"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
-        {"name": "sudo", "status": "fail", "detail": "`sudo` not found on PATH", "fix": "apt-get install -y sudo"},
-        {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install -y acl"},
-        {"name": "python", "status": "skip", "detail": "base has no Python", "fix": "not shown"},
-    ])
+    table = bk.doctor_table(
+        [
+            {"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},
+            {"name": "sudo", "status": "fail", "detail": "`sudo` not found on PATH", "fix": "apt-get install -y sudo"},
+            {"name": "acl", "status": "warn", "detail": "setfacl not found", "fix": "apt-get install -y acl"},
+            {"name": "python", "status": "skip", "detail": "base has no Python", "fix": "not shown"},
+        ]
+    )
     lines = table.strip("`\n").splitlines()
     assert lines[1].endswith("→ apt-get install -y sudo") and lines[2].endswith("→ apt-get install -y acl")
     assert "→" not in lines[0] and "not shown" not in table

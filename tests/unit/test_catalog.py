@@ -48,6 +48,7 @@ def problems_of(error: InvalidInput | InvalidInputs) -> list[InvalidInput]:
 
 # ---------------------------------------------------------------- images
 
+
 def test_image_from_dict_with_every_field() -> None:
     spec = image_from_dict(FULL)
     assert spec == ImageSpec(
@@ -75,7 +76,12 @@ def test_image_defaults() -> None:
     assert spec.tag == "latest"
     assert spec.immutable_tag == DEFAULT_IMMUTABLE_TAG == "{tag}-{date}-b{build}"
     assert (spec.registry, spec.schedule, spec.notify_channel, spec.owner, spec.description) == (
-        None, None, None, None, "")
+        None,
+        None,
+        None,
+        None,
+        "",
+    )
     assert image_to_dict(spec) == MINIMAL
 
 
@@ -124,49 +130,116 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
         ({"base": "Ubuntu"}, "base", "Ubuntu", "has an invalid repository path", "Use host[:port]/path"),
         ({"base": "ubuntu:22.04\n"}, "base", "ubuntu:22.04\n", "contains whitespace", "Use host[:port]/path"),
         ({"repository": ""}, "repository", "", "is missing", "Set the repository to push to"),
-        ({"repository": "myacr.azurecr.io/team/pandas:1"}, "repository", "myacr.azurecr.io/team/pandas:1",
-         "must not carry a tag or digest", "tags come from the tag scheme"),
-        ({"repository": "Team/Pandas"}, "repository", "Team/Pandas", "has an invalid repository path",
-         "Use host[:port]/path"),
-        ({"pip": ["pandas", "rm -rf /"]}, "pip", "rm -rf /", "is not a valid PEP 508 requirement",
-         "Write it as name[extras]<op>version"),
-        ({"pip": ["pandas;id"]}, "pip", "pandas;id", "contains characters that are not allowed",
-         "Give a plain requirement"),
-        ({"pip": ["--index-url=https://evil.example"]}, "pip", "--index-url=https://evil.example",
-         "is a pip option", "Options such as --index-url or -r are not allowed"),
+        (
+            {"repository": "myacr.azurecr.io/team/pandas:1"},
+            "repository",
+            "myacr.azurecr.io/team/pandas:1",
+            "must not carry a tag or digest",
+            "tags come from the tag scheme",
+        ),
+        (
+            {"repository": "Team/Pandas"},
+            "repository",
+            "Team/Pandas",
+            "has an invalid repository path",
+            "Use host[:port]/path",
+        ),
+        (
+            {"pip": ["pandas", "rm -rf /"]},
+            "pip",
+            "rm -rf /",
+            "is not a valid PEP 508 requirement",
+            "Write it as name[extras]<op>version",
+        ),
+        (
+            {"pip": ["pandas;id"]},
+            "pip",
+            "pandas;id",
+            "contains characters that are not allowed",
+            "Give a plain requirement",
+        ),
+        (
+            {"pip": ["--index-url=https://evil.example"]},
+            "pip",
+            "--index-url=https://evil.example",
+            "is a pip option",
+            "Options such as --index-url or -r are not allowed",
+        ),
         ({"pip": 5}, "pip", 5, "is not a list", "Give pip as a list of strings."),
         ({"pip": [5]}, "pip", 5, "is not text", "Give each requirement as a string"),
         ({"apt": ["Curl"]}, "apt", "Curl", "is not a valid Debian package name", "Use a Debian package name"),
         ({"apt": {"curl": 1}}, "apt", {"curl": 1}, "is not a list", "Give apt as a list of strings."),
-        ({"env": "TZ=UTC"}, "env", "TZ=UTC", "is not a table", "env = { TZ = \"UTC\" }"),
+        ({"env": "TZ=UTC"}, "env", "TZ=UTC", "is not a table", 'env = { TZ = "UTC" }'),
         ({"env": {"1TZ": "UTC"}}, "env.1TZ", "1TZ", "is not a valid variable name", "Use letters, digits"),
-        ({"env": {"TZ": "$(id)"}}, "env.TZ", "$(id)", "contains characters that are not allowed",
-         "Use a value without quotes"),
-        ({"env": {"API_TOKEN": "x"}}, "env.API_TOKEN", "API_TOKEN", "looks like a secret",
-         "{{secrets/scope/key}}"),
-        ({"env": [["TZ", "UTC", "extra"]]}, "env.['TZ', 'UTC', 'extra']", "['TZ', 'UTC', 'extra']",
-         "is not a valid variable name", "Use letters, digits"),
+        (
+            {"env": {"TZ": "$(id)"}},
+            "env.TZ",
+            "$(id)",
+            "contains characters that are not allowed",
+            "Use a value without quotes",
+        ),
+        ({"env": {"API_TOKEN": "x"}}, "env.API_TOKEN", "API_TOKEN", "looks like a secret", "{{secrets/scope/key}}"),
+        (
+            {"env": [["TZ", "UTC", "extra"]]},
+            "env.['TZ', 'UTC', 'extra']",
+            "['TZ', 'UTC', 'extra']",
+            "is not a valid variable name",
+            "Use letters, digits",
+        ),
         ({"env": [[]]}, "env.[]", "[]", "is not a valid variable name", "Use letters, digits"),
         # pip on bases without Python
-        ({"base": "databricksruntime/minimal:15.4-LTS", "pip": ["pandas", "numpy"]}, "pip", "pandas, numpy",
-         "cannot be installed: databricksruntime/minimal:15.4-LTS has no Python",
-         "Use a Python base (databricksruntime/python or standard) or remove the pip packages."),
-        ({"base": "databricksruntime/rbase:15.4-LTS", "pip": ["pandas"]}, "pip", "pandas",
-         "cannot be installed: databricksruntime/rbase:15.4-LTS has no Python", "Use a Python base"),
-        ({"base": "databricksruntime/gpu-base:cuda11.8", "pip": ["torch"]}, "pip", "torch",
-         "cannot be installed: databricksruntime/gpu-base:cuda11.8 has no Python", "Use a Python base"),
-        ({"base": "myacr.azurecr.io/databricksruntime/minimal:15.4-LTS", "pip": ["pandas"]}, "pip", "pandas",
-         "cannot be installed", "Use a Python base"),
+        (
+            {"base": "databricksruntime/minimal:15.4-LTS", "pip": ["pandas", "numpy"]},
+            "pip",
+            "pandas, numpy",
+            "cannot be installed: databricksruntime/minimal:15.4-LTS has no Python",
+            "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
+        ),
+        (
+            {"base": "databricksruntime/rbase:15.4-LTS", "pip": ["pandas"]},
+            "pip",
+            "pandas",
+            "cannot be installed: databricksruntime/rbase:15.4-LTS has no Python",
+            "Use a Python base",
+        ),
+        (
+            {"base": "databricksruntime/gpu-base:cuda11.8", "pip": ["torch"]},
+            "pip",
+            "torch",
+            "cannot be installed: databricksruntime/gpu-base:cuda11.8 has no Python",
+            "Use a Python base",
+        ),
+        (
+            {"base": "myacr.azurecr.io/databricksruntime/minimal:15.4-LTS", "pip": ["pandas"]},
+            "pip",
+            "pandas",
+            "cannot be installed",
+            "Use a Python base",
+        ),
         # duplicates
-        ({"pip": ["pandas", "numpy", "pandas"]}, "pip", ["pandas"], "lists the same package twice",
-         "Remove the duplicates."),
-        ({"pip": ["pandas==2.1", "pandas==2.2"]}, "pip", ["pandas"], "lists the same package twice",
-         "Remove the duplicates."),
-        ({"pip": ["scikit-learn", "Scikit_Learn>=1"]}, "pip", ["scikit-learn"], "lists the same package twice",
-         "Remove the duplicates."),
+        (
+            {"pip": ["pandas", "numpy", "pandas"]},
+            "pip",
+            ["pandas"],
+            "lists the same package twice",
+            "Remove the duplicates.",
+        ),
+        (
+            {"pip": ["pandas==2.1", "pandas==2.2"]},
+            "pip",
+            ["pandas"],
+            "lists the same package twice",
+            "Remove the duplicates.",
+        ),
+        (
+            {"pip": ["scikit-learn", "Scikit_Learn>=1"]},
+            "pip",
+            ["scikit-learn"],
+            "lists the same package twice",
+            "Remove the duplicates.",
+        ),
         ({"apt": ["curl", "curl"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
-        ({"apt": ["curl", "curl=7.81.0-1"]}, "apt", ["curl"], "lists the same package twice",
-         "Remove the duplicates."),
+        ({"apt": ["curl", "curl=7.81.0-1"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
         # unknown fields
         ({"colour": "red"}, "colour", "colour", "is not a known image field", "Use one of: apt, base, description"),
         ({"packages": ["pandas"]}, "packages", "packages", "is not a known image field", "Use one of:"),
@@ -175,45 +248,117 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
         ({"tag": ".hidden"}, "tag", ".hidden", "is not a valid Docker tag", "Use letters, digits"),
         ({"tag": "latest\n"}, "tag", "latest\n", "is not a valid Docker tag", "Use letters, digits"),
         ({"tag": 5}, "tag", 5, "is not a valid Docker tag", "Use letters, digits"),
-        ({"immutable_tag": "{tag}-{date}"}, "immutable_tag", "{tag}-{date}", "does not change between builds",
-         "Include {build} (or {spec})"),
+        (
+            {"immutable_tag": "{tag}-{date}"},
+            "immutable_tag",
+            "{tag}-{date}",
+            "does not change between builds",
+            "Include {build} (or {spec})",
+        ),
         ({"immutable_tag": "fixed"}, "immutable_tag", "fixed", "does not change between builds", "Include {build}"),
-        ({"immutable_tag": "{tag}-{nope}-{build}"}, "immutable_tag", "{tag}-{nope}-{build}",
-         "uses unknown placeholder(s) ['nope']", "placeholders from {tag, date, build, spec, base}"),
-        ({"immutable_tag": "{build!r}"}, "immutable_tag", "{build!r}", "uses unknown placeholder(s)",
-         "placeholders from"),
-        ({"immutable_tag": "{tag.__class__}-{build}"}, "immutable_tag", "{tag.__class__}-{build}",
-         "uses unknown placeholder(s)", "placeholders from"),
-        ({"immutable_tag": "{}-{build}"}, "immutable_tag", "{}-{build}", "uses unknown placeholder(s) ['']",
-         "placeholders from"),
-        ({"immutable_tag": "{tag}:{build}"}, "immutable_tag", "{tag}:{build}", "does not produce a valid Docker tag",
-         "e.g. '{tag}-{date}-b{build}'"),
-        ({"immutable_tag": "x" * 128 + "{build}"}, "immutable_tag", "x" * 128 + "{build}",
-         "does not produce a valid Docker tag", "placeholders from"),
-        ({"immutable_tag": "{build}}"}, "immutable_tag", "{build}}", "has a stray '{' or '}'",
-         "placeholders from"),
-        ({"immutable_tag": "}{build}"}, "immutable_tag", "}{build}", "has a stray '{' or '}'",
-         "placeholders from"),
-        ({"immutable_tag": "{{build}"}, "immutable_tag", "{{build}", "has a stray '{' or '}'",
-         "placeholders from"),
-        ({"immutable_tag": "{spec[{tag}]}-{build}"}, "immutable_tag", "{spec[{tag}]}-{build}",
-         "has a stray '{' or '}'", "placeholders from"),
-        ({"immutable_tag": "{spec:{tag}}-{build}"}, "immutable_tag", "{spec:{tag}}-{build}",
-         "has a stray '{' or '}'", "placeholders from"),
-        ({"immutable_tag": "b{build}\n"}, "immutable_tag", "b{build}\n", "does not produce a valid Docker tag",
-         "placeholders from"),
+        (
+            {"immutable_tag": "{tag}-{nope}-{build}"},
+            "immutable_tag",
+            "{tag}-{nope}-{build}",
+            "uses unknown placeholder(s) ['nope']",
+            "placeholders from {tag, date, build, spec, base}",
+        ),
+        (
+            {"immutable_tag": "{build!r}"},
+            "immutable_tag",
+            "{build!r}",
+            "uses unknown placeholder(s)",
+            "placeholders from",
+        ),
+        (
+            {"immutable_tag": "{tag.__class__}-{build}"},
+            "immutable_tag",
+            "{tag.__class__}-{build}",
+            "uses unknown placeholder(s)",
+            "placeholders from",
+        ),
+        (
+            {"immutable_tag": "{}-{build}"},
+            "immutable_tag",
+            "{}-{build}",
+            "uses unknown placeholder(s) ['']",
+            "placeholders from",
+        ),
+        (
+            {"immutable_tag": "{tag}:{build}"},
+            "immutable_tag",
+            "{tag}:{build}",
+            "does not produce a valid Docker tag",
+            "e.g. '{tag}-{date}-b{build}'",
+        ),
+        (
+            {"immutable_tag": "x" * 128 + "{build}"},
+            "immutable_tag",
+            "x" * 128 + "{build}",
+            "does not produce a valid Docker tag",
+            "placeholders from",
+        ),
+        ({"immutable_tag": "{build}}"}, "immutable_tag", "{build}}", "has a stray '{' or '}'", "placeholders from"),
+        ({"immutable_tag": "}{build}"}, "immutable_tag", "}{build}", "has a stray '{' or '}'", "placeholders from"),
+        ({"immutable_tag": "{{build}"}, "immutable_tag", "{{build}", "has a stray '{' or '}'", "placeholders from"),
+        (
+            {"immutable_tag": "{spec[{tag}]}-{build}"},
+            "immutable_tag",
+            "{spec[{tag}]}-{build}",
+            "has a stray '{' or '}'",
+            "placeholders from",
+        ),
+        (
+            {"immutable_tag": "{spec:{tag}}-{build}"},
+            "immutable_tag",
+            "{spec:{tag}}-{build}",
+            "has a stray '{' or '}'",
+            "placeholders from",
+        ),
+        (
+            {"immutable_tag": "b{build}\n"},
+            "immutable_tag",
+            "b{build}\n",
+            "does not produce a valid Docker tag",
+            "placeholders from",
+        ),
         # schedule, channel, owner, registry, description
-        ({"schedule": "every day"}, "schedule", "every day", "is not a five-field cron expression",
-         "e.g. '0 3 * * 1' for Mondays at 03:00 UTC"),
-        ({"schedule": "0 3 * * 1 2026"}, "schedule", "0 3 * * 1 2026", "is not a five-field cron expression",
-         "Use five cron fields"),
-        ({"schedule": "61 * * * *"}, "schedule", "61 * * * *", "is not a valid cron expression",
-         "Use five cron fields"),
-        ({"schedule": "0 25 * * *"}, "schedule", "0 25 * * *", "is not a valid cron expression",
-         "Use five cron fields"),
+        (
+            {"schedule": "every day"},
+            "schedule",
+            "every day",
+            "is not a five-field cron expression",
+            "e.g. '0 3 * * 1' for Mondays at 03:00 UTC",
+        ),
+        (
+            {"schedule": "0 3 * * 1 2026"},
+            "schedule",
+            "0 3 * * 1 2026",
+            "is not a five-field cron expression",
+            "Use five cron fields",
+        ),
+        (
+            {"schedule": "61 * * * *"},
+            "schedule",
+            "61 * * * *",
+            "is not a valid cron expression",
+            "Use five cron fields",
+        ),
+        (
+            {"schedule": "0 25 * * *"},
+            "schedule",
+            "0 25 * * *",
+            "is not a valid cron expression",
+            "Use five cron fields",
+        ),
         ({"schedule": 5}, "schedule", 5, "is not a five-field cron expression", "Use five cron fields"),
-        ({"notify_channel": "general"}, "notify_channel", "general", "is not a Slack channel",
-         "Use a channel id like C012AB3CD or #channel-name."),
+        (
+            {"notify_channel": "general"},
+            "notify_channel",
+            "general",
+            "is not a Slack channel",
+            "Use a channel id like C012AB3CD or #channel-name.",
+        ),
         ({"notify_channel": "#General"}, "notify_channel", "#General", "is not a Slack channel", "Use a channel id"),
         ({"notify_channel": "#ops\n"}, "notify_channel", "#ops\n", "is not a Slack channel", "Use a channel id"),
         ({"notify_channel": "U012AB3CD"}, "notify_channel", "U012AB3CD", "is not a Slack channel", "channel id"),
@@ -221,15 +366,26 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
         ({"owner": "C012AB3CD"}, "owner", "C012AB3CD", "is not a Slack user id or an email", "Slack user id"),
         ({"owner": "U012AB3CD\n"}, "owner", "U012AB3CD\n", "is not a Slack user id or an email", "Slack user id"),
         ({"registry": "My Registry"}, "registry", "My Registry", "is not a valid name", "Use 1-63 lowercase"),
-        ({"description": "two\nlines"}, "description", "two\nlines", "is not one line of at most 300 characters",
-         "Shorten the description."),
-        ({"description": "x" * 301}, "description", "x" * 301, "is not one line of at most 300 characters",
-         "Shorten the description."),
+        (
+            {"description": "two\nlines"},
+            "description",
+            "two\nlines",
+            "is not one line of at most 300 characters",
+            "Shorten the description.",
+        ),
+        (
+            {"description": "x" * 301},
+            "description",
+            "x" * 301,
+            "is not one line of at most 300 characters",
+            "Shorten the description.",
+        ),
         ({"description": 5}, "description", 5, "is not one line", "Shorten the description."),
     ],
 )
-def test_image_rejections_name_field_value_and_fix(changes: dict[str, Any], field: str, value: object,
-                                                   reason: str, fix: str) -> None:
+def test_image_rejections_name_field_value_and_fix(
+    changes: dict[str, Any], field: str, value: object, reason: str, fix: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         image_from_dict(MINIMAL | changes)
     error = caught.value
@@ -242,11 +398,22 @@ def test_image_rejections_name_field_value_and_fix(changes: dict[str, Any], fiel
 
 def test_image_rejections_are_all_reported_at_once() -> None:
     with pytest.raises(InvalidInputs) as caught:
-        image_from_dict({"name": "Bad Name", "base": "Ubuntu", "pip": ["a;b"], "apt": ["X"],
-                         "env": {"1": "v"}, "schedule": "soon", "owner": "bob", "colour": "red"})
+        image_from_dict(
+            {
+                "name": "Bad Name",
+                "base": "Ubuntu",
+                "pip": ["a;b"],
+                "apt": ["X"],
+                "env": {"1": "v"},
+                "schedule": "soon",
+                "owner": "bob",
+                "colour": "red",
+            }
+        )
     fields = [p.field for p in caught.value.problems]
-    assert sorted(fields) == sorted(["colour", "name", "base", "repository", "pip", "apt", "env.1", "schedule",
-                                     "owner"])
+    assert sorted(fields) == sorted(
+        ["colour", "name", "base", "repository", "pip", "apt", "env.1", "schedule", "owner"]
+    )
     message = str(caught.value)
     assert message.startswith("9 problem(s):\n- ")
     assert "- name: 'Bad Name' is not a valid name." in message
@@ -262,11 +429,13 @@ def test_field_prefix_names_the_catalog_entry() -> None:
 
 def test_immutable_tag_for_fills_every_placeholder() -> None:
     spec = image_from_dict(MINIMAL | {"tag": "stable", "immutable_tag": "{tag}-{date}-b{build}-{spec}-{base}"})
-    tag = spec.immutable_tag_for(build_id=42, date="20260101", spec_hash="f" * 64,
-                                 base_digest="sha256:" + "0123456789ab" + "c" * 52)
+    tag = spec.immutable_tag_for(
+        build_id=42, date="20260101", spec_hash="f" * 64, base_digest="sha256:" + "0123456789ab" + "c" * 52
+    )
     assert tag == "stable-20260101-b42-ffffffffffff-0123456789ab"
     assert spec.immutable_tag_for(build_id=1, date="d", spec_hash="a" * 64, base_digest=None) == (
-        "stable-d-b1-aaaaaaaaaaaa-local")
+        "stable-d-b1-aaaaaaaaaaaa-local"
+    )
 
 
 def test_update_image_revalidates_and_clears_fields() -> None:
@@ -297,10 +466,15 @@ ACR = {
 
 def test_registry_from_dict_with_every_field() -> None:
     spec = registry_from_dict(ACR)
-    assert spec == RegistrySpec(name="acr", host="myacr.azurecr.io", username="00000000-sp-id",
-                                password_env="ACR_PASSWORD", cluster_username="11111111-sp-id",
-                                cluster_password_secret="{{secrets/dcs/acr-password}}",
-                                allow_plaintext_password=True)
+    assert spec == RegistrySpec(
+        name="acr",
+        host="myacr.azurecr.io",
+        username="00000000-sp-id",
+        password_env="ACR_PASSWORD",
+        cluster_username="11111111-sp-id",
+        cluster_password_secret="{{secrets/dcs/acr-password}}",
+        allow_plaintext_password=True,
+    )
     assert spec.kind == "acr"
     assert registry_to_dict(spec) == ACR
 
@@ -326,41 +500,88 @@ def test_registry_kind_by_host(host: str, kind: str) -> None:
 @pytest.mark.parametrize(
     ("data", "field", "reason", "fix"),
     [
-        ({"name": "acr", "host": "myacr.azurecr.io", "password": "hunter2-secret"}, "password",
-         "would store a secret in the catalog", "Set password_env to the NAME of an environment variable"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "token": "hunter2-secret"}, "token",
-         "would store a secret in the catalog", "Set password_env"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "secret": "hunter2-secret"}, "secret",
-         "would store a secret in the catalog", "Set password_env"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "colour": "red"}, "colour", "is not a known registry field",
-         "Use one of: allow_plaintext_password, cluster_password_secret"),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "password": "hunter2-secret"},
+            "password",
+            "would store a secret in the catalog",
+            "Set password_env to the NAME of an environment variable",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "token": "hunter2-secret"},
+            "token",
+            "would store a secret in the catalog",
+            "Set password_env",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "secret": "hunter2-secret"},
+            "secret",
+            "would store a secret in the catalog",
+            "Set password_env",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "colour": "red"},
+            "colour",
+            "is not a known registry field",
+            "Use one of: allow_plaintext_password, cluster_password_secret",
+        ),
         ({"name": "ACR", "host": "myacr.azurecr.io"}, "name", "is not a valid name", "Use 1-63 lowercase"),
         ({"host": "myacr.azurecr.io"}, "name", "is not a valid name", "Use 1-63 lowercase"),
         ({"name": "acr"}, "host", "is missing", "Set host, e.g. docker.io or myacr.azurecr.io."),
         ({"name": "acr", "host": ""}, "host", "is missing", "Set host"),
         ({"name": "acr", "host": 5}, "host", "is missing", "Set host"),
-        ({"name": "acr", "host": "myacr.azurecr.io/team"}, "host", "is not a registry host",
-         "Give the host (and port) only, e.g. myacr.azurecr.io or 127.0.0.1:5000."),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io/team"},
+            "host",
+            "is not a registry host",
+            "Give the host (and port) only, e.g. myacr.azurecr.io or 127.0.0.1:5000.",
+        ),
         ({"name": "acr", "host": "myregistry"}, "host", "is not a registry host", "Give the host (and port) only"),
         ({"name": "acr", "host": "my_acr.io"}, "host", "has an invalid registry host", "Use host[:port]/path"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "password_env": "acr-password", "username": "u"},
-         "password_env", "is not an environment variable name", "Give the NAME of the variable"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "password_env": "ACR_PASSWORD"}, "username", "is missing",
-         "A password needs a username."),
-        ({"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "hunter2"},
-         "cluster_password_secret", "is not a Databricks secret reference", "Use {{secrets/<scope>/<key>}}"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/scope}}"},
-         "cluster_password_secret", "is not a Databricks secret reference", "databricks secrets put-secret"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/a b/c}}"},
-         "cluster_password_secret", "is not a Databricks secret reference", "Use {{secrets/<scope>/<key>}}"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/a/b}}\n"},
-         "cluster_password_secret", "is not a Databricks secret reference", "Use {{secrets/<scope>/<key>}}"),
-        ({"name": "acr", "host": "myacr.azurecr.io", "allow_plaintext_password": "yes"},
-         "allow_plaintext_password", "is not true or false", "Use true or false."),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "password_env": "acr-password", "username": "u"},
+            "password_env",
+            "is not an environment variable name",
+            "Give the NAME of the variable",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "password_env": "ACR_PASSWORD"},
+            "username",
+            "is missing",
+            "A password needs a username.",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "hunter2"},
+            "cluster_password_secret",
+            "is not a Databricks secret reference",
+            "Use {{secrets/<scope>/<key>}}",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/scope}}"},
+            "cluster_password_secret",
+            "is not a Databricks secret reference",
+            "databricks secrets put-secret",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/a b/c}}"},
+            "cluster_password_secret",
+            "is not a Databricks secret reference",
+            "Use {{secrets/<scope>/<key>}}",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": "{{secrets/a/b}}\n"},
+            "cluster_password_secret",
+            "is not a Databricks secret reference",
+            "Use {{secrets/<scope>/<key>}}",
+        ),
+        (
+            {"name": "acr", "host": "myacr.azurecr.io", "allow_plaintext_password": "yes"},
+            "allow_plaintext_password",
+            "is not true or false",
+            "Use true or false.",
+        ),
     ],
 )
-def test_registry_rejections_name_field_value_and_fix(data: dict[str, Any], field: str, reason: str,
-                                                      fix: str) -> None:
+def test_registry_rejections_name_field_value_and_fix(data: dict[str, Any], field: str, reason: str, fix: str) -> None:
     with pytest.raises((InvalidInput, InvalidInputs)) as caught:
         registry_from_dict(data, "registry[0].")
     matching = [p for p in problems_of(caught.value) if p.field == f"registry[0].{field}"]
@@ -373,17 +594,14 @@ def test_registry_rejections_name_field_value_and_fix(data: dict[str, Any], fiel
 
 def test_registry_password_field_is_refused_without_echoing_the_secret() -> None:
     with pytest.raises(InvalidInput) as caught:
-        registry_from_dict({"name": "acr", "host": "myacr.azurecr.io", "username": "u",
-                            "password": "s3cr3t-Pa55word"})
+        registry_from_dict({"name": "acr", "host": "myacr.azurecr.io", "username": "u", "password": "s3cr3t-Pa55word"})
     assert caught.value.field == "password"
     assert caught.value.value == "***"
     assert "s3cr3t-Pa55word" not in str(caught.value)
     assert "s3cr3t-Pa55word" not in repr(caught.value.__dict__)
 
 
-@pytest.mark.parametrize(
-    "secret", ["{{secrets/dcs/acr}}", "{{secrets/my.scope/key_1}}", "{{secrets/a-b/c-d}}"]
-)
+@pytest.mark.parametrize("secret", ["{{secrets/dcs/acr}}", "{{secrets/my.scope/key_1}}", "{{secrets/a-b/c-d}}"])
 def test_secret_references_accepted(secret: str) -> None:
     spec = registry_from_dict({"name": "acr", "host": "myacr.azurecr.io", "cluster_password_secret": secret})
     assert spec.cluster_password_secret == secret
@@ -423,7 +641,7 @@ def test_registry_for_by_name_and_by_host(repository: str, registry: str | None,
 
 # ---------------------------------------------------------------- TOML files
 
-HAND_WRITTEN = textwrap.dedent('''\
+HAND_WRITTEN = textwrap.dedent("""\
     # Our team's images. Reviewed in pull requests.
 
     [[image]]
@@ -460,7 +678,7 @@ HAND_WRITTEN = textwrap.dedent('''\
     [[registry]]
     name = "hub"
     host = "docker.io"
-    ''')
+    """)
 
 
 def by_name(catalog: Catalog) -> tuple[dict[str, ImageSpec], dict[str, RegistrySpec]]:
@@ -484,8 +702,10 @@ def test_hand_written_file_survives_import_export_import_unchanged() -> None:
         Catalog(),
         Catalog(images=(image_from_dict(MINIMAL),)),
         Catalog(registries=(registry_from_dict(ACR),)),
-        Catalog(images=(image_from_dict(FULL), image_from_dict(MINIMAL | {"name": "aaa-first"})),
-                registries=(registry_from_dict(ACR), registry_from_dict({"name": "hub", "host": "docker.io"}))),
+        Catalog(
+            images=(image_from_dict(FULL), image_from_dict(MINIMAL | {"name": "aaa-first"})),
+            registries=(registry_from_dict(ACR), registry_from_dict({"name": "hub", "host": "docker.io"})),
+        ),
         parse_catalog(HAND_WRITTEN),
     ],
     ids=["empty", "one-image", "one-registry", "full", "hand-written"],
@@ -499,8 +719,9 @@ def test_export_import_export_is_byte_identical(catalog: Catalog) -> None:
 
 
 def test_export_is_sorted_by_name_and_leaves_defaults_out() -> None:
-    text = dump_catalog(Catalog(images=(image_from_dict(MINIMAL | {"name": "zeta"}),
-                                        image_from_dict(MINIMAL | {"name": "alpha"}))))
+    text = dump_catalog(
+        Catalog(images=(image_from_dict(MINIMAL | {"name": "zeta"}), image_from_dict(MINIMAL | {"name": "alpha"})))
+    )
     assert text.index('name = "alpha"') < text.index('name = "zeta"')
     assert "immutable_tag" not in text and "tag =" not in text and "schedule" not in text
     assert [s.name for s in parse_catalog(text).images] == ["alpha", "zeta"]
@@ -513,7 +734,7 @@ def test_export_never_contains_a_password_value() -> None:
 
 
 def test_parse_catalog_reports_every_problem_with_its_entry() -> None:
-    text = textwrap.dedent('''\
+    text = textwrap.dedent("""\
         [[registry]]
         name = "acr"
         host = "myacr.azurecr.io"
@@ -538,7 +759,7 @@ def test_parse_catalog_reports_every_problem_with_its_entry() -> None:
 
         [extra]
         x = 1
-        ''')
+        """)
     with pytest.raises(InvalidInputs) as caught:
         parse_catalog(text, "catalog.toml")
     found = {(p.field, p.reason.split(" (")[0]) for p in caught.value.problems}
@@ -560,12 +781,25 @@ def test_parse_catalog_reports_every_problem_with_its_entry() -> None:
 @pytest.mark.parametrize(
     ("text", "field", "value", "reason"),
     [
-        ('[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/a"\n'
-         '[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/b"\n', "image.name", "a", "is defined twice"),
-        ('[[registry]]\nname = "r"\nhost = "docker.io"\n[[registry]]\nname = "r"\nhost = "ghcr.io"\n',
-         "registry.name", "r", "is defined twice"),
-        ('[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/a"\nregistry = "r"\n', "image[a].registry", "r",
-         "is not defined in this file"),
+        (
+            '[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/a"\n'
+            '[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/b"\n',
+            "image.name",
+            "a",
+            "is defined twice",
+        ),
+        (
+            '[[registry]]\nname = "r"\nhost = "docker.io"\n[[registry]]\nname = "r"\nhost = "ghcr.io"\n',
+            "registry.name",
+            "r",
+            "is defined twice",
+        ),
+        (
+            '[[image]]\nname = "a"\nbase = "ubuntu"\nrepository = "t/a"\nregistry = "r"\n',
+            "image[a].registry",
+            "r",
+            "is not defined in this file",
+        ),
         ("[images]\n", "catalog.toml: [images]", "images", "is not a known section"),
     ],
 )
@@ -577,8 +811,10 @@ def test_parse_catalog_single_problems(text: str, field: str, value: str, reason
     assert caught.value.reason == reason
 
 
-@pytest.mark.parametrize("text", ['[[image]\nname = "a"', 'name = "unterminated', "[[image]]\npip = [1,",
-                                  '[[image]]\nname = "a"\nname = "b"\n'])
+@pytest.mark.parametrize(
+    "text",
+    ['[[image]\nname = "a"', 'name = "unterminated', "[[image]]\npip = [1,", '[[image]]\nname = "a"\nname = "b"\n'],
+)
 def test_parse_catalog_toml_syntax_error_names_the_file_and_position(text: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_catalog(text, "team.toml")

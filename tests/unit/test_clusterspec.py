@@ -31,8 +31,11 @@ DIGEST = "sha256:" + "ab" * 32
 ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
 
 
-def source(base: str = "databricksruntime/standard:15.4-LTS", repository: str = "myacr.azurecr.io/team/pandas",
-           registry: RegistrySpec | None = ACR) -> ImageSource:
+def source(
+    base: str = "databricksruntime/standard:15.4-LTS",
+    repository: str = "myacr.azurecr.io/team/pandas",
+    registry: RegistrySpec | None = ACR,
+) -> ImageSource:
     spec = image_from_dict({"name": "team-pandas", "base": base, "repository": repository})
     return ImageSource(spec, 12, DIGEST, registry)
 
@@ -53,9 +56,9 @@ def problems(exc: pytest.ExceptionInfo) -> dict[str, InvalidInput]:
 
 # ---------------------------------------------------------------- the body
 
+
 def test_exact_body_for_a_fixed_size_cluster() -> None:
-    plan = plan_launch(request(init_scripts=("file:/databricks/init.sh",), tags=(("team", "data"),)),
-                       source(), ctx())
+    plan = plan_launch(request(init_scripts=("file:/databricks/init.sh",), tags=(("team", "data"),)), source(), ctx())
     assert plan.body == {
         "cluster_name": "dcs team-pandas (alice)",
         "spark_version": "15.4.x-scala2.12",
@@ -65,11 +68,19 @@ def test_exact_body_for_a_fixed_size_cluster() -> None:
         "data_security_mode": "SINGLE_USER",
         "single_user_name": "alice@example.com",
         "spark_conf": {VOLUMES_CONF: "true"},
-        "custom_tags": {TAG_LAUNCHED_BY: "U1", TAG_IMAGE: "team-pandas", TAG_DIGEST: DIGEST, "dcs_build": "12",
-                        "dcs_request": "req123", "team": "data"},
+        "custom_tags": {
+            TAG_LAUNCHED_BY: "U1",
+            TAG_IMAGE: "team-pandas",
+            TAG_DIGEST: DIGEST,
+            "dcs_build": "12",
+            "dcs_request": "req123",
+            "team": "data",
+        },
         "init_scripts": [{"file": {"destination": "file:/databricks/init.sh"}}],
-        "docker_image": {"url": f"myacr.azurecr.io/team/pandas@{DIGEST}",
-                         "basic_auth": {"username": "sp-id", "password": "{{secrets/dcs/acr}}"}},
+        "docker_image": {
+            "url": f"myacr.azurecr.io/team/pandas@{DIGEST}",
+            "basic_auth": {"username": "sp-id", "password": "{{secrets/dcs/acr}}"},
+        },
     }
     assert plan.shown_body == plan.body  # a secret reference is safe to show
     assert (plan.pulls_at_start, plan.pulls_ceiling, plan.auth) == (3, 3, "secret")
@@ -109,12 +120,15 @@ def test_private_registry_without_cluster_secret_is_rejected() -> None:
     assert "{{secrets/SCOPE/KEY}}" in exc.value.fix
 
 
-@pytest.mark.parametrize(("base", "runtime", "nfs_off"), [
-    ("databricksruntime/minimal:14.3-LTS", "14.3.x-scala2.12", True),
-    ("databricksruntime/rbase:13.3-LTS", "13.3.x-scala2.12", True),
-    ("databricksruntime/standard:15.4-LTS", "15.4.x-scala2.12", False),
-    ("databricksruntime/python:15.4-LTS", "15.4.x-scala2.12", False),
-])
+@pytest.mark.parametrize(
+    ("base", "runtime", "nfs_off"),
+    [
+        ("databricksruntime/minimal:14.3-LTS", "14.3.x-scala2.12", True),
+        ("databricksruntime/rbase:13.3-LTS", "13.3.x-scala2.12", True),
+        ("databricksruntime/standard:15.4-LTS", "15.4.x-scala2.12", False),
+        ("databricksruntime/python:15.4-LTS", "15.4.x-scala2.12", False),
+    ],
+)
 def test_images_without_a_venv_turn_driver_nfs_off(base: str, runtime: str, nfs_off: bool) -> None:
     plan = plan_launch(request(runtime=runtime), source(base=base), ctx())
     assert plan.body["spark_conf"][VOLUMES_CONF] == "true"
@@ -136,29 +150,33 @@ def test_zero_workers_is_a_single_node_cluster() -> None:
 
 # ---------------------------------------------------------------- every rule, with field and fix
 
-@pytest.mark.parametrize(("changes", "field", "words"), [
-    ({"runtime": "15.4.x-cpu-ml-scala2.12"}, "runtime", "Machine Learning"),
-    ({"runtime": "15.4.x-gpu-ml-scala2.12"}, "runtime", "Machine Learning"),
-    ({"runtime": "10.4.x-hls-scala2.12"}, "runtime", "Genomics"),
-    ({"runtime": "apache-spark-2.4.x-scala2.11"}, "runtime", "Light"),
-    ({"runtime": "16.4.x-aarch64-scala2.12"}, "runtime", "aarch64"),
-    ({"runtime": "12.2.x-scala2.12"}, "runtime", "not offered"),
-    ({"runtime": None}, "runtime", "missing"),
-    ({"node_type": "m6gd.large"}, "node_type", "Graviton"),
-    ({"node_type": "m4.large"}, "node_type", "deprecated"),
-    ({"node_type": "g4dn.xlarge"}, "node_type", "GPU node type"),
-    ({"node_type": "x9.huge"}, "node_type", "not a node type"),
-    ({"driver_node_type": "m6gd.large"}, "driver_node_type", "Graviton"),
-    ({"autotermination_minutes": 5}, "autotermination", "10..10000"),
-    ({"init_scripts": ("dbfs:/init.sh",)}, "init_scripts", "end-of-life"),
-    ({"init_scripts": ("ftp://x/init.sh",)}, "init_scripts", "not an init script location"),
-    ({"init_scripts": ("s3://bucket/init.sh",)}, "init_scripts", "region"),
-    ({"init_scripts": tuple(f"file:/s{i}.sh" for i in range(11))}, "init_scripts", "more than 10"),
-    ({"spark_conf": ((VOLUMES_CONF, "false"),)}, f"spark_conf.{VOLUMES_CONF}", "override"),
-    ({"tags": (("Creator", "me"),)}, "tags.Creator", "sets itself"),
-    ({"tags": (("a/b", "x"),)}, "tags.a/b", "characters"),
-    ({"tags": tuple((f"t{i}", "x") for i in range(MAX_TAGS))}, "tags", "limit is 45"),
-])
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"runtime": "15.4.x-cpu-ml-scala2.12"}, "runtime", "Machine Learning"),
+        ({"runtime": "15.4.x-gpu-ml-scala2.12"}, "runtime", "Machine Learning"),
+        ({"runtime": "10.4.x-hls-scala2.12"}, "runtime", "Genomics"),
+        ({"runtime": "apache-spark-2.4.x-scala2.11"}, "runtime", "Light"),
+        ({"runtime": "16.4.x-aarch64-scala2.12"}, "runtime", "aarch64"),
+        ({"runtime": "12.2.x-scala2.12"}, "runtime", "not offered"),
+        ({"runtime": None}, "runtime", "missing"),
+        ({"node_type": "m6gd.large"}, "node_type", "Graviton"),
+        ({"node_type": "m4.large"}, "node_type", "deprecated"),
+        ({"node_type": "g4dn.xlarge"}, "node_type", "GPU node type"),
+        ({"node_type": "x9.huge"}, "node_type", "not a node type"),
+        ({"driver_node_type": "m6gd.large"}, "driver_node_type", "Graviton"),
+        ({"autotermination_minutes": 5}, "autotermination", "10..10000"),
+        ({"init_scripts": ("dbfs:/init.sh",)}, "init_scripts", "end-of-life"),
+        ({"init_scripts": ("ftp://x/init.sh",)}, "init_scripts", "not an init script location"),
+        ({"init_scripts": ("s3://bucket/init.sh",)}, "init_scripts", "region"),
+        ({"init_scripts": tuple(f"file:/s{i}.sh" for i in range(11))}, "init_scripts", "more than 10"),
+        ({"spark_conf": ((VOLUMES_CONF, "false"),)}, f"spark_conf.{VOLUMES_CONF}", "override"),
+        ({"tags": (("Creator", "me"),)}, "tags.Creator", "sets itself"),
+        ({"tags": (("a/b", "x"),)}, "tags.a/b", "characters"),
+        ({"tags": tuple((f"t{i}", "x") for i in range(MAX_TAGS))}, "tags", "limit is 45"),
+    ],
+)
 def test_each_rule_names_field_reason_and_fix(changes: dict, field: str, words: str) -> None:
     with pytest.raises((InvalidInput, InvalidInputs)) as exc:
         plan_launch(request(**changes), source(), ctx())
@@ -170,8 +188,11 @@ def test_each_rule_names_field_reason_and_fix(changes: dict, field: str, words: 
 
 def test_minimal_image_may_not_turn_driver_nfs_back_on() -> None:
     with pytest.raises(InvalidInput) as exc:
-        plan_launch(request(runtime="14.3.x-scala2.12", spark_conf=((DRIVER_NFS_CONF, "true"),)),
-                    source(base="databricksruntime/minimal:14.3-LTS"), ctx())
+        plan_launch(
+            request(runtime="14.3.x-scala2.12", spark_conf=((DRIVER_NFS_CONF, "true"),)),
+            source(base="databricksruntime/minimal:14.3-LTS"),
+            ctx(),
+        )
     assert exc.value.field == f"spark_conf.{DRIVER_NFS_CONF}"
 
 
@@ -183,8 +204,11 @@ def test_launching_user_must_have_an_email_for_dedicated_mode() -> None:
 
 def test_all_problems_are_reported_at_once() -> None:
     with pytest.raises(InvalidInputs) as exc:
-        plan_launch(request(runtime="15.4.x-cpu-ml-scala2.12", node_type="m6gd.large",
-                            init_scripts=("dbfs:/x.sh",)), source(), ctx())
+        plan_launch(
+            request(runtime="15.4.x-cpu-ml-scala2.12", node_type="m6gd.large", init_scripts=("dbfs:/x.sh",)),
+            source(),
+            ctx(),
+        )
     assert set(problems(exc)) == {"runtime", "node_type", "init_scripts"}
 
 
@@ -196,52 +220,68 @@ def test_gpu_image_takes_gpu_nodes() -> None:
 
 # ---------------------------------------------------------------- parsing key=value and shapes
 
-@pytest.mark.parametrize(("tokens", "expected"), [
-    (["runtime=15.4.x-scala2.12", "node_type=m5d.large"], {"num_workers": 1}),
-    (["workers=0"], {"num_workers": 0}),
-    (["min_workers=1", "max_workers=3"], {"num_workers": None, "min_workers": 1, "max_workers": 3}),
-    (["autotermination=0"], {"autotermination_minutes": 0}),
-    (["init_script=file:/a.sh,/Volumes/c/s/v/b.sh"], {"init_scripts": ("file:/a.sh", "/Volumes/c/s/v/b.sh")}),
-    (["spark.sql.shuffle.partitions=8", "tag.team=data"],
-     {"spark_conf": (("spark.sql.shuffle.partitions", "8"),), "tags": (("team", "data"),)}),
-    (["node=m5d.large", "name=my cluster"], {"node_type": "m5d.large", "cluster_name": "my cluster"}),
-])
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (["runtime=15.4.x-scala2.12", "node_type=m5d.large"], {"num_workers": 1}),
+        (["workers=0"], {"num_workers": 0}),
+        (["min_workers=1", "max_workers=3"], {"num_workers": None, "min_workers": 1, "max_workers": 3}),
+        (["autotermination=0"], {"autotermination_minutes": 0}),
+        (["init_script=file:/a.sh,/Volumes/c/s/v/b.sh"], {"init_scripts": ("file:/a.sh", "/Volumes/c/s/v/b.sh")}),
+        (
+            ["spark.sql.shuffle.partitions=8", "tag.team=data"],
+            {"spark_conf": (("spark.sql.shuffle.partitions", "8"),), "tags": (("team", "data"),)},
+        ),
+        (["node=m5d.large", "name=my cluster"], {"node_type": "m5d.large", "cluster_name": "my cluster"}),
+    ],
+)
 def test_parse_launch_args(tokens: list[str], expected: dict) -> None:
     parsed = parse_launch_args("team-pandas", tokens)
     for key, value in expected.items():
         assert getattr(parsed, key) == value
 
 
-@pytest.mark.parametrize(("tokens", "field"), [
-    (["workers=two"], "workers"),
-    (["workers=-1"], "workers"),
-    (["workers=2", "min_workers=1", "max_workers=3"], "workers"),
-    (["min_workers=1"], "max_workers"),
-    (["min_workers=3", "max_workers=3"], "max_workers"),
-    (["autotermination=forever"], "autotermination"),
-    (["colour=blue"], "colour"),
-    (["justaword"], "arguments"),
-])
+@pytest.mark.parametrize(
+    ("tokens", "field"),
+    [
+        (["workers=two"], "workers"),
+        (["workers=-1"], "workers"),
+        (["workers=2", "min_workers=1", "max_workers=3"], "workers"),
+        (["min_workers=1"], "max_workers"),
+        (["min_workers=3", "max_workers=3"], "max_workers"),
+        (["autotermination=forever"], "autotermination"),
+        (["colour=blue"], "colour"),
+        (["justaword"], "arguments"),
+    ],
+)
 def test_parse_launch_args_rejects(tokens: list[str], field: str) -> None:
     with pytest.raises((InvalidInput, InvalidInputs)) as exc:
         parse_launch_args("team-pandas", tokens)
     assert field in problems(exc)
 
 
-@pytest.mark.parametrize(("text", "entry"), [
-    ("file:/databricks/init.sh", {"file": {"destination": "file:/databricks/init.sh"}}),
-    ("/Workspace/Users/a@b.c/init.sh", {"workspace": {"destination": "/Workspace/Users/a@b.c/init.sh"}}),
-    ("workspace:/cluster-init/x.sh", {"workspace": {"destination": "/cluster-init/x.sh"}}),
-    ("/Volumes/main/default/scripts/x.sh", {"volumes": {"destination": "/Volumes/main/default/scripts/x.sh"}}),
-    ("s3://bucket/x.sh?region=us-west-2", {"s3": {"destination": "s3://bucket/x.sh", "region": "us-west-2"}}),
-    ("abfss://c@acct.dfs.core.windows.net/x.sh", {"abfss": {"destination": "abfss://c@acct.dfs.core.windows.net/x.sh"}}),
-    ("gs://bucket/x.sh", {"gcs": {"destination": "gs://bucket/x.sh"}}),
-])
+@pytest.mark.parametrize(
+    ("text", "entry"),
+    [
+        ("file:/databricks/init.sh", {"file": {"destination": "file:/databricks/init.sh"}}),
+        ("/Workspace/Users/a@b.c/init.sh", {"workspace": {"destination": "/Workspace/Users/a@b.c/init.sh"}}),
+        ("workspace:/cluster-init/x.sh", {"workspace": {"destination": "/cluster-init/x.sh"}}),
+        ("/Volumes/main/default/scripts/x.sh", {"volumes": {"destination": "/Volumes/main/default/scripts/x.sh"}}),
+        ("s3://bucket/x.sh?region=us-west-2", {"s3": {"destination": "s3://bucket/x.sh", "region": "us-west-2"}}),
+        (
+            "abfss://c@acct.dfs.core.windows.net/x.sh",
+            {"abfss": {"destination": "abfss://c@acct.dfs.core.windows.net/x.sh"}},
+        ),
+        ("gs://bucket/x.sh", {"gcs": {"destination": "gs://bucket/x.sh"}}),
+    ],
+)
 def test_init_script_locations(text: str, entry: dict) -> None:
     assert init_script_entry(text) == entry
 
 
 # ---------------------------------------------------------------- pickers
+
 
 def test_runtime_picker_keeps_only_dcs_runtimes_lts_first_scala213_included() -> None:
     keys = [r.key for r in dcs_runtimes(SPARK_VERSIONS)]
@@ -252,15 +292,18 @@ def test_runtime_picker_keeps_only_dcs_runtimes_lts_first_scala213_included() ->
     assert lts == sorted(lts, reverse=True)  # every LTS runtime before any other
 
 
-@pytest.mark.parametrize(("base", "expected"), [
-    ("databricksruntime/standard:15.4-LTS", "15.4.x-scala2.12"),
-    ("databricksruntime/standard:16.4-LTS", "16.4.x-scala2.12"),
-    ("databricksruntime/standard:17.3-LTS", "17.3.x-scala2.13"),
-    ("databricksruntime/minimal:14.3-LTS", "14.3.x-scala2.12"),
-    ("myacr.azurecr.io/databricksruntime/python:13.3-LTS", "13.3.x-scala2.12"),
-    ("ubuntu:22.04", "17.3.x-scala2.13"),  # an own base: the newest LTS
-    ("databricksruntime/gpu-venv:cuda11.8", "14.3.x-scala2.12"),
-])
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("databricksruntime/standard:15.4-LTS", "15.4.x-scala2.12"),
+        ("databricksruntime/standard:16.4-LTS", "16.4.x-scala2.12"),
+        ("databricksruntime/standard:17.3-LTS", "17.3.x-scala2.13"),
+        ("databricksruntime/minimal:14.3-LTS", "14.3.x-scala2.12"),
+        ("myacr.azurecr.io/databricksruntime/python:13.3-LTS", "13.3.x-scala2.12"),
+        ("ubuntu:22.04", "17.3.x-scala2.13"),  # an own base: the newest LTS
+        ("databricksruntime/gpu-venv:cuda11.8", "14.3.x-scala2.12"),
+    ],
+)
 def test_preselected_runtime_matches_the_base(base: str, expected: str) -> None:
     spec = image_from_dict({"name": "x", "base": base, "repository": "r/x"})
     assert preferred_runtime(dcs_runtimes(SPARK_VERSIONS), spec.base_info).key == expected
@@ -274,10 +317,18 @@ def test_node_picker() -> None:
     assert set(gpu) == {"g4dn.xlarge", "g5.xlarge", "p3.2xlarge"}
 
 
-@pytest.mark.parametrize(("key", "ok"), [
-    ("17.3.x-scala2.13", True), ("15.4.x-photon-scala2.12", True), ("15.4.x-cpu-ml-scala2.12", False),
-    ("13.3.x-gpu-ml-scala2.12", False), ("10.4.x-hls-scala2.12", False), ("16.4.x-aarch64-scala2.12", False),
-    ("apache-spark-2.4.x-scala2.11", False), ("custom:foo", False),
-])
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        ("17.3.x-scala2.13", True),
+        ("15.4.x-photon-scala2.12", True),
+        ("15.4.x-cpu-ml-scala2.12", False),
+        ("13.3.x-gpu-ml-scala2.12", False),
+        ("10.4.x-hls-scala2.12", False),
+        ("16.4.x-aarch64-scala2.12", False),
+        ("apache-spark-2.4.x-scala2.11", False),
+        ("custom:foo", False),
+    ],
+)
 def test_runtime_problem(key: str, ok: bool) -> None:
     assert (runtime_problem(parse_runtime(key)) is None) is ok

@@ -21,8 +21,11 @@ from handlers.commands import CommandTable, Subcommand, dispatch, normalize, par
         ("", (), {}),
         ("build team-pandas push", ("build", "team-pandas", "push"), {}),
         ("  BUILD   x  ", ("BUILD", "x"), {}),
-        ('image add x base=databricksruntime/standard:15.4-LTS pip=pandas==2.2.2,numpy',
-         ("image", "add", "x"), {"base": "databricksruntime/standard:15.4-LTS", "pip": "pandas==2.2.2,numpy"}),
+        (
+            "image add x base=databricksruntime/standard:15.4-LTS pip=pandas==2.2.2,numpy",
+            ("image", "add", "x"),
+            {"base": "databricksruntime/standard:15.4-LTS", "pip": "pandas==2.2.2,numpy"},
+        ),
         ('image add x schedule="0 3 * * 1"', ("image", "add", "x"), {"schedule": "0 3 * * 1"}),
         ("image add x schedule=“0 3 * * 1”", ("image", "add", "x"), {"schedule": "0 3 * * 1"}),  # Slack smart quotes
         ('image add x "description=two words"', ("image", "add", "x"), {"description": "two words"}),
@@ -55,8 +58,12 @@ def test_parse_errors_name_the_field_and_the_fix(text: str, field: str, fix: str
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("<@U012AB|alice>", "U012AB"), ("<https://example.com|example.com>", "https://example.com"),
-     ("<mailto:a@b.c|a@b.c>", "a@b.c"), ("a &amp; b", "a & b")],
+    [
+        ("<@U012AB|alice>", "U012AB"),
+        ("<https://example.com|example.com>", "https://example.com"),
+        ("<mailto:a@b.c|a@b.c>", "a@b.c"),
+        ("a &amp; b", "a & b"),
+    ],
 )
 def test_normalize_undoes_slack_formatting(raw: str, clean: str) -> None:
     assert normalize(raw) == clean
@@ -80,8 +87,9 @@ def test_two_word_names_win_over_one_word() -> None:
     assert t.resolve(("nope",)) == (None, 0)
 
 
-@pytest.mark.parametrize(("typo", "guess"), [("biuld", "build"), ("imgaes", "images"), ("stat", "status"),
-                                             ("xyzzy", None)])
+@pytest.mark.parametrize(
+    ("typo", "guess"), [("biuld", "build"), ("imgaes", "images"), ("stat", "status"), ("xyzzy", None)]
+)
 def test_closest_subcommand(typo: str, guess: str | None) -> None:
     assert table("build", "images", "status", "log", "image add").closest(typo) == guess
 
@@ -110,9 +118,16 @@ def test_a_real_command_is_not_silently_overwritten() -> None:
 def ctx(tmp_db: str):  # noqa: ANN201
     from bot.app import app_context, create_app
 
-    config = load_config({"DCS_DB": tmp_db, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s",
-                          "SLACK_API_URL": "http://127.0.0.1:9/api/", "DCS_ADMINS": "UADMIN1",
-                          "DCS_BUILDERS": "UBUILD1"})
+    config = load_config(
+        {
+            "DCS_DB": tmp_db,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
+            "DCS_ADMINS": "UADMIN1",
+            "DCS_BUILDERS": "UBUILD1",
+        }
+    )
     services = Services.from_config(config)
     workers = Workers(1)
     yield app_context(create_app(config, services, workers))
@@ -129,8 +144,17 @@ def run(ctx, text: str, user: str = "UBUILD1") -> dict[str, Any]:  # noqa: ANN00
 
 def test_empty_text_shows_help_with_every_command(ctx) -> None:  # noqa: ANN001
     text = run(ctx, "")["text"]
-    for usage in ("help", "images", "image add", "build NAME [push]", "status [BUILD_ID]", "log BUILD_ID",
-                  "launch NAME", "ratelimit", "enable"):
+    for usage in (
+        "help",
+        "images",
+        "image add",
+        "build NAME [push]",
+        "status [BUILD_ID]",
+        "log BUILD_ID",
+        "launch NAME",
+        "ratelimit",
+        "enable",
+    ):
         assert f"/dcs {usage}" in text
 
 
@@ -195,8 +219,12 @@ def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:  # noqa: ANN
     scheduler.start(paused=True)
     ctx.services.extras["scheduler"] = scheduler
     try:
-        run(ctx, 'image add team-nightly base=databricksruntime/standard:15.4-LTS repo=example.azurecr.io/t/n '
-                 'schedule="0 3 * * 1"', user="UADMIN1")
+        run(
+            ctx,
+            "image add team-nightly base=databricksruntime/standard:15.4-LTS repo=example.azurecr.io/t/n "
+            'schedule="0 3 * * 1"',
+            user="UADMIN1",
+        )
         deadline = time.monotonic() + 5
         while scheduler.get_job(IMAGE_JOB_PREFIX + "team-nightly") is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -30,22 +30,41 @@ def test_defaults() -> None:
     assert (config.base_check_minutes, config.ratelimit_minutes) == (60, 15)
     assert (config.pull_warn_percent, config.pull_warn_min, config.rebuild_max_age_days) == (20, 10, None)
     assert config.admins == frozenset() and config.builders == frozenset()
-    assert config.missing_for("http") == ["SLACK_BOT_TOKEN is required for http mode",
-                                          "SLACK_SIGNING_SECRET is required for http mode"]
+    assert config.missing_for("http") == [
+        "SLACK_BOT_TOKEN is required for http mode",
+        "SLACK_SIGNING_SECRET is required for http mode",
+    ]
 
 
 def test_every_value_is_read() -> None:
-    config = load_config({
-        "DCS_DB": "/var/lib/dcs/dcs.db", "DOCKER_HOST": "unix:///tmp/docker.sock",
-        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING, "SLACK_APP_TOKEN": APP_TOKEN,
-        "SLACK_API_URL": "http://127.0.0.1:8080/api", "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net",
-        "DATABRICKS_TOKEN": DATABRICKS_TOKEN, "DCS_ADMINS": "U012AB3CD, W0123ABCD", "DCS_BUILDERS": "U0BUILDER",
-        "DCS_NOTIFY_CHANNEL": "#data-platform", "DOCKERHUB_USERNAME": "bob", "DOCKERHUB_TOKEN": HUB_TOKEN,
-        "DOCKERHUB_AUTH_URL": "http://127.0.0.1:9000/", "DOCKERHUB_REGISTRY_URL": "http://127.0.0.1:9001/",
-        "DCS_BUILD_TIMEOUT": "600", "DCS_WORKERS": " 4 ", "DCS_LOG_LEVEL": "debug", "DCS_BASE_CHECK_MINUTES": "30",
-        "DCS_RATELIMIT_MINUTES": "5", "DCS_PULL_WARN_PERCENT": "0", "DCS_PULL_WARN_MIN": "100000",
-        "DCS_REBUILD_MAX_AGE_DAYS": "30", "ACR_PASSWORD": "acr-secret-value",
-    })
+    config = load_config(
+        {
+            "DCS_DB": "/var/lib/dcs/dcs.db",
+            "DOCKER_HOST": "unix:///tmp/docker.sock",
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": "http://127.0.0.1:8080/api",
+            "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net",
+            "DATABRICKS_TOKEN": DATABRICKS_TOKEN,
+            "DCS_ADMINS": "U012AB3CD, W0123ABCD",
+            "DCS_BUILDERS": "U0BUILDER",
+            "DCS_NOTIFY_CHANNEL": "#data-platform",
+            "DOCKERHUB_USERNAME": "bob",
+            "DOCKERHUB_TOKEN": HUB_TOKEN,
+            "DOCKERHUB_AUTH_URL": "http://127.0.0.1:9000/",
+            "DOCKERHUB_REGISTRY_URL": "http://127.0.0.1:9001/",
+            "DCS_BUILD_TIMEOUT": "600",
+            "DCS_WORKERS": " 4 ",
+            "DCS_LOG_LEVEL": "debug",
+            "DCS_BASE_CHECK_MINUTES": "30",
+            "DCS_RATELIMIT_MINUTES": "5",
+            "DCS_PULL_WARN_PERCENT": "0",
+            "DCS_PULL_WARN_MIN": "100000",
+            "DCS_REBUILD_MAX_AGE_DAYS": "30",
+            "ACR_PASSWORD": "acr-secret-value",
+        }
+    )
     assert config.db_path == "/var/lib/dcs/dcs.db"
     assert config.docker_host == "unix:///tmp/docker.sock"
     assert config.slack_api_url == "http://127.0.0.1:8080/api/"  # a trailing slash is added for slack_sdk
@@ -88,28 +107,30 @@ def test_every_bad_value_is_listed_in_one_error() -> None:
         load_config(environ)
     error = caught.value
     assert error.exit_code == 78
-    assert sorted(error.problems) == sorted([
-        "DCS_NOTIFY_CHANNEL='general' is not a channel id (C…) or #channel-name",
-        "DCS_LOG_LEVEL='LOUD' must be DEBUG, INFO, WARNING or ERROR",
-        "SLACK_API_URL='ftp://slack.example/api' is not an http(s) URL; set it like https://host/path",
-        "DCS_REBUILD_MAX_AGE_DAYS='forever' is not a whole number; set it to a number from 0 to 3650",
-        "SLACK_BOT_TOKEN does not look like a Slack token (it should start with 'xoxb-')",
-        "SLACK_APP_TOKEN does not look like a Slack token (it should start with 'xapp-')",
-        "DATABRICKS_HOST must not carry credentials in the URL; use the token variables instead",
-        "DCS_ADMINS has 'bob', 'alice@example.com': list Slack user ids (like U012ABCDEF), comma-separated; "
-        "names and emails are not accepted",
-        "DCS_BUILDERS has 'u012ab3cd': list Slack user ids (like U012ABCDEF), comma-separated; "
-        "names and emails are not accepted",
-        "DOCKERHUB_AUTH_URL='auth.docker.io' is not an http(s) URL; set it like https://host/path",
-        "DOCKERHUB_REGISTRY_URL='https://' is not an http(s) URL; set it like https://host/path",
-        "DCS_BUILD_TIMEOUT=0 is out of range; set it to a number from 1 to 86400",
-        "DCS_WORKERS='two' is not a whole number; set it to a number from 1 to 32",
-        "DCS_BASE_CHECK_MINUTES=99999 is out of range; set it to a number from 1 to 10080",
-        "DCS_RATELIMIT_MINUTES='1.5' is not a whole number; set it to a number from 1 to 1440",
-        "DCS_PULL_WARN_PERCENT=101 is out of range; set it to a number from 0 to 100",
-        "DCS_PULL_WARN_MIN=-1 is out of range; set it to a number from 0 to 100000",
-        "DOCKERHUB_USERNAME and DOCKERHUB_TOKEN go together: set both or neither",
-    ])
+    assert sorted(error.problems) == sorted(
+        [
+            "DCS_NOTIFY_CHANNEL='general' is not a channel id (C…) or #channel-name",
+            "DCS_LOG_LEVEL='LOUD' must be DEBUG, INFO, WARNING or ERROR",
+            "SLACK_API_URL='ftp://slack.example/api' is not an http(s) URL; set it like https://host/path",
+            "DCS_REBUILD_MAX_AGE_DAYS='forever' is not a whole number; set it to a number from 0 to 3650",
+            "SLACK_BOT_TOKEN does not look like a Slack token (it should start with 'xoxb-')",
+            "SLACK_APP_TOKEN does not look like a Slack token (it should start with 'xapp-')",
+            "DATABRICKS_HOST must not carry credentials in the URL; use the token variables instead",
+            "DCS_ADMINS has 'bob', 'alice@example.com': list Slack user ids (like U012ABCDEF), comma-separated; "
+            "names and emails are not accepted",
+            "DCS_BUILDERS has 'u012ab3cd': list Slack user ids (like U012ABCDEF), comma-separated; "
+            "names and emails are not accepted",
+            "DOCKERHUB_AUTH_URL='auth.docker.io' is not an http(s) URL; set it like https://host/path",
+            "DOCKERHUB_REGISTRY_URL='https://' is not an http(s) URL; set it like https://host/path",
+            "DCS_BUILD_TIMEOUT=0 is out of range; set it to a number from 1 to 86400",
+            "DCS_WORKERS='two' is not a whole number; set it to a number from 1 to 32",
+            "DCS_BASE_CHECK_MINUTES=99999 is out of range; set it to a number from 1 to 10080",
+            "DCS_RATELIMIT_MINUTES='1.5' is not a whole number; set it to a number from 1 to 1440",
+            "DCS_PULL_WARN_PERCENT=101 is out of range; set it to a number from 0 to 100",
+            "DCS_PULL_WARN_MIN=-1 is out of range; set it to a number from 0 to 100000",
+            "DOCKERHUB_USERNAME and DOCKERHUB_TOKEN go together: set both or neither",
+        ]
+    )
     assert str(error).startswith("Configuration problem(s):\n- ")
     assert str(error).count("\n- ") == len(error.problems)
     for secret in SECRETS:
@@ -137,9 +158,17 @@ def test_bad_values_holding_secrets_are_never_quoted(name: str, value: str, secr
 
 
 def test_secrets_never_appear_in_repr_or_str_of_the_config() -> None:
-    config = load_config({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING, "SLACK_APP_TOKEN": APP_TOKEN,
-                          "DATABRICKS_TOKEN": DATABRICKS_TOKEN, "DOCKERHUB_USERNAME": "bob",
-                          "DOCKERHUB_TOKEN": HUB_TOKEN, "ACR_PASSWORD": "acr-secret-value"})
+    config = load_config(
+        {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "DATABRICKS_TOKEN": DATABRICKS_TOKEN,
+            "DOCKERHUB_USERNAME": "bob",
+            "DOCKERHUB_TOKEN": HUB_TOKEN,
+            "ACR_PASSWORD": "acr-secret-value",
+        }
+    )
     for text in (repr(config), str(config), f"{config}"):
         for secret in (*SECRETS, "acr-secret-value"):
             assert secret not in text
@@ -152,14 +181,23 @@ def test_secrets_never_appear_in_repr_or_str_of_the_config() -> None:
         ("http", {}, ["SLACK_BOT_TOKEN is required for http mode", "SLACK_SIGNING_SECRET is required for http mode"]),
         ("http", {"SLACK_BOT_TOKEN": BOT_TOKEN}, ["SLACK_SIGNING_SECRET is required for http mode"]),
         ("http", {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING}, []),
-        ("http", {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN},
-         ["SLACK_SIGNING_SECRET is required for http mode"]),
+        (
+            "http",
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN},
+            ["SLACK_SIGNING_SECRET is required for http mode"],
+        ),
         ("socket", {}, ["SLACK_BOT_TOKEN is required for socket mode", "SLACK_APP_TOKEN is required for socket mode"]),
-        ("socket", {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING},
-         ["SLACK_APP_TOKEN is required for socket mode"]),
+        (
+            "socket",
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING},
+            ["SLACK_APP_TOKEN is required for socket mode"],
+        ),
         ("socket", {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}, []),
-        ("socket", {"SLACK_BOT_TOKEN": "   ", "SLACK_APP_TOKEN": APP_TOKEN},
-         ["SLACK_BOT_TOKEN is required for socket mode"]),
+        (
+            "socket",
+            {"SLACK_BOT_TOKEN": "   ", "SLACK_APP_TOKEN": APP_TOKEN},
+            ["SLACK_BOT_TOKEN is required for socket mode"],
+        ),
     ],
 )
 def test_missing_for(mode: str, environ: dict[str, str], missing: list[str]) -> None:
@@ -187,7 +225,11 @@ def test_dotenv_is_merged_under_the_environment(tmp_path: Path) -> None:
     assert "EMPTY_WITHOUT_VALUE" not in merged
     config = load_config(merged)
     assert (config.db_path, config.workers, config.log_level, config.notify_channel) == (
-        "/from/environment.db", 3, "WARNING", "#from-dotenv")
+        "/from/environment.db",
+        3,
+        "WARNING",
+        "#from-dotenv",
+    )
 
 
 @pytest.mark.parametrize("dotenv_path", [None, "does-not-exist.env"])

@@ -49,8 +49,11 @@ def test_full_rendering_is_exactly_this_text() -> None:
 def test_same_spec_gives_byte_identical_output() -> None:
     first = render_dockerfile(spec_of(), DIGEST)
     # a spec built separately, with the lists in another order, renders the same bytes
-    shuffled = spec_of(pip=["numpy", "requests>=2", "Pandas==2.2.2"], apt=["g++", "zlib1g", "libgomp1"],
-                       env={"A_FLAG": "x y", "TZ": "UTC"})
+    shuffled = spec_of(
+        pip=["numpy", "requests>=2", "Pandas==2.2.2"],
+        apt=["g++", "zlib1g", "libgomp1"],
+        env={"A_FLAG": "x y", "TZ": "UTC"},
+    )
     assert render_dockerfile(shuffled, DIGEST).encode() == first.encode()
     assert render_dockerfile(spec_of(), DIGEST) == first
 
@@ -83,8 +86,9 @@ def test_packages_are_sorted_and_apt_comes_before_pip() -> None:
 def test_pip_path_by_runtime(base: str, pip: str) -> None:
     text = render_dockerfile(spec_of(base=base, apt=[], env={}, pip=["pandas==2.2.2"]))
     run = [line for line in text.splitlines() if line.startswith("RUN ")]
-    assert run == ["RUN " + json.dumps([pip, "install", "--no-cache-dir", "--disable-pip-version-check",
-                                        "pandas==2.2.2"])]
+    assert run == [
+        "RUN " + json.dumps([pip, "install", "--no-cache-dir", "--disable-pip-version-check", "pandas==2.2.2"])
+    ]
 
 
 @pytest.mark.parametrize("base", ["databricksruntime/minimal:15.4-LTS", "databricksruntime/rbase:15.4-LTS"])
@@ -94,8 +98,10 @@ def test_bases_without_python_render_without_pip(base: str) -> None:
     assert "apt-get install" in text
 
 
-@pytest.mark.parametrize("base", ["databricksruntime/minimal:15.4-LTS", "databricksruntime/rbase:15.4-LTS",
-                                  "databricksruntime/gpu-base:cuda11.8"])
+@pytest.mark.parametrize(
+    "base",
+    ["databricksruntime/minimal:15.4-LTS", "databricksruntime/rbase:15.4-LTS", "databricksruntime/gpu-base:cuda11.8"],
+)
 def test_rendering_refuses_pip_on_a_base_without_python(base: str) -> None:
     # image_from_dict refuses this already; the renderer guards specs built any other way too
     spec = replace(spec_of(base="databricksruntime/standard:15.4-LTS"), base=base)
@@ -109,17 +115,28 @@ def test_rendering_refuses_pip_on_a_base_without_python(base: str) -> None:
 @pytest.mark.parametrize(
     ("base", "digest", "from_line", "label"),
     [
-        ("databricksruntime/standard:15.4-LTS", DIGEST, f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}",
-         DIGEST),
+        ("databricksruntime/standard:15.4-LTS", DIGEST, f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}", DIGEST),
         ("databricksruntime/standard:15.4-LTS", None, "FROM databricksruntime/standard:15.4-LTS", "unknown"),
         ("docker.io/library/ubuntu:22.04", None, "FROM ubuntu:22.04", "unknown"),
         ("docker.io/library/ubuntu:22.04", DIGEST, f"FROM ubuntu:22.04@{DIGEST}", DIGEST),
-        ("127.0.0.1:5000/mirror/standard:15.4-LTS", DIGEST, f"FROM 127.0.0.1:5000/mirror/standard:15.4-LTS@{DIGEST}",
-         DIGEST),
-        (f"databricksruntime/standard:15.4-LTS@{DIGEST}", None,
-         f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}", DIGEST),
-        (f"databricksruntime/standard:15.4-LTS@{DIGEST}", DIGEST,
-         f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}", DIGEST),
+        (
+            "127.0.0.1:5000/mirror/standard:15.4-LTS",
+            DIGEST,
+            f"FROM 127.0.0.1:5000/mirror/standard:15.4-LTS@{DIGEST}",
+            DIGEST,
+        ),
+        (
+            f"databricksruntime/standard:15.4-LTS@{DIGEST}",
+            None,
+            f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}",
+            DIGEST,
+        ),
+        (
+            f"databricksruntime/standard:15.4-LTS@{DIGEST}",
+            DIGEST,
+            f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}",
+            DIGEST,
+        ),
         (f"databricksruntime/standard@{DIGEST}", None, f"FROM databricksruntime/standard@{DIGEST}", DIGEST),
     ],
 )
@@ -191,10 +208,10 @@ def test_spec_hash_changes_with_what_gets_built(changes: dict[str, Any]) -> None
 
 
 def test_apt_arguments_are_shell_quoted_names() -> None:
-    text = render_dockerfile(spec_of(apt=["libc6:amd64=2.35-0ubuntu3", "g++", "openssh-server=1:8.9p1-3"],
-                                     pip=[]))
-    assert " apt-get install -y --no-install-recommends g++ libc6:amd64=2.35-0ubuntu3 openssh-server=1:8.9p1-3 \\" \
-        in text
+    text = render_dockerfile(spec_of(apt=["libc6:amd64=2.35-0ubuntu3", "g++", "openssh-server=1:8.9p1-3"], pip=[]))
+    assert (
+        " apt-get install -y --no-install-recommends g++ libc6:amd64=2.35-0ubuntu3 openssh-server=1:8.9p1-3 \\" in text
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,17 +20,27 @@ UBUNTU_OS = {"ID": "ubuntu", "VERSION_ID": '"22.04"', "PRETTY_NAME": '"Ubuntu 22
 ALPINE_OS = {"ID": "alpine", "VERSION_ID": "3.20.0", "PRETTY_NAME": '"Alpine Linux v3.20"'}
 CENTOS_OS = {"ID": '"centos"', "VERSION_ID": '"7"', "PRETTY_NAME": '"CentOS Linux 7 (Core)"'}
 ALL_BINARIES = ("bash", "ip", "ps", "sudo", "setfacl", "java", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
-BIN_DIR = {"bash": "/bin", "ip": "/sbin", "sudo": "/usr/bin", "setfacl": "/usr/bin", "java": "/usr/bin",
-           "ps": "/bin"}
+BIN_DIR = {"bash": "/bin", "ip": "/sbin", "sudo": "/usr/bin", "setfacl": "/usr/bin", "java": "/usr/bin", "ps": "/bin"}
 
 
-def probe(*, missing: tuple[str, ...] = (), gnu_ls: str = "ls (GNU coreutils) 8.32",
-          gnu_ps: str = "ps from procps-ng 3.3.17", java: str = 'openjdk version "1.8.0_412"',
-          venv: bool = True, os_release: dict[str, str] | None = None, done: bool = True) -> str:
+def probe(
+    *,
+    missing: tuple[str, ...] = (),
+    gnu_ls: str = "ls (GNU coreutils) 8.32",
+    gnu_ps: str = "ps from procps-ng 3.3.17",
+    java: str = 'openjdk version "1.8.0_412"',
+    venv: bool = True,
+    os_release: dict[str, str] | None = None,
+    done: bool = True,
+) -> str:
     """What PROBE_SCRIPT prints inside an image with the given traits."""
     lines = [f"bin.{b}={'' if b in missing else BIN_DIR.get(b, '/bin') + '/' + b}" for b in ALL_BINARIES]
-    lines += [f"gnu.ls={gnu_ls}", f"gnu.ps={gnu_ps}", f"java.version={java if 'java' not in missing else ''}",
-              f"venv.python={'yes' if venv else 'no'}"]
+    lines += [
+        f"gnu.ls={gnu_ls}",
+        f"gnu.ps={gnu_ps}",
+        f"java.version={java if 'java' not in missing else ''}",
+        f"venv.python={'yes' if venv else 'no'}",
+    ]
     for key, value in (UBUNTU_OS if os_release is None else os_release).items():
         lines.append(f"os.{key}={value}")
     if done:
@@ -49,8 +59,17 @@ def check(report: DoctorReport, name: str):  # noqa: ANN201 - a Check
 def test_full_ubuntu_image_passes_every_check() -> None:
     report = evaluate("team/app:1", probe(), AMD64, STANDARD)
     assert statuses(report) == {
-        "platform": PASS, "bash": PASS, "iproute2": PASS, "coreutils": PASS, "procps": PASS, "sudo": PASS,
-        "acl": PASS, "java": PASS, "python": PASS, "os": PASS, "entrypoint": PASS,
+        "platform": PASS,
+        "bash": PASS,
+        "iproute2": PASS,
+        "coreutils": PASS,
+        "procps": PASS,
+        "sudo": PASS,
+        "acl": PASS,
+        "java": PASS,
+        "python": PASS,
+        "os": PASS,
+        "entrypoint": PASS,
     }
     assert report.status == PASS and report.ok and report.failures == []
     assert check(report, "os").detail == "Ubuntu 22.04.4 LTS"
@@ -63,57 +82,194 @@ def test_full_ubuntu_image_passes_every_check() -> None:
     ("kwargs", "inspect", "base", "name", "status", "detail", "fix"),
     [
         ({"missing": ("sudo",)}, AMD64, STANDARD, "sudo", FAIL, "`sudo` not found on PATH", "apt-get install -y sudo"),
-        ({"missing": ("ip",)}, AMD64, STANDARD, "iproute2", FAIL, "`ip` not found on PATH",
-         "apt-get install -y iproute2"),
+        (
+            {"missing": ("ip",)},
+            AMD64,
+            STANDARD,
+            "iproute2",
+            FAIL,
+            "`ip` not found on PATH",
+            "apt-get install -y iproute2",
+        ),
         ({"missing": ("bash",)}, AMD64, STANDARD, "bash", FAIL, "`bash` not found on PATH", "apt-get install -y bash"),
-        ({"missing": ("ps",)}, AMD64, STANDARD, "procps", FAIL, "`ps` not found on PATH",
-         "apt-get install -y procps"),
-        ({"missing": ("cp", "ln")}, AMD64, STANDARD, "coreutils", FAIL, "missing: cp, ln",
-         "apt-get install -y coreutils"),
-        ({"missing": ("setfacl",)}, AMD64, STANDARD, "acl", WARN, "setfacl not found (newer Databricks docs list acl)",
-         "apt-get install -y acl"),
-        ({"gnu_ls": "BusyBox v1.36.1 (2023-06-10) multi-call binary."}, AMD64, STANDARD, "coreutils", WARN,
-         "present, but not GNU coreutils (busybox applets?)", "apt-get install -y coreutils"),
-        ({"gnu_ps": ""}, AMD64, STANDARD, "procps", WARN, "`ps` present, but not from procps (busybox?)",
-         "apt-get install -y procps"),
-        ({"missing": ("java",)}, AMD64, STANDARD, "java", FAIL,
-         "no `java` on PATH; Databricks needs a JDK in the container", "Install the JDK matching the runtime"),
+        ({"missing": ("ps",)}, AMD64, STANDARD, "procps", FAIL, "`ps` not found on PATH", "apt-get install -y procps"),
+        (
+            {"missing": ("cp", "ln")},
+            AMD64,
+            STANDARD,
+            "coreutils",
+            FAIL,
+            "missing: cp, ln",
+            "apt-get install -y coreutils",
+        ),
+        (
+            {"missing": ("setfacl",)},
+            AMD64,
+            STANDARD,
+            "acl",
+            WARN,
+            "setfacl not found (newer Databricks docs list acl)",
+            "apt-get install -y acl",
+        ),
+        (
+            {"gnu_ls": "BusyBox v1.36.1 (2023-06-10) multi-call binary."},
+            AMD64,
+            STANDARD,
+            "coreutils",
+            WARN,
+            "present, but not GNU coreutils (busybox applets?)",
+            "apt-get install -y coreutils",
+        ),
+        (
+            {"gnu_ps": ""},
+            AMD64,
+            STANDARD,
+            "procps",
+            WARN,
+            "`ps` present, but not from procps (busybox?)",
+            "apt-get install -y procps",
+        ),
+        (
+            {"missing": ("java",)},
+            AMD64,
+            STANDARD,
+            "java",
+            FAIL,
+            "no `java` on PATH; Databricks needs a JDK in the container",
+            "Install the JDK matching the runtime",
+        ),
         ({"java": ""}, AMD64, STANDARD, "java", PASS, "/usr/bin/java", ""),
-        ({"os_release": {}}, AMD64, STANDARD, "os", FAIL, "no /etc/os-release",
-         "Base the image on Ubuntu (recommended) or Alpine."),
-        ({"os_release": CENTOS_OS}, AMD64, STANDARD, "os", FAIL, "CentOS Linux 7 (Core) is not supported by DCS",
-         "Base the image on Ubuntu (recommended) or Alpine."),
-        ({"os_release": {"ID": "debian", "VERSION_ID": '"12"'}}, AMD64, STANDARD, "os", FAIL,
-         "debian 12 is not supported by DCS", "Base the image on Ubuntu"),
-        ({"os_release": ALPINE_OS}, AMD64, STANDARD, "os", PASS,
-         "Alpine Linux v3.20 (Alpine needs GNU coreutils, procps, sudo and a hand-made venv)", ""),
-        ({"venv": False}, AMD64, STANDARD, "python", FAIL, "/databricks/python3/bin/python missing",
-         "Keep the base's /databricks/python3 virtualenv."),
-        ({"venv": False}, AMD64, CUSTOM, "python", WARN,
-         "/databricks/python3/bin/python missing: Python notebooks will not work",
-         "Create a virtualenv at /databricks/python3"),
-        ({"venv": False}, AMD64, None, "python", WARN,
-         "/databricks/python3/bin/python missing: Python notebooks will not work", "Create a virtualenv"),
+        (
+            {"os_release": {}},
+            AMD64,
+            STANDARD,
+            "os",
+            FAIL,
+            "no /etc/os-release",
+            "Base the image on Ubuntu (recommended) or Alpine.",
+        ),
+        (
+            {"os_release": CENTOS_OS},
+            AMD64,
+            STANDARD,
+            "os",
+            FAIL,
+            "CentOS Linux 7 (Core) is not supported by DCS",
+            "Base the image on Ubuntu (recommended) or Alpine.",
+        ),
+        (
+            {"os_release": {"ID": "debian", "VERSION_ID": '"12"'}},
+            AMD64,
+            STANDARD,
+            "os",
+            FAIL,
+            "debian 12 is not supported by DCS",
+            "Base the image on Ubuntu",
+        ),
+        (
+            {"os_release": ALPINE_OS},
+            AMD64,
+            STANDARD,
+            "os",
+            PASS,
+            "Alpine Linux v3.20 (Alpine needs GNU coreutils, procps, sudo and a hand-made venv)",
+            "",
+        ),
+        (
+            {"venv": False},
+            AMD64,
+            STANDARD,
+            "python",
+            FAIL,
+            "/databricks/python3/bin/python missing",
+            "Keep the base's /databricks/python3 virtualenv.",
+        ),
+        (
+            {"venv": False},
+            AMD64,
+            CUSTOM,
+            "python",
+            WARN,
+            "/databricks/python3/bin/python missing: Python notebooks will not work",
+            "Create a virtualenv at /databricks/python3",
+        ),
+        (
+            {"venv": False},
+            AMD64,
+            None,
+            "python",
+            WARN,
+            "/databricks/python3/bin/python missing: Python notebooks will not work",
+            "Create a virtualenv",
+        ),
         ({"venv": True}, AMD64, None, "python", PASS, "/databricks/python3/bin/python", ""),
-        ({"venv": False}, AMD64, MINIMAL, "python", SKIP,
-         "base has no Python (Scala/R only); notebooks need a Python image", ""),
-        ({"venv": False}, AMD64, CONDA, "python", SKIP, "conda base (DBR <= 8.x): Python lives in /databricks/conda",
-         ""),
-        ({}, {**AMD64, "Config": {"Cmd": ["/bin/bash"], "Entrypoint": None}}, STANDARD, "entrypoint", WARN,
-         "CMD/ENTRYPOINT set (/bin/bash); Databricks ignores them", "Move start-up work into an init script."),
-        ({}, {**AMD64, "Config": {"Cmd": ["--serve"], "Entrypoint": ["/init.sh"]}}, STANDARD, "entrypoint", WARN,
-         "CMD/ENTRYPOINT set (/init.sh --serve); Databricks ignores them", "Move start-up work into an init script."),
-        ({}, {**AMD64, "Config": {"Cmd": [], "Entrypoint": []}}, STANDARD, "entrypoint", PASS, "no CMD/ENTRYPOINT",
-         ""),
-        ({}, {"Os": "linux", "Architecture": "arm64"}, STANDARD, "platform", FAIL, "linux/arm64",
-         "Build for linux/amd64: Databricks runs only that platform."),
-        ({}, {"Os": "windows", "Architecture": "amd64"}, STANDARD, "platform", FAIL, "windows/amd64",
-         "Build for linux/amd64"),
+        (
+            {"venv": False},
+            AMD64,
+            MINIMAL,
+            "python",
+            SKIP,
+            "base has no Python (Scala/R only); notebooks need a Python image",
+            "",
+        ),
+        (
+            {"venv": False},
+            AMD64,
+            CONDA,
+            "python",
+            SKIP,
+            "conda base (DBR <= 8.x): Python lives in /databricks/conda",
+            "",
+        ),
+        (
+            {},
+            {**AMD64, "Config": {"Cmd": ["/bin/bash"], "Entrypoint": None}},
+            STANDARD,
+            "entrypoint",
+            WARN,
+            "CMD/ENTRYPOINT set (/bin/bash); Databricks ignores them",
+            "Move start-up work into an init script.",
+        ),
+        (
+            {},
+            {**AMD64, "Config": {"Cmd": ["--serve"], "Entrypoint": ["/init.sh"]}},
+            STANDARD,
+            "entrypoint",
+            WARN,
+            "CMD/ENTRYPOINT set (/init.sh --serve); Databricks ignores them",
+            "Move start-up work into an init script.",
+        ),
+        ({}, {**AMD64, "Config": {"Cmd": [], "Entrypoint": []}}, STANDARD, "entrypoint", PASS, "no CMD/ENTRYPOINT", ""),
+        (
+            {},
+            {"Os": "linux", "Architecture": "arm64"},
+            STANDARD,
+            "platform",
+            FAIL,
+            "linux/arm64",
+            "Build for linux/amd64: Databricks runs only that platform.",
+        ),
+        (
+            {},
+            {"Os": "windows", "Architecture": "amd64"},
+            STANDARD,
+            "platform",
+            FAIL,
+            "windows/amd64",
+            "Build for linux/amd64",
+        ),
         ({}, {}, STANDARD, "platform", FAIL, "?/?", "Build for linux/amd64"),
     ],
 )
-def test_each_check(kwargs: dict[str, Any], inspect: dict[str, Any], base: BaseInfo | None, name: str,
-                    status: str, detail: str, fix: str) -> None:
+def test_each_check(
+    kwargs: dict[str, Any],
+    inspect: dict[str, Any],
+    base: BaseInfo | None,
+    name: str,
+    status: str,
+    detail: str,
+    fix: str,
+) -> None:
     report = evaluate("team/app:1", probe(**kwargs), inspect, base)
     found = check(report, name)
     assert found.status == status
@@ -131,7 +287,9 @@ def test_base_lacking_sudo_and_ip_fails_with_both_named() -> None:
     assert report.status == FAIL
     assert not report.ok
     assert [(c.name, c.fix) for c in report.failures] == [
-        ("iproute2", "apt-get install -y iproute2"), ("sudo", "apt-get install -y sudo")]
+        ("iproute2", "apt-get install -y iproute2"),
+        ("sudo", "apt-get install -y sudo"),
+    ]
 
 
 def test_busybox_image_warns_for_coreutils_and_ps() -> None:
@@ -171,11 +329,24 @@ def test_minimal_base_skips_python_and_still_passes() -> None:
 
 
 def test_several_problems_at_once() -> None:
-    report = evaluate("bad", probe(missing=("java", "sudo", "setfacl"), os_release=CENTOS_OS, gnu_ps=""),
-                      {"Os": "linux", "Architecture": "arm64", "Config": {"Cmd": ["sh"]}}, STANDARD)
+    report = evaluate(
+        "bad",
+        probe(missing=("java", "sudo", "setfacl"), os_release=CENTOS_OS, gnu_ps=""),
+        {"Os": "linux", "Architecture": "arm64", "Config": {"Cmd": ["sh"]}},
+        STANDARD,
+    )
     assert statuses(report) == {
-        "platform": FAIL, "bash": PASS, "iproute2": PASS, "coreutils": PASS, "procps": WARN, "sudo": FAIL,
-        "acl": WARN, "java": FAIL, "python": PASS, "os": FAIL, "entrypoint": WARN,
+        "platform": FAIL,
+        "bash": PASS,
+        "iproute2": PASS,
+        "coreutils": PASS,
+        "procps": WARN,
+        "sudo": FAIL,
+        "acl": WARN,
+        "java": FAIL,
+        "python": PASS,
+        "os": FAIL,
+        "entrypoint": WARN,
     }
     assert [c.name for c in report.failures] == ["platform", "sudo", "java", "os"]
 
@@ -192,7 +363,7 @@ def test_rows_round_trip_for_the_database() -> None:
     ("output", "facts"),
     [
         ("bin.bash=/bin/bash\n", {"bin.bash": "/bin/bash"}),
-        ("os.PRETTY_NAME=\"Ubuntu 22.04 LTS\"\n", {"os.PRETTY_NAME": "Ubuntu 22.04 LTS"}),
+        ('os.PRETTY_NAME="Ubuntu 22.04 LTS"\n', {"os.PRETTY_NAME": "Ubuntu 22.04 LTS"}),
         ('java.version=openjdk version "17.0.2" 2022-01-18\n', {"java.version": 'openjdk version "17.0.2" 2022-01-18'}),
         ('java.version=openjdk version "1.8.0_412"\n', {"java.version": 'openjdk version "1.8.0_412"'}),
         ("garbage line\nkey with space=x\n=novalue\nprobe=done\n", {"probe": "done"}),

@@ -47,8 +47,9 @@ def web(slack: FakeSlack) -> WebClient:
 
 def test_slack_post_then_update_keeps_current_message_state(slack: FakeSlack, web: WebClient) -> None:
     assert web.auth_test()["user_id"] == "U0BOT0001"
-    first = web.chat_postMessage(channel="C1", text="Building…", blocks=[{"type": "section",
-                                 "text": {"type": "mrkdwn", "text": "step 1"}}])
+    first = web.chat_postMessage(
+        channel="C1", text="Building…", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "step 1"}}]
+    )
     second = web.chat_postMessage(channel="C1", text="other")
     assert first["ts"] != second["ts"] and first["channel"] == "C1"
 
@@ -72,8 +73,10 @@ def test_slack_form_encoded_lookups_and_their_errors(web: WebClient) -> None:
     user = web.users_info(user="U1")["user"]
     assert user["profile"]["email"] == "alice@example.com" and user["real_name"] == "Alice Example"
     assert web.conversations_info(channel="C1")["channel"]["name"] == "dcs-builds"
-    for call, error in [(lambda: web.users_info(user="U404"), "user_not_found"),
-                        (lambda: web.conversations_info(channel="C404"), "channel_not_found")]:
+    for call, error in [
+        (lambda: web.users_info(user="U404"), "user_not_found"),
+        (lambda: web.conversations_info(channel="C404"), "channel_not_found"),
+    ]:
         with pytest.raises(SlackApiError) as err:
             call()
         assert err.value.response["error"] == error
@@ -81,8 +84,11 @@ def test_slack_form_encoded_lookups_and_their_errors(web: WebClient) -> None:
 
 def test_slack_accepts_token_in_form_and_decodes_json_form_fields(slack: FakeSlack) -> None:
     blocks = json.dumps([{"type": "divider"}])
-    answer = requests.post(slack.api_url + "chat.postMessage", timeout=TIMEOUT,
-                           data={"token": "xoxb-form", "channel": "C1", "text": "t", "blocks": blocks}).json()
+    answer = requests.post(
+        slack.api_url + "chat.postMessage",
+        timeout=TIMEOUT,
+        data={"token": "xoxb-form", "channel": "C1", "text": "t", "blocks": blocks},
+    ).json()
     assert answer["ok"] is True
     call = slack.calls("chat.postMessage")[0]
     assert call.token == "xoxb-form" and call.params["blocks"] == [{"type": "divider"}]
@@ -90,18 +96,25 @@ def test_slack_accepts_token_in_form_and_decodes_json_form_fields(slack: FakeSla
 
 
 def test_slack_views_open_update_publish(slack: FakeSlack, web: WebClient) -> None:
-    modal = {"type": "modal", "callback_id": "dcs_build", "title": {"type": "plain_text", "text": "Build"},
-             "blocks": []}
+    modal = {
+        "type": "modal",
+        "callback_id": "dcs_build",
+        "title": {"type": "plain_text", "text": "Build"},
+        "blocks": [],
+    }
     view = web.views_open(trigger_id="t-1", view=modal)["view"]
     web.views_update(view_id=view["id"], hash=view["hash"], view={**modal, "private_metadata": "x"})
     assert slack.views()[view["id"]]["private_metadata"] == "x"
     web.views_publish(user_id="U1", view={"type": "home", "blocks": []})
     assert slack.home_view("U1")["type"] == "home"
 
-    for kwargs, error in [({"trigger_id": "t-1", "view": modal}, "exchanged_trigger_id"),
-                          ({"trigger_id": "t-2", "view": {**modal, "title": {"type": "plain_text",
-                                                                            "text": "x" * 25}}},
-                           "invalid_arguments")]:
+    for kwargs, error in [
+        ({"trigger_id": "t-1", "view": modal}, "exchanged_trigger_id"),
+        (
+            {"trigger_id": "t-2", "view": {**modal, "title": {"type": "plain_text", "text": "x" * 25}}},
+            "invalid_arguments",
+        ),
+    ]:
         with pytest.raises(SlackApiError) as err:
             web.views_open(**kwargs)
         assert err.value.response["error"] == error
@@ -132,8 +145,12 @@ def test_slack_rate_limit_carries_retry_after_and_the_retry_handler_honours_it(
     assert err.value.response.headers["retry-after"] == "1" and err.value.response["error"] == "ratelimited"
 
     slack.rate_limit_next("chat.postMessage", retry_after=1)
-    patient = WebClient(token="xoxb-test", base_url=slack.api_url, timeout=TIMEOUT,
-                        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    patient = WebClient(
+        token="xoxb-test",
+        base_url=slack.api_url,
+        timeout=TIMEOUT,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
+    )
     started = time.monotonic()
     assert patient.chat_postMessage(channel="C1", text="x")["ok"]
     assert time.monotonic() - started >= 1
@@ -236,17 +253,20 @@ def _client(fake: FakeDatabricks, token: str = DEFAULT_TOKEN, retry_timeout_seco
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
 
-    config = Config(host=fake.url, token=token, retry_timeout_seconds=retry_timeout_seconds,
-                    http_timeout_seconds=5)
+    config = Config(host=fake.url, token=token, retry_timeout_seconds=retry_timeout_seconds, http_timeout_seconds=5)
     return WorkspaceClient(config=config)
 
 
 DCS_SPEC: dict[str, Any] = {
-    "cluster_name": "dcs-test", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
-    "num_workers": 1, "autotermination_minutes": 30, "data_security_mode": "SINGLE_USER",
-    "single_user_name": DEFAULT_USER, "custom_tags": {"dcs-bot": "1"},
-    "docker_image": {"url": "registry.example.com/team/img:1",
-                     "basic_auth": {"username": "u", "password": "s3cret"}},
+    "cluster_name": "dcs-test",
+    "spark_version": "15.4.x-scala2.12",
+    "node_type_id": "i3.xlarge",
+    "num_workers": 1,
+    "autotermination_minutes": 30,
+    "data_security_mode": "SINGLE_USER",
+    "single_user_name": DEFAULT_USER,
+    "custom_tags": {"dcs-bot": "1"},
+    "docker_image": {"url": "registry.example.com/team/img:1", "basic_auth": {"username": "u", "password": "s3cret"}},
 }
 
 
@@ -282,9 +302,12 @@ def test_databricks_waiter_and_scripted_launch_failure(dbx: FakeDatabricks) -> N
     dbx.script_next_cluster(pending_polls=0)
     assert _create(w).result().state == State.RUNNING
 
-    dbx.script_next_cluster(final="TERMINATED", termination_code="DOCKER_IMAGE_PULL_FAILURE",
-                            termination_type="CLIENT_ERROR",
-                            parameters={"databricks_error_message": "pull failed"})
+    dbx.script_next_cluster(
+        final="TERMINATED",
+        termination_code="DOCKER_IMAGE_PULL_FAILURE",
+        termination_type="CLIENT_ERROR",
+        parameters={"databricks_error_message": "pull failed"},
+    )
     cluster_id = _create(w).cluster_id
     states = [w.clusters.get(cluster_id).state for _ in range(3)]
     final = w.clusters.get(cluster_id)
@@ -304,28 +327,32 @@ def test_databricks_catalogues(dbx: FakeDatabricks) -> None:
     assert any(n.is_graviton for n in nodes) and any(n.is_deprecated for n in nodes)
     assert any(n.num_gpus for n in nodes)
     for version in ("2.0", "2.1"):
-        answer = requests.get(f"{dbx.url}/api/{version}/clusters/spark-versions", timeout=TIMEOUT,
-                              headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
+        answer = requests.get(
+            f"{dbx.url}/api/{version}/clusters/spark-versions",
+            timeout=TIMEOUT,
+            headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        )
         assert answer.status_code == 200 and answer.json()["versions"]
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"spark_version": "15.4.x-cpu-ml-scala2.12"}, "Machine Learning"),
-    ({"spark_version": "17.3.x-gpu-ml-scala2.13", "node_type_id": "g5.xlarge"}, "Machine Learning"),
-    ({"spark_version": "10.4.x-hls-scala2.12"}, "Genomics"),
-    ({"spark_version": "apache-spark-2.4.x-scala2.11"}, "Light"),
-    ({"spark_version": "15.4.x-aarch64-scala2.12"}, "Graviton"),
-    ({"node_type_id": "m6gd.large"}, "Graviton"),
-    ({"data_security_mode": "USER_ISOLATION"}, "data_security_mode USER_ISOLATION"),
-    ({"single_user_name": None}, "single_user_name"),
-    ({"spark_version": None}, "spark_version"),
-    ({"node_type_id": "z9.huge"}, "Node type z9.huge is not supported"),
-    ({"custom_tags": {f"t{i}": "v" for i in range(46)}}, "45"),
-    ({"autotermination_minutes": 5}, "between 10 and 10000"),
-])
-def test_databricks_rejects_what_dcs_rejects(
-    dbx: FakeDatabricks, overrides: dict[str, Any], message: str
-) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"spark_version": "15.4.x-cpu-ml-scala2.12"}, "Machine Learning"),
+        ({"spark_version": "17.3.x-gpu-ml-scala2.13", "node_type_id": "g5.xlarge"}, "Machine Learning"),
+        ({"spark_version": "10.4.x-hls-scala2.12"}, "Genomics"),
+        ({"spark_version": "apache-spark-2.4.x-scala2.11"}, "Light"),
+        ({"spark_version": "15.4.x-aarch64-scala2.12"}, "Graviton"),
+        ({"node_type_id": "m6gd.large"}, "Graviton"),
+        ({"data_security_mode": "USER_ISOLATION"}, "data_security_mode USER_ISOLATION"),
+        ({"single_user_name": None}, "single_user_name"),
+        ({"spark_version": None}, "spark_version"),
+        ({"node_type_id": "z9.huge"}, "Node type z9.huge is not supported"),
+        ({"custom_tags": {f"t{i}": "v" for i in range(46)}}, "45"),
+        ({"autotermination_minutes": 5}, "between 10 and 10000"),
+    ],
+)
+def test_databricks_rejects_what_dcs_rejects(dbx: FakeDatabricks, overrides: dict[str, Any], message: str) -> None:
     from databricks.sdk.errors import InvalidParameterValue
 
     w = _client(dbx)
@@ -423,8 +450,9 @@ def _token(hub: FakeDockerHub, repo: str = RATELIMIT_PREVIEW, auth: tuple[str, s
     return body["token"]
 
 
-def _manifest(hub: FakeDockerHub, token: str | None, method: str = "HEAD", repo: str = RATELIMIT_PREVIEW,
-              ref: str = "latest") -> requests.Response:
+def _manifest(
+    hub: FakeDockerHub, token: str | None, method: str = "HEAD", repo: str = RATELIMIT_PREVIEW, ref: str = "latest"
+) -> requests.Response:
     headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -448,8 +476,7 @@ def test_dockerhub_challenges_without_a_token(hub: FakeDockerHub) -> None:
     answer = _manifest(hub, None, "GET")
     assert answer.status_code == 401 and answer.json()["errors"][0]["code"] == "UNAUTHORIZED"
     assert answer.headers["WWW-Authenticate"] == (
-        f'Bearer realm="{hub.url}/token",service="registry.docker.io",'
-        f'scope="repository:{RATELIMIT_PREVIEW}:pull"'
+        f'Bearer realm="{hub.url}/token",service="registry.docker.io",scope="repository:{RATELIMIT_PREVIEW}:pull"'
     )
     other = _manifest(hub, _token(hub), repo="databricksruntime/standard", ref="15.4-LTS")
     assert other.status_code == 401 and 'error="insufficient_scope"' in other.headers["WWW-Authenticate"]
@@ -528,6 +555,11 @@ def test_base_server_reports_fake_bugs_as_500_and_frees_its_port() -> None:
     assert answer.status_code == 500 and "KeyError" in answer.json()["fake_error"]
     (seen,) = fake.requests
     assert (seen.method, seen.path, seen.query, seen.query_multi["a"], seen.body) == (
-        "PUT", "/x", {"a": "1"}, ["1", "2"], {"k": "v"})
+        "PUT",
+        "/x",
+        {"a": "1"},
+        ["1", "2"],
+        {"k": "v"},
+    )
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=TIMEOUT)

@@ -13,8 +13,14 @@ OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 
 def rebuilt(name: str, build_id: int) -> RebuildResult:
-    build = Build(id=build_id, image=name, status="succeeded", tags=(f"latest-20260101-b{build_id}", "latest"),
-                  pushed_digest="sha256:" + "c" * 64, base_digest=NEW)
+    build = Build(
+        id=build_id,
+        image=name,
+        status="succeeded",
+        tags=(f"latest-20260101-b{build_id}", "latest"),
+        pushed_digest="sha256:" + "c" * 64,
+        base_digest=NEW,
+    )
     return RebuildResult(name, REBUILT, RebuildDecision(name, True, ("base moved",), OLD, NEW), build)
 
 
@@ -25,11 +31,14 @@ def failed(name: str, build_id: int, error: str) -> RebuildResult:
 
 def test_notice_names_old_and_new_digests_failures_and_clusters() -> None:
     cluster = StaleCluster("0101-abc", "etl", "team-pandas", "RUNNING", OLD, "r:latest", NEW, True)
-    report = ChannelReport("C0BUILDS1", rebuilt=[rebuilt("team-pandas", 7)],
-                           failed=[failed("team-ml", 8, "pip could not install dcs-test-broken")],
-                           stale=[cluster],
-                           unpatched=[("team-old", "databricksruntime/standard:9.x")],
-                           repositories={"team-pandas": "myacr.azurecr.io/team/pandas:latest"})
+    report = ChannelReport(
+        "C0BUILDS1",
+        rebuilt=[rebuilt("team-pandas", 7)],
+        failed=[failed("team-ml", 8, "pip could not install dcs-test-broken")],
+        stale=[cluster],
+        unpatched=[("team-old", "databricksruntime/standard:9.x")],
+        repositories={"team-pandas": "myacr.azurecr.io/team/pandas:latest"},
+    )
     msg = rebuild_notice(report)
     text = json.dumps(msg)
     assert "team-pandas" in text and "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text
@@ -41,17 +50,22 @@ def test_notice_names_old_and_new_digests_failures_and_clusters() -> None:
 
 
 def test_a_pull_limit_failure_carries_the_budget_numbers() -> None:
-    report = ChannelReport("C0BUILDS1", failed=[failed("team-ml", 8, "toomanyrequests: pull rate limit")],
-                           pull_budget="0/100 pulls left per 6 h (4 min ago)")
+    report = ChannelReport(
+        "C0BUILDS1",
+        failed=[failed("team-ml", 8, "toomanyrequests: pull rate limit")],
+        pull_budget="0/100 pulls left per 6 h (4 min ago)",
+    )
     text = json.dumps(rebuild_notice(report))
     assert "toomanyrequests" in text and "0/100 pulls left per 6 h" in text
 
 
 def test_a_run_over_two_hundred_images_fits_one_slack_message() -> None:
-    report = ChannelReport("C0BUILDS1", rebuilt=[rebuilt(f"image-{i:03d}", i) for i in range(150)],
-                           failed=[failed(f"bad-{i:02d}", 1000 + i, "x" * 500) for i in range(50)],
-                           base_errors=[(BaseCheck(f"docker.io/org/base{i}:1", None, "t", "unreachable"), ["a"])
-                                        for i in range(40)])
+    report = ChannelReport(
+        "C0BUILDS1",
+        rebuilt=[rebuilt(f"image-{i:03d}", i) for i in range(150)],
+        failed=[failed(f"bad-{i:02d}", 1000 + i, "x" * 500) for i in range(50)],
+        base_errors=[(BaseCheck(f"docker.io/org/base{i}:1", None, "t", "unreachable"), ["a"]) for i in range(40)],
+    )
     msg = rebuild_notice(report)
     assert len(msg["blocks"]) <= 50 and len(msg["text"]) <= 4000
     for block in msg["blocks"]:
@@ -63,8 +77,16 @@ def test_a_run_over_two_hundred_images_fits_one_slack_message() -> None:
 
 def report(remaining: int | None, *, unlimited: bool = False, state: str = "ok") -> BudgetReport:
     budget = PullBudget(None, None, None, unlimited=True) if unlimited else PullBudget(100, remaining, 21600)
-    return BudgetReport(budget=budget, account="dcsbot", checked_ago="3 min ago", spark="█▇▅▃", recent_pulls=12,
-                        planned_pulls=4, state=state, warn_below=20)
+    return BudgetReport(
+        budget=budget,
+        account="dcsbot",
+        checked_ago="3 min ago",
+        spark="█▇▅▃",
+        recent_pulls=12,
+        planned_pulls=4,
+        state=state,
+        warn_below=20,
+    )
 
 
 def test_budget_lines_show_numbers_window_sparkline_and_demand() -> None:

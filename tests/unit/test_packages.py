@@ -17,6 +17,7 @@ APT_FIX = "Use a Debian package name (lowercase letters, digits, '+', '-', '.'; 
 
 # ---------------------------------------------------------------- pip
 
+
 @pytest.mark.parametrize(
     ("entry", "canonical"),
     [
@@ -76,7 +77,7 @@ def test_pip_accepts_pep508_and_returns_the_canonical_form(entry: str, canonical
         ("pandas==`id`", "contains characters that are not allowed ('`')", PIP_FIX_PLAIN),
         ("$(id)", "contains characters that are not allowed ('$' '(' ')')", PIP_FIX_PLAIN),
         ("pandas$HOME", "contains characters that are not allowed ('$')", PIP_FIX_PLAIN),
-        ("'pandas'", "contains characters that are not allowed (\"'\")", PIP_FIX_PLAIN),
+        ("'pandas'", 'contains characters that are not allowed ("\'")', PIP_FIX_PLAIN),
         ('"pandas"', "contains characters that are not allowed ('\"')", PIP_FIX_PLAIN),
         ("pandas\\", "contains characters that are not allowed ('\\\\')", PIP_FIX_PLAIN),
         ("pandas # comment", "contains characters that are not allowed ('#')", PIP_FIX_PLAIN),
@@ -98,8 +99,7 @@ def test_pip_accepts_pep508_and_returns_the_canonical_form(entry: str, canonical
         ("rm -rf /", "is not a valid PEP 508 requirement", PIP_FIX_PEP508),
         ("pkg @ https://user:pw@example.com/p.whl", "carries credentials in its URL", PIP_FIX_CREDENTIALS),
         ("pkg @ https://token@example.com/p.whl", "carries credentials in its URL", PIP_FIX_CREDENTIALS),
-        ("pkg @ git+https://user:ghp_x@github.com/org/pkg.git", "carries credentials in its URL",
-         PIP_FIX_CREDENTIALS),
+        ("pkg @ git+https://user:ghp_x@github.com/org/pkg.git", "carries credentials in its URL", PIP_FIX_CREDENTIALS),
         ("pkg @ http://example.com/p.whl", "uses a http URL", PIP_FIX_SCHEME),
         ("pkg @ file:///tmp/p.whl", "uses a file URL", PIP_FIX_SCHEME),
         ("pkg @ ftp://example.com/p.whl", "uses a ftp URL", PIP_FIX_SCHEME),
@@ -142,6 +142,7 @@ def test_pip_rejects_values_that_are_not_text(value: object) -> None:
 
 
 # ---------------------------------------------------------------- apt
+
 
 @pytest.mark.parametrize(
     ("entry", "safe"),
@@ -238,6 +239,7 @@ def test_apt_rejects_values_that_are_not_text(value: object) -> None:
 
 # ---------------------------------------------------------------- env
 
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
@@ -284,8 +286,13 @@ def test_env_accepts(key: str, value: str) -> None:
         ("HOME", "/x", "env.HOME", "is set by the base image or by Databricks", "Remove it"),
         ("JAVA_HOME", "/x", "env.JAVA_HOME", "is set by the base image or by Databricks", "Remove it"),
         ("PYSPARK_PYTHON", "/x", "env.PYSPARK_PYTHON", "is set by the base image or by Databricks", "Remove it"),
-        ("DATABRICKS_RUNTIME_VERSION", "15.4", "env.DATABRICKS_RUNTIME_VERSION", "is set by the base image",
-         "Remove it"),
+        (
+            "DATABRICKS_RUNTIME_VERSION",
+            "15.4",
+            "env.DATABRICKS_RUNTIME_VERSION",
+            "is set by the base image",
+            "Remove it",
+        ),
         # values
         ("X", 'a"b', "env.X", "contains characters that are not allowed ('\"')", "Use a value without quotes"),
         ("X", "a\\b", "env.X", "contains characters that are not allowed ('\\\\')", "Use a value without quotes"),
@@ -327,6 +334,7 @@ def test_env_field_prefix_names_the_catalog_entry() -> None:
 
 
 # ---------------------------------------------------------------- split_requirements
+
 
 @pytest.mark.parametrize(
     ("text", "items"),

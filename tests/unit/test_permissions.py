@@ -32,9 +32,15 @@ def test_role_of(admins: str, builders: str, user: str, expected: Role) -> None:
 @pytest.mark.parametrize(
     ("user", "needed", "ok"),
     [
-        ("UADMIN1", Role.ADMIN, True), ("UADMIN1", Role.BUILDER, True), ("UADMIN1", Role.EVERYONE, True),
-        ("UBUILD1", Role.ADMIN, False), ("UBUILD1", Role.BUILDER, True), ("UBUILD1", Role.EVERYONE, True),
-        ("UOTHER1", Role.ADMIN, False), ("UOTHER1", Role.BUILDER, False), ("UOTHER1", Role.EVERYONE, True),
+        ("UADMIN1", Role.ADMIN, True),
+        ("UADMIN1", Role.BUILDER, True),
+        ("UADMIN1", Role.EVERYONE, True),
+        ("UBUILD1", Role.ADMIN, False),
+        ("UBUILD1", Role.BUILDER, True),
+        ("UBUILD1", Role.EVERYONE, True),
+        ("UOTHER1", Role.ADMIN, False),
+        ("UOTHER1", Role.BUILDER, False),
+        ("UOTHER1", Role.EVERYONE, True),
     ],
 )
 def test_allowed(user: str, needed: Role, ok: bool) -> None:

@@ -27,22 +27,36 @@ from bot.ratelimit import (
     ("headers", "expected"),
     [
         # the documented anonymous answer
-        ({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600",
-          "docker-ratelimit-source": "203.0.113.7"}, (100, 76, 21600, "203.0.113.7", False)),
+        (
+            {
+                "ratelimit-limit": "100;w=21600",
+                "ratelimit-remaining": "76;w=21600",
+                "docker-ratelimit-source": "203.0.113.7",
+            },
+            (100, 76, 21600, "203.0.113.7", False),
+        ),
         # header names are case-insensitive; numbers are whatever the registry says
         ({"RateLimit-Limit": "200;w=21600", "RateLimit-Remaining": "199;w=21600"}, (200, 199, 21600, None, False)),
         ({"ratelimit-limit": "10;w=3600", "ratelimit-remaining": "0;w=3600"}, (10, 0, 3600, None, False)),
         # several policies: the tightest (fewest remaining) wins, with the limit of the same window
-        ({"ratelimit-limit": "100;w=21600, 2500;w=60", "ratelimit-remaining": "76;w=21600, 10;w=60"},
-         (2500, 10, 60, None, False)),
-        ({"ratelimit-limit": "100;w=21600, 2500;w=60", "ratelimit-remaining": "5;w=21600, 2400;w=60"},
-         (100, 5, 21600, None, False)),
+        (
+            {"ratelimit-limit": "100;w=21600, 2500;w=60", "ratelimit-remaining": "76;w=21600, 10;w=60"},
+            (2500, 10, 60, None, False),
+        ),
+        (
+            {"ratelimit-limit": "100;w=21600, 2500;w=60", "ratelimit-remaining": "5;w=21600, 2400;w=60"},
+            (100, 5, 21600, None, False),
+        ),
         # several limits, one remaining: paired by window
-        ({"ratelimit-limit": "2500;w=60, 100;w=21600", "ratelimit-remaining": "40;w=21600"},
-         (100, 40, 21600, None, False)),
+        (
+            {"ratelimit-limit": "2500;w=60, 100;w=21600", "ratelimit-remaining": "40;w=21600"},
+            (100, 40, 21600, None, False),
+        ),
         # spaces and extra parameters are tolerated
-        ({"ratelimit-limit": " 100 ; w=21600 ; comment=x", "ratelimit-remaining": "7;w=21600"},
-         (100, 7, 21600, None, False)),
+        (
+            {"ratelimit-limit": " 100 ; w=21600 ; comment=x", "ratelimit-remaining": "7;w=21600"},
+            (100, 7, 21600, None, False),
+        ),
         # no window given
         ({"ratelimit-limit": "100", "ratelimit-remaining": "50"}, (100, 50, None, None, False)),
         # a limit without remaining: remaining unknown

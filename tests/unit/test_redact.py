@@ -34,7 +34,10 @@ KNOWN = "acr-Pa55word-value"
         ("pull git+https://bot:ghp_x1@github.com/org/repo.git", "pull git+https://***@github.com/org/repo.git"),
         ("clone https://ghp_AbC123token@github.com/org/repo", "clone https://***@github.com/org/repo"),
         ("https://user:p@ss:w@rd@registry.example.com/v2/", "https://***@registry.example.com/v2/"),
-        ("see https://host.example/path/a@b and https://x.example/", "see https://host.example/path/a@b and https://x.example/"),
+        (
+            "see https://host.example/path/a@b and https://x.example/",
+            "see https://host.example/path/a@b and https://x.example/",
+        ),
         # key=value pairs
         ("password=s3cr3t; next", "password=***; next"),
         ('password: "s3cr3t"', 'password: "***"'),

@@ -24,8 +24,14 @@ REF_FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>]"
         # Docker Hub: no domain, single segment gets library/
         ("ubuntu", "docker.io", "library/ubuntu", None, None, "ubuntu"),
         ("ubuntu:22.04", "docker.io", "library/ubuntu", "22.04", None, "ubuntu:22.04"),
-        ("databricksruntime/standard:15.4-LTS", "docker.io", "databricksruntime/standard", "15.4-LTS", None,
-         "databricksruntime/standard:15.4-LTS"),
+        (
+            "databricksruntime/standard:15.4-LTS",
+            "docker.io",
+            "databricksruntime/standard",
+            "15.4-LTS",
+            None,
+            "databricksruntime/standard:15.4-LTS",
+        ),
         # Docker Hub aliases all normalise to docker.io
         ("docker.io/ubuntu", "docker.io", "library/ubuntu", None, None, "ubuntu"),
         ("docker.io/library/ubuntu:22.04", "docker.io", "library/ubuntu", "22.04", None, "ubuntu:22.04"),
@@ -33,8 +39,14 @@ REF_FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>]"
         ("registry-1.docker.io/team/app", "docker.io", "team/app", None, None, "team/app"),
         ("registry.hub.docker.com/team/app:1", "docker.io", "team/app", "1", None, "team/app:1"),
         # other registries: domain kept, no library/ prefix
-        ("myacr.azurecr.io/databricksruntime/standard:15.4-LTS", "myacr.azurecr.io", "databricksruntime/standard",
-         "15.4-LTS", None, "myacr.azurecr.io/databricksruntime/standard:15.4-LTS"),
+        (
+            "myacr.azurecr.io/databricksruntime/standard:15.4-LTS",
+            "myacr.azurecr.io",
+            "databricksruntime/standard",
+            "15.4-LTS",
+            None,
+            "myacr.azurecr.io/databricksruntime/standard:15.4-LTS",
+        ),
         ("ghcr.io/org/team/app:v1.2.3", "ghcr.io", "org/team/app", "v1.2.3", None, "ghcr.io/org/team/app:v1.2.3"),
         ("quay.io/app", "quay.io", "app", None, None, "quay.io/app"),
         # localhost and ports
@@ -60,8 +72,9 @@ REF_FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>]"
         ("app:" + "t" * 128, "docker.io", "library/app", "t" * 128, None, "app:" + "t" * 128),
     ],
 )
-def test_parse_ref_accepts_and_normalises(text: str, domain: str, path: str, tag: str | None,
-                                          digest: str | None, shown: str) -> None:
+def test_parse_ref_accepts_and_normalises(
+    text: str, domain: str, path: str, tag: str | None, digest: str | None, shown: str
+) -> None:
     ref = parse_ref(text)
     assert ref == ImageRef(domain, path, tag, digest)
     assert str(ref) == shown
@@ -188,9 +201,19 @@ def test_parse_repository_refuses_tags_and_digests(text: str, ok: bool) -> None:
 @pytest.mark.parametrize(
     ("tag", "ok"),
     [
-        ("latest", True), ("15.4-LTS", True), ("_x", True), ("a" * 128, True),
-        ("", False), (".x", False), ("-x", False), ("a" * 129, False), ("a b", False), ("a:b", False),
-        ("latest\n", False), ("café", False), ("١٥", False),
+        ("latest", True),
+        ("15.4-LTS", True),
+        ("_x", True),
+        ("a" * 128, True),
+        ("", False),
+        (".x", False),
+        ("-x", False),
+        ("a" * 129, False),
+        ("a b", False),
+        ("a:b", False),
+        ("latest\n", False),
+        ("café", False),
+        ("١٥", False),
     ],
 )
 def test_is_valid_tag(tag: str, ok: bool) -> None:

@@ -25,23 +25,92 @@ from bot.refs import parse_ref
 
 DIGEST = "sha256:" + "d" * 64
 PIP_FLAGS = ["install", "--no-cache-dir", "--disable-pip-version-check"]
-APT_BEFORE = ["apt-get", "update", "&&", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
-              "--no-install-recommends"]
+APT_BEFORE = [
+    "apt-get",
+    "update",
+    "&&",
+    "DEBIAN_FRONTEND=noninteractive",
+    "apt-get",
+    "install",
+    "-y",
+    "--no-install-recommends",
+]
 APT_AFTER = ["&&", "apt-get", "clean", "&&", "rm", "-rf", "/var/lib/apt/lists/*"]
 # A Docker parser directive on the first lines (`# syntax=…`, `# escape=…`) would change how the rest is read.
 DIRECTIVE = re.compile(r"^#\s*[a-zA-Z][a-zA-Z0-9]*\s*=")
 
-DANGER = ["\n", "\r", "\r\n", "\t", " ", ";", "&&", "&", "||", "|", "`", "$(", "$", "${", "(", ")", "'", '"',
-          "\\", "\\\n", "#", "{", "}", "<", ">", "<<EOF", "*", "?", "\x00", "\x1b", "\x7f", "\x85", "\u2028",
-          "é", "中", "=", ":", "@", ",", "-", "--", "~", "!", "[", "]", "/", "%", "\nRUN id\n", "\nFROM x\n"]
-PIP_OK = ["pandas==2.2.2", "numpy>=1.26,<2", "requests[socks,security]>=2.31", "torch==2.3.*",
-          "pkg @ https://example.com/pkg-1.0-py3-none-any.whl", "scikit-learn~=1.5", "polars!=1.0"]
+DANGER = [
+    "\n",
+    "\r",
+    "\r\n",
+    "\t",
+    " ",
+    ";",
+    "&&",
+    "&",
+    "||",
+    "|",
+    "`",
+    "$(",
+    "$",
+    "${",
+    "(",
+    ")",
+    "'",
+    '"',
+    "\\",
+    "\\\n",
+    "#",
+    "{",
+    "}",
+    "<",
+    ">",
+    "<<EOF",
+    "*",
+    "?",
+    "\x00",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "é",
+    "中",
+    "=",
+    ":",
+    "@",
+    ",",
+    "-",
+    "--",
+    "~",
+    "!",
+    "[",
+    "]",
+    "/",
+    "%",
+    "\nRUN id\n",
+    "\nFROM x\n",
+]
+PIP_OK = [
+    "pandas==2.2.2",
+    "numpy>=1.26,<2",
+    "requests[socks,security]>=2.31",
+    "torch==2.3.*",
+    "pkg @ https://example.com/pkg-1.0-py3-none-any.whl",
+    "scikit-learn~=1.5",
+    "polars!=1.0",
+]
 APT_OK = ["curl", "libgomp1", "g++", "libc6:amd64", "zlib1g=1:1.2.11.dfsg-2ubuntu9", "openssh-server=1:8.9p1-3"]
 ENV_KEYS = ["TZ", "LANG", "SPARK_OPTS", "_X", "A1"]
 ENV_VALUES = ["UTC", "C.UTF-8", "a b c", "it's", "x && y ; z", "ünï ✓", ""]
-BASES = ["databricksruntime/standard:15.4-LTS", "databricksruntime/standard:8.x", "databricksruntime/minimal:15.4-LTS",
-         "ubuntu:22.04", f"databricksruntime/python:15.4-LTS@{DIGEST}", "127.0.0.1:5000/mirror/base:1",
-         "myacr.azurecr.io/databricksruntime/standard:15.4-LTS"]
+BASES = [
+    "databricksruntime/standard:15.4-LTS",
+    "databricksruntime/standard:8.x",
+    "databricksruntime/minimal:15.4-LTS",
+    "ubuntu:22.04",
+    f"databricksruntime/python:15.4-LTS@{DIGEST}",
+    "127.0.0.1:5000/mirror/base:1",
+    "myacr.azurecr.io/databricksruntime/standard:15.4-LTS",
+]
 NAMES = ["team-pandas", "a", "r-minimal-2"]
 REPOSITORIES = ["myacr.azurecr.io/team/pandas", "team/app", "127.0.0.1:5000/app"]
 
@@ -72,8 +141,12 @@ FUZZY = {
     "repository": mutated(REPOSITORIES),
     "pip": st.lists(st.one_of(st.sampled_from(PIP_OK), mutated(PIP_OK)), min_size=1, max_size=3),
     "apt": st.lists(st.one_of(st.sampled_from(APT_OK), mutated(APT_OK)), min_size=1, max_size=3),
-    "env": st.dictionaries(st.one_of(st.sampled_from(ENV_KEYS), mutated(ENV_KEYS)),
-                           st.one_of(st.sampled_from(ENV_VALUES), mutated(ENV_VALUES)), min_size=1, max_size=2),
+    "env": st.dictionaries(
+        st.one_of(st.sampled_from(ENV_KEYS), mutated(ENV_KEYS)),
+        st.one_of(st.sampled_from(ENV_VALUES), mutated(ENV_VALUES)),
+        min_size=1,
+        max_size=2,
+    ),
 }
 
 
@@ -114,8 +187,7 @@ def shell_words(command: str) -> list[str]:
 
 def check_dockerfile(spec: ImageSpec, digest: str | None, text: str, pip_inputs: list[str]) -> None:
     lines = text.split("\n")
-    assert lines[0] == (f"# Rendered by dcs-bot for image {spec.name}. "
-                        "Do not edit: change the catalog entry instead.")
+    assert lines[0] == (f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead.")
     assert not DIRECTIVE.match(lines[0])
     assert "<<" not in text, "a heredoc marker would swallow the following lines"
 
@@ -146,7 +218,7 @@ def check_dockerfile(spec: ImageSpec, digest: str | None, text: str, pip_inputs:
         assert all(not requirement.startswith("-") for requirement in spec.pip)
         index += 1
 
-    for (key, value), env_line in zip(sorted(spec.env), rest[index:index + len(spec.env)], strict=True):
+    for (key, value), env_line in zip(sorted(spec.env), rest[index : index + len(spec.env)], strict=True):
         match = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*)="([^"\\$`]*)"', env_line)
         assert match, env_line
         assert match.groups() == (key, value)
@@ -171,14 +243,28 @@ def render_or_refuse(data: dict[str, Any], digest: str | None) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=specs(), digest=st.sampled_from([None, DIGEST]))
-@example(data={"name": "x\n", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [], "apt": [], "env": {}},
-         digest=None)
-@example(data={"name": "x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [],
-               "apt": ["curl\n=1.0"], "env": {}}, digest=None)
-@example(data={"name": "x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [],
-               "apt": [], "env": {"TZ\n": "UTC"}}, digest=None)
-@example(data={"name": "x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": ["pandas\nRUN id"],
-               "apt": ["curl;id"], "env": {"X": "a\nRUN id"}}, digest=DIGEST)
+@example(
+    data={"name": "x\n", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [], "apt": [], "env": {}}, digest=None
+)
+@example(
+    data={"name": "x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [], "apt": ["curl\n=1.0"], "env": {}},
+    digest=None,
+)
+@example(
+    data={"name": "x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": [], "apt": [], "env": {"TZ\n": "UTC"}},
+    digest=None,
+)
+@example(
+    data={
+        "name": "x",
+        "base": BASES[0],
+        "repository": REPOSITORIES[0],
+        "pip": ["pandas\nRUN id"],
+        "apt": ["curl;id"],
+        "env": {"X": "a\nRUN id"},
+    },
+    digest=DIGEST,
+)
 def test_no_input_yields_an_extra_instruction_or_shell_command(data: dict[str, Any], digest: str | None) -> None:
     render_or_refuse(data, digest)
 
@@ -194,8 +280,14 @@ TRICKY_BUT_VALID = [
 
 @pytest.mark.parametrize("changes", TRICKY_BUT_VALID)
 def test_the_checker_accepts_tricky_but_valid_specs(changes: dict[str, Any]) -> None:
-    data = {"name": "team-x", "base": BASES[0], "repository": REPOSITORIES[0], "pip": ["pandas"], "apt": ["curl"],
-            "env": {"TZ": "UTC"}} | changes
+    data = {
+        "name": "team-x",
+        "base": BASES[0],
+        "repository": REPOSITORIES[0],
+        "pip": ["pandas"],
+        "apt": ["curl"],
+        "env": {"TZ": "UTC"},
+    } | changes
     assert render_or_refuse(data, DIGEST) is True
     assert render_or_refuse(data, None) is True
 
@@ -209,7 +301,7 @@ def test_the_checker_itself_catches_an_injected_instruction() -> None:
         good.replace("curl", "curl; id"),
         good.replace("curl", "curl $(id)"),
         good.replace("team-x.", "team-x\n."),
-        good.replace('LABEL ', 'ENV X="1"\nLABEL '),
+        good.replace("LABEL ", 'ENV X="1"\nLABEL '),
         good + "RUN id\n",
     ):
         with pytest.raises(AssertionError):

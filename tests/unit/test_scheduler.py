@@ -42,8 +42,9 @@ def spec(name: str, base: str = LTS, **fields):  # noqa: ANN003, ANN201
 
 @pytest.fixture
 def services(tmp_db: str) -> Services:
-    return Services.from_config(load_config({"DCS_DB": tmp_db, "DCS_BASE_CHECK_MINUTES": "30",
-                                             "DCS_RATELIMIT_MINUTES": "15"}))
+    return Services.from_config(
+        load_config({"DCS_DB": tmp_db, "DCS_BASE_CHECK_MINUTES": "30", "DCS_RATELIMIT_MINUTES": "15"})
+    )
 
 
 @pytest.fixture
@@ -55,8 +56,12 @@ def scheduler(services: Services) -> Iterator[object]:
 
 
 def test_desired_schedules_follow_the_catalog(services: Services) -> None:
-    specs = [spec("nightly", schedule="0 3 * * *"), spec("lts-a"), spec("lts-b"),
-             spec("pinned-9x", base="databricksruntime/standard:9.x")]
+    specs = [
+        spec("nightly", schedule="0 3 * * *"),
+        spec("lts-a"),
+        spec("lts-b"),
+        spec("pinned-9x", base="databricksruntime/standard:9.x"),
+    ]
     wanted = {s.job_id: s for s in desired_schedules(specs, services.config)}
     assert set(wanted) == {"rebuild:image:nightly", LTS_JOB, RATELIMIT_JOB}
     assert wanted["rebuild:image:nightly"].cron == "0 3 * * *"
@@ -99,7 +104,9 @@ def test_runs_are_recorded_with_start_end_and_outcome(services: Services) -> Non
         run_job(services, LTS_JOB, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     runs = job_runs(services.store, LTS_JOB)
     assert [(r["outcome"], r["detail"]) for r in runs] == [
-        ("error", "unexpected error; see the bot's log"), ("succeeded", "2 rebuilt")]
+        ("error", "unexpected error; see the bot's log"),
+        ("succeeded", "2 rebuilt"),
+    ]
     assert all(r["started_at"] and r["finished_at"] for r in runs)
 
 
@@ -150,14 +157,17 @@ def test_claims_are_atomic_across_connections(tmp_db: str) -> None:
 
 def test_interrupted_rebuild_is_marked_and_scheduled_again(services: Services) -> None:
     services.store.add_image(spec("lts-a"))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     import socket
 
     detail = json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "names": ["lts-a"]})
     with services.store.transaction() as conn:
-        conn.execute("INSERT INTO job_runs (job_id, started_at, outcome, detail) VALUES (?, ?, 'running', ?)",
-                     (LTS_JOB, "2026-01-01T00:00:00.000000Z", detail))
+        conn.execute(
+            "INSERT INTO job_runs (job_id, started_at, outcome, detail) VALUES (?, ?, 'running', ?)",
+            (LTS_JOB, "2026-01-01T00:00:00.000000Z", detail),
+        )
     assert claim_run(services.store, MANUAL_JOB) is None  # the dead run still holds the lock
 
     sched = start_scheduler(services, start=False)
@@ -175,8 +185,10 @@ def test_live_run_of_this_host_is_not_marked_interrupted(services: Services) -> 
 
             detail = json.dumps({"pid": alive.pid, "host": socket.gethostname()})
             with services.store.transaction() as conn:
-                conn.execute("INSERT INTO job_runs (job_id, started_at, outcome, detail) VALUES (?, ?, 'running', ?)",
-                             (MANUAL_JOB, "2026-01-01T00:00:00.000000Z", detail))
+                conn.execute(
+                    "INSERT INTO job_runs (job_id, started_at, outcome, detail) VALUES (?, ?, 'running', ?)",
+                    (MANUAL_JOB, "2026-01-01T00:00:00.000000Z", detail),
+                )
             assert mark_interrupted_runs(services.store) == []
         finally:
             alive.kill()

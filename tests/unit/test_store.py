@@ -37,10 +37,24 @@ def tables(store: Store) -> set[str]:
 
 # ---------------------------------------------------------------- plumbing
 
+
 def test_migrations_create_every_table_and_wal_is_on(store: Store) -> None:
     assert store.schema_version == len(MIGRATIONS)
-    assert {"registries", "images", "builds", "pushes", "audit", "claims", "launches", "approvals", "job_runs",
-            "ratelimit_samples", "alert_state", "base_checks", "schema_migrations"} <= tables(store)
+    assert {
+        "registries",
+        "images",
+        "builds",
+        "pushes",
+        "audit",
+        "claims",
+        "launches",
+        "approvals",
+        "job_runs",
+        "ratelimit_samples",
+        "alert_state",
+        "base_checks",
+        "schema_migrations",
+    } <= tables(store)
     assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert store.query("PRAGMA foreign_keys")[0]["foreign_keys"] == 1
     assert store.ping()
@@ -85,17 +99,30 @@ def test_utcnow_round_trips_through_parse_time() -> None:
 
 # ---------------------------------------------------------------- catalog
 
+
 def test_images_add_get_list_remove(store: Store) -> None:
-    spec = image_from_dict({"name": "team-pandas", "base": "databricksruntime/standard:15.4-LTS",
-                            "repository": "myacr.azurecr.io/team/pandas", "pip": ["pandas==2.2.2"],
-                            "env": {"TZ": "UTC"}, "schedule": "0 3 * * 1"})
+    spec = image_from_dict(
+        {
+            "name": "team-pandas",
+            "base": "databricksruntime/standard:15.4-LTS",
+            "repository": "myacr.azurecr.io/team/pandas",
+            "pip": ["pandas==2.2.2"],
+            "env": {"TZ": "UTC"},
+            "schedule": "0 3 * * 1",
+        }
+    )
     store.add_image(spec)
     assert store.get_image("team-pandas") == spec
     with pytest.raises(AlreadyExists) as exists:
         store.add_image(spec)
     assert "Image 'team-pandas' already exists" in str(exists.value)
-    changed = image_from_dict({"name": "team-pandas", "base": "databricksruntime/standard:16.4-LTS",
-                               "repository": "myacr.azurecr.io/team/pandas"})
+    changed = image_from_dict(
+        {
+            "name": "team-pandas",
+            "base": "databricksruntime/standard:16.4-LTS",
+            "repository": "myacr.azurecr.io/team/pandas",
+        }
+    )
     store.add_image(changed, replace=True)
     assert store.get_image("team-pandas") == changed
     store.add_image(image_from_dict({"name": "alpha", "base": "ubuntu:22.04", "repository": "team/alpha"}))
@@ -116,8 +143,13 @@ def test_get_image_on_an_empty_catalog_says_so(store: Store) -> None:
 
 
 def test_registry_entries_never_contain_a_password(store: Store, db_path: str) -> None:
-    entry = {"name": "acr", "host": "myacr.azurecr.io", "username": "sp-id", "password_env": "ACR_PASSWORD",
-             "cluster_password_secret": "{{secrets/dcs/acr}}"}
+    entry = {
+        "name": "acr",
+        "host": "myacr.azurecr.io",
+        "username": "sp-id",
+        "password_env": "ACR_PASSWORD",
+        "cluster_password_secret": "{{secrets/dcs/acr}}",
+    }
     with pytest.raises(InvalidInput):  # a password typed into the entry never gets as far as the store
         registry_from_dict(entry | {"password": PASSWORD})
     spec = registry_from_dict(entry)
@@ -135,8 +167,11 @@ def test_registry_entries_never_contain_a_password(store: Store, db_path: str) -
 
 def test_a_registry_in_use_cannot_be_removed(store: Store) -> None:
     store.add_registry(registry_from_dict({"name": "acr", "host": "myacr.azurecr.io"}))
-    store.add_image(image_from_dict({"name": "app", "base": "ubuntu:22.04", "repository": "myacr.azurecr.io/t/app",
-                                     "registry": "acr"}))
+    store.add_image(
+        image_from_dict(
+            {"name": "app", "base": "ubuntu:22.04", "repository": "myacr.azurecr.io/t/app", "registry": "acr"}
+        )
+    )
     with pytest.raises(AlreadyExists) as used:
         store.remove_registry("acr")
     assert str(used.value) == "Registry 'acr' is used by app; change those images first."
@@ -150,6 +185,7 @@ def test_a_registry_in_use_cannot_be_removed(store: Store) -> None:
 
 # ---------------------------------------------------------------- builds
 
+
 def test_build_lifecycle_queued_running_succeeded(store: Store) -> None:
     build = store.create_build("team-pandas", requester="U012AB3CD", source="cli", push=True)
     assert build.status == "queued"
@@ -157,14 +193,20 @@ def test_build_lifecycle_queued_running_succeeded(store: Store) -> None:
     assert build.requested_at and build.started_at is None and not build.finished
     assert store.active_build("team-pandas") == build
 
-    running = store.update_build(build.id, status="running", started_at=utcnow(), base_digest=DIGEST,
-                                 spec_hash="f" * 64)
+    running = store.update_build(
+        build.id, status="running", started_at=utcnow(), base_digest=DIGEST, spec_hash="f" * 64
+    )
     assert running.status == "running" and running.base_digest == DIGEST and not running.finished
 
-    done = store.update_build(build.id, status="succeeded", finished_at=utcnow(), image_id="sha256:" + "1" * 64,
-                              tags=("latest", "latest-20260101-b1"), doctor=({"name": "bash", "status": "pass",
-                                                                             "detail": "/bin/bash", "fix": ""},),
-                              pushed_digest=DIGEST)
+    done = store.update_build(
+        build.id,
+        status="succeeded",
+        finished_at=utcnow(),
+        image_id="sha256:" + "1" * 64,
+        tags=("latest", "latest-20260101-b1"),
+        doctor=({"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},),
+        pushed_digest=DIGEST,
+    )
     assert done.status == "succeeded" and done.finished
     assert done.tags == ("latest", "latest-20260101-b1")
     assert done.doctor == ({"name": "bash", "status": "pass", "detail": "/bin/bash", "fix": ""},)
@@ -207,12 +249,17 @@ def test_get_build_unknown(store: Store) -> None:
 def test_mark_interrupted_ends_running_and_queued_builds(db_path: str) -> None:
     before = Store(db_path)
     queued = before.create_build("a", requester=None, source="slack").id
-    running = before.update_build(before.create_build("b", requester=None, source="cli").id, status="running",
-                                  started_at=utcnow()).id
-    failed_with_reason = before.update_build(before.create_build("c", requester=None, source="cli").id,
-                                             status="running", error="kept").id
-    finished = before.update_build(before.create_build("d", requester=None, source="cli").id,
-                                   status="succeeded", finished_at="2026-01-01T00:00:00.000000Z").id
+    running = before.update_build(
+        before.create_build("b", requester=None, source="cli").id, status="running", started_at=utcnow()
+    ).id
+    failed_with_reason = before.update_build(
+        before.create_build("c", requester=None, source="cli").id, status="running", error="kept"
+    ).id
+    finished = before.update_build(
+        before.create_build("d", requester=None, source="cli").id,
+        status="succeeded",
+        finished_at="2026-01-01T00:00:00.000000Z",
+    ).id
     before.close()  # the process "crashes"
 
     after = Store(db_path)
@@ -233,10 +280,12 @@ def test_mark_interrupted_ends_running_and_queued_builds(db_path: str) -> None:
 
 def test_pushes_are_recorded_per_build(store: Store) -> None:
     build = store.create_build("a", requester=None, source="cli")
-    first = store.add_push(build.id, registry="acr", repository="myacr.azurecr.io/t/a", tag="latest",
-                           digest=DIGEST, verified=True)
-    store.add_push(build.id, registry="acr", repository="myacr.azurecr.io/t/a", tag="latest-b1", digest=DIGEST,
-                   verified=False)
+    first = store.add_push(
+        build.id, registry="acr", repository="myacr.azurecr.io/t/a", tag="latest", digest=DIGEST, verified=True
+    )
+    store.add_push(
+        build.id, registry="acr", repository="myacr.azurecr.io/t/a", tag="latest-b1", digest=DIGEST, verified=False
+    )
     pushes = store.pushes(build.id)
     assert pushes[0] == first
     assert [(p.tag, p.verified, p.digest) for p in pushes] == [("latest", True, DIGEST), ("latest-b1", False, DIGEST)]
@@ -246,6 +295,7 @@ def test_pushes_are_recorded_per_build(store: Store) -> None:
 
 
 # ---------------------------------------------------------------- audit and claims
+
 
 def test_audit_rows(store: Store) -> None:
     store.audit(actor="U1", action="image.add", target="team-pandas", outcome="ok")
