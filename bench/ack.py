@@ -110,7 +110,7 @@ def prepare_engine_and_catalog(db: str, images: int) -> list[str]:
     """A local fake Databricks base, and a catalog whose first two images take 30 s in pip."""
     import docker
 
-    from bot.catalog import image_from_dict
+    from bot.domain.catalog import image_from_dict
     from bot.store import Store
     from tests.support.images import base_archive, ensure_image
     from tests.support.rootfs import BaseSpec, read_static_busybox

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
 
-from bot.builder import Builder  # noqa: E402
-from bot.catalog import image_from_dict  # noqa: E402
+from bot.compose import build_services
 from bot.config import load_config  # noqa: E402
-from bot.services import Services  # noqa: E402
+from bot.domain.catalog import image_from_dict  # noqa: E402
+from bot.ops.build import Builder  # noqa: E402
 from tests.support.images import base_archive, ensure_image  # noqa: E402
 from tests.support.rootfs import BaseSpec, read_static_busybox  # noqa: E402
 
@@ -50,7 +50,7 @@ def timed(fn):  # noqa: ANN001, ANN201
 def run(rounds: int) -> dict[str, list[float] | int]:
     environ = {k: v for k, v in os.environ.items() if k == "DOCKER_HOST"}
     with tempfile.TemporaryDirectory() as tmp:
-        services = Services.from_config(load_config({**environ, "DCS_DB": f"{tmp}/bench.db"}))
+        services = build_services(load_config({**environ, "DCS_DB": f"{tmp}/bench.db"}))
         make_base(services.engine.client)
         builder = Builder(services)
         results: dict[str, list[float] | int] = {"cold": [], "cached": [], "unchanged": [], "unchanged_calls": 0}

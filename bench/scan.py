@@ -6,7 +6,7 @@ Uses DCS_TEST_REGISTRY / DCS_TEST_REGISTRY_USER / DCS_TEST_REGISTRY_PASSWORD (as
 them) or starts a private `docker-registry` with basic auth. Pushes `--bases` small images straight
 through the registry API (no engine needed), defines `--images` catalog images spread over them, each
 with a published build on the current base digest (so nothing is due), then measures:
-  scan  – `bot.rebuild.run_rebuilds` over the whole catalog: one manifest HEAD per distinct base;
+  scan  – `bot.domain.rebuild.run_rebuilds` over the whole catalog: one manifest HEAD per distinct base;
   naive – one manifest HEAD per image (what checking each image on its own costs).
 Both use a client whose registry auth is already warm, as the long-running bot's is; the first, cold
 scan is reported separately (a basic-auth registry answers each new repository's first request 401).
@@ -29,11 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests  # noqa: E402
 
-from bot.catalog import image_from_dict, registry_from_dict  # noqa: E402
 from bot.clients.registry import RegistryClient  # noqa: E402
+from bot.compose import build_services
 from bot.config import load_config  # noqa: E402
-from bot.dockerfile import spec_hash  # noqa: E402
-from bot.rebuild import UNCHANGED, run_rebuilds  # noqa: E402
+from bot.domain.catalog import image_from_dict, registry_from_dict  # noqa: E402
+from bot.domain.dockerfile import spec_hash  # noqa: E402
+from bot.domain.rebuild import UNCHANGED
+from bot.ops.rebuild import run_rebuilds  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.store import utcnow  # noqa: E402
 
@@ -103,7 +105,7 @@ def manifest_requests(client: RegistryClient, since: int) -> list[tuple[str, str
 
 def setup(tmp: Path, host: str, user: str, password: str, images: int, bases: int) -> Services:
     environ = {"DCS_DB": str(tmp / "bench.db"), PASSWORD_VAR: password}
-    services = Services.from_config(load_config(environ))
+    services = build_services(load_config(environ))
     services.store.add_registry(
         registry_from_dict({"name": "local", "host": host, "username": user, "password_env": PASSWORD_VAR})
     )

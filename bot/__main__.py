@@ -16,21 +16,32 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from slack_bolt.error import BoltError
+
+import jobs.approvals
+import jobs.clusters
+import jobs.scheduler
+from bot.app import app_context, create_app
+from bot.compose import build_services
 from bot.config import Config, load_config, read_environment
+from bot.domain.redact import RedactingFilter, Redactor
 from bot.errors import ConfigError
+from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
+from bot.services import Services
+from bot.workers import Workers
+from handlers.builds import close_interrupted
+
+Starter = Callable[[Services, Workers, argparse.Namespace], Callable[[], None] | None]
 
 log = logging.getLogger("bot")
 
-# Background work started next to the bot (scheduled rebuilds, rate-limit watch, cluster tracking).
-# Each starter is `starter(ctx: handlers.context.AppContext, args: argparse.Namespace)` and returns a
-# stop function or None. `ctx.services`, `ctx.workers`, `ctx.client`, `ctx.builder` are there;
-# `args.no_scheduler` is True when the operator asked for no scheduled jobs. Features append their
-# starter here (one line).
-# Named as "module:function" so nothing is imported before start-up needs it.
-BACKGROUND_STARTERS: list[str] = [
-    "jobs.scheduler:starter",
-    "handlers.launch:resume_tracking",
-    "handlers.enable:start_expiry_sweep",
+# Background work started next to the bot (scheduled rebuilds, cluster tracking, approval expiry). Each
+# starter is `starter(services, workers, args)` and returns a stop function or None; `args.no_scheduler` is
+# True when the operator asked for no scheduled jobs. Features append their starter here (one line).
+BACKGROUND_STARTERS: list[Starter] = [
+    jobs.scheduler.starter,
+    jobs.clusters.resume_tracking,
+    jobs.approvals.start_expiry_sweep,
 ]
 
 EX_CONFIG = 78
@@ -52,8 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def configure_logging(config: Config) -> None:
-    from bot.redact import RedactingFilter, Redactor
-
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(Redactor(config.secret_values())))
@@ -72,13 +81,10 @@ def startup_problems(config: Config, mode: str) -> list[str]:
     return problems
 
 
-def start_background(ctx: object, args: argparse.Namespace) -> list[Callable[[], None]]:
+def start_background(services: Services, workers: Workers, args: argparse.Namespace) -> list[Callable[[], None]]:
     stops = []
-    import importlib
-
-    for name in BACKGROUND_STARTERS:
-        module, _, function = name.partition(":")
-        stop = getattr(importlib.import_module(module), function)(ctx, args)
+    for starter in BACKGROUND_STARTERS:
+        stop = starter(services, workers, args)
         if stop is not None:
             stops.append(stop)
     return stops
@@ -106,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     configure_logging(config)
 
-    from slack_bolt.error import BoltError
-
-    from bot.app import app_context, create_app
-    from bot.services import Services
-    from bot.workers import Workers
-
-    services = Services.from_config(config)
+    services = build_services(config)
     _redact_registry_passwords(services)
     interrupted = services.store.mark_interrupted()
     if interrupted:
@@ -124,21 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         workers.shutdown(wait=False)
         return fail(f"Slack refused the bot token ({exc}). Check SLACK_BOT_TOKEN and SLACK_API_URL.")
     ctx = app_context(app)
-    from handlers.builds import close_interrupted
-
     close_interrupted(ctx, interrupted)
-    stops = start_background(ctx, args)
+    stops = start_background(services, workers, args)
     _stop_on_sigterm()
     socket_handler = None
     try:
         if args.http:
-            from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
-
             port = args.port if args.port is not None else DEFAULT_PORT
             server = create_server(make_wsgi_app(app, services), args.host, port, args.threads or DEFAULT_THREADS)
             log.info("dcs-bot listening on http://%s:%s/slack/events", args.host, server.effective_port)
             server.run()
         else:
+            # Imported only in Socket Mode: HTTP mode does not need websocket-client.
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             socket_handler = SocketModeHandler(app, config.slack_app_token)
@@ -156,14 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _redact_registry_passwords(services: object) -> None:
+def _redact_registry_passwords(services: Services) -> None:
     """Logs also mask the registry passwords the catalog names (known only once the store is open)."""
-    from bot.redact import RedactingFilter
-
     for handler in logging.getLogger().handlers:
         for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
             handler.removeFilter(old)
-        handler.addFilter(RedactingFilter(services.redactor))  # type: ignore[attr-defined]
+        handler.addFilter(RedactingFilter(services.redactor))
 
 
 def _stop_on_sigterm() -> None:

@@ -1,44 +1,63 @@
-"""The Bolt app factory. Building it touches no network (unless `verify_token=True`, used at start-up).
+"""The Bolt app factory (part of the composition root). Building it touches no network (unless
+`verify_token=True`, used at start-up).
 
-Slack surfaces are modules with `register(app, ctx)`, listed in SURFACES: a feature adds its module
-with a one-line edit. `/dcs` subcommands go in `ctx.commands`, Home sections in `ctx.home_sections`
-(see handlers/__init__.py for the whole contract).
+Slack surfaces are modules with `register(app, ctx)`, listed in SURFACES: a feature adds its module with a
+one-line edit. `/dcs` subcommands go in `ctx.commands`, Home sections in `ctx.home_sections` (see
+handlers/__init__.py for the whole contract).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.builder import Builder
+import handlers.actions
+import handlers.builds
+import handlers.catalog
+import handlers.commands
+import handlers.enable
+import handlers.home
+import handlers.launch
+import handlers.placeholders
+import handlers.ratelimit
+import handlers.rebuild
+import handlers.views
+from bot.clients.slack import make_web_client
+from bot.compose import attach_bot
 from bot.config import Config
+from bot.ops.build import Builder
 from bot.services import Services
-from bot.slack_client import make_web_client
 from bot.workers import Workers
+from handlers.blocks import apology
 from handlers.commands import CommandTable
 from handlers.context import AppContext, reference_id
+from handlers.home import default_sections
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 
-# Slack surfaces, registered in this order. Bolt runs the FIRST listener matching an action, so
-# features go above "handlers.placeholders", which must stay last (its fallbacks yield to real ones).
-SURFACES: list[str] = [
-    "handlers.commands",
-    "handlers.actions",
-    "handlers.views",
-    "handlers.home",
-    "handlers.rebuild",
-    "handlers.ratelimit",
-    "handlers.launch",
-    "handlers.enable",
-    "handlers.placeholders",
+# Slack surfaces, registered in this order (help lists commands in it). Bolt runs the FIRST listener matching
+# an action, so features go above handlers.placeholders, which must stay last (its fallbacks yield to real ones).
+SURFACES: list[ModuleType] = [
+    handlers.commands,
+    handlers.catalog,
+    handlers.builds,
+    handlers.actions,
+    handlers.views,
+    handlers.home,
+    handlers.rebuild,
+    handlers.ratelimit,
+    handlers.launch,
+    handlers.enable,
+    handlers.placeholders,
 ]
 
 # Acks are answered from these threads (Bolt's default is 5, shared by every listener); our listeners
@@ -49,8 +68,7 @@ _contexts: weakref.WeakKeyDictionary[App, AppContext] = weakref.WeakKeyDictionar
 
 
 def build_context(config: Config, services: Services, workers: Workers, client: WebClient | None = None) -> AppContext:
-    from handlers.home import default_sections
-
+    attach_bot(services, workers)
     return AppContext(
         config=config,
         services=services,
@@ -68,7 +86,7 @@ def create_app(
     workers: Workers,
     *,
     verify_token: bool = False,
-    surfaces: list[str] | None = None,
+    surfaces: list[ModuleType] | None = None,
 ) -> App:
     ctx = build_context(config, services, workers)
     app = App(
@@ -80,8 +98,9 @@ def create_app(
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         name="dcs-bot",
     )
-    for name in surfaces if surfaces is not None else SURFACES:
-        importlib.import_module(name).register(app, ctx)
+    for surface in surfaces if surfaces is not None else SURFACES:
+        register: Callable[[App, AppContext], None] = surface.register
+        register(app, ctx)
 
     @app.error
     def unexpected(error: Exception, body: dict[str, Any]) -> None:
@@ -89,9 +108,6 @@ def create_app(
         log.error("unhandled error in a Slack listener (ref %s)", ref, exc_info=error)
         url = body.get("response_url") if isinstance(body, dict) else None
         if url:
-            from handlers.blocks import apology
-            from handlers.builds import tell
-
             workers.quick(tell, url, apology(ref))
 
     _contexts[app] = ctx

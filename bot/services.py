@@ -1,41 +1,65 @@
-"""The services bundle handed to the CLI, the Slack app and the jobs.
+"""The services bundle handed to the operations, the jobs and both surfaces: typed, built once per process.
 
-Clients are created lazily: building a Services touches neither the Docker engine nor the network,
-so the bot starts (and answers Slack) even while the engine is down.
+Clients are created lazily: building a Services touches neither the Docker engine nor the network, so the
+bot starts (and answers Slack) even while the engine is down. The composition root (bot/compose.py) fills
+in what the process has (a Slack notifier, the scheduler's catalog hook); everything else keeps its default.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bot.catalog import ImageSpec, RegistrySpec, registry_for
+from bot.clients.databricks import DatabricksClient
+from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
 from bot.config import Config
+from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for
+from bot.domain.redact import Redactor
+from bot.domain.refs import ImageRef, same_registry_host
 from bot.errors import RegistryAuthError
-from bot.redact import Redactor
-from bot.refs import ImageRef, same_registry_host
+from bot.ops.notify import Notifier, NullNotifier
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.clients.engine import DockerEngine
+    from bot.ops.approvals import Approvals
+    from bot.ops.launch import Launcher, LaunchFollower
 
 
 @dataclass
 class Services:
     config: Config
     store: Store
-    _engine: object | None = field(default=None, repr=False)
+    notifier: Notifier = field(default_factory=NullNotifier)
+    # Created on first use by bot.ops.launch.launcher_for / bot.ops.approvals.approvals_for; tests put ones
+    # with short intervals or a fixed clock here.
+    launcher: Launcher | None = field(default=None, repr=False)
+    approvals: Approvals | None = field(default=None, repr=False)
+    scheduler: BackgroundScheduler | None = field(default=None, repr=False)
+    tracker: LaunchFollower | None = field(default=None, repr=False)  # follows launches (jobs/clusters.py)
+    # Called after an image is added, changed or removed (the scheduler re-reads its schedules).
+    catalog_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _engine: DockerEngine | None = field(default=None, repr=False)
     _registry: RegistryClient | None = field(default=None, repr=False)
+    _dockerhub: DockerHubClient | None = field(default=None, repr=False)
+    _databricks: DatabricksClient | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    extras: dict[str, object] = field(default_factory=dict, repr=False)  # clients later features add lazily
 
     @classmethod
     def from_config(cls, config: Config) -> Services:
-        store = Store(config.db_path)
-        return cls(config=config, store=store)
+        return cls(config=config, store=Store(config.db_path))
 
     @property
-    def engine(self):  # noqa: ANN201 - DockerEngine, imported lazily (docker SDK import cost)
+    def engine(self) -> DockerEngine:
         with self._lock:
             if self._engine is None:
+                # Imported here on purpose: the docker SDK costs a noticeable import time that commands
+                # without a build (most of them) should not pay.
                 from bot.clients.engine import DockerEngine
 
                 env = dict(self.config.environ)
@@ -52,26 +76,23 @@ class Services:
             return self._registry
 
     @property
-    def dockerhub(self):  # noqa: ANN201 - DockerHubClient, imported lazily like the engine
+    def dockerhub(self) -> DockerHubClient:
         with self._lock:
-            client = self.extras.get("dockerhub")
-            if client is None:
-                from bot.clients.dockerhub import DockerHubClient
-
-                client = DockerHubClient(self.config.dockerhub_auth_url, self.config.dockerhub_registry_url)
-                self.extras["dockerhub"] = client
-            return client
+            if self._dockerhub is None:
+                self._dockerhub = DockerHubClient(self.config.dockerhub_auth_url, self.config.dockerhub_registry_url)
+            return self._dockerhub
 
     @property
-    def databricks(self):  # noqa: ANN201 - DatabricksClient; the SDK itself is imported on its first call
+    def databricks(self) -> DatabricksClient:
+        """The workspace client; the SDK itself is imported on its first call."""
         with self._lock:
-            client = self.extras.get("databricks")
-            if client is None:
-                from bot.clients.databricks import DatabricksClient
+            if self._databricks is None:
+                self._databricks = DatabricksClient(self.config)
+            return self._databricks
 
-                client = DatabricksClient(self.config)
-                self.extras["databricks"] = client
-            return client
+    def catalog_changed(self) -> None:
+        for listener in list(self.catalog_listeners):
+            listener()
 
     @property
     def redactor(self) -> Redactor:

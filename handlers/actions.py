@@ -14,12 +14,13 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.clients.slack import call
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
-from bot.permissions import Role
-from bot.slack_client import call
 from handlers import blocks as bk
-from handlers.builds import log_content, start_build, tell
+from handlers.builds import log_content, start_build
 from handlers.context import AppContext, reference_id
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 

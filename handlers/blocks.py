@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.store import Build, PushRecord, parse_time
+from bot.domain.catalog import ImageSpec
+from bot.domain.clock import ago
+from bot.domain.refs import short_digest
+from bot.store import Build, ImageStatus, PushRecord
 
 SECTION_LIMIT = 3000
 TEXT_LIMIT = 4000
@@ -143,29 +146,12 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return "█" * full + "░" * (width - full) + f" {round(fraction * 100):>3d}%"
 
 
-def ago(when: str | None, now: datetime) -> str:
-    moment = parse_time(when)
-    if moment is None:
-        return "never"
-    seconds = max(0, int((now - moment).total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     seconds = int(round(seconds))
     minutes, secs = divmod(seconds, 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return "–"
-    return digest if len(digest) <= 19 else digest[:19] + "…"
 
 
 def user(user_id: str | None) -> str:
@@ -341,19 +327,7 @@ def notice(text: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- catalog
-@dataclass(frozen=True)
-class CatalogRow:
-    """One image with its latest build and latest successful build (either may be None)."""
-
-    name: str
-    base: str
-    repository: str
-    schedule: str | None
-    last: Build | None
-    last_good: Build | None
-
-
-def image_line(row: CatalogRow, now: datetime) -> str:
+def image_line(row: ImageStatus, now: datetime) -> str:
     head = f"*{escape(row.name)}*  `{escape(row.base)}` → `{escape(row.repository)}`"
     if row.last is None:
         state = "never built"
@@ -374,10 +348,18 @@ EMPTY_CATALOG = (
 )
 
 
-def images_list(rows: Sequence[CatalogRow], now: datetime) -> dict[str, Any]:
+def images_list(rows: Sequence[ImageStatus], now: datetime) -> dict[str, Any]:
     if not rows:
         return message(EMPTY_CATALOG, [section(EMPTY_CATALOG)])
     blocks = [section(f"*{len(rows)} image(s) in the catalog*")]
     blocks += [section(image_line(row, now)) for row in rows]
     blocks.append(context("Build one: `/dcs build NAME [push]`. Details of a build: `/dcs status BUILD_ID`."))
     return message(f"{len(rows)} image(s) in the catalog", fit(blocks, what="images"))
+
+
+def image_added(spec: ImageSpec) -> str:
+    return (
+        f":white_check_mark: Added *{escape(spec.name)}* (`{escape(spec.base)}` → "
+        f"`{escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
+        f"`/dcs build {spec.name} push`."
+    )

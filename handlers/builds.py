@@ -16,18 +16,19 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import Any
 
-from slack_sdk.webhook import WebhookClient
+from slack_bolt import App
 
-from bot.builder import BuildProgress
+from bot.clients.slack import SlackError, call
+from bot.clients.slack_progress import ProgressMessage
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
-from bot.permissions import Role
-from bot.progress_message import ProgressMessage
-from bot.slack_client import TIMEOUT_SECONDS, SlackError, call
+from bot.ops.build import BuildOutcome, BuildProgress, ResolvedBase, build_with_log, builds_overview
 from bot.store import Build
 from bot.workers import QueueFull, Ticket
 from handlers import blocks as bk
 from handlers.commands import CommandContext, Subcommand, now
 from handlers.context import AppContext, reference_id
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def job_key(build_id: int) -> str:
     return f"build:{build_id}"
 
 
-def add_commands(ctx: AppContext) -> None:
+def register(app: App, ctx: AppContext) -> None:
     ctx.commands.add(
         Subcommand(
             "build",
@@ -113,15 +114,13 @@ def build_command(cmd: CommandContext) -> None:
 
 def status_command(cmd: CommandContext) -> None:
     cmd.reject_unknown(max_args=1)
-    store = cmd.app.store
     positions = positions_of(cmd.app)
     if cmd.args:
-        build = store.get_build(parse_build_id(cmd.args[0]))
+        build = cmd.app.store.get_build(parse_build_id(cmd.args[0]))
         cmd.reply(bk.build_detail(build, now(), positions.get(build.id)))
         return
-    active = [b for state in ACTIVE_STATES for b in store.builds(status=state, limit=20)]
-    recent = [b for b in store.builds(limit=15) if b.finished][:5]
-    cmd.reply(bk.builds_overview(active, recent, now(), positions))
+    overview = builds_overview(cmd.app.services)
+    cmd.reply(bk.builds_overview(overview.active, overview.recent, now(), positions))
 
 
 def log_command(cmd: CommandContext) -> None:
@@ -132,11 +131,7 @@ def log_command(cmd: CommandContext) -> None:
 
 
 def log_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
-    build = ctx.store.get_build(build_id)
-    redact = ctx.services.redactor
-    if build.log_tail:
-        build = replace(build, log_tail=redact(build.log_tail))
-    return bk.build_log(build)
+    return bk.build_log(build_with_log(ctx.services, build_id))
 
 
 def parse_build_id(text: str) -> int:
@@ -273,7 +268,7 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
     tell(response_url, content)
 
 
-def _unchanged(ctx: AppContext, build: Build) -> tuple[Any, Any]:
+def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, BuildOutcome | None]:
     """(resolved base, skipped outcome): skipped when neither the spec nor the base changed since the last
     good build. Checked in the worker (it costs a manifest HEAD); the queued row is then discarded, since
     nothing ran. A failure to check is not fatal: the build runs and reports whatever is wrong.
@@ -296,7 +291,7 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[Any, Any]:
     return base, None
 
 
-def up_to_date_content(ctx: AppContext, skipped: Any, redact: Callable[[str], str]) -> dict[str, Any]:
+def up_to_date_content(ctx: AppContext, skipped: BuildOutcome, redact: Callable[[str], str]) -> dict[str, Any]:
     """The previous (still current) build's result, under a line saying why nothing was built."""
     content = final_content(ctx, skipped.build, redact)
     note = bk.section(f":white_check_mark: {bk.escape(skipped.reason)}")
@@ -330,20 +325,6 @@ def _finish_quietly(ctx: AppContext, channel: str, ts: str, content: dict[str, A
         call(ctx.client, "chat.update", channel=channel, ts=ts, **content)
     except SlackError:
         pass  # logged by call(); the build's state is in the store and /dcs status
-
-
-def tell(response_url: str | None, content: dict[str, Any]) -> None:
-    """An ephemeral note to the person who asked, through the interaction's response_url."""
-    if not response_url:
-        return
-    try:
-        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(
-            response_type="ephemeral", replace_original=False, **content
-        )
-        if response.status_code != 200:
-            log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
-    except Exception as exc:  # noqa: BLE001 - best effort: the build result is in the store and /dcs status
-        log.warning("could not answer through the response_url: %s", type(exc).__name__)
 
 
 # ---------------------------------------------------------------- helpers

@@ -20,8 +20,8 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
-from bot.permissions import Role
 from handlers import blocks as bk
 from handlers.context import AppContext, reference_id
 
@@ -185,8 +185,6 @@ class CommandTable:
 
 # ---------------------------------------------------------------- dispatch
 def register(app: App, ctx: AppContext) -> None:
-    from handlers import builds, catalog
-
     ctx.commands.add(
         Subcommand(
             "help",
@@ -196,8 +194,6 @@ def register(app: App, ctx: AppContext) -> None:
             lambda cmd: show_help(cmd, topic=" ".join(cmd.args) or None),
         )
     )
-    catalog.add_commands(ctx)
-    builds.add_commands(ctx)
 
     @app.command("/dcs")
     def dcs(ack: Any, body: dict[str, Any], respond: Any, request: Any) -> None:

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
-from bot.builder import Builder
 from bot.config import Config
-from bot.permissions import Role, allowed, denial, role_of
+from bot.domain.permissions import Role, allowed, denial, role_of
+from bot.ops.build import Builder
 from bot.services import Services
+from bot.store import Store
 from bot.workers import Workers
 
 if TYPE_CHECKING:
@@ -40,10 +41,9 @@ class AppContext:
     client: WebClient  # the bot's own client, for work that outlives a request (progress, final messages)
     commands: CommandTable
     home_sections: list[HomeSection] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)  # anything a later surface wants to share
 
     @property
-    def store(self):  # noqa: ANN201 - bot.store.Store
+    def store(self) -> Store:
         return self.services.store
 
     def role(self, user_id: str) -> Role:

@@ -1,6 +1,8 @@
 """`/dcs enable` and its Approve / Deny buttons: switching Container Services on with four eyes.
 
-Slack glue only; the rules (who may decide, one PATCH, 24 h expiry, audit) are in bot/approvals.py.
+Asking is harmless, so any builder may ask; only an admin other than the requester decides.
+
+Slack glue only; the rules (who may decide, one PATCH, 24 h expiry, audit) are in bot/ops/approvals.py.
 The request is posted in DCS_NOTIFY_CHANNEL (else where it was asked); a refusal is an ephemeral note
 to whoever clicked and changes nothing; a decision rewrites the message with the outcome, who and when,
 and removes the buttons. Workspace calls run on the quick lane, not behind builds in the worker pool.
@@ -9,36 +11,27 @@ and removes the buttons. Workspace calls run on the quick lane, not behind build
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
 
-from bot.approvals import ApprovalRequest, Approvals, get_request
 from bot.clients.databricks import databricks_configured
+from bot.clients.slack import SlackError, call
+from bot.domain.clock import parse_time
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
-from bot.permissions import Role
-from bot.slack_client import SlackError, call
-from bot.store import parse_time
+from bot.ops.approvals import approvals_for
+from bot.store import ApprovalRequest
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
-from handlers.builds import tell
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext, reference_id
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 
 APPROVE, DENY = "enable_approve", "enable_deny"
-EXPIRY_SWEEP_SECONDS = 600
-
-
-def approvals_for(ctx: AppContext) -> Approvals:
-    found = ctx.extras.get("approvals")
-    if found is None:
-        found = Approvals(ctx.services)
-        ctx.extras["approvals"] = found
-    return found
 
 
 # ---------------------------------------------------------------- pure Block Kit
@@ -99,7 +92,7 @@ def update_message(ctx: AppContext, request: ApprovalRequest) -> None:
 
 
 def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | None) -> None:
-    approvals = approvals_for(ctx)
+    approvals = approvals_for(ctx.services)
     host = ctx.services.databricks.host
     try:
         for expired in approvals.expire_due():
@@ -163,7 +156,7 @@ def decide(ctx: AppContext, body: dict[str, Any], user_id: str, approve: bool) -
     value = body["actions"][0].get("value", "")
     if not value.isdigit():
         raise InvalidInput("button value", value, "is not a request number", "Ask again with `/dcs enable`.")
-    decision = approvals_for(ctx).decide(int(value), user_id, approve=approve)
+    decision = approvals_for(ctx.services).decide(int(value), user_id, approve=approve)
     if decision.changed:
         update_message(ctx, decision.request)
     if decision.refusal:
@@ -188,31 +181,6 @@ def _update_quietly(ctx: AppContext, request: ApprovalRequest) -> None:
         update_message(ctx, request)
     except SlackError as exc:
         log.warning("could not update approval request #%s: %s", request.id, exc.code)
-
-
-def sweep_expired(ctx: AppContext) -> list[int]:
-    """Mark requests past 24 h expired and take their buttons away."""
-    expired = approvals_for(ctx).expire_due()
-    for request in expired:
-        _update_quietly(ctx, get_request(ctx.store, request.id))
-    return [r.id for r in expired]
-
-
-def start_expiry_sweep(ctx: AppContext, args: Any = None) -> Callable[[], None] | None:
-    """bot.__main__ start-up hook: every 10 min, expired requests lose their buttons (clicks are checked anyway)."""
-    if getattr(args, "no_scheduler", False):
-        return None
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(EXPIRY_SWEEP_SECONDS):
-            try:
-                sweep_expired(ctx)
-            except Exception:
-                log.exception("approval expiry sweep failed")
-
-    threading.Thread(target=loop, name="approval-expiry", daemon=True).start()
-    return stop.set
 
 
 def register(app: App, ctx: AppContext) -> None:

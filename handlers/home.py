@@ -14,12 +14,15 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.slack_client import SlackError, call
+from bot.clients.slack import SlackError, call
+from bot.ops.budget import budget_report
+from bot.ops.build import builds_overview
+from bot.ops.catalog import image_overview
 from handlers import blocks as bk
 from handlers.builds import positions_of
-from handlers.catalog import catalog_rows
 from handlers.commands import now
 from handlers.context import AppContext, HomeSection, reference_id
+from handlers.notices import budget_lines
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ PER_SECTION_BLOCKS = 30
 
 
 def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = catalog_rows(ctx.store)
+    rows = image_overview(ctx.services)
     blocks: list[dict[str, Any]] = [bk.header("Images")]
     if not rows:
         return [*blocks, bk.section(bk.EMPTY_CATALOG)]
@@ -43,8 +46,7 @@ def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
 
 
 def builds_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    store = ctx.store
-    active = [*store.builds(status="running", limit=20), *store.builds(status="queued", limit=20)]
+    active = builds_overview(ctx.services).active
     stamp = now()
     positions = positions_of(ctx)
     text = "\n".join(bk.build_line(b, stamp, positions.get(b.id)) for b in active) or "Nothing is building right now."
@@ -52,32 +54,23 @@ def builds_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
 
 
 def launches_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = ctx.store.query(
-        "SELECT id, image, requester, cluster_name, status, state, created_at FROM launches ORDER BY id DESC LIMIT ?",
-        (RECENT_LAUNCHES,),
-    )
-    if not rows:
+    launches = ctx.store.launches(limit=RECENT_LAUNCHES)
+    if not launches:
         return []  # nothing launched yet (or the launch feature is not set up): no empty section
     stamp = now()
     lines = [
-        f"*#{r['id']}* {bk.escape(r['image'])} → {bk.escape(r['cluster_name'] or '(no cluster yet)')} — "
-        f"{bk.escape(r['state'] or r['status'])}, {bk.ago(r['created_at'], stamp)} ({bk.user(r['requester'])})"
-        for r in rows
+        f"*#{r.id}* {bk.escape(r.image)} → {bk.escape(r.cluster_name or '(no cluster yet)')} — "
+        f"{bk.escape(r.state or r.status)}, {bk.ago(r.created_at, stamp)} ({bk.user(r.requester)})"
+        for r in launches
     ]
     return [bk.header("Recent launches"), bk.section("\n".join(lines))]
 
 
 def pull_budget_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = ctx.store.query(
-        'SELECT at, account, "limit", remaining, window_seconds FROM ratelimit_samples ORDER BY id DESC LIMIT 1'
-    )
-    if not rows:
-        return []
-    r = rows[0]
-    who = bk.escape(r["account"] or "anonymous")
-    window = f" per {r['window_seconds'] // 3600} h" if r["window_seconds"] else ""
-    text = f"*{r['remaining']}* of {r['limit']} pulls left{window} for {who} (measured {bk.ago(r['at'], now())})"
-    return [bk.header("Docker Hub pull budget"), bk.section(text)]
+    report = budget_report(ctx.services)
+    if report.budget is None and not report.error:
+        return []  # never measured (no Docker Hub in the catalog, or the watch has not run yet)
+    return [bk.header("Docker Hub pull budget"), bk.section("\n".join(budget_lines(report)))]
 
 
 DEFAULT_SECTIONS = (

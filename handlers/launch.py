@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
 
 from bot.clients.databricks import databricks_configured
-from bot.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
+from bot.clients.slack import SlackError, call
+from bot.domain.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput, InvalidInputs
-from bot.launcher import Launch, LaunchOptions, get_launch, list_launches
-from bot.permissions import Role
-from bot.slack_client import SlackError, call
+from bot.ops.launch import LaunchOptions, launch_advice, launcher_for
+from bot.services import Services
+from bot.store import Launch
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.blocks import input_block as _input
@@ -31,7 +32,7 @@ from handlers.blocks import option as _option
 from handlers.blocks import text_input as _text
 from handlers.commands import CommandContext, Subcommand, normalize, now
 from handlers.context import AppContext, reference_id
-from jobs.clusters import Tracker, launcher_for, resume_pending_launches
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
         notes.append(f":whale: {bk.escape(budget.get('message', ''))}")
     if notes:
         blocks.append(bk.context("\n".join(notes)))
-    advice = launch.advice
+    advice = launch_advice(launch)
     if advice is not None:
         blocks.append(bk.section(f"*Why* `{bk.escape(launch.termination_code or '')}` — " + bk.escape(advice.text())))
     if launch.status == "blocked":
@@ -309,8 +310,6 @@ def user_email(ctx: AppContext, user_id: str) -> str:
 
 def tell_user(ctx: AppContext, job: LaunchJob, content: dict[str, Any]) -> None:
     """An ephemeral note to the requester: response_url when there is one, else ephemeral, else a DM."""
-    from handlers.builds import tell
-
     if job.response_url:
         tell(job.response_url, content)
         return
@@ -320,8 +319,8 @@ def tell_user(ctx: AppContext, job: LaunchJob, content: dict[str, Any]) -> None:
         call(ctx.client, "chat.postMessage", channel=job.requester, **content)
 
 
-def cluster_url(ctx: AppContext, launch: Launch) -> str | None:
-    return ctx.services.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None
+def cluster_url(services: Services, launch: Launch) -> str | None:
+    return services.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None
 
 
 def update_message(ctx: AppContext, launch: Launch) -> None:
@@ -331,16 +330,14 @@ def update_message(ctx: AppContext, launch: Launch) -> None:
             "chat.update",
             channel=launch.slack_channel,
             ts=launch.slack_ts,
-            **launch_message(launch, cluster_url(ctx, launch)),
+            **launch_message(launch, cluster_url(ctx.services, launch)),
         )
 
 
-def tracker(ctx: AppContext) -> Tracker:
-    found = ctx.extras.get("launch.tracker")
-    if found is None:
-        found = Tracker(ctx.services, ctx.workers.submit, lambda launch: update_message(ctx, launch))
-        ctx.extras["launch.tracker"] = found
-    return found
+def follow(ctx: AppContext, launch_id: int) -> None:
+    """Hand a created launch to the process's tracker (bot/compose.py puts it in `services.tracker`)."""
+    if ctx.services.tracker is not None:
+        ctx.services.tracker.follow(launch_id)
 
 
 def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
@@ -366,7 +363,7 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
         return launch
     assert launch is not None
     try:
-        content = launch_message(launch, cluster_url(ctx, launch))
+        content = launch_message(launch, cluster_url(ctx.services, launch))
         posted = call(ctx.client, "chat.postMessage", channel=job.channel, **content)
         launch = launcher.attach_message(launch.id, posted.get("channel") or job.channel, posted["ts"])
     except SlackError as exc:
@@ -376,7 +373,7 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
             bk.notice(f":warning: Launch #{launch.id} goes on, but I could not post its message here: {exc.message}"),
         )
     if launch.status == "pending":
-        tracker(ctx).follow(launch.id)
+        follow(ctx, launch.id)
     return launch
 
 
@@ -490,7 +487,7 @@ def run_anyway(ctx: AppContext, launch_id: int, user_id: str, response_url: str 
     try:
         outcome = launcher.launch_anyway(launch_id, user_id, is_admin=ctx.role(user_id) >= Role.ADMIN)
     except DcsError as exc:
-        update_message(ctx, get_launch(ctx.store, launch_id))
+        update_message(ctx, ctx.store.get_launch(launch_id))
         tell_user(ctx, job, bk.problem(exc.message))
         return
     if outcome.duplicate:
@@ -499,17 +496,17 @@ def run_anyway(ctx: AppContext, launch_id: int, user_id: str, response_url: str 
     assert outcome.launch is not None
     update_message(ctx, outcome.launch)
     if outcome.launch.status == "pending":
-        tracker(ctx).follow(launch_id)
+        follow(ctx, launch_id)
 
 
 def launches_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    launches = list_launches(ctx.store, limit=5)
+    launches = ctx.store.launches(limit=5)
     if not launches:
         return []
     stamp = now()
     lines = []
     for launch in launches:
-        url = cluster_url(ctx, launch)
+        url = cluster_url(ctx.services, launch)
         name = bk.escape(launch.cluster_name or "(no cluster)")
         where = f"<{url}|{name}>" if url else name
         lines.append(
@@ -518,12 +515,6 @@ def launches_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
             f"({bk.user(launch.requester)})"
         )
     return [bk.header("Recent launches"), bk.section("\n".join(lines))]
-
-
-def resume_tracking(ctx: AppContext, args: Any = None) -> Callable[[], None]:
-    """bot.__main__ start-up hook: follow the launches a previous process left pending (no scheduler needed)."""
-    resume_pending_launches(ctx.services, tracker(ctx))
-    return tracker(ctx).stop
 
 
 def register(app: App, ctx: AppContext) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.ratelimit import BudgetReport, format_window
-from bot.rebuild import ChannelReport, StaleCluster, short_digest
+from bot.domain.ratelimit import BudgetReport, format_window
+from bot.domain.rebuild import ChannelReport, StaleCluster
+from bot.domain.refs import short_digest
 from handlers.blocks import SECTION_LIMIT, Block, context, cut, divider, escape, header, message, section
 
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)

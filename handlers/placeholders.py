@@ -1,4 +1,4 @@
-"""Stand-ins for features that arrive in their own modules: `launch`, `enable`, `ratelimit` and the
+"""Stand-ins for features that are not configured: `launch`, `enable`, `ratelimit` and the
 "Launch cluster" button. They answer truthfully that the feature is not set up yet.
 
 Registered LAST (see bot/app.py SURFACES): a real `ctx.commands.add(...)` replaces a placeholder in the
@@ -12,20 +12,22 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.permissions import Role
+from bot.domain.permissions import Role
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext
 
 LAUNCH = (
-    "Launching clusters is not set up in this bot yet: the Databricks integration has not been installed. "
-    "Until then, create the cluster in the Databricks UI with the pushed image "
+    "Launching clusters is not set up in this bot yet: no Databricks workspace is configured (set "
+    "DATABRICKS_HOST and DATABRICKS_TOKEN, or a Databricks profile). Until then, create the cluster in the "
+    "Databricks UI with the pushed image "
     "(`/dcs images` shows the digests)."
 )
 ENABLE = (
-    "Enabling Databricks Container Services from Slack is not set up in this bot yet: the Databricks "
-    "integration has not been installed. A workspace admin can enable it in the admin settings."
+    "Enabling Databricks Container Services from Slack is not set up in this bot yet: no Databricks "
+    "workspace is configured (set DATABRICKS_HOST and DATABRICKS_TOKEN, or a Databricks profile). A "
+    "workspace admin can enable it in the admin settings."
 )
 RATELIMIT = (
     "The Docker Hub pull-budget watch is not set up in this bot yet, so there is no measurement to show. "
@@ -61,7 +63,7 @@ def register(app: App, ctx: AppContext) -> None:
             "enable",
             "Enable Container Services in the Databricks workspace.",
             "enable",
-            Role.ADMIN,
+            Role.BUILDER,
             _answer(ENABLE),
             placeholder=True,
         )

@@ -12,14 +12,17 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.domain.permissions import Role
+from bot.domain.rebuild import FAILED, REBUILT
+from bot.domain.refs import short_digest
 from bot.errors import DcsError, InvalidInput
-from bot.permissions import Role
-from bot.rebuild import FAILED, REBUILT, short_digest
+from bot.ops.rebuild import RebuildSummary, rebuild_run
+from bot.ops.runs import MANUAL_JOB
 from bot.workers import QueueFull
 from handlers import blocks as bk
-from handlers.builds import tell
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext, reference_id
+from handlers.respond import tell
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +46,12 @@ def rebuild_command(cmd: CommandContext) -> None:
     name = cmd.args[0]
     ctx = cmd.app
     ctx.store.get_image(name)  # NotFound lists the known images
-    from jobs.scheduler import running_run
-
-    busy = running_run(ctx.store, "rebuild:manual")
+    busy = ctx.store.running_run(MANUAL_JOB)
     if busy is not None:
         cmd.reply(
             bk.notice(
-                f":hourglass_flowing_sand: A rebuild run ({bk.escape(busy['job_id'])}) is in progress "
-                f"since {busy['started_at']}; try again when it has finished."
+                f":hourglass_flowing_sand: A rebuild run ({bk.escape(busy.job_id)}) is in progress "
+                f"since {busy.started_at}; try again when it has finished."
             )
         )
         return
@@ -83,8 +84,6 @@ def rebuild_command(cmd: CommandContext) -> None:
 
 def run_rebuild(ctx: AppContext, name: str, user_id: str, response_url: str | None) -> None:
     """The worker-pool job: one manual rebuild run, then a short answer to whoever asked."""
-    from jobs.scheduler import MANUAL_JOB, rebuild_run
-
     try:
         summary = rebuild_run(
             ctx.services, MANUAL_JOB, [name], by_hand=True, source="slack", requester=user_id, busy="raise"
@@ -97,10 +96,11 @@ def run_rebuild(ctx: AppContext, name: str, user_id: str, response_url: str | No
         log.exception("rebuild of %s failed (ref %s)", name, ref)
         tell(response_url, bk.apology(ref))
         return
-    tell(response_url, outcome_message(summary))
+    if summary is not None:  # busy="raise": a busy run raised JobBusy above instead
+        tell(response_url, outcome_message(summary))
 
 
-def outcome_message(summary: Any) -> dict[str, Any]:
+def outcome_message(summary: RebuildSummary) -> dict[str, Any]:
     """What the person who asked sees (the channel gets the full notice)."""
     lines = []
     for r in summary.run.results:

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from slack_bolt import App
 
-from bot.bases import LTS_RUNTIMES
+from bot.clients.slack import SlackError, call
+from bot.domain.bases import LTS_RUNTIMES
+from bot.domain.packages import split_requirements
+from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput, InvalidInputs
-from bot.permissions import Role
-from bot.slack_client import SlackError, call
+from bot.ops.catalog import add_image
 from handlers import blocks as bk
 from handlers.blocks import input_block as _input
 from handlers.blocks import option as _option
 from handlers.blocks import text_input as _text
-from handlers.catalog import add_image, added_text
 from handlers.context import AppContext, reference_id
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,16 @@ def image_add_modal(channel_id: str = "") -> dict[str, Any]:
     }
 
 
+def form_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn text fields into the catalog's shapes: pip keeps `pandas>=2,<3` whole, apt splits on , and space."""
+    out = {k: v for k, v in data.items() if v not in (None, "")}
+    if isinstance(out.get("pip"), str):
+        out["pip"] = split_requirements(out["pip"])
+    if isinstance(out.get("apt"), str):
+        out["apt"] = [p for p in re.split(r"[,\s]+", out["apt"]) if p]
+    return out
+
+
 def _value(values: dict[str, Any], block_id: str) -> str | None:
     element = (values.get(block_id) or {}).get("value") or {}
     if "selected_option" in element:
@@ -165,7 +177,7 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         return
     data = form_to_image(values)
     try:
-        spec = add_image(ctx, {**data, "owner": user_id}, actor=user_id)
+        spec = add_image(ctx.services, form_data({**data, "owner": user_id}), actor=user_id)
     except (InvalidInput, InvalidInputs) as exc:
         ack(response_action="errors", errors=inline_errors(exc, bool(_value(values, "base_custom"))))
         return
@@ -179,7 +191,7 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         return
     ack()
     channel = _metadata(view).get("channel") or user_id
-    ctx.workers.quick(_confirm, ctx, channel, user_id, added_text(spec))
+    ctx.workers.quick(_confirm, ctx, channel, user_id, bk.image_added(spec))
 
 
 def _confirm(ctx: AppContext, channel: str, user_id: str, text: str) -> None:

@@ -1,10 +1,11 @@
-"""Cluster tracking as plain functions taking services: follow launches until they run or stop.
+"""Cluster tracking: follow launches until they run or stop.
 
 Each poll is one short job in the bot's worker pool (never Bolt's listener threads); between polls a
 timer waits out the backoff, so a ten-minute cluster start does not hold one of the few workers that
-builds need. `notify(launch)` is called on every change (the Slack glue updates the launch message).
-At start-up, launches a previous process left `creating` or `pending` are followed again, so a restart
-never leaves a message stuck on PENDING.
+builds need. Every change goes to the notifier port (`services.notifier.launch_changed`: the Slack
+notifier updates the launch message). At start-up, launches a previous process left `creating` or
+`pending` are followed again, so a restart never leaves a message stuck on PENDING. The composition
+root puts the process's Tracker in `services.tracker`, where the launch operations find it.
 """
 
 from __future__ import annotations
@@ -14,24 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from bot.domain.records import Launch
 from bot.errors import DcsError
-from bot.launcher import Launch, Launcher, TrackState
+from bot.ops.launch import TrackState, launcher_for
 from bot.services import Services
+from bot.workers import Workers
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[Launch], None]
 Submit = Callable[..., Any]  # Workers.submit(key, fn, *args)
 RETRY_SECONDS = 0.5
-
-
-def launcher_for(services: Services) -> Launcher:
-    """The process's launcher (tests put one with short polling intervals in `services.extras`)."""
-    launcher = services.extras.get("launcher")
-    if launcher is None:
-        launcher = Launcher(services)
-        services.extras["launcher"] = launcher
-    return launcher
 
 
 def job_key(launch_id: int) -> str:
@@ -41,10 +34,9 @@ def job_key(launch_id: int) -> str:
 class Tracker:
     """Follows launches: a poll in the pool, a timer for the wait, again until the launch is final."""
 
-    def __init__(self, services: Services, submit: Submit, notify: Notify | None = None) -> None:
+    def __init__(self, services: Services, submit: Submit) -> None:
         self.services = services
         self.submit = submit
-        self.notify = notify
         self._timers: dict[int, threading.Timer] = {}
         self._lock = threading.Lock()
         self._stopped = False
@@ -72,10 +64,8 @@ class Tracker:
         return launch
 
     def _report(self, launch: Launch) -> None:
-        if self.notify is None:
-            return
         try:
-            self.notify(launch)
+            self.services.notifier.launch_changed(launch)
         except Exception:  # a Slack hiccup must not stop the tracking
             log.exception("launch %s: could not report state %s", launch.id, launch.state)
 
@@ -109,19 +99,6 @@ class Tracker:
             self._timers.clear()
 
 
-def track_launch(services: Services, launch_id: int, notify: Notify | None = None) -> Launch:
-    """Follow one launch in the calling thread (the CLI, scripts): blocking, with sleeps between polls."""
-
-    def safe(launch: Launch) -> None:
-        if notify is not None:
-            try:
-                notify(launch)
-            except Exception:
-                log.exception("launch %s: could not report state %s", launch.id, launch.state)
-
-    return launcher_for(services).track(launch_id, safe)
-
-
 def resume_pending_launches(services: Services, tracker: Tracker) -> list[int]:
     """Follow again every launch still creating/pending (called once at start-up)."""
     resumed = []
@@ -138,3 +115,17 @@ def resume_pending_launches(services: Services, tracker: Tracker) -> list[int]:
     if resumed:
         log.info("resumed tracking of launches %s", resumed)
     return resumed
+
+
+def resume_tracking(services: Services, workers: Workers, args: Any = None) -> Callable[[], None]:
+    """bot.__main__ start-up hook: follow the launches a previous process left pending (no scheduler needed)."""
+    tracker = tracker_for(services, workers)
+    resume_pending_launches(services, tracker)
+    return tracker.stop
+
+
+def tracker_for(services: Services, workers: Workers) -> Tracker:
+    """The process's tracker (created once, kept in `services.tracker`)."""
+    if not isinstance(services.tracker, Tracker):
+        services.tracker = Tracker(services, workers.submit)
+    return services.tracker

@@ -14,55 +14,28 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 from typing import Any
 
+from bot.cli import build as build_commands
+from bot.cli import images as image_commands
+from bot.cli import launch as launch_commands
+from bot.cli import rebuild as rebuild_commands
+from bot.cli.context import CliContext
 from bot.config import Config, load_config, read_environment
+from bot.domain.redact import RedactingFilter, Redactor
 from bot.errors import DcsError, InvalidInputs
 
 log = logging.getLogger("bot.cli")
 
 # Feature modules; each adds its subcommands. Keep one per line (several engineers add theirs).
-FEATURES = [
-    "bot.cli.images",
-    "bot.cli.build",
-    "bot.cli.rebuild",
-    "bot.cli.launch",
+FEATURES: list[ModuleType] = [
+    image_commands,
+    build_commands,
+    rebuild_commands,
+    launch_commands,
 ]
-
-
-@dataclass
-class CliContext:
-    """What a subcommand gets: parsed args, config, lazily built services, output helpers."""
-
-    args: argparse.Namespace
-    config: Config
-    _services: Any = field(default=None, repr=False)
-
-    @property
-    def json(self) -> bool:
-        return bool(getattr(self.args, "json", False))
-
-    @property
-    def services(self):  # noqa: ANN201 - bot.services.Services, imported lazily
-        if self._services is None:
-            from bot.services import Services
-
-            self._services = Services.from_config(self.config)
-        return self._services
-
-    def console(self, stderr: bool = False):  # noqa: ANN201 - rich Console
-        from rich.console import Console
-
-        return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-    def emit(self, data: Any, human: Callable[[], None]) -> None:
-        """Print `data` as JSON with --json, otherwise call `human` to draw it."""
-        if self.json:
-            print(json.dumps(data, indent=2, sort_keys=True, default=str))
-        else:
-            human()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,25 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dcs {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    import importlib
-
     for module in FEATURES:
-        importlib.import_module(module).register(sub, common)
+        module.register(sub, common)
     return parser
 
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("dcs-bot")
-    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+    except PackageNotFoundError:  # running from a source tree without metadata
         return "dev"
 
 
 def setup_logging(config: Config) -> None:
-    from bot.redact import RedactingFilter, Redactor
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(Redactor(config.secret_values())))

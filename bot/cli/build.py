@@ -6,10 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from bot.builder import Builder, BuildOutcome, BuildProgress
-from bot.doctor import DoctorReport
-from bot.errors import BuildFailed, DoctorFailed, InvalidInput
-from bot.refs import parse_ref
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.cli.context import CliContext
+from bot.domain.doctor import DoctorReport
+from bot.errors import BuildFailed, DoctorFailed
+from bot.ops.build import Builder, BuildOutcome, BuildProgress, build_with_log, doctor_image, registry_digest
 from bot.store import Build
 
 _STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
@@ -70,20 +74,18 @@ def build_to_dict(build: Build) -> dict[str, Any]:
 class _ProgressBar:
     """A rich progress bar on stderr; plain lines when stderr is not a terminal (CI logs)."""
 
-    def __init__(self, ctx, name: str) -> None:  # noqa: ANN001
+    def __init__(self, ctx: CliContext, name: str) -> None:
         # Progress always goes to stderr, so `--json` output on stdout stays parseable in pipelines.
         self.quiet = False
-        self.console = ctx.console(stderr=True)
+        self.console: Console = ctx.console(stderr=True)
         self.live = self.console.is_terminal and not ctx.json
         self.name = name
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._last = ""
 
     def __enter__(self) -> _ProgressBar:
         if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(bar_width=30),
@@ -104,7 +106,7 @@ class _ProgressBar:
     def __call__(self, p: BuildProgress) -> None:
         label = f"step {p.step}/{p.total} " if p.phase == "build" and p.total else ""
         line = f"{p.phase}: {label}{p.message}"[:100]
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             # Keep the bar whole on narrow terminals: the step line gives way, not the bar.
             room = max(20, self.console.width - len(self.name) - 50)
             shown = line if len(line) <= room else line[: room - 1] + "…"
@@ -114,9 +116,7 @@ class _ProgressBar:
         self._last = line
 
 
-def print_doctor(ctx, report: DoctorReport) -> None:  # noqa: ANN001
-    from rich.table import Table
-
+def print_doctor(ctx: CliContext, report: DoctorReport) -> None:
     table = Table("check", "result", "detail", "fix", title=f"DCS doctor: {report.image}", title_justify="left")
     for c in report.checks:
         style = _STATUS_STYLE.get(c.status, "")
@@ -124,7 +124,7 @@ def print_doctor(ctx, report: DoctorReport) -> None:  # noqa: ANN001
     ctx.console().print(table)
 
 
-def cmd_build(ctx) -> int:  # noqa: ANN001
+def cmd_build(ctx: CliContext) -> int:
     builder = Builder(ctx.services)
     with _ProgressBar(ctx, ctx.args.name) as bar:
         outcome = builder.build(
@@ -146,12 +146,12 @@ def cmd_build(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _print_outcome(ctx, outcome: BuildOutcome) -> None:  # noqa: ANN001
+def _print_outcome(ctx: CliContext, outcome: BuildOutcome) -> None:
     console = ctx.console()
-    if outcome.skipped:
+    build = outcome.build
+    if outcome.skipped or build is None:
         console.print(outcome.reason)
         return
-    build = outcome.build
     if outcome.doctor is not None:
         print_doctor(ctx, outcome.doctor)
     duration = f" in {build.duration_seconds:.1f} s" if build.duration_seconds is not None else ""
@@ -172,41 +172,23 @@ def _print_outcome(ctx, outcome: BuildOutcome) -> None:  # noqa: ANN001
                 console.print(f"    {line}", markup=False)
 
 
-def cmd_doctor(ctx) -> int:  # noqa: ANN001
-    ref = parse_ref(ctx.args.image, "IMAGE_REF")
-    services = ctx.services
+def cmd_doctor(ctx: CliContext) -> int:
     image = ctx.args.image
-    if services.engine.inspect(image) is None:
-        if not ctx.args.pull:
-            raise InvalidInput(
-                "IMAGE_REF",
-                image,
-                "is not in the local Docker engine",
-                "Build it, or add --pull to pull it first (a Docker Hub pull counts against limits).",
-            )
-        services.engine.pull(ref, services.credentials_for_ref(ref))
-    report = Builder(services).doctor(image)
+    report = doctor_image(ctx.services, image, pull=ctx.args.pull)
     ctx.emit({"image": image, "status": report.status, "checks": report.to_rows()}, lambda: print_doctor(ctx, report))
     if not report.ok:
         return DoctorFailed.exit_code
     return 0
 
 
-def cmd_digest(ctx) -> int:  # noqa: ANN001
-    ref = parse_ref(ctx.args.image, "IMAGE_REF")
-    services = ctx.services
-    head = services.registry.head_manifest(ref, services.credentials_for_ref(ref))
-    data = {
-        "image": str(ref),
-        "digest": head.digest,
-        "media_type": head.media_type,
-        "pinned": f"{ref.repository}@{head.digest}",
-    }
-    ctx.emit(data, lambda: print(head.digest))
+def cmd_digest(ctx: CliContext) -> int:
+    answer = registry_digest(ctx.services, ctx.args.image)
+    data = {"image": str(answer.ref), "digest": answer.digest, "media_type": answer.media_type, "pinned": answer.pinned}
+    ctx.emit(data, lambda: print(answer.digest))
     return 0
 
 
-def cmd_status(ctx) -> int:  # noqa: ANN001
+def cmd_status(ctx: CliContext) -> int:
     store = ctx.services.store
     if ctx.args.build_id is not None:
         build = store.get_build(ctx.args.build_id)
@@ -227,8 +209,6 @@ def cmd_status(ctx) -> int:  # noqa: ANN001
         if not builds:
             print("No builds yet. Start one with `dcs build NAME`.")
             return
-        from rich.table import Table
-
         t = Table("build", "image", "status", "by", "finished", "digest / error")
         for b in builds:
             t.add_row(
@@ -245,8 +225,8 @@ def cmd_status(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_log(ctx) -> int:  # noqa: ANN001
-    build = ctx.services.store.get_build(ctx.args.build_id)
+def cmd_log(ctx: CliContext) -> int:
+    build = build_with_log(ctx.services, ctx.args.build_id)
     text = build.log_tail or "(no log stored for this build)"
     ctx.emit({"id": build.id, "log_tail": build.log_tail}, lambda: print(text))
     return 0

@@ -8,21 +8,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.catalog import (
-    Catalog,
-    ImageSpec,
-    check_registry_known,
-    dump_catalog,
-    image_from_dict,
-    image_to_dict,
-    parse_catalog,
-    registry_from_dict,
-    registry_to_dict,
+from rich.table import Table
+
+from bot.cli.context import CliContext
+from bot.domain.catalog import image_to_dict, registry_to_dict
+from bot.domain.packages import split_requirements
+from bot.domain.records import ImageStatus
+from bot.errors import InvalidInput, NotFound
+from bot.ops.catalog import (
+    add_image,
+    add_registry,
+    export_catalog,
+    image_details,
+    image_overview,
+    import_catalog,
+    list_registries,
+    remove_image,
+    remove_registry,
+    render_image,
     update_image,
 )
-from bot.dockerfile import render_dockerfile
-from bot.errors import InvalidInput, NotFound
-from bot.refs import is_sha256_digest
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -109,8 +114,6 @@ def _spec_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _options_to_changes(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.packages import split_requirements
-
     changes: dict[str, Any] = {}
     for key in (
         "base",
@@ -141,38 +144,26 @@ def _options_to_changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-def cmd_image_add(ctx) -> int:  # noqa: ANN001 - CliContext
-    spec = image_from_dict({"name": ctx.args.name, **_options_to_changes(ctx.args)})
-    store = ctx.services.store
-    check_registry_known(spec, store.list_registries())
-    store.add_image(spec)
-    store.audit(actor="cli", action="image.add", target=spec.name, outcome="ok")
+def cmd_image_add(ctx: CliContext) -> int:
+    spec = add_image(ctx.services, {"name": ctx.args.name, **_options_to_changes(ctx.args)}, actor="cli")
     ctx.emit(image_to_dict(spec), lambda: print(f"Added image {spec.name} ({spec.base} → {spec.repository})."))
     return 0
 
 
-def cmd_image_update(ctx) -> int:  # noqa: ANN001
-    store = ctx.services.store
+def cmd_image_update(ctx: CliContext) -> int:
     changes = _options_to_changes(ctx.args)
-    if not changes:
-        raise InvalidInput(
-            "options", "", "are empty", "Give at least one option to change, e.g. --pip 'pandas==2.2.3'."
-        )
-    spec = update_image(store.get_image(ctx.args.name), changes)
-    check_registry_known(spec, store.list_registries())
-    store.add_image(spec, replace=True)
-    store.audit(actor="cli", action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
+    spec = update_image(ctx.services, ctx.args.name, changes, actor="cli")
     ctx.emit(image_to_dict(spec), lambda: print(f"Updated image {spec.name}: {', '.join(sorted(changes))}."))
     return 0
 
 
-def _last_build_row(ctx, spec: ImageSpec) -> dict[str, Any]:  # noqa: ANN001
-    last = ctx.services.store.last_build(spec.name)
+def _overview_row(row: ImageStatus) -> dict[str, Any]:
+    last = row.last
     return {
-        "name": spec.name,
-        "base": spec.base,
-        "repository": spec.repository,
-        "schedule": spec.schedule,
+        "name": row.name,
+        "base": row.base,
+        "repository": row.repository,
+        "schedule": row.schedule,
         "last_build": last.id if last else None,
         "status": last.status if last else None,
         "digest": last.pushed_digest if last else None,
@@ -180,8 +171,8 @@ def _last_build_row(ctx, spec: ImageSpec) -> dict[str, Any]:  # noqa: ANN001
     }
 
 
-def cmd_image_list(ctx) -> int:  # noqa: ANN001
-    rows = [_last_build_row(ctx, s) for s in ctx.services.store.list_images()]
+def cmd_image_list(ctx: CliContext) -> int:
+    rows = [_overview_row(r) for r in image_overview(ctx.services)]
 
     def human() -> None:
         if not rows:
@@ -190,8 +181,6 @@ def cmd_image_list(ctx) -> int:  # noqa: ANN001
                 "or import a file with `dcs catalog import catalog.toml`."
             )
             return
-        from rich.table import Table
-
         table = Table("image", "base", "repository", "last build", "digest", "schedule")
         for r in rows:
             state = f"#{r['last_build']} {r['status']}" if r["last_build"] else "never built"
@@ -203,15 +192,13 @@ def cmd_image_list(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_image_show(ctx) -> int:  # noqa: ANN001
-    store = ctx.services.store
-    spec = store.get_image(ctx.args.name)
-    builds = store.builds(spec.name, limit=5)
-    info = spec.base_info
+def cmd_image_show(ctx: CliContext) -> int:
+    details = image_details(ctx.services, ctx.args.name)
+    spec, info, builds = details.spec, details.base, details.builds
     data = {
         "image": image_to_dict(spec),
         "base": {"flavour": info.flavour, "runtime": info.runtime_label, "lts": info.lts, "python": info.python},
-        "registry": (lambda r: r.name if r else None)(ctx.services.push_registry(spec)),
+        "registry": details.registry.name if details.registry else None,
         "builds": [
             {
                 "id": b.id,
@@ -243,17 +230,16 @@ def cmd_image_show(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_image_rm(ctx) -> int:  # noqa: ANN001
-    store = ctx.services.store
-    store.remove_image(ctx.args.name)
-    store.audit(actor="cli", action="image.remove", target=ctx.args.name, outcome="ok")
+def cmd_image_rm(ctx: CliContext) -> int:
+    remove_image(ctx.services, ctx.args.name, actor="cli")
     ctx.emit({"removed": ctx.args.name}, lambda: print(f"Removed image {ctx.args.name}."))
     return 0
 
 
-def cmd_registry_add(ctx) -> int:  # noqa: ANN001
+def cmd_registry_add(ctx: CliContext) -> int:
     a = ctx.args
-    spec = registry_from_dict(
+    entry = add_registry(
+        ctx.services,
         {
             "name": a.name,
             "host": a.host,
@@ -262,32 +248,29 @@ def cmd_registry_add(ctx) -> int:  # noqa: ANN001
             "cluster_username": a.cluster_username,
             "cluster_password_secret": a.cluster_password_secret,
             "allow_plaintext_password": bool(a.allow_plaintext_password),
-        }
+        },
+        actor="cli",
     )
-    store = ctx.services.store
-    store.add_registry(spec, replace=True)
-    store.audit(actor="cli", action="registry.add", target=spec.name, outcome="ok")
-    warn = ""
-    if spec.password_env and not ctx.config.secret(spec.password_env):
-        warn = f" Note: {spec.password_env} is not set in this environment yet."
+    spec = entry.spec
+    warn = (
+        ""
+        if entry.password_set or not spec.password_env
+        else (f" Note: {spec.password_env} is not set in this environment yet.")
+    )
     ctx.emit(registry_to_dict(spec), lambda: print(f"Saved registry {spec.name} ({spec.host}).{warn}"))
     return 0
 
 
-def cmd_registry_list(ctx) -> int:  # noqa: ANN001
-    regs = ctx.services.store.list_registries()
+def cmd_registry_list(ctx: CliContext) -> int:
     rows = [
-        registry_to_dict(r)
-        | {"kind": r.kind, "password_set": bool(r.password_env and ctx.config.secret(r.password_env))}
-        for r in regs
+        registry_to_dict(e.spec) | {"kind": e.spec.kind, "password_set": e.password_set}
+        for e in list_registries(ctx.services)
     ]
 
     def human() -> None:
         if not rows:
             print("No registries. Add one with `dcs registry add NAME --host … --username … --password-env VAR`.")
             return
-        from rich.table import Table
-
         table = Table("name", "host", "kind", "username", "password from", "set?")
         for r in rows:
             table.add_row(
@@ -304,62 +287,34 @@ def cmd_registry_list(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_registry_rm(ctx) -> int:  # noqa: ANN001
-    ctx.services.store.remove_registry(ctx.args.name)
-    ctx.services.store.audit(actor="cli", action="registry.remove", target=ctx.args.name, outcome="ok")
+def cmd_registry_rm(ctx: CliContext) -> int:
+    remove_registry(ctx.services, ctx.args.name, actor="cli")
     ctx.emit({"removed": ctx.args.name}, lambda: print(f"Removed registry {ctx.args.name}."))
     return 0
 
 
-def cmd_catalog_import(ctx) -> int:  # noqa: ANN001
+def cmd_catalog_import(ctx: CliContext) -> int:
     path = ctx.args.file
     text = sys.stdin.read() if path == "-" else _read(path)
-    catalog = parse_catalog(text, source=path)  # everything validated before anything is written
-    store = ctx.services.store
-    known = {s.name for s in store.list_images()}
-    for reg in catalog.registries:
-        store.add_registry(reg, replace=True)
-    for spec in catalog.images:
-        store.add_image(spec, replace=True)
-    removed: list[str] = []
-    if ctx.args.prune:
-        names = {s.name for s in catalog.images}
-        for name in sorted(known - names):
-            store.remove_image(name)
-            removed.append(name)
-        reg_names = {r.name for r in catalog.registries}
-        for reg in store.list_registries():
-            if reg.name not in reg_names:
-                store.remove_registry(reg.name)
-                removed.append(f"registry {reg.name}")
-    added = [s.name for s in catalog.images if s.name not in known]
-    updated = [s.name for s in catalog.images if s.name in known]
-    store.audit(
-        actor="cli",
-        action="catalog.import",
-        target=path,
-        outcome="ok",
-        detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}",
-    )
-    result = {
-        "added": added,
-        "updated": updated,
-        "removed": removed,
-        "registries": [r.name for r in catalog.registries],
+    result = import_catalog(ctx.services, text, source=path, prune=ctx.args.prune, actor="cli")
+    data = {
+        "added": result.added,
+        "updated": result.updated,
+        "removed": result.removed,
+        "registries": result.registries,
     }
     ctx.emit(
-        result,
+        data,
         lambda: print(
-            f"Imported {path}: {len(added)} added, {len(updated)} updated, "
-            f"{len(removed)} removed, {len(catalog.registries)} registries."
+            f"Imported {path}: {len(result.added)} added, {len(result.updated)} updated, "
+            f"{len(result.removed)} removed, {len(result.registries)} registries."
         ),
     )
     return 0
 
 
-def cmd_catalog_export(ctx) -> int:  # noqa: ANN001
-    store = ctx.services.store
-    text = dump_catalog(Catalog(images=tuple(store.list_images()), registries=tuple(store.list_registries())))
+def cmd_catalog_export(ctx: CliContext) -> int:
+    text = export_catalog(ctx.services)
     if ctx.args.file == "-":
         sys.stdout.write(text)
     else:
@@ -371,18 +326,12 @@ def cmd_catalog_export(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_render(ctx) -> int:  # noqa: ANN001
-    store = ctx.services.store
-    spec = store.get_image(ctx.args.name)
-    digest = ctx.args.base_digest
-    if digest and not is_sha256_digest(digest):
-        raise InvalidInput("--base-digest", digest, "is not a sha256 digest", "Use sha256: followed by 64 hex digits.")
-    if ctx.args.resolve:
-        from bot.builder import Builder
-
-        digest = Builder(ctx.services).resolve_base(spec).digest
-    text = render_dockerfile(spec, digest)
-    ctx.emit({"image": spec.name, "base_digest": digest, "dockerfile": text}, lambda: sys.stdout.write(text))
+def cmd_render(ctx: CliContext) -> int:
+    rendered = render_image(ctx.services, ctx.args.name, base_digest=ctx.args.base_digest, resolve=ctx.args.resolve)
+    ctx.emit(
+        {"image": rendered.image, "base_digest": rendered.base_digest, "dockerfile": rendered.dockerfile},
+        lambda: sys.stdout.write(rendered.dockerfile),
+    )
     return 0
 
 

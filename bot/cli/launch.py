@@ -14,8 +14,12 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from bot.clusterspec import LaunchRequest, parse_launch_args
+from bot.cli.context import CliContext
+from bot.domain.clusterspec import LaunchPlan, LaunchRequest, parse_launch_args
 from bot.errors import InvalidInput, LaunchBlocked, LaunchFailed
+from bot.ops.approvals import workspace_status
+from bot.ops.launch import Launcher, launch_advice, launcher_for
+from bot.store import Launch
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -104,11 +108,9 @@ def request_from_args(args: argparse.Namespace) -> LaunchRequest:
     )
 
 
-def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
-    from bot.launcher import Launcher
-
+def cmd_launch(ctx: CliContext) -> int:
     args = ctx.args
-    launcher: Launcher = ctx.services.extras.get("launcher") or Launcher(ctx.services)
+    launcher = launcher_for(ctx.services)
     if args.list_runtimes:
         return _list_options(ctx, launcher)
     request = request_from_args(args)
@@ -155,7 +157,7 @@ def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         )
     if not args.no_wait:
 
-        def show(state) -> None:  # noqa: ANN001 - Launch
+        def show(state: Launch) -> None:
             err.print(f"launch #{state.id}: {state.state} {state.state_message or ''}".rstrip())
 
         err.print(
@@ -165,7 +167,7 @@ def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         launch = launcher.track(launch.id, show)
     ctx.emit(launch_to_dict(launch, launcher), lambda: _show_launch(ctx, launch, launcher))
     if launch.status in ("failed", "unknown"):
-        advice = launch.advice
+        advice = launch_advice(launch)
         raise LaunchFailed(
             f"Launch #{launch.id} ended {launch.state}: {launch.state_message or ''}"
             + (f"\n{advice.text()}" if advice else "")
@@ -173,7 +175,7 @@ def cmd_launch(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
     return 0
 
 
-def launch_to_dict(launch, launcher) -> dict[str, Any]:  # noqa: ANN001
+def launch_to_dict(launch: Launch, launcher: Launcher) -> dict[str, Any]:
     return {
         "id": launch.id,
         "image": launch.image,
@@ -188,25 +190,25 @@ def launch_to_dict(launch, launcher) -> dict[str, Any]:  # noqa: ANN001
         "termination_code": launch.termination_code,
         "requester": launch.requester,
         "created_at": launch.created_at,
-        "advice": launch.advice.text() if launch.advice else None,
+        "advice": advice.text() if (advice := launch_advice(launch)) else None,
     }
 
 
-def _show_plan(ctx, plan) -> None:  # noqa: ANN001
+def _show_plan(ctx: CliContext, plan: LaunchPlan) -> None:
     out = ctx.console()
     out.print(f"[bold]Would create[/] {plan.body['cluster_name']!r} on {plan.runtime.key} with {plan.image_url}")
     out.print(f"Pulls at start: {plan.pulls_at_start}, at most: {plan.pulls_ceiling}; registry login: {plan.auth}")
     out.print(json.dumps(plan.shown_body, indent=2))
 
 
-def _show_launch(ctx, launch, launcher) -> None:  # noqa: ANN001
+def _show_launch(ctx: CliContext, launch: Launch, launcher: Launcher) -> None:
     out = ctx.console()
     style = {"running": "green", "failed": "red", "unknown": "yellow"}.get(launch.status, "")
     where = launcher.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else ""
     out.print(f"launch #{launch.id} [{style}]{launch.status}[/] {launch.cluster_id or ''} {where}".rstrip())
 
 
-def _list_options(ctx, launcher) -> int:  # noqa: ANN001
+def _list_options(ctx: CliContext, launcher: Launcher) -> int:
     options = launcher.options(ctx.args.name, ctx.args.build)
     data = {
         "image": options.source.spec.name,
@@ -229,11 +231,9 @@ def _list_options(ctx, launcher) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_launches(ctx) -> int:  # noqa: ANN001
-    from bot.launcher import Launcher, list_launches
-
-    launcher = ctx.services.extras.get("launcher") or Launcher(ctx.services)
-    rows = list_launches(ctx.services.store, limit=ctx.args.limit)
+def cmd_launches(ctx: CliContext) -> int:
+    launcher = launcher_for(ctx.services)
+    rows = ctx.services.store.launches(limit=ctx.args.limit)
 
     def human() -> None:
         out = ctx.console()
@@ -249,21 +249,24 @@ def cmd_launches(ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def cmd_workspace(ctx) -> int:  # noqa: ANN001
-    from bot.approvals import ENABLE_DCS
-
-    client = ctx.services.databricks
-    value = client.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
-    identity = client.me()
-    data = {"host": client.host, "enableDcs": value, "bot_user": identity.user_name, "bot_is_admin": identity.is_admin}
+def cmd_workspace(ctx: CliContext) -> int:
+    status = workspace_status(ctx.services)
+    data = {
+        "host": status.host,
+        "enableDcs": status.value,
+        "bot_user": status.identity.user_name,
+        "bot_is_admin": status.identity.is_admin,
+    }
 
     def human() -> None:
         out = ctx.console()
-        on = str(value).lower() == "true"
-        out.print(f"{client.host}: Container Services {'[green]on[/]' if on else '[red]off[/]'} (enableDcs={value!r})")
+        on = status.enabled
         out.print(
-            f"The bot acts as {identity.user_name}, "
-            + ("a workspace admin." if identity.is_admin else "[yellow]not[/] a workspace admin.")
+            f"{status.host}: Container Services {'[green]on[/]' if on else '[red]off[/]'} (enableDcs={status.value!r})"
+        )
+        out.print(
+            f"The bot acts as {status.identity.user_name}, "
+            + ("a workspace admin." if status.identity.is_admin else "[yellow]not[/] a workspace admin.")
         )
         if not on:
             out.print("To switch it on, ask in Slack with `/dcs enable`: another admin approves it there.")

@@ -10,9 +10,16 @@ import argparse
 import sys
 from typing import Any
 
-from bot.builder import BuildProgress
-from bot.errors import BuildFailed, DcsError, InvalidInput
-from bot.rebuild import FAILED, REBUILT, RebuildDecision, RebuildResult, short_digest
+from bot.cli.context import CliContext
+from bot.domain.ratelimit import BudgetReport, format_window
+from bot.domain.rebuild import FAILED, REBUILT, RebuildDecision, RebuildResult
+from bot.domain.refs import short_digest
+from bot.errors import BuildFailed, InvalidInput
+from bot.ops.budget import pull_budget
+from bot.ops.build import BuildProgress
+from bot.ops.rebuild import plan, rebuild_run
+from bot.ops.runs import MANUAL_JOB
+from bot.services import Services
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -62,7 +69,7 @@ def result_to_dict(r: RebuildResult) -> dict[str, Any]:
     }
 
 
-def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
+def cmd_rebuild(ctx: CliContext) -> int:
     args = ctx.args
     if args.due == bool(args.names):
         raise InvalidInput(
@@ -79,8 +86,6 @@ def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         services.store.get_image(name)  # NotFound names the known images before anything runs
     if args.dry_run:
         return _dry_run(ctx, services)
-
-    from jobs.scheduler import MANUAL_JOB, rebuild_run
 
     err = ctx.console(stderr=True)
     last_phase: dict[str, str] = {}
@@ -101,6 +106,7 @@ def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
         notify=not args.no_notify,
         progress=progress,
     )
+    assert summary is not None  # busy="raise": a busy run raised JobBusy instead
     run = summary.run
     data = {
         "results": [result_to_dict(r) for r in run.results],
@@ -140,9 +146,7 @@ def cmd_rebuild(ctx) -> int:  # noqa: ANN001 - bot.cli.CliContext
     return BuildFailed.exit_code if run.failed else 0
 
 
-def _dry_run(ctx, services) -> int:  # noqa: ANN001
-    from bot.rebuild import plan
-
+def _dry_run(ctx: CliContext, services: Services) -> int:
     checks, decisions = plan(services, services.store.list_images())
     data = {
         "due": [decision_to_dict(d) for d in decisions if d.due],
@@ -171,18 +175,9 @@ def _dry_run(ctx, services) -> int:  # noqa: ANN001
 # ---------------------------------------------------------------- ratelimit
 
 
-def cmd_ratelimit(ctx) -> int:  # noqa: ANN001
-    from handlers.notices import budget_lines
-    from jobs.ratelimit import budget_report, read_budget
-
-    services = ctx.services
-    failure: DcsError | None = None
-    if not ctx.args.cached:
-        try:
-            read_budget(services)
-        except DcsError as exc:
-            failure = exc
-    report = budget_report(services)
+def cmd_ratelimit(ctx: CliContext) -> int:
+    reading = pull_budget(ctx.services, refresh=not ctx.args.cached)
+    report, failure = reading.report, reading.failure
     b = report.budget
     data = {
         "limit": b.limit if b else None,
@@ -202,10 +197,37 @@ def cmd_ratelimit(ctx) -> int:  # noqa: ANN001
 
     def human() -> None:
         out = ctx.console()
-        for line in budget_lines(report):
-            out.print(line.replace("*", "").replace("`", ""), markup=False)
+        for line in budget_text(report):
+            out.print(line, markup=False)
         if failure is not None:
             print(f"dcs: {failure.message}", file=sys.stderr)
 
     ctx.emit(data, human)
     return failure.exit_code if failure is not None else 0
+
+
+def budget_text(report: BudgetReport) -> list[str]:
+    """The pull budget as plain terminal lines (Slack's mrkdwn version is handlers/notices.py)."""
+    if report.budget is None:
+        why = report.error or "no sample yet: the periodic check has not run"
+        return [f"Docker Hub pull budget: unknown ({why})."]
+    b = report.budget
+    if b.unlimited:
+        lines = ["Docker Hub pulls: unlimited (no rate-limit headers)"]
+    else:
+        pct = f" ({b.percent_remaining:.0f}%)" if b.percent_remaining is not None else ""
+        left = b.remaining if b.remaining is not None else "?"
+        limit = b.limit if b.limit is not None else "?"
+        lines = [f"Docker Hub pulls left: {left}/{limit}{pct} per {format_window(b.window_seconds)}"]
+    who = report.account or "anonymous (this machine's IP)"
+    lines.append(f"Counted for {who}; checked {report.checked_ago or 'just now'}")
+    if report.spark.strip():
+        lines.append(f"Last 24 h: {report.spark}")
+    lines.append(
+        f"Launches in this window need {report.recent_pulls} pull(s); planned ones {report.planned_pulls} more"
+    )
+    if report.error:
+        lines.append(f"warning: last check failed: {report.error}")
+    if report.state == "low":
+        lines.append(f"warning: below the warning line ({report.warn_below} pulls)")
+    return lines

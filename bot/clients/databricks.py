@@ -263,6 +263,10 @@ class DatabricksClient:
 
         return self._call(f"read cluster {cluster_id}", run)
 
+    def list_clusters(self) -> list[dict[str, Any]]:
+        """clusters/list as plain dicts (cluster_id, cluster_name, state, custom_tags, docker_image, ...)."""
+        return self._call("list clusters", lambda w: [c.as_dict() for c in w.clusters.list()])
+
     def find_cluster_by_tag(self, key: str, value: str) -> str | None:
         """The id of a cluster carrying custom tag key=value (adopting a create the bot lost track of)."""
 

@@ -3,7 +3,7 @@
 1. token: `GET {auth}/token?service=registry.docker.io&scope=repository:ratelimitpreview/test:pull`
    (anonymous, or HTTP basic auth with DOCKERHUB_USERNAME + DOCKERHUB_TOKEN);
 2. `HEAD {registry}/v2/ratelimitpreview/test/manifests/latest` with the bearer token: a HEAD never
-   counts as a pull, a GET would. The budget is in the `ratelimit-*` headers (bot.ratelimit).
+   counts as a pull, a GET would. The budget is in the `ratelimit-*` headers (bot.domain.ratelimit).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections import deque
 import requests
 
 from bot.clients.registry import MANIFEST_ACCEPT, Credentials
+from bot.domain.ratelimit import PullBudget, format_window, parse_ratelimit_headers
 from bot.errors import PullLimitReached, RegistryAuthError, RegistryError, RegistryUnreachable
-from bot.ratelimit import PullBudget, format_window, parse_ratelimit_headers
 
 log = logging.getLogger(__name__)
 

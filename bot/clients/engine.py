@@ -21,8 +21,18 @@ import urllib3
 from docker.utils import kwargs_from_env
 
 from bot.clients.registry import Credentials, classify_registry_error
-from bot.errors import BuildFailed, BuildTimedOut, DcsError, EngineUnavailable, PushFailed, RegistryError
-from bot.refs import ImageRef
+from bot.domain.refs import ImageRef
+from bot.errors import (
+    BuildFailed,
+    BuildTimedOut,
+    DcsError,
+    EngineUnavailable,
+    PullLimitReached,
+    PushFailed,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +250,7 @@ class DockerEngine:
                 command=[script],
                 user="0:0",
                 network_disabled=True,
-                labels={"io.github.dcs-bot.doctor": "1"},
+                labels={"io.github.dcs-bot.domain.doctor": "1"},
             )
             container.start()
             container.wait(timeout=timeout)
@@ -272,8 +282,6 @@ def _events(stream: Iterator[dict[str, Any]], deadline: float, timeout: int) -> 
 
 
 def _explain(kind: type[DcsError], message: str) -> str:
-    from bot.errors import PullLimitReached, RegistryAuthError, RegistryUnreachable
-
     hints = {
         RegistryAuthError: "the registry refused the credentials; check the username and the password variable.",
         RegistryUnreachable: "the registry cannot be reached; is it up, and is the host right?",

@@ -6,12 +6,15 @@ A HEAD never counts as a Docker Hub pull. Auth follows the registry's 401 challe
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass, field
 
 import requests
 
+from bot.domain.ratelimit import parse_ratelimit_headers
+from bot.domain.refs import DOCKER_HUB, ImageRef
 from bot.errors import (
     ManifestNotFound,
     PullLimitReached,
@@ -19,7 +22,6 @@ from bot.errors import (
     RegistryError,
     RegistryUnreachable,
 )
-from bot.refs import DOCKER_HUB, ImageRef
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +159,6 @@ class RegistryClient:
                 raise RegistryAuthError(
                     f"{ref.domain} needs a username and password: add a registry entry with username and password_env."
                 )
-            import base64
-
             token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
             return f"Basic {token}"
         if scheme == "bearer":
@@ -214,8 +214,6 @@ class RegistryClient:
 
 
 def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitReached:
-    from bot.ratelimit import parse_ratelimit_headers
-
     try:
         budget = parse_ratelimit_headers(response.headers)
     except ValueError:

@@ -9,11 +9,12 @@ import uuid
 import pytest
 import requests
 
-from bot.builder import Builder, BuildProgress
-from bot.catalog import image_from_dict, registry_from_dict
 from bot.clients.registry import MANIFEST_ACCEPT
+from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.errors import BuildFailed, BuildTimedOut, DoctorFailed, RegistryAuthError, RegistryUnreachable
+from bot.ops.build import Builder, BuildProgress
 from bot.services import Services
 from bot.store import Store
 
@@ -24,7 +25,7 @@ def make_services(tmp_db: str, registry, *, password: str | None = None, **env: 
     environ = {"DCS_DB": tmp_db, PASSWORD_VAR: password if password is not None else registry.password, **env}
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    services = Services.from_config(load_config(environ))
+    services = build_services(load_config(environ))
     services.store.add_registry(
         registry_from_dict(
             {
@@ -132,7 +133,7 @@ def test_unchanged_spec_makes_no_engine_build_and_a_change_rebuilds(registry, tm
 
 
 def _dict(services: Services, name: str) -> dict:
-    from bot.catalog import image_to_dict
+    from bot.domain.catalog import image_to_dict
 
     return image_to_dict(services.store.get_image(name))
 
@@ -236,7 +237,7 @@ def test_registry_down_is_reported_as_unreachable(registry, tmp_db, standard_bas
     )
     services.store.add_image(spec)
     target.stop()
-    services = Services.from_config(load_config({**services.config.environ, "DOWN_PW": target.password}))
+    services = build_services(load_config({**services.config.environ, "DOWN_PW": target.password}))
     outcome = Builder(services).build("goes-nowhere", push=True)
     assert isinstance(outcome.error, RegistryUnreachable)
     assert target.host in outcome.error.message or "reach" in outcome.error.message

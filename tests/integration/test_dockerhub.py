@@ -9,13 +9,15 @@ import pytest
 
 from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
+from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.ratelimit import ALL_CLEAR, WARNING
+from bot.domain.refs import parse_ref
 from bot.errors import PullLimitReached, RegistryAuthError
-from bot.ratelimit import ALL_CLEAR, WARNING
-from bot.refs import parse_ref
+from bot.ops.budget import budget_report
 from bot.services import Services
 from bot.store import utcnow
-from jobs.ratelimit import budget_report, ratelimit_job
+from jobs.ratelimit import ratelimit_job
 from tests.fakes.dockerhub import FakeDockerHub
 from tests.fakes.dockerhub import PullBudget as FakeBudget
 from tests.fakes.slack import FakeSlack
@@ -133,7 +135,7 @@ def watch_services(tmp_db: str, hub: FakeDockerHub, slack: FakeSlack, **env: str
         "DCS_PULL_WARN_MIN": "10",
         **env,
     }
-    return Services.from_config(load_config(environ))
+    return build_services(load_config(environ))
 
 
 def test_falling_then_recovering_budget_posts_one_warning_and_one_all_clear(tmp_db, hub, slack) -> None:  # noqa: ANN001
@@ -218,7 +220,7 @@ def slack_bot(tmp_db, hub, slack) -> Iterator[tuple[str, object]]:  # noqa: ANN0
             "DOCKER_HOST": "tcp://127.0.0.1:9",
         }
     )
-    services = Services.from_config(config)
+    services = build_services(config)
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
@@ -277,7 +279,7 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
     import time
     from datetime import UTC, datetime
 
-    from bot.catalog import image_from_dict
+    from bot.domain.catalog import image_from_dict
     from jobs.scheduler import LTS_JOB, RATELIMIT_JOB, start_scheduler
 
     services = watch_services(tmp_db, hub, slack)

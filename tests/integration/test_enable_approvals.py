@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.approvals import Approvals, get_request
-from handlers.enable import sweep_expired
+from bot.ops.approvals import Approvals
+from jobs.approvals import sweep_expired
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack, SlackMessage
@@ -138,7 +138,7 @@ def test_double_clicks_and_two_admins_at_once_make_one_patch(bot: LaunchBot) -> 
         thread.start()
     for thread in threads:
         thread.join()
-    wait_until(lambda: get_request(bot.ctx.store, int(value)).status == "approved", 30, lambda: "not approved")
+    wait_until(lambda: bot.ctx.store.get_approval(int(value)).status == "approved", 30, lambda: "not approved")
     wait_until(lambda: not has_buttons(current(bot, message)), 30, lambda: "buttons still there")
     assert bot.databricks.workspace_conf_patches == 1
     assert len([e for e in bot.ctx.store.audit_events(limit=50) if e.outcome == "approved"]) == 1
@@ -156,7 +156,7 @@ def test_an_admin_denies(bot: LaunchBot) -> None:
 def test_a_request_expires_after_24_hours(bot: LaunchBot) -> None:
     message, _ = ask(bot)
     later = datetime.now(UTC) + timedelta(hours=24, minutes=1)
-    bot.ctx.extras["approvals"] = Approvals(bot.ctx.services, clock=lambda: later)
+    bot.ctx.services.approvals = Approvals(bot.ctx.services, clock=lambda: later)
     assert "expired" in click_and_wait(bot, "enable_approve", ADMIN, message)
     updated = current(bot, message)
     assert "*Expired*" in updated.blocks[0]["text"]["text"] and not has_buttons(updated)
@@ -165,8 +165,8 @@ def test_a_request_expires_after_24_hours(bot: LaunchBot) -> None:
 
 def test_the_sweep_takes_the_buttons_off_expired_requests(bot: LaunchBot) -> None:
     message, _ = ask(bot)
-    bot.ctx.extras["approvals"] = Approvals(bot.ctx.services, clock=lambda: datetime.now(UTC) + timedelta(days=2))
-    assert sweep_expired(bot.ctx) == [int(message_request_id(message))]
+    bot.ctx.services.approvals = Approvals(bot.ctx.services, clock=lambda: datetime.now(UTC) + timedelta(days=2))
+    assert sweep_expired(bot.ctx.services) == [int(message_request_id(message))]
     assert not has_buttons(current(bot, message))
     assert ("enable.expire", "expired") in [(e.action, e.outcome) for e in bot.ctx.store.audit_events(limit=20)]
 
@@ -189,7 +189,7 @@ def test_a_bot_identity_that_is_not_admin_is_said_up_front(tmp_db: str, slack: F
             refusal = click_and_wait(bot, "enable_approve", ADMIN, message)
             assert "not a workspace admin" in refusal and "approve again" in refusal
             assert databricks.workspace_conf_patches == 0
-            assert get_request(bot.ctx.store, int(message_request_id(message))).status == "pending"
+            assert bot.ctx.store.get_approval(int(message_request_id(message))).status == "pending"
             databricks.admins.add("alice@example.com")  # someone fixes the bot's group membership
             assert click_and_wait(bot, "enable_approve", ADMIN, message) == ""
             assert databricks.workspace_conf == {"enableDcs": "true"}

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.catalog import RegistrySpec
-from bot.launcher import get_launch
+from bot.domain.catalog import RegistrySpec
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.dockerhub import FakeDockerHub
 from tests.fakes.http import wait_until
@@ -79,7 +78,7 @@ def test_no_pulls_left_holds_the_launch_until_launch_anyway(
     refused = bot.click("launch_anyway", str(launch.id), OUTSIDER, message)
     post = slack.wait_for_response_post(refused)
     assert "Only the person who asked" in post.body["text"]
-    assert get_launch(bot.ctx.store, launch.id).status == "blocked"
+    assert bot.ctx.store.get_launch(launch.id).status == "blocked"
 
     bot.click("launch_anyway", str(launch.id), BUILDER, message)
     bot.click("launch_anyway", str(launch.id), BUILDER, message)  # a double click
@@ -95,7 +94,7 @@ def test_an_admin_may_launch_anyway_for_someone_else(bot: LaunchBot, hub: FakeDo
     bot.submit(bot.open_form(), GOOD_FORM)
     launch = bot.wait_launch(lambda launch: launch.status == "blocked" and bool(launch.slack_ts))
     bot.click("launch_anyway", str(launch.id), ADMIN, bot.message_of(launch))
-    wait_until(lambda: get_launch(bot.ctx.store, launch.id).status == "running", 30, lambda: "not running")
+    wait_until(lambda: bot.ctx.store.get_launch(launch.id).status == "running", 30, lambda: "not running")
 
 
 def test_anonymous_docker_hub_pulls_are_flagged_as_unmeasurable(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import RegistrySpec, image_from_dict
+from bot.domain.catalog import RegistrySpec, image_from_dict
 from bot.store import Store
 from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
 

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.catalog import RegistrySpec, image_from_dict
-from bot.launcher import Launcher, list_launches
+from bot.domain.catalog import RegistrySpec, image_from_dict
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
@@ -212,7 +211,7 @@ def test_dcs_switched_off_suggests_dcs_enable(tmp_db: str, slack: FakeSlack) -> 
                 lambda: str(slack.ephemeral_messages()),
             )
             assert "turned off" in found[0].text
-            assert list_launches(bot.ctx.store)[0].status == "failed"
+            assert bot.ctx.store.launches()[0].status == "failed"
         finally:
             bot.stop()
 
@@ -230,10 +229,10 @@ def test_a_restart_mid_launch_is_resumed(tmp_db: str, slack: FakeSlack, databric
 
     second = start_launch_bot(tmp_db, slack, databricks)
     try:
-        from handlers.launch import resume_tracking
+        from jobs.clusters import resume_tracking
 
         databricks.set_cluster_state(launch.cluster_id or "", "RUNNING")
-        resume_tracking(second.ctx)
+        resume_tracking(second.ctx.services, second.ctx.workers)
         second.wait_launch(lambda launch: launch.status == "running")
         message = second.wait_message(launch.id, "RUNNING")
         assert message.ts == launch.slack_ts  # the same message, updated by the new process
@@ -249,18 +248,18 @@ def test_a_launch_cut_short_during_create_adopts_its_cluster(
     bot = start_launch_bot(tmp_db, slack, databricks)
     try:
         seed_image(bot.ctx)
-        launcher: Launcher = bot.ctx.services.extras["launcher"]
+        launcher = bot.ctx.services.launcher
+        assert launcher is not None
         # What a crash right after the POST leaves: a cluster with the request's tag, a row without its id.
-        from bot.clusterspec import parse_launch_args
-        from bot.launcher import _insert_launch, _meta, request_tag
+        from bot.domain.clusterspec import parse_launch_args
+        from bot.ops.launch import _meta, request_tag
 
         request = parse_launch_args("team-pandas", ["runtime=15.4.x-scala2.12", "node_type=m5d.large"])
         source, plan = launcher.plan(request, requester=BUILDER, user_email="bob@example.com", request_key="k1")
         cluster_id = bot.ctx.services.databricks.create_cluster(plan.body)
         meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", "k1")
         assert meta["request_tag"] == request_tag("k1")
-        row = _insert_launch(
-            bot.ctx.store,
+        row = bot.ctx.store.insert_launch(
             image="team-pandas",
             build_id=source.build_id,
             requester=BUILDER,
@@ -269,9 +268,9 @@ def test_a_launch_cut_short_during_create_adopts_its_cluster(
         )
         with bot.ctx.store.transaction() as conn:  # old enough that no live process can still be creating it
             conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
-        from handlers.launch import resume_tracking
+        from jobs.clusters import resume_tracking
 
-        resume_tracking(bot.ctx)
+        resume_tracking(bot.ctx.services, bot.ctx.workers)
         adopted = bot.wait_launch(lambda launch: launch.status == "running")
         assert adopted.cluster_id == cluster_id and len(databricks.created_specs()) == 1
     finally:

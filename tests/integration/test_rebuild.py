@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from bot.catalog import image_from_dict, image_to_dict, registry_from_dict
 from bot.clients.registry import MANIFEST_ACCEPT
+from bot.compose import build_services
 from bot.config import load_config
-from bot.rebuild import FAILED, REBUILT, UNCHANGED, base_key
+from bot.domain.catalog import image_from_dict, image_to_dict, registry_from_dict
+from bot.domain.rebuild import FAILED, REBUILT, UNCHANGED, base_key
+from bot.ops.rebuild import rebuild_job
 from bot.services import Services
-from jobs.rebuild import rebuild_job
 from tests.fakes.slack import FakeSlack
 
 PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
@@ -39,7 +40,7 @@ def services(tmp_db, registry, slack) -> Services:  # noqa: ANN001
     }
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    services = Services.from_config(load_config(environ))
+    services = build_services(load_config(environ))
     services.store.add_registry(
         registry_from_dict(
             {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}
@@ -205,7 +206,7 @@ def test_a_rebuild_cut_short_by_a_restart_is_done_at_the_next_run(services, regi
 
 
 def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, registry, base, slack):  # noqa: ANN001
-    from bot.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
+    from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
     from tests.fakes.databricks import DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks
 
     base.publish("v1")
@@ -292,7 +293,7 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     config = load_config(environ)
-    services = Services.from_config(config)
+    services = build_services(config)
     services.store.add_registry(
         registry_from_dict(
             {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.clients.registry import Credentials, RegistryClient
+from bot.domain.refs import parse_ref
 from bot.errors import ManifestNotFound, PullLimitReached, RegistryAuthError, RegistryUnreachable
-from bot.refs import parse_ref
 from tests.fakes.dockerhub import FakeDockerHub
 
 

@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from bot.app import app_context, create_app
-from bot.catalog import image_from_dict, registry_from_dict
+from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.http import ServerThread, create_server, make_wsgi_app
-from bot.services import Services
 from bot.store import Build
 from bot.workers import Workers
 from handlers.context import AppContext
@@ -95,7 +95,7 @@ def start_bot(tmp_db: str, fake: FakeSlack, **env: str) -> tuple[Bot, ServerThre
     if os.environ.get("DOCKER_HOST") and "DOCKER_HOST" not in env:
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     config = load_config(environ)
-    services = Services.from_config(config)
+    services = build_services(config)
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=8)).start()
@@ -496,7 +496,7 @@ def test_slack_rate_limits_during_progress_do_not_lose_the_result(engine_bot: Bo
 
 
 def test_builds_cut_short_by_a_restart_get_their_message_finished(bot: Bot) -> None:
-    from bot.slack_client import call
+    from bot.clients.slack import call
     from handlers.builds import close_interrupted
 
     add_unbuildable_image(bot)

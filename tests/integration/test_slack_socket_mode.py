@@ -9,8 +9,8 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import create_app
+from bot.compose import build_services
 from bot.config import load_config
-from bot.services import Services
 from bot.workers import Workers
 from tests.fakes.slack import FakeSlack, FakeSocketModeServer, slash_command_payload, socket_mode_envelope
 
@@ -27,7 +27,7 @@ def socket_bot(tmp_db: str) -> Iterator[tuple[FakeSlack, FakeSocketModeServer]]:
                 "DOCKER_HOST": "tcp://127.0.0.1:9",
             }
         )
-        services = Services.from_config(config)
+        services = build_services(config)
         workers = Workers(1)
         handler = SocketModeHandler(create_app(config, services, workers), config.slack_app_token)
         handler.connect()

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.clients.slack import SlackError, call, make_web_client
+from bot.clients.slack_progress import MIN_INTERVAL_SECONDS, ProgressMessage
 from bot.config import load_config
-from bot.progress_message import MIN_INTERVAL_SECONDS, ProgressMessage
-from bot.slack_client import SlackError, call, make_web_client
 from bot.workers import QueueFull, Workers
 from tests.fakes.slack import FakeSlack
 

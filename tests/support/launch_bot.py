@@ -13,11 +13,12 @@ from typing import Any
 import requests
 
 from bot.app import app_context, create_app
-from bot.catalog import RegistrySpec, image_from_dict
+from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.catalog import RegistrySpec, image_from_dict
 from bot.http import ServerThread, create_server, make_wsgi_app
-from bot.launcher import Launch, Launcher, get_launch, list_launches
-from bot.services import Services
+from bot.ops.launch import Launcher
+from bot.store import Launch
 from bot.workers import Workers
 from handlers.context import AppContext
 from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
@@ -108,14 +109,14 @@ class LaunchBot:
 
     def wait_launch(self, done: Callable[[Launch], bool], timeout: float = 30) -> Launch:
         def probe() -> Launch | None:
-            found = list_launches(self.ctx.store, limit=1)
+            found = self.ctx.store.launches(limit=1)
             return found[0] if found and done(found[0]) else None
 
-        return wait_until(probe, timeout, lambda: f"launches: {list_launches(self.ctx.store)}")
+        return wait_until(probe, timeout, lambda: f"launches: {self.ctx.store.launches()}")
 
     def wait_message(self, launch_id: int, words: str, timeout: float = 30) -> SlackMessage:
         def probe() -> SlackMessage | None:
-            launch = get_launch(self.ctx.store, launch_id)
+            launch = self.ctx.store.get_launch(launch_id)
             found = [
                 m
                 for m in self.slack.messages()
@@ -126,7 +127,7 @@ class LaunchBot:
         return wait_until(probe, timeout, lambda: f"messages: {[m.text for m in self.slack.messages()]}")
 
     def stop(self) -> None:
-        tracker = self.ctx.extras.get("launch.tracker")
+        tracker = self.ctx.services.tracker
         if tracker is not None:
             tracker.stop()
         self.server.stop()
@@ -172,8 +173,8 @@ def start_launch_bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, 
         **env,
     }
     config = load_config(environ)
-    services = Services.from_config(config)
-    services.extras["launcher"] = Launcher(services, poll_initial=0.05, poll_max=0.2)
+    services = build_services(config)
+    services.launcher = Launcher(services, poll_initial=0.05, poll_max=0.2)
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=8)).start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.advice import advise, failing_init_script
+from bot.domain.advice import advise, failing_init_script
 
 URL = "team/pandas@sha256:" + "ab" * 32
 

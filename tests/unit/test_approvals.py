@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.approvals import ApprovalRequest, _stamp, _transition, get_request, refusal
+from bot.domain.clock import stamp as _stamp
+from bot.domain.records import ApprovalRequest
+from bot.ops.approvals import refusal
 from bot.store import Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -79,7 +81,7 @@ def test_only_one_of_many_concurrent_transitions_wins(store: Store) -> None:
 
     def click(actor: str) -> None:
         barrier.wait()
-        if _transition(store, 1, to="approving", frm=("pending",), now=NOW, actor=actor, unexpired=True):
+        if store.transition_approval(1, to="approving", frm=("pending",), at=_stamp(NOW), actor=actor, unexpired=True):
             wins.append(actor)
 
     threads = [threading.Thread(target=click, args=(f"UADMIN{i}",)) for i in range(12)]
@@ -88,10 +90,12 @@ def test_only_one_of_many_concurrent_transitions_wins(store: Store) -> None:
     for t in threads:
         t.join()
     assert len(wins) == 1
-    assert get_request(store, 1).decided_by == wins[0]
+    assert store.get_approval(1).decided_by == wins[0]
 
 
 def test_an_expired_request_cannot_be_taken(store: Store) -> None:
     later = NOW + timedelta(hours=25)
-    assert not _transition(store, 1, to="approving", frm=("pending",), now=later, actor="UADMIN2", unexpired=True)
-    assert get_request(store, 1).status == "pending"
+    assert not store.transition_approval(
+        1, to="approving", frm=("pending",), at=_stamp(later), actor="UADMIN2", unexpired=True
+    )
+    assert store.get_approval(1).status == "pending"

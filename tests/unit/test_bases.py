@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.bases import CONDA_PIP, VENV_PIP, BaseInfo, classify_base
-from bot.refs import parse_ref
+from bot.domain.bases import CONDA_PIP, VENV_PIP, BaseInfo, classify_base
+from bot.domain.refs import parse_ref
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.catalog import image_from_dict
+from bot.domain.catalog import image_from_dict
 from bot.errors import InvalidInput, InvalidInputs
-from bot.store import Build, PushRecord
+from bot.store import Build, ImageStatus, PushRecord
 from handlers import blocks as bk
 from handlers.views import FIELD_BLOCKS, form_to_image, image_add_modal, inline_errors
 
@@ -134,7 +134,7 @@ def test_images_list_empty_says_how_to_begin() -> None:
 
 def test_images_list_of_a_large_catalog_fits_in_one_message() -> None:
     rows = [
-        bk.CatalogRow(
+        ImageStatus(
             f"img-{i}",
             "databricksruntime/standard:15.4-LTS",
             f"reg/team/img-{i}",
@@ -151,7 +151,7 @@ def test_images_list_of_a_large_catalog_fits_in_one_message() -> None:
 
 
 def test_image_line_shows_last_state_age_and_pushed_digest() -> None:
-    row = bk.CatalogRow(
+    row = ImageStatus(
         "team-pandas",
         "databricksruntime/standard:15.4-LTS",
         "reg/team/pandas",
@@ -166,7 +166,7 @@ def test_image_line_shows_last_state_age_and_pushed_digest() -> None:
 
 
 def test_never_built_image() -> None:
-    assert "never built" in bk.image_line(bk.CatalogRow("a", "b:1", "r/a", None, None, None), NOW)
+    assert "never built" in bk.image_line(ImageStatus("a", "b:1", "r/a", None, None, None), NOW)
 
 
 def test_queued_message_says_where_it_stands() -> None:
@@ -207,7 +207,7 @@ def test_form_builds_the_base_from_flavour_and_runtime() -> None:
     )
     assert data["base"] == "databricksruntime/python:14.3-LTS"
     assert data["notify_channel"] == "C0123"
-    from handlers.catalog import form_data
+    from handlers.views import form_data
 
     assert image_from_dict(form_data(data)).pip == ("pandas<3,>=2", "numpy")  # kept whole, canonical
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import (
+from bot.domain.catalog import (
     DEFAULT_IMMUTABLE_TAG,
     Catalog,
     ImageSpec,

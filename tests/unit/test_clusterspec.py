@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import RegistrySpec, image_from_dict
-from bot.clusterspec import (
+from bot.domain.catalog import RegistrySpec, image_from_dict
+from bot.domain.clusterspec import (
     DRIVER_NFS_CONF,
     MAX_TAGS,
     TAG_DIGEST,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.permissions import Role
 from bot.errors import InvalidInput
-from bot.permissions import Role
-from bot.services import Services
 from bot.workers import Workers
 from handlers.commands import CommandTable, Subcommand, dispatch, normalize, parse_text
 
@@ -128,7 +128,7 @@ def ctx(tmp_db: str):  # noqa: ANN201
             "DCS_BUILDERS": "UBUILD1",
         }
     )
-    services = Services.from_config(config)
+    services = build_services(config)
     workers = Workers(1)
     yield app_context(create_app(config, services, workers))
     workers.shutdown(wait=False)
@@ -198,7 +198,11 @@ def test_unconfigured_features_answer_truthfully(ctx) -> None:  # noqa: ANN001
     assert "not set up in this bot yet" in run(ctx, "launch team-pandas")["text"]
     # No budget has been read yet: ratelimit says so instead of inventing numbers.
     assert "no sample yet" in run(ctx, "ratelimit")["text"]
-    assert "*admin* role" in run(ctx, "enable")["text"]
+    # Asking to switch Container Services on is harmless: a builder may ask (an admin decides), and here
+    # the answer is that no workspace is configured; someone who is not a builder is refused.
+    enable = run(ctx, "enable")["text"]
+    assert "not set up in this bot yet" in enable and "no Databricks workspace is configured" in enable
+    assert "*builder* role" in run(ctx, "enable", user="UOTHER1")["text"]
 
 
 def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> None:  # noqa: ANN001
@@ -213,11 +217,11 @@ def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> N
 
 
 def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:  # noqa: ANN001
-    from jobs.scheduler import IMAGE_JOB_PREFIX, create_scheduler
+    from jobs.scheduler import IMAGE_JOB_PREFIX, create_scheduler, follow_catalog
 
     scheduler = create_scheduler()
     scheduler.start(paused=True)
-    ctx.services.extras["scheduler"] = scheduler
+    follow_catalog(scheduler, ctx.services)
     try:
         run(
             ctx,

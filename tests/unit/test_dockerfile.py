@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import image_from_dict
-from bot.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, count_steps, render_dockerfile, spec_hash
+from bot.domain.catalog import image_from_dict
+from bot.domain.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, count_steps, render_dockerfile, spec_hash
 from bot.errors import InvalidInput
 
 DIGEST = "sha256:" + "b" * 64

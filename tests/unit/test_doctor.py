@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot.bases import BaseInfo, classify_base
-from bot.doctor import FAIL, PASS, SKIP, WARN, DoctorReport, evaluate, parse_probe
-from bot.refs import parse_ref
+from bot.domain.bases import BaseInfo, classify_base
+from bot.domain.doctor import FAIL, PASS, SKIP, WARN, DoctorReport, evaluate, parse_probe
+from bot.domain.refs import parse_ref
 
 STANDARD = classify_base(parse_ref("databricksruntime/standard:15.4-LTS"))
 MINIMAL = classify_base(parse_ref("databricksruntime/minimal:15.4-LTS"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.ratelimit import BudgetReport, PullBudget
-from bot.rebuild import FAILED, REBUILT, BaseCheck, ChannelReport, RebuildDecision, RebuildResult, StaleCluster
+from bot.domain.ratelimit import BudgetReport, PullBudget
+from bot.domain.rebuild import FAILED, REBUILT, BaseCheck, ChannelReport, RebuildDecision, RebuildResult, StaleCluster
 from bot.store import Build
 from handlers.notices import budget_lines, pull_all_clear, pull_warning, rebuild_notice
 

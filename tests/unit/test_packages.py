@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain.packages import split_requirements, validate_apt, validate_env, validate_pip
 from bot.errors import InvalidInput
-from bot.packages import split_requirements, validate_apt, validate_env, validate_pip
 
 PIP_FIX_PLAIN = "Give a plain requirement like 'pandas>=2,<3'"
 PIP_FIX_PEP508 = "Write it as name[extras]<op>version"

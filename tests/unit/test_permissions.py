@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_config
-from bot.permissions import Role, allowed, denial, role_of
+from bot.domain.permissions import Role, allowed, denial, role_of
 
 
 def config(admins: str = "", builders: str = ""):  # noqa: ANN201

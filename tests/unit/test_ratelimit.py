@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.errors import InvalidInput
-from bot.ratelimit import (
+from bot.domain.ratelimit import (
     ALL_CLEAR,
     LOW,
     OK,
@@ -21,6 +20,7 @@ from bot.ratelimit import (
     sparkline,
     window_demand,
 )
+from bot.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

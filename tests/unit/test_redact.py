@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.redact import MASK, RedactingFilter, Redactor
+from bot.domain.redact import MASK, RedactingFilter, Redactor
 
 KNOWN = "acr-Pa55word-value"
 

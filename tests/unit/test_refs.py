@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import InvalidInput
-from bot.refs import (
+from bot.domain.refs import (
     ImageRef,
     is_sha256_digest,
     is_valid_tag,
@@ -13,6 +12,7 @@ from bot.refs import (
     parse_repository,
     same_registry_host,
 )
+from bot.errors import InvalidInput
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 REF_FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>]"

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import ImageSpec, image_from_dict
-from bot.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, render_dockerfile, spec_hash
+from bot.domain.catalog import ImageSpec, image_from_dict
+from bot.domain.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, render_dockerfile, spec_hash
+from bot.domain.packages import validate_pip
+from bot.domain.refs import parse_ref
 from bot.errors import InvalidInput, InvalidInputs
-from bot.packages import validate_pip
-from bot.refs import parse_ref
 
 DIGEST = "sha256:" + "d" * 64
 PIP_FLAGS = ["install", "--no-cache-dir", "--disable-pip-version-check"]

@@ -10,24 +10,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.catalog import image_from_dict, image_to_dict
+from bot.compose import build_services
 from bot.config import load_config
-from bot.cron import cron_trigger, standard_day_of_week
+from bot.domain.catalog import image_from_dict, image_to_dict
+from bot.domain.cron import cron_trigger, standard_day_of_week
+from bot.ops.runs import MANUAL_JOB, JobBusy, claim_run, mark_interrupted_runs, run_job
 from bot.services import Services
 from bot.store import Store
 from jobs.scheduler import (
     LTS_JOB,
-    MANUAL_JOB,
     MISFIRE_GRACE_SECONDS,
     RATELIMIT_JOB,
     RESUME_JOB,
-    JobBusy,
-    claim_run,
     create_scheduler,
     desired_schedules,
-    job_runs,
-    mark_interrupted_runs,
-    run_job,
     start_scheduler,
     sync_schedules,
 )
@@ -42,7 +38,7 @@ def spec(name: str, base: str = LTS, **fields):  # noqa: ANN003, ANN201
 
 @pytest.fixture
 def services(tmp_db: str) -> Services:
-    return Services.from_config(
+    return build_services(
         load_config({"DCS_DB": tmp_db, "DCS_BASE_CHECK_MINUTES": "30", "DCS_RATELIMIT_MINUTES": "15"})
     )
 
@@ -102,12 +98,12 @@ def test_runs_are_recorded_with_start_end_and_outcome(services: Services) -> Non
     assert run_job(services, LTS_JOB, lambda: ("succeeded", "2 rebuilt")) == ("succeeded", "2 rebuilt")
     with pytest.raises(RuntimeError):
         run_job(services, LTS_JOB, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
-    runs = job_runs(services.store, LTS_JOB)
-    assert [(r["outcome"], r["detail"]) for r in runs] == [
+    runs = services.store.job_runs(LTS_JOB)
+    assert [(r.outcome, r.detail) for r in runs] == [
         ("error", "unexpected error; see the bot's log"),
         ("succeeded", "2 rebuilt"),
     ]
-    assert all(r["started_at"] and r["finished_at"] for r in runs)
+    assert all(r.started_at and r.finished_at for r in runs)
 
 
 def test_a_rebuild_never_runs_twice_at_once_also_across_manual_triggers(services: Services) -> None:
@@ -129,7 +125,7 @@ def test_a_rebuild_never_runs_twice_at_once_also_across_manual_triggers(services
     assert run_job(services, RATELIMIT_JOB, lambda: ("succeeded", "ok")) == ("succeeded", "ok")
     release.set()
     worker.join(10)
-    outcomes = {r["job_id"]: r["outcome"] for r in job_runs(services.store)}
+    outcomes = {r.job_id: r.outcome for r in services.store.job_runs()}
     assert outcomes == {LTS_JOB: "succeeded", "rebuild:image:x": "skipped", RATELIMIT_JOB: "succeeded"}
 
 
@@ -171,11 +167,11 @@ def test_interrupted_rebuild_is_marked_and_scheduled_again(services: Services) -
     assert claim_run(services.store, MANUAL_JOB) is None  # the dead run still holds the lock
 
     sched = start_scheduler(services, start=False)
-    assert [r["outcome"] for r in job_runs(services.store, LTS_JOB)] == ["interrupted"]
+    assert [r.outcome for r in services.store.job_runs(LTS_JOB)] == ["interrupted"]
     resume = sched.get_job(RESUME_JOB)
     assert resume is not None and resume.args[1] == ["lts-a"]
     assert claim_run(services.store, MANUAL_JOB) is not None  # the lock is free again
-    assert services.extras["scheduler"] is sched
+    assert services.scheduler is sched
 
 
 def test_live_run_of_this_host_is_not_marked_interrupted(services: Services) -> None:

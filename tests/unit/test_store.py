@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import image_from_dict, registry_from_dict
 from bot.config import load_config
+from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.errors import AlreadyExists, InvalidInput, NotFound
 from bot.store import MIGRATIONS, Store, parse_time, utcnow
 

@@ -3,7 +3,7 @@
 Same spec and base digest → byte-identical text. The apt layer comes before the pip layer and packages
 are sorted, so the engine's layer cache is reused. No timestamps: labels carry only the spec hash and
 the base digest. pip runs in exec form (no shell at all); apt needs `&&` chaining, so each argument is
-shell-quoted on top of the name validation in bot.packages.
+shell-quoted on top of the name validation in bot.domain.packages.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import hashlib
 import json
 import shlex
 
-from bot.catalog import ImageSpec
+from bot.domain.catalog import ImageSpec
+from bot.domain.refs import ImageRef
 from bot.errors import InvalidInput
-from bot.refs import ImageRef
 
 LABEL_PREFIX = "io.github.dcs-bot"
 LABEL_SPEC = f"{LABEL_PREFIX}.spec-hash"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.refs import ImageRef
+from bot.domain.refs import ImageRef
 
 VENV_PIP = "/databricks/python3/bin/pip"
 CONDA_PIP = "/databricks/conda/envs/dcs-minimal/bin/pip"

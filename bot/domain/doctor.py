@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.bases import VENV_PYTHON, BaseInfo
+from bot.domain.bases import VENV_PYTHON, BaseInfo
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")

@@ -147,3 +147,15 @@ def same_registry_host(a: str, b: str) -> bool:
         return DOCKER_HUB if h in _HUB_ALIASES else h
 
     return norm(a) == norm(b)
+
+
+def short_digest(digest: str | None) -> str:
+    """A digest people can read and compare: `sha256:0123456789ab…`; `local <id>` for a local-only base."""
+    if not digest:
+        return "unknown"
+    if digest.startswith("local:"):
+        return "local " + digest.split(":")[-1][:12]
+    algorithm, _, hexdigits = digest.partition(":")
+    if not hexdigits:
+        return digest[:12]
+    return f"{algorithm}:{hexdigits[:12]}…" if len(hexdigits) > 12 else digest

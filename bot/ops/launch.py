@@ -1,6 +1,6 @@
 """Launching clusters on an image's pinned digest, and following them until they run (or say why not).
 
-The launch service: the last good (pushed) build gives `repo@sha256:…`; `bot.clusterspec` turns the
+The launch service: the last good (pushed) build gives `repo@sha256:…`; `bot.domain.clusterspec` turns the
 request into the exact `clusters/create` body; the Docker Hub pull budget of the account the cluster
 pulls with is checked first (zero left blocks the launch until someone says "launch anyway"); one
 `clusters/create` per request key (`store.claim`); every launch is a row in `launches`, so a restarted
@@ -11,17 +11,18 @@ whose create answer it never saw (a crash, a timeout) instead of creating a seco
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from bot.advice import Advice, advise
-from bot.clusterspec import (
+from bot.clients.databricks import ClusterStatus, DatabricksClient
+from bot.domain.advice import Advice, advise
+from bot.domain.clock import parse_time
+from bot.domain.clusterspec import (
     TAG_REQUEST,
     ImageSource,
     LaunchContext,
@@ -35,141 +36,25 @@ from bot.clusterspec import (
     plan_launch,
     preferred_runtime,
 )
-from bot.errors import (
-    DcsError,
-    NotAllowed,
-    NotFound,
-    PullLimitReached,
-    RegistryError,
-    WorkspaceError,
-    WorkspaceUnreachable,
-)
-from bot.store import Store, parse_time, utcnow
-
-if TYPE_CHECKING:
-    from bot.clients.databricks import ClusterStatus
-    from bot.ratelimit import PullBudget
-    from bot.services import Services
+from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
+from bot.errors import DcsError, NotAllowed, NotFound, WorkspaceError, WorkspaceUnreachable
+from bot.ops.launch_budget import BudgetCheck, check_budget
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-# creating: clusters/create in flight; blocked: waiting for "launch anyway"; pending: created, followed;
-# running / failed: final; unknown: the bot stopped following (gone, or no answer for too long).
-ACTIVE = ("creating", "pending")
-FINAL = ("running", "failed", "unknown")
 OPTIONS_TTL_SECONDS = 3600  # runtimes and node types change a few times a year
-
-
-@dataclass(frozen=True)
-class Launch:
-    id: int
-    image: str
-    status: str
-    build_id: int | None = None
-    requester: str | None = None
-    cluster_id: str | None = None
-    cluster_name: str | None = None
-    image_url: str | None = None
-    request: dict[str, Any] = field(default_factory=dict)  # shown body, request, warnings, budget: no secrets
-    state: str | None = None
-    state_message: str | None = None
-    termination_code: str | None = None
-    pulls_needed: int | None = None
-    slack_channel: str | None = None
-    slack_ts: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL
-
-    @property
-    def advice(self) -> Advice | None:
-        if self.status != "failed" or not self.termination_code:
-            return None
-        meta = self.request
-        return advise(
-            self.termination_code,
-            state_message=self.state_message or "",
-            parameters=meta.get("termination_parameters") or {},
-            image=self.image,
-            image_url=self.image_url or "",
-            on_docker_hub=bool(meta.get("on_docker_hub")),
-            auth=meta.get("auth", "none"),
-            init_scripts=meta.get("init_scripts") or (),
-        )
-
-
-# ---------------------------------------------------------------- the launches table
-
-
-def _launch_from_row(row: dict[str, Any]) -> Launch:
-    data = dict(row)
-    data["request"] = json.loads(data.get("request") or "{}")
-    return Launch(**data)
-
-
-def get_launch(store: Store, launch_id: int) -> Launch:
-    rows = store.query("SELECT * FROM launches WHERE id = ?", (launch_id,))
-    if not rows:
-        raise NotFound(f"No launch #{launch_id}.")
-    return _launch_from_row(rows[0])
-
-
-def list_launches(store: Store, *, statuses: tuple[str, ...] = (), limit: int = 20) -> list[Launch]:
-    if statuses:
-        marks = ", ".join("?" for _ in statuses)
-        rows = store.query(
-            f"SELECT * FROM launches WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608
-            (*statuses, limit),
-        )
-    else:
-        rows = store.query("SELECT * FROM launches ORDER BY id DESC LIMIT ?", (limit,))
-    return [_launch_from_row(r) for r in rows]
-
-
-def update_launch(store: Store, launch_id: int, **changes: Any) -> Launch:
-    allowed = {f.name for f in fields(Launch)} - {"id", "created_at"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"unknown launch fields {unknown}")
-    encoded = {k: json.dumps(v) if k == "request" else v for k, v in changes.items()}
-    encoded["updated_at"] = utcnow()
-    assignments = ", ".join(f"{k} = ?" for k in encoded)
-    with store.transaction() as conn:
-        conn.execute(f"UPDATE launches SET {assignments} WHERE id = ?", (*encoded.values(), launch_id))  # noqa: S608
-    return get_launch(store, launch_id)
-
-
-def _insert_launch(store: Store, **values: Any) -> Launch:
-    now = utcnow()
-    values = {**values, "request": json.dumps(values.get("request") or {}), "created_at": now, "updated_at": now}
-    names = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    with store.transaction() as conn:
-        cur = conn.execute(f"INSERT INTO launches ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
-        launch_id = int(cur.lastrowid or 0)
-    return get_launch(store, launch_id)
 
 
 # ---------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class BudgetCheck:
-    """The pull budget against what a launch needs. `status`: ok, low, blocked, unknown or not_applicable."""
+class LaunchFollower(Protocol):
+    """Follows a created launch until its cluster runs or stops (jobs/clusters.py's Tracker)."""
 
-    status: str
-    needed: int
-    ceiling: int
-    message: str = ""
-    remaining: int | None = None
-    limit: int | None = None
+    def follow(self, launch_id: int) -> None: ...
 
-    @property
-    def blocked(self) -> bool:
-        return self.status == "blocked"
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -230,7 +115,7 @@ class Launcher:
         self._cache_lock = threading.Lock()
 
     @property
-    def databricks(self):  # noqa: ANN201 - bot.clients.databricks.DatabricksClient
+    def databricks(self) -> DatabricksClient:
         return self.services.databricks
 
     # ------------------------------------------------------------ inputs
@@ -316,65 +201,8 @@ class Launcher:
         )
         return source, plan_launch(request, source, ctx)
 
-    # ------------------------------------------------------------ pull budget
     def check_budget(self, source: ImageSource, plan: LaunchPlan) -> BudgetCheck:
-        needed, ceiling = plan.pulls_at_start, plan.pulls_ceiling
-        if not source.spec.repository_ref.on_docker_hub:
-            return BudgetCheck("not_applicable", needed, ceiling, "The image is not on Docker Hub: no pull limit.")
-        registry = source.registry
-        if registry is None or not registry.username:
-            return BudgetCheck(
-                "unknown",
-                needed,
-                ceiling,
-                (
-                    "The cluster pulls from Docker Hub anonymously: its pulls count against the cluster's own "
-                    f"IP address, which the bot cannot measure. This launch needs {needed} pull(s)."
-                ),
-            )
-        try:
-            credentials = self.services.credentials(registry)
-        except DcsError as exc:
-            credentials, reason = None, exc.message
-        else:
-            reason = f"the bot has no password for {registry.username} (password_env is not set)"
-        if credentials is None:
-            return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {reason}.")
-        try:
-            budget: PullBudget = self.services.dockerhub.pull_budget(credentials)
-        except PullLimitReached as exc:
-            return BudgetCheck(
-                "blocked",
-                needed,
-                ceiling,
-                _blocked_text(needed, registry.username, exc.message),
-                remaining=0,
-                limit=getattr(exc, "limit", None),
-            )
-        except RegistryError as exc:
-            return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {exc.message}")
-        if budget.unlimited:
-            return BudgetCheck("ok", needed, ceiling, f"{registry.username} has no Docker Hub pull limit.")
-        remaining, limit = budget.remaining, budget.limit
-        if remaining is None:
-            return BudgetCheck(
-                "unknown", needed, ceiling, "Docker Hub did not say how many pulls are left.", limit=limit
-            )
-        window = budget.window_label
-        numbers = (
-            f"{registry.username} has {remaining} of {limit} pulls left per {window}; this launch needs "
-            f"{needed} at start" + (f" and up to {ceiling} when it scales up" if ceiling > needed else "")
-        )
-        if remaining <= 0:
-            return BudgetCheck(
-                "blocked", needed, ceiling, _blocked_text(needed, registry.username, numbers), remaining, limit
-            )
-        if remaining < ceiling:
-            what = "not enough to start every node" if remaining < needed else "not enough to scale all the way up"
-            return BudgetCheck(
-                "low", needed, ceiling, f"{numbers}: {what}; nodes beyond that fail to pull.", remaining, limit
-            )
-        return BudgetCheck("ok", needed, ceiling, numbers + ".", remaining, limit)
+        return check_budget(self.services, source, plan)
 
     # ------------------------------------------------------------ launching
     def launch(
@@ -395,12 +223,11 @@ class Launcher:
         store = self.store
         if not store.claim(f"launch:{request_key}", "launch"):
             ref = store.claim_ref(f"launch:{request_key}")
-            return LaunchOutcome(get_launch(store, int(ref)) if ref else None, plan, duplicate=True)
+            return LaunchOutcome(store.get_launch(int(ref)) if ref else None, plan, duplicate=True)
         budget = self.check_budget(source, plan)
         meta = _meta(request, source, plan, budget, user_email, request_key)
         status = "blocked" if budget.blocked and not force else "creating"
-        launch = _insert_launch(
-            store,
+        launch = store.insert_launch(
             image=source.spec.name,
             build_id=source.build_id,
             requester=requester,
@@ -432,11 +259,11 @@ class Launcher:
 
     def launch_anyway(self, launch_id: int, actor: str, *, is_admin: bool = False) -> LaunchOutcome:
         """The explicit "launch anyway" of a launch the pull budget blocked. Once, whoever clicks twice."""
-        launch = get_launch(self.store, launch_id)
+        launch = self.store.get_launch(launch_id)
         if actor != launch.requester and not is_admin:
             raise NotAllowed("Only the person who asked for this launch (or a bot admin) can launch it anyway.")
         if not self.store.claim(f"launch-anyway:{launch_id}", "launch"):
-            return LaunchOutcome(get_launch(self.store, launch_id), duplicate=True)
+            return LaunchOutcome(self.store.get_launch(launch_id), duplicate=True)
         if launch.status != "blocked":
             return LaunchOutcome(launch, duplicate=True)
         meta = launch.request
@@ -446,7 +273,7 @@ class Launcher:
             source, requester=launch.requester or actor, user_email=meta["user_email"], request_key=meta["request_key"]
         )
         plan = plan_launch(request, source, ctx)
-        launch = update_launch(self.store, launch_id, status="creating")
+        launch = self.store.update_launch(launch_id, status="creating")
         self.store.audit(
             actor=actor,
             action="launch.anyway",
@@ -471,8 +298,7 @@ class Launcher:
             raise
         store.audit(actor=launch.requester, action="launch.create", target=target, outcome="created", detail=cluster_id)
         log.info("launch %s: cluster %s created", launch.id, cluster_id)
-        return update_launch(
-            store,
+        return store.update_launch(
             launch.id,
             cluster_id=cluster_id,
             status="pending",
@@ -488,8 +314,8 @@ class Launcher:
             return None
 
     def _fail(self, launch: Launch, message: str) -> None:
-        update_launch(
-            self.store, launch.id, status="failed", state="NOT_CREATED", state_message=self.services.redactor(message)
+        self.store.update_launch(
+            launch.id, status="failed", state="NOT_CREATED", state_message=self.services.redactor(message)
         )
         self.store.audit(
             actor=launch.requester,
@@ -500,7 +326,7 @@ class Launcher:
         )
 
     def attach_message(self, launch_id: int, channel: str, ts: str) -> Launch:
-        return update_launch(self.store, launch_id, slack_channel=channel, slack_ts=ts)
+        return self.store.update_launch(launch_id, slack_channel=channel, slack_ts=ts)
 
     # ------------------------------------------------------------ following
     def poll_once(self, launch: Launch) -> Launch:
@@ -522,7 +348,7 @@ class Launcher:
             )
         if not changes:
             return launch
-        updated = update_launch(self.store, launch.id, **changes)
+        updated = self.store.update_launch(launch.id, **changes)
         if updated.finished:
             self.store.audit(
                 actor=launch.requester,
@@ -542,7 +368,7 @@ class Launcher:
         The caller waits between steps — a sleep for the CLI, a timer for the bot, whose worker threads
         must not sit idle through a ten-minute cluster start.
         """
-        launch = get_launch(self.store, launch_id)
+        launch = self.store.get_launch(launch_id)
         if launch.status == "creating":
             age = _age_seconds(launch.updated_at)
             grace = 2 * self.databricks.retry_timeout_seconds + 10
@@ -556,8 +382,7 @@ class Launcher:
             polled = self.poll_once(launch)
             state.failures = 0
         except NotFound:
-            polled = update_launch(
-                self.store,
+            polled = self.store.update_launch(
                 launch.id,
                 status="unknown",
                 state="GONE",
@@ -568,8 +393,7 @@ class Launcher:
             log.warning("launch %s: poll %s failed: %s", launch.id, state.failures, exc.message)
             polled = launch
             if state.failures >= self.max_poll_failures:
-                polled = update_launch(
-                    self.store,
+                polled = self.store.update_launch(
                     launch.id,
                     status="unknown",
                     state_message=(f"The bot lost contact with Databricks ({exc.message}); check the cluster page."),
@@ -578,8 +402,7 @@ class Launcher:
         if polled.status != "pending":
             return polled, changed, None
         if time.monotonic() + state.delay > state.deadline:
-            stopped = update_launch(
-                self.store,
+            stopped = self.store.update_launch(
                 launch.id,
                 status="unknown",
                 state_message=(
@@ -614,28 +437,21 @@ class Launcher:
                 outcome="adopted",
                 detail=cluster_id,
             )
-            return update_launch(self.store, launch.id, cluster_id=cluster_id, status="pending", state="PENDING")
+            return self.store.update_launch(launch.id, cluster_id=cluster_id, status="pending", state="PENDING")
         self._fail(
             launch,
             "The bot stopped before Databricks confirmed the cluster, and no cluster carries this "
             "launch's tag: nothing was created. Launch again.",
         )
-        return get_launch(self.store, launch.id)
+        return self.store.get_launch(launch.id)
 
     def pending(self) -> list[Launch]:
-        return list_launches(self.store, statuses=ACTIVE, limit=200)
+        return self.store.launches(statuses=ACTIVE_LAUNCH_STATES, limit=200)
 
 
 def _age_seconds(stamp: str | None) -> float | None:
     moment = parse_time(stamp)
     return None if moment is None else (datetime.now(UTC) - moment).total_seconds()
-
-
-def _blocked_text(needed: int, account: str, numbers: str) -> str:
-    return (
-        f"{numbers}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
-        f"(it needs {needed}). Wait for the window to reset, or launch anyway."
-    )
 
 
 def request_from_dict(data: dict[str, Any]) -> LaunchRequest:
@@ -670,3 +486,28 @@ def _meta(
         "budget": asdict(budget),
         "runtime": plan.runtime.key,
     }
+
+
+def launch_advice(launch: Launch) -> Advice | None:
+    """What to do about a launch that failed: its termination code in plain words."""
+    if launch.status != "failed" or not launch.termination_code:
+        return None
+    meta = launch.request
+    return advise(
+        launch.termination_code,
+        state_message=launch.state_message or "",
+        parameters=meta.get("termination_parameters") or {},
+        image=launch.image,
+        image_url=launch.image_url or "",
+        on_docker_hub=bool(meta.get("on_docker_hub")),
+        auth=meta.get("auth", "none"),
+        init_scripts=meta.get("init_scripts") or (),
+    )
+
+
+def launcher_for(services: Services) -> Launcher:
+    """The process's launcher (its options cache lives as long as the process; tests put one with short
+    polling intervals in `services.launcher`)."""
+    if services.launcher is None:
+        services.launcher = Launcher(services)
+    return services.launcher

@@ -1,4 +1,6 @@
-"""Build → doctor → push, for one catalog image. Used by the CLI, the Slack bot and scheduled rebuilds.
+"""Build → doctor → push for one catalog image, and the other build operations (doctor, digest, status, log).
+
+Used by the CLI, the Slack bot and scheduled rebuilds.
 
 Progress goes to a callback (`BuildProgress`), so each surface draws it its own way. A spec and base
 that have not changed since the last successful build are not built again (no engine call) unless
@@ -9,24 +11,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from bot.catalog import ImageSpec
-from bot.dockerfile import count_steps, render_dockerfile, spec_hash
-from bot.doctor import PROBE_SCRIPT, DoctorReport, evaluate
+from bot.domain.bases import classify_base
+from bot.domain.catalog import ImageSpec
+from bot.domain.clock import utcnow
+from bot.domain.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate
+from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
 from bot.errors import (
     BuildFailed,
     DcsError,
     DoctorFailed,
+    InvalidInput,
     ManifestNotFound,
     PullLimitReached,
     RegistryError,
     RegistryUnreachable,
 )
-from bot.refs import ImageRef, is_sha256_digest, parse_ref
 from bot.services import Services
-from bot.store import Build, utcnow
+from bot.store import Build
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
@@ -161,7 +166,7 @@ class Builder:
             return base, None
         reason = (
             f"{name} is up to date: build #{previous.id} used the same spec and base "
-            f"({_short(base.identity)}). Use {force_hint} to build anyway."
+            f"({short_digest(base.identity)}). Use {force_hint} to build anyway."
         )
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)
 
@@ -229,7 +234,9 @@ class Builder:
             base = self.resolve_base(spec)
         if base.digest and base.source == "registry" and not engine.has_repo_digest(base.ref, base.digest):
             progress(
-                BuildProgress(build.id, "pull", message=f"pulling {base.ref}@{_short(base.digest)}", fraction=0.05)
+                BuildProgress(
+                    build.id, "pull", message=f"pulling {base.ref}@{short_digest(base.digest)}", fraction=0.05
+                )
             )
             engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
         digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
@@ -332,8 +339,6 @@ class Builder:
         base = spec.base_info if spec else None
         if base is None:
             try:
-                from bot.bases import classify_base
-
                 base = classify_base(parse_ref(image))
                 if not base.is_databricks:
                     base = None
@@ -343,7 +348,60 @@ class Builder:
         return evaluate(image, output, inspect, base)
 
 
-def _short(digest: str) -> str:
-    if digest.startswith("local:"):
-        return "local " + digest.split(":")[-1][:12]
-    return digest.split(":")[-1][:12]
+# ---------------------------------------------------------------- the other build operations
+
+
+@dataclass(frozen=True)
+class BuildsOverview:
+    """`status` without an id: what is building (running first, then queued) and the latest finished builds."""
+
+    active: list[Build]
+    recent: list[Build]
+
+
+def builds_overview(services: Services, *, recent: int = 5) -> BuildsOverview:
+    store = services.store
+    active = [*store.builds(status="running", limit=20), *store.builds(status="queued", limit=20)]
+    finished = [b for b in store.builds(limit=15) if b.finished][:recent]
+    return BuildsOverview(active, finished)
+
+
+def build_with_log(services: Services, build_id: int) -> Build:
+    """One build, its stored log tail redacted again on the way out (secrets added since it was stored)."""
+    build = services.store.get_build(build_id)
+    if build.log_tail:
+        build = replace(build, log_tail=services.redactor(build.log_tail))
+    return build
+
+
+def doctor_image(services: Services, image: str, *, pull: bool = False) -> DoctorReport:
+    """`dcs doctor IMAGE_REF`: check any local image (pulling it first when asked)."""
+    ref = parse_ref(image, "IMAGE_REF")
+    if services.engine.inspect(image) is None:
+        if not pull:
+            raise InvalidInput(
+                "IMAGE_REF",
+                image,
+                "is not in the local Docker engine",
+                "Build it, or add --pull to pull it first (a Docker Hub pull counts against limits).",
+            )
+        services.engine.pull(ref, services.credentials_for_ref(ref))
+    return Builder(services).doctor(image)
+
+
+@dataclass(frozen=True)
+class DigestAnswer:
+    ref: ImageRef
+    digest: str
+    media_type: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.ref.repository}@{self.digest}"
+
+
+def registry_digest(services: Services, image: str) -> DigestAnswer:
+    """The registry digest of any reference, by a manifest HEAD (no pull spent)."""
+    ref = parse_ref(image, "IMAGE_REF")
+    head = services.registry.head_manifest(ref, services.credentials_for_ref(ref))
+    return DigestAnswer(ref, head.digest, head.media_type)

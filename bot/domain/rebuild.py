@@ -1,27 +1,20 @@
-"""Rebuilds: which images need one (pure), checking their bases, and running the builds.
+"""Rebuild decisions, pure: which images are due, clusters still on an older digest, one report per channel.
 
 Databricks patches its `-LTS` images under the same tag, so a moved base digest means fixes to pick up.
-A run checks every DISTINCT base reference once with a manifest HEAD (never a GET: on Docker Hub a GET
-is a pull), stores the answers in `base_checks`, and rebuilds only images whose base moved since their
-last published build, whose spec changed, or that are older than the optional maximum age. One image
-failing never stops the others. Notices and schedules live in jobs/.
+An image is due when its base moved since its last published build, its spec changed, or it is older than
+the optional maximum age. The checks and builds themselves are bot/ops/rebuild.py.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from bot.builder import Builder, BuildProgress, ResolvedBase
-from bot.catalog import ImageSpec
-from bot.dockerfile import spec_hash
-from bot.errors import BuildInProgress, DcsError
-from bot.services import Services
-from bot.store import Build, Store, parse_time, utcnow
-
-log = logging.getLogger(__name__)
+from bot.domain.catalog import ImageSpec
+from bot.domain.clock import parse_time
+from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
+from bot.domain.records import Build
 
 REBUILT, FAILED, UNCHANGED, SKIPPED = "rebuilt", "failed", "unchanged", "skipped"
 
@@ -152,186 +145,8 @@ def decide(
     return RebuildDecision(spec.name, True, tuple(reasons), old, new)
 
 
-# ---------------------------------------------------------------- base checks (HEAD only)
-
-
-def check_bases(services: Services, specs: Iterable[ImageSpec]) -> dict[str, BaseCheck]:
-    """HEAD each distinct unpinned base once; pinned bases are their own answer. Stored in base_checks."""
-    store = services.store
-    previous = {r["base_ref"]: r for r in store.query("SELECT * FROM base_checks")}
-    checks: dict[str, BaseCheck] = {}
-    for spec in specs:
-        key = base_key(spec)
-        if key in checks:
-            continue
-        ref = spec.base_ref
-        if ref.digest:
-            checks[key] = BaseCheck(key, ref.digest, utcnow())
-            continue
-        digest, error = None, None
-        try:
-            digest = services.registry.head_manifest(ref, services.credentials_for_ref(ref)).digest
-        except DcsError as exc:
-            error = services.redactor(exc.message)
-            log.warning("base check %s failed: %s", key, type(exc).__name__)
-        before = previous.get(key) or {}
-        check = BaseCheck(key, digest, utcnow(), error, before.get("error"))
-        checks[key] = check
-        record_check(store, check)
-    return checks
-
-
-def record_check(store: Store, check: BaseCheck) -> None:
-    with store.transaction() as conn:
-        # A failed check keeps the last known digest, so the table always shows what was last seen.
-        conn.execute(
-            "INSERT INTO base_checks (base_ref, digest, checked_at, error) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(base_ref) DO UPDATE SET digest = COALESCE(excluded.digest, base_checks.digest),"
-            " checked_at = excluded.checked_at, error = excluded.error",
-            (check.base_ref, check.digest, check.checked_at, check.error),
-        )
-
-
-def last_checks(store: Store) -> dict[str, dict]:
-    return {r["base_ref"]: r for r in store.query("SELECT * FROM base_checks ORDER BY base_ref")}
-
-
-# ---------------------------------------------------------------- running
-
-
-def resolved_base(spec: ImageSpec, checks: dict[str, BaseCheck]) -> ResolvedBase | None:
-    """The digest this run checked, handed to the builder: the notice then names exactly what was built,
-    and the build needs no second HEAD. None when the check failed (the builder resolves it itself)."""
-    check = checks.get(base_key(spec))
-    if check is None or check.error or not check.digest or spec.base_ref.digest:
-        return None
-    return ResolvedBase(spec.base_ref, check.digest, check.digest, "registry")
-
-
-Plan = tuple[dict[str, BaseCheck], list[RebuildDecision]]
-
-
-def plan(
-    services: Services,
-    specs: list[ImageSpec],
-    *,
-    by_hand: bool = False,
-    checks: dict[str, BaseCheck] | None = None,
-    now: datetime | None = None,
-) -> Plan:
-    """Check the bases of `specs` and decide which are due (no build)."""
-    checks = checks if checks is not None else check_bases(services, specs)
-    now = now or datetime.now(UTC)
-    max_age = services.config.rebuild_max_age_days
-    decisions = []
-    for spec in specs:
-        history = services.store.builds(spec.name, limit=50)
-        decisions.append(
-            decide(
-                spec,
-                current_hash=spec_hash(spec),
-                published=published_build(history),
-                latest=history[0] if history else None,
-                check=checks.get(base_key(spec)),
-                now=now,
-                max_age_days=max_age,
-                by_hand=by_hand,
-            )
-        )
-    return checks, decisions
-
-
-def run_rebuilds(
-    services: Services,
-    names: list[str] | None = None,
-    *,
-    by_hand: bool = False,
-    source: str = "schedule",
-    requester: str | None = None,
-    progress: Callable[[str, BuildProgress], None] | None = None,
-) -> RebuildRun:
-    """Check bases, rebuild what is due (build → doctor → push), and report every image's outcome.
-
-    `names=None` covers the whole catalog. `by_hand` rebuilds the named images even if nothing moved.
-    """
-    store = services.store
-    specs = [store.get_image(n) for n in names] if names is not None else store.list_images()
-    run = RebuildRun(started_at=utcnow())
-    before = len(services.registry.requests_made)
-    run.checks, decisions = plan(services, specs, by_hand=by_hand)
-    run.head_requests = sum(1 for m, _ in services.registry.requests_made[before:] if m == "HEAD")
-    builder = Builder(services)
-    by_name = {s.name: s for s in specs}
-    for decision in decisions:
-        base = resolved_base(by_name[decision.image], run.checks)
-        run.results.append(_rebuild_one(builder, decision, base, source, requester, progress))
-    run.finished_at = utcnow()
-    store.audit(
-        actor=requester,
-        action="rebuild-run",
-        target=",".join(names) if names else "catalog",
-        outcome="failed" if run.failed else "succeeded",
-        detail=f"{len(run.by_status(REBUILT))} rebuilt, {len(run.by_status(FAILED))} failed",
-    )
-    return run
-
-
-def _rebuild_one(
-    builder: Builder,
-    decision: RebuildDecision,
-    base: ResolvedBase | None,
-    source: str,
-    requester: str | None,
-    progress: Callable[[str, BuildProgress], None] | None,
-) -> RebuildResult:
-    if not decision.due:
-        return RebuildResult(decision.image, UNCHANGED, decision)
-    try:
-        build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
-        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore, base=base)
-    except BuildInProgress as exc:  # someone is building it right now: theirs wins, the next run re-checks
-        return RebuildResult(
-            decision.image,
-            SKIPPED,
-            decision,
-            None,
-            f"build #{exc.build_id} of it is already in progress; the next run checks again",
-        )
-    except DcsError as exc:  # NotFound (removed meanwhile) and the like: report, go on with the others
-        return RebuildResult(decision.image, FAILED, decision, None, builder.services.redactor(exc.message))
-    except Exception:
-        log.exception("rebuild of %s crashed", decision.image)
-        return RebuildResult(
-            decision.image, FAILED, decision, None, "internal error during the rebuild; see the bot's log"
-        )
-    final = outcome.build
-    if outcome.ok and final is not None and final.status == "succeeded":
-        new = decision.new_base_digest or final.base_digest
-        done = RebuildDecision(decision.image, True, decision.reasons, decision.old_base_digest, new)
-        return RebuildResult(decision.image, REBUILT, done, final)
-    error = final.error if final is not None and final.error else "the build failed"
-    return RebuildResult(decision.image, FAILED, decision, final, error)
-
-
-def _ignore(_: BuildProgress) -> None:
-    return None
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return "unknown"
-    if digest.startswith("local:"):
-        return "local " + digest.split(":")[-1][:12]
-    return digest.split(":")[-1][:12]
-
-
 # ---------------------------------------------------------------- clusters still on an older digest
 
-# Custom tags the bot sets on clusters it launches (bot/clusterspec.py is the authority; jobs/rebuild.py
-# reads them from there). Repeated here so this pure module does not import the launcher.
-TAG_IMAGE = "dcs_image"
-TAG_BUILD = "dcs_build"
-TAG_DIGEST = "dcs_image_digest"
 LIVE_STATES = frozenset({"PENDING", "RUNNING", "RESTARTING", "RESIZING"})
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.slack_client import SlackError, call
+from bot.clients.slack import SlackError, call
 
 log = logging.getLogger(__name__)
 

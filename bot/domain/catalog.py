@@ -14,11 +14,12 @@ from typing import Any
 
 import tomli_w
 
-from bot.bases import BaseInfo, classify_base
 from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
+from bot.domain.bases import BaseInfo, classify_base
+from bot.domain.cron import cron_trigger
+from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
+from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 from bot.errors import InvalidInput, InvalidInputs
-from bot.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
-from bot.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" allows a trailing newline
 SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}\}\}\Z")
@@ -114,8 +115,6 @@ def validate_cron(expr: object, field: str = "schedule") -> str | None:
         return None
     if not isinstance(expr, str) or len(expr.split()) != 5:
         raise InvalidInput(field, expr, "is not a five-field cron expression", _CRON_FIX)
-    from bot.cron import cron_trigger
-
     try:
         cron_trigger(expr)  # the scheduler's own reading of it (weekday 0/7 = Sunday)
     except ValueError as exc:

@@ -13,14 +13,12 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-from bot.errors import DcsError, NotFound
-from bot.store import Store, parse_time
-
-if TYPE_CHECKING:
-    from bot.clients.databricks import Identity
-    from bot.services import Services
+from bot.clients.databricks import Identity
+from bot.domain.clock import stamp
+from bot.domain.records import ApprovalRequest, ApprovalStatus
+from bot.errors import DcsError
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +27,8 @@ TTL = timedelta(hours=24)
 DECIDED = ("approved", "denied", "expired", "failed")
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    id: int
-    kind: str
-    requester: str
-    status: str  # pending, approving (PATCH in flight), approved, denied, expired, failed
-    decided_by: str | None = None
-    decided_at: str | None = None
-    expires_at: str | None = None
-    slack_channel: str | None = None
-    slack_ts: str | None = None
-    note: str | None = None
-    created_at: str | None = None
-
-    def expired(self, now: datetime) -> bool:
-        deadline = parse_time(self.expires_at)
-        return deadline is not None and now >= deadline
 
 
 def refusal(request: ApprovalRequest, actor: str, admins: Collection[str], now: datetime) -> str | None:
@@ -94,46 +69,6 @@ class Decision:
     error: DcsError | None = None  # the approval was taken but Databricks refused the PATCH
 
 
-# ---------------------------------------------------------------- the approvals table
-
-
-def get_request(store: Store, request_id: int) -> ApprovalRequest:
-    rows = store.query("SELECT * FROM approvals WHERE id = ?", (request_id,))
-    if not rows:
-        raise NotFound(f"No approval request #{request_id}.")
-    return ApprovalRequest(**rows[0])
-
-
-def open_requests(store: Store, kind: str = ENABLE_DCS) -> list[ApprovalRequest]:
-    rows = store.query("SELECT * FROM approvals WHERE kind = ? AND status = 'pending' ORDER BY id", (kind,))
-    return [ApprovalRequest(**r) for r in rows]
-
-
-def _transition(
-    store: Store,
-    request_id: int,
-    *,
-    to: str,
-    frm: tuple[str, ...],
-    now: datetime,
-    actor: str | None = None,
-    note: str | None = None,
-    unexpired: bool = False,
-) -> bool:
-    """Atomically move the request from one of `frm` to `to`; False when someone else moved it first."""
-    marks = ", ".join("?" for _ in frm)
-    sql = (
-        f"UPDATE approvals SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = ?, "  # noqa: S608
-        f"note = COALESCE(?, note) WHERE id = ? AND status IN ({marks})"
-    )
-    params: list[Any] = [to, actor, _stamp(now), note, request_id, *frm]
-    if unexpired:
-        sql += " AND expires_at > ?"
-        params.append(_stamp(now))
-    with store.transaction() as conn:
-        return conn.execute(sql, params).rowcount == 1
-
-
 # ---------------------------------------------------------------- the service
 
 
@@ -159,6 +94,21 @@ class Approvals:
             detail=self.services.redactor(detail) if detail else None,
         )
 
+    def _transition(
+        self,
+        request_id: int,
+        *,
+        to: ApprovalStatus,
+        frm: tuple[ApprovalStatus, ...],
+        now: datetime,
+        actor: str | None = None,
+        note: str | None = None,
+        unexpired: bool = False,
+    ) -> bool:
+        return self.store.transition_approval(
+            request_id, to=to, frm=frm, at=stamp(now), actor=actor, note=note, unexpired=unexpired
+        )
+
     def bot_identity(self) -> tuple[Identity | None, str | None]:
         try:
             return self.services.databricks.me(), None
@@ -172,7 +122,7 @@ class Approvals:
             self._audit(requester, "enable.request", None, "already_enabled")
             return EnableStart("already_enabled")
         self.expire_due()
-        existing = open_requests(self.store)
+        existing = self.store.open_approvals(ENABLE_DCS)
         if existing:
             self._audit(requester, "enable.request", existing[0].id, "pending_exists")
             return EnableStart("pending_exists", existing[0])
@@ -187,25 +137,19 @@ class Approvals:
         elif admin is None:
             note = f"The bot could not read its own Databricks identity: {problem}"
         now = self.clock()
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO approvals (kind, requester, status, expires_at, note, created_at)"
-                " VALUES (?, ?, 'pending', ?, ?, ?)",
-                (ENABLE_DCS, requester, _stamp(now + self.ttl), note, _stamp(now)),
-            )
-            request_id = int(cur.lastrowid or 0)
+        request_id = self.store.insert_approval(
+            kind=ENABLE_DCS, requester=requester, expires_at=stamp(now + self.ttl), note=note, created_at=stamp(now)
+        )
         self._audit(requester, "enable.request", request_id, "pending", f"value was {value!r}; bot admin: {admin}")
-        return EnableStart("created", get_request(self.store, request_id), identity, admin, problem)
+        return EnableStart("created", self.store.get_approval(request_id), identity, admin, problem)
 
     def attach_message(self, request_id: int, channel: str, ts: str) -> ApprovalRequest:
-        with self.store.transaction() as conn:
-            conn.execute("UPDATE approvals SET slack_channel = ?, slack_ts = ? WHERE id = ?", (channel, ts, request_id))
-        return get_request(self.store, request_id)
+        return self.store.attach_approval_message(request_id, channel, ts)
 
     def decide(self, request_id: int, actor: str, *, approve: bool) -> Decision:
         action = "enable.approve" if approve else "enable.deny"
         now = self.clock()
-        request = get_request(self.store, request_id)
+        request = self.store.get_approval(request_id)
         reason = refusal(request, actor, self.admins, now)
         if (
             reason
@@ -214,19 +158,17 @@ class Approvals:
             and actor in self.admins
             and actor != request.requester
         ):
-            changed = _transition(self.store, request_id, to="expired", frm=("pending",), now=now)
+            changed = self._transition(request_id, to="expired", frm=("pending",), now=now)
             self._audit(actor, action, request_id, "expired")
-            return Decision(get_request(self.store, request_id), changed, reason)
+            return Decision(self.store.get_approval(request_id), changed, reason)
         if reason:
             self._audit(actor, action, request_id, "refused", reason)
             return Decision(request, False, reason)
         if not approve:
-            if not _transition(
-                self.store, request_id, to="denied", frm=("pending",), now=now, actor=actor, unexpired=True
-            ):
+            if not self._transition(request_id, to="denied", frm=("pending",), now=now, actor=actor, unexpired=True):
                 return self._lost(request_id, actor, action, now)
             self._audit(actor, action, request_id, "denied")
-            return Decision(get_request(self.store, request_id), True)
+            return Decision(self.store.get_approval(request_id), True)
         identity, problem = self.bot_identity()
         if identity is not None and not identity.is_admin:
             reason = (
@@ -235,15 +177,12 @@ class Approvals:
             )
             self._audit(actor, action, request_id, "refused", reason)
             return Decision(request, False, reason)
-        if not _transition(
-            self.store, request_id, to="approving", frm=("pending",), now=now, actor=actor, unexpired=True
-        ):
+        if not self._transition(request_id, to="approving", frm=("pending",), now=now, actor=actor, unexpired=True):
             return self._lost(request_id, actor, action, now)
         try:
             self.services.databricks.set_workspace_conf({ENABLE_DCS: "true"})
         except DcsError as exc:
-            _transition(
-                self.store,
+            self._transition(
                 request_id,
                 to="failed",
                 frm=("approving",),
@@ -251,14 +190,14 @@ class Approvals:
                 note=self.services.redactor(exc.message),
             )
             self._audit(actor, action, request_id, "failed", exc.message)
-            return Decision(get_request(self.store, request_id), True, error=exc)
-        _transition(self.store, request_id, to="approved", frm=("approving",), now=self.clock())
+            return Decision(self.store.get_approval(request_id), True, error=exc)
+        self._transition(request_id, to="approved", frm=("approving",), now=self.clock())
         self._audit(actor, action, request_id, "approved", "PATCH workspace-conf enableDcs=true")
-        return Decision(get_request(self.store, request_id), True)
+        return Decision(self.store.get_approval(request_id), True)
 
     def _lost(self, request_id: int, actor: str, action: str, now: datetime) -> Decision:
         """Someone else decided between our check and our update (double click, two admins)."""
-        current = get_request(self.store, request_id)
+        current = self.store.get_approval(request_id)
         reason = refusal(current, actor, self.admins, now) or "This request was already decided."
         self._audit(actor, action, request_id, "duplicate", f"already {current.status}")
         return Decision(current, False, reason)
@@ -266,10 +205,35 @@ class Approvals:
     def expire_due(self) -> list[ApprovalRequest]:
         """Mark pending requests older than their expiry; returns them (their messages need updating)."""
         now = self.clock()
-        rows = self.store.query("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (_stamp(now),))
         expired = []
-        for row in rows:
-            if _transition(self.store, row["id"], to="expired", frm=("pending",), now=now):
-                self._audit(None, "enable.expire", row["id"], "expired")
-                expired.append(get_request(self.store, row["id"]))
+        for request_id in self.store.approvals_due(stamp(now)):
+            if self._transition(request_id, to="expired", frm=("pending",), now=now):
+                self._audit(None, "enable.expire", request_id, "expired")
+                expired.append(self.store.get_approval(request_id))
         return expired
+
+
+def approvals_for(services: Services) -> Approvals:
+    """The process's approvals service (tests put one with a fixed clock in `services.approvals`)."""
+    if services.approvals is None:
+        services.approvals = Approvals(services)
+    return services.approvals
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    """`dcs workspace`: the workspace's enableDcs setting and the bot's own identity there."""
+
+    host: str
+    value: str | None
+    identity: Identity
+
+    @property
+    def enabled(self) -> bool:
+        return str(self.value).lower() == "true"
+
+
+def workspace_status(services: Services) -> WorkspaceStatus:
+    client = services.databricks
+    value = client.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
+    return WorkspaceStatus(client.host, value, client.me())

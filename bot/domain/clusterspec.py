@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.bases import BaseInfo
-from bot.catalog import ImageSpec, RegistrySpec
+from bot.domain.bases import BaseInfo
+from bot.domain.catalog import ImageSpec, RegistrySpec
+from bot.domain.ratelimit import pulls_needed
+from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
-from bot.ratelimit import pulls_needed
-from bot.refs import is_sha256_digest
 
 DEFAULT_AUTOTERMINATION = 60
 DEFAULT_WORKERS = 1

@@ -1,0 +1,182 @@
+"""The things the bot keeps track of (builds, pushes, launches, approvals, runs, samples): frozen dataclasses
+with their status vocabularies as Literals. The store returns these; bot/store/rows.py converts its rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from bot.domain.clock import parse_time
+
+BuildStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
+# creating: clusters/create in flight; blocked: waiting for "launch anyway"; pending: created, followed;
+# running / failed: final; unknown: the bot stopped following (gone, or no answer for too long).
+LaunchStatus = Literal["creating", "blocked", "pending", "running", "failed", "unknown"]
+# pending, approving (PATCH in flight), approved, denied, expired, failed
+ApprovalStatus = Literal["pending", "approving", "approved", "denied", "expired", "failed"]
+RunOutcome = Literal["running", "succeeded", "failed", "error", "skipped", "interrupted"]
+
+BUILD_STATES: tuple[BuildStatus, ...] = get_args(BuildStatus)
+FINISHED_BUILD_STATES: tuple[BuildStatus, ...] = ("succeeded", "failed", "interrupted")
+ACTIVE_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("creating", "pending")
+FINAL_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("running", "failed", "unknown")
+
+
+@dataclass(frozen=True)
+class Build:
+    id: int
+    image: str
+    status: BuildStatus
+    requester: str | None = None
+    source: str | None = None
+    requested_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    spec_hash: str | None = None
+    base_ref: str | None = None
+    base_digest: str | None = None
+    image_id: str | None = None
+    tags: tuple[str, ...] = ()
+    pushed_digest: str | None = None
+    push_requested: bool = False
+    forced: bool = False
+    doctor: tuple[dict[str, str], ...] = ()
+    error: str | None = None
+    failed_step: str | None = None
+    log_tail: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_BUILD_STATES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        start, end = parse_time(self.started_at), parse_time(self.finished_at)
+        return (end - start).total_seconds() if start and end else None
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    id: int
+    build_id: int
+    registry: str | None
+    repository: str
+    tag: str
+    digest: str | None
+    verified: bool
+    pushed_at: str | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    at: str
+    actor: str | None
+    action: str
+    target: str | None
+    outcome: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Launch:
+    id: int
+    image: str
+    status: LaunchStatus
+    build_id: int | None = None
+    requester: str | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None
+    image_url: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)  # shown body, request, warnings, budget: no secrets
+    state: str | None = None
+    state_message: str | None = None
+    termination_code: str | None = None
+    pulls_needed: int | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_LAUNCH_STATES
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: int
+    kind: str
+    requester: str
+    status: ApprovalStatus
+    decided_by: str | None = None
+    decided_at: str | None = None
+    expires_at: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    note: str | None = None
+    created_at: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        deadline = parse_time(self.expires_at)
+        return deadline is not None and now >= deadline
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One recorded run of a scheduled job (or of its manual trigger)."""
+
+    id: int
+    job_id: str
+    started_at: str
+    outcome: RunOutcome
+    finished_at: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class BaseCheckRecord:
+    """The last manifest HEAD of a base: the digest last seen (kept when a later check fails) and the error."""
+
+    base_ref: str
+    digest: str | None
+    checked_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PullSample:
+    """One reading of the Docker Hub pull budget."""
+
+    id: int
+    at: str
+    account: str | None
+    limit: int | None
+    remaining: int | None
+    window_seconds: int | None
+    source: str | None  # "unlimited" when the registry sent no rate-limit headers
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """One catalog image with its latest build and latest successful build (either may be None)."""
+
+    name: str
+    base: str
+    repository: str
+    schedule: str | None
+    last: Build | None
+    last_good: Build | None
+
+
+@dataclass(frozen=True)
+class LaunchDemandRow:
+    created_at: str | None
+    pulls_needed: int | None
+    image_url: str | None
+    cluster_id: str | None
+    status: LaunchStatus

@@ -1,0 +1,196 @@
+"""Catalog operations: images and registries, the catalog file, the Dockerfile an image renders to.
+
+Each one validates (every problem named with its field), writes, audits with the actor, and tells the
+catalog listeners (the scheduler) when images changed. Results are the domain's own dataclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.bases import BaseInfo
+from bot.domain.catalog import (
+    Catalog,
+    ImageSpec,
+    RegistrySpec,
+    check_registry_known,
+    dump_catalog,
+    image_from_dict,
+    parse_catalog,
+    registry_from_dict,
+)
+from bot.domain.catalog import update_image as apply_changes
+from bot.domain.dockerfile import render_dockerfile
+from bot.domain.records import Build, ImageStatus
+from bot.domain.refs import is_sha256_digest
+from bot.errors import InvalidInput, InvalidInputs
+from bot.ops.build import Builder
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def add_image(services: Services, data: Mapping[str, Any], *, actor: str) -> ImageSpec:
+    """Validate and store a new image; every problem is raised with the field it belongs to."""
+    store = services.store
+    try:
+        spec = image_from_dict(data)
+        check_registry_known(spec, store.list_registries())
+        store.add_image(spec)
+    except (InvalidInput, InvalidInputs) as exc:
+        store.audit(
+            actor=actor,
+            action="image.add",
+            target=str(data.get("name") or ""),
+            outcome="invalid",
+            detail=services.redactor(exc.message)[:500],
+        )
+        raise
+    store.audit(actor=actor, action="image.add", target=spec.name, outcome="ok", detail=spec.base)
+    log.info("image %s added by %s", spec.name, actor)
+    services.catalog_changed()
+    return spec
+
+
+def update_image(services: Services, name: str, changes: Mapping[str, Any], *, actor: str) -> ImageSpec:
+    """Change fields of an image (given lists replace the old ones) and re-validate the whole definition."""
+    if not changes:
+        raise InvalidInput(
+            "options", "", "are empty", "Give at least one option to change, e.g. --pip 'pandas==2.2.3'."
+        )
+    store = services.store
+    spec = apply_changes(store.get_image(name), changes)
+    check_registry_known(spec, store.list_registries())
+    store.add_image(spec, replace=True)
+    store.audit(actor=actor, action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
+    services.catalog_changed()
+    return spec
+
+
+def remove_image(services: Services, name: str, *, actor: str) -> None:
+    """Remove a definition; its builds stay in the history."""
+    services.store.remove_image(name)
+    services.store.audit(actor=actor, action="image.remove", target=name, outcome="ok")
+    services.catalog_changed()
+
+
+@dataclass(frozen=True)
+class ImageDetails:
+    """`image show`: the definition, what its base is, the registry it pushes with, recent builds."""
+
+    spec: ImageSpec
+    base: BaseInfo
+    registry: RegistrySpec | None
+    builds: list[Build]
+
+
+def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
+    spec = services.store.get_image(name)
+    return ImageDetails(spec, spec.base_info, services.push_registry(spec), services.store.builds(name, limit=builds))
+
+
+def image_overview(services: Services) -> list[ImageStatus]:
+    """Every image with its last build and its last successful build (cached until the database changes)."""
+    return services.store.image_overview()
+
+
+# ---------------------------------------------------------------- registries
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    spec: RegistrySpec
+    password_set: bool  # the variable the entry names holds a value in the bot's environment
+
+
+def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
+    """Add or replace a registry entry (it names the password variable; the password is never stored)."""
+    spec = registry_from_dict(data)
+    services.store.add_registry(spec, replace=True)
+    services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
+    return _entry(services, spec)
+
+
+def list_registries(services: Services) -> list[RegistryEntry]:
+    return [_entry(services, r) for r in services.store.list_registries()]
+
+
+def remove_registry(services: Services, name: str, *, actor: str) -> None:
+    services.store.remove_registry(name)
+    services.store.audit(actor=actor, action="registry.remove", target=name, outcome="ok")
+
+
+def _entry(services: Services, spec: RegistrySpec) -> RegistryEntry:
+    return RegistryEntry(spec, bool(spec.password_env and services.config.secret(spec.password_env)))
+
+
+# ---------------------------------------------------------------- the catalog file
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
+    registries: list[str]
+
+
+def import_catalog(services: Services, text: str, *, source: str, prune: bool, actor: str) -> ImportResult:
+    """Apply a TOML catalog: everything is validated before anything is written."""
+    catalog = parse_catalog(text, source=source)
+    store = services.store
+    known = set(store.image_names())
+    for reg in catalog.registries:
+        store.add_registry(reg, replace=True)
+    for spec in catalog.images:
+        store.add_image(spec, replace=True)
+    removed: list[str] = []
+    if prune:
+        names = {s.name for s in catalog.images}
+        for name in sorted(known - names):
+            store.remove_image(name)
+            removed.append(name)
+        reg_names = {r.name for r in catalog.registries}
+        for reg in store.list_registries():
+            if reg.name not in reg_names:
+                store.remove_registry(reg.name)
+                removed.append(f"registry {reg.name}")
+    added = [s.name for s in catalog.images if s.name not in known]
+    updated = [s.name for s in catalog.images if s.name in known]
+    store.audit(
+        actor=actor,
+        action="catalog.import",
+        target=source,
+        outcome="ok",
+        detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}",
+    )
+    services.catalog_changed()
+    return ImportResult(added, updated, removed, [r.name for r in catalog.registries])
+
+
+def export_catalog(services: Services) -> str:
+    """The canonical TOML text of the whole catalog (export → import → export is byte-identical)."""
+    store = services.store
+    return dump_catalog(Catalog(images=tuple(store.list_images()), registries=tuple(store.list_registries())))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    image: str
+    base_digest: str | None
+    dockerfile: str
+
+
+def render_image(services: Services, name: str, *, base_digest: str | None = None, resolve: bool = False) -> Rendered:
+    """The Dockerfile an image renders to, FROM pinned to `base_digest` or (with `resolve`) the registry's."""
+    spec = services.store.get_image(name)
+    if base_digest and not is_sha256_digest(base_digest):
+        raise InvalidInput(
+            "--base-digest", base_digest, "is not a sha256 digest", "Use sha256: followed by 64 hex digits."
+        )
+    if resolve:
+        base_digest = Builder(services).resolve_base(spec).digest
+    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest))

@@ -1,0 +1,116 @@
+"""The connection, its lock and transactions; audit rows and idempotency claims (every table group needs them).
+
+One connection is shared by the bot's threads behind a re-entrant lock. `transaction()` is sqlite-utils'
+`atomic()`: nested blocks become savepoints, so a table method may open one inside a caller's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from bot.domain.clock import utcnow
+from bot.domain.records import AuditEvent
+from bot.store.schema import migrate
+
+T = TypeVar("T")
+
+
+class StoreBase:
+    """Plumbing shared by the table groups; see bot.store.Store for the whole API."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        with self._lock:
+            if path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of writes (a savepoint when nested)."""
+        with self._lock, self.db.atomic():
+            yield self.db.conn
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Rows as dicts. For the store's own modules and for tests that look inside; the rest of the bot
+        calls the named methods."""
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def with_lock(self, fn: Callable[[], T]) -> T:
+        """Run `fn` while no other thread uses the store (check-then-act sequences of several calls)."""
+        with self._lock:
+            return fn()
+
+    def ping(self) -> bool:
+        with self._lock:
+            return self.db.execute("SELECT 1").fetchone()[0] == 1
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def change_marker(self) -> tuple[int, int]:
+        """Moves whenever anything was written: by this process (`total_changes`) or another one
+        (`PRAGMA data_version`). Lets readers cache until the database changes."""
+        with self._lock:
+            conn = self.db.conn
+            return conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0]
+
+    # ------------------------------------------------------------ audit
+    def audit(
+        self, *, actor: str | None, action: str, target: str | None, outcome: str, detail: str | None = None
+    ) -> None:
+        with self._lock:
+            self.db["audit"].insert(
+                {
+                    "at": utcnow(),
+                    "actor": actor,
+                    "action": action,
+                    "target": target,
+                    "outcome": outcome,
+                    "detail": detail,
+                }
+            )
+
+    def audit_events(self, limit: int = 50, action: str | None = None) -> list[AuditEvent]:
+        where, args = ("action = ?", [action]) if action else (None, None)
+        with self._lock:
+            rows = self.db["audit"].rows_where(where, args, order_by="id DESC", limit=limit)
+            return [AuditEvent(**r) for r in rows]
+
+    # ------------------------------------------------------------ claims
+    def claim(self, key: str, kind: str, ref: str | None = None) -> bool:
+        """True for the first caller with this key, False for every later one (retries, double clicks)."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO claims (key, kind, ref, created_at) VALUES (?, ?, ?, ?)", (key, kind, ref, utcnow())
+                )
+            return True
+        except sqlite3.IntegrityError:
+            return False
+
+    def claim_ref(self, key: str) -> str | None:
+        rows = self.query("SELECT ref FROM claims WHERE key = ?", (key,))
+        return rows[0]["ref"] if rows else None
+
+    def set_claim_ref(self, key: str, ref: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE claims SET ref = ? WHERE key = ?", (ref, key))

@@ -1,0 +1,95 @@
+"""The schema: numbered migrations, applied once each, in order, at start-up.
+
+Append new migrations at the end; never edit a shipped one (a database that already ran it would never
+see the change).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.domain.clock import utcnow
+
+MIGRATIONS: list[str] = [
+    # 1: catalog, builds, pushes, audit
+    """
+    CREATE TABLE registries (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at TEXT, updated_at TEXT);
+    CREATE TABLE images (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at TEXT, updated_at TEXT);
+    CREATE TABLE builds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL, status TEXT NOT NULL,
+        requester TEXT, source TEXT, requested_at TEXT, started_at TEXT, finished_at TEXT,
+        spec_hash TEXT, base_ref TEXT, base_digest TEXT, image_id TEXT, tags TEXT,
+        pushed_digest TEXT, push_requested INTEGER DEFAULT 0, forced INTEGER DEFAULT 0,
+        doctor TEXT, error TEXT, failed_step TEXT, log_tail TEXT,
+        slack_channel TEXT, slack_ts TEXT
+    );
+    CREATE INDEX builds_image ON builds(image, id);
+    CREATE INDEX builds_status ON builds(status);
+    CREATE TABLE pushes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, build_id INTEGER NOT NULL REFERENCES builds(id),
+        registry TEXT, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT, verified INTEGER DEFAULT 0,
+        pushed_at TEXT
+    );
+    CREATE INDEX pushes_build ON pushes(build_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL,
+        target TEXT, outcome TEXT NOT NULL, detail TEXT
+    );
+    """,
+    # 2: idempotency claims, launches, approvals, scheduler runs, rate-limit samples, alert state, base checks
+    """
+    CREATE TABLE claims (key TEXT PRIMARY KEY, kind TEXT, ref TEXT, created_at TEXT);
+    CREATE TABLE launches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL, build_id INTEGER, requester TEXT,
+        cluster_id TEXT, cluster_name TEXT, image_url TEXT, request TEXT, status TEXT NOT NULL,
+        state TEXT, state_message TEXT, termination_code TEXT, pulls_needed INTEGER,
+        slack_channel TEXT, slack_ts TEXT, created_at TEXT, updated_at TEXT
+    );
+    CREATE INDEX launches_status ON launches(status);
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, requester TEXT NOT NULL,
+        status TEXT NOT NULL, decided_by TEXT, decided_at TEXT, expires_at TEXT,
+        slack_channel TEXT, slack_ts TEXT, note TEXT, created_at TEXT
+    );
+    CREATE TABLE job_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, started_at TEXT NOT NULL,
+        finished_at TEXT, outcome TEXT NOT NULL, detail TEXT
+    );
+    CREATE INDEX job_runs_job ON job_runs(job_id, id);
+    CREATE TABLE ratelimit_samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, account TEXT, "limit" INTEGER,
+        remaining INTEGER, window_seconds INTEGER, source TEXT
+    );
+    CREATE TABLE alert_state (key TEXT PRIMARY KEY, state TEXT NOT NULL, changed_at TEXT, detail TEXT);
+    CREATE TABLE base_checks (base_ref TEXT PRIMARY KEY, digest TEXT, checked_at TEXT, error TEXT);
+    """,
+    # 3: an index for every query path the store has (tests/unit/test_store_indexes.py checks the plans)
+    """
+    CREATE INDEX builds_image_status ON builds(image, status, id);
+    CREATE INDEX images_updated ON images(updated_at);
+    CREATE INDEX launches_image ON launches(image, cluster_id);
+    CREATE INDEX launches_created ON launches(created_at);
+    CREATE INDEX approvals_kind_status ON approvals(kind, status, id);
+    CREATE INDEX approvals_status_expiry ON approvals(status, expires_at);
+    CREATE INDEX job_runs_outcome ON job_runs(outcome, job_id);
+    CREATE INDEX ratelimit_samples_at ON ratelimit_samples(at);
+    CREATE INDEX audit_action ON audit(action, id);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this database has not run yet, each in its own transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    for version, sql in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        with conn:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, utcnow()))
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]

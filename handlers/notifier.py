@@ -1,0 +1,79 @@
+"""The Slack notifier: delivers the core's reports (bot/ops/notify.py) as Slack messages.
+
+Wired in by the composition root (bot/compose.py) when the bot has a Slack token. Rendering is the pure
+Block Kit in handlers/notices.py, handlers/launch.py and handlers/enable.py; this module only posts and
+updates. Failures come back as SlackError (a DcsError), which the caller reports or retries.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+
+from bot.clients.slack import call
+from bot.domain.rebuild import ChannelReport
+from bot.ops.notify import BudgetAlert
+from bot.services import Services
+from bot.store import ApprovalRequest, Launch
+from handlers.enable import approval_message
+from handlers.launch import cluster_url, launch_message
+from handlers.notices import pull_all_clear, pull_warning, rebuild_notice
+
+log = logging.getLogger(__name__)
+
+
+class SlackNotifier:
+    def __init__(self, client: WebClient, services: Services) -> None:
+        self.client = client
+        self.services = services
+
+    def rebuild_report(self, report: ChannelReport) -> bool:
+        msg = rebuild_notice(report)
+        call(
+            self.client,
+            "chat.postMessage",
+            channel=report.channel,
+            text=msg["text"],
+            blocks=msg["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return True
+
+    def budget_alert(self, alert: BudgetAlert) -> bool:
+        msg = pull_warning(alert.report, alert.reason) if alert.kind == "warning" else pull_all_clear(alert.report)
+        call(
+            self.client,
+            "chat.postMessage",
+            channel=alert.channel,
+            text=msg["text"],
+            blocks=msg["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return True
+
+    def launch_changed(self, launch: Launch) -> bool:
+        if not (launch.slack_channel and launch.slack_ts):
+            return False
+        call(
+            self.client,
+            "chat.update",
+            channel=launch.slack_channel,
+            ts=launch.slack_ts,
+            **launch_message(launch, cluster_url(self.services, launch)),
+        )
+        return True
+
+    def approval_changed(self, request: ApprovalRequest) -> bool:
+        if not (request.slack_channel and request.slack_ts):
+            return False
+        call(
+            self.client,
+            "chat.update",
+            channel=request.slack_channel,
+            ts=request.slack_ts,
+            **approval_message(request, self.services.databricks.host),
+        )
+        return True

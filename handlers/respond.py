@@ -1,0 +1,26 @@
+"""Answers to the person who asked, after the ack: through the interaction's response_url."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.webhook import WebhookClient
+
+from bot.clients.slack import TIMEOUT_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+def tell(response_url: str | None, content: dict[str, Any]) -> None:
+    """An ephemeral note to the person who asked, through the interaction's response_url."""
+    if not response_url:
+        return
+    try:
+        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(
+            response_type="ephemeral", replace_original=False, **content
+        )
+        if response.status_code != 200:
+            log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
+    except Exception as exc:  # noqa: BLE001 - best effort: the result is in the store and /dcs status
+        log.warning("could not answer through the response_url: %s", type(exc).__name__)
