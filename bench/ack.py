@@ -59,7 +59,7 @@ def serve_bare(api_url: str) -> None:
     app = App(client=WebClient(token=TOKEN, base_url=api_url), signing_secret=SECRET, token_verification_enabled=False)
 
     @app.command("/dcs")
-    def dcs(ack) -> None:  # noqa: ANN001
+    def dcs(ack) -> None:
         ack("ok")
 
     from slack_bolt.adapter.wsgi import SlackRequestHandler

@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import docker  # noqa: E402
+import docker
 
 from bot.compose import build_services
-from bot.config import load_config  # noqa: E402
-from bot.domain.catalog import image_from_dict  # noqa: E402
-from bot.ops.build import Builder  # noqa: E402
-from tests.support.images import base_archive, ensure_image  # noqa: E402
-from tests.support.rootfs import BaseSpec, read_static_busybox  # noqa: E402
+from bot.config import load_config
+from bot.domain.catalog import image_from_dict
+from bot.ops.build import Builder
+from tests.support.images import base_archive, ensure_image
+from tests.support.rootfs import BaseSpec, read_static_busybox
 
 BASE = "databricksruntime/standard:15.4-LTS"
 
@@ -41,7 +41,7 @@ def make_base(client: docker.DockerClient) -> None:
     ensure_image(client, base_archive(BaseSpec(), read_static_busybox(), ref=BASE, arch=arch), BASE)
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def timed(fn):
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result

@@ -27,17 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import requests  # noqa: E402
+import requests
 
-from bot.clients.registry import RegistryClient  # noqa: E402
+from bot.clients.registry import RegistryClient
 from bot.compose import build_services
-from bot.config import load_config  # noqa: E402
-from bot.domain.catalog import image_from_dict, registry_from_dict  # noqa: E402
-from bot.domain.dockerfile import spec_hash  # noqa: E402
+from bot.config import load_config
+from bot.domain.catalog import image_from_dict, registry_from_dict
+from bot.domain.dockerfile import spec_hash
 from bot.domain.rebuild import UNCHANGED
-from bot.ops.rebuild import run_rebuilds  # noqa: E402
-from bot.services import Services  # noqa: E402
-from bot.store import utcnow  # noqa: E402
+from bot.ops.rebuild import run_rebuilds
+from bot.services import Services
+from bot.store import utcnow
 
 RUNTIMES = ("13.3-LTS", "14.3-LTS", "15.4-LTS", "16.4-LTS", "17.3-LTS", "12.2-LTS", "11.3-LTS", "10.4-LTS")
 PASSWORD_VAR = "DCS_BENCH_REGISTRY_PASSWORD"
@@ -88,7 +88,7 @@ def push_tiny_image(host: str, auth: tuple[str, str], repo: str, tag: str, marke
     return answer.headers["Docker-Content-Digest"]
 
 
-def registry_from_env_or_start(workdir: Path):  # noqa: ANN201
+def registry_from_env_or_start(workdir: Path):
     host = os.environ.get("DCS_TEST_REGISTRY")
     if host:
         user = os.environ.get("DCS_TEST_REGISTRY_USER", "")

@@ -42,7 +42,7 @@ class Health:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < HEALTH_CACHE_SECONDS:
                 return self._cached[1]
-        result = {"database": self._database(), "docker": self._docker()}
+        result: dict[str, Any] = {"database": self._database(), "docker": self._docker()}
         result["status"] = "ok" if all(result.values()) else "degraded"
         with self._lock:
             self._cached = (time.monotonic(), result)
@@ -51,7 +51,7 @@ class Health:
     def _database(self) -> bool:
         try:
             return self.services.store.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" for the probe
+        except Exception as exc:
             log.warning("health: database check failed: %s", type(exc).__name__)
             return False
 
@@ -62,7 +62,7 @@ class Health:
         def ping() -> None:
             try:
                 answer.append(bool(self.services.engine.ping()))
-            except Exception:  # noqa: BLE001 - EngineUnavailable or a transport error
+            except Exception:
                 answer.append(False)
 
         thread = threading.Thread(target=ping, daemon=True, name="health-docker")

@@ -17,10 +17,10 @@ from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
 from bot.config import Config
 from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for
+from bot.domain.notify import Notifier, NullNotifier
 from bot.domain.redact import Redactor
 from bot.domain.refs import ImageRef, same_registry_host
 from bot.errors import RegistryAuthError
-from bot.ops.notify import Notifier, NullNotifier
 from bot.store import Store
 
 if TYPE_CHECKING:

@@ -139,7 +139,7 @@ class Workers:
     def _run(job: _Job) -> None:
         try:
             job.future.set_result(job.fn(*job.args, **job.kwargs))
-        except BaseException as exc:  # noqa: BLE001 - recorded on the future and logged, never lost
+        except BaseException as exc:
             ref = uuid.uuid4().hex[:8]
             log.exception("background job %s failed (ref %s)", job.key, ref)
             exc.reference = ref  # type: ignore[attr-defined]

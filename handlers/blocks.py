@@ -267,7 +267,7 @@ def build_log(build: Build, lines: int = 60) -> dict[str, Any]:
 
 def build_line(build: Build, now: datetime, position: int | None = None) -> str:
     emoji = STATUS_EMOJI.get(build.status, "")
-    state = build.status
+    state: str = build.status
     if build.status == "queued" and position:
         state = f"queued, {ordinal(position)} in line"
     when = ago(build.finished_at or build.started_at or build.requested_at, now)

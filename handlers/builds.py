@@ -285,7 +285,7 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, Buil
             action="build",
             target=f"{build.image}#{build.id}",
             outcome="up-to-date",
-            detail=f"current: #{skipped.build.id}",
+            detail=f"current: #{skipped.build.id if skipped.build else '?'}",
         )
         return base, skipped
     return base, None
@@ -293,6 +293,7 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, Buil
 
 def up_to_date_content(ctx: AppContext, skipped: BuildOutcome, redact: Callable[[str], str]) -> dict[str, Any]:
     """The previous (still current) build's result, under a line saying why nothing was built."""
+    assert skipped.build is not None  # a skipped outcome always names the build that is still current
     content = final_content(ctx, skipped.build, redact)
     note = bk.section(f":white_check_mark: {bk.escape(skipped.reason)}")
     return bk.message(skipped.reason, bk.fit([note, *content["blocks"]]))

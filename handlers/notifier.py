@@ -12,8 +12,8 @@ import logging
 from slack_sdk import WebClient
 
 from bot.clients.slack import call
+from bot.domain.notify import BudgetAlert
 from bot.domain.rebuild import ChannelReport
-from bot.ops.notify import BudgetAlert
 from bot.services import Services
 from bot.store import ApprovalRequest, Launch
 from handlers.enable import approval_message

@@ -109,7 +109,7 @@ def outcome_message(summary: RebuildSummary) -> dict[str, Any]:
             lines.append(
                 f":white_check_mark: *{bk.escape(r.image)}* rebuilt on base "
                 f"`{short_digest(d.new_base_digest)}` and pushed `{bk.escape(r.immutable_tag or '?')}` = "
-                f"`{short_digest(r.pushed_digest)}` (build #{r.build.id})."
+                f"`{short_digest(r.pushed_digest)}` (build #{r.build.id if r.build else '?'})."
             )
         elif r.status == FAILED:
             build = f" (build #{r.build.id}, `/dcs log {r.build.id}`)" if r.build else ""

@@ -22,5 +22,5 @@ def tell(response_url: str | None, content: dict[str, Any]) -> None:
         )
         if response.status_code != 200:
             log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
-    except Exception as exc:  # noqa: BLE001 - best effort: the result is in the store and /dcs status
+    except Exception as exc:
         log.warning("could not answer through the response_url: %s", type(exc).__name__)

@@ -13,10 +13,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.ops.notify import BudgetAlert
+
 from bot.domain.ratelimit import ALL_CLEAR, WARNING, AlertDecision, PullBudget, next_alert
 from bot.errors import DcsError, PullLimitReached
 from bot.ops.budget import budget_report, launch_demand, read_budget, thresholds
-from bot.ops.notify import BudgetAlert
 from bot.services import Services
 
 log = logging.getLogger(__name__)

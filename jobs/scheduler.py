@@ -28,7 +28,7 @@ from bot.errors import DcsError
 from bot.ops.rebuild import rebuild_run
 from bot.ops.runs import mark_interrupted_runs, run_job
 from bot.services import Services
-from bot.store import RunOutcome, run_group
+from bot.store import JobRun, RunOutcome, run_group
 from bot.workers import Workers
 from jobs.ratelimit import ratelimit_job
 
@@ -114,7 +114,7 @@ def _watch(services: Services) -> None:
 # ---------------------------------------------------------------- APScheduler wiring
 
 
-def create_scheduler(workers: int = 3):  # noqa: ANN201 - BackgroundScheduler (APScheduler imported lazily)
+def create_scheduler(workers: int = 3):
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -125,7 +125,7 @@ def create_scheduler(workers: int = 3):  # noqa: ANN201 - BackgroundScheduler (A
     )
 
 
-def _trigger(schedule: Schedule):  # noqa: ANN202
+def _trigger(schedule: Schedule):
     from apscheduler.triggers.interval import IntervalTrigger
 
     if schedule.cron:
@@ -151,6 +151,8 @@ def sync_schedules(scheduler: Any, services: Services) -> dict[str, list[str]]:
         existing = scheduler.get_job(job_id)
         if existing is not None and str(existing.trigger) == str(trigger):
             continue
+        func: Callable[..., None]
+        args: list[Any]
         if schedule.names:
             func, args = _scheduled_image, [services, schedule.names[0]]
         elif job_id == LTS_JOB:
@@ -210,13 +212,7 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
     interrupted = mark_interrupted_runs(services.store)
     rebuilds = [r for r in interrupted if run_group(r.job_id) == "rebuild"]
     if rebuilds:
-        names: list[str] | None = []
-        for row in rebuilds:
-            run_names = json.loads(row.detail or "{}").get("names")
-            if run_names is None:
-                names = None
-                break
-            names.extend(n for n in run_names if n not in names)
+        names: list[str] | None = _resume_names(rebuilds)
         log.warning(
             "rebuild runs %s were interrupted; running them again in %s s",
             [r.id for r in rebuilds],
@@ -241,6 +237,17 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
     if start:
         scheduler.start()
     return scheduler
+
+
+def _resume_names(runs: list[JobRun]) -> list[str] | None:
+    """The images the interrupted runs covered; None when one of them covered the whole catalog."""
+    names: list[str] = []
+    for run in runs:
+        run_names = json.loads(run.detail or "{}").get("names")
+        if run_names is None:
+            return None
+        names.extend(n for n in run_names if n not in names)
+    return names
 
 
 def starter(services: Services, workers: Workers, args: Any) -> Callable[[], None] | None:

@@ -330,7 +330,7 @@ def cmd_render(ctx: CliContext) -> int:
     rendered = render_image(ctx.services, ctx.args.name, base_digest=ctx.args.base_digest, resolve=ctx.args.resolve)
     ctx.emit(
         {"image": rendered.image, "base_digest": rendered.base_digest, "dockerfile": rendered.dockerfile},
-        lambda: sys.stdout.write(rendered.dockerfile),
+        lambda: print(rendered.dockerfile, end=""),
     )
     return 0
 

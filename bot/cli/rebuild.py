@@ -125,7 +125,7 @@ def cmd_rebuild(ctx: CliContext) -> int:
                 out.print(
                     f"[green]rebuilt[/green] {r.image} ({', '.join(d.reasons)}): base "
                     f"{short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}, pushed "
-                    f"{r.immutable_tag} = {short_digest(r.pushed_digest)} (build #{r.build.id})"
+                    f"{r.immutable_tag} = {short_digest(r.pushed_digest)} (build #{r.build.id if r.build else '?'})"
                 )
             elif r.status == FAILED:
                 build = f" (build #{r.build.id})" if r.build else ""

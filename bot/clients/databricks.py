@@ -186,7 +186,8 @@ class DatabricksClient:
                 # give that best-effort probe a quarter of the budget, then restore the full one.
                 kwargs["retry_timeout_seconds"] = max(1, int(self.retry_timeout_seconds / 4))
                 try:
-                    sdk_config = SdkConfig(clock=self._clock, **kwargs)
+                    # _BoundedClock has the SDK Clock's time()/sleep() (duck-typed, not a subclass).
+                    sdk_config = SdkConfig(clock=self._clock, **kwargs)  # type: ignore[arg-type]
                 except ValueError as exc:
                     raise ConfigError(
                         [

@@ -282,7 +282,7 @@ def _events(stream: Iterator[dict[str, Any]], deadline: float, timeout: int) -> 
 
 
 def _explain(kind: type[DcsError], message: str) -> str:
-    hints = {
+    hints: dict[type[DcsError], str] = {
         RegistryAuthError: "the registry refused the credentials; check the username and the password variable.",
         RegistryUnreachable: "the registry cannot be reached; is it up, and is the host right?",
         PullLimitReached: "the registry's rate limit was reached (toomanyrequests); wait for the window to "

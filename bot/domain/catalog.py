@@ -91,7 +91,7 @@ class RegistrySpec:
 # ---------------------------------------------------------------- validation
 
 
-def _problems(collect: list[InvalidInput], fn, *args):  # noqa: ANN001, ANN202
+def _problems(collect: list[InvalidInput], fn, *args):
     try:
         return fn(*args)
     except InvalidInput as exc:
@@ -255,11 +255,11 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
-    assert name and base_ref and repo_ref and immutable  # noqa: S101 - guaranteed by the checks above
+    assert name and base_ref and repo_ref and immutable
     return ImageSpec(
         name=name,
-        base=base,
-        repository=repo,
+        base=str(base),
+        repository=str(repo),
         pip=tuple(pip),
         apt=tuple(apt),
         env=tuple(env),
@@ -363,7 +363,7 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     return RegistrySpec(
         name=name or "",
-        host=host,
+        host=str(host),
         username=username,
         password_env=password_env,
         cluster_username=data.get("cluster_username") or None,

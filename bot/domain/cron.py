@@ -47,7 +47,7 @@ def _day_number(text: str) -> int:
     return value % 7 if value == 7 else value
 
 
-def cron_trigger(expr: str):  # noqa: ANN201 - CronTrigger
+def cron_trigger(expr: str):
     from apscheduler.triggers.cron import CronTrigger
 
     minute, hour, day, month, dow = expr.split()

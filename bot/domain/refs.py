@@ -67,7 +67,7 @@ class ImageRef:
     def with_tag(self, tag: str) -> ImageRef:
         return ImageRef(self.domain, self.path, tag, None)
 
-    def with_digest(self, digest: str) -> ImageRef:
+    def with_digest(self, digest: str | None) -> ImageRef:
         return ImageRef(self.domain, self.path, self.tag, digest)
 
     def __str__(self) -> str:

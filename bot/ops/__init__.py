@@ -9,5 +9,5 @@ results their own way.
 - approvals: switching Container Services on with four eyes; workspace status
 - budget: the Docker Hub pull budget (read, sample, report)
 - runs: recorded exclusive runs (job_runs) shared by the scheduler and the manual triggers
-- notify: the Notifier port through which jobs deliver their reports (Slack implements it)
+- (the Notifier port through which jobs deliver their reports is bot/domain/notify.py; Slack implements it)
 """

@@ -129,7 +129,7 @@ class Approvals:
         identity, problem = self.bot_identity()
         admin = identity.is_admin if identity else None
         note = None
-        if admin is False:
+        if identity is not None and admin is False:
             note = (
                 f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so approving "
                 "cannot switch the setting on until it is added to the workspace's admins group."

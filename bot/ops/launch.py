@@ -130,12 +130,13 @@ class Launcher:
                     f"with `/dcs build {name} push` and launch that build."
                 )
         else:
-            build = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
-            if build is None:
+            found = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
+            if found is None:
                 raise NotFound(
                     f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
                     f"first: `/dcs build {name} push` (or `dcs build {name} --push`)."
                 )
+            build = found
         assert build.pushed_digest is not None
         return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec))
 
@@ -289,10 +290,11 @@ class Launcher:
             cluster_id = self.databricks.create_cluster(plan.body)
         except WorkspaceUnreachable:
             # The POST may have created the cluster before the answer was lost: look for its tag first.
-            cluster_id = self._adopt(launch)
-            if cluster_id is None:
+            adopted = self._adopt(launch)
+            if adopted is None:
                 self._fail(launch, "Databricks did not answer the create request; no cluster was created.")
                 raise
+            cluster_id = adopted
         except DcsError as exc:
             self._fail(launch, exc.message)
             raise

@@ -12,7 +12,7 @@ from bot.store.base import StoreBase
 class ApprovalTables(StoreBase):
     def insert_approval(self, *, kind: str, requester: str, expires_at: str, note: str | None, created_at: str) -> int:
         with self.transaction():
-            table = self.db["approvals"].insert(
+            table = self.table("approvals").insert(
                 {
                     "kind": kind,
                     "requester": requester,
@@ -65,5 +65,5 @@ class ApprovalTables(StoreBase):
 
     def attach_approval_message(self, request_id: int, channel: str, ts: str) -> ApprovalRequest:
         with self.transaction():
-            self.db["approvals"].update(request_id, {"slack_channel": channel, "slack_ts": ts})
+            self.table("approvals").update(request_id, {"slack_channel": channel, "slack_ts": ts})
         return self.get_approval(request_id)

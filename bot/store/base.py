@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlite_utils
+import sqlite_utils.db
 
 from bot.domain.clock import utcnow
 from bot.domain.records import AuditEvent
@@ -35,6 +36,10 @@ class StoreBase:
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.execute("PRAGMA foreign_keys=ON")
             migrate(conn)
+
+    def table(self, name: str) -> sqlite_utils.db.Table:
+        """sqlite-utils' table API (insert, upsert, update, rows_where) for one of our tables."""
+        return self.db.table(name)
 
     @property
     def schema_version(self) -> int:
@@ -78,7 +83,7 @@ class StoreBase:
         self, *, actor: str | None, action: str, target: str | None, outcome: str, detail: str | None = None
     ) -> None:
         with self._lock:
-            self.db["audit"].insert(
+            self.table("audit").insert(
                 {
                     "at": utcnow(),
                     "actor": actor,
@@ -92,7 +97,7 @@ class StoreBase:
     def audit_events(self, limit: int = 50, action: str | None = None) -> list[AuditEvent]:
         where, args = ("action = ?", [action]) if action else (None, None)
         with self._lock:
-            rows = self.db["audit"].rows_where(where, args, order_by="id DESC", limit=limit)
+            rows = self.table("audit").rows_where(where, args, order_by="id DESC", limit=limit)
             return [AuditEvent(**r) for r in rows]
 
     # ------------------------------------------------------------ claims

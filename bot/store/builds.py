@@ -46,7 +46,7 @@ class BuildTables(StoreBase):
                             f"{f' (started by {row[1]})' if row[1] else ''}; wait for it to finish.",
                             build_id=row[0],
                         )
-            table = self.db["builds"].insert(
+            table = self.table("builds").insert(
                 {
                     "image": image,
                     "status": "queued",
@@ -78,7 +78,7 @@ class BuildTables(StoreBase):
         if encoded:
             with self.transaction():
                 try:
-                    self.db["builds"].update(build_id, encoded)
+                    self.table("builds").update(build_id, encoded)
                 except NotFoundError:
                     raise NotFound(f"No build #{build_id}.") from None
         return self.get_build(build_id)
@@ -92,7 +92,7 @@ class BuildTables(StoreBase):
             where.append("status = ?")
             params.append(status)
         with self._lock:
-            rows = self.db["builds"].rows_where(" AND ".join(where) or None, params, order_by="id DESC", limit=limit)
+            rows = self.table("builds").rows_where(" AND ".join(where) or None, params, order_by="id DESC", limit=limit)
             return [build_from_row(r) for r in rows]
 
     def last_build(self, image: str, *, status: str | None = None) -> Build | None:
@@ -140,7 +140,7 @@ class BuildTables(StoreBase):
         self, build_id: int, *, registry: str | None, repository: str, tag: str, digest: str | None, verified: bool
     ) -> PushRecord:
         with self.transaction():
-            table = self.db["pushes"].insert(
+            table = self.table("pushes").insert(
                 {
                     "build_id": build_id,
                     "registry": registry,

@@ -40,7 +40,7 @@ class CatalogTables(StoreBase):
             exists = conn.execute("SELECT created_at FROM images WHERE name = ?", (spec.name,)).fetchone()
             if exists and not replace:
                 raise AlreadyExists(f"Image {spec.name!r} already exists. Use `update` to change it.")
-            self.db["images"].upsert(
+            self.table("images").upsert(
                 {
                     "name": spec.name,
                     "spec": json.dumps(image_to_dict(spec)),
@@ -67,7 +67,7 @@ class CatalogTables(StoreBase):
     def remove_image(self, name: str) -> None:
         self.get_image(name)
         with self.transaction():
-            self.db["images"].delete(name)
+            self.table("images").delete(name)
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
@@ -111,7 +111,7 @@ class CatalogTables(StoreBase):
             exists = conn.execute("SELECT created_at FROM registries WHERE name = ?", (spec.name,)).fetchone()
             if exists and not replace:
                 raise AlreadyExists(f"Registry {spec.name!r} already exists.")
-            self.db["registries"].upsert(
+            self.table("registries").upsert(
                 {
                     "name": spec.name,
                     "spec": json.dumps(registry_to_dict(spec)),
@@ -137,4 +137,4 @@ class CatalogTables(StoreBase):
         if users:
             raise AlreadyExists(f"Registry {name!r} is used by {', '.join(users)}; change those images first.")
         with self.transaction():
-            self.db["registries"].delete(name)
+            self.table("registries").delete(name)

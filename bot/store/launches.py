@@ -20,7 +20,7 @@ class LaunchTables(StoreBase):
         now = utcnow()
         row = {**values, "request": json.dumps(values.get("request") or {}), "created_at": now, "updated_at": now}
         with self.transaction():
-            launch_id = int(self.db["launches"].insert(row).last_rowid or 0)
+            launch_id = int(self.table("launches").insert(row).last_rowid or 0)
         return self.get_launch(launch_id)
 
     def get_launch(self, launch_id: int) -> Launch:
@@ -33,7 +33,7 @@ class LaunchTables(StoreBase):
         """The newest launches first, optionally only those in `statuses`."""
         where = f"status IN ({', '.join('?' for _ in statuses)})" if statuses else None
         with self._lock:
-            rows = self.db["launches"].rows_where(where, list(statuses), order_by="id DESC", limit=limit)
+            rows = self.table("launches").rows_where(where, list(statuses), order_by="id DESC", limit=limit)
             return [launch_from_row(r) for r in rows]
 
     def update_launch(self, launch_id: int, **changes: Any) -> Launch:
@@ -45,7 +45,7 @@ class LaunchTables(StoreBase):
         encoded["updated_at"] = utcnow()
         with self.transaction():
             try:
-                self.db["launches"].update(launch_id, encoded)
+                self.table("launches").update(launch_id, encoded)
             except NotFoundError:
                 raise NotFound(f"No launch #{launch_id}.") from None
         return self.get_launch(launch_id)

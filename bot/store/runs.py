@@ -44,16 +44,18 @@ class RunTables(StoreBase):
 
     def finish_run(self, run_id: int, outcome: RunOutcome, detail: str | None = None) -> None:
         with self.transaction():
-            self.db["job_runs"].update(run_id, {"finished_at": utcnow(), "outcome": outcome, "detail": detail})
+            self.table("job_runs").update(run_id, {"finished_at": utcnow(), "outcome": outcome, "detail": detail})
 
     def record_skip(self, job_id: str, detail: str) -> None:
         now = utcnow()
         with self.transaction():
-            self.db["job_runs"].insert(
+            self.table("job_runs").insert(
                 {"job_id": job_id, "started_at": now, "finished_at": now, "outcome": "skipped", "detail": detail}
             )
 
     def job_runs(self, job_id: str | None = None, limit: int = 20) -> list[JobRun]:
         where, args = ("job_id = ?", [job_id]) if job_id else (None, None)
         with self._lock:
-            return [JobRun(**r) for r in self.db["job_runs"].rows_where(where, args, order_by="id DESC", limit=limit)]
+            return [
+                JobRun(**r) for r in self.table("job_runs").rows_where(where, args, order_by="id DESC", limit=limit)
+            ]

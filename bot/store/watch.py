@@ -22,7 +22,7 @@ class WatchTables(StoreBase):
     ) -> None:
         """Store one reading; with `keep_after`, drop the readings older than that (retention)."""
         with self.transaction():
-            self.db["ratelimit_samples"].insert(
+            self.table("ratelimit_samples").insert(
                 {
                     "at": at or utcnow(),
                     "account": account,
@@ -33,7 +33,7 @@ class WatchTables(StoreBase):
                 }
             )
             if keep_after is not None:
-                self.db["ratelimit_samples"].delete_where("at < ?", [keep_after])
+                self.table("ratelimit_samples").delete_where("at < ?", [keep_after])
 
     def latest_sample(self) -> PullSample | None:
         rows = self.query("SELECT * FROM ratelimit_samples ORDER BY id DESC LIMIT 1")

@@ -21,7 +21,7 @@ from bot.store import Store
 PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
 
 
-def make_services(tmp_db: str, registry, *, password: str | None = None, **env: str) -> Services:  # noqa: ANN001
+def make_services(tmp_db: str, registry, *, password: str | None = None, **env: str) -> Services:
     environ = {"DCS_DB": tmp_db, PASSWORD_VAR: password if password is not None else registry.password, **env}
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
@@ -39,19 +39,19 @@ def make_services(tmp_db: str, registry, *, password: str | None = None, **env: 
     return services
 
 
-def add_image(services: Services, registry, base: str, **fields) -> str:  # noqa: ANN001
+def add_image(services: Services, registry, base: str, **fields) -> str:
     name = fields.pop("name", f"img-{uuid.uuid4().hex[:8]}")
     spec = image_from_dict({"name": name, "base": base, "repository": f"{registry.host}/dcs-tests/{name}", **fields})
     services.store.add_image(spec)
     return name
 
 
-def run_in(engine, image: str, script: str) -> str:  # noqa: ANN001
+def run_in(engine, image: str, script: str) -> str:
     out = engine.containers.run(image, entrypoint=["/bin/sh", "-c"], command=[script], remove=True)
     return out.decode()
 
 
-def registry_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
+def registry_digest(registry, repo: str, tag: str) -> str | None:
     response = requests.head(
         f"http://{registry.host}/v2/{repo}/manifests/{tag}",
         auth=(registry.username, registry.password),
@@ -62,7 +62,7 @@ def registry_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN00
 
 
 @pytest.fixture
-def standard_base(make_base, push_base, registry) -> str:  # noqa: ANN001
+def standard_base(make_base, push_base, registry) -> str:
     """databricksruntime/standard:15.4-LTS mirrored in the local registry (so its digest is known)."""
     make_base("databricksruntime/standard:15.4-LTS")
     push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")

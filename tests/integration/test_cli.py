@@ -22,7 +22,7 @@ def dcs(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess
     )
 
 
-def cli_env(tmp_path: Path, registry) -> dict[str, str]:  # noqa: ANN001
+def cli_env(tmp_path: Path, registry) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_", "SLACK_", "DATABRICKS_"))}
     env.update({"DCS_DB": str(tmp_path / "cli.db"), "LOCAL_REGISTRY_PASSWORD": registry.password})
     return env

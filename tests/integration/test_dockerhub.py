@@ -138,7 +138,7 @@ def watch_services(tmp_db: str, hub: FakeDockerHub, slack: FakeSlack, **env: str
     return build_services(load_config(environ))
 
 
-def test_falling_then_recovering_budget_posts_one_warning_and_one_all_clear(tmp_db, hub, slack) -> None:  # noqa: ANN001
+def test_falling_then_recovering_budget_posts_one_warning_and_one_all_clear(tmp_db, hub, slack) -> None:
     services = watch_services(tmp_db, hub, slack)
     posted = []
     for remaining in [90, 60, 30, 18, 12, 5, 0, 3, 15, 22, 40, 100, 95]:
@@ -154,7 +154,7 @@ def test_falling_then_recovering_budget_posts_one_warning_and_one_all_clear(tmp_
     assert hub.counts() == {"HEAD": 13}  # watching never spends a pull
 
 
-def test_a_429_while_watching_is_a_warning_with_numbers(tmp_db, hub, slack) -> None:  # noqa: ANN001
+def test_a_429_while_watching_is_a_warning_with_numbers(tmp_db, hub, slack) -> None:
     services = watch_services(tmp_db, hub, slack)
     hub.set_rate_limit(limit=100, remaining=50, window=21600)
     assert ratelimit_job(services).posted is None
@@ -165,7 +165,7 @@ def test_a_429_while_watching_is_a_warning_with_numbers(tmp_db, hub, slack) -> N
     assert "0/100" in slack.messages(CHANNEL)[0].text
 
 
-def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> None:  # noqa: ANN001
+def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> None:
     services = watch_services(tmp_db, hub, slack)
     now = utcnow()
     with services.store.transaction() as conn:
@@ -188,7 +188,7 @@ def test_launches_of_the_window_raise_the_warning_line(tmp_db, hub, slack) -> No
     assert (report.recent_pulls, report.planned_pulls) == (30, 25)  # the ACR launch spends no Docker Hub pull
 
 
-def test_slack_outage_delays_the_warning_instead_of_losing_it(tmp_db, hub, slack) -> None:  # noqa: ANN001
+def test_slack_outage_delays_the_warning_instead_of_losing_it(tmp_db, hub, slack) -> None:
     services = watch_services(tmp_db, hub, slack)
     hub.set_rate_limit(limit=100, remaining=5, window=21600)
     slack.fail_next("chat.postMessage", "not_in_channel")
@@ -204,7 +204,7 @@ SIGNING_SECRET = "test-signing-secret-ratelimit"
 
 
 @pytest.fixture
-def slack_bot(tmp_db, hub, slack) -> Iterator[tuple[str, object]]:  # noqa: ANN001
+def slack_bot(tmp_db, hub, slack) -> Iterator[tuple[str, object]]:
     from bot.app import app_context, create_app
     from bot.http import ServerThread, create_server, make_wsgi_app
     from bot.workers import Workers
@@ -239,7 +239,7 @@ def post_signed(url: str, body: bytes) -> dict:
     return answer.json() if answer.content else {}
 
 
-def test_slash_ratelimit_answers_at_once_then_with_fresh_numbers(slack_bot, hub, slack) -> None:  # noqa: ANN001
+def test_slash_ratelimit_answers_at_once_then_with_fresh_numbers(slack_bot, hub, slack) -> None:
     from tests.fakes.slack import slash_command_body
 
     url, ctx = slack_bot
@@ -261,7 +261,7 @@ def test_slash_ratelimit_answers_at_once_then_with_fresh_numbers(slack_bot, hub,
     assert "Docker Hub pull budget" in home and "64/100" in home and "Launches in this window need 0" in home
 
 
-def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) -> None:  # noqa: ANN001
+def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) -> None:
     from tests.fakes.slack import slash_command_body
 
     url, _ = slack_bot
@@ -275,7 +275,7 @@ def test_slash_ratelimit_reports_a_429_as_a_pull_limit(slack_bot, hub, slack) ->
 # ---------------------------------------------------------------- the scheduler, for real
 
 
-def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp_db, hub, slack) -> None:  # noqa: ANN001
+def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp_db, hub, slack) -> None:
     import time
     from datetime import UTC, datetime
 
@@ -313,7 +313,7 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
     assert slack.messages() == []  # nothing moved, budget fine: nothing to say
 
 
-def test_a_429_on_an_engine_pull_is_a_pull_limit_not_a_generic_error(engine, hub, tmp_db) -> None:  # noqa: ANN001
+def test_a_429_on_an_engine_pull_is_a_pull_limit_not_a_generic_error(engine, hub, tmp_db) -> None:
     import os
 
     from bot.clients.engine import DockerEngine

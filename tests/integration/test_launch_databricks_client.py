@@ -83,7 +83,7 @@ def test_errors_are_translated(
     fake: FakeDatabricks, status: int, code: str, message: str, error: type | None, words: str
 ) -> None:
     fake.fail_next("clusters/create", status, code, message)
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is checked below
+    with pytest.raises(Exception) as caught:
         client(fake.url).create_cluster(BODY)
     if error is not None:
         assert isinstance(caught.value, error)

@@ -30,7 +30,7 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def services(tmp_db, registry, slack) -> Services:  # noqa: ANN001
+def services(tmp_db, registry, slack) -> Services:
     environ = {
         "DCS_DB": tmp_db,
         PASSWORD_VAR: registry.password,
@@ -52,7 +52,7 @@ def services(tmp_db, registry, slack) -> Services:  # noqa: ANN001
 class Base:
     """A Databricks-like LTS base in the local registry, under a repository of its own per test."""
 
-    def __init__(self, make_base, push_base, registry) -> None:  # noqa: ANN001
+    def __init__(self, make_base, push_base, registry) -> None:
         self.uid = uuid.uuid4().hex[:8]
         self.repo = f"rb{self.uid}/databricksruntime/standard"
         self.ref = f"{registry.host}/{self.repo}:15.4-LTS"
@@ -66,11 +66,11 @@ class Base:
 
 
 @pytest.fixture
-def base(make_base, push_base, registry) -> Base:  # noqa: ANN001
+def base(make_base, push_base, registry) -> Base:
     return Base(make_base, push_base, registry)
 
 
-def add_image(services: Services, registry, base: Base, name: str, **fields) -> str:  # noqa: ANN001
+def add_image(services: Services, registry, base: Base, name: str, **fields) -> str:
     spec = image_from_dict(
         {"name": name, "base": base.ref, "repository": f"{registry.host}/dcs-rb-{base.uid}/{name}", **fields}
     )
@@ -78,7 +78,7 @@ def add_image(services: Services, registry, base: Base, name: str, **fields) -> 
     return name
 
 
-def served_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
+def served_digest(registry, repo: str, tag: str) -> str | None:
     response = requests.head(
         f"http://{registry.host}/v2/{repo}/manifests/{tag}",
         auth=(registry.username, registry.password),
@@ -88,11 +88,11 @@ def served_digest(registry, repo: str, tag: str) -> str | None:  # noqa: ANN001
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 
-def notice_text(message) -> str:  # noqa: ANN001
+def notice_text(message) -> str:
     return (message.text or "") + json.dumps(message.blocks)
 
 
-def test_moved_base_is_detected_rebuilt_pushed_and_announced_once(services, registry, base, slack):  # noqa: ANN001
+def test_moved_base_is_detected_rebuilt_pushed_and_announced_once(services, registry, base, slack):
     first_base = base.publish("v1")
     for name in ("alpha", "beta"):
         add_image(services, registry, base, name, pip=["requests==2.32.3"])
@@ -147,7 +147,7 @@ def test_moved_base_is_detected_rebuilt_pushed_and_announced_once(services, regi
     assert len(slack.messages()) == 1
 
 
-def test_a_failing_build_is_named_and_the_others_still_complete(services, registry, base, slack):  # noqa: ANN001
+def test_a_failing_build_is_named_and_the_others_still_complete(services, registry, base, slack):
     base.publish("v1")
     for name in ("a-broken", "b-good", "c-good"):
         add_image(services, registry, base, name, pip=["requests==2.32.3"])
@@ -186,7 +186,7 @@ def test_a_failing_build_is_named_and_the_others_still_complete(services, regist
     assert len(slack.messages()) == 1
 
 
-def test_a_rebuild_cut_short_by_a_restart_is_done_at_the_next_run(services, registry, base, slack):  # noqa: ANN001
+def test_a_rebuild_cut_short_by_a_restart_is_done_at_the_next_run(services, registry, base, slack):
     first_base = base.publish("v1")
     add_image(services, registry, base, "gamma")
     assert rebuild_job(services, ["gamma"], by_hand=True, notify=False).run.results[0].status == REBUILT
@@ -205,7 +205,7 @@ def test_a_rebuild_cut_short_by_a_restart_is_done_at_the_next_run(services, regi
     assert len(slack.messages()) == 1
 
 
-def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, registry, base, slack):  # noqa: ANN001
+def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, registry, base, slack):
     from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
     from tests.fakes.databricks import DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks
 
@@ -264,7 +264,7 @@ def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, regist
     assert len(slack.messages()) == 1
 
 
-def test_without_databricks_the_notice_has_no_cluster_section(services, registry, base, slack):  # noqa: ANN001
+def test_without_databricks_the_notice_has_no_cluster_section(services, registry, base, slack):
     base.publish("v1")
     add_image(services, registry, base, "epsilon")
     rebuild_job(services, ["epsilon"], by_hand=True, notify=False)
@@ -274,7 +274,7 @@ def test_without_databricks_the_notice_has_no_cluster_section(services, registry
     assert "older digest" not in notice_text(slack.messages()[0])
 
 
-def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, registry, base, slack):  # noqa: ANN001
+def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, registry, base, slack):
     from bot.app import app_context, create_app
     from bot.http import ServerThread, create_server, make_wsgi_app
     from bot.workers import Workers
@@ -334,7 +334,7 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     assert app_context(app).commands.get("rebuild").role.label == "builder"
 
 
-def test_cli_rebuild_by_name_dry_run_and_due(services, registry, base, slack, monkeypatch, capsys):  # noqa: ANN001
+def test_cli_rebuild_by_name_dry_run_and_due(services, registry, base, slack, monkeypatch, capsys):
     from bot.cli import main
 
     for key, value in services.config.environ.items():

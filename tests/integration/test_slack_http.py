@@ -358,7 +358,7 @@ def test_not_in_channel_is_explained_to_the_user_and_the_build_goes_on(bot: Bot)
 
 # ---------------------------------------------------------------- real builds (engine + registry)
 @pytest.fixture
-def engine_bot(tmp_db: str, fake: FakeSlack, registry, make_base, push_base) -> Iterator[Bot]:  # noqa: ANN001
+def engine_bot(tmp_db: str, fake: FakeSlack, registry, make_base, push_base) -> Iterator[Bot]:
     make_base("databricksruntime/standard:15.4-LTS")
     push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")
     harness, server, workers = start_bot(tmp_db, fake, **{PASSWORD_VAR: registry.password})

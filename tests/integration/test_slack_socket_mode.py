@@ -38,7 +38,7 @@ def socket_bot(tmp_db: str) -> Iterator[tuple[FakeSlack, FakeSocketModeServer]]:
             workers.shutdown(wait=False)
 
 
-def test_socket_mode_connects_and_acks_a_slash_command(socket_bot) -> None:  # noqa: ANN001
+def test_socket_mode_connects_and_acks_a_slash_command(socket_bot) -> None:
     fake, server = socket_bot
     (opened,) = fake.wait_for("apps.connections.open")
     assert opened.token == "xapp-1-test"  # the app-level token, not the bot token
@@ -49,7 +49,7 @@ def test_socket_mode_connects_and_acks_a_slash_command(socket_bot) -> None:  # n
     assert "Did you mean `images`?" in ack["payload"]["text"]
 
 
-def test_socket_mode_button_click_is_acked_and_answered(socket_bot) -> None:  # noqa: ANN001
+def test_socket_mode_button_click_is_acked_and_answered(socket_bot) -> None:
     fake, server = socket_bot
     fake.wait_for("apps.connections.open")
     from tests.fakes.slack import block_actions_payload

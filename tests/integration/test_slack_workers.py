@@ -61,7 +61,7 @@ def test_a_full_line_is_refused_with_a_clear_message(workers: Workers) -> None:
     gate.set()
 
 
-def test_a_crashing_job_is_logged_with_a_reference_and_the_pool_goes_on(workers: Workers, caplog) -> None:  # noqa: ANN001
+def test_a_crashing_job_is_logged_with_a_reference_and_the_pool_goes_on(workers: Workers, caplog) -> None:
     def boom() -> None:
         raise RuntimeError("kaboom")
 
@@ -81,7 +81,7 @@ def slack() -> Iterator[tuple[FakeSlack, object]]:
         yield fake, client
 
 
-def posted(fake: FakeSlack, client) -> str:  # noqa: ANN001
+def posted(fake: FakeSlack, client) -> str:
     return call(client, "chat.postMessage", channel="C1", text="starting")["ts"]
 
 
@@ -89,7 +89,7 @@ def update_times(fake: FakeSlack) -> list[float]:
     return [r.at for r in fake.requests_matching(path="/api/chat.update")]
 
 
-def test_updates_are_spaced_and_the_final_one_always_arrives(slack) -> None:  # noqa: ANN001
+def test_updates_are_spaced_and_the_final_one_always_arrives(slack) -> None:
     fake, client = slack
     ts = posted(fake, client)
     message = ProgressMessage(client, "C1", ts, interval=0.5)
@@ -108,7 +108,7 @@ def test_updates_are_spaced_and_the_final_one_always_arrives(slack) -> None:  # 
     assert intermediate and all(t.startswith("step ") for t in intermediate)
 
 
-def test_default_spacing_is_two_seconds(slack) -> None:  # noqa: ANN001
+def test_default_spacing_is_two_seconds(slack) -> None:
     fake, client = slack
     ts = posted(fake, client)
     message = ProgressMessage(client, "C1", ts)
@@ -122,7 +122,7 @@ def test_default_spacing_is_two_seconds(slack) -> None:  # noqa: ANN001
     assert fake.messages("C1")[0].text == "final"
 
 
-def test_a_rate_limited_update_waits_retry_after_and_still_lands(slack) -> None:  # noqa: ANN001
+def test_a_rate_limited_update_waits_retry_after_and_still_lands(slack) -> None:
     fake, client = slack
     ts = posted(fake, client)
     fake.rate_limit_next("chat.update", retry_after=1)
@@ -133,7 +133,7 @@ def test_a_rate_limited_update_waits_retry_after_and_still_lands(slack) -> None:
     assert fake.messages("C1")[0].text == "final" and message.failures == 0
 
 
-def test_a_deleted_message_is_logged_and_does_not_raise(slack, caplog) -> None:  # noqa: ANN001
+def test_a_deleted_message_is_logged_and_does_not_raise(slack, caplog) -> None:
     fake, client = slack
     message = ProgressMessage(client, "C1", "123.456", interval=0.1, label="build #7")
     assert message.finish("final", []) is False
@@ -150,7 +150,7 @@ def test_a_deleted_message_is_logged_and_does_not_raise(slack, caplog) -> None: 
         ("msg_too_long", "too long"),
     ],
 )
-def test_slack_errors_are_explained(slack, error: str, words: str) -> None:  # noqa: ANN001
+def test_slack_errors_are_explained(slack, error: str, words: str) -> None:
     fake, client = slack
     fake.fail_next("chat.postMessage", error)
     with pytest.raises(SlackError) as caught:
@@ -158,7 +158,7 @@ def test_slack_errors_are_explained(slack, error: str, words: str) -> None:  # n
     assert caught.value.code == error and words in caught.value.message
 
 
-def test_a_retry_after_beyond_the_cap_is_not_waited_for(slack) -> None:  # noqa: ANN001
+def test_a_retry_after_beyond_the_cap_is_not_waited_for(slack) -> None:
     fake, client = slack
     fake.rate_limit_next("chat.postMessage", retry_after=3600)
     started = time.monotonic()

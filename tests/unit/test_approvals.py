@@ -64,7 +64,7 @@ def test_request_expires_after_its_deadline_not_before() -> None:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:  # noqa: ANN001
+def store(tmp_path) -> Store:
     store = Store(str(tmp_path / "dcs.db"))
     with store.transaction() as conn:
         conn.execute(

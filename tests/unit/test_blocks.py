@@ -20,7 +20,7 @@ def stamp(delta: timedelta) -> str:
     return (NOW - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build(**fields) -> Build:  # noqa: ANN003
+def build(**fields) -> Build:
     base = {
         "id": 12,
         "image": "team-pandas",
@@ -182,7 +182,7 @@ def test_modal_respects_slack_view_limits() -> None:
     assert set(FIELD_BLOCKS.values()) <= input_blocks  # every error lands on a block that exists
 
 
-def state(**values) -> dict:  # noqa: ANN003
+def state(**values) -> dict:
     out = {}
     for block, value in values.items():
         if block in ("flavour", "runtime"):

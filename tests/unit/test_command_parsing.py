@@ -115,7 +115,7 @@ def test_a_real_command_is_not_silently_overwritten() -> None:
 
 # ---------------------------------------------------------------- the dispatcher, with a recording ack
 @pytest.fixture
-def ctx(tmp_db: str):  # noqa: ANN201
+def ctx(tmp_db: str):
     from bot.app import app_context, create_app
 
     config = load_config(
@@ -134,7 +134,7 @@ def ctx(tmp_db: str):  # noqa: ANN201
     workers.shutdown(wait=False)
 
 
-def run(ctx, text: str, user: str = "UBUILD1") -> dict[str, Any]:  # noqa: ANN001
+def run(ctx, text: str, user: str = "UBUILD1") -> dict[str, Any]:
     acks: list[dict[str, Any]] = []
     body = {"text": text, "user_id": user, "channel_id": "C1", "trigger_id": "t.1", "response_url": ""}
     dispatch(ctx, body, lambda **kw: acks.append(kw), None)
@@ -142,7 +142,7 @@ def run(ctx, text: str, user: str = "UBUILD1") -> dict[str, Any]:  # noqa: ANN00
     return acks[0]
 
 
-def test_empty_text_shows_help_with_every_command(ctx) -> None:  # noqa: ANN001
+def test_empty_text_shows_help_with_every_command(ctx) -> None:
     text = run(ctx, "")["text"]
     for usage in (
         "help",
@@ -158,12 +158,12 @@ def test_empty_text_shows_help_with_every_command(ctx) -> None:  # noqa: ANN001
         assert f"/dcs {usage}" in text
 
 
-def test_unknown_subcommand_suggests_the_closest(ctx) -> None:  # noqa: ANN001
+def test_unknown_subcommand_suggests_the_closest(ctx) -> None:
     text = run(ctx, "biuld team-pandas")["text"]
     assert "I don't know `biuld`" in text and "Did you mean `build`?" in text
 
 
-def test_help_marks_commands_the_user_may_not_run(ctx) -> None:  # noqa: ANN001
+def test_help_marks_commands_the_user_may_not_run(ctx) -> None:
     text = run(ctx, "help", user="UOTHER1")["text"]
     assert "`/dcs build NAME [push] [force]` — " in text and "_(needs builder)_" in text
     assert "_(needs" not in run(ctx, "help", user="UADMIN1")["text"]
@@ -180,20 +180,20 @@ def test_help_marks_commands_the_user_may_not_run(ctx) -> None:  # noqa: ANN001
         ("build nope", "No image named 'nope'"),
     ],
 )
-def test_bad_input_is_answered_with_field_value_and_fix(ctx, text: str, expected: str) -> None:  # noqa: ANN001
+def test_bad_input_is_answered_with_field_value_and_fix(ctx, text: str, expected: str) -> None:
     answer = run(ctx, text)
     assert answer["response_type"] == "ephemeral"
     assert expected in answer["text"]
 
 
-def test_denial_names_the_role_and_is_audited(ctx) -> None:  # noqa: ANN001
+def test_denial_names_the_role_and_is_audited(ctx) -> None:
     answer = run(ctx, "build team-pandas", user="UOTHER1")
     assert "*builder* role" in answer["text"] and "DCS_BUILDERS" in answer["text"]
     event = ctx.store.audit_events(1)[0]
     assert (event.actor, event.action, event.outcome) == ("UOTHER1", "dcs.build", "denied")
 
 
-def test_unconfigured_features_answer_truthfully(ctx) -> None:  # noqa: ANN001
+def test_unconfigured_features_answer_truthfully(ctx) -> None:
     # No Databricks workspace is configured here: launch keeps its placeholder.
     assert "not set up in this bot yet" in run(ctx, "launch team-pandas")["text"]
     # No budget has been read yet: ratelimit says so instead of inventing numbers.
@@ -205,7 +205,7 @@ def test_unconfigured_features_answer_truthfully(ctx) -> None:  # noqa: ANN001
     assert "*builder* role" in run(ctx, "enable", user="UOTHER1")["text"]
 
 
-def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> None:  # noqa: ANN001
+def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> None:
     def boom(cmd: Any) -> None:
         raise RuntimeError("kaboom")
 
@@ -216,7 +216,7 @@ def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> N
     assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:  # noqa: ANN001
+def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:
     from jobs.scheduler import IMAGE_JOB_PREFIX, create_scheduler, follow_catalog
 
     scheduler = create_scheduler()

@@ -24,7 +24,7 @@ SPEC: dict[str, Any] = {
 }
 
 
-def spec_of(**changes: Any):  # noqa: ANN201 - an ImageSpec
+def spec_of(**changes: Any):
     return image_from_dict(SPEC | changes)
 
 

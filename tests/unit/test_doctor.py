@@ -52,7 +52,7 @@ def statuses(report: DoctorReport) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
 
 
-def check(report: DoctorReport, name: str):  # noqa: ANN201 - a Check
+def check(report: DoctorReport, name: str):
     return next(c for c in report.checks if c.name == name)
 
 

@@ -8,7 +8,7 @@ from bot.config import load_config
 from bot.domain.permissions import Role, allowed, denial, role_of
 
 
-def config(admins: str = "", builders: str = ""):  # noqa: ANN201
+def config(admins: str = "", builders: str = ""):
     return load_config({"DCS_ADMINS": admins, "DCS_BUILDERS": builders})
 
 

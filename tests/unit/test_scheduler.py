@@ -32,7 +32,7 @@ LTS = "databricksruntime/standard:15.4-LTS"
 PRIVATE = "myacr.azurecr.io/team/{name}"
 
 
-def spec(name: str, base: str = LTS, **fields):  # noqa: ANN003, ANN201
+def spec(name: str, base: str = LTS, **fields):
     return image_from_dict({"name": name, "base": base, "repository": PRIVATE.format(name=name), **fields})
 
 
@@ -68,7 +68,7 @@ def test_desired_schedules_follow_the_catalog(services: Services) -> None:
     assert desired_schedules(private, services.config) == []
 
 
-def test_sync_registers_updates_and_removes_jobs(services: Services, scheduler) -> None:  # noqa: ANN001
+def test_sync_registers_updates_and_removes_jobs(services: Services, scheduler) -> None:
     services.store.add_image(spec("nightly", schedule="0 3 * * *"))
     services.store.add_image(spec("lts-a"))
     changes = sync_schedules(scheduler, services)

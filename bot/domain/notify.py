@@ -1,6 +1,6 @@
 """The notifier port: jobs and operations produce report objects, a notifier delivers them.
 
-Core code only knows this Protocol; the Slack implementation lives in handlers/notifier.py and is wired in
+The core only knows this Protocol; the Slack implementation lives in handlers/notifier.py and is wired in
 by the composition root (bot/compose.py). Without Slack (the CLI with no SLACK_BOT_TOKEN, tests) the
 `NullNotifier` delivers nothing and says so. A method returns True when the report was delivered and raises
 a DcsError when delivery failed (the caller decides whether to retry, keep state, or report the problem).
