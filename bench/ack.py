@@ -40,10 +40,11 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body  # noqa: E402
+from tests.support.namespace import local, remove_namespace  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789"
 TOKEN = "xoxb-bench-token"
-BASE = "databricksruntime/standard:15.4-LTS"
+BASE = local("databricksruntime/standard:15.4-LTS")  # this run's own tag, never the real image
 THREADS = 16  # WSGI server threads, the same for both apps
 TARGET_P99_MS = 100.0
 TARGET_RATIO = 1.5
@@ -385,10 +386,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers:
                 server.stop()
+            remove_namespace(prepared_engine())  # the base tag this run made
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
     return 0
+
+
+def prepared_engine():  # the docker SDK is imported lazily here, like in prepare_engine_and_catalog
+    import docker
+
+    return docker.from_env(timeout=120)
 
 
 def state_of_builds(db: str) -> str:

@@ -31,9 +31,10 @@ from bot.config import load_config
 from bot.domain.catalog import image_from_dict
 from bot.ops.build import Builder
 from tests.support.images import base_archive, ensure_image
+from tests.support.namespace import local, remove_namespace
 from tests.support.rootfs import BaseSpec, read_static_busybox
 
-BASE = "databricksruntime/standard:15.4-LTS"
+BASE = local("databricksruntime/standard:15.4-LTS")  # this run's own tag, never the real image
 
 
 def make_base(client: docker.DockerClient) -> None:
@@ -104,7 +105,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", metavar="FILE", help="append the result table to FILE")
     args = parser.parse_args()
-    results = run(args.rounds)
+    try:
+        results = run(args.rounds)
+    finally:
+        remove_namespace(docker.from_env())  # the base tag this run made
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     engine = docker.from_env().version()
     text = (

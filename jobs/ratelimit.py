@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.ops.notify import BudgetAlert
+from bot.domain.notify import BudgetAlert
 
 from bot.domain.ratelimit import ALL_CLEAR, WARNING, AlertDecision, PullBudget, next_alert
 from bot.errors import DcsError, PullLimitReached
@@ -53,8 +53,12 @@ def ratelimit_job(services: Services, *, notify: bool = True, now: datetime | No
         decision = next_alert(previous, budget, thresholds(config, recent + planned))
         posted = None
         if decision.notify and notify and config.notify_channel:
-            kind = "warning" if decision.notify == WARNING else "all_clear"
-            alert = BudgetAlert(kind, budget_report(services, now), decision.reason, config.notify_channel)
+            alert = BudgetAlert(
+                "warning" if decision.notify == WARNING else "all_clear",
+                budget_report(services, now),
+                decision.reason,
+                config.notify_channel,
+            )
             try:
                 delivered = services.notifier.budget_alert(alert)
             except DcsError as exc:

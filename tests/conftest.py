@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.support.images import ImageArchive, base_archive, ensure_image, push_image
+from tests.support.namespace import NAMESPACE, TagGuard, remove_namespace
 from tests.support.registry import (
     LocalRegistry,
     RegistryUnavailable,
@@ -26,7 +27,7 @@ from tests.support.registry import (
 )
 from tests.support.rootfs import BaseSpec, BusyboxUnusable, read_static_busybox
 
-ENVIRONMENT_FIXTURES = {"engine", "registry", "registry_factory"}
+ENVIRONMENT_FIXTURES = {"engine", "registry", "registry_factory", "tag_guard"}
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 STOPPED_STATES = ("created", "exited", "dead")
 CONTAINER_GRACE = timedelta(seconds=30)
@@ -38,6 +39,55 @@ def unavailable(reason: str, detail: str = "") -> NoReturn:
         message = f"{reason} ({detail})" if detail else reason
         pytest.fail(f"{message}; CI=true, so failing instead of skipping", pytrace=False)
     pytest.skip(reason)
+
+
+GUARD_KEY = pytest.StashKey[TagGuard]()
+
+
+def _engine_or_none() -> docker.DockerClient | None:
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client
+    except (docker.errors.DockerException, requests.RequestException):
+        return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record (or plant a sentinel under) the real Databricks image names before any test runs."""
+    client = _engine_or_none()
+    if client is not None:
+        guard = TagGuard(client)
+        guard.arm()
+        session.config.stash[GUARD_KEY] = guard
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every tag under this run's namespace goes; the real Databricks names must point where they did."""
+    guard = session.config.stash.get(GUARD_KEY, None)
+    if guard is None:
+        return
+    remove_namespace(guard.engine, NAMESPACE)
+    changed = guard.changed()
+    guard.disarm()
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = "\n".join(f"  {c}" for c in changed)
+        text = f"the test session retagged images it did not create:\n{lines}"
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {text}", red=True)
+        else:
+            print(f"ERROR: {text}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def tag_guard(request: pytest.FixtureRequest, engine: docker.DockerClient) -> TagGuard:
+    """The session's guard over the real Databricks image names (armed before the first test)."""
+    guard = request.config.stash.get(GUARD_KEY, None)
+    if guard is None:
+        unavailable("the tag guard was not armed (no engine at session start)")
+    return guard
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

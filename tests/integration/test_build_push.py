@@ -17,6 +17,7 @@ from bot.errors import BuildFailed, BuildTimedOut, DoctorFailed, RegistryAuthErr
 from bot.ops.build import Builder, BuildProgress
 from bot.services import Services
 from bot.store import Store
+from tests.support.namespace import local
 
 PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
 
@@ -64,8 +65,8 @@ def registry_digest(registry, repo: str, tag: str) -> str | None:
 @pytest.fixture
 def standard_base(make_base, push_base, registry) -> str:
     """databricksruntime/standard:15.4-LTS mirrored in the local registry (so its digest is known)."""
-    make_base("databricksruntime/standard:15.4-LTS")
-    push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")
+    make_base(local("databricksruntime/standard:15.4-LTS"))
+    push_base(local("databricksruntime/standard:15.4-LTS"), registry, "databricksruntime/standard", "15.4-LTS")
     return f"{registry.host}/databricksruntime/standard:15.4-LTS"
 
 
@@ -139,9 +140,9 @@ def _dict(services: Services, name: str) -> dict:
 
 
 def test_conda_base_uses_the_conda_pip(engine, registry, tmp_db, make_base):
-    make_base("databricksruntime/standard:8.x", python="conda")
+    make_base(local("databricksruntime/standard:8.x"), python="conda")
     services = make_services(tmp_db, registry)
-    name = add_image(services, registry, "databricksruntime/standard:8.x", pip=["koalas==1.8.2"])
+    name = add_image(services, registry, local("databricksruntime/standard:8.x"), pip=["koalas==1.8.2"])
     outcome = Builder(services).build(name)
     assert outcome.ok, outcome.error
     assert "/databricks/conda/envs/dcs-minimal/bin/pip" in outcome.dockerfile
@@ -150,9 +151,9 @@ def test_conda_base_uses_the_conda_pip(engine, registry, tmp_db, make_base):
 
 
 def test_minimal_base_builds_without_python_and_the_doctor_skips_python(registry, tmp_db, make_base):
-    make_base("databricksruntime/minimal:15.4-LTS", python=None)
+    make_base(local("databricksruntime/minimal:15.4-LTS"), python=None)
     services = make_services(tmp_db, registry)
-    name = add_image(services, registry, "databricksruntime/minimal:15.4-LTS", apt=["libgomp1"])
+    name = add_image(services, registry, local("databricksruntime/minimal:15.4-LTS"), apt=["libgomp1"])
     outcome = Builder(services).build(name)
     assert outcome.ok, outcome.error
     assert {c.name: c.status for c in outcome.doctor.checks}["python"] == "skip"
@@ -205,10 +206,10 @@ def test_build_timeout_stops_a_silent_step(registry, tmp_db, standard_base):
 
 
 def test_wrong_registry_password_is_reported_plainly_and_never_stored(registry, tmp_db, make_base):
-    make_base("databricksruntime/standard:15.4-LTS")  # a local base: the push is the first registry contact
+    make_base(local("databricksruntime/standard:15.4-LTS"))  # a local base: the push is the first registry contact
     wrong = "definitely-wrong-password-7f3a"
     services = make_services(tmp_db, registry, password=wrong)
-    name = add_image(services, registry, "databricksruntime/standard:15.4-LTS")
+    name = add_image(services, registry, local("databricksruntime/standard:15.4-LTS"))
     outcome = Builder(services).build(name, push=True)
     assert isinstance(outcome.error, RegistryAuthError)
     assert "credentials" in outcome.error.message

@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from bot.clients.registry import MANIFEST_ACCEPT
+from tests.support.namespace import local
 
 
 def dcs(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,8 +30,8 @@ def cli_env(tmp_path: Path, registry) -> dict[str, str]:
 
 
 def test_build_push_end_to_end_with_basic_auth(tmp_path, registry, make_base, push_base):
-    make_base("databricksruntime/standard:15.4-LTS")
-    push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")
+    make_base(local("databricksruntime/standard:15.4-LTS"))
+    push_base(local("databricksruntime/standard:15.4-LTS"), registry, "databricksruntime/standard", "15.4-LTS")
     env = cli_env(tmp_path, registry)
     catalog = f"""
 [[registry]]

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.support.images import run_shell
+from tests.support.namespace import local
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -21,7 +22,7 @@ MANIFEST_TYPES = ", ".join(
 
 
 def test_a_base_runs_with_its_os_release_and_pip_stub(engine, make_base):
-    image = make_base("databricksruntime/standard:15.4-LTS")
+    image = make_base(local("databricksruntime/standard:15.4-LTS"))
 
     output = engine.containers.run(
         image,

@@ -222,7 +222,7 @@ def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, regist
                 "DCS_DATABRICKS_TIMEOUT": "10",
             }
         )
-        services = Services(config=config, store=services.store)
+        services = Services(config=config, store=services.store, notifier=services.notifier)
         node = next(
             n["node_type_id"] for n in workspace.node_types if not n.get("is_graviton") and not n.get("num_gpus")
         )

@@ -8,6 +8,7 @@ from bot.clients.registry import Credentials, RegistryClient
 from bot.domain.refs import parse_ref
 from bot.errors import ManifestNotFound, PullLimitReached, RegistryAuthError, RegistryUnreachable
 from tests.fakes.dockerhub import FakeDockerHub
+from tests.support.namespace import local
 
 
 @pytest.fixture
@@ -64,8 +65,8 @@ def test_unknown_tag_and_pull_limit_are_named(hub):
 
 
 def test_basic_auth_registry(registry, make_base, push_base):
-    make_base("databricksruntime/minimal:15.4-LTS", python=None)
-    pushed = push_base("databricksruntime/minimal:15.4-LTS", registry, "mirror/minimal", "15.4-LTS")
+    make_base(local("databricksruntime/minimal:15.4-LTS"), python=None)
+    pushed = push_base(local("databricksruntime/minimal:15.4-LTS"), registry, "mirror/minimal", "15.4-LTS")
     ref = parse_ref(f"{registry.host}/mirror/minimal:15.4-LTS")
     head = RegistryClient().head_manifest(ref, Credentials(registry.username, registry.password))
     assert head.digest == pushed

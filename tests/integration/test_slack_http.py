@@ -34,6 +34,7 @@ from tests.fakes.slack import (
     slash_command_body,
     view_submission_body,
 )
+from tests.support.namespace import local
 
 SECRET = "test-signing-secret-0123456789"
 ADMIN, BUILDER, OUTSIDER = "UADMIN1", "UBUILD1", "U1"
@@ -359,8 +360,8 @@ def test_not_in_channel_is_explained_to_the_user_and_the_build_goes_on(bot: Bot)
 # ---------------------------------------------------------------- real builds (engine + registry)
 @pytest.fixture
 def engine_bot(tmp_db: str, fake: FakeSlack, registry, make_base, push_base) -> Iterator[Bot]:
-    make_base("databricksruntime/standard:15.4-LTS")
-    push_base("databricksruntime/standard:15.4-LTS", registry, "databricksruntime/standard", "15.4-LTS")
+    make_base(local("databricksruntime/standard:15.4-LTS"))
+    push_base(local("databricksruntime/standard:15.4-LTS"), registry, "databricksruntime/standard", "15.4-LTS")
     harness, server, workers = start_bot(tmp_db, fake, **{PASSWORD_VAR: registry.password})
     harness.ctx.store.add_registry(
         registry_from_dict(

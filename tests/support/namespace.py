@@ -1,0 +1,129 @@
+"""Tests and benchmarks own their tags: every local image they make lives under one per-run namespace.
+
+`local("databricksruntime/standard:15.4-LTS")` is `dcs-test-<run>/databricksruntime/standard:15.4-LTS`, a
+mirror path the product recognises as that Databricks base (bot/domain/bases.py reads the last two path
+parts), so builds, doctor checks and launches behave exactly as on the real name. At the end of the session
+every tag under the namespace is removed (tags only: an image another tag still names stays).
+
+`TagGuard` proves that nothing else is touched: before the suite it records what the real Databricks names
+point at on this engine, or, where the engine has no such image, plants a sentinel of its own (a tiny image
+unique to this run) under that name; after the suite each name must still point at the same image, and the
+sentinels it planted are removed again. On a developer machine with the real images pulled nothing is
+created or changed: they are only read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import uuid
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+
+RUN = os.environ.get("DCS_TEST_RUN") or uuid.uuid4().hex[:10]
+NAMESPACE = f"dcs-test-{RUN}"
+# The names a careless test would retag: the bases the suite and the benchmarks imitate.
+PROTECTED = (
+    "databricksruntime/standard:15.4-LTS",
+    "databricksruntime/standard:8.x",
+    "databricksruntime/minimal:15.4-LTS",
+)
+
+
+def local(ref: str) -> str:
+    """`ref` under this run's namespace (`dcs-test-<run>/<ref>`)."""
+    return f"{NAMESPACE}/{ref}"
+
+
+def remove_namespace(engine: docker.DockerClient, namespace: str = NAMESPACE) -> list[str]:
+    """Remove every tag under `namespace` (never by force: an image another tag names is kept)."""
+    removed = []
+    for image in engine.images.list(name=f"{namespace}/*"):
+        for tag in image.tags:
+            if tag.startswith(f"{namespace}/"):
+                try:
+                    engine.images.remove(tag, noprune=False)
+                    removed.append(tag)
+                except docker.errors.ImageNotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: a container still uses it; the engine keeps it
+                        raise
+    return removed
+
+
+def _sentinel_archive(name: str, marker: str) -> bytes:
+    """A one-file image (`docker load` archive) whose id is unique to `marker`; it never runs."""
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w") as tar:
+        data = f"dcs-bot test sentinel {marker}\n".encode()
+        info = tarfile.TarInfo("dcs-test-sentinel")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    layer = layer_buf.getvalue()
+    layer_hex = hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"io.github.dcs-bot.test-sentinel": marker}},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_hex}"]},
+        },
+        sort_keys=True,
+    ).encode()
+    config_hex = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"{config_hex}.json", "RepoTags": [name], "Layers": [f"{layer_hex}.tar"]}])
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for member, content in (
+            (f"{config_hex}.json", config),
+            (f"{layer_hex}.tar", layer),
+            ("manifest.json", manifest.encode()),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+@dataclass
+class TagGuard:
+    engine: docker.DockerClient
+    names: tuple[str, ...] = PROTECTED
+    before: dict[str, str] = field(default_factory=dict)  # name -> image id at the start
+    planted: list[str] = field(default_factory=list)  # names this guard tagged itself
+
+    def arm(self) -> None:
+        for name in self.names:
+            try:
+                self.before[name] = self.engine.images.get(name).id
+            except docker.errors.ImageNotFound:
+                loaded = self.engine.images.load(_sentinel_archive(name, f"{RUN}:{name}"))
+                self.before[name] = loaded[0].id
+                self.planted.append(name)
+
+    def changed(self) -> list[str]:
+        """The names that no longer point at the image they pointed at when the guard was armed."""
+        problems = []
+        for name, image_id in self.before.items():
+            try:
+                now = self.engine.images.get(name).id
+            except docker.errors.ImageNotFound:
+                now = None
+            if now != image_id:
+                problems.append(f"{name}: was {image_id}, now {now or 'gone'}")
+        return problems
+
+    def disarm(self) -> None:
+        """Remove the sentinels this guard planted (only while they still are its own image)."""
+        for name in self.planted:
+            try:
+                if self.engine.images.get(name).id == self.before[name]:
+                    self.engine.images.remove(name, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
