@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.domain.notify import BudgetAlert
-
 from bot.domain.ratelimit import ALL_CLEAR, WARNING, AlertDecision, PullBudget, next_alert
 from bot.errors import DcsError, PullLimitReached
 from bot.ops.budget import budget_report, launch_demand, read_budget, thresholds

@@ -12,20 +12,35 @@ autotermination 0 (never) or 10..10000 minutes; autoscale max_workers strictly a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from bot.domain.bases import BaseInfo
 from bot.domain.catalog import ImageSpec, RegistrySpec
+from bot.domain.launch_request import (  # noqa: F401 - part of the launch API callers import from here
+    LaunchRequest,
+    init_script_entry,
+    init_script_label,
+    launch_request_from_dict,
+    parse_launch_args,
+    raise_all,
+)
 from bot.domain.ratelimit import pulls_needed
 from bot.domain.refs import is_sha256_digest
-from bot.errors import InvalidInput, InvalidInputs
+from bot.domain.runtimes import (  # noqa: F401 - idem
+    NodeType,
+    Runtime,
+    dcs_node_types,
+    dcs_runtimes,
+    node_type_from_dict,
+    parse_runtime,
+    preferred_runtime,
+    runtime_problem,
+    usable_nodes,
+)
+from bot.errors import InvalidInput
 
-DEFAULT_AUTOTERMINATION = 60
-DEFAULT_WORKERS = 1
-MAX_WORKERS = 1000
 MAX_INIT_SCRIPTS = 10
 MAX_TAGS = 45
 VOLUMES_CONF = "spark.databricks.unityCatalog.volumes.enabled"
@@ -57,371 +72,6 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9 +\-=._:@]{1,127}\Z")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 +\-=._:/@]{0,255}\Z")
 _CONF_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
-_RUNTIME_KEY = re.compile(r"^(\d+)\.(\d+)\.x-(?:([a-z0-9-]+)-)?scala(\d+\.\d+)\Z")
-_WORKSPACE_ROOTS = ("/Workspace/", "/Users/", "/Shared/", "/Repos/")
-INIT_SCRIPT_FIX = (
-    "Use file:/path/in/image.sh, a workspace file (/Workspace/Users/you/x.sh), a volume "
-    "(/Volumes/catalog/schema/volume/x.sh), s3://bucket/x.sh?region=us-west-2, "
-    "abfss://container@account.dfs.core.windows.net/x.sh or gs://bucket/x.sh."
-)
-
-
-# ---------------------------------------------------------------- runtimes
-
-
-@dataclass(frozen=True)
-class Runtime:
-    key: str
-    name: str = ""
-    major: int | None = None
-    minor: int | None = None
-    scala: str | None = None
-    markers: frozenset[str] = frozenset()
-
-    @property
-    def lts(self) -> bool:
-        return "LTS" in self.name.split() or " LTS" in self.name
-
-    @property
-    def beta(self) -> bool:
-        return "beta" in self.name.lower()
-
-    @property
-    def photon(self) -> bool:
-        return "photon" in self.markers
-
-    @property
-    def label(self) -> str:
-        return self.name or self.key
-
-
-def parse_runtime(key: str, name: str = "") -> Runtime:
-    match = _RUNTIME_KEY.match(key or "")
-    if not match:
-        return Runtime(key=key, name=name)
-    markers = frozenset(part for part in (match.group(3) or "").split("-") if part)
-    return Runtime(key, name, int(match.group(1)), int(match.group(2)), match.group(4), markers)
-
-
-def runtime_problem(runtime: Runtime) -> tuple[str, str] | None:
-    """(reason, fix) when DCS cannot run on this runtime, else None."""
-    key = runtime.key
-    pick = "Pick a standard runtime such as 15.4.x-scala2.12 or 17.3.x-scala2.13 (`/dcs launch` lists them)."
-    if key.startswith("apache-spark-"):
-        return "is a Light runtime, which is not Databricks Runtime and cannot run custom containers", pick
-    if "-ml-" in key or "ml" in runtime.markers:
-        return "is a Databricks Runtime for Machine Learning, which custom containers do not support", (
-            "Pick the standard runtime of the same version and install the ML libraries in the image."
-        )
-    if "-hls-" in key or "hls" in runtime.markers:
-        return "is a Genomics runtime, which custom containers do not support", pick
-    if "-aarch64-" in key or "aarch64" in runtime.markers:
-        return "is an aarch64 (Graviton) runtime; custom containers run on x86_64 only", pick
-    if runtime.major is None:
-        return "is not a Databricks Runtime version key", pick
-    return None
-
-
-def _preferred_scala(major: int | None) -> str:
-    return "2.13" if (major or 0) >= 17 else "2.12"
-
-
-def _runtime_order(r: Runtime) -> tuple[Any, ...]:
-    return (not r.lts, r.beta, -(r.major or 0), -(r.minor or 0), r.photon, r.scala != _preferred_scala(r.major), r.key)
-
-
-def dcs_runtimes(versions: Iterable[Mapping[str, Any]]) -> list[Runtime]:
-    """The runtimes of a `clusters/spark-versions` answer that DCS accepts: LTS first, newest first.
-
-    Filtered here rather than with the SDK's `select_spark_version`, which skips DBR 17's scala2.13 keys.
-    """
-    runtimes = [parse_runtime(str(v.get("key", "")), str(v.get("name", ""))) for v in versions]
-    return sorted((r for r in runtimes if runtime_problem(r) is None), key=_runtime_order)
-
-
-def preferred_runtime(runtimes: Sequence[Runtime], base: BaseInfo | None) -> Runtime | None:
-    """The runtime matching the image's base (15.4-LTS → 15.4.x-scala2.12), else the first offered."""
-    target = base.runtime if base is not None else None
-    if base is not None and target is None and base.gpu:
-        target = (14, None)  # the CUDA 11.8 venv GPU images pair with DBR 14.x (databricks/containers)
-    if target is not None:
-        major, minor = target
-        same = [r for r in runtimes if r.major == major and (minor is None or r.minor == minor) and not r.photon]
-        if same:
-            return min(same, key=_runtime_order)
-    return runtimes[0] if runtimes else None
-
-
-# ---------------------------------------------------------------- node types
-
-
-@dataclass(frozen=True)
-class NodeType:
-    node_type_id: str
-    num_cores: float = 0
-    memory_mb: int = 0
-    num_gpus: int = 0
-    category: str = ""
-    is_deprecated: bool = False
-    is_graviton: bool = False
-    is_hidden: bool = False
-
-    @property
-    def label(self) -> str:
-        gpus = f", {self.num_gpus} GPU" if self.num_gpus else ""
-        return f"{self.node_type_id} ({self.num_cores:g} cores, {self.memory_mb / 1024:g} GB{gpus})"
-
-
-def node_type_from_dict(data: Mapping[str, Any]) -> NodeType:
-    return NodeType(
-        node_type_id=str(data.get("node_type_id", "")),
-        num_cores=float(data.get("num_cores") or 0),
-        memory_mb=int(data.get("memory_mb") or 0),
-        num_gpus=int(data.get("num_gpus") or 0),
-        category=str(data.get("category") or ""),
-        is_deprecated=bool(data.get("is_deprecated")),
-        is_graviton=bool(data.get("is_graviton")),
-        is_hidden=bool(data.get("is_hidden")),
-    )
-
-
-def dcs_node_types(node_types: Iterable[Mapping[str, Any]], gpu_image: bool) -> list[NodeType]:
-    """Node types to offer: current, x86_64, visible; GPU ones for GPU images only (and only those)."""
-    return usable_nodes(map(node_type_from_dict, node_types), gpu_image)
-
-
-def usable_nodes(nodes: Iterable[NodeType], gpu_image: bool) -> list[NodeType]:
-    usable = [
-        n for n in nodes if not (n.is_deprecated or n.is_graviton or n.is_hidden) and (n.num_gpus > 0) == gpu_image
-    ]
-    return sorted(usable, key=lambda n: (n.category, n.num_cores, n.memory_mb, n.node_type_id))
-
-
-# ---------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What a person asked for (modal, `key=value` arguments or CLI flags), types already checked."""
-
-    image: str
-    runtime: str | None = None
-    node_type: str | None = None
-    driver_node_type: str | None = None
-    num_workers: int | None = None
-    min_workers: int | None = None
-    max_workers: int | None = None
-    autotermination_minutes: int = DEFAULT_AUTOTERMINATION
-    init_scripts: tuple[str, ...] = ()
-    spark_conf: tuple[tuple[str, str], ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()
-    cluster_name: str | None = None
-
-    @property
-    def autoscale(self) -> bool:
-        return self.min_workers is not None or self.max_workers is not None
-
-
-ARG_KEYS = {
-    "runtime",
-    "node_type",
-    "driver_node_type",
-    "workers",
-    "min_workers",
-    "max_workers",
-    "autotermination",
-    "init_script",
-    "init_scripts",
-    "name",
-}
-ARG_ALIASES = {
-    "node": "node_type",
-    "driver_node": "driver_node_type",
-    "num_workers": "workers",
-    "autotermination_minutes": "autotermination",
-    "spark_version": "runtime",
-}
-
-
-def parse_launch_args(image: str, tokens: Sequence[str]) -> LaunchRequest:
-    """`runtime=15.4.x-scala2.12 node_type=m5d.large workers=2 init_script=file:/x.sh spark.x=y tag.team=z`."""
-    data: dict[str, Any] = {"image": image}
-    problems: list[InvalidInput] = []
-    for token in tokens:
-        key, sep, value = token.partition("=")
-        key = ARG_ALIASES.get(key.strip(), key.strip())
-        if not sep or not key:
-            problems.append(
-                InvalidInput(
-                    "arguments",
-                    token,
-                    "is not key=value",
-                    "Write options as key=value, e.g. workers=2 (or leave them out).",
-                )
-            )
-        elif key.startswith("spark."):
-            data.setdefault("spark_conf", []).append((key, value))
-        elif key.startswith("tag."):
-            data.setdefault("tags", []).append((key[4:], value))
-        elif key in ("init_script", "init_scripts"):
-            data.setdefault("init_scripts", []).extend(v for v in value.split(",") if v.strip())
-        elif key in ARG_KEYS:
-            data[key] = value
-        else:
-            problems.append(
-                InvalidInput(
-                    key,
-                    value,
-                    "is not a launch option",
-                    (f"Use {', '.join(sorted(ARG_KEYS - {'init_scripts'}))}, spark.<conf>=value or tag.<name>=value."),
-                )
-            )
-    try:
-        request = launch_request_from_dict(data)
-    except InvalidInputs as exc:
-        problems.extend(exc.problems)
-    except InvalidInput as exc:
-        problems.append(exc)
-    _raise(problems)
-    return request
-
-
-def _integer(
-    data: Mapping[str, Any], key: str, problems: list[InvalidInput], low: int, high: int, fix: str
-) -> int | None:
-    raw = data.get(key)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    try:
-        value = int(str(raw).strip()) if not isinstance(raw, bool) else None
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        problems.append(InvalidInput(key, raw, f"is not a whole number from {low} to {high}", fix))
-        return None
-    return value
-
-
-def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
-    """Check the shape of every field (numbers are numbers, pairs are pairs); rules come in `plan_launch`."""
-    p: list[InvalidInput] = []
-    workers = _integer(data, "workers", p, 0, MAX_WORKERS, "Give the number of workers, e.g. workers=2.")
-    low = _integer(data, "min_workers", p, 0, MAX_WORKERS, "Give the smallest number of workers, e.g. 1.")
-    high = _integer(data, "max_workers", p, 1, MAX_WORKERS, "Give the largest number of workers, e.g. 4.")
-    minutes = _integer(
-        data, "autotermination", p, 0, 10000, "Use 10 to 10000 minutes (0 = never), e.g. autotermination=60."
-    )
-    if workers is not None and (low is not None or high is not None):
-        p.append(
-            InvalidInput(
-                "workers",
-                workers,
-                "was given together with min_workers/max_workers",
-                "Give a fixed number of workers or an autoscale range, not both.",
-            )
-        )
-    elif (low is None) != (high is None):
-        missing = "max_workers" if high is None else "min_workers"
-        p.append(
-            InvalidInput(
-                missing,
-                None,
-                "is missing for autoscaling",
-                "Give both min_workers and max_workers, e.g. min_workers=1 max_workers=4.",
-            )
-        )
-    elif low is not None and high is not None and high <= low:
-        p.append(
-            InvalidInput(
-                "max_workers",
-                high,
-                f"is not above min_workers ({low})",
-                f"Databricks needs max_workers > min_workers: use max_workers={low + 1} or more.",
-            )
-        )
-    if workers is None and low is None and high is None:
-        workers = DEFAULT_WORKERS
-
-    def text(key: str) -> str | None:
-        value = data.get(key)
-        if isinstance(value, str):
-            return value.strip() or None
-        return None if value is None else str(value)
-
-    scripts = data.get("init_scripts") or []
-    if isinstance(scripts, str):
-        scripts = re.split(r"[\n,]", scripts)
-    scripts = tuple(s.strip() for s in scripts if isinstance(s, str) and s.strip())
-    pairs = {}
-    for key in ("spark_conf", "tags"):
-        raw = data.get(key) or ()
-        items = list(raw.items()) if isinstance(raw, Mapping) else list(raw)
-        pairs[key] = tuple((str(k).strip(), str(v).strip()) for k, v in items)
-    _raise(p)
-    return LaunchRequest(
-        image=str(data.get("image") or ""),
-        runtime=text("runtime"),
-        node_type=text("node_type"),
-        driver_node_type=text("driver_node_type"),
-        num_workers=workers,
-        min_workers=low,
-        max_workers=high,
-        autotermination_minutes=DEFAULT_AUTOTERMINATION if minutes is None else minutes,
-        init_scripts=scripts,
-        spark_conf=pairs["spark_conf"],
-        tags=pairs["tags"],
-        cluster_name=text("name"),
-    )
-
-
-def _raise(problems: list[InvalidInput]) -> None:
-    if problems:
-        raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
-
-
-# ---------------------------------------------------------------- init scripts
-
-
-def init_script_entry(text: str, field: str = "init_scripts") -> dict[str, Any]:
-    """One `init_scripts[]` item for a destination a person typed."""
-    value = text.strip()
-    if value.lower().startswith("dbfs:") or value.startswith("/dbfs/"):
-        raise InvalidInput(
-            field,
-            value,
-            "is on DBFS, and init scripts on DBFS are end-of-life",
-            "Move the script to a workspace file or a Unity Catalog volume (/Volumes/...) and "
-            "give that path, or bake it into the image and use file:/path.",
-        )
-    if value.startswith("file:/"):
-        return {"file": {"destination": value}}
-    if value.startswith("workspace:/"):
-        return {"workspace": {"destination": value.removeprefix("workspace:")}}
-    if value.startswith("/Volumes/"):
-        return {"volumes": {"destination": value}}
-    if value.startswith(_WORKSPACE_ROOTS):
-        return {"workspace": {"destination": value}}
-    if value.startswith("s3://"):
-        parts = urlsplit(value)
-        region = (parse_qs(parts.query).get("region") or [""])[0]
-        if not parts.netloc or not region:
-            raise InvalidInput(
-                field,
-                value,
-                "is an S3 location without a region",
-                "Databricks needs the bucket's region: add ?region=us-west-2 (your region).",
-            )
-        return {"s3": {"destination": f"s3://{parts.netloc}{parts.path}", "region": region}}
-    if value.startswith("abfss://") and "@" in value:
-        return {"abfss": {"destination": value}}
-    if value.startswith("gs://"):
-        return {"gcs": {"destination": value}}
-    raise InvalidInput(field, value, "is not an init script location Databricks accepts", INIT_SCRIPT_FIX)
-
-
-def init_script_label(entry: Mapping[str, Any]) -> str:
-    kind, info = next(iter(entry.items()))
-    return str(info.get("destination", kind))
 
 
 # ---------------------------------------------------------------- the plan
@@ -513,7 +163,7 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
     name = request.cluster_name or f"dcs {image.spec.name} ({ctx.user_email.split('@')[0]})"
     if len(name) > 100:
         p.append(InvalidInput("name", name, "is longer than 100 characters", "Use a shorter cluster name."))
-    _raise(p)
+    raise_all(p)
     assert runtime is not None
     if base.runtime is not None and (base.runtime[0] != runtime.major or base.runtime[1] not in (None, runtime.minor)):
         warnings.append(
