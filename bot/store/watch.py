@@ -40,7 +40,7 @@ class WatchTables(StoreBase):
         return PullSample(**rows[0]) if rows else None
 
     def samples_since(self, since: str) -> list[PullSample]:
-        rows = self.query("SELECT * FROM ratelimit_samples WHERE at >= ? ORDER BY id", (since,))
+        rows = self.query("SELECT * FROM ratelimit_samples WHERE at >= ? ORDER BY at, id", (since,))
         return [PullSample(**r) for r in rows]
 
     # ------------------------------------------------------------ alert states

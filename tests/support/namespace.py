@@ -43,7 +43,8 @@ def local(ref: str) -> str:
 def remove_namespace(engine: docker.DockerClient, namespace: str = NAMESPACE) -> list[str]:
     """Remove every tag under `namespace` (never by force: an image another tag names is kept)."""
     removed = []
-    for image in engine.images.list(name=f"{namespace}/*"):
+    # The engine's name filter globs one path segment only; the namespace has several, so filter here.
+    for image in engine.images.list():
         for tag in image.tags:
             if tag.startswith(f"{namespace}/"):
                 try:
