@@ -1,11 +1,12 @@
-"""Slack glue: one module per surface. They parse payloads, call the core in `bot/`, render Block Kit.
+"""Slack glue: one module per surface. They parse payloads, call the operations in `bot/ops/`, render Block Kit.
 
 The plug-in contract (how a feature adds itself to the bot)
 -----------------------------------------------------------
 1. A surface is a module with `register(app: slack_bolt.App, ctx: handlers.context.AppContext) -> None`.
-   Add its dotted name to `SURFACES` in bot/app.py (above "handlers.placeholders", which stays last).
-   `ctx` carries `config`, `services`, `workers`, `builder`, `client` (the bot's own WebClient, for work
-   that outlives a request), `commands`, `home_sections` and `extras` (a dict for sharing).
+   Add the module to `SURFACES` in bot/app.py (above "handlers.placeholders", which stays last).
+   `ctx` carries `config`, `services` (typed: store, clients, notifier, launcher, tracker, ...), `workers`,
+   `builder`, `client` (the bot's own WebClient, for work that outlives a request), `commands` and
+   `home_sections`.
 
 2. `/dcs` subcommands live in `ctx.commands` (handlers/commands.py). From `register`:
 
@@ -46,8 +47,9 @@ The plug-in contract (how a feature adds itself to the bot)
    `ctx.set_home_section(name, builder, before=None)`; refresh a user's Home with
    `handlers.home.publish_home(ctx, user_id)`.
 
-7. Background work started with the bot (scheduler, watches): append a starter to
-   `bot.__main__.BACKGROUND_STARTERS`: `starter(ctx, args) -> stop | None`; honour `args.no_scheduler`.
+7. Background work started with the bot (scheduler, watches) lives in `jobs/`: append its starter to
+   `bot.__main__.BACKGROUND_STARTERS`: `starter(services, workers, args) -> stop | None`; honour
+   `args.no_scheduler`. Jobs report through `services.notifier` (bot/domain/notify.py), never through here.
 
 8. Audit every state-changing action: `ctx.store.audit(actor=user_id, action="launch.request",
    target=..., outcome=..., detail=...)`; never put a secret in `detail`.
