@@ -8,6 +8,7 @@ updates. Failures come back as SlackError (a DcsError), which the caller reports
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -29,30 +30,13 @@ class SlackNotifier:
         self.services = services
 
     def rebuild_report(self, report: ChannelReport) -> bool:
-        msg = rebuild_notice(report)
-        call(
-            self.client,
-            "chat.postMessage",
-            channel=report.channel,
-            text=msg["text"],
-            blocks=msg["blocks"],
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        return True
+        return self._post(report.channel, rebuild_notice(report))
 
     def budget_alert(self, alert: BudgetAlert) -> bool:
-        msg = pull_warning(alert.report, alert.reason) if alert.kind == "warning" else pull_all_clear(alert.report)
-        call(
-            self.client,
-            "chat.postMessage",
-            channel=alert.channel,
-            text=msg["text"],
-            blocks=msg["blocks"],
-            unfurl_links=False,
-            unfurl_media=False,
+        warning = alert.kind == "warning"
+        return self._post(
+            alert.channel, pull_warning(alert.report, alert.reason) if warning else pull_all_clear(alert.report)
         )
-        return True
 
     def launch_changed(self, launch: Launch) -> bool:
         if not (launch.slack_channel and launch.slack_ts):
@@ -75,5 +59,17 @@ class SlackNotifier:
             channel=request.slack_channel,
             ts=request.slack_ts,
             **approval_message(request, self.services.databricks.host),
+        )
+        return True
+
+    def _post(self, channel: str, msg: dict[str, Any]) -> bool:
+        call(
+            self.client,
+            "chat.postMessage",
+            channel=channel,
+            text=msg["text"],
+            blocks=msg["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
         )
         return True
