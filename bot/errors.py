@@ -195,5 +195,13 @@ class LaunchFailed(DcsError):
     exit_code = 47
 
 
+class StopRequested(SystemExit):
+    """A stop signal (SIGTERM) arrived: unwind like Ctrl-C, so that work in progress records how it ended."""
+
+    def __init__(self, signal_name: str, code: int) -> None:
+        super().__init__(code)
+        self.signal_name = signal_name
+
+
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
