@@ -154,6 +154,14 @@ class WorkspaceUnreachable(WorkspaceError):
     exit_code = 41
 
 
+class WorkspaceUnavailable(WorkspaceUnreachable):
+    """Databricks answered 503 (temporarily unavailable) past the bot's time budget."""
+
+
+class CreateUnconfirmed(WorkspaceError):
+    """clusters/create got no answer or a 5xx: the cluster may exist. Look for it by its tag; never send it again."""
+
+
 class WorkspacePermissionDenied(WorkspaceError):
     """The bot's Databricks identity lacks a permission, or its credentials were refused."""
 

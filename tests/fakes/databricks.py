@@ -134,6 +134,11 @@ class FakeCluster:
     terminated_time: int | None = None
 
 
+def _new_cluster_id() -> str:
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    return f"{time.strftime('%m%d-%H%M%S', time.gmtime())}-{suffix}"
+
+
 def _error(status: int, error_code: str | int, message: str, **headers: str) -> Response:
     return Response(status, {"error_code": error_code, "message": message}, dict(headers))
 
@@ -153,6 +158,7 @@ class FakeDatabricks(FakeHTTPServer):
         node_types: list[dict[str, Any]] | None = None,
         invalid_token_status: int = 403,
         workspace_id: str = "1234567890123456",
+        cluster_page_size: int = 100,
     ) -> None:
         super().__init__()
         self.tokens = dict(tokens) if tokens is not None else {DEFAULT_TOKEN: DEFAULT_USER}
@@ -163,9 +169,12 @@ class FakeDatabricks(FakeHTTPServer):
         self.node_types = copy.deepcopy(node_types if node_types is not None else NODE_TYPES)
         self.invalid_token_status = invalid_token_status
         self.workspace_id = workspace_id
+        self.cluster_page_size = cluster_page_size  # the server's cap for clusters/list pages
         self.clusters: dict[str, FakeCluster] = {}
         self._scripts: deque[ClusterScript] = deque()
         self._faults = FaultQueue()
+        self._faults_after = FaultQueue()  # answered after the request took effect
+        self._delays = FaultQueue()  # the real answer, late
 
     # configuration --------------------------------------------------------------------------------
     def script_next_cluster(
@@ -207,13 +216,53 @@ class FakeDatabricks(FakeHTTPServer):
         retry_after: int | None = None,
         times: int = 1,
         method: str | None = None,
+        applied: bool = False,
     ) -> None:
+        """Answer the next `times` matching requests with this error; with `applied`, after the request took
+        effect (an outcome the client cannot know: a 504 on create after the cluster was created)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._faults.add(
+        self._add_fault(_error(status, error_code, message, **headers), path_substring, times, method, applied)
+
+    def reset_next(self, path_substring: str, times: int = 1, method: str | None = None, applied: bool = True) -> None:
+        """Reset the connection (TCP RST) instead of answering; by default after the request took effect."""
+        self._add_fault(Response(reset=True), path_substring, times, method, applied)
+
+    def delay_next(self, path_substring: str, seconds: float, times: int = 1, method: str | None = None) -> None:
+        """Answer the next matching requests normally, but only after `seconds` (the request takes effect)."""
+        self._delays.add(
             lambda r: path_substring in r.path and (method is None or r.method == method.upper()),
-            _error(status, error_code, message, **headers),
+            Response(delay=seconds),
             times,
         )
+
+    def _add_fault(self, response: Response, path: str, times: int, method: str | None, applied: bool) -> None:
+        def match(r: RecordedRequest) -> bool:
+            return path in r.path and (method is None or r.method == method.upper())
+
+        (self._faults_after if applied else self._faults).add(match, response, times)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+        self._faults_after.clear()
+        self._delays.clear()
+
+    def add_cluster(
+        self,
+        spec: dict[str, Any] | None = None,
+        *,
+        state: str = "RUNNING",
+        creator: str = DEFAULT_USER,
+        cluster_id: str | None = None,
+    ) -> str:
+        """Put a cluster in the workspace as if someone had made it (the DCS rules are not applied)."""
+        body = {"cluster_name": "seeded", "spark_version": "15.4.x-scala2.12", "node_type_id": "m5d.large"}
+        body.update(copy.deepcopy(spec or {}))
+        with self._lock:
+            cid = cluster_id or _new_cluster_id()
+            cluster = FakeCluster(cid, body, creator, ClusterScript(0, state), int(time.time() * 1000) - 3_600_000)
+            self.clusters[cid] = cluster
+            self._settle(cluster, state, None)
+        return cid
 
     # inspection -----------------------------------------------------------------------------------
     def created_specs(self) -> list[dict[str, Any]]:
@@ -267,7 +316,12 @@ class FakeDatabricks(FakeHTTPServer):
         if handler is None:
             return _error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
         with self._lock:
-            return handler(request, user)
+            response = handler(request, user)
+            after = self._faults_after.take(request) if response.status < 400 else None
+            late = self._delays.take(request)
+        if late is not None:
+            response.delay = late.delay
+        return copy.deepcopy(after) if after is not None else response
 
     # clusters -------------------------------------------------------------------------------------
     def _create(self, request: RecordedRequest, user: str) -> Response:
@@ -277,9 +331,7 @@ class FakeDatabricks(FakeHTTPServer):
         problem = self._spec_problem(body)
         if problem:
             return _bad(problem)
-        now = time.gmtime()
-        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-        cluster_id = f"{time.strftime('%m%d-%H%M%S', now)}-{suffix}"
+        cluster_id = _new_cluster_id()
         script = self._scripts.popleft() if self._scripts else ClusterScript(self.pending_polls)
         self.clusters[cluster_id] = FakeCluster(cluster_id, copy.deepcopy(body), user, script, int(time.time() * 1000))
         return Response(200, {"cluster_id": cluster_id})
@@ -358,8 +410,22 @@ class FakeDatabricks(FakeHTTPServer):
 
     def _list(self, request: RecordedRequest, user: str) -> Response:
         states = set(request.query_multi.get("filter_by.cluster_states", []))
-        clusters = [self._details(c) for c in reversed(self.clusters.values()) if not states or c.state in states]
-        return Response(200, {"clusters": clusters})
+        clusters = [c for c in reversed(self.clusters.values()) if not states or c.state in states]
+        return self._list_page(request, clusters)
+
+    def _list_page(self, request: RecordedRequest, clusters: list[FakeCluster]) -> Response:
+        """One page of at most `page_size` (capped by `cluster_page_size`); the last page has no next_page_token."""
+        token = request.query.get("page_token") or "0"
+        if not token.isdigit():
+            return _bad(f"Invalid page token: {token}")
+        offset = int(token)
+        size = max(1, min(int(request.query.get("page_size") or self.cluster_page_size), self.cluster_page_size))
+        answer: dict[str, Any] = {"clusters": [self._details(c) for c in clusters[offset : offset + size]]}
+        if offset + size < len(clusters):
+            answer["next_page_token"] = str(offset + size)
+        if offset > 0:
+            answer["prev_page_token"] = str(max(offset - size, 0))
+        return Response(200, answer)
 
     def _delete(self, request: RecordedRequest, user: str) -> Response:
         cluster_id = (request.body or {}).get("cluster_id")

@@ -8,6 +8,8 @@ and `start()/stop()` life cycle, and a thread-safe record of every request it re
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +48,8 @@ class Response:
     status: int = 200
     body: Any = None  # dict/list -> JSON, str/bytes -> sent as is, None -> empty body
     headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # drop the connection with a TCP RST instead of answering
+    delay: float = 0.0  # seconds to wait before answering
 
     def encode(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -161,6 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
             response = fake.handle(request)
         except Exception as exc:  # a bug in the fake must show up in the test, not hang the client
             response = Response(500, {"fake_error": f"{type(exc).__name__}: {exc}"})
+        if response.delay:
+            time.sleep(response.delay)
+        if response.reset:
+            self._reset_connection()
+            return
         payload, out_headers = response.encode()
         self.send_response(response.status)
         for name, value in out_headers.items():
@@ -169,6 +178,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and response.status not in (204, 304):
             self.wfile.write(payload)
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST rather than FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
