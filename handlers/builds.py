@@ -183,17 +183,15 @@ def start_build(
             build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
         )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
-    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
     announced: Future = Future()
     try:
         ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announced, response_url)
     except QueueFull:
         # Refused, not failed: nothing was built, so no failed build lands in the history (or blocks a retry).
         ctx.builder.discard_queued(build.id)
-        store.audit(
-            actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="refused: queue full"
-        )
+        store.audit(actor=requester, action="build.request", target=image, outcome="refused: queue full", detail=detail)
         raise
+    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
     ctx.workers.quick(announce, ctx, build, channel, ticket.position, announced, response_url)
     if ticket.queued:
         text = (
