@@ -33,7 +33,8 @@ from tests.support.tls import TestCA
 from tests.support.wheels import ZIP_DATE, make_wheel, normalize, sha256_file
 
 CHUNK = 1 << 20
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/xml", ".whl": "application/zip"}
+HTML = "text/html; charset=utf-8"
+CONTENT_TYPES = {".html": HTML, ".xml": "application/xml", ".whl": "application/zip"}
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class PackageIndex(StaticServer):
         super().__init__(ca=ca, auth=auth)
         self.workdir = workdir
         self._projects: dict[str, dict[str, str]] = {}  # project -> {filename: sha256}
-        self.add("/simple/", self._root_page())
+        self.add("/simple/", self._root_page(), HTML)
 
     @property
     def index_url(self) -> str:
@@ -264,8 +265,8 @@ class PackageIndex(StaticServer):
         with self._lock:
             self._projects.setdefault(project, {})[path.name] = digest
             files = dict(self._projects[project])
-        self.add(f"/simple/{project}/", _page(f"Links for {project}", _links(files)))
-        self.add("/simple/", self._root_page())
+        self.add(f"/simple/{project}/", _page(f"Links for {project}", _links(files)), HTML)
+        self.add("/simple/", self._root_page(), HTML)
         return IndexedWheel(path, path.name, project, digest, f"{self.url}/files/{path.name}")
 
     def make_wheel(self, name: str, version: str, **options: Any) -> IndexedWheel:
