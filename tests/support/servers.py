@@ -234,7 +234,7 @@ class IndexedWheel:
     filename: str
     project: str  # normalized name
     sha256: str
-    url: str
+    url: str  # just the path when the index was not started yet
 
 
 class PackageIndex(StaticServer):
@@ -261,13 +261,13 @@ class PackageIndex(StaticServer):
     def add_wheel(self, path: Path, sha256: str | None = None) -> IndexedWheel:
         project = normalize(path.name.split("-")[0])
         digest = sha256 or sha256_file(path)
-        self.add(f"/files/{path.name}", path)
+        url = self.add(f"/files/{path.name}", path)
         with self._lock:
             self._projects.setdefault(project, {})[path.name] = digest
             files = dict(self._projects[project])
         self.add(f"/simple/{project}/", _page(f"Links for {project}", _links(files)), HTML)
         self.add("/simple/", self._root_page(), HTML)
-        return IndexedWheel(path, path.name, project, digest, f"{self.url}/files/{path.name}")
+        return IndexedWheel(path, path.name, project, digest, url)
 
     def make_wheel(self, name: str, version: str, **options: Any) -> IndexedWheel:
         """Build `make_wheel(workdir, name, version, **options)` and publish it."""
