@@ -81,13 +81,13 @@ def test_the_cached_layer_is_what_its_diff_id_says(python_rootfs):
 
 
 def test_a_variant_is_one_thin_layer_with_files_env_and_removals(engine, python_base, python_variant):
-    variant = python_variant(
-        "variant-debian",
-        files={"/opt/team/hello.sh": ("#!/bin/sh\necho hello from the variant\n", 0o755)},
-        remove=["/usr/bin/java"],
-        env={"TEAM": "data"},
-        os_release=("debian", "12"),
-    )
+    change = {
+        "files": {"/opt/team/hello.sh": ("#!/bin/sh\necho hello from the variant\n", 0o755)},
+        "remove": ["/usr/bin/java"],
+        "env": {"TEAM": "data"},
+        "os_release": ("debian", "12"),
+    }
+    variant = python_variant("variant-debian", **change)
 
     result = run_script(
         engine, variant, "/opt/team/hello.sh; echo $TEAM; . /etc/os-release; echo $ID; which java || echo no java"
@@ -96,13 +96,7 @@ def test_a_variant_is_one_thin_layer_with_files_env_and_removals(engine, python_
     assert result.stdout == "hello from the variant\ndata\ndebian\nno java\n"
     base_layers = engine.images.get(python_base).attrs["RootFS"]["Layers"]
     assert engine.images.get(variant).attrs["RootFS"]["Layers"][:-1] == base_layers
-    same = python_variant(
-        "variant-debian-again",
-        files={"/opt/team/hello.sh": ("#!/bin/sh\necho hello from the variant\n", 0o755)},
-        remove=["/usr/bin/java"],
-        env={"TEAM": "data"},
-        os_release=("debian", "12"),
-    )
+    same = python_variant("variant-debian-again", **change)
     assert engine.images.get(same).id == engine.images.get(variant).id
 
 

@@ -16,11 +16,12 @@ import base64
 import http.client
 import select
 import socket
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support.threaded import OwnedServer, ThreadedServer
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 HOP_BY_HOP = frozenset(
@@ -41,92 +42,10 @@ class ProxiedRequest:
     status: int
 
 
-class ForwardProxy:
-    """`url` is `http://127.0.0.1:PORT` (for http_proxy/https_proxy/pip --proxy); `requests` what came through."""
-
-    def __init__(
-        self, *, allow_hosts: frozenset[str] | set[str] = LOOPBACK, credentials: tuple[str, str] | None = None
-    ):
-        self.allow_hosts = frozenset(allow_hosts)
-        self.credentials = credentials
-        self._lock = threading.Lock()
-        self._requests: list[ProxiedRequest] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(("127.0.0.1", 0), _Handler)
-            self._server.owner = self
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ForwardProxy is not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url_with_credentials(self) -> str:
-        if self.credentials is None:
-            return self.url
-        return f"http://{self.credentials[0]}:{self.credentials[1]}@127.0.0.1:{self.port}"
-
-    @property
-    def requests(self) -> list[ProxiedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def connects(self) -> list[str]:
-        """The `host:port` of every CONNECT tunnel that was opened."""
-        return [r.target for r in self.requests if r.method == "CONNECT" and r.status == 200]
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
-    def _record(self, request: ProxiedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _authorized(self, header: str | None) -> bool:
-        if self.credentials is None:
-            return True
-        expected = base64.b64encode(":".join(self.credentials).encode()).decode()
-        return header is not None and header.split(None, 1) == ["Basic", expected]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: ForwardProxy
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = TUNNEL_IDLE_S
-    server: _Server
+    server: OwnedServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -216,6 +135,53 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _forward
+
+
+class ForwardProxy(ThreadedServer):
+    """`url` is `http://127.0.0.1:PORT` (for http_proxy/https_proxy/pip --proxy); `requests` what came through."""
+
+    handler = _Handler
+
+    def __init__(
+        self, *, allow_hosts: frozenset[str] | set[str] = LOOPBACK, credentials: tuple[str, str] | None = None
+    ):
+        super().__init__()
+        self.allow_hosts = frozenset(allow_hosts)
+        self.credentials = credentials
+        self._requests: list[ProxiedRequest] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url_with_credentials(self) -> str:
+        if self.credentials is None:
+            return self.url
+        return f"http://{self.credentials[0]}:{self.credentials[1]}@127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[ProxiedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def connects(self) -> list[str]:
+        """The `host:port` of every CONNECT tunnel that was opened."""
+        return [r.target for r in self.requests if r.method == "CONNECT" and r.status == 200]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, request: ProxiedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _authorized(self, header: str | None) -> bool:
+        if self.credentials is None:
+            return True
+        expected = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return header is not None and header.split(None, 1) == ["Basic", expected]
 
 
 def _pipe(client: socket.socket, upstream: socket.socket) -> None:

@@ -21,14 +21,15 @@ import io
 import secrets
 import shutil
 import ssl
-import threading
+import sys
 import zipfile
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tests.support.threaded import OwnedServer, ThreadedServer
 from tests.support.tls import TestCA
 from tests.support.wheels import ZIP_DATE, make_wheel, normalize, sha256_file
 
@@ -55,122 +56,10 @@ class ServedFile:
     size: int
 
 
-class StaticServer:
-    """Serves `add`ed paths; anything else is a 404. Use as a context manager or `start()`/`stop()`."""
-
-    def __init__(self, *, ca: TestCA | None = None, auth: tuple[str, str] | None = None) -> None:
-        self.ca = ca
-        self.auth = auth
-        self._routes: dict[str, tuple[bytes | Path, str]] = {}
-        self._lock = threading.Lock()
-        self._requests: list[ServedRequest] = []
-        self.tls_failures: list[str] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # life cycle -----------------------------------------------------------------------------------
-    def start(self) -> Self:
-        if self._server is None:
-            server = _Server(("127.0.0.1", 0), _Handler)
-            server.owner = self
-            if self.ca is not None:
-                # The handshake happens on the first read, in the request's thread, not in accept().
-                server.socket = self.ca.server_context().wrap_socket(
-                    server.socket, server_side=True, do_handshake_on_connect=False
-                )
-            self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
-
-    @property
-    def url_with_credentials(self) -> str:
-        if self.auth is None:
-            return self.url
-        user, password = self.auth
-        return f"{'https' if self.ca else 'http'}://{user}:{password}@127.0.0.1:{self.port}"
-
-    # content --------------------------------------------------------------------------------------
-    def add(self, path: str, content: bytes | Path, content_type: str | None = None) -> str:
-        """Serve `content` (bytes, or a file read at request time) at `path`; returns its URL."""
-        if not path.startswith("/"):
-            raise ValueError(f"path must start with '/': {path!r}")
-        kind = content_type or CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream")
-        with self._lock:
-            self._routes[path] = (content, kind)
-        return self.url + path if self._server else path
-
-    def serve(self, path: str, data: bytes) -> ServedFile:
-        """Serve `data` at `path`; returns its URL and sha256 (for catalog `files`/`jars` entries)."""
-        self.add(path, data)
-        return ServedFile(self.url + path, hashlib.sha256(data).hexdigest(), len(data))
-
-    def _route(self, path: str) -> tuple[bytes | Path, str] | None:
-        with self._lock:
-            return self._routes.get(path)
-
-    # recording ------------------------------------------------------------------------------------
-    @property
-    def requests(self) -> list[ServedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def paths(self, method: str = "GET") -> list[str]:
-        return [r.path for r in self.requests if r.method == method]
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
-            self.tls_failures.clear()
-
-    def _record(self, request: ServedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _check_auth(self, header: str | None) -> tuple[str | None, bool]:
-        username = None
-        if header and header[:6].lower() == "basic ":
-            try:
-                username, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return None, self.auth is None
-            if self.auth is not None:
-                ok = secrets.compare_digest(username, self.auth[0]) and secrets.compare_digest(password, self.auth[1])
-                return username, ok
-        return username, self.auth is None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedServer):
     owner: StaticServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         error = sys.exc_info()[1]
         if isinstance(error, ssl.SSLError | ConnectionError):
             with self.owner._lock:
@@ -223,6 +112,88 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(content)
 
     do_HEAD = do_GET
+
+
+class StaticServer(ThreadedServer):
+    """Serves `add`ed paths; anything else is a 404. Use as a context manager or `start()`/`stop()`."""
+
+    handler = _Handler
+    server_class = _Server
+
+    def __init__(self, *, ca: TestCA | None = None, auth: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.ca = ca
+        self.auth = auth
+        self._routes: dict[str, tuple[bytes | Path, str]] = {}
+        self._requests: list[ServedRequest] = []
+        self.tls_failures: list[str] = []
+
+    def prepare(self, server: OwnedServer) -> None:
+        if self.ca is not None:
+            # The handshake happens on the first read, in the request's thread, not in accept().
+            server.socket = self.ca.server_context().wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def url_with_credentials(self) -> str:
+        if self.auth is None:
+            return self.url
+        user, password = self.auth
+        return f"{'https' if self.ca else 'http'}://{user}:{password}@127.0.0.1:{self.port}"
+
+    # content --------------------------------------------------------------------------------------
+    def add(self, path: str, content: bytes | Path, content_type: str | None = None) -> str:
+        """Serve `content` (bytes, or a file read at request time) at `path`; returns its URL."""
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        kind = content_type or CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream")
+        with self._lock:
+            self._routes[path] = (content, kind)
+        return self.url + path if self.started else path
+
+    def serve(self, path: str, data: bytes) -> ServedFile:
+        """Serve `data` at `path`; returns its URL and sha256 (for catalog `files`/`jars` entries)."""
+        self.add(path, data)
+        return ServedFile(self.url + path, hashlib.sha256(data).hexdigest(), len(data))
+
+    def _route(self, path: str) -> tuple[bytes | Path, str] | None:
+        with self._lock:
+            return self._routes.get(path)
+
+    # recording ------------------------------------------------------------------------------------
+    @property
+    def requests(self) -> list[ServedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def paths(self, method: str = "GET") -> list[str]:
+        return [r.path for r in self.requests if r.method == method]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self.tls_failures.clear()
+
+    def _record(self, request: ServedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _check_auth(self, header: str | None) -> tuple[str | None, bool]:
+        username = None
+        if header and header[:6].lower() == "basic ":
+            try:
+                username, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None, self.auth is None
+            if self.auth is not None:
+                ok = secrets.compare_digest(username, self.auth[0]) and secrets.compare_digest(password, self.auth[1])
+                return username, ok
+        return username, self.auth is None
 
 
 # --- a PEP 503 package index ------------------------------------------------------------------------------
