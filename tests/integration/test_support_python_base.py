@@ -7,8 +7,10 @@ import json
 import pytest
 
 from tests.support.containers import run_script
-from tests.support.layers import ImageConfig, Layer
-from tests.support.python_base import PATH, Face
+from tests.support.layers import ImageConfig, Layer, derive_image
+from tests.support.namespace import Namespace
+from tests.support.python_base import PATH, Face, overlay_layer
+from tests.support.python_base import build_image as build_dockerfile
 
 
 def test_the_base_has_a_working_python_and_pip_in_the_databricks_venv(engine, python_base):
@@ -102,3 +104,19 @@ def test_a_variant_is_one_thin_layer_with_files_env_and_removals(engine, python_
 
 def test_images_are_named_under_the_runs_namespace(python_base, infra_namespace):
     assert python_base.startswith(f"dcs-test-{infra_namespace.run}/")
+
+
+def test_cleanup_removes_the_namespaces_images_and_labelled_containers(engine, python_base, infra_namespace):
+    own = Namespace(f"{infra_namespace.run}-cleanup")
+    thin = own.ref("thin")
+    derive_image(engine, python_base, overlay_layer({"/x": "1"}), thin)
+    built = own.ref("built")
+    build_dockerfile(engine, f"FROM {thin}\nRUN echo 2 > /y\n", built, labels=own.labels, network_mode="none")
+    container = engine.containers.create(built, command=["true"], labels=own.labels)
+    assert len(engine.images.list(name=f"{own.prefix}/*")) == 2
+
+    own.cleanup(engine)
+
+    assert not engine.images.list(name=f"{own.prefix}/*")
+    assert not engine.containers.list(all=True, filters={"id": container.id})
+    assert engine.images.get(python_base)  # what it did not create stays
