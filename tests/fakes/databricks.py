@@ -33,6 +33,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+
 from tests.fakes.databricks_clusters import (
     DCS_ACCESS_MODES,
     DCS_OFF,
@@ -41,6 +44,7 @@ from tests.fakes.databricks_clusters import (
     ClusterScript,
     ClustersMixin,
     FakeCluster,
+    dcs_spec,
 )
 from tests.fakes.databricks_commands import CommandScript, CommandsMixin, ExecutedCommand, ExecutionContext
 from tests.fakes.databricks_jobs import FakeJob, JobsMixin
@@ -65,6 +69,7 @@ __all__ = [
     "FakeDatabricks",
     "FakeJob",
     "ResourceWrite",
+    "dcs_spec",
 ]
 
 DEFAULT_TOKEN = "dapi-test-token"
@@ -273,6 +278,18 @@ class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, Comman
     def clear_faults(self) -> None:
         self._faults.clear()
         self._faults_after.clear()
+
+    def client(
+        self, token: str = DEFAULT_TOKEN, retry_timeout_seconds: int = 5, http_timeout_seconds: int = 5
+    ) -> WorkspaceClient:
+        """A real SDK client for this workspace, with short retry/HTTP timeouts (the SDK defaults are 300/60 s)."""
+        config = Config(
+            host=self.url,
+            token=token,
+            retry_timeout_seconds=retry_timeout_seconds,
+            http_timeout_seconds=http_timeout_seconds,
+        )
+        return WorkspaceClient(config=config)
 
     # inspection -----------------------------------------------------------------------------------
     def created_specs(self) -> list[dict[str, Any]]:

@@ -75,6 +75,22 @@ class FakeCluster:
     last_restarted_time: int | None = None
 
 
+def dcs_spec(url: str = "registry.example.com/team/img:1", **overrides: Any) -> dict[str, Any]:
+    """A cluster spec the fake (and the DCS rules) accept, running `url`; `overrides` replace top-level fields."""
+    spec: dict[str, Any] = {
+        "cluster_name": "dcs-test",
+        "spark_version": "15.4.x-scala2.12",
+        "node_type_id": "i3.xlarge",
+        "num_workers": 1,
+        "autotermination_minutes": 30,
+        "data_security_mode": "SINGLE_USER",
+        "single_user_name": DEFAULT_USER,
+        "docker_image": {"url": url},
+    }
+    spec.update(copy.deepcopy(overrides))
+    return spec
+
+
 def new_cluster_id() -> str:
     suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
     return f"{time.strftime('%m%d-%H%M%S', time.gmtime())}-{suffix}"

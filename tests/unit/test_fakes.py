@@ -250,11 +250,7 @@ def dbx() -> Iterator[FakeDatabricks]:
 
 
 def _client(fake: FakeDatabricks, token: str = DEFAULT_TOKEN, retry_timeout_seconds: int = 5) -> Any:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.core import Config
-
-    config = Config(host=fake.url, token=token, retry_timeout_seconds=retry_timeout_seconds, http_timeout_seconds=5)
-    return WorkspaceClient(config=config)
+    return fake.client(token, retry_timeout_seconds)
 
 
 DCS_SPEC: dict[str, Any] = {
