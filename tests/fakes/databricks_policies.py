@@ -162,14 +162,14 @@ class PoliciesMixin:
         ):
             return "Invalid value or unknown field in request: libraries"
         family = policy.get("policy_family_id")
-        if family and policy.get("definition"):
+        if family and "definition" in policy:
             return "policy_family_id cannot be used with definition; use policy_family_definition_overrides."
         if family and family not in self.policy_families:
             return f"Policy family {family} does not exist."
         if policy.get("policy_family_definition_overrides") and not family:
             return "policy_family_definition_overrides requires policy_family_id."
         for key in ("definition", "policy_family_definition_overrides"):
-            if policy.get(key):
+            if key in policy:
                 problem = _definition_problem(policy[key], key)
                 if problem:
                     return problem
