@@ -537,6 +537,43 @@ def test_dockerhub_private_repository_needs_credentials(hub: FakeDockerHub) -> N
     assert claims["access"] == [{"type": "repository", "name": "team/private", "actions": ["pull"]}]
 
 
+def _all_tags(hub: FakeDockerHub, repo: str, token: str, first: str) -> tuple[list[str], int]:
+    """Follow `Link: <...>; rel="next"` as a compliant client does; returns the tags and the request count."""
+    from urllib.parse import urljoin
+
+    url, tags, requests_made = urljoin(hub.url, first), [], 0
+    while url:
+        answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["name"] == repo
+        tags += answer.json()["tags"]
+        requests_made += 1
+        link = answer.headers.get("Link")
+        url = urljoin(url, link.split(";")[0].strip("<> ")) if link else ""
+    return tags, requests_made
+
+
+def test_dockerhub_tags_list_pages_with_link_headers(hub: FakeDockerHub) -> None:
+    repo = "databricksruntime/standard"
+    token = _token(hub, repo)
+    budget = hub.budget()
+    everything = ["15.4-LTS", "16.4-LTS", "17.3-LTS", "experimental", "latest"]
+    assert _all_tags(hub, repo, token, f"/v2/{repo}/tags/list?n=2") == (everything, 3)
+    first = requests.get(f"{hub.url}/v2/{repo}/tags/list?n=2", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert first.headers["Link"] == f'</v2/{repo}/tags/list?n=2&last=16.4-LTS>; rel="next"'
+
+    hub.add_manifest(repo, "18.4-LTS")
+    hub.tags_link, hub.tags_page_size = "absolute", 4
+    tags, pages = _all_tags(hub, repo, token, f"/v2/{repo}/tags/list")
+    assert "18.4-LTS" in tags and len(tags) == 6 and pages == 2  # the server caps pages even without n
+    assert hub.budget() == budget and len(hub.tags_requests(repo)) == 6  # listing tags spends no pull
+
+    no_token = requests.get(f"{hub.url}/v2/{repo}/tags/list", timeout=TIMEOUT)
+    assert no_token.status_code == 401 and f'scope="repository:{repo}:pull"' in no_token.headers["WWW-Authenticate"]
+    bad_n = requests.get(f"{hub.url}/v2/{repo}/tags/list?n=x", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert bad_n.status_code == 400 and bad_n.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+
 # ---- the shared server base -------------------------------------------------------------------------
 def test_base_server_reports_fake_bugs_as_500_and_frees_its_port() -> None:
     from tests.fakes.http import FakeHTTPServer, RecordedRequest, Response
