@@ -307,13 +307,19 @@ class ClustersMixin:
             return error(400, "INVALID_STATE", f"Cluster {cluster.cluster_id} is in unexpected state {cluster.state}.")
         return None
 
-    def _edit(self, request: RecordedRequest, user: str) -> Response:
+    def _cluster_target(self, request: RecordedRequest) -> tuple[dict[str, Any], FakeCluster] | Response:
+        """The JSON body of a write and the cluster it names, or the API's error."""
         body = request.body
         if not isinstance(body, dict):
             return malformed()
         cluster = self._cluster_or_error(body.get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
+        return cluster if isinstance(cluster, Response) else (body, cluster)
+
+    def _edit(self, request: RecordedRequest, user: str) -> Response:
+        target = self._cluster_target(request)
+        if isinstance(target, Response):
+            return target
+        body, cluster = target
         refused = self._changeable(cluster, "edited")
         if refused:
             return refused
@@ -324,12 +330,10 @@ class ClustersMixin:
         return Response(200, {})
 
     def _update(self, request: RecordedRequest, user: str) -> Response:
-        body = request.body
-        if not isinstance(body, dict):
-            return malformed()
-        cluster = self._cluster_or_error(body.get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
+        target = self._cluster_target(request)
+        if isinstance(target, Response):
+            return target
+        body, cluster = target
         mask = body.get("update_mask")
         paths = mask.split(",") if isinstance(mask, str) and mask else []
         wrong = [p for p in paths if p != "*" and (p.split(".")[0] not in _UPDATABLE or p != p.strip())]
@@ -357,9 +361,10 @@ class ClustersMixin:
         self.writes.add("cluster", cluster.cluster_id, action, body, before, spec, user)
 
     def _delete(self, request: RecordedRequest, user: str) -> Response:
-        cluster = self._cluster_or_error((request.body or {}).get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
+        target = self._cluster_target(request)
+        if isinstance(target, Response):
+            return target
+        cluster = target[1]
         if cluster.state not in ("TERMINATING", "TERMINATED"):  # "nothing will happen" otherwise
             cluster.script = ClusterScript(0, "TERMINATED", "USER_REQUEST", "SUCCESS", {"username": user})
             self._settle(cluster, "TERMINATED", "Termination requested by " + user)
@@ -367,17 +372,19 @@ class ClustersMixin:
         return Response(200, {})
 
     def _permanent_delete(self, request: RecordedRequest, user: str) -> Response:
-        cluster = self._cluster_or_error((request.body or {}).get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
+        target = self._cluster_target(request)
+        if isinstance(target, Response):
+            return target
+        cluster = target[1]
         del self.clusters[cluster.cluster_id]
         self.writes.add("cluster", cluster.cluster_id, "permanent-delete", request.body, cluster.spec, None, user)
         return Response(200, {})
 
     def _start(self, request: RecordedRequest, user: str) -> Response:
-        cluster = self._cluster_or_error((request.body or {}).get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
+        target = self._cluster_target(request)
+        if isinstance(target, Response):
+            return target
+        cluster = target[1]
         if cluster.state != "TERMINATED":
             return error(400, "INVALID_STATE", f"Cluster {cluster.cluster_id} is in unexpected state {cluster.state}.")
         cluster.script, cluster.gets = ClusterScript(self.pending_polls), 0

@@ -156,13 +156,18 @@ class JobsMixin:
         return body
 
     # writes ---------------------------------------------------------------------------------------
-    def _jobs_update(self, request: RecordedRequest, user: str) -> Response:
+    def _job_target(self, request: RecordedRequest) -> tuple[dict[str, Any], FakeJob] | Response:
         body = request.body
         if not isinstance(body, dict):
             return malformed()
         job = self._job_or_error(body.get("job_id"))
-        if isinstance(job, Response):
-            return job
+        return job if isinstance(job, Response) else (body, job)
+
+    def _jobs_update(self, request: RecordedRequest, user: str) -> Response:
+        target = self._job_target(request)
+        if isinstance(target, Response):
+            return target
+        body, job = target
         new = body.get("new_settings") or {}
         problem = _settings_problem(new)
         if problem:
@@ -185,12 +190,10 @@ class JobsMixin:
         return Response(200, {})
 
     def _jobs_reset(self, request: RecordedRequest, user: str) -> Response:
-        body = request.body
-        if not isinstance(body, dict):
-            return malformed()
-        job = self._job_or_error(body.get("job_id"))
-        if isinstance(job, Response):
-            return job
+        target = self._job_target(request)
+        if isinstance(target, Response):
+            return target
+        body, job = target
         new = body.get("new_settings")
         problem = "Missing required field: new_settings" if not isinstance(new, dict) else _settings_problem(new)
         if problem:

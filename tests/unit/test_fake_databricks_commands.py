@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from databricks.sdk.errors import BadRequest, OperationFailed, PermissionDenied
@@ -23,6 +24,15 @@ TRACEBACK = (
 def dbx() -> Iterator[FakeDatabricks]:
     with FakeDatabricks(pending_polls=0) as fake:
         yield fake
+
+
+def _hanging_command(dbx: FakeDatabricks, command: str = "while True: pass") -> tuple[Any, str, str, Any]:
+    """A running cluster with one context and one command that never finishes: (client, cluster, context, waiter)."""
+    cid = dbx.add_cluster(dcs_spec())
+    dbx.script_command(cid, hang=True)
+    w = dbx.client()
+    context = w.command_execution.create_and_wait(cluster_id=cid, language=Language.PYTHON)
+    return w, cid, context.id, w.command_execution.execute(cluster_id=cid, context_id=context.id, command=command)
 
 
 def test_context_and_command_round_trip_in_camel_case(dbx: FakeDatabricks) -> None:
@@ -64,14 +74,10 @@ def test_a_failed_command_finishes_with_an_error_result(dbx: FakeDatabricks) -> 
 
 
 def test_a_hanging_command_times_out_and_can_be_cancelled(dbx: FakeDatabricks) -> None:
-    cid = dbx.add_cluster(dcs_spec())
-    dbx.script_command(cid, hang=True)
-    w = dbx.client()
-    context = w.command_execution.create_and_wait(cluster_id=cid, language=Language.PYTHON)
-    waiter = w.command_execution.execute(cluster_id=cid, context_id=context.id, command="while True: pass")
+    w, cid, context_id, waiter = _hanging_command(dbx)
     with pytest.raises(TimeoutError):
         waiter.result(timeout=timedelta(seconds=0.5))
-    cancelled = w.command_execution.cancel_and_wait(cluster_id=cid, context_id=context.id, command_id=waiter.command_id)
+    cancelled = w.command_execution.cancel_and_wait(cluster_id=cid, context_id=context_id, command_id=waiter.command_id)
     assert cancelled.status == CommandStatus.CANCELLED
     assert dbx.commands(cid)[0].status == "Cancelled"
 
@@ -88,24 +94,16 @@ def test_commands_need_a_running_cluster_and_its_single_user(dbx: FakeDatabricks
 
 
 def test_a_cluster_that_terminates_under_a_command_ends_it_in_error(dbx: FakeDatabricks) -> None:
-    cid = dbx.add_cluster(dcs_spec())
-    dbx.script_command(cid, hang=True)
-    w = dbx.client()
-    context = w.command_execution.create_and_wait(cluster_id=cid, language=Language.PYTHON)
-    waiter = w.command_execution.execute(cluster_id=cid, context_id=context.id, command="import time")
+    w, cid, context_id, waiter = _hanging_command(dbx)
     w.clusters.delete(cid)
     status = waiter.result()
     assert status.status == CommandStatus.ERROR and "no longer running" in status.results.cause
     with pytest.raises(BadRequest):
-        w.command_execution.execute(cluster_id=cid, context_id=context.id, command="1")
+        w.command_execution.execute(cluster_id=cid, context_id=context_id, command="1")
 
 
 def test_cancelled_command_fails_the_execute_waiter(dbx: FakeDatabricks) -> None:
-    cid = dbx.add_cluster(dcs_spec())
-    dbx.script_command(cid, hang=True)
-    w = dbx.client()
-    context = w.command_execution.create_and_wait(cluster_id=cid, language=Language.PYTHON)
-    waiter = w.command_execution.execute(cluster_id=cid, context_id=context.id, command="x")
-    w.command_execution.cancel(cluster_id=cid, context_id=context.id, command_id=waiter.command_id)
+    w, cid, context_id, waiter = _hanging_command(dbx)
+    w.command_execution.cancel(cluster_id=cid, context_id=context_id, command_id=waiter.command_id)
     with pytest.raises(OperationFailed, match="got CommandStatus.CANCELLED"):
         waiter.result()

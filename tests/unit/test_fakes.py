@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web import WebClient
 
-from tests.fakes.databricks import DCS_OFF, DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks
+from tests.fakes.databricks import DCS_OFF, DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks, dcs_spec
 from tests.fakes.dockerhub import PULL_LIMIT_MESSAGE, RATELIMIT_PREVIEW, FakeDockerHub, PullBudget
 from tests.fakes.slack import (
     FakeSlack,
@@ -253,17 +253,10 @@ def _client(fake: FakeDatabricks, token: str = DEFAULT_TOKEN, retry_timeout_seco
     return fake.client(token, retry_timeout_seconds)
 
 
-DCS_SPEC: dict[str, Any] = {
-    "cluster_name": "dcs-test",
-    "spark_version": "15.4.x-scala2.12",
-    "node_type_id": "i3.xlarge",
-    "num_workers": 1,
-    "autotermination_minutes": 30,
-    "data_security_mode": "SINGLE_USER",
-    "single_user_name": DEFAULT_USER,
-    "custom_tags": {"dcs-bot": "1"},
-    "docker_image": {"url": "registry.example.com/team/img:1", "basic_auth": {"username": "u", "password": "s3cret"}},
-}
+DCS_SPEC: dict[str, Any] = dcs_spec(
+    custom_tags={"dcs-bot": "1"},
+    docker_image={"url": "registry.example.com/team/img:1", "basic_auth": {"username": "u", "password": "s3cret"}},
+)
 
 
 def _create(w: Any, **overrides: Any) -> Any:
