@@ -800,6 +800,14 @@ class FakeSocketModeServer:
         with self._lock:
             return list(self._received)
 
+    def block_kit_problems(self) -> list[str]:
+        """Block Kit problems in the payloads the bot put into its acks (options, view responses, messages)."""
+        return [f"ack {a['envelope_id']}: {p}" for a in self.acks for p in payload_problems(a.get("payload"))]
+
+    def escape_characters(self) -> list[str]:
+        """Where an ESC character sits in any ack payload (empty when clean)."""
+        return [f"ack {a['envelope_id']} {p}" for a in self.acks for p in escape_characters(a.get("payload"))]
+
     def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
         def probe() -> list[dict[str, Any]]:
             return [a for a in self.acks if a.get("envelope_id") == envelope_id]

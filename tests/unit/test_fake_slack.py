@@ -304,3 +304,4 @@ def test_block_suggestion_over_socket_mode() -> None:
         finally:
             handler.close()
     assert [o["value"] for o in ack["payload"]["options"]] == ["m5d.large"]
+    assert ws.block_kit_problems() == [] and ws.escape_characters() == []
