@@ -30,7 +30,7 @@ import copy
 import itertools
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from databricks.sdk import WorkspaceClient
@@ -199,6 +199,7 @@ class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, Comman
         self._job_ids: itertools.count[int] = self._new_job_ids()
         self._faults = FaultQueue()
         self._faults_after = FaultQueue()  # answered after the request took effect
+        self._delays = FaultQueue()  # the real answer, late
         self._routes = {
             **self._cluster_routes(),
             **self._job_routes(),
@@ -265,19 +266,16 @@ class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, Comman
 
     def delay_next(self, path_substring: str, seconds: float, times: int = 1, method: str | None = None) -> None:
         """Answer the next matching requests normally, but only after `seconds` (the request takes effect)."""
-        self._add_fault(Response(delay=seconds), path_substring, times, method, None, True)
+        self._delays.add(_matcher(path_substring, method, None), Response(delay=seconds), times)
 
     def _add_fault(
         self, response: Response, path: str, times: int, method: str | None, item: Any, applied: bool
     ) -> None:
-        def match(r: RecordedRequest) -> bool:
-            return path in r.path and (method is None or r.method == method.upper()) and _names_item(r, item)
-
-        (self._faults_after if applied else self._faults).add(match, response, times)
+        (self._faults_after if applied else self._faults).add(_matcher(path, method, item), response, times)
 
     def clear_faults(self) -> None:
-        self._faults.clear()
-        self._faults_after.clear()
+        for queue in (self._faults, self._faults_after, self._delays):
+            queue.clear()
 
     def client(
         self, token: str = DEFAULT_TOKEN, retry_timeout_seconds: int = 5, http_timeout_seconds: int = 5
@@ -345,6 +343,9 @@ class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, Comman
         with self._lock:
             response = handler(request, user)
             after = self._faults_after.take(request) if response.status < 400 else None
+            late = self._delays.take(request)
+        if late is not None:
+            response.delay = late.delay
         return copy.deepcopy(after) if after is not None else response
 
     # workspace-conf and SCIM ----------------------------------------------------------------------
@@ -391,6 +392,13 @@ class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, Comman
                 "entitlements": [{"value": "allow-cluster-create"}, {"value": "workspace-access"}],
             },
         )
+
+
+def _matcher(path: str, method: str | None, item: Any) -> Callable[[RecordedRequest], bool]:
+    def match(r: RecordedRequest) -> bool:
+        return path in r.path and (method is None or r.method == method.upper()) and _names_item(r, item)
+
+    return match
 
 
 def _names_item(request: RecordedRequest, item: Any) -> bool:

@@ -235,6 +235,11 @@ def test_slow_answer_times_out_while_the_write_happens(dbx: FakeDatabricks) -> N
     assert "timed out" in str(err.value.__cause__).lower()
     assert len(dbx.clusters) == 1
 
+    dbx.delay_next("/clusters/create", 0.3)  # late but within the timeout: the real answer arrives
+    started = time.monotonic()
+    waiter = dbx.client().clusters.create(**_sdk_spec())
+    assert time.monotonic() - started >= 0.3 and waiter.cluster_id in dbx.clusters
+
 
 def test_two_workspaces_and_one_goes_down() -> None:
     with FakeDatabricks(workspace_id="111") as dev, FakeDatabricks(workspace_id="222") as prod:
