@@ -192,7 +192,7 @@ class ClustersMixin:
         if problem:
             return body, problem
         spec, problem = self._apply_policy(copy.deepcopy(body))
-        return spec, problem
+        return spec, problem or self._spec_problem(spec)  # values the policy filled in obey the rules too
 
     def _spec_problem(self, body: dict[str, Any]) -> str | None:
         drift = roundtrip_problem(ClusterSpec, body)

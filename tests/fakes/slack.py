@@ -22,19 +22,14 @@ Payload builders for requests *to* the bot: slash commands, block_actions, view_
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import hashlib
-import hmac
 import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Self
-from urllib.parse import urlencode
+from typing import Any
 
 from tests.fakes.blockkit import (
     blocks_problems,
@@ -45,19 +40,50 @@ from tests.fakes.blockkit import (
 )
 from tests.fakes.http import FakeHTTPServer, FaultQueue, RecordedRequest, Response, wait_until
 from tests.fakes.slack_files import FilesMixin, SlackFile
+from tests.fakes.slack_payloads import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_ID,
+    UNSET_RESPONSE_URL,
+    _view_id,
+    block_actions_body,
+    block_actions_payload,
+    block_suggestion_body,
+    block_suggestion_payload,
+    signed_headers,
+    slash_command_body,
+    slash_command_payload,
+    socket_mode_envelope,
+    view_submission_body,
+    view_submission_payload,
+)
+from tests.fakes.slack_socket_mode import FakeSocketModeServer
 
-__all__ = ["SlackFile"]
+__all__ = [  # the builders and the Socket Mode server live in their own modules; import them from here
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "TEAM_ID",
+    "UNSET_RESPONSE_URL",
+    "FakeSocketModeServer",
+    "SlackFile",
+    "block_actions_body",
+    "block_actions_payload",
+    "block_suggestion_body",
+    "block_suggestion_payload",
+    "signed_headers",
+    "slash_command_body",
+    "slash_command_payload",
+    "socket_mode_envelope",
+    "view_submission_body",
+    "view_submission_payload",
+]
 
-TEAM_ID = "T0TEST001"
-APP_ID = "A0TEST001"
-BOT_USER_ID = "U0BOT0001"
-BOT_ID = "B0BOT0001"
-UNSET_RESPONSE_URL = "http://127.0.0.1:9/response/unset"  # refused at once: pass fake.response_url(...)
 SCOPES = "commands,chat:write,chat:write.public,users:read,users:read.email,im:write"
 METHOD_SCOPES = {"files.getUploadURLExternal": "files:write", "files.completeUploadExternal": "files:write"}
 HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
 _JSON_FORM_FIELDS = ("blocks", "attachments", "view", "metadata")
-_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -453,10 +479,6 @@ def _invalid_arguments(*messages: str) -> dict[str, Any]:
     return _error("invalid_arguments", response_metadata={"messages": list(messages)})
 
 
-def _view_id() -> str:
-    return "V" + secrets.token_hex(5).upper()
-
-
 def _call_params(request: RecordedRequest) -> tuple[dict[str, Any], str | None]:
     params: dict[str, Any] = dict(request.query)
     if isinstance(request.body, dict):
@@ -532,323 +554,3 @@ def _message_json(m: SlackMessage) -> dict[str, Any]:
     if m.reply_broadcast:
         body["subtype"] = "thread_broadcast"
     return body
-
-
-# ---- signed request bodies (HTTP mode) and Socket Mode envelopes -------------------------------------
-def signed_headers(signing_secret: str, body: bytes, timestamp: float | None = None) -> dict[str, str]:
-    ts = str(int(timestamp if timestamp is not None else time.time()))
-    digest = hmac.new(signing_secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    kind = "application/json" if body.lstrip()[:1] == b"{" else "application/x-www-form-urlencoded"
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", "Content-Type": kind}
-
-
-def _trigger_id() -> str:
-    return f"{next(_ids)}{int(time.time())}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
-
-
-def _user(user_id: str) -> dict[str, str]:
-    return {"id": user_id, "username": "alice", "name": "alice", "team_id": TEAM_ID}
-
-
-def slash_command_payload(
-    text: str,
-    user_id: str = "U1",
-    channel_id: str = "C1",
-    command: str = "/dcs",
-    response_url: str = UNSET_RESPONSE_URL,
-    trigger_id: str | None = None,
-    user_name: str = "alice",
-    channel_name: str = "dcs-builds",
-) -> dict[str, str]:
-    return {
-        "token": "verification_token",
-        "team_id": TEAM_ID,
-        "team_domain": "dcs-test",
-        "channel_id": channel_id,
-        "channel_name": channel_name,
-        "user_id": user_id,
-        "user_name": user_name,
-        "command": command,
-        "text": text,
-        "api_app_id": APP_ID,
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": trigger_id or _trigger_id(),
-    }
-
-
-def slash_command_body(text: str, **kwargs: Any) -> bytes:
-    return urlencode(slash_command_payload(text, **kwargs)).encode()
-
-
-def block_actions_payload(
-    action_id: str,
-    value: str,
-    user_id: str = "U1",
-    channel_id: str = "C1",
-    message_ts: str | None = None,
-    block_id: str = "actions",
-    response_url: str = UNSET_RESPONSE_URL,
-    message_blocks: list[dict[str, Any]] | None = None,
-    trigger_id: str | None = None,
-) -> dict[str, Any]:
-    ts = message_ts or f"{int(time.time())}.{next(_ids):06d}"
-    action = {
-        "action_id": action_id,
-        "block_id": block_id,
-        "value": value,
-        "type": "button",
-        "text": {"type": "plain_text", "text": value, "emoji": True},
-        "action_ts": f"{time.time():.6f}",
-    }
-    message = {
-        "type": "message",
-        "subtype": "bot_message",
-        "ts": ts,
-        "text": "",
-        "user": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "blocks": message_blocks or [],
-    }
-    container = {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
-    return {
-        "type": "block_actions",
-        "token": "verification_token",
-        "api_app_id": APP_ID,
-        "user": _user(user_id),
-        "team": {"id": TEAM_ID, "domain": "dcs-test"},
-        "container": container,
-        "channel": {"id": channel_id, "name": "dcs-builds"},
-        "message": message,
-        "state": {"values": {}},
-        "trigger_id": trigger_id or _trigger_id(),
-        "response_url": response_url,
-        "actions": [action],
-    }
-
-
-def block_actions_body(action_id: str, value: str, **kwargs: Any) -> bytes:
-    return urlencode({"payload": json.dumps(block_actions_payload(action_id, value, **kwargs))}).encode()
-
-
-def view_submission_payload(
-    callback_id: str,
-    state_values: dict[str, dict[str, dict[str, Any]]],
-    user_id: str = "U1",
-    private_metadata: str = "",
-    view_id: str | None = None,
-    blocks: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """`state_values` is Slack's `view.state.values`: {block_id: {action_id: {"type": ..., "value": ...}}}."""
-    view_id = view_id or _view_id()
-    view = {
-        "id": view_id,
-        "team_id": TEAM_ID,
-        "type": "modal",
-        "blocks": blocks or [],
-        "private_metadata": private_metadata,
-        "callback_id": callback_id,
-        "state": {"values": state_values},
-        "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-        "title": {"type": "plain_text", "text": "DCS"},
-        "clear_on_close": False,
-        "notify_on_close": False,
-        "previous_view_id": None,
-        "root_view_id": view_id,
-        "app_id": APP_ID,
-        "external_id": "",
-        "app_installed_team_id": TEAM_ID,
-        "bot_id": BOT_ID,
-    }
-    return {
-        "type": "view_submission",
-        "team": {"id": TEAM_ID, "domain": "dcs-test"},
-        "user": _user(user_id),
-        "api_app_id": APP_ID,
-        "token": "verification_token",
-        "trigger_id": _trigger_id(),
-        "view": view,
-        "response_urls": [],
-        "is_enterprise_install": False,
-    }
-
-
-def view_submission_body(callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], **kwargs: Any) -> bytes:
-    payload = view_submission_payload(callback_id, state_values, **kwargs)
-    return urlencode({"payload": json.dumps(payload)}).encode()
-
-
-def block_suggestion_payload(
-    action_id: str,
-    value: str,
-    user_id: str = "U1",
-    block_id: str = "block",
-    view: dict[str, Any] | None = None,
-    channel_id: str = "C1",
-    message_ts: str | None = None,
-) -> dict[str, Any]:
-    """What Slack sends to the options load URL while someone types `value` into an external select.
-
-    In a modal pass `view` (e.g. `view_submission_payload(...)["view"]`): the container is that view; otherwise
-    the select sits in a message of `channel_id`. Shape as in bolt-python's block_suggestion scenario tests.
-    """
-    payload: dict[str, Any] = {
-        "type": "block_suggestion",
-        "user": _user(user_id),
-        "api_app_id": APP_ID,
-        "token": "verification_token",
-        "action_id": action_id,
-        "block_id": block_id,
-        "value": value,
-        "team": {"id": TEAM_ID, "domain": "dcs-test"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-    }
-    if view is not None:
-        payload["container"] = {"type": "view", "view_id": view.get("id") or _view_id()}
-        payload["view"] = view
-    else:
-        ts = message_ts or f"{int(time.time())}.{next(_ids):06d}"
-        payload["container"] = {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
-        payload["channel"] = {"id": channel_id, "name": "dcs-builds"}
-        payload["message"] = {"type": "message", "ts": ts, "text": "", "user": BOT_USER_ID, "bot_id": BOT_ID}
-    return payload
-
-
-def block_suggestion_body(action_id: str, value: str, **kwargs: Any) -> bytes:
-    """The form-encoded HTTP body (`payload=<json>`) of a block_suggestion; sign it with `signed_headers`."""
-    return urlencode({"payload": json.dumps(block_suggestion_payload(action_id, value, **kwargs))}).encode()
-
-
-def socket_mode_envelope(payload: dict[str, Any], envelope_id: str | None = None) -> dict[str, Any]:
-    """Wrap a payload as Socket Mode delivers it: slash command form fields or an interactivity payload.
-
-    `accepts_response_payload` is true where Slack expects an answer in the ack: slash commands,
-    view_submission, and block_suggestion (the options travel in the ack; inferred, not observed).
-    """
-    if "command" in payload:
-        kind, accepts = "slash_commands", True
-    else:
-        kind, accepts = "interactive", payload.get("type") in ("view_submission", "block_suggestion")
-    return {
-        "envelope_id": envelope_id or secrets.token_hex(16),
-        "type": kind,
-        "accepts_response_payload": accepts,
-        "payload": payload,
-    }
-
-
-class FakeSocketModeServer:
-    """`ws://127.0.0.1:PORT/link/?ticket=...`: says hello to each client, delivers envelopes, records acks."""
-
-    def __init__(self, envelopes: Iterable[dict[str, Any]] = ()) -> None:
-        self._lock = threading.Lock()
-        self._pending = list(envelopes)
-        self._acks: list[dict[str, Any]] = []
-        self._received: list[Any] = []
-        self._clients: list[Any] = []
-        self.connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self._port = 0
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self._port}/link/?ticket=fake-ticket&app_id={APP_ID}"
-
-    def start(self) -> Self:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True, name="FakeSocketMode")
-        self._thread.start()
-        if not ready.wait(5):
-            raise RuntimeError("socket mode server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def send(self, envelope: dict[str, Any]) -> str:
-        """Deliver to the first connected client now, or to the next one that connects."""
-        with self._lock:
-            client = self._clients[0] if self._clients else None
-            if client is None:
-                self._pending.append(envelope)
-        if client is not None and self._loop is not None:
-            future = asyncio.run_coroutine_threadsafe(client.send(json.dumps(envelope)), self._loop)
-            future.result(timeout=5)
-        return envelope["envelope_id"]
-
-    @property
-    def acks(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._acks)
-
-    @property
-    def received(self) -> list[Any]:
-        with self._lock:
-            return list(self._received)
-
-    def block_kit_problems(self) -> list[str]:
-        """Block Kit problems in the payloads the bot put into its acks (options, view responses, messages)."""
-        return [f"ack {a['envelope_id']}: {p}" for a in self.acks for p in payload_problems(a.get("payload"))]
-
-    def escape_characters(self) -> list[str]:
-        """Where an ESC character sits in any ack payload (empty when clean)."""
-        return [f"ack {a['envelope_id']} {p}" for a in self.acks for p in escape_characters(a.get("payload"))]
-
-    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        def probe() -> list[dict[str, Any]]:
-            return [a for a in self.acks if a.get("envelope_id") == envelope_id]
-
-        return wait_until(probe, timeout, lambda: f"acks so far: {self.acks}")[0]
-
-    def _run(self, ready: threading.Event) -> None:
-        from websockets.asyncio.server import serve
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with serve(self._session, "127.0.0.1", 0, ping_interval=None) as server:
-                self._port = next(iter(server.sockets)).getsockname()[1]
-                ready.set()
-                await self._stopping.wait()
-
-        assert self._loop is not None
-        self._loop.run_until_complete(main())
-        self._loop.close()
-
-    async def _session(self, websocket: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        with self._lock:
-            self.connections += 1
-            self._clients.append(websocket)
-            pending, self._pending = self._pending, []
-        debug_info = {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060}
-        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}, "debug_info": debug_info}
-        try:
-            await websocket.send(json.dumps(hello))
-            for envelope in pending:
-                await websocket.send(json.dumps(envelope))
-            async for frame in websocket:
-                message = json.loads(frame) if isinstance(frame, str) and frame.startswith("{") else frame
-                with self._lock:
-                    self._received.append(message)
-                    if isinstance(message, dict) and "envelope_id" in message:
-                        self._acks.append(message)
-        except ConnectionClosed:  # a client dropping the socket is normal in tests
-            pass
-        finally:
-            with self._lock:
-                self._clients.remove(websocket)

@@ -64,19 +64,11 @@ class FilesMixin:
     def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
         filename, length = p.get("filename"), p.get("length")
         if not filename:
-            return {
-                "ok": False,
-                "error": "invalid_arguments",
-                "response_metadata": {"messages": ["[ERROR] missing required field: filename"]},
-            }
+            return _invalid("missing required field: filename")
         try:
             size = int(length)
         except (TypeError, ValueError):
-            return {
-                "ok": False,
-                "error": "invalid_arguments",
-                "response_metadata": {"messages": ["[ERROR] missing required field: length"]},
-            }
+            return _invalid("missing required field: length")
         file_id = "F" + secrets.token_hex(5).upper()
         ticket = secrets.token_urlsafe(24)
         self._files[file_id] = SlackFile(
@@ -104,22 +96,14 @@ class FilesMixin:
             or not entries
             or not all(isinstance(e, dict) and e.get("id") for e in entries)
         ):
-            return {
-                "ok": False,
-                "error": "invalid_arguments",
-                "response_metadata": {"messages": ["[ERROR] files must be a JSON array of {id, title}"]},
-            }
+            return _invalid("files must be a JSON array of {id, title}")
         found = [self._files.get(e["id"]) for e in entries]
         if any(f is None or f.content is None or f.completed for f in found):
             return {"ok": False, "error": "file_not_found"}
         channel = p.get("channel_id") or None
         channels = [c for c in (p.get("channels") or "").split(",") if c]
         if p.get("thread_ts") and len([c for c in (channel, *channels) if c]) != 1:
-            return {
-                "ok": False,
-                "error": "invalid_arguments",
-                "response_metadata": {"messages": ["[ERROR] thread_ts needs exactly one channel"]},
-            }
+            return _invalid("thread_ts needs exactly one channel")
         answer = []
         for entry, slack_file in zip(entries, found, strict=True):
             assert slack_file is not None
@@ -130,3 +114,7 @@ class FilesMixin:
             slack_file.completed = True
             answer.append({"id": slack_file.file_id, "title": slack_file.title})
         return {"ok": True, "files": answer}
+
+
+def _invalid(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": [f"[ERROR] {message}"]}}
