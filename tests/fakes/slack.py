@@ -16,8 +16,9 @@ Records: `calls()`, `messages()`, `replies(channel, ts)`, `mentions(user_id, thr
 `ephemeral_messages()`, `views()`, `home_view()`, `response_posts()`, `files()`; waits: `wait_for(...)`,
 `wait_for_mention(...)`, `wait_for_response_post(...)`; checks over everything recorded:
 `block_kit_problems()`, `assert_no_escape_characters()`, `assert_no_token_outside_api()`.
-Payload builders for requests *to* the bot: slash commands, block_actions, view_submission, block_suggestion
-(HTTP bodies signed with `signed_headers`, or wrapped by `socket_mode_envelope` for `FakeSocketModeServer`).
+Payload builders for requests *to* the bot (slack_payloads.py, re-exported here): slash commands,
+block_actions, view_submission, block_suggestion — HTTP bodies signed with `signed_headers`, or wrapped by
+`socket_mode_envelope` for `FakeSocketModeServer` (slack_socket_mode.py, re-exported here).
 """
 
 from __future__ import annotations
