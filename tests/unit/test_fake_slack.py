@@ -197,7 +197,7 @@ def _section(text: str, kind: str = "mrkdwn") -> dict[str, Any]:
                 }
             ],
             "/options/0/text/text",
-        ),  # noqa: E501
+        ),
         ([_section("x")] * 51, "/blocks"),
         ([{**_section("x"), "block_id": "b"}, {**_section("y"), "block_id": "b"}], "/blocks/1/block_id"),
     ],
