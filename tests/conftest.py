@@ -27,6 +27,9 @@ from tests.support.registry import (
 )
 from tests.support.rootfs import BaseSpec, BusyboxUnusable, read_static_busybox
 
+# Real Python bases, a test CA, package index, Maven repository, file server and proxy (tests/support/infra.py).
+pytest_plugins = ["tests.support.infra"]
+
 ENVIRONMENT_FIXTURES = {"engine", "registry", "registry_factory", "tag_guard"}
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 STOPPED_STATES = ("created", "exited", "dead")
@@ -204,6 +207,9 @@ def make_base(engine: docker.DockerClient) -> Callable[..., str]:
         os_version: str = "22.04",
         cmd: list[str] | None = None,
         marker: str = "",
+        apt: bool = True,
+        apk: bool = False,
+        r: bool = False,
     ) -> str:
         """Build (once per session and arguments) a base image, tag it `ref`, return its image id."""
         spec = BaseSpec(
@@ -219,6 +225,9 @@ def make_base(engine: docker.DockerClient) -> Callable[..., str]:
             os_version=os_version,
             cmd=tuple(cmd) if cmd is not None else None,
             marker=marker,
+            apt=apt,
+            apk=apk,
+            r=r,
         )
         key = (spec, ref)
         if key not in archives:

@@ -1,34 +1,89 @@
-"""A local Databricks workspace: the clusters, workspace-conf and SCIM Me REST APIs over real HTTP.
+"""A local Databricks workspace over real HTTP: clusters, jobs (2.2), instance pools, cluster policies, the
+command execution API 1.2, workspace-conf and SCIM Me. One server is one workspace: start two for two.
 
 Use the real SDK against it: `WorkspaceClient(host=fake.url, token=DEFAULT_TOKEN, retry_timeout_seconds=5)`.
-Cluster create bodies are checked with the SDK's own `ClusterSpec` and the DCS launch rules.
+Request bodies are checked through the SDK's own dataclasses (`ClusterSpec`, `UpdateClusterResource`,
+`JobSettings`, the parameters of `InstancePoolsAPI.edit`/`ClusterPoliciesAPI.edit`) and, for clusters, the DCS
+launch rules and the named cluster policy; answers and errors use the real wire format
+(`{"error_code": ..., "message": ...}` with the real HTTP status; API 1.2 uses `{"error": ...}`).
+
+What each API speaks, and how to seed it, is in its module: databricks_clusters.py (`add_cluster`,
+`script_next_cluster`, `set_cluster_state`), databricks_jobs.py (`add_job`), databricks_pools.py
+(`add_instance_pool`), databricks_policies.py (`add_policy`, `add_policy_family`), databricks_commands.py
+(`script_command`, `commands()`).
+
+Records: `fake.requests` (every HTTP request), `fake.writes` / `fake.writes_to(kind, id)` (every write applied,
+with before/after — proves exactly-once edits and exact rollbacks), `created_specs()`.
+
+Faults (matched by a path substring, optionally the HTTP method and the item id in the body or query):
+- `fail_next(path, status, error_code, message, retry_after=, times=, item=, applied=False)` answers an error
+  instead; with `applied=True` the request takes effect first (outcome unknown to the client: e.g. a 504 on
+  create after the cluster was created).
+- `reset_next(path, applied=True)` drops the connection with a TCP RST (after applying, by default).
+- `delay_next(path, seconds)` answers late (read timeouts).
+- `go_down()` / `come_up()`: the workspace refuses connections (state kept, same URL).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import secrets
-import string
-import time
+import itertools
 import zlib
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from databricks.sdk.service.compute import ClusterSpec
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
 
+from tests.fakes.databricks_clusters import (
+    DCS_ACCESS_MODES,
+    DCS_OFF,
+    DEFAULT_USER,
+    PENDING_MESSAGE,
+    ClusterScript,
+    ClustersMixin,
+    FakeCluster,
+    dcs_spec,
+)
+from tests.fakes.databricks_commands import CommandScript, CommandsMixin, ExecutedCommand, ExecutionContext
+from tests.fakes.databricks_jobs import FakeJob, JobsMixin
+from tests.fakes.databricks_policies import PoliciesMixin
+from tests.fakes.databricks_pools import PoolsMixin
+from tests.fakes.databricks_wire import ResourceWrite, WriteLog, bad, error
 from tests.fakes.http import FakeHTTPServer, FaultQueue, RecordedRequest, Response
 
+__all__ = [
+    "DCS_ACCESS_MODES",
+    "DCS_OFF",
+    "DEFAULT_TOKEN",
+    "DEFAULT_USER",
+    "NODE_TYPES",
+    "PENDING_MESSAGE",
+    "SPARK_VERSIONS",
+    "ClusterScript",
+    "CommandScript",
+    "ExecutedCommand",
+    "ExecutionContext",
+    "FakeCluster",
+    "FakeDatabricks",
+    "FakeJob",
+    "ResourceWrite",
+    "dcs_spec",
+]
+
 DEFAULT_TOKEN = "dapi-test-token"
-DEFAULT_USER = "alice@example.com"
-DCS_OFF = (
-    "Custom containers is turned off for your deployment. "
-    "Please contact your workspace administrator to use this feature."
+_ITEM_KEYS = ("cluster_id", "job_id", "policy_id", "instance_pool_id", "clusterId")
+_PREFIXES = (
+    ("/api/2.0/clusters/", "clusters/"),
+    ("/api/2.1/clusters/", "clusters/"),
+    ("/api/2.1/jobs/", "jobs/"),
+    ("/api/2.2/jobs/", "jobs/"),
+    ("/api/2.0/instance-pools/", "instance-pools/"),
+    ("/api/2.0/policies/clusters/", "policies/"),
+    ("/api/2.0/policy-families", "policy-families"),
+    ("/api/1.2/", "1.2/"),
 )
-DCS_ACCESS_MODES = ("SINGLE_USER", "DATA_SECURITY_MODE_DEDICATED")
-PENDING_MESSAGE = "Finding instances for new nodes, acquiring more instances if necessary"
 
 
 def _v(key: str, name: str) -> dict[str, str]:
@@ -105,49 +160,7 @@ NODE_TYPES: list[dict[str, Any]] = [
 ]
 
 
-@dataclass
-class ClusterScript:
-    """How the next created cluster behaves: `pending_polls` gets in PENDING, then `final`.
-
-    A TERMINATED/ERROR final passes through one TERMINATING get first, as a failed launch does.
-    """
-
-    pending_polls: int
-    final: str = "RUNNING"
-    termination_code: str | None = None
-    termination_type: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    state_message: str | None = None
-
-
-@dataclass
-class FakeCluster:
-    cluster_id: str
-    spec: dict[str, Any]  # as submitted, docker basic_auth password included (never echoed by `get`)
-    creator: str
-    script: ClusterScript
-    start_time: int
-    gets: int = 0
-    state: str = "PENDING"
-    state_message: str = PENDING_MESSAGE
-    termination_reason: dict[str, Any] | None = None
-    terminated_time: int | None = None
-
-
-def _new_cluster_id() -> str:
-    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-    return f"{time.strftime('%m%d-%H%M%S', time.gmtime())}-{suffix}"
-
-
-def _error(status: int, error_code: str | int, message: str, **headers: str) -> Response:
-    return Response(status, {"error_code": error_code, "message": message}, dict(headers))
-
-
-def _bad(message: str) -> Response:
-    return _error(400, "INVALID_PARAMETER_VALUE", message)
-
-
-class FakeDatabricks(FakeHTTPServer):
+class FakeDatabricks(ClustersMixin, JobsMixin, PoolsMixin, PoliciesMixin, CommandsMixin, FakeHTTPServer):
     def __init__(
         self,
         tokens: dict[str, str] | None = None,
@@ -158,6 +171,7 @@ class FakeDatabricks(FakeHTTPServer):
         node_types: list[dict[str, Any]] | None = None,
         invalid_token_status: int = 403,
         workspace_id: str = "1234567890123456",
+        restart_polls: int = 1,
         cluster_page_size: int = 100,
     ) -> None:
         super().__init__()
@@ -169,12 +183,33 @@ class FakeDatabricks(FakeHTTPServer):
         self.node_types = copy.deepcopy(node_types if node_types is not None else NODE_TYPES)
         self.invalid_token_status = invalid_token_status
         self.workspace_id = workspace_id
+        self.restart_polls = restart_polls
         self.cluster_page_size = cluster_page_size  # the server's cap for clusters/list pages
+        self.job_array_page_size = 100  # jobs/get pages tasks, job_clusters, environments, parameters at 100
         self.clusters: dict[str, FakeCluster] = {}
+        self.jobs: dict[int, FakeJob] = {}
+        self.instance_pools: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.policy_families: dict[str, dict[str, Any]] = {}
+        self.contexts: dict[str, ExecutionContext] = {}
+        self.writes = WriteLog()
+        self._commands: dict[str, ExecutedCommand] = {}
+        self._command_scripts: dict[str, list[CommandScript]] = {}
         self._scripts: deque[ClusterScript] = deque()
+        self._job_ids: itertools.count[int] = self._new_job_ids()
         self._faults = FaultQueue()
         self._faults_after = FaultQueue()  # answered after the request took effect
         self._delays = FaultQueue()  # the real answer, late
+        self._routes = {
+            **self._cluster_routes(),
+            **self._job_routes(),
+            **self._pool_routes(),
+            **self._policy_routes(),
+            **self._command_routes(),
+            ("GET", "/api/2.0/workspace-conf"): self._conf_get,
+            ("PATCH", "/api/2.0/workspace-conf"): self._conf_patch,
+            ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
+        }
 
     # configuration --------------------------------------------------------------------------------
     def script_next_cluster(
@@ -216,57 +251,54 @@ class FakeDatabricks(FakeHTTPServer):
         retry_after: int | None = None,
         times: int = 1,
         method: str | None = None,
+        item: Any = None,
         applied: bool = False,
     ) -> None:
-        """Answer the next `times` matching requests with this error; with `applied`, after the request took
-        effect (an outcome the client cannot know: a 504 on create after the cluster was created)."""
+        """Answer the next `times` matching requests with this error (after applying them if `applied`)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._add_fault(_error(status, error_code, message, **headers), path_substring, times, method, applied)
+        self._add_fault(error(status, error_code, message, **headers), path_substring, times, method, item, applied)
 
-    def reset_next(self, path_substring: str, times: int = 1, method: str | None = None, applied: bool = True) -> None:
+    def reset_next(
+        self, path_substring: str, times: int = 1, method: str | None = None, item: Any = None, applied: bool = True
+    ) -> None:
         """Reset the connection (TCP RST) instead of answering; by default after the request took effect."""
-        self._add_fault(Response(reset=True), path_substring, times, method, applied)
+        self._add_fault(Response(reset=True), path_substring, times, method, item, applied)
 
     def delay_next(self, path_substring: str, seconds: float, times: int = 1, method: str | None = None) -> None:
         """Answer the next matching requests normally, but only after `seconds` (the request takes effect)."""
-        self._delays.add(
-            lambda r: path_substring in r.path and (method is None or r.method == method.upper()),
-            Response(delay=seconds),
-            times,
-        )
+        self._delays.add(_matcher(path_substring, method, None), Response(delay=seconds), times)
 
-    def _add_fault(self, response: Response, path: str, times: int, method: str | None, applied: bool) -> None:
-        def match(r: RecordedRequest) -> bool:
-            return path in r.path and (method is None or r.method == method.upper())
-
-        (self._faults_after if applied else self._faults).add(match, response, times)
+    def _add_fault(
+        self, response: Response, path: str, times: int, method: str | None, item: Any, applied: bool
+    ) -> None:
+        (self._faults_after if applied else self._faults).add(_matcher(path, method, item), response, times)
 
     def clear_faults(self) -> None:
-        self._faults.clear()
-        self._faults_after.clear()
-        self._delays.clear()
+        for queue in (self._faults, self._faults_after, self._delays):
+            queue.clear()
 
-    def add_cluster(
-        self,
-        spec: dict[str, Any] | None = None,
-        *,
-        state: str = "RUNNING",
-        creator: str = DEFAULT_USER,
-        cluster_id: str | None = None,
-    ) -> str:
-        """Put a cluster in the workspace as if someone had made it (the DCS rules are not applied)."""
-        body = {"cluster_name": "seeded", "spark_version": "15.4.x-scala2.12", "node_type_id": "m5d.large"}
-        body.update(copy.deepcopy(spec or {}))
-        with self._lock:
-            cid = cluster_id or _new_cluster_id()
-            cluster = FakeCluster(cid, body, creator, ClusterScript(0, state), int(time.time() * 1000) - 3_600_000)
-            self.clusters[cid] = cluster
-            self._settle(cluster, state, None)
-        return cid
+    def client(
+        self, token: str = DEFAULT_TOKEN, retry_timeout_seconds: int = 5, http_timeout_seconds: int = 5
+    ) -> WorkspaceClient:
+        """A real SDK client for this workspace, with short retry/HTTP timeouts (the SDK defaults are 300/60 s)."""
+        config = Config(
+            host=self.url,
+            token=token,
+            retry_timeout_seconds=retry_timeout_seconds,
+            http_timeout_seconds=http_timeout_seconds,
+        )
+        return WorkspaceClient(config=config)
 
     # inspection -----------------------------------------------------------------------------------
     def created_specs(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests_matching("POST", path_contains="/clusters/create")]
+
+    def writes_to(
+        self, kind: str | None = None, resource_id: Any = None, action: str | None = None
+    ) -> list[ResourceWrite]:
+        """Applied writes, oldest first, filtered by kind (cluster/job/policy/instance_pool), id and action."""
+        with self._lock:
+            return self.writes.select(kind, resource_id, action)
 
     @property
     def workspace_conf_patches(self) -> int:
@@ -288,33 +320,26 @@ class FakeDatabricks(FakeHTTPServer):
             )
         token = request.bearer_token
         if not token:
-            return _error(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
+            return error(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
         user = self.tokens.get(token)
         if user is None:
-            return _error(
+            return error(
                 self.invalid_token_status,
                 self.invalid_token_status,
                 "Invalid access token.",
                 **{"X-Databricks-Reason-Phrase": "Invalid access token."},
             )
         route = request.path
-        for prefix in ("/api/2.0/clusters/", "/api/2.1/clusters/"):
+        for prefix, short in _PREFIXES:
             if route.startswith(prefix):
-                route = "clusters/" + route.removeprefix(prefix)
-        handler = {
-            ("POST", "clusters/create"): self._create,
-            ("GET", "clusters/get"): self._get,
-            ("GET", "clusters/list"): self._list,
-            ("POST", "clusters/delete"): self._delete,
-            ("POST", "clusters/permanent-delete"): self._delete,
-            ("GET", "clusters/spark-versions"): lambda r, u: Response(200, {"versions": self.spark_versions}),
-            ("GET", "clusters/list-node-types"): lambda r, u: Response(200, {"node_types": self.node_types}),
-            ("GET", "/api/2.0/workspace-conf"): self._conf_get,
-            ("PATCH", "/api/2.0/workspace-conf"): self._conf_patch,
-            ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
-        }.get((request.method, route))
+                route = short + route.removeprefix(prefix)
+                break
+        handler = self._routes.get((request.method, route))
+        if handler is None and request.method == "GET" and route.startswith("policy-families/"):
+            family_id = route.removeprefix("policy-families/")
+            handler = lambda r, u: self._family_get(r, u, family_id)  # noqa: E731
         if handler is None:
-            return _error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
+            return error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
         with self._lock:
             response = handler(request, user)
             after = self._faults_after.take(request) if response.status < 400 else None
@@ -323,214 +348,23 @@ class FakeDatabricks(FakeHTTPServer):
             response.delay = late.delay
         return copy.deepcopy(after) if after is not None else response
 
-    # clusters -------------------------------------------------------------------------------------
-    def _create(self, request: RecordedRequest, user: str) -> Response:
-        body = request.body
-        if not isinstance(body, dict):
-            return _error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request")
-        problem = self._spec_problem(body)
-        if problem:
-            return _bad(problem)
-        cluster_id = _new_cluster_id()
-        script = self._scripts.popleft() if self._scripts else ClusterScript(self.pending_polls)
-        self.clusters[cluster_id] = FakeCluster(cluster_id, copy.deepcopy(body), user, script, int(time.time() * 1000))
-        return Response(200, {"cluster_id": cluster_id})
-
-    def _spec_problem(self, body: dict[str, Any]) -> str | None:
-        try:
-            drift = _first_difference(body, ClusterSpec.from_dict(body).as_dict())
-        except (AttributeError, TypeError, ValueError) as exc:
-            drift = f"{type(exc).__name__}: {exc}"
-        if drift:
-            return f"Invalid value or unknown field in request: {drift}"
-        version = body.get("spark_version")
-        if not version:
-            return "Missing required field: spark_version"
-        if version not in {v["key"] for v in self.spark_versions}:
-            return f"Invalid spark version {version}."
-        nodes = {n["node_type_id"]: n for n in self.node_types}
-        if not body.get("node_type_id") and not body.get("instance_pool_id"):
-            return "Missing required field: node_type_id"
-        for key in ("node_type_id", "driver_node_type_id"):
-            if body.get(key) and body[key] not in nodes:
-                return f"Node type {body[key]} is not supported. Supported node types: {', '.join(nodes)}"
-        minutes = body.get("autotermination_minutes", 0)
-        if not isinstance(minutes, int) or minutes != 0 and not 10 <= minutes <= 10000:
-            return "Automatic termination minutes must be 0 or between 10 and 10000."
-        if len(body.get("custom_tags") or {}) > 45:
-            return "Custom tags exceed the maximum of 45 tags per cluster."
-        if len(body.get("init_scripts") or []) > 10:
-            return "At most 10 init scripts can be specified."
-        if any("dbfs" in script for script in body.get("init_scripts") or []):
-            return "Init scripts stored on DBFS are end-of-life and cannot be used."
-        mode = body.get("data_security_mode")
-        if mode in DCS_ACCESS_MODES and not body.get("single_user_name"):
-            return f"Missing required field: single_user_name (required for data_security_mode {mode})"
-        if "docker_image" in body:
-            return self._dcs_problem(body, version, mode, nodes)
-        return None
-
-    def _dcs_problem(
-        self, body: dict[str, Any], version: str, mode: str | None, nodes: dict[str, dict[str, Any]]
-    ) -> str | None:
-        if not (body["docker_image"] or {}).get("url"):
-            return "Missing required field: docker_image.url"
-        if self.workspace_conf.get("enableDcs") != "true":
-            return DCS_OFF
-        unsupported = "Custom containers are not supported on"
-        if "-ml-" in version:
-            return f"{unsupported} Databricks Runtime for Machine Learning ({version})."
-        if "-hls-" in version:
-            return f"{unsupported} Databricks Runtime for Genomics ({version})."
-        if version.startswith("apache-spark-"):
-            return f"{unsupported} Light runtimes ({version})."
-        graviton = any(
-            nodes[body[k]].get("is_graviton") for k in ("node_type_id", "driver_node_type_id") if body.get(k) in nodes
-        )
-        if "-aarch64-" in version or graviton:
-            return "Custom containers are not supported on AWS Graviton instances or aarch64 runtimes."
-        if mode not in DCS_ACCESS_MODES:
-            return (
-                f"Custom containers are not supported with data_security_mode {mode or 'unset'}; "
-                "use dedicated access mode (SINGLE_USER) with single_user_name."
-            )
-        return None
-
-    def _cluster_or_error(self, cluster_id: str | None) -> FakeCluster | Response:
-        cluster = self.clusters.get(cluster_id or "")
-        return cluster if cluster is not None else _bad(f"Cluster {cluster_id} does not exist")
-
-    def _get(self, request: RecordedRequest, user: str) -> Response:
-        cluster = self._cluster_or_error(request.query.get("cluster_id"))
-        if isinstance(cluster, Response):
-            return cluster
-        cluster.gets += 1
-        self._advance(cluster)
-        return Response(200, self._details(cluster))
-
-    def _list(self, request: RecordedRequest, user: str) -> Response:
-        states = set(request.query_multi.get("filter_by.cluster_states", []))
-        clusters = [c for c in reversed(self.clusters.values()) if not states or c.state in states]
-        return self._list_page(request, clusters)
-
-    def _list_page(self, request: RecordedRequest, clusters: list[FakeCluster]) -> Response:
-        """One page of at most `page_size` (capped by `cluster_page_size`); the last page has no next_page_token."""
-        token = request.query.get("page_token") or "0"
-        if not token.isdigit():
-            return _bad(f"Invalid page token: {token}")
-        offset = int(token)
-        size = max(1, min(int(request.query.get("page_size") or self.cluster_page_size), self.cluster_page_size))
-        answer: dict[str, Any] = {"clusters": [self._details(c) for c in clusters[offset : offset + size]]}
-        if offset + size < len(clusters):
-            answer["next_page_token"] = str(offset + size)
-        if offset > 0:
-            answer["prev_page_token"] = str(max(offset - size, 0))
-        return Response(200, answer)
-
-    def _delete(self, request: RecordedRequest, user: str) -> Response:
-        cluster_id = (request.body or {}).get("cluster_id")
-        cluster = self._cluster_or_error(cluster_id)
-        if isinstance(cluster, Response):
-            return cluster
-        if request.path.endswith("permanent-delete"):
-            del self.clusters[cluster.cluster_id]
-        else:
-            cluster.script = ClusterScript(0, "TERMINATED", "USER_REQUEST", "SUCCESS", {"username": user})
-            self._settle(cluster, "TERMINATED", "Termination requested by " + user)
-        return Response(200, {})
-
-    def _advance(self, c: FakeCluster) -> None:
-        if c.state not in ("PENDING", "TERMINATING") or c.gets <= c.script.pending_polls:
-            return
-        final = c.script.final
-        if final in ("TERMINATED", "ERROR") and c.state == "PENDING":
-            c.state, c.state_message = "TERMINATING", c.script.state_message or "Terminating the cluster"
-            return
-        self._settle(c, final, c.script.state_message)
-
-    def _settle(self, c: FakeCluster, state: str, state_message: str | None) -> None:
-        c.state = state
-        s = c.script
-        if state in ("TERMINATED", "ERROR"):
-            code = s.termination_code or "UNKNOWN"
-            c.termination_reason = {
-                "code": code,
-                "type": s.termination_type or "SERVICE_FAULT",
-                "parameters": s.parameters,
-            }
-            c.terminated_time = int(time.time() * 1000)
-            default = s.parameters.get("databricks_error_message") or f"{code}: the cluster terminated."
-            c.state_message = state_message or default
-        else:
-            c.state_message = state_message or ""
-            c.termination_reason = c.terminated_time = None
-
-    def _details(self, c: FakeCluster) -> dict[str, Any]:
-        spec = copy.deepcopy(c.spec)
-        auth = (spec.get("docker_image") or {}).get("basic_auth")
-        if isinstance(auth, dict):
-            auth.pop("password", None)
-        details = {
-            **spec,
-            "cluster_id": c.cluster_id,
-            "cluster_name": spec.get("cluster_name", ""),
-            "driver_node_type_id": spec.get("driver_node_type_id", spec.get("node_type_id")),
-            "state": c.state,
-            "state_message": c.state_message,
-            "start_time": c.start_time,
-            "creator_user_name": c.creator,
-            "cluster_source": "API",
-            "spec": copy.deepcopy(spec),
-            "default_tags": {
-                "Vendor": "Databricks",
-                "Creator": c.creator,
-                "ClusterName": spec.get("cluster_name", ""),
-                "ClusterId": c.cluster_id,
-            },
-            "autotermination_minutes": spec.get("autotermination_minutes", 0),  # unset means never
-        }
-        if c.state == "RUNNING":
-            driver_type = details["driver_node_type_id"]
-            node = next((n for n in self.node_types if n["node_type_id"] == driver_type), {})
-            seed = hashlib.sha256(c.cluster_id.encode()).hexdigest()  # stable across gets
-            driver = {
-                "private_ip": "10.0.1.23",
-                "host_private_ip": "10.0.1.23",
-                "node_id": seed[:32],
-                "instance_id": "i-0" + seed[32:48],
-                "start_timestamp": c.start_time,
-            }
-            details.update(
-                {
-                    "spark_context_id": int(seed[:15], 16),
-                    "jdbc_port": 10000,
-                    "cluster_memory_mb": node.get("memory_mb", 0),
-                    "cluster_cores": node.get("num_cores", 0),
-                    "driver": driver,
-                }
-            )
-        if c.termination_reason:
-            details["termination_reason"] = c.termination_reason
-            details["terminated_time"] = c.terminated_time
-        return details
-
     # workspace-conf and SCIM ----------------------------------------------------------------------
     def _conf_get(self, request: RecordedRequest, user: str) -> Response:
         keys = [k for k in request.query.get("keys", "").split(",") if k]
         unknown = [k for k in keys if k not in self.workspace_conf]
         if not keys or unknown:
-            return _bad(f"Invalid keys: {unknown or keys}")
+            return bad(f"Invalid keys: {unknown or keys}")
         return Response(200, {k: self.workspace_conf[k] for k in keys})
 
     def _conf_patch(self, request: RecordedRequest, user: str) -> Response:
         if user not in self.admins:
-            return _error(403, "PERMISSION_DENIED", "Only workspace admins can change workspace settings.")
+            return error(403, "PERMISSION_DENIED", "Only workspace admins can change workspace settings.")
         body = request.body
         if not isinstance(body, dict) or not body:
-            return _error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request")
-        bad = [k for k, v in body.items() if k not in self.workspace_conf or not isinstance(v, str)]
-        if bad:
-            return _bad(f"Invalid keys or non-string values: {bad}")
+            return error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request")
+        wrong = [k for k, v in body.items() if k not in self.workspace_conf or not isinstance(v, str)]
+        if wrong:
+            return bad(f"Invalid keys or non-string values: {wrong}")
         self.workspace_conf.update(body)
         return Response(204)
 
@@ -560,26 +394,15 @@ class FakeDatabricks(FakeHTTPServer):
         )
 
 
-def _first_difference(sent: Any, parsed: Any, path: str = "") -> str | None:
-    """Where the SDK's ClusterSpec round trip lost something: an unknown field or an invalid enum value."""
-    if isinstance(sent, dict) and isinstance(parsed, dict):
-        for key, value in sent.items():
-            where = f"{path}.{key}" if path else key
-            if key not in parsed:
-                if value in ([], {}, None):  # as_dict() drops empty values the API accepts
-                    continue
-                return where
-            found = _first_difference(value, parsed[key], where)
-            if found:
-                return found
-        return None
-    if isinstance(sent, list) and isinstance(parsed, list) and len(sent) == len(parsed):
-        return next(
-            (
-                d
-                for i, (a, b) in enumerate(zip(sent, parsed, strict=True))
-                if (d := _first_difference(a, b, f"{path}[{i}]"))
-            ),
-            None,
-        )
-    return None if sent == parsed else path
+def _matcher(path: str, method: str | None, item: Any) -> Callable[[RecordedRequest], bool]:
+    def match(r: RecordedRequest) -> bool:
+        return path in r.path and (method is None or r.method == method.upper()) and _names_item(r, item)
+
+    return match
+
+
+def _names_item(request: RecordedRequest, item: Any) -> bool:
+    if item is None:
+        return True
+    sources = [request.query, request.body if isinstance(request.body, dict) else {}]
+    return any(str(source.get(key)) == str(item) for source in sources for key in _ITEM_KEYS if key in source)

@@ -2,6 +2,16 @@
 
 Both roles live on one server: the token realm is `{url}/token`, the registry API is `{url}/v2/`.
 Pull-limit headers follow Docker's documented format; a manifest GET spends a pull, a HEAD does not.
+
+`GET /v2/<name>/tags/list` follows the distribution spec (/work/notes/registry-notes.md §3): `{"name", "tags"}`
+sorted lexically, `n` (page size) and `last` (start after), and a `Link: <...>; rel="next"` header while more
+tags remain (relative by default, `tags_link="absolute"` for a full URL; `tags_page_size` caps pages even
+without `n`). It needs a pull-scoped token like manifests and spends no pull. Unknown repository: 404
+NAME_UNKNOWN; a bad `n`: 400 PAGINATION_NUMBER_INVALID.
+
+Seeding: `add_manifest(name, tag)` (also adds the tag), `remove_tag`, `push_new_digest`; budgets with
+`set_rate_limit`, `set_unlimited`, `set_exhausted`, `queue_rate_limit`. Records: `counts()`,
+`token_requests()`, `tags_requests()`.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.fakes.http import FakeHTTPServer, RecordedRequest, Response
 
@@ -36,7 +47,9 @@ DEFAULT_REPOSITORIES = {
         for image in ("minimal", "python", "dbfsfuse", "standard")
     },
 }
+DEFAULT_REPOSITORIES["databricksruntime/standard"] += ["experimental", "latest"]
 _MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+_TAGS_PATH = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,8 @@ class FakeDockerHub(FakeHTTPServer):
         self.users = dict(users) if users is not None else {"dcsbot": "dckr_pat_test"}  # username -> token
         self.source_ip = source_ip
         self.too_many_failed_logins = False
+        self.tags_page_size: int | None = None  # server-side cap on tags/list pages (None: all unless `n`)
+        self.tags_link = "relative"  # or "absolute": the form of the Link header's URL
         self._default_user_budget = user_budget or PullBudget(limit=200, remaining=200)
         self._budgets: dict[str | None, PullBudget] = {None: anonymous_budget or PullBudget()}
         self._queued: deque[PullBudget] = deque()
@@ -111,6 +126,10 @@ class FakeDockerHub(FakeHTTPServer):
         with self._lock:
             self._manifests.setdefault(name, {})[ref] = manifest
         return manifest.digest
+
+    def remove_tag(self, name: str, ref: str) -> None:
+        with self._lock:
+            del self._manifests[name][ref]
 
     def push_new_digest(self, name: str, ref: str) -> str:
         """Simulate upstream pushing a new image under the same tag: the digest changes."""
@@ -152,6 +171,9 @@ class FakeDockerHub(FakeHTTPServer):
     def token_requests(self) -> list[RecordedRequest]:
         return self.requests_matching("GET", path="/token")
 
+    def tags_requests(self, name: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if (m := _TAGS_PATH.match(r.path)) and (name is None or m["name"] == name)]
+
     # HTTP -----------------------------------------------------------------------------------------
     def handle(self, request: RecordedRequest) -> Response:
         with self._lock:
@@ -164,6 +186,9 @@ class FakeDockerHub(FakeHTTPServer):
             match = _MANIFEST_PATH.match(request.path)
             if match and request.method in ("GET", "HEAD"):
                 return self._manifest(request, match["name"], match["ref"])
+            match = _TAGS_PATH.match(request.path)
+            if match and request.method == "GET":
+                return self._tags(request, match["name"])
             return _registry_error(404, "NOT_FOUND", "not found")
 
     def _issue_token(self, request: RecordedRequest) -> Response:
@@ -239,6 +264,31 @@ class FakeDockerHub(FakeHTTPServer):
             **_limit_headers(budget, source),
         }
         return Response(200, manifest.body, headers)
+
+    def _tags(self, request: RecordedRequest, name: str) -> Response:
+        token = self._token(request)
+        if token is None or name not in token.repositories:
+            return self._unauthorized(name, insufficient=token is not None)
+        if name not in self._manifests:
+            return _registry_error(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
+        raw_n = request.query.get("n")
+        if raw_n is not None and not (raw_n.isdigit()):
+            return _registry_error(
+                400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested", {"n": raw_n}
+            )
+        tags = sorted(self._manifests[name])
+        last = request.query.get("last")
+        if last:
+            tags = [t for t in tags if t > last]
+        size = int(raw_n) if raw_n is not None else self.tags_page_size
+        if size is not None and self.tags_page_size is not None:
+            size = min(size, self.tags_page_size)
+        page = tags if size is None else tags[:size]
+        headers = {"Docker-Distribution-API-Version": "registry/2.0"}
+        if size is not None and page and len(tags) > len(page):
+            target = f"/v2/{name}/tags/list?{urlencode({'n': size, 'last': page[-1]})}"
+            headers["Link"] = f'<{self.url if self.tags_link == "absolute" else ""}{target}>; rel="next"'
+        return Response(200, {"name": name, "tags": page}, headers)
 
     def _budget(self, identity: str | None) -> PullBudget:
         return self._budgets.get(identity) or self._budgets.setdefault(identity, self._default_user_budget)

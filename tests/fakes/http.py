@@ -3,6 +3,11 @@
 Each fake subclasses `FakeHTTPServer`, implements `handle(request) -> Response`, and gets: a
 `ThreadingHTTPServer` on 127.0.0.1 with an ephemeral port in a daemon thread, `.url`, context-manager
 and `start()/stop()` life cycle, and a thread-safe record of every request it received.
+
+Transport faults a fake can answer with: `Response(reset=True)` drops the connection with a TCP RST instead
+of answering (the client sees "connection reset by peer"), `Response(delay=s)` answers after `s` seconds
+(read timeouts), and `go_down()`/`come_up()` close and reopen the listening port (connection refused, state
+kept, same URL; open keep-alive connections are cut too).
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ class Response:
     status: int = 200
     body: Any = None  # dict/list -> JSON, str/bytes -> sent as is, None -> empty body
     headers: dict[str, str] = field(default_factory=dict)
-    reset: bool = False  # drop the connection with a TCP RST instead of answering
     delay: float = 0.0  # seconds to wait before answering
+    reset: bool = False  # drop the connection with a TCP RST instead of answering
 
     def encode(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -192,6 +197,29 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeHTTPServer
 
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.open_connections.discard(request)
+
+    def cut_open_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
+
 
 class FakeHTTPServer:
     """Base class: subclasses implement `handle`. Start with `with Fake() as fake:` or `fake.start()`."""
@@ -201,11 +229,13 @@ class FakeHTTPServer:
         self._requests: list[RecordedRequest] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._down_port: int | None = None  # set while go_down() keeps the URL reserved
 
     # life cycle -----------------------------------------------------------------------------------
     def start(self) -> Self:
         if self._server is None:
-            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self._server = _Server(("127.0.0.1", self._down_port or 0))
+            self._down_port = None
             self._server.fake = self
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
@@ -217,9 +247,29 @@ class FakeHTTPServer:
         return self
 
     def stop(self) -> None:
+        self._down_port = None
+        self._close()
+
+    def go_down(self) -> None:
+        """Refuse connections (the host is down) until `come_up()`; the state and the URL stay."""
+        port = self.port
+        self._close()
+        self._down_port = port
+
+    def come_up(self) -> None:
+        if self._down_port is None:
+            raise RuntimeError(f"{type(self).__name__} is not down")
+        self.start()
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_port is not None
+
+    def _close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.cut_open_connections()
             if self._thread is not None:
                 self._thread.join(timeout=5)
             self._server = None
@@ -233,6 +283,8 @@ class FakeHTTPServer:
 
     @property
     def port(self) -> int:
+        if self._down_port is not None:
+            return self._down_port
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return self._server.server_address[1]

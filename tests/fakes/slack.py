@@ -1,34 +1,90 @@
 """A local Slack: the Web API over real HTTP, a response_url sink, signed request bodies, Socket Mode.
 
 Point the real client at it: `WebClient(token="xoxb-...", base_url=fake.api_url)`.
+
+Web API methods: auth.test, apps.connections.open, chat.postMessage (incl. `thread_ts`, `reply_broadcast`),
+chat.update, chat.postEphemeral, conversations.replies, conversations.info, users.info, views.open/push/update/
+publish, files.getUploadURLExternal + the upload URL + files.completeUploadExternal (slack_files.py).
+Every message and view is checked as Slack checks Block Kit (blockkit.py): a refused message answers
+`invalid_blocks` with `errors`, a refused view `invalid_arguments` with `response_metadata.messages`.
+
+Seeding: `FakeSlack(users=, channels=, scopes=, valid_tokens=)`; `scopes` (default `SCOPES`) is what the app
+was granted: `x-oauth-scopes` shows it, files.* need `files:write`, conversations.replies the channel type's
+`*:history` scope, else `missing_scope`.
+Faults: `fail_next(method, error)`, `rate_limit_next(method, retry_after)`.
+Records: `calls()`, `messages()`, `replies(channel, ts)`, `mentions(user_id, threaded=)`,
+`ephemeral_messages()`, `views()`, `home_view()`, `response_posts()`, `files()`; waits: `wait_for(...)`,
+`wait_for_mention(...)`, `wait_for_response_post(...)`; checks over everything recorded:
+`block_kit_problems()`, `assert_no_escape_characters()`, `assert_no_token_outside_api()`.
+Payload builders for requests *to* the bot (slack_payloads.py, re-exported here): slash commands,
+block_actions, view_submission, block_suggestion — HTTP bodies signed with `signed_headers`, or wrapped by
+`socket_mode_envelope` for `FakeSocketModeServer` (slack_socket_mode.py, re-exported here).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import hashlib
-import hmac
 import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Self
-from urllib.parse import urlencode
+from typing import Any
 
+from tests.fakes.blockkit import (
+    blocks_problems,
+    escape_characters,
+    invalid_blocks,
+    payload_problems,
+    view_problems,
+)
 from tests.fakes.http import FakeHTTPServer, FaultQueue, RecordedRequest, Response, wait_until
+from tests.fakes.slack_files import FilesMixin, SlackFile
+from tests.fakes.slack_payloads import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_ID,
+    UNSET_RESPONSE_URL,
+    _view_id,
+    block_actions_body,
+    block_actions_payload,
+    block_suggestion_body,
+    block_suggestion_payload,
+    signed_headers,
+    slash_command_body,
+    slash_command_payload,
+    socket_mode_envelope,
+    view_submission_body,
+    view_submission_payload,
+)
+from tests.fakes.slack_socket_mode import FakeSocketModeServer
 
-TEAM_ID = "T0TEST001"
-APP_ID = "A0TEST001"
-BOT_USER_ID = "U0BOT0001"
-BOT_ID = "B0BOT0001"
-UNSET_RESPONSE_URL = "http://127.0.0.1:9/response/unset"  # refused at once: pass fake.response_url(...)
+__all__ = [  # the builders and the Socket Mode server live in their own modules; import them from here
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "TEAM_ID",
+    "UNSET_RESPONSE_URL",
+    "FakeSocketModeServer",
+    "SlackFile",
+    "block_actions_body",
+    "block_actions_payload",
+    "block_suggestion_body",
+    "block_suggestion_payload",
+    "signed_headers",
+    "slash_command_body",
+    "slash_command_payload",
+    "socket_mode_envelope",
+    "view_submission_body",
+    "view_submission_payload",
+]
+
 SCOPES = "commands,chat:write,chat:write.public,users:read,users:read.email,im:write"
+METHOD_SCOPES = {"files.getUploadURLExternal": "files:write", "files.completeUploadExternal": "files:write"}
+HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
 _JSON_FORM_FIELDS = ("blocks", "attachments", "view", "metadata")
-_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +109,11 @@ class SlackMessage:
     thread_ts: str | None = None
     updates: int = 0
     user: str | None = None  # set for ephemeral messages: who can see it
+    reply_broadcast: bool = False
+
+    def mentions(self, user_id: str) -> bool:
+        """Whether the text or any text in the blocks mentions `<@user_id>` (what makes Slack notify them)."""
+        return f"<@{user_id}>" in json.dumps([self.text, self.blocks])
 
 
 @dataclass(frozen=True)
@@ -62,13 +123,14 @@ class ResponseUrlPost:
     headers: dict[str, str]
 
 
-class FakeSlack(FakeHTTPServer):
+class FakeSlack(FilesMixin, FakeHTTPServer):
     def __init__(
         self,
         users: dict[str, dict[str, Any]] | None = None,
         channels: dict[str, dict[str, Any]] | None = None,
         socket_mode_url: str = "ws://127.0.0.1:9/link/?ticket=unset",
         valid_tokens: Iterable[str] | None = None,
+        scopes: Iterable[str] | str | None = None,
     ) -> None:
         super().__init__()
         alice = {"name": "alice", "real_name": "Alice Example", "profile": {"email": "alice@example.com"}}
@@ -76,6 +138,9 @@ class FakeSlack(FakeHTTPServer):
         self.channels = channels if channels is not None else {"C1": {"name": "dcs-builds"}}
         self.socket_mode_url = socket_mode_url
         self.valid_tokens = set(valid_tokens) if valid_tokens is not None else None
+        given = scopes if scopes is not None else SCOPES
+        self.scopes = [x for x in given.split(",") if x] if isinstance(given, str) else list(given)
+        self._files: dict[str, SlackFile] = {}
         self._faults = FaultQueue()
         self._calls: list[SlackCall] = []
         self._responses: list[ResponseUrlPost] = []
@@ -111,6 +176,26 @@ class FakeSlack(FakeHTTPServer):
         with self._lock:
             return [m for m in self._messages.values() if channel is None or m.channel == channel]
 
+    def replies(self, channel: str, thread_ts: str) -> list[SlackMessage]:
+        """Messages posted in the thread of `thread_ts` (not the parent), oldest first."""
+        with self._lock:
+            return [m for m in self._messages.values() if m.channel == channel and m.thread_ts == thread_ts]
+
+    def mentions(self, user_id: str, threaded: bool | None = None) -> list[SlackMessage]:
+        """Messages (current state) that mention `<@user_id>`; `threaded=True` only thread replies, False none."""
+        with self._lock:
+            return [
+                m
+                for m in self._messages.values()
+                if m.mentions(user_id) and (threaded is None or bool(m.thread_ts) == threaded)
+            ]
+
+    def wait_for_mention(self, user_id: str, threaded: bool | None = None, timeout: float = 10.0) -> SlackMessage:
+        def describe() -> str:
+            return "messages so far: " + "; ".join(f"{m.thread_ts or '-'} {m.text!r}" for m in self.messages())
+
+        return wait_until(lambda: self.mentions(user_id, threaded), timeout, describe)[0]
+
     def ephemeral_messages(self, user: str | None = None) -> list[SlackMessage]:
         with self._lock:
             return [m for m in self._ephemeral if user is None or m.user == user]
@@ -123,6 +208,30 @@ class FakeSlack(FakeHTTPServer):
     def home_view(self, user_id: str) -> dict[str, Any] | None:
         with self._lock:
             return copy.deepcopy(self._home.get(user_id))
+
+    def block_kit_problems(self) -> list[str]:
+        """Block Kit problems in every body the bot sent (Web API calls and response_url posts), by origin."""
+        bodies = [(c.method, c.params) for c in self.calls()] + [
+            (f"response_url {p.name}", p.body) for p in self.response_posts()
+        ]
+        return [f"{origin}: {problem}" for origin, body in bodies for problem in payload_problems(body)]
+
+    def assert_no_escape_characters(self) -> None:
+        """Fail if an ESC (\x1b, as in ANSI colour codes) is in any recorded call, response_url post or file."""
+        found = [f"{c.method} {p}" for c in self.calls() for p in escape_characters(c.params)]
+        found += [f"response_url {r.name} {p}" for r in self.response_posts() for p in escape_characters(r.body)]
+        found += [f"file {f.filename}" for f in self.files() if escape_characters(f.content)]
+        assert not found, f"ESC characters reached Slack: {found}"
+
+    def assert_no_token_outside_api(self) -> None:
+        """Fail if a request outside /api/ (upload URLs, response_urls) carried a token."""
+        leaked = [
+            f"{r.method} {r.path}"
+            for r in self.requests
+            if not r.path.startswith("/api/")
+            and (r.header("authorization") or (isinstance(r.body, dict) and "token" in r.body))
+        ]
+        assert not leaked, f"tokens sent outside the Web API: {leaked}"
 
     def response_posts(self, name: str | None = None) -> list[ResponseUrlPost]:
         with self._lock:
@@ -158,6 +267,8 @@ class FakeSlack(FakeHTTPServer):
             with self._lock:
                 self._responses.append(post)
             return Response(200, "ok")
+        if request.path.startswith("/upload/v1/"):
+            return self._upload(request)
         if not request.path.startswith("/api/"):
             return Response(404, "not found")
         method = request.path.removeprefix("/api/")
@@ -178,9 +289,15 @@ class FakeSlack(FakeHTTPServer):
             return Response(200, _error("invalid_auth"))
         if (method == "apps.connections.open") != token.startswith("xapp-") and method != "auth.test":
             return Response(200, _error("not_allowed_token_type"))
+        needed = METHOD_SCOPES.get(method)
+        if method == "conversations.replies":
+            needed = HISTORY_SCOPES.get((params.get("channel") or "C")[:1], "channels:history")
+        scopes = {"x-oauth-scopes": ",".join(self.scopes)}
+        if needed and needed not in self.scopes:
+            return Response(200, _error("missing_scope", needed=needed, provided=",".join(self.scopes)), scopes)
         with self._lock:
             result = handler(params)
-        return Response(200, result, {"x-oauth-scopes": SCOPES})
+        return Response(200, result, scopes)
 
     # Web API methods (called with the lock held) --------------------------------------------------
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -200,12 +317,39 @@ class FakeSlack(FakeHTTPServer):
 
     def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(p.get("channel"))
-        problem = _message_problem(p) or (None if channel else "channel_not_found")
+        problem = _message_problem(p)
         if problem or channel is None:
-            return _error(problem or "channel_not_found")
-        message = SlackMessage(channel, self._next_ts(), p.get("text"), p.get("blocks"), p.get("thread_ts"))
+            return problem or _error("channel_not_found")
+        thread_ts = p.get("thread_ts") or None
+        broadcast = bool(thread_ts) and str(p.get("reply_broadcast", "")).lower() in ("1", "true")
+        message = SlackMessage(
+            channel, self._next_ts(), p.get("text"), p.get("blocks"), thread_ts, reply_broadcast=broadcast
+        )
         self._messages[(channel, message.ts)] = message
         return {"ok": True, "channel": channel, "ts": message.ts, "message": _message_json(message)}
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel", ""), p.get("ts", "")
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            known = {c for c, _ in self._messages} | set(self.channels)
+            return _error("thread_not_found" if channel in known else "channel_not_found")
+        if parent.thread_ts and parent.thread_ts != parent.ts:  # a reply's ts: Slack answers with just it
+            return {"ok": True, "messages": [_message_json(parent)], "has_more": False}
+        replies = self.replies(channel, ts)
+        head = _message_json(parent)
+        if replies:
+            head.update(
+                {
+                    "thread_ts": ts,
+                    "reply_count": len(replies),
+                    "reply_users_count": 1,
+                    "reply_users": [BOT_USER_ID],
+                    "latest_reply": replies[-1].ts,
+                }
+            )
+        messages = [head] + [_message_json(m) for m in replies]
+        return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         channel, ts = p.get("channel", ""), p.get("ts", "")
@@ -215,7 +359,7 @@ class FakeSlack(FakeHTTPServer):
             return _error("message_not_found" if channel in known else "channel_not_found")
         problem = _message_problem({"text": old.text, "blocks": old.blocks, **p})
         if problem:
-            return _error(problem)
+            return problem
         text, blocks = p.get("text", old.text), p.get("blocks", old.blocks)
         new = replace(old, text=text, blocks=blocks, updates=old.updates + 1)
         self._messages[(channel, ts)] = new
@@ -223,9 +367,9 @@ class FakeSlack(FakeHTTPServer):
 
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(p.get("channel"))
-        problem = _message_problem(p) or (None if channel else "channel_not_found")
+        problem = _message_problem(p)
         if problem or channel is None or not p.get("user"):
-            return _error(problem or "user_not_found")
+            return problem or _error("channel_not_found" if channel is None else "user_not_found")
         message = SlackMessage(channel, self._next_ts(), p.get("text"), p.get("blocks"), user=p["user"])
         self._ephemeral.append(message)
         return {"ok": True, "message_ts": message.ts}
@@ -336,10 +480,6 @@ def _invalid_arguments(*messages: str) -> dict[str, Any]:
     return _error("invalid_arguments", response_metadata={"messages": list(messages)})
 
 
-def _view_id() -> str:
-    return "V" + secrets.token_hex(5).upper()
-
-
 def _call_params(request: RecordedRequest) -> tuple[dict[str, Any], str | None]:
     params: dict[str, Any] = dict(request.query)
     if isinstance(request.body, dict):
@@ -354,32 +494,27 @@ def _call_params(request: RecordedRequest) -> tuple[dict[str, Any], str | None]:
     return params, request.bearer_token or form_token
 
 
-def _message_problem(p: dict[str, Any]) -> str | None:
+def _message_problem(p: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's error answer for a message it refuses, or None."""
     blocks = p.get("blocks")
     if not p.get("text") and not blocks and not p.get("attachments"):
-        return "no_text"
+        return _error("no_text")
     if len(p.get("text") or "") > 40000:
-        return "msg_too_long"
+        return _error("msg_too_long")
     if blocks is not None:
         if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
-            return "invalid_blocks_format"
-        texts = [b["text"].get("text") or "" for b in blocks if isinstance(b.get("text"), dict)]
-        if len(blocks) > 50 or any(len(text) > 3000 for text in texts):
-            return "invalid_blocks"
+            return _error("invalid_blocks_format")
+        problems = blocks_problems(blocks)
+        if problems:
+            return invalid_blocks(problems)
     return None
 
 
 def _view_problem(view: Any, kind: str) -> dict[str, Any] | None:
     if not isinstance(view, dict) or view.get("type") != kind:
         return _invalid_arguments(f"[ERROR] view.type must be {kind} [json-pointer:/view/type]")
-    messages = []
-    if kind == "modal" and len((view.get("title") or {}).get("text", "")) > 24:
-        messages.append("[ERROR] must be less than 25 characters [json-pointer:/view/title/text]")
-    if len(view.get("blocks") or []) > 100:
-        messages.append("[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]")
-    if len(view.get("private_metadata") or "") > 3000:
-        messages.append("[ERROR] must be less than 3001 characters [json-pointer:/view/private_metadata]")
-    return _invalid_arguments(*messages) if messages else None
+    problems = view_problems(view)
+    return _invalid_arguments(*[f"[ERROR] {p}" for p in problems]) if problems else None
 
 
 def _view_json(view: dict[str, Any], view_id: str) -> dict[str, Any]:
@@ -416,270 +551,7 @@ def _message_json(m: SlackMessage) -> dict[str, Any]:
         body["blocks"] = m.blocks
     if m.thread_ts:
         body["thread_ts"] = m.thread_ts
+        body["parent_user_id"] = BOT_USER_ID
+    if m.reply_broadcast:
+        body["subtype"] = "thread_broadcast"
     return body
-
-
-# ---- signed request bodies (HTTP mode) and Socket Mode envelopes -------------------------------------
-def signed_headers(signing_secret: str, body: bytes, timestamp: float | None = None) -> dict[str, str]:
-    ts = str(int(timestamp if timestamp is not None else time.time()))
-    digest = hmac.new(signing_secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    kind = "application/json" if body.lstrip()[:1] == b"{" else "application/x-www-form-urlencoded"
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", "Content-Type": kind}
-
-
-def _trigger_id() -> str:
-    return f"{next(_ids)}{int(time.time())}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
-
-
-def _user(user_id: str) -> dict[str, str]:
-    return {"id": user_id, "username": "alice", "name": "alice", "team_id": TEAM_ID}
-
-
-def slash_command_payload(
-    text: str,
-    user_id: str = "U1",
-    channel_id: str = "C1",
-    command: str = "/dcs",
-    response_url: str = UNSET_RESPONSE_URL,
-    trigger_id: str | None = None,
-    user_name: str = "alice",
-    channel_name: str = "dcs-builds",
-) -> dict[str, str]:
-    return {
-        "token": "verification_token",
-        "team_id": TEAM_ID,
-        "team_domain": "dcs-test",
-        "channel_id": channel_id,
-        "channel_name": channel_name,
-        "user_id": user_id,
-        "user_name": user_name,
-        "command": command,
-        "text": text,
-        "api_app_id": APP_ID,
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": trigger_id or _trigger_id(),
-    }
-
-
-def slash_command_body(text: str, **kwargs: Any) -> bytes:
-    return urlencode(slash_command_payload(text, **kwargs)).encode()
-
-
-def block_actions_payload(
-    action_id: str,
-    value: str,
-    user_id: str = "U1",
-    channel_id: str = "C1",
-    message_ts: str | None = None,
-    block_id: str = "actions",
-    response_url: str = UNSET_RESPONSE_URL,
-    message_blocks: list[dict[str, Any]] | None = None,
-    trigger_id: str | None = None,
-) -> dict[str, Any]:
-    ts = message_ts or f"{int(time.time())}.{next(_ids):06d}"
-    action = {
-        "action_id": action_id,
-        "block_id": block_id,
-        "value": value,
-        "type": "button",
-        "text": {"type": "plain_text", "text": value, "emoji": True},
-        "action_ts": f"{time.time():.6f}",
-    }
-    message = {
-        "type": "message",
-        "subtype": "bot_message",
-        "ts": ts,
-        "text": "",
-        "user": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "blocks": message_blocks or [],
-    }
-    container = {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
-    return {
-        "type": "block_actions",
-        "token": "verification_token",
-        "api_app_id": APP_ID,
-        "user": _user(user_id),
-        "team": {"id": TEAM_ID, "domain": "dcs-test"},
-        "container": container,
-        "channel": {"id": channel_id, "name": "dcs-builds"},
-        "message": message,
-        "state": {"values": {}},
-        "trigger_id": trigger_id or _trigger_id(),
-        "response_url": response_url,
-        "actions": [action],
-    }
-
-
-def block_actions_body(action_id: str, value: str, **kwargs: Any) -> bytes:
-    return urlencode({"payload": json.dumps(block_actions_payload(action_id, value, **kwargs))}).encode()
-
-
-def view_submission_payload(
-    callback_id: str,
-    state_values: dict[str, dict[str, dict[str, Any]]],
-    user_id: str = "U1",
-    private_metadata: str = "",
-    view_id: str | None = None,
-    blocks: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """`state_values` is Slack's `view.state.values`: {block_id: {action_id: {"type": ..., "value": ...}}}."""
-    view_id = view_id or _view_id()
-    view = {
-        "id": view_id,
-        "team_id": TEAM_ID,
-        "type": "modal",
-        "blocks": blocks or [],
-        "private_metadata": private_metadata,
-        "callback_id": callback_id,
-        "state": {"values": state_values},
-        "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-        "title": {"type": "plain_text", "text": "DCS"},
-        "clear_on_close": False,
-        "notify_on_close": False,
-        "previous_view_id": None,
-        "root_view_id": view_id,
-        "app_id": APP_ID,
-        "external_id": "",
-        "app_installed_team_id": TEAM_ID,
-        "bot_id": BOT_ID,
-    }
-    return {
-        "type": "view_submission",
-        "team": {"id": TEAM_ID, "domain": "dcs-test"},
-        "user": _user(user_id),
-        "api_app_id": APP_ID,
-        "token": "verification_token",
-        "trigger_id": _trigger_id(),
-        "view": view,
-        "response_urls": [],
-        "is_enterprise_install": False,
-    }
-
-
-def view_submission_body(callback_id: str, state_values: dict[str, dict[str, dict[str, Any]]], **kwargs: Any) -> bytes:
-    payload = view_submission_payload(callback_id, state_values, **kwargs)
-    return urlencode({"payload": json.dumps(payload)}).encode()
-
-
-def socket_mode_envelope(payload: dict[str, Any], envelope_id: str | None = None) -> dict[str, Any]:
-    """Wrap a payload as Socket Mode delivers it: slash command form fields or an interactivity payload."""
-    if "command" in payload:
-        kind, accepts = "slash_commands", True
-    else:
-        kind, accepts = "interactive", payload.get("type") == "view_submission"
-    return {
-        "envelope_id": envelope_id or secrets.token_hex(16),
-        "type": kind,
-        "accepts_response_payload": accepts,
-        "payload": payload,
-    }
-
-
-class FakeSocketModeServer:
-    """`ws://127.0.0.1:PORT/link/?ticket=...`: says hello to each client, delivers envelopes, records acks."""
-
-    def __init__(self, envelopes: Iterable[dict[str, Any]] = ()) -> None:
-        self._lock = threading.Lock()
-        self._pending = list(envelopes)
-        self._acks: list[dict[str, Any]] = []
-        self._received: list[Any] = []
-        self._clients: list[Any] = []
-        self.connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self._port = 0
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self._port}/link/?ticket=fake-ticket&app_id={APP_ID}"
-
-    def start(self) -> Self:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True, name="FakeSocketMode")
-        self._thread.start()
-        if not ready.wait(5):
-            raise RuntimeError("socket mode server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def send(self, envelope: dict[str, Any]) -> str:
-        """Deliver to the first connected client now, or to the next one that connects."""
-        with self._lock:
-            client = self._clients[0] if self._clients else None
-            if client is None:
-                self._pending.append(envelope)
-        if client is not None and self._loop is not None:
-            future = asyncio.run_coroutine_threadsafe(client.send(json.dumps(envelope)), self._loop)
-            future.result(timeout=5)
-        return envelope["envelope_id"]
-
-    @property
-    def acks(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._acks)
-
-    @property
-    def received(self) -> list[Any]:
-        with self._lock:
-            return list(self._received)
-
-    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        def probe() -> list[dict[str, Any]]:
-            return [a for a in self.acks if a.get("envelope_id") == envelope_id]
-
-        return wait_until(probe, timeout, lambda: f"acks so far: {self.acks}")[0]
-
-    def _run(self, ready: threading.Event) -> None:
-        from websockets.asyncio.server import serve
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with serve(self._session, "127.0.0.1", 0, ping_interval=None) as server:
-                self._port = next(iter(server.sockets)).getsockname()[1]
-                ready.set()
-                await self._stopping.wait()
-
-        assert self._loop is not None
-        self._loop.run_until_complete(main())
-        self._loop.close()
-
-    async def _session(self, websocket: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        with self._lock:
-            self.connections += 1
-            self._clients.append(websocket)
-            pending, self._pending = self._pending, []
-        debug_info = {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060}
-        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}, "debug_info": debug_info}
-        try:
-            await websocket.send(json.dumps(hello))
-            for envelope in pending:
-                await websocket.send(json.dumps(envelope))
-            async for frame in websocket:
-                message = json.loads(frame) if isinstance(frame, str) and frame.startswith("{") else frame
-                with self._lock:
-                    self._received.append(message)
-                    if isinstance(message, dict) and "envelope_id" in message:
-                        self._acks.append(message)
-        except ConnectionClosed:  # a client dropping the socket is normal in tests
-            pass
-        finally:
-            with self._lock:
-                self._clients.remove(websocket)

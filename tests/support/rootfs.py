@@ -7,6 +7,12 @@ static busybox. The stubs behave just enough like the real tools for the bot's c
   fails like apt (exit 100) for a package named `dcs-test-missing`.
 - `pip` logs its argv to `<python root>/pip-installs.log`; an argument starting with `dcs-test-slow` makes
   it sleep 30 s, one starting with `dcs-test-broken` makes it fail like pip (exit 1).
+- `apk` (apk=True, for Alpine-like bases; apt=False drops apt-get) logs its argv to /var/log/dcs-apk.log; `add`
+  appends to /etc/apk/world (what `apk info` lists) and fails like apk (exit 1) for `dcs-test-missing`.
+- `Rscript`/`R` (r=True) log their arguments to /var/log/dcs-r.log; an `-e` expression with
+  `install.packages(...)` records `repos=<mirror> packages=<names>` in /var/log/dcs-r-installs.log and creates
+  /usr/local/lib/R/site-library/<name>/DESCRIPTION; `dcs-test-missing` only warns, as R does (exit 0), and a
+  later `library(name)` of a package that is not there fails like R (exit 1).
 
 Caveat: Debian's busybox-static is built with FEATURE_SH_STANDALONE, so its shell runs any busybox applet
 (ls, cp, mv, mkdir, chmod, ps, ip, stat, ...) even where the symlink was left out, and `command -v ps`
@@ -59,6 +65,9 @@ class BaseSpec:
     os_version: str = "22.04"
     cmd: tuple[str, ...] | None = None
     marker: str = ""
+    apt: bool = True
+    apk: bool = False
+    r: bool = False
 
     def __post_init__(self) -> None:
         if self.python is not None and self.python not in PYTHON_LAYOUTS:
@@ -105,7 +114,16 @@ def rootfs_layer(spec: BaseSpec, busybox: bytes) -> bytes:
     tree.text("/etc/group", "root:x:0:\nnogroup:x:65534:\n")
     tree.text("/etc/os-release", os_release(spec.os_id, spec.os_version))
     tree.text("/etc/dcs-test-base", spec.marker)
-    tree.script("/usr/bin/apt-get", APT_GET)
+    if spec.apt:
+        tree.script("/usr/bin/apt-get", APT_GET)
+    if spec.apk:
+        tree.dir("/var/lib/dcs-apk")
+        tree.text("/etc/apk/world", APK_BASE_WORLD)
+        tree.script("/sbin/apk", APK)
+    if spec.r:
+        tree.dir("/usr/local/lib/R/site-library")
+        tree.script("/usr/bin/Rscript", RSCRIPT)
+        tree.script("/usr/bin/R", RSCRIPT)
     if spec.bash:
         tree.script("/bin/bash", '#!/bin/sh\nexec /bin/sh "$@"\n')
     if spec.sudo:
@@ -192,6 +210,9 @@ class _Tree:
         return out.getvalue()
 
 
+LayerTree = _Tree  # public name for other support modules that write layers
+
+
 APT_GET = r"""#!/bin/sh
 # dcs-test stub of apt-get
 echo "$*" >> /var/log/dcs-apt.log
@@ -268,6 +289,94 @@ for arg; do
     case "$arg" in
         dcs-test-broken*) echo "ERROR: No matching distribution found for $arg" >&2; exit 1 ;;
     esac
+done
+exit 0
+"""
+
+APK_BASE_WORLD = "alpine-baselayout\napk-tools\nbusybox\nmusl\n"
+
+APK = r"""#!/bin/sh
+# dcs-test stub of apk: the installed packages are the names in /etc/apk/world
+echo "$*" >> /var/log/dcs-apk.log
+command=""
+packages=""
+skip=""
+for arg; do
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$arg" in
+        -X|--repository|-p|--root|--arch|--cache-dir|--keys-dir|--repositories-file) skip=1 ;;
+        -*) ;;
+        *) if [ -z "$command" ]; then command="$arg"; else packages="$packages $arg"; fi ;;
+    esac
+done
+case "$command" in
+    add)
+        missing=""
+        for package in $packages; do
+            case "$package" in dcs-test-missing*) missing="$missing ${package%%[=<>~]*}" ;; esac
+        done
+        if [ -n "$missing" ]; then
+            echo "ERROR: unable to select packages:" >&2
+            for name in $missing; do
+                echo "  $name (no such package):" >&2
+                echo "    required by: world[$name]" >&2
+            done
+            exit 1
+        fi
+        for package in $packages; do
+            name="${package%%[=<>~]*}"
+            grep -qx "$name" /etc/apk/world || echo "$name" >> /etc/apk/world
+            : > "/var/lib/dcs-apk/$name"
+        done
+        echo "OK: 0 MiB in $(wc -l < /etc/apk/world) packages"
+        ;;
+    del)
+        for package in $packages; do
+            grep -vx "$package" /etc/apk/world > /etc/apk/world.new; mv /etc/apk/world.new /etc/apk/world
+            rm -f "/var/lib/dcs-apk/$package"
+        done
+        ;;
+    info) sort /etc/apk/world ;;
+esac
+exit 0
+"""
+
+RSCRIPT = r"""#!/bin/sh
+# dcs-test stub of Rscript and R: logs its arguments; understands install.packages(...) and library(...)
+lib=/usr/local/lib/R/site-library
+{ echo "--- $(basename "$0")"; for arg; do printf '%s\n' "$arg"; done; } >> /var/log/dcs-r.log
+case "$1" in --version) echo "Rscript (R) version 4.3.2 (2023-10-31)"; exit 0 ;; esac
+code=""
+previous=""
+for arg; do
+    if [ "$previous" = "-e" ]; then code="$code$arg;"; fi
+    previous="$arg"
+done
+case "$code" in
+    *install.packages\(*)
+        repos=$(printf '%s' "$code" | sed -n "s/.*repos *= *[\"']\([^\"']*\)[\"'].*/\1/p")
+        names=$(printf '%s' "$code" | sed -e 's/.*install\.packages(//' -e 's/repos *=.*//' -e 's/).*//' \
+            | grep -o "[\"'][A-Za-z0-9._-]*[\"']" | tr -d "\"'")
+        echo "repos=$repos packages=$(echo $names)" >> /var/log/dcs-r-installs.log
+        for name in $names; do
+            case "$name" in
+                dcs-test-missing*)
+                    printf 'Warning message:\npackage \342\200\230%s\342\200\231 %s\n' "$name" \
+                        "is not available for this version of R" >&2 ;;
+                *)
+                    mkdir -p "$lib/$name"
+                    printf 'Package: %s\nVersion: 1.0.0\nRepository: %s\n' "$name" "$repos" \
+                        > "$lib/$name/DESCRIPTION" ;;
+            esac
+        done
+        ;;
+esac
+for name in $(printf '%s' "$code" | grep -o 'library([^)]*)' | sed -e 's/library(//' -e 's/)//' | tr -d "\"'"); do
+    if [ ! -d "$lib/$name" ]; then
+        printf 'Error in library(%s) : there is no package called \342\200\230%s\342\200\231\nExecution halted\n' \
+            "$name" "$name" >&2
+        exit 1
+    fi
 done
 exit 0
 """

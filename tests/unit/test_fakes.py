@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web import WebClient
 
-from tests.fakes.databricks import DCS_OFF, DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks
+from tests.fakes.databricks import DCS_OFF, DEFAULT_TOKEN, DEFAULT_USER, FakeDatabricks, dcs_spec
 from tests.fakes.dockerhub import PULL_LIMIT_MESSAGE, RATELIMIT_PREVIEW, FakeDockerHub, PullBudget
 from tests.fakes.slack import (
     FakeSlack,
@@ -250,24 +250,13 @@ def dbx() -> Iterator[FakeDatabricks]:
 
 
 def _client(fake: FakeDatabricks, token: str = DEFAULT_TOKEN, retry_timeout_seconds: int = 5) -> Any:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.core import Config
-
-    config = Config(host=fake.url, token=token, retry_timeout_seconds=retry_timeout_seconds, http_timeout_seconds=5)
-    return WorkspaceClient(config=config)
+    return fake.client(token, retry_timeout_seconds)
 
 
-DCS_SPEC: dict[str, Any] = {
-    "cluster_name": "dcs-test",
-    "spark_version": "15.4.x-scala2.12",
-    "node_type_id": "i3.xlarge",
-    "num_workers": 1,
-    "autotermination_minutes": 30,
-    "data_security_mode": "SINGLE_USER",
-    "single_user_name": DEFAULT_USER,
-    "custom_tags": {"dcs-bot": "1"},
-    "docker_image": {"url": "registry.example.com/team/img:1", "basic_auth": {"username": "u", "password": "s3cret"}},
-}
+DCS_SPEC: dict[str, Any] = dcs_spec(
+    custom_tags={"dcs-bot": "1"},
+    docker_image={"url": "registry.example.com/team/img:1", "basic_auth": {"username": "u", "password": "s3cret"}},
+)
 
 
 def _create(w: Any, **overrides: Any) -> Any:
@@ -539,6 +528,43 @@ def test_dockerhub_private_repository_needs_credentials(hub: FakeDockerHub) -> N
     assert _manifest(hub, token, repo="team/private", ref="1").status_code == 200
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["access"] == [{"type": "repository", "name": "team/private", "actions": ["pull"]}]
+
+
+def _all_tags(hub: FakeDockerHub, repo: str, token: str, first: str) -> tuple[list[str], int]:
+    """Follow `Link: <...>; rel="next"` as a compliant client does; returns the tags and the request count."""
+    from urllib.parse import urljoin
+
+    url, tags, requests_made = urljoin(hub.url, first), [], 0
+    while url:
+        answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["name"] == repo
+        tags += answer.json()["tags"]
+        requests_made += 1
+        link = answer.headers.get("Link")
+        url = urljoin(url, link.split(";")[0].strip("<> ")) if link else ""
+    return tags, requests_made
+
+
+def test_dockerhub_tags_list_pages_with_link_headers(hub: FakeDockerHub) -> None:
+    repo = "databricksruntime/standard"
+    token = _token(hub, repo)
+    budget = hub.budget()
+    everything = ["15.4-LTS", "16.4-LTS", "17.3-LTS", "experimental", "latest"]
+    assert _all_tags(hub, repo, token, f"/v2/{repo}/tags/list?n=2") == (everything, 3)
+    first = requests.get(f"{hub.url}/v2/{repo}/tags/list?n=2", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert first.headers["Link"] == f'</v2/{repo}/tags/list?n=2&last=16.4-LTS>; rel="next"'
+
+    hub.add_manifest(repo, "18.4-LTS")
+    hub.tags_link, hub.tags_page_size = "absolute", 4
+    tags, pages = _all_tags(hub, repo, token, f"/v2/{repo}/tags/list")
+    assert "18.4-LTS" in tags and len(tags) == 6 and pages == 2  # the server caps pages even without n
+    assert hub.budget() == budget and len(hub.tags_requests(repo)) == 6  # listing tags spends no pull
+
+    no_token = requests.get(f"{hub.url}/v2/{repo}/tags/list", timeout=TIMEOUT)
+    assert no_token.status_code == 401 and f'scope="repository:{repo}:pull"' in no_token.headers["WWW-Authenticate"]
+    bad_n = requests.get(f"{hub.url}/v2/{repo}/tags/list?n=x", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert bad_n.status_code == 400 and bad_n.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
 
 
 # ---- the shared server base -------------------------------------------------------------------------
