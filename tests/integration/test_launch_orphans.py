@@ -16,26 +16,17 @@ import pytest
 
 from bot.clients.databricks import DatabricksClient
 from bot.config import load_config
-from bot.domain.clusterspec import parse_launch_args
 from bot.errors import CreateUnconfirmed, WorkspaceRateLimited, WorkspaceRejected, WorkspaceUnavailable
-from bot.ops.launch import Launcher, _meta
+from bot.ops.launch import Launcher
 from bot.store import Launch
 from jobs.clusters import resume_tracking
 from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
+from tests.fakes.databricks_clusters import dcs_spec
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
-from tests.support.launch_bot import GOOD_FORM, LaunchBot, seed_image, start_launch_bot
+from tests.support.launch_bot import GOOD_FORM, LaunchBot, left_creating, seed_image, start_launch_bot
 
-BODY = {
-    "cluster_name": "x",
-    "spark_version": "15.4.x-scala2.12",
-    "node_type_id": "m5d.large",
-    "num_workers": 1,
-    "data_security_mode": "SINGLE_USER",
-    "single_user_name": "a@example.com",
-    "docker_image": {"url": "myacr.azurecr.io/x@sha256:" + "a" * 64},
-    "custom_tags": {"dcs_request": "req-1"},
-}
+BODY = dcs_spec("myacr.azurecr.io/x@sha256:" + "a" * 64, custom_tags={"dcs_request": "req-1"})
 OUTAGE = 10_000  # "answers 503 until the test says otherwise" (clear_faults)
 
 
@@ -272,7 +263,7 @@ def test_a_launch_left_creating_is_not_declared_empty_while_the_lookup_fails(
         seed_image(bot.ctx)
         launcher = bot.ctx.services.launcher
         assert launcher is not None
-        row = left_creating(bot, launcher)
+        row, _cluster_id = left_creating(bot.ctx, launcher, "k1")
         list_outage(databricks)()
         resume_tracking(bot.ctx.services, bot.ctx.workers)
         wait_until(
@@ -284,17 +275,3 @@ def test_a_launch_left_creating_is_not_declared_empty_while_the_lookup_fails(
         assert adopted.cluster_id in databricks.clusters and creates(databricks) == 1
     finally:
         bot.stop()
-
-
-def left_creating(bot: LaunchBot, launcher: Launcher) -> Launch:
-    """What a crash right after the POST leaves: a cluster with the request's tag, a row without its id."""
-    request = parse_launch_args("team-pandas", ["runtime=15.4.x-scala2.12", "node_type=m5d.large"])
-    source, plan = launcher.plan(request, requester="UBUILD1", user_email="bob@example.com", request_key="k1")
-    bot.ctx.services.databricks.create_cluster(plan.body)
-    meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", "k1")
-    row = bot.ctx.store.insert_launch(
-        image="team-pandas", build_id=source.build_id, requester="UBUILD1", request=meta, status="creating"
-    )
-    with bot.ctx.store.transaction() as conn:  # old enough that no live process can still be creating it
-        conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
-    return row

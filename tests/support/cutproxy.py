@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -97,47 +98,60 @@ class CutProxy:
             threading.Thread(target=self._pump_down, args=(pair,), daemon=True).start()
 
     def _pump_up(self, pair: _Pair) -> None:
-        while not pair.closed:
-            try:
-                data = pair.client.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                self._close(pair)
-                return
+        """Client → engine; a request that carries a rule's marker arms that rule for this connection."""
+
+        def seen(data: bytes) -> bool:
             with self._lock:
                 pair.sent += data
                 if pair.armed is None:
-                    pair.armed = next(
-                        (r for r in self._rules if not r.fired.is_set() and r.request_marker in pair.sent), None
-                    )
-            try:
-                pair.upstream.sendall(data)
-            except OSError:
-                self._close(pair)
-                return
+                    rules = (r for r in self._rules if not r.fired.is_set() and r.request_marker in pair.sent)
+                    pair.armed = next(rules, None)
+            return False
+
+        self._pump(pair, pair.client, pair.upstream, seen)
 
     def _pump_down(self, pair: _Pair) -> None:
+        """Engine → client; once the answer holds the armed rule's marker, the connection is reset."""
+
+        def seen(data: bytes) -> bool:
+            with self._lock:
+                rule = pair.armed
+                if rule is None:
+                    return False
+                pair.received += data
+                if rule.response_marker not in pair.received:
+                    return False
+            self._reset(pair)
+            rule.fired.set()
+            return True
+
+        self._pump(pair, pair.upstream, pair.client, seen, check_after_send=True)
+
+    def _pump(
+        self,
+        pair: _Pair,
+        source: socket.socket,
+        target: socket.socket,
+        seen: Callable[[bytes], bool],
+        check_after_send: bool = False,
+    ) -> None:
+        """Copy until either side closes; `seen(data)` True ends it (before or after the chunk is passed on)."""
         while not pair.closed:
             try:
-                data = pair.upstream.recv(65536)
+                data = source.recv(65536)
             except OSError:
                 data = b""
             if not data:
                 self._close(pair)
                 return
+            if not check_after_send and seen(data):
+                return
             try:
-                pair.client.sendall(data)
+                target.sendall(data)
             except OSError:
                 self._close(pair)
                 return
-            with self._lock:
-                rule = pair.armed
-                if rule is not None:
-                    pair.received += data
-            if rule is not None and rule.response_marker in pair.received:
-                self._reset(pair)
-                rule.fired.set()
+            if check_after_send and seen(data):
                 return
 
     def _reset(self, pair: _Pair) -> None:
