@@ -108,7 +108,7 @@ class Launcher:
         max_poll_failures: int = 10,
         sleep: Callable[[float], None] = time.sleep,
         create_settle_seconds: float | None = None,
-        lookup_attempts: int = 3,
+        lookup_attempts: int = 2,
         lookup_delay: float = 1.0,
     ) -> None:
         self.services = services

@@ -24,6 +24,7 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 _me: ProcessOwner | None = None
+_heartbeat_lock = threading.Lock()
 
 
 def process_start(pid: int) -> str | None:
@@ -118,7 +119,7 @@ class BuildHeartbeat:
 
 def heartbeat_for(services: Services) -> BuildHeartbeat:
     """The process's heartbeat for this store (created once, kept in `services.build_heartbeat`)."""
-    with services._lock:
+    with _heartbeat_lock:
         if services.build_heartbeat is None:
             interval = min(30.0, max(0.5, services.config.build_stale_seconds / 4))
             services.build_heartbeat = BuildHeartbeat(services.store, interval)

@@ -56,7 +56,14 @@ class BuildTables(StoreBase):
                         reason = "It showed no sign of life for too long."
                     if reason is None:
                         raise _in_progress(build)
-                    self._interrupt(conn, build.id, f"Interrupted: {reason}", now)
+                    if self._interrupt(conn, build.id, f"Interrupted: {reason}", now):
+                        self.audit(
+                            actor=requester,
+                            action="build",
+                            target=f"{image}#{build.id}",
+                            outcome="interrupted",
+                            detail=reason,
+                        )
                 table = self.table("builds").insert(
                     {
                         "image": image,

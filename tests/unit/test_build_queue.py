@@ -60,6 +60,8 @@ def test_an_active_build_whose_process_is_gone_is_ended_and_the_new_one_queued(t
     assert (ended.status, ended.error) == ("interrupted", "Interrupted: It is gone.")
     assert ended.finished_at is not None
     assert store.active_build("team-pandas") == new
+    (event,) = store.audit_events(action="build")
+    assert (event.target, event.outcome, event.detail) == (f"team-pandas#{old.id}", "interrupted", "It is gone.")
 
 
 def test_a_build_ended_meanwhile_is_not_started(tmp_db):
