@@ -27,6 +27,7 @@ from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
 from bot.errors import ConfigError
 from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
+from bot.ops.liveness import sweep_interrupted_builds
 from bot.services import Services
 from bot.workers import Workers
 from handlers.builds import close_interrupted
@@ -114,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     services = build_services(config)
     _redact_registry_passwords(services)
-    interrupted = services.store.mark_interrupted()
+    interrupted = sweep_interrupted_builds(services)  # a `dcs build` still running next to the bot is kept
     if interrupted:
-        log.warning("builds %s were cut short by the last stop; marked interrupted", interrupted)
+        log.warning("builds %s were cut short (their process is gone or silent); marked interrupted", interrupted)
     workers = Workers(config.workers)
     try:
         app = create_app(config, services, workers, verify_token=True)  # auth.test: a bad token stops us here

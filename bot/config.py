@@ -37,6 +37,7 @@ VARIABLES: dict[str, str] = {
     "DOCKERHUB_AUTH_URL": "Docker Hub auth service (default https://auth.docker.io)",
     "DOCKERHUB_REGISTRY_URL": "Docker Hub registry API (default https://registry-1.docker.io)",
     "DCS_BUILD_TIMEOUT": "Seconds before a build is stopped (default 1800)",
+    "DCS_BUILD_STALE_SECONDS": "A build whose process sent no heartbeat for this long counts as dead (default 120)",
     "DCS_WORKERS": "Background workers for builds and launches (default 2)",
     "DCS_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "DCS_BASE_CHECK_MINUTES": "How often bases on -LTS tags are checked for a new digest (default 60)",
@@ -76,6 +77,7 @@ class Config:
     dockerhub_auth_url: str = "https://auth.docker.io"
     dockerhub_registry_url: str = "https://registry-1.docker.io"
     build_timeout: int = 1800
+    build_stale_seconds: int = 120
     workers: int = 2
     log_level: str = "INFO"
     base_check_minutes: int = 60
@@ -215,6 +217,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         dockerhub_auth_url=(url("DOCKERHUB_AUTH_URL", "https://auth.docker.io") or "").rstrip("/"),
         dockerhub_registry_url=(url("DOCKERHUB_REGISTRY_URL", "https://registry-1.docker.io") or "").rstrip("/"),
         build_timeout=integer("DCS_BUILD_TIMEOUT", 1800, 1, 86400),
+        build_stale_seconds=integer("DCS_BUILD_STALE_SECONDS", 120, 2, 86400),
         workers=integer("DCS_WORKERS", 2, 1, 32),
         log_level=level,
         base_check_minutes=integer("DCS_BASE_CHECK_MINUTES", 60, 1, 10080),

@@ -154,6 +154,14 @@ class WorkspaceUnreachable(WorkspaceError):
     exit_code = 41
 
 
+class WorkspaceUnavailable(WorkspaceUnreachable):
+    """Databricks answered 503 (temporarily unavailable) past the bot's time budget."""
+
+
+class CreateUnconfirmed(WorkspaceError):
+    """clusters/create got no answer or a 5xx: the cluster may exist. Look for it by its tag; never send it again."""
+
+
 class WorkspacePermissionDenied(WorkspaceError):
     """The bot's Databricks identity lacks a permission, or its credentials were refused."""
 
@@ -193,6 +201,14 @@ class LaunchFailed(DcsError):
     """The cluster was created but stopped before it ran (TERMINATED/ERROR), or was lost."""
 
     exit_code = 47
+
+
+class StopRequested(SystemExit):
+    """A stop signal (SIGTERM) arrived: unwind like Ctrl-C, so that work in progress records how it ended."""
+
+    def __init__(self, signal_name: str, code: int) -> None:
+        super().__init__(code)
+        self.signal_name = signal_name
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bot.clients.engine import DockerEngine
     from bot.ops.approvals import Approvals
     from bot.ops.launch import Launcher, LaunchFollower
+    from bot.ops.liveness import BuildHeartbeat
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Services:
     approvals: Approvals | None = field(default=None, repr=False)
     scheduler: BackgroundScheduler | None = field(default=None, repr=False)
     tracker: LaunchFollower | None = field(default=None, repr=False)  # follows launches (jobs/clusters.py)
+    # The heartbeat of the builds this process owns (bot.ops.liveness.heartbeat_for creates it).
+    build_heartbeat: BuildHeartbeat | None = field(default=None, repr=False)
     # Called after an image is added, changed or removed (the scheduler re-reads its schedules).
     catalog_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _engine: DockerEngine | None = field(default=None, repr=False)

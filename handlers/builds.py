@@ -183,13 +183,15 @@ def start_build(
             build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
         )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
-    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
     announced: Future = Future()
     try:
         ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announced, response_url)
-    except QueueFull as exc:
-        store.update_build(build.id, status="failed", error=exc.message)
+    except QueueFull:
+        # Refused, not failed: nothing was built, so no failed build lands in the history (or blocks a retry).
+        ctx.builder.discard_queued(build.id)
+        store.audit(actor=requester, action="build.request", target=image, outcome="refused: queue full", detail=detail)
         raise
+    store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
     ctx.workers.quick(announce, ctx, build, channel, ticket.position, announced, response_url)
     if ticket.queued:
         text = (
@@ -255,6 +257,9 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
     except Exception:
         reference = reference_id()
         log.exception("build #%s crashed (ref %s)", build_id, reference)
+    finally:
+        # Whatever happened above, a build this job leaves queued or running would block its image for good.
+        ctx.builder.abandon(build_id, "The bot's job for this build ended before the build did.")
     content = final_content(ctx, ctx.store.get_build(build_id), redact)
     if reference:
         content["blocks"] = bk.fit([*content["blocks"], *bk.apology(reference)["blocks"]])
@@ -279,7 +284,7 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, Buil
         )
     except DcsError:
         return None, None
-    if skipped is not None and ctx.store.discard_queued_build(build.id):
+    if skipped is not None and ctx.builder.discard_queued(build.id):
         ctx.store.audit(
             actor=build.requester,
             action="build",

@@ -37,6 +37,7 @@ from handlers.respond import tell
 log = logging.getLogger(__name__)
 
 MODAL = "launch_modal"
+FOLLOWED = ("checking", "pending")  # the tracker looks the cluster up, or follows it until it runs
 ANYWAY = "launch_anyway"
 MAX_OPTIONS = 100  # Slack's static_select limit
 # Launch request field -> the form block its errors appear under.
@@ -55,6 +56,7 @@ FIELD_BLOCKS = {
 }
 STATE_EMOJI = {
     "creating": ":hourglass_flowing_sand:",
+    "checking": ":mag:",
     "blocked": ":no_entry:",
     "pending": ":hourglass_flowing_sand:",
     "running": ":white_check_mark:",
@@ -253,7 +255,9 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
     meta = launch.request
     body = meta.get("body") or {}
     emoji = STATE_EMOJI.get(launch.status, "")
-    state = {"blocked": "ON HOLD (pull budget)", "creating": "CREATING"}.get(launch.status, launch.state or "")
+    state = {"blocked": "ON HOLD (pull budget)", "creating": "CREATING", "checking": "CHECKING"}.get(
+        launch.status, launch.state or ""
+    )
     title = f"Cluster for *{bk.escape(launch.image)}* (launch #{launch.id}): {state}"
     lines = [f"{emoji} {title}"]
     if launch.state_message:
@@ -273,6 +277,13 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
         facts.append(f"<{cluster_url}|Open {bk.escape(launch.cluster_name or 'the cluster')} in Databricks>")
     blocks = [bk.section("\n".join(lines)), bk.section("\n".join(facts))]
     notes = [f":warning: {bk.escape(w)}" for w in meta.get("warnings") or []]
+    if launch.duplicates_terminated:
+        notes.append(
+            f":broom: Databricks had made more than one cluster for this launch: the bot kept "
+            f"`{bk.escape(launch.cluster_id or '?')}` and terminated "
+            + ", ".join(f"`{bk.escape(c)}`" for c in launch.duplicates_terminated)
+            + "."
+        )
     budget = meta.get("budget") or {}
     if budget.get("status") in ("low", "unknown", "blocked"):
         notes.append(f":whale: {bk.escape(budget.get('message', ''))}")
@@ -372,7 +383,7 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
             job,
             bk.notice(f":warning: Launch #{launch.id} goes on, but I could not post its message here: {exc.message}"),
         )
-    if launch.status == "pending":
+    if launch.status in FOLLOWED:
         follow(ctx, launch.id)
     return launch
 
@@ -495,7 +506,7 @@ def run_anyway(ctx: AppContext, launch_id: int, user_id: str, response_url: str 
         return
     assert outcome.launch is not None
     update_message(ctx, outcome.launch)
-    if outcome.launch.status == "pending":
+    if outcome.launch.status in FOLLOWED:
         follow(ctx, launch_id)
 
 

@@ -3,8 +3,9 @@
 Each poll is one short job in the bot's worker pool (never Bolt's listener threads); between polls a
 timer waits out the backoff, so a ten-minute cluster start does not hold one of the few workers that
 builds need. Every change goes to the notifier port (`services.notifier.launch_changed`: the Slack
-notifier updates the launch message). At start-up, launches a previous process left `creating` or
-`pending` are followed again, so a restart never leaves a message stuck on PENDING. The composition
+notifier updates the launch message). At start-up, launches a previous process left `creating`, `checking`
+or `pending` are followed again, so a restart never leaves a message stuck on PENDING, and a create whose
+outcome is unknown is looked up until a lookup succeeds (bot/ops/launch_check.py). The composition
 root puts the process's Tracker in `services.tracker`, where the launch operations find it.
 """
 
@@ -42,7 +43,7 @@ class Tracker:
         self._stopped = False
 
     def follow(self, launch_id: int, state: TrackState | None = None) -> None:
-        state = state or launcher_for(self.services).begin()
+        state = state or launcher_for(self.services).begin(keep_checking=True)
         try:
             ticket = self.submit(job_key(launch_id), self._poll, launch_id, state)
         except DcsError as exc:  # the pool is full or shutting down: the next start-up resumes it

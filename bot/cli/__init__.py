@@ -12,7 +12,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import uuid
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
@@ -25,7 +27,7 @@ from bot.cli import rebuild as rebuild_commands
 from bot.cli.context import CliContext
 from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
-from bot.errors import DcsError, InvalidInputs
+from bot.errors import DcsError, InvalidInputs, StopRequested
 
 log = logging.getLogger("bot.cli")
 
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, wants_json)
     setup_logging(config)
     ctx = CliContext(args=args, config=config)
+    previous = _stop_on_sigterm()
     try:
         code = args.handler(ctx)
         return int(code or 0)
@@ -88,11 +91,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except StopRequested as exc:
+        print(f"stopped by {exc.signal_name}", file=sys.stderr)
+        return int(exc.code or 1)
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("unexpected error (ref %s)", ref)
         print(f"dcs: internal error (ref {ref}); the log above has the details.", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM unwinds like Ctrl-C (a running build marks itself interrupted) instead of killing the process.
+
+    Returns the handler it replaced (None when not on the main thread, where signals cannot be handled)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise StopRequested("SIGTERM", 128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _fail(exc: DcsError, wants_json: bool) -> int:

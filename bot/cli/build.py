@@ -68,6 +68,8 @@ def build_to_dict(build: Build) -> dict[str, Any]:
         "doctor": list(build.doctor),
         "error": build.error,
         "failed_step": build.failed_step,
+        "owner": str(build.owner) if build.owner else None,
+        "heartbeat_at": build.heartbeat_at,
     }
 
 

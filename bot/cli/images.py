@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from bot.cli.context import CliContext
-from bot.domain.catalog import image_to_dict, registry_to_dict
+from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
 from bot.domain.packages import split_requirements
 from bot.domain.records import ImageStatus
 from bot.errors import InvalidInput, NotFound
@@ -295,7 +295,7 @@ def cmd_registry_rm(ctx: CliContext) -> int:
 
 def cmd_catalog_import(ctx: CliContext) -> int:
     path = ctx.args.file
-    text = sys.stdin.read() if path == "-" else _read(path)
+    text = decode_catalog(_read_bytes(path), source=path)
     result = import_catalog(ctx.services, text, source=path, prune=ctx.args.prune, actor="cli")
     data = {
         "added": result.added,
@@ -335,9 +335,13 @@ def cmd_render(ctx: CliContext) -> int:
     return 0
 
 
-def _read(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
+    """At most one byte more than a catalog may have (decode_catalog refuses it), from a file or stdin."""
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_CATALOG_BYTES + 1)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            return handle.read(MAX_CATALOG_BYTES + 1)
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file.") from None
     except OSError as exc:

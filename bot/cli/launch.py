@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.cli.context import CliContext
 from bot.domain.clusterspec import LaunchPlan, LaunchRequest, parse_launch_args
-from bot.errors import InvalidInput, LaunchBlocked, LaunchFailed
+from bot.errors import InvalidInput, LaunchBlocked, LaunchFailed, WorkspaceUnreachable
 from bot.ops.approvals import workspace_status
 from bot.ops.launch import Launcher, launch_advice, launcher_for
 from bot.store import Launch
@@ -160,12 +160,21 @@ def cmd_launch(ctx: CliContext) -> int:
         def show(state: Launch) -> None:
             err.print(f"launch #{state.id}: {state.state} {state.state_message or ''}".rstrip())
 
-        err.print(
-            f"launch #{launch.id}: cluster {launch.cluster_id} created, waiting for it to run "
-            f"({launcher.databricks.cluster_url(launch.cluster_id or '')})"
-        )
+        if launch.status == "checking":
+            err.print(f"launch #{launch.id}: {launch.state_message}")
+        elif launch.cluster_id:
+            err.print(
+                f"launch #{launch.id}: cluster {launch.cluster_id}: {launch.state_message} Waiting for it to run "
+                f"({launcher.databricks.cluster_url(launch.cluster_id)})"
+            )
         launch = launcher.track(launch.id, show)
     ctx.emit(launch_to_dict(launch, launcher), lambda: _show_launch(ctx, launch, launcher))
+    if launch.status == "checking":
+        raise WorkspaceUnreachable(
+            f"Launch #{launch.id}: Databricks did not confirm the create and the cluster could not be looked up "
+            f"yet ({launch.lookup_error or launch.state_message}). Nothing was created again; `dcs-bot` on this "
+            "database keeps looking for it when it starts, or run `dcs launches` later."
+        )
     if launch.status in ("failed", "unknown"):
         advice = launch_advice(launch)
         raise LaunchFailed(
@@ -188,6 +197,8 @@ def launch_to_dict(launch: Launch, launcher: Launcher) -> dict[str, Any]:
         "cluster_url": launcher.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None,
         "image_url": launch.image_url,
         "termination_code": launch.termination_code,
+        "lookup_error": launch.lookup_error,
+        "duplicates_terminated": list(launch.duplicates_terminated),
         "requester": launch.requester,
         "created_at": launch.created_at,
         "advice": advice.text() if (advice := launch_advice(launch)) else None,

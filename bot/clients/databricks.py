@@ -11,6 +11,7 @@ into `WorkspaceError` subclasses with messages a person can act on.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -21,18 +22,21 @@ from typing import Any, TypeVar
 from bot.config import Config
 from bot.errors import (
     ConfigError,
+    CreateUnconfirmed,
     DcsDisabled,
     NotFound,
     WorkspaceError,
     WorkspacePermissionDenied,
     WorkspaceRateLimited,
     WorkspaceRejected,
+    WorkspaceUnavailable,
     WorkspaceUnreachable,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+LIST_PAGE_SIZE = 100
 DCS_OFF_MARKERS = ("custom containers is turned off", "custom containers are turned off")
 ENABLE_HINT = "An admin can switch it on: run `/dcs enable` in Slack (or `dcs enable`)."
 # Auth-related variables of the SDK's unified auth that the bot forwards from its own environment,
@@ -107,19 +111,28 @@ class Identity:
 class _BoundedClock:
     """The SDK's retry loop sleeps through this clock: no sleep runs past the current call's deadline.
 
-    Without it a `Retry-After: 3600` would block a worker for an hour whatever the retry budget says.
+    Without it a `Retry-After: 3600` would block a worker for an hour whatever the retry budget says. For a
+    call that must reach the server at most once (clusters/create), the loop's first wish to sleep ends it
+    instead: the clock jumps past every deadline, and the SDK raises TimeoutError from the error it got. That
+    holds for every retryable failure (a reset connection, a read timeout, 429/503 with any Retry-After, a
+    500 "Unexpected error"), whatever the SDK's own retry budget is.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def set_deadline(self, deadline: float | None) -> None:
+    def set_deadline(self, deadline: float | None, *, single_attempt: bool = False) -> None:
         self._local.deadline = deadline
+        self._local.single_attempt = single_attempt
+        self._local.spent = False
 
     def time(self) -> float:
-        return time.time()
+        return math.inf if getattr(self._local, "spent", False) else time.time()
 
     def sleep(self, seconds: float) -> None:
+        if getattr(self._local, "single_attempt", False):
+            self._local.spent = True  # no second attempt: the retry loop sees its deadline passed
+            return
         deadline = getattr(self._local, "deadline", None)
         if deadline is not None:
             seconds = max(0.0, min(seconds, deadline - time.time()))
@@ -196,7 +209,9 @@ class DatabricksClient:
                             f"The SDK said: {_first_line(str(exc))}"
                         ]
                     ) from None
-                sdk_config.retry_timeout_seconds = max(1, int(self.retry_timeout_seconds))
+                # The single-attempt client (clusters/create) gets the smallest retry budget the SDK takes (0
+                # would mean its default of 300 s); the clock ends its retry loop anyway (_BoundedClock).
+                sdk_config.retry_timeout_seconds = 1 if single_attempt else max(1, int(self.retry_timeout_seconds))
                 self._clients[single_attempt] = WorkspaceClient(config=sdk_config)
             return self._clients[single_attempt]
 
@@ -204,7 +219,7 @@ class DatabricksClient:
         """Run one SDK operation inside the time budget and translate whatever it raises."""
         self.calls.append(action)
         started = time.monotonic()
-        self._clock.set_deadline(time.time() + self.retry_timeout_seconds)
+        self._clock.set_deadline(time.time() + self.retry_timeout_seconds, single_attempt=single_attempt)
         try:
             return fn(self._workspace(single_attempt))
         except Exception as exc:  # translated below; anything unknown is re-raised as is
@@ -227,7 +242,13 @@ class DatabricksClient:
         return self._call("list node types", run)
 
     def create_cluster(self, body: Mapping[str, Any]) -> str:
-        """POST clusters/create with exactly `body`; returns the new cluster id (the cluster is PENDING)."""
+        """POST clusters/create with exactly `body`, sent at most once per call; the new cluster's id (PENDING).
+
+        Raises CreateUnconfirmed when the cluster may exist although no id came back (no answer, a reset
+        connection, a timeout, any 5xx): the caller must look for it by its tag, never create again. A clean
+        refusal (4xx) raises the translated error; a 429 (refused, so nothing was created) is tried again within
+        the time budget.
+        """
 
         def run(w: Any) -> str:
             from databricks.sdk.service.compute import ClusterSpec
@@ -243,7 +264,22 @@ class DatabricksClient:
             waiter = w.clusters.create(**kwargs)
             return waiter.cluster_id
 
-        return self._call("create the cluster", run, single_attempt=True)
+        deadline = time.monotonic() + self.retry_timeout_seconds
+        while True:
+            try:
+                return self._call("create the cluster", run, single_attempt=True)
+            except WorkspaceError as exc:
+                raw = exc.__cause__
+                if create_outcome_unknown(raw):
+                    raise CreateUnconfirmed(exc.message) from raw
+                wait = _refused_for_now(raw)
+                if wait is None or time.monotonic() + wait > deadline:
+                    raise
+                time.sleep(wait)
+
+    def terminate_cluster(self, cluster_id: str) -> None:
+        """clusters/delete (= terminate; the cluster stays listed as TERMINATED). Idempotent, so retried."""
+        self._call(f"terminate cluster {cluster_id}", lambda w: w.clusters.delete(cluster_id=cluster_id))
 
     def get_cluster(self, cluster_id: str) -> ClusterStatus:
         def run(w: Any) -> ClusterStatus:
@@ -268,16 +304,19 @@ class DatabricksClient:
         """clusters/list as plain dicts (cluster_id, cluster_name, state, custom_tags, docker_image, ...)."""
         return self._call("list clusters", lambda w: [c.as_dict() for c in w.clusters.list()])
 
-    def find_cluster_by_tag(self, key: str, value: str) -> str | None:
-        """The id of a cluster carrying custom tag key=value (adopting a create the bot lost track of)."""
+    def find_clusters_by_tag(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Every cluster carrying custom tag key=value, from every page of clusters/list (there is no server-side
+        tag filter; terminated clusters of the last 30 days are listed too). Raises when any page fails: a
+        lookup that did not see every page proves nothing."""
 
-        def run(w: Any) -> str | None:
-            for cluster in w.clusters.list():
+        def run(w: Any) -> list[dict[str, Any]]:
+            found = []
+            for cluster in w.clusters.list(page_size=LIST_PAGE_SIZE):  # the SDK follows next_page_token
                 if (cluster.custom_tags or {}).get(key) == value:
-                    return cluster.cluster_id
-            return None
+                    found.append(cluster.as_dict())
+            return found
 
-        return self._call("list clusters", run)
+        return self._call("look for clusters by tag", run)
 
     # ------------------------------------------------------------ workspace settings and identity
     def workspace_conf(self, *keys: str) -> dict[str, str | None]:
@@ -312,7 +351,9 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
     where = host or "the workspace"
     if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ is not None:
         cause = exc.__cause__
-        if isinstance(cause, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
+        if isinstance(cause, sdk_errors.TemporarilyUnavailable):
+            return _unavailable(action, where, cause, f" for {budget:.0f} s")
+        if isinstance(cause, sdk_errors.TooManyRequests):
             return WorkspaceRateLimited(
                 f"Databricks kept answering 'too many requests' to '{action}' for {budget:.0f} s "
                 f"({_first_line(str(cause))}). Wait a minute and try again."
@@ -334,7 +375,9 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
             f"Custom containers (Databricks Container Services) are turned off in {where}: "
             f"Databricks refused to {action} ({message}). {ENABLE_HINT}"
         )
-    if isinstance(exc, sdk_errors.TooManyRequests | sdk_errors.TemporarilyUnavailable):
+    if isinstance(exc, sdk_errors.TemporarilyUnavailable):
+        return _unavailable(action, where, exc, "")
+    if isinstance(exc, sdk_errors.TooManyRequests):
         return WorkspaceRateLimited(
             f"Databricks is rate-limiting the bot ('{action}': {message}). Wait a minute and try again."
         )
@@ -362,6 +405,46 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
     return WorkspaceError(
         f"Databricks failed to {action}: {message} (error {code or type(exc).__name__}). "
         "Try again; if it keeps failing, check the workspace status page."
+    )
+
+
+def create_outcome_unknown(exc: BaseException | None) -> bool:
+    """Whether a failed clusters/create may have created the cluster: no answer (connection error or reset,
+    timeout) or a 5xx. A 4xx is a refusal: nothing was created."""
+    import requests
+    from databricks.sdk import errors as sdk_errors
+
+    if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the SDK's retry loop gave up: what it got last
+    if isinstance(exc, requests.RequestException):
+        return True
+    refusals = (
+        sdk_errors.BadRequest,
+        sdk_errors.Unauthenticated,
+        sdk_errors.PermissionDenied,
+        sdk_errors.NotFound,
+        sdk_errors.ResourceConflict,
+        sdk_errors.TooManyRequests,
+    )
+    return isinstance(exc, sdk_errors.DatabricksError) and not isinstance(exc, refusals)
+
+
+def _refused_for_now(exc: BaseException | None) -> float | None:
+    """Seconds to wait before asking again after a 429 (a refusal: nothing was created); None otherwise."""
+    from databricks.sdk import errors as sdk_errors
+
+    if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if not isinstance(exc, sdk_errors.TooManyRequests):
+        return None
+    return float(min(max(getattr(exc, "retry_after_secs", None) or 1, 1), 30))
+
+
+def _unavailable(action: str, where: str, cause: BaseException, during: str) -> WorkspaceUnavailable:
+    return WorkspaceUnavailable(
+        f"Databricks ({where}) is unavailable: it answered 503 'temporarily unavailable' to '{action}'{during} "
+        f"({_first_line(str(cause)) or 'no details'}). Try again in a few minutes; if it persists, check the "
+        "Databricks status page."
     )
 
 

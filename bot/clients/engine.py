@@ -1,16 +1,21 @@
 """The Docker engine, through the docker SDK. Translates its events and exceptions into DcsErrors.
 
-docker-py does not raise on a failed build or push: every event of the stream is scanned for `error`.
+docker-py does not raise on a failed build or push: every event of the stream is scanned for `error`. A
+connection to the engine lost in the middle of a call (dockerd stopped or restarted, a proxy or socket cut:
+requests' and urllib3's connection and protocol errors, a reset or broken pipe) is an EngineUnavailable that
+says "lost the connection to the Docker engine", never an exception of the HTTP libraries.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
 import logging
 import re
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +42,13 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 
 STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+# What a connection to the engine that broke (or never opened) raises somewhere below docker-py.
+CONNECTION_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+)
 BuildEvent = Callable[[int, int, str], None]  # (step, total, line)
 
 
@@ -56,6 +68,23 @@ def _context_tar(dockerfile: str) -> io.BytesIO:
         tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer
+
+
+def lost_engine(during: str, exc: BaseException) -> EngineUnavailable:
+    detail = str(exc).strip() or type(exc).__name__
+    return EngineUnavailable(
+        f"Lost the connection to the Docker engine during {during} ({detail[:200]}). Check that dockerd is running "
+        "(and DOCKER_HOST), then try again."
+    )
+
+
+@contextmanager
+def _engine_call(during: str) -> Iterator[None]:
+    """Connection errors of one engine call, as EngineUnavailable."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise lost_engine(during, exc) from None
 
 
 def _auth(credentials: Credentials | None) -> dict[str, str] | None:
@@ -90,7 +119,8 @@ class DockerEngine:
     # ------------------------------------------------------------ images
     def inspect(self, image: str) -> dict[str, Any] | None:
         try:
-            return self.api.inspect_image(image)
+            with _engine_call(f"a look at {image}"):
+                return self.api.inspect_image(image)
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.DockerException as exc:
@@ -111,7 +141,8 @@ class DockerEngine:
         return self.inspect(f"{ref.repository}@{digest}") is not None
 
     def tag(self, image: str, repository: str, tag: str) -> None:
-        self.api.tag(image, repository, tag=tag)
+        with _engine_call(f"tagging {repository}:{tag}"):
+            self.api.tag(image, repository, tag=tag)
 
     # ------------------------------------------------------------ build
     def build(
@@ -175,8 +206,10 @@ class DockerEngine:
                 step=step_line,
                 log_tail="\n".join(lines[-40:]),
             ) from None
-        except (requests.ConnectionError, docker.errors.DockerException) as exc:
-            raise EngineUnavailable(f"Lost the Docker engine during the build: {exc}") from None
+        except CONNECTION_ERRORS as exc:
+            raise lost_engine("the build", exc) from None
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(f"The Docker engine failed during the build: {exc}") from None
         finally:
             api.close()  # closing the connection makes the engine cancel an unfinished build
         if not image_id:
@@ -212,8 +245,8 @@ class DockerEngine:
             raise (kind if kind is not RegistryError else PushFailed)(
                 f"Push of {repository}:{tag} failed: {_explain(kind, exc.explanation or str(exc))}"
             ) from None
-        except requests.ConnectionError as exc:
-            raise EngineUnavailable(f"Lost the Docker engine during the push: {exc}") from None
+        except CONNECTION_ERRORS as exc:
+            raise lost_engine(f"the push of {repository}:{tag}", exc) from None
         if not digest:
             raise PushFailed(f"Push of {repository}:{tag} ended without a digest from the registry.")
         return digest
@@ -235,6 +268,8 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             kind = classify_registry_error(str(exc))
             raise kind(f"Pull of {ref} failed: {_explain(kind, exc.explanation or str(exc))}") from None
+        except CONNECTION_ERRORS as exc:
+            raise lost_engine(f"the pull of {ref}", exc) from None
 
     # ------------------------------------------------------------ doctor
     def run_probe(self, image: str, script: str, timeout: int = 60) -> str | None:
@@ -260,13 +295,17 @@ class DockerEngine:
             if "no such file" in text or "executable file not found" in text or "exec format" in text:
                 return None
             raise DcsError(f"Could not run the doctor on {image}: {exc.explanation or exc}") from None
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if "timed out" not in str(exc).lower():
+                raise lost_engine(f"the doctor of {image}", exc) from None
             raise DcsError(f"The doctor timed out after {timeout} s on {image}.") from None
+        except CONNECTION_ERRORS as exc:
+            raise lost_engine(f"the doctor of {image}", exc) from None
         finally:
             if container is not None:
                 try:
                     container.remove(force=True)
-                except docker.errors.DockerException:
+                except (docker.errors.DockerException, *CONNECTION_ERRORS):
                     log.warning("could not remove doctor container %s", container.id[:12])
 
 

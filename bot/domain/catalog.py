@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -27,6 +27,14 @@ TAG_FIELDS = ("tag", "date", "build", "spec", "base")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 DEFAULT_IMMUTABLE_TAG = "{tag}-{date}-b{build}"
 _CRON_FIX = "Use five cron fields (minute hour day month weekday), e.g. '0 3 * * 1' for Mondays at 03:00 UTC."
+# A catalog file may be at most this big: 5,000 images with long package lists stay under 4 MiB.
+MAX_CATALOG_BYTES = 8 * 1024 * 1024
+# A catalog needs four levels ([[image]] → its table → env/pip → value); anything deeper is a mistake.
+MAX_NESTING = 8
+# Text fields whose own checks would misread a number or an array (tag, schedule, description and host
+# have checks of their own that say what is wrong with such a value).
+IMAGE_TEXT_FIELDS = ("name", "base", "repository", "registry", "immutable_tag", "notify_channel", "owner")
+REGISTRY_TEXT_FIELDS = ("name", "username", "password_env", "cluster_username")
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,38 @@ def _problems(collect: list[InvalidInput], fn, *args):
     except InvalidInput as exc:
         collect.append(exc)
         return None
+
+
+def kind_of(value: object) -> str:
+    """What a TOML value is, in the words of the TOML spec (for error messages)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return "a date or time" if type(value).__module__ == "datetime" else type(value).__name__
+
+
+def _wrong_types(
+    data: Mapping[str, Any], names: Iterable[str], f: Callable[[str], str], p: list[InvalidInput]
+) -> set[str]:
+    """Fields that must be text but are not (a number, an array, a table): one problem each, named by field."""
+    bad = set()
+    for name in names:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            p.append(
+                InvalidInput(
+                    f(name), value, f"is {kind_of(value)}, not text", f'Write it as a quoted string: {name} = "…".'
+                )
+            )
+            bad.add(name)
+    return bad
 
 
 def validate_name(name: object, field: str = "name") -> str:
@@ -187,14 +227,17 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             p.append(
                 InvalidInput(f(key), key, "is not a known image field", f"Use one of: {', '.join(sorted(known))}.")
             )
-    name = _problems(p, validate_name, data.get("name"), f("name"))
+    # A field of the wrong type is reported once, as such, and then treated as absent (no "is missing" too).
+    bad = _wrong_types(data, IMAGE_TEXT_FIELDS, f, p)
+    data = {k: v for k, v in data.items() if k not in bad}
+    name = _problems(p, validate_name, data.get("name"), f("name")) if "name" not in bad else None
     base = data.get("base")
     base_ref = _problems(p, parse_ref, base, f("base")) if base else None
-    if not base:
+    if not base and "base" not in bad:
         p.append(InvalidInput(f("base"), base, "is missing", "Set base, e.g. databricksruntime/standard:15.4-LTS."))
     repo = data.get("repository")
     repo_ref = _problems(p, parse_repository, repo, f("repository")) if repo else None
-    if not repo:
+    if not repo and "repository" not in bad:
         p.append(
             InvalidInput(
                 f("repository"), repo, "is missing", "Set the repository to push to, e.g. myacr.azurecr.io/team/pandas."
@@ -202,7 +245,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         )
     pip = [_problems(p, validate_pip, e, f("pip")) for e in _string_list(data.get("pip"), f("pip"), p)]
     apt = [_problems(p, validate_apt, e, f("apt")) for e in _string_list(data.get("apt"), f("apt"), p)]
-    env_in = data.get("env") or {}
+    env_in = data.get("env")
+    env_in = {} if env_in is None else env_in
     env: list[tuple[str, str]] = []
     if isinstance(env_in, Mapping):
         env_items = list(env_in.items())
@@ -226,7 +270,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
                 "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
             )
         )
-    tag = data.get("tag") or "latest"
+    tag = data.get("tag")
+    tag = "latest" if tag is None or tag == "" else tag  # 0 or false is a wrong value, not "no tag"
     if not isinstance(tag, str) or not is_valid_tag(tag):
         p.append(InvalidInput(f("tag"), tag, "is not a valid Docker tag", "Use letters, digits, '_', '.', '-'."))
         tag = "latest"
@@ -239,7 +284,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     registry = data.get("registry") or None
     if registry is not None:
         _problems(p, validate_name, registry, f("registry"))
-    description = data.get("description") or ""
+    description = data.get("description")
+    description = "" if description is None else description
     if not isinstance(description, str) or len(description) > 300 or "\n" in description:
         p.append(
             InvalidInput(
@@ -315,9 +361,13 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
                         f(key), key, "is not a known registry field", f"Use one of: {', '.join(sorted(known))}."
                     )
                 )
-    name = _problems(p, validate_name, data.get("name"), f("name"))
+    bad = _wrong_types(data, REGISTRY_TEXT_FIELDS, f, p)
+    data = {k: v for k, v in data.items() if k not in bad}
+    name = _problems(p, validate_name, data.get("name"), f("name")) if "name" not in bad else None
     host = data.get("host")
-    if not isinstance(host, str) or not host:
+    if "host" in bad:
+        pass
+    elif not isinstance(host, str) or not host:
         p.append(InvalidInput(f("host"), host, "is missing", "Set host, e.g. docker.io or myacr.azurecr.io."))
     else:
         _problems(p, parse_ref, f"{host}/x", f("host"))
@@ -386,22 +436,64 @@ class Catalog:
     registries: tuple[RegistrySpec, ...] = field(default_factory=tuple)
 
 
+def decode_catalog(data: bytes, source: str = "catalog") -> str:
+    """The text of a catalog file: at most MAX_CATALOG_BYTES, UTF-8 (a BOM is allowed)."""
+    _check_size(len(data), source)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            source,
+            f"byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            "is not UTF-8 text",
+            "Save the file as UTF-8 (TOML files are UTF-8).",
+        ) from None
+
+
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_CATALOG_BYTES:
+        raise InvalidInput(
+            source,
+            f"{size} bytes",
+            f"is larger than the {MAX_CATALOG_BYTES // (1024 * 1024)} MiB a catalog file may be",
+            "Split it, or remove what is not image or registry definitions.",
+        )
+
+
 def parse_catalog(text: str, source: str = "catalog") -> Catalog:
-    """Parse a TOML catalog file; every problem in the file is reported at once."""
+    """Parse a TOML catalog file; every problem in the file is reported at once, each under its field.
+
+    Anything a file can hold is answered with field errors, never an exception of another kind: sections of
+    the wrong shape (`image = 5`, `registry = [1]`), entries that are not tables, fields of the wrong type,
+    nesting deeper than MAX_NESTING, files larger than MAX_CATALOG_BYTES.
+    """
+    _check_size(len(text), source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(
             source, source, f"is not valid TOML ({exc})", "Fix the TOML syntax at that position."
         ) from None
+    except RecursionError:
+        raise InvalidInput(
+            source, source, "nests arrays or tables too deeply to read", f"Nest at most {MAX_NESTING} levels."
+        ) from None
     p: list[InvalidInput] = []
+    too_deep = _too_deep(data)
+    if too_deep:
+        raise InvalidInput(
+            f"{source}: {too_deep}",
+            "…",
+            f"nests more than {MAX_NESTING} levels deep",
+            "A catalog needs [[image]] and [[registry]] tables with text, arrays of text and one env table.",
+        )
     for key in data:
         if key not in ("image", "registry"):
             p.append(
                 InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]].")
             )
     registries: list[RegistrySpec] = []
-    for i, item in enumerate(data.get("registry", [])):
+    for i, item in enumerate(_entries(data, "registry", p)):
         try:
             registries.append(registry_from_dict(item, f"registry[{i}]."))
         except InvalidInputs as exc:
@@ -409,7 +501,7 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
         except InvalidInput as exc:
             p.append(exc)
     images: list[ImageSpec] = []
-    for i, item in enumerate(data.get("image", [])):
+    for i, item in enumerate(_entries(data, "image", p)):
         label = item.get("name") if isinstance(item.get("name"), str) else str(i)
         try:
             images.append(image_from_dict(item, f"image[{label}]."))
@@ -433,6 +525,36 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     return Catalog(images=tuple(images), registries=tuple(registries))
+
+
+def _entries(data: Mapping[str, Any], section: str, p: list[InvalidInput]) -> list[Mapping[str, Any]]:
+    """The tables of an `[[image]]`/`[[registry]]` section; a section or entry of another shape is a problem."""
+    value = data.get(section, [])
+    fix = f"Write each entry as a [[{section}]] table (double brackets), with its fields below it."
+    if not isinstance(value, list):
+        p.append(InvalidInput(section, value, f"is {kind_of(value)}, not a list of [[{section}]] tables", fix))
+        return []
+    tables = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping):
+            tables.append(item)
+        else:
+            p.append(InvalidInput(f"{section}[{i}]", item, f"is {kind_of(item)}, not a table", fix))
+    return tables
+
+
+def _too_deep(data: Any) -> str | None:
+    """The path of the first value nested deeper than MAX_NESTING, if any (iterative: no recursion limit)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return path
+        if isinstance(value, Mapping):
+            stack.extend((v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
 
 
 def _duplicate_names(kind: str, names: list[str]) -> list[InvalidInput]:
@@ -480,9 +602,11 @@ def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
 
 
 __all__ = [
+    "MAX_CATALOG_BYTES",
     "Catalog",
     "ImageSpec",
     "RegistrySpec",
+    "decode_catalog",
     "dump_catalog",
     "image_from_dict",
     "image_to_dict",

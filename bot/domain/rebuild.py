@@ -104,13 +104,22 @@ def decide(
     now: datetime,
     max_age_days: int | None,
     by_hand: bool = False,
+    on_request: bool = False,
 ) -> RebuildDecision:
-    """Is `spec` due for a rebuild? `published` is its last successful build, `latest` its last of any kind."""
+    """Is `spec` due for a rebuild? `published` is its last successful build, `latest` its last of any kind.
+
+    `by_hand` (an admin's `force`, `dcs rebuild NAME`): always. `on_request` (a builder's `/dcs rebuild NAME`):
+    when never built, or when the base or spec moved (or it is too old), also right after a failed attempt; an
+    unchanged image is not rebuilt. Otherwise (schedules) the same, but never-built images are left alone and
+    inputs that already failed are not retried.
+    """
     old = published.base_digest if published else None
     new = check.digest if check and not check.error else None
     if by_hand:
         return RebuildDecision(spec.name, True, ("requested by hand",), old, new)
     if published is None:
+        if on_request:
+            return RebuildDecision(spec.name, True, ("never built",), None, new)
         return RebuildDecision(
             spec.name, False, (), None, new, note="never built: build it once by hand (`dcs rebuild NAME`)"
         )
@@ -127,7 +136,8 @@ def decide(
             return RebuildDecision(spec.name, False, (), old, None, note=f"base not checked: {check.error}")
         return RebuildDecision(spec.name, False, (), old, new, note="up to date")
     if (
-        latest is not None
+        not on_request
+        and latest is not None
         and latest.id != published.id
         and latest.status == "failed"
         and latest.spec_hash == current_hash

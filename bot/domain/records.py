@@ -11,17 +11,31 @@ from typing import Any, Literal, get_args
 from bot.domain.clock import parse_time
 
 BuildStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
-# creating: clusters/create in flight; blocked: waiting for "launch anyway"; pending: created, followed;
-# running / failed: final; unknown: the bot stopped following (gone, or no answer for too long).
-LaunchStatus = Literal["creating", "blocked", "pending", "running", "failed", "unknown"]
+# creating: clusters/create in flight; blocked: waiting for "launch anyway"; checking: the create's outcome is
+# unknown (no answer, a 5xx) and the bot looks for the cluster by the launch's tag until a lookup succeeds;
+# pending: created, followed; running / failed: final; unknown: the bot stopped following (gone, or no answer
+# for too long).
+LaunchStatus = Literal["creating", "blocked", "checking", "pending", "running", "failed", "unknown"]
 # pending, approving (PATCH in flight), approved, denied, expired, failed
 ApprovalStatus = Literal["pending", "approving", "approved", "denied", "expired", "failed"]
 RunOutcome = Literal["running", "succeeded", "failed", "error", "skipped", "interrupted"]
 
 BUILD_STATES: tuple[BuildStatus, ...] = get_args(BuildStatus)
 FINISHED_BUILD_STATES: tuple[BuildStatus, ...] = ("succeeded", "failed", "interrupted")
-ACTIVE_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("creating", "pending")
+ACTIVE_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("creating", "checking", "pending")
 FINAL_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("running", "failed", "unknown")
+
+
+@dataclass(frozen=True)
+class ProcessOwner:
+    """A process on a host: its pid and its start time (a pid reused by a later process has another one)."""
+
+    host: str
+    pid: int
+    started: str | None  # opaque, comparable for equality only (Linux: /proc/<pid>/stat start ticks)
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
 
 
 @dataclass(frozen=True)
@@ -48,10 +62,22 @@ class Build:
     log_tail: str | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
+    # The process that owns the build (queued or running) and its last sign of life, so that another
+    # process can tell a build that is still going from one whose process died.
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: str | None = None
+    heartbeat_at: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_BUILD_STATES
+
+    @property
+    def owner(self) -> ProcessOwner | None:
+        if self.owner_host is None or self.owner_pid is None:
+            return None
+        return ProcessOwner(self.owner_host, self.owner_pid, self.owner_started)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -101,6 +127,9 @@ class Launch:
     slack_ts: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    create_sent_at: str | None = None  # when clusters/create was sent (a lookup before it settled proves nothing)
+    lookup_error: str | None = None  # why the last lookup by tag failed (the launch stays `checking`)
+    duplicates_terminated: tuple[str, ...] = ()  # clusters carrying this launch's tag that the bot terminated
 
     @property
     def finished(self) -> bool:

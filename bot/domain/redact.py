@@ -15,8 +15,18 @@ _PATTERNS = [
     (re.compile(r"(?i)(authorization:\s*)(bearer|basic)\s+\S+"), r"\1\2 " + MASK),
     # all userinfo up to the last "@": a token alone (https://TOKEN@host) or a password holding "@" is a secret too
     (re.compile(r"(://)[^/\s]*@"), r"\1" + MASK + "@"),
-    (re.compile(r"(?i)\b(password|passwd|secret|token)(\"?\s*[:=]\s*\"?)[^\s\"',;]+"), r"\1\2" + MASK),
+    # an assignment (password=…) or a quoted value (password: "…", "token": "…") is a secret whatever it looks like
+    (re.compile(r"(?i)\b(password|passwd|secret|token)(\"?\s*=\s*\"?|\"?\s*:\s*\")[^\s\"',;]+"), r"\1\2" + MASK),
 ]
+# "password: hunter2" after a colon and unquoted: masked, unless the value is a plain word of prose, as in
+# "password: add a registry entry" or "token: expired" (no digit, no symbol, at most one capital, first).
+_COLON_VALUE = re.compile(r"(?i)\b(password|passwd|secret|token)(\s*:\s*)([^\s\"',;]+)")
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,19}\Z")
+
+
+def _mask_colon_value(match: re.Match[str]) -> str:
+    key, separator, value = match.groups()
+    return match.group(0) if _PLAIN_WORD.match(value) else f"{key}{separator}{MASK}"
 
 
 class Redactor:
@@ -36,7 +46,7 @@ class Redactor:
             text = text.replace(secret, MASK)
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
-        return text
+        return _COLON_VALUE.sub(_mask_colon_value, text)
 
 
 class RedactingFilter(logging.Filter):

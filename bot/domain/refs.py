@@ -31,6 +31,7 @@ _DOMAIN = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]
 _TAG = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 _DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}\Z")
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_PORT = re.compile(r":([0-9]{1,5})\Z")  # the port of a host[:port] that matched _DOMAIN
 
 FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>], e.g. databricksruntime/standard:15.4-LTS."
 
@@ -107,6 +108,9 @@ def parse_ref(text: str, field: str = "image") -> ImageRef:
         domain = parts.pop(0)
         if not _DOMAIN.match(domain):
             raise InvalidInput(field, text, f"has an invalid registry host {domain!r}", FIX)
+        port = _PORT.search(domain)
+        if port and not 1 <= int(port.group(1)) <= 65535:
+            raise InvalidInput(field, text, f"has a registry port outside 1-65535 ({port.group(1)})", FIX)
     if not parts or not all(_COMPONENT.match(p) for p in parts):
         raise InvalidInput(
             field, text, "has an invalid repository path (lowercase letters, digits, . _ - separators)", FIX

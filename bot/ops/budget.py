@@ -33,7 +33,7 @@ DEFAULT_WINDOW = 6 * 3600  # only to size "recent launches" before the first sam
 KEEP_DAYS = 14
 # Launches that will still start a cluster: being created, or held back by the budget check until someone
 # presses "launch anyway".
-PLANNED_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("creating", "blocked")
+PLANNED_LAUNCH_STATES: tuple[LaunchStatus, ...] = ("creating", "blocked", "checking")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from bot.errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.services import Services
 from bot.store import Build
 
@@ -79,6 +80,14 @@ def _noop(_: BuildProgress) -> None:
     return None
 
 
+def stopped_message(exc: BaseException) -> str:
+    """Why a build ended when its process was told to stop."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "Stopped with Ctrl-C (SIGINT) while it was in progress."
+    name = getattr(exc, "signal_name", None)
+    return f"Stopped by {name} while it was in progress." if name else "Its process exited while it was in progress."
+
+
 class Builder:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -121,17 +130,40 @@ class Builder:
         source: str = "cli",
         slack_channel: str | None = None,
     ) -> Build:
-        """Queue a build; refuses while another build of the same image is in progress (they share tags)."""
+        """Queue a build owned by this process; refuses while another build of the same image is in progress
+        (they share tags), unless that one's process is gone or silent (it is then marked interrupted)."""
         self.store.get_image(name)  # NotFound early, before anything is queued
-        return self.store.create_build(
+        build = self.store.create_build(
             name,
             requester=requester,
             source=source,
             push=push,
             forced=force,
             slack_channel=slack_channel,
-            stale_after_seconds=self.services.config.build_timeout + 600,
+            owner=this_process(),
+            # rows of versions before owners: the old rule (queued longer ago than any build can take)
+            death_reason=death_reason_for(
+                self.services, unowned_stale_seconds=self.services.config.build_timeout + 600
+            ),
         )
+        heartbeat_for(self.services).hold(build.id)
+        return build
+
+    def discard_queued(self, build_id: int) -> bool:
+        """Remove a queued build that turned out to be unnecessary (or was never handed to a worker)."""
+        try:
+            return self.store.discard_queued_build(build_id)
+        finally:
+            heartbeat_for(self.services).release(build_id)
+
+    def abandon(self, build_id: int, reason: str) -> None:
+        """A job that ends without finishing its build: end the build too, so that it blocks nobody."""
+        heartbeat_for(self.services).release(build_id)
+        if self.store.interrupt_build(build_id, reason):
+            build = self.store.get_build(build_id)
+            self.store.audit(
+                actor=build.requester, action="build", target=f"{build.image}#{build.id}", outcome="interrupted"
+            )
 
     def build(
         self,
@@ -151,7 +183,11 @@ class Builder:
                 progress(BuildProgress(None, "done", message=skipped.reason, fraction=1.0))
                 return skipped
         build = self.enqueue(name, push=push, force=force, requester=requester, source=source)
-        return self.run(build.id, progress, base=base)
+        try:
+            return self.run(build.id, progress, base=base)
+        except (KeyboardInterrupt, SystemExit) as exc:  # before run() took it over
+            self.abandon(build.id, stopped_message(exc))
+            raise
 
     def check_unchanged(self, name: str, *, push: bool, force_hint: str) -> tuple[ResolvedBase, BuildOutcome | None]:
         """Resolve the base (one HEAD) and say whether a build would change nothing.
@@ -177,7 +213,15 @@ class Builder:
 
         `base` may carry a base resolved moments ago (by `build` or a rebuild scan) to save a second HEAD.
         """
-        build = self.store.update_build(build_id, status="running", started_at=utcnow())
+        heartbeat = heartbeat_for(self.services)
+        heartbeat.hold(build_id)
+        started = self.store.start_build(build_id, this_process())
+        if started is None:  # ended meanwhile (interrupted by a sweep, discarded): nothing to run
+            heartbeat.release(build_id)
+            ended = self.store.get_build(build_id)
+            error = BuildFailed(f"Build #{build_id} was not started: it is {ended.status}. {ended.error or ''}".strip())
+            return BuildOutcome(build=ended, error=error)
+        build = started
         redact = self.services.redactor
         lines: list[str] = []
         outcome = BuildOutcome(build=build, log=lines)
@@ -204,7 +248,13 @@ class Builder:
                 log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
             )
             raise
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Ctrl-C or SIGTERM: end the row now, so that the image can be built again at once.
+            self.store.update_build(build_id, log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.interrupt_build(build_id, stopped_message(exc))
+            raise
         finally:
+            heartbeat.release(build_id)
             outcome.build = self.store.get_build(build_id)
             final = outcome.build
             self.store.audit(

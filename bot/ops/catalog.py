@@ -139,34 +139,36 @@ class ImportResult:
 
 
 def import_catalog(services: Services, text: str, *, source: str, prune: bool, actor: str) -> ImportResult:
-    """Apply a TOML catalog: everything is validated before anything is written."""
+    """Apply a TOML catalog: everything is validated before anything is written, and everything is written in
+    one transaction (with its audit row): a process killed half-way leaves the catalog as it was."""
     catalog = parse_catalog(text, source=source)
     store = services.store
-    known = set(store.image_names())
-    for reg in catalog.registries:
-        store.add_registry(reg, replace=True)
-    for spec in catalog.images:
-        store.add_image(spec, replace=True)
     removed: list[str] = []
-    if prune:
-        names = {s.name for s in catalog.images}
-        for name in sorted(known - names):
-            store.remove_image(name)
-            removed.append(name)
-        reg_names = {r.name for r in catalog.registries}
-        for reg in store.list_registries():
-            if reg.name not in reg_names:
-                store.remove_registry(reg.name)
-                removed.append(f"registry {reg.name}")
-    added = [s.name for s in catalog.images if s.name not in known]
-    updated = [s.name for s in catalog.images if s.name in known]
-    store.audit(
-        actor=actor,
-        action="catalog.import",
-        target=source,
-        outcome="ok",
-        detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}",
-    )
+    with store.write_transaction():
+        known = set(store.image_names())
+        for reg in catalog.registries:
+            store.add_registry(reg, replace=True)
+        for spec in catalog.images:
+            store.add_image(spec, replace=True)
+        if prune:
+            names = {s.name for s in catalog.images}
+            for name in sorted(known - names):
+                store.remove_image(name)
+                removed.append(name)
+            reg_names = {r.name for r in catalog.registries}
+            for reg in store.list_registries():
+                if reg.name not in reg_names:
+                    store.remove_registry(reg.name)
+                    removed.append(f"registry {reg.name}")
+        added = [s.name for s in catalog.images if s.name not in known]
+        updated = [s.name for s in catalog.images if s.name in known]
+        store.audit(
+            actor=actor,
+            action="catalog.import",
+            target=source,
+            outcome="ok",
+            detail=f"added={len(added)} updated={len(updated)} removed={len(removed)}",
+        )
     services.catalog_changed()
     return ImportResult(added, updated, removed, [r.name for r in catalog.registries])
 

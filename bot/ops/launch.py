@@ -3,9 +3,10 @@
 The launch service: the last good (pushed) build gives `repo@sha256:…`; `bot.domain.clusterspec` turns the
 request into the exact `clusters/create` body; the Docker Hub pull budget of the account the cluster
 pulls with is checked first (zero left blocks the launch until someone says "launch anyway"); one
-`clusters/create` per request key (`store.claim`); every launch is a row in `launches`, so a restarted
-bot picks up the ones still pending. A `dcs_request` tag on the cluster lets the bot find a cluster
-whose create answer it never saw (a crash, a timeout) instead of creating a second one.
+`clusters/create` per request key (`store.claim`), sent once by the client (no SDK retry can repeat it);
+every launch is a row in `launches`, so a restarted bot picks up the ones still pending. A `dcs_request` tag
+on the cluster lets the bot find a cluster whose create answer it never saw (a crash, a timeout, a 5xx)
+instead of creating a second one: bot/ops/launch_check.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from bot.clients.databricks import ClusterStatus, DatabricksClient
 from bot.domain.advice import Advice, advise
-from bot.domain.clock import parse_time
+from bot.domain.clock import parse_time, utcnow
 from bot.domain.clusterspec import (
     TAG_REQUEST,
     ImageSource,
@@ -37,8 +38,9 @@ from bot.domain.clusterspec import (
     preferred_runtime,
 )
 from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
-from bot.errors import DcsError, NotAllowed, NotFound, WorkspaceError, WorkspaceUnreachable
+from bot.errors import CreateUnconfirmed, DcsError, NotAllowed, NotFound, WorkspaceError
 from bot.ops.launch_budget import BudgetCheck, check_budget
+from bot.ops.launch_check import CreateChecks
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,13 @@ class LaunchFollower(Protocol):
 
 @dataclass
 class TrackState:
-    """Backoff state of one launch being followed."""
+    """Backoff state of one launch being followed. `keep_checking`: a launch whose create is unconfirmed is
+    looked up past the deadline too (the bot: it never gives up on finding out; the CLI stops waiting)."""
 
     delay: float
     deadline: float
     failures: int = 0
+    keep_checking: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class Launcher:
         track_timeout: float = 3600.0,
         max_poll_failures: int = 10,
         sleep: Callable[[float], None] = time.sleep,
+        create_settle_seconds: float | None = None,
+        lookup_attempts: int = 2,
+        lookup_delay: float = 1.0,
     ) -> None:
         self.services = services
         self.store = services.store
@@ -111,6 +118,16 @@ class Launcher:
         self.track_timeout = track_timeout
         self.max_poll_failures = max_poll_failures
         self.sleep = sleep
+        # An empty lookup right after the create proves nothing: allow it as long as one create may take.
+        if create_settle_seconds is None:
+            create_settle_seconds = services.databricks.retry_timeout_seconds
+        self.checks = CreateChecks(
+            services,
+            settle_seconds=create_settle_seconds,
+            attempts=lookup_attempts,
+            delay=lookup_delay,
+            sleep=sleep,
+        )
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
 
@@ -286,15 +303,12 @@ class Launcher:
 
     def _create(self, launch: Launch, plan: LaunchPlan) -> Launch:
         store, target = self.store, f"{launch.image}#{launch.id}"
+        launch = store.update_launch(launch.id, create_sent_at=utcnow())
         try:
             cluster_id = self.databricks.create_cluster(plan.body)
-        except WorkspaceUnreachable:
-            # The POST may have created the cluster before the answer was lost: look for its tag first.
-            adopted = self._adopt(launch)
-            if adopted is None:
-                self._fail(launch, "Databricks did not answer the create request; no cluster was created.")
-                raise
-            cluster_id = adopted
+        except CreateUnconfirmed as exc:
+            # The POST may have created the cluster before the answer was lost: find it by its tag, never resend.
+            return self.checks.unconfirmed(launch, exc.message)
         except DcsError as exc:
             self._fail(launch, exc.message)
             raise
@@ -307,13 +321,6 @@ class Launcher:
             state="PENDING",
             state_message="Starting: Databricks is acquiring the nodes.",
         )
-
-    def _adopt(self, launch: Launch) -> str | None:
-        try:
-            return self.databricks.find_cluster_by_tag(TAG_REQUEST, launch.request.get("request_tag", ""))
-        except WorkspaceError as exc:
-            log.warning("launch %s: could not look for its cluster: %s", launch.id, exc.message)
-            return None
 
     def _fail(self, launch: Launch, message: str) -> None:
         self.store.update_launch(
@@ -361,8 +368,10 @@ class Launcher:
             )
         return updated
 
-    def begin(self) -> TrackState:
-        return TrackState(delay=self.poll_initial, deadline=time.monotonic() + self.track_timeout)
+    def begin(self, *, keep_checking: bool = False) -> TrackState:
+        return TrackState(
+            delay=self.poll_initial, deadline=time.monotonic() + self.track_timeout, keep_checking=keep_checking
+        )
 
     def step(self, launch_id: int, state: TrackState) -> tuple[Launch, bool, float | None]:
         """One tracking step: (launch, changed, seconds until the next step or None when done).
@@ -376,8 +385,9 @@ class Launcher:
             grace = 2 * self.databricks.retry_timeout_seconds + 10
             if age is not None and age < grace:
                 return launch, False, grace - age  # another process may still be creating it: wait
-            launch = self.recover_creating(launch)
-            return launch, True, (state.delay if launch.status == "pending" else None)
+            return self._checked(launch, self.recover_creating(launch), state)
+        if launch.status == "checking":
+            return self._checked(launch, self.checks.check(launch), state)
         if launch.status != "pending":
             return launch, False, None
         try:
@@ -417,6 +427,21 @@ class Launcher:
         state.delay = min(state.delay * 1.5, self.poll_max)
         return polled, changed, delay
 
+    def _checked(self, before: Launch, after: Launch, state: TrackState) -> tuple[Launch, bool, float | None]:
+        """The step after a lookup: follow an adopted cluster from now on, keep checking, or stop."""
+        changed = after != before
+        if after.status == "pending":
+            state.deadline = time.monotonic() + self.track_timeout  # the cluster's start is followed from now
+            state.delay = self.poll_initial
+            return after, changed, state.delay
+        if after.status != "checking":
+            return after, changed, None
+        if not state.keep_checking and time.monotonic() + state.delay > state.deadline:
+            return after, changed, None  # the CLI stops waiting; the row stays `checking` for the bot
+        delay = state.delay
+        state.delay = min(state.delay * 1.5, self.poll_max)
+        return after, changed, delay
+
     def track(self, launch_id: int, on_change: Callable[[Launch], None] | None = None) -> Launch:
         """Poll with backoff until RUNNING, TERMINATED/ERROR, or the tracking budget is spent (blocking)."""
         state = self.begin()
@@ -429,23 +454,15 @@ class Launcher:
             self.sleep(delay)
 
     def recover_creating(self, launch: Launch) -> Launch:
-        """A launch left in `creating` by a stop: adopt the cluster its tag names, or say none was created."""
-        cluster_id = self._adopt(launch)
-        if cluster_id:
-            self.store.audit(
-                actor=launch.requester,
-                action="launch.resume",
-                target=f"{launch.image}#{launch.id}",
-                outcome="adopted",
-                detail=cluster_id,
-            )
-            return self.store.update_launch(launch.id, cluster_id=cluster_id, status="pending", state="PENDING")
-        self._fail(
-            launch,
-            "The bot stopped before Databricks confirmed the cluster, and no cluster carries this "
-            "launch's tag: nothing was created. Launch again.",
+        """A launch left in `creating` by a stop: its create may or may not have reached Databricks."""
+        self.store.audit(
+            actor=launch.requester,
+            action="launch.resume",
+            target=f"{launch.image}#{launch.id}",
+            outcome="checking",
+            detail="left creating by a stop",
         )
-        return self.store.get_launch(launch.id)
+        return self.checks.unconfirmed(launch, "the bot stopped before Databricks answered the create")
 
     def pending(self) -> list[Launch]:
         return self.store.launches(statuses=ACTIVE_LAUNCH_STATES, limit=200)

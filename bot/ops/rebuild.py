@@ -96,6 +96,7 @@ def plan(
     specs: list[ImageSpec],
     *,
     by_hand: bool = False,
+    on_request: bool = False,
     checks: dict[str, BaseCheck] | None = None,
     now: datetime | None = None,
 ) -> Plan:
@@ -116,6 +117,7 @@ def plan(
                 now=now,
                 max_age_days=max_age,
                 by_hand=by_hand,
+                on_request=on_request,
             )
         )
     return checks, decisions
@@ -126,19 +128,21 @@ def run_rebuilds(
     names: list[str] | None = None,
     *,
     by_hand: bool = False,
+    on_request: bool = False,
     source: str = "schedule",
     requester: str | None = None,
     progress: Callable[[str, BuildProgress], None] | None = None,
 ) -> RebuildRun:
     """Check bases, rebuild what is due (build → doctor → push), and report every image's outcome.
 
-    `names=None` covers the whole catalog. `by_hand` rebuilds the named images even if nothing moved.
+    `names=None` covers the whole catalog. `by_hand` rebuilds the named images even if nothing moved;
+    `on_request` only when they moved (or were never built): bot/domain/rebuild.py `decide`.
     """
     store = services.store
     specs = [store.get_image(n) for n in names] if names is not None else store.list_images()
     run = RebuildRun(started_at=utcnow())
     before = len(services.registry.requests_made)
-    run.checks, decisions = plan(services, specs, by_hand=by_hand)
+    run.checks, decisions = plan(services, specs, by_hand=by_hand, on_request=on_request)
     run.head_requests = sum(1 for m, _ in services.registry.requests_made[before:] if m == "HEAD")
     builder = Builder(services)
     by_name = {s.name: s for s in specs}
@@ -214,13 +218,16 @@ def rebuild_job(
     names: list[str] | None = None,
     *,
     by_hand: bool = False,
+    on_request: bool = False,
     source: str = "schedule",
     requester: str | None = None,
     notify: bool = True,
     progress: ImageProgress | None = None,
 ) -> RebuildSummary:
     """One rebuild run end to end (not recorded; see `rebuild_run`). Never raises for one image's failure."""
-    run = run_rebuilds(services, names, by_hand=by_hand, source=source, requester=requester, progress=progress)
+    run = run_rebuilds(
+        services, names, by_hand=by_hand, on_request=on_request, source=source, requester=requester, progress=progress
+    )
     summary = RebuildSummary(run)
     specs = {s.name: s for s in services.store.list_images()}
     summary.stale = _stale_clusters(services, run, specs, summary.problems)
@@ -243,6 +250,7 @@ def rebuild_run(
     names: list[str] | None,
     *,
     by_hand: bool = False,
+    on_request: bool = False,
     source: str = "schedule",
     requester: str | None = None,
     busy: OnBusy = "skip",
@@ -254,7 +262,14 @@ def rebuild_run(
 
     def work() -> tuple[RunOutcome, str]:
         summary = rebuild_job(
-            services, names, by_hand=by_hand, source=source, requester=requester, notify=notify, progress=progress
+            services,
+            names,
+            by_hand=by_hand,
+            on_request=on_request,
+            source=source,
+            requester=requester,
+            notify=notify,
+            progress=progress,
         )
         result["summary"] = summary
         run = summary.run

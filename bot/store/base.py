@@ -52,6 +52,29 @@ class StoreBase:
         with self._lock, self.db.atomic():
             yield self.db.conn
 
+    @contextmanager
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that takes SQLite's write lock before its first read (BEGIN IMMEDIATE).
+
+        For check-then-write sequences that other processes race: a plain BEGIN reads an old snapshot and
+        fails with "database is locked" when it tries to write after another process did. Here a second
+        process waits (busy_timeout) until the first one committed, then reads what it wrote. Nested in
+        another transaction it is a savepoint of that one (which then decides).
+        """
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                with self.db.atomic():
+                    yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         """Rows as dicts. For the store's own modules and for tests that look inside; the rest of the bot
         calls the named methods."""

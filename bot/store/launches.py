@@ -41,7 +41,12 @@ class LaunchTables(StoreBase):
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"unknown launch fields {unknown}")
-        encoded = {k: json.dumps(v) if k == "request" else v for k, v in changes.items()}
+        encoded = {
+            k: json.dumps(list(v) if k == "duplicates_terminated" else v)
+            if k in ("request", "duplicates_terminated")
+            else v
+            for k, v in changes.items()
+        }
         encoded["updated_at"] = utcnow()
         with self.transaction():
             try:

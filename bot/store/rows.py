@@ -27,4 +27,6 @@ def push_from_row(row: dict[str, Any]) -> PushRecord:
 def launch_from_row(row: dict[str, Any]) -> Launch:
     data = dict(row)
     data["request"] = json.loads(data.get("request") or "{}")
+    if "duplicates_terminated" in data:
+        data["duplicates_terminated"] = tuple(json.loads(data["duplicates_terminated"] or "[]"))
     return Launch(**data)

@@ -75,6 +75,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ratelimit_samples_at ON ratelimit_samples(at);
     CREATE INDEX audit_action ON audit(action, id);
     """,
+    # 4: build owners and heartbeats; at most one active build per image, enforced by the database for every
+    # process that writes to it (older duplicates are ended first, or the index could not be created); the
+    # outcome checks of cluster creates
+    """
+    ALTER TABLE builds ADD COLUMN owner_host TEXT;
+    ALTER TABLE builds ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE builds ADD COLUMN owner_started TEXT;
+    ALTER TABLE builds ADD COLUMN heartbeat_at TEXT;
+    UPDATE builds SET status = 'interrupted', finished_at = COALESCE(finished_at, started_at, requested_at),
+        error = COALESCE(error, 'Ended when the database was upgraded: a later build of the image was active.')
+        WHERE status IN ('queued', 'running')
+        AND id NOT IN (SELECT MAX(id) FROM builds WHERE status IN ('queued', 'running') GROUP BY image);
+    CREATE UNIQUE INDEX builds_one_active ON builds(image) WHERE status IN ('queued', 'running');
+    ALTER TABLE launches ADD COLUMN create_sent_at TEXT;
+    ALTER TABLE launches ADD COLUMN lookup_error TEXT;
+    ALTER TABLE launches ADD COLUMN duplicates_terminated TEXT;
+    """,
 ]
 
 

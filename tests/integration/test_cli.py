@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
 from bot.clients.registry import MANIFEST_ACCEPT
+from tests.support.cli import dcs_command
 from tests.support.namespace import local
 
 
 def dcs(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # The installed console script, as a pipeline runs it (scripts/test installs the project).
-    command = [shutil.which("dcs") or sys.executable, *([] if shutil.which("dcs") else ["-m", "bot.cli"])]
     return subprocess.run(
-        [*command, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False
+        [*dcs_command(), *args], env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False
     )
 
 

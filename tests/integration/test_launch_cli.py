@@ -17,6 +17,7 @@ from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks
 
 ROOT = Path(__file__).parents[2]
 DIGEST = "sha256:" + "c0" * 32
+LAUNCH = ("launch", "team-pandas", "runtime=14.3.x-scala2.12", "node_type=m5d.large", "--user", "ann@example.com")
 
 
 @pytest.fixture
@@ -119,16 +120,7 @@ def test_rule_violations_exit_2_naming_each_field(db: str, workspace: FakeDatabr
 
 def test_a_failed_launch_exits_with_advice(db: str, workspace: FakeDatabricks) -> None:
     workspace.script_next_cluster("TERMINATED", "DOCKER_INVALID_OS_EXCEPTION", "CLIENT_ERROR")
-    result = dcs(
-        db,
-        workspace,
-        "launch",
-        "team-pandas",
-        "runtime=14.3.x-scala2.12",
-        "node_type=m5d.large",
-        "--user",
-        "ann@example.com",
-    )
+    result = dcs(db, workspace, *LAUNCH)
     assert result.returncode == 47, result.stderr
     assert "operating system" in result.stderr and "databricksruntime" in result.stderr
 
@@ -136,3 +128,13 @@ def test_a_failed_launch_exits_with_advice(db: str, workspace: FakeDatabricks) -
 def test_user_is_required(db: str, workspace: FakeDatabricks) -> None:
     result = dcs(db, workspace, "launch", "team-pandas", "--dry-run", "--offline")
     assert result.returncode == 2 and "--user" in result.stderr
+
+
+def test_a_create_answered_504_is_found_by_its_tag_not_sent_again(db: str, workspace: FakeDatabricks) -> None:
+    workspace.fail_next("/clusters/create", 504, "DEADLINE_EXCEEDED", "upstream request timeout", applied=True)
+    result = dcs(db, workspace, *LAUNCH, "--json")
+    assert result.returncode == 0, result.stderr
+    launch = json.loads(result.stdout)
+    assert launch["status"] == "running" and list(workspace.clusters) == [launch["cluster_id"]]
+    assert len(workspace.created_specs()) == 1
+    assert "Found the cluster by this launch's tag" in result.stderr

@@ -20,6 +20,7 @@ from tests.support.launch_bot import (
     GOOD_FORM,
     NO_EMAIL,
     LaunchBot,
+    left_creating,
     seed_image,
     start_launch_bot,
 )
@@ -251,23 +252,10 @@ def test_a_launch_cut_short_during_create_adopts_its_cluster(
         launcher = bot.ctx.services.launcher
         assert launcher is not None
         # What a crash right after the POST leaves: a cluster with the request's tag, a row without its id.
-        from bot.domain.clusterspec import parse_launch_args
-        from bot.ops.launch import _meta, request_tag
+        from bot.ops.launch import request_tag
 
-        request = parse_launch_args("team-pandas", ["runtime=15.4.x-scala2.12", "node_type=m5d.large"])
-        source, plan = launcher.plan(request, requester=BUILDER, user_email="bob@example.com", request_key="k1")
-        cluster_id = bot.ctx.services.databricks.create_cluster(plan.body)
-        meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", "k1")
-        assert meta["request_tag"] == request_tag("k1")
-        row = bot.ctx.store.insert_launch(
-            image="team-pandas",
-            build_id=source.build_id,
-            requester=BUILDER,
-            request=meta,
-            status="creating",
-        )
-        with bot.ctx.store.transaction() as conn:  # old enough that no live process can still be creating it
-            conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
+        row, cluster_id = left_creating(bot.ctx, launcher, "k1")
+        assert row.request["request_tag"] == request_tag("k1")
         from jobs.clusters import resume_tracking
 
         resume_tracking(bot.ctx.services, bot.ctx.workers)

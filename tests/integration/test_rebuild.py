@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import requests
 
+from bot.app import app_context, create_app
 from bot.clients.registry import MANIFEST_ACCEPT
 from bot.compose import build_services
 from bot.config import load_config
 from bot.domain.catalog import image_from_dict, image_to_dict, registry_from_dict
 from bot.domain.rebuild import FAILED, REBUILT, UNCHANGED, base_key
+from bot.http import ServerThread, create_server, make_wsgi_app
 from bot.ops.rebuild import rebuild_job
 from bot.services import Services
-from tests.fakes.slack import FakeSlack
+from bot.workers import Workers
+from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body
 
 PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
 CHANNEL = "C0BUILDS1"
@@ -274,12 +279,9 @@ def test_without_databricks_the_notice_has_no_cluster_section(services, registry
     assert "older digest" not in notice_text(slack.messages()[0])
 
 
-def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, registry, base, slack):
-    from bot.app import app_context, create_app
-    from bot.http import ServerThread, create_server, make_wsgi_app
-    from bot.workers import Workers
-    from tests.fakes.slack import signed_headers, slash_command_body
-
+@contextmanager
+def slash_bot(tmp_db, registry, slack, **env: str) -> Iterator[tuple[Services, Callable[[str, str, str], dict], Any]]:
+    """The bot over real HTTP: its services, `command(text, user, response_name)` and its Bolt app."""
     secret = "test-signing-secret-rebuild"
     environ = {
         "DCS_DB": tmp_db,
@@ -289,6 +291,7 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
         "SLACK_API_URL": slack.api_url,
         "DCS_NOTIFY_CHANNEL": CHANNEL,
         "DCS_BUILDERS": "UBUILD1",
+        **env,
     }
     if os.environ.get("DOCKER_HOST"):
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
@@ -299,31 +302,36 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
             {"name": "local", "host": registry.host, "username": registry.username, "password_env": PASSWORD_VAR}
         )
     )
-    base.publish("v1")
-    add_image(services, registry, base, "zeta")
     workers = Workers(config.workers)
     app = create_app(config, services, workers)
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
+
+    def command(text: str, user: str, name: str) -> dict:
+        body = slash_command_body(text, user_id=user, response_url=slack.response_url(name))
+        answer = requests.post(
+            f"{server.url}/slack/events", data=body, headers=signed_headers(secret, body), timeout=10
+        )
+        assert answer.status_code == 200
+        return answer.json()
+
     try:
+        yield services, command, app
+        assert workers.wait_idle(30)
+    finally:
+        server.stop()
+        workers.shutdown(wait=True, timeout=30)
 
-        def command(text: str, user: str, name: str) -> dict:
-            body = slash_command_body(text, user_id=user, response_url=slack.response_url(name))
-            answer = requests.post(
-                f"{server.url}/slack/events", data=body, headers=signed_headers(secret, body), timeout=10
-            )
-            assert answer.status_code == 200
-            return answer.json()
 
+def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, registry, base, slack):
+    with slash_bot(tmp_db, registry, slack) as (services, command, app):
+        base.publish("v1")
+        add_image(services, registry, base, "zeta")
         assert "need the *builder* role" in json.dumps(command("rebuild zeta", "U1", "denied"))
         assert "No image named 'nope'" in json.dumps(command("rebuild nope", "UBUILD1", "missing"))
         ack = json.dumps(command("rebuild zeta", "UBUILD1", "ok"))
         assert "Rebuilding *zeta*" in ack or "queued" in ack
         done = json.dumps(slack.wait_for_response_post("ok", timeout=120).body)
         assert "zeta" in done and "rebuilt" in done
-        assert workers.wait_idle(30)
-    finally:
-        server.stop()
-        workers.shutdown(wait=True, timeout=30)
     build = services.store.last_build("zeta")
     assert build.status == "succeeded" and build.source == "slack" and build.requester == "UBUILD1"
     assert served_digest(registry, f"dcs-rb-{base.uid}/zeta", "latest") == build.pushed_digest
@@ -332,6 +340,36 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     runs = services.store.query("SELECT job_id, outcome FROM job_runs")
     assert runs == [{"job_id": "rebuild:manual", "outcome": "succeeded"}]
     assert app_context(app).commands.get("rebuild").role.label == "builder"
+
+
+def test_slash_rebuild_by_a_builder_rebuilds_only_what_moved(tmp_db, registry, base, slack):
+    with slash_bot(tmp_db, registry, slack, DCS_ADMINS="UADMIN1") as (services, command, _app):
+        base.publish("v1")
+        add_image(services, registry, base, "theta")
+        command("rebuild theta", "UBUILD1", "first")  # never built: a builder may build it
+        assert "rebuilt" in json.dumps(slack.wait_for_response_post("first", timeout=120).body)
+        first = services.store.last_build("theta")
+        assert first.status == "succeeded"
+
+        command("rebuild theta", "UBUILD1", "unchanged")  # nothing moved: nothing is built
+        answer = json.dumps(slack.wait_for_response_post("unchanged", timeout=120).body)
+        assert "nothing was rebuilt" in answer and "/dcs rebuild theta force" in answer
+        assert services.store.last_build("theta").id == first.id
+
+        denied = json.dumps(command("rebuild theta force", "UBUILD1", "force-denied"))
+        assert "need the *admin* role" in denied
+        assert services.store.audit_events(action="rebuild.force")[0].outcome == "denied"
+        assert "is not a rebuild option" in json.dumps(command("rebuild theta now", "UBUILD1", "bad-option"))
+
+        command("rebuild theta force", "UADMIN1", "forced")  # the admins' force rebuilds it anyway
+        assert "rebuilt" in json.dumps(slack.wait_for_response_post("forced", timeout=120).body)
+        forced = services.store.last_build("theta")
+        assert forced.id > first.id and forced.status == "succeeded"
+
+        base.publish("v2")  # the base moved: a builder's rebuild runs again
+        command("rebuild theta", "UBUILD1", "moved")
+        assert "rebuilt" in json.dumps(slack.wait_for_response_post("moved", timeout=120).body)
+        assert services.store.last_build("theta").id > forced.id
 
 
 def test_cli_rebuild_by_name_dry_run_and_due(services, registry, base, slack, monkeypatch, capsys):

@@ -16,8 +16,9 @@ from bot.app import app_context, create_app
 from bot.compose import build_services
 from bot.config import load_config
 from bot.domain.catalog import RegistrySpec, image_from_dict
+from bot.domain.clusterspec import parse_launch_args
 from bot.http import ServerThread, create_server, make_wsgi_app
-from bot.ops.launch import Launcher
+from bot.ops.launch import Launcher, _meta
 from bot.store import Launch
 from bot.workers import Workers
 from handlers.context import AppContext
@@ -201,3 +202,18 @@ def seed_image(
 
 def new_slack() -> FakeSlack:
     return FakeSlack(users=USERS, channels={CHANNEL: {"name": "dcs"}, NOTIFY: {"name": "dcs-admins"}})
+
+
+def left_creating(ctx: AppContext, launcher: Launcher, request_key: str) -> tuple[Launch, str]:
+    """What a crash right after the POST leaves: a cluster with the request's tag, a `creating` row without its
+    id, old enough that no live process can still be creating it. Returns the row and the cluster's id."""
+    request = parse_launch_args("team-pandas", ["runtime=15.4.x-scala2.12", "node_type=m5d.large"])
+    source, plan = launcher.plan(request, requester=BUILDER, user_email="bob@example.com", request_key=request_key)
+    cluster_id = ctx.services.databricks.create_cluster(plan.body)
+    meta = _meta(request, source, plan, launcher.check_budget(source, plan), "bob@example.com", request_key)
+    row = ctx.store.insert_launch(
+        image="team-pandas", build_id=source.build_id, requester=BUILDER, request=meta, status="creating"
+    )
+    with ctx.store.transaction() as conn:
+        conn.execute("UPDATE launches SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (row.id,))
+    return ctx.store.get_launch(row.id), cluster_id

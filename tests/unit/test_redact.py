@@ -104,3 +104,37 @@ def test_redacting_filter_drops_the_args_once_the_message_is_redacted() -> None:
     assert RedactingFilter(Redactor()).filter(record) is True
     assert record.getMessage() == "token=***"
     assert record.args is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: add a registry entry with password_env",
+        "Password: Add the variable, then restart",
+        "token: expired, sign in again",
+        "secret: none configured",
+        "The registry refused the password: check the username and the password variable.",
+        "Databricks did not accept the token: it may have expired",
+        "no secret: the image holds none",
+        "password:\nadd it to the environment",
+    ],
+)
+def test_ordinary_words_after_a_secret_word_stay_readable(text: str) -> None:
+    assert Redactor([KNOWN])(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password: hunter2", "password: ***"),
+        ("token: AbCdEf0123", "token: ***"),
+        ("secret: s3cr3t-value now", "secret: *** now"),
+        ("password: p@ss!", "password: ***"),
+        ("password:\nhunter2", "password:\n***"),
+        ("password: Supercalifragilisticexpialidocious", "password: ***"),  # longer than any plain word we keep
+        ("password = add", "password = ***"),  # an assignment is a secret whatever it looks like
+        ('password: "add"', 'password: "***"'),  # so is a quoted value
+    ],
+)
+def test_secret_shaped_values_after_a_colon_are_masked(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected

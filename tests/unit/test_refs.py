@@ -55,6 +55,8 @@ REF_FIX = "Use host[:port]/path[:tag][@sha256:<64 hex>]"
         ("127.0.0.1:5000/team/app", "127.0.0.1:5000", "team/app", None, None, "127.0.0.1:5000/team/app"),
         ("registry:5000/app", "registry:5000", "app", None, None, "registry:5000/app"),
         ("[::1]:5000/app", "[::1]:5000", "app", None, None, "[::1]:5000/app"),
+        ("host.io:65535/app", "host.io:65535", "app", None, None, "host.io:65535/app"),
+        ("host.io:1/app", "host.io:1", "app", None, None, "host.io:1/app"),
         # a host:port with no path is a Docker Hub name with a tag, as in Docker itself
         ("localhost:5000", "docker.io", "library/localhost", "5000", None, "localhost:5000"),
         # digests, with and without a tag
@@ -116,6 +118,12 @@ def test_parse_ref_accepts_and_normalises(
         ("my_host.io/app", "has an invalid registry host 'my_host.io'"),
         ("-host.io/app", "has an invalid registry host '-host.io'"),
         ("host.io:port/app", "has an invalid registry host 'host.io:port'"),
+        ("host.io:65536/app", "has a registry port outside 1-65535 (65536)"),
+        ("localhost:99999/app:1", "has a registry port outside 1-65535 (99999)"),
+        ("[::1]:70000/app", "has a registry port outside 1-65535 (70000)"),
+        ("host.io:0/app", "has a registry port outside 1-65535 (0)"),
+        ("host.io:00000/app", "has a registry port outside 1-65535 (00000)"),
+        ("host.io:123456/app", "has an invalid registry host 'host.io:123456'"),
         ("ubuntu@", "has an invalid digest ''"),
         ("ubuntu@sha256:abc", "has an invalid digest 'sha256:abc'"),
         ("ubuntu@sha256", "has an invalid digest 'sha256'"),

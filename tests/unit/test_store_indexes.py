@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.domain.clock import utcnow
+from bot.domain.records import ProcessOwner
 from bot.ops.runs import claim_run
 from bot.store import Store
 
@@ -39,6 +40,11 @@ def exercise(store: Store) -> None:
     store.pushed_digests(["team-pandas"])
     store.discard_queued_build(build.id)
     store.mark_interrupted()
+    owned = store.create_build(
+        "team-pandas", requester="U1", source="cli", owner=ProcessOwner("h", 1, "1"), death_reason=lambda b: None
+    )
+    store.start_build(owned.id, ProcessOwner("h", 1, "1")), store.beat([owned.id])
+    store.mark_interrupted(lambda b: None), store.interrupt_build(owned.id, "stopped")
     launch = store.insert_launch(image="team-pandas", build_id=build.id, requester="U1", status="creating")
     store.update_launch(launch.id, status="pending", cluster_id="c-1")
     store.get_launch(launch.id), store.launches(), store.launches(statuses=("creating", "pending"), limit=5)
