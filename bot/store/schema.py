@@ -92,6 +92,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE launches ADD COLUMN lookup_error TEXT;
     ALTER TABLE launches ADD COLUMN duplicates_terminated TEXT;
     """,
+    # 5: catalog-wide settings (the catalog file's top-level [build] table), JSON by name
+    """
+    CREATE TABLE catalog_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 ]
 
 
