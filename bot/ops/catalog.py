@@ -25,6 +25,7 @@ from bot.domain.catalog import (
 )
 from bot.domain.catalog import update_image as apply_changes
 from bot.domain.dockerfile import render_dockerfile
+from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageStatus
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
@@ -93,11 +94,23 @@ class ImageDetails:
     base: BaseInfo
     registry: RegistrySpec | None
     builds: list[Build]
+    inventory: PackageInventory | None = None  # what the last successful build contains
+    inventory_build: int | None = None
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
-    spec = services.store.get_image(name)
-    return ImageDetails(spec, spec.base_info, services.push_registry(spec), services.store.builds(name, limit=builds))
+    store = services.store
+    spec = store.get_image(name)
+    last = store.last_build(name, status="succeeded")
+    inventory = store.inventory(last.id) if last is not None else None
+    return ImageDetails(
+        spec,
+        spec.base_info,
+        services.push_registry(spec),
+        store.builds(name, limit=builds),
+        inventory,
+        last.id if inventory is not None and last is not None else None,
+    )
 
 
 def image_overview(services: Services) -> list[ImageStatus]:
