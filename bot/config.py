@@ -51,6 +51,11 @@ class Workspace:
     protected: bool = False
 
 
+# The only variables catalog inputs may name as holding a secret (the rule and its messages live in
+# bot/domain/secrets.py; the pattern is here so that Config.secret can refuse every other name too).
+SECRET_ENV_PREFIX = "DCS_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+SECRET_ENV_NAME = re.compile(r"^DCS_SECRET_[A-Z0-9_]{1,116}\Z")  # \Z: "$" would let a trailing newline through
+
 # Every variable the bot reads, with a one-line description (the README table mirrors this).
 VARIABLES: dict[str, str] = {
     "DCS_DB": "SQLite database path (default ./dcs.db)",
@@ -161,7 +166,18 @@ class Config:
         raise InvalidInput("workspace", name, "is not a configured workspace", f"Use one of: {names} (DCS_WORKSPACES).")
 
     def secret(self, env_name: str) -> str | None:
-        """The value of an environment variable named by the catalog (registry passwords)."""
+        """The value of a `DCS_SECRET_*` variable named by the catalog (registry passwords).
+
+        Any other name is refused, whatever the caller checked before: the bot's own tokens can never be
+        read through a name that came from a catalog entry.
+        """
+        if not isinstance(env_name, str) or not SECRET_ENV_NAME.match(env_name):
+            raise InvalidInput(
+                "password variable",
+                env_name,
+                f"is not a {SECRET_ENV_PREFIX}* variable, so the bot does not read it for a catalog entry",
+                f"Put the secret in a variable named {SECRET_ENV_PREFIX}<NAME> and name that one.",
+            )
         return self.environ.get(env_name) or None
 
     def secret_values(self) -> list[str]:
