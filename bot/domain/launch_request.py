@@ -43,6 +43,7 @@ class LaunchRequest:
     tags: tuple[tuple[str, str], ...] = ()
     cluster_name: str | None = None
     allow_runtime_mismatch: bool = False  # an admin's override: run an image made for another runtime
+    workspace: str | None = None  # a DCS_WORKSPACES name; None: the default workspace
 
     @property
     def autoscale(self) -> bool:
@@ -61,6 +62,7 @@ ARG_KEYS = {
     "init_scripts",
     "name",
     "allow_runtime_mismatch",
+    "workspace",
 }
 ARG_ALIASES = {
     "node": "node_type",
@@ -201,6 +203,7 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         tags=pairs["tags"],
         cluster_name=text("name"),
         allow_runtime_mismatch=override,
+        workspace=text("workspace"),
     )
 
 

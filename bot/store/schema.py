@@ -99,6 +99,10 @@ MIGRATIONS: list[str] = [
         recorded_at TEXT NOT NULL
     );
     """,
+    # 6: catalog-wide settings (the catalog file's top-level [build] table), JSON by name
+    """
+    CREATE TABLE catalog_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 ]
 
 
