@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.bases import BaseInfo
@@ -23,8 +24,9 @@ from bot.domain.catalog import (
     registry_from_dict,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
@@ -85,11 +87,21 @@ class ImageDetails:
     base: BaseInfo
     registry: RegistrySpec | None
     builds: list[Build]
+    check: ImageCheck | None = None  # the last time a rebuild run looked at it
+    next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
-    spec = services.store.get_image(name)
-    return ImageDetails(spec, spec.base_info, services.push_registry(spec), services.store.builds(name, limit=builds))
+    store = services.store
+    spec = store.get_image(name)
+    return ImageDetails(
+        spec,
+        spec.base_info,
+        services.push_registry(spec),
+        store.builds(name, limit=builds),
+        store.image_check(name),
+        upcoming(spec.schedule, datetime.now(UTC)),
+    )
 
 
 def image_overview(services: Services) -> list[ImageStatus]:

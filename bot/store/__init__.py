@@ -18,6 +18,7 @@ from bot.domain.records import (
     BaseCheckRecord,
     Build,
     BuildStatus,
+    ImageCheck,
     ImageStatus,
     JobRun,
     Launch,
@@ -31,11 +32,12 @@ from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
 from bot.store.launches import LaunchTables
 from bot.store.runs import RunTables, run_group
+from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
+class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, ScheduleTables, WatchTables):
     """All persistence. Thread-safe; one instance per process."""
 
 
@@ -48,6 +50,7 @@ __all__ = [
     "BaseCheckRecord",
     "Build",
     "BuildStatus",
+    "ImageCheck",
     "ImageStatus",
     "JobRun",
     "Launch",
