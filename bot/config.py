@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urlparse
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, InvalidInput
 
 # \Z, not $: "$" also matches before a trailing newline.
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}\Z")
 SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})\Z")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+# The only variables catalog inputs may name as holding a secret (the rule and its messages live in
+# bot/domain/secrets.py; the pattern is here so that Config.secret can refuse every other name too).
+SECRET_ENV_PREFIX = "DCS_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+SECRET_ENV_NAME = re.compile(r"^DCS_SECRET_[A-Z0-9_]{1,116}\Z")  # \Z: "$" would let a trailing newline through
 
 # Every variable the bot reads, with a one-line description (the README table mirrors this).
 VARIABLES: dict[str, str] = {
@@ -46,6 +50,19 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
+    # build settings (validated by bot/domain/build_settings.py; README "Corporate networks")
+    "DCS_PIP_INDEX_URL": "pip index builds install from (default PyPI), without credentials",
+    "DCS_PIP_EXTRA_INDEX_URLS": "Comma-separated extra pip indexes",
+    "DCS_PIP_USERNAME": "User name for DCS_PIP_INDEX_URL",
+    "DCS_PIP_PASSWORD_ENV": "NAME of the DCS_SECRET_* variable holding that user's password",
+    "DCS_PIP_TRUSTED_HOSTS": "Comma-separated hosts pip may reach without TLS verification (only when asked)",
+    "DCS_PIP_CA_BUNDLE": "PEM file of CA certificates builds trust (TLS interception, private indexes)",
+    "DCS_BUILD_INSTALL_CA": "true: also trust that CA inside the built images (default false)",
+    "DCS_BUILD_HTTP_PROXY": "Proxy for http:// during builds (pip, apt)",
+    "DCS_BUILD_HTTPS_PROXY": "Proxy for https:// during builds (pip, apt)",
+    "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
+    "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
+    "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
 }
 SECRET_VARIABLES = frozenset(
     {
@@ -90,7 +107,18 @@ class Config:
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
     def secret(self, env_name: str) -> str | None:
-        """The value of an environment variable named by the catalog (registry passwords)."""
+        """The value of a `DCS_SECRET_*` variable named by the catalog (registry passwords).
+
+        Any other name is refused, whatever the caller checked before: the bot's own tokens can never be
+        read through a name that came from a catalog entry.
+        """
+        if not isinstance(env_name, str) or not SECRET_ENV_NAME.match(env_name):
+            raise InvalidInput(
+                "password variable",
+                env_name,
+                f"is not a {SECRET_ENV_PREFIX}* variable, so the bot does not read it for a catalog entry",
+                f"Put the secret in a variable named {SECRET_ENV_PREFIX}<NAME> and name that one.",
+            )
         return self.environ.get(env_name) or None
 
     def secret_values(self) -> list[str]:

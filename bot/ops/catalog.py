@@ -13,19 +13,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.bases import BaseInfo
+from bot.domain.build_settings import BuildSettings, check_layers
 from bot.domain.catalog import (
     Catalog,
     ImageSpec,
     RegistrySpec,
     check_registry_known,
+    check_registry_users,
     dump_catalog,
     image_from_dict,
     parse_catalog,
     registry_from_dict,
+    registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
+from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
@@ -41,6 +45,7 @@ def add_image(services: Services, data: Mapping[str, Any], *, actor: str) -> Ima
     try:
         spec = image_from_dict(data)
         check_registry_known(spec, store.list_registries())
+        check_build_layers(services, store.catalog_build_settings(), spec)
         store.add_image(spec)
     except (InvalidInput, InvalidInputs) as exc:
         store.audit(
@@ -66,10 +71,16 @@ def update_image(services: Services, name: str, changes: Mapping[str, Any], *, a
     store = services.store
     spec = apply_changes(store.get_image(name), changes)
     check_registry_known(spec, store.list_registries())
+    check_build_layers(services, store.catalog_build_settings(), spec)
     store.add_image(spec, replace=True)
     store.audit(actor=actor, action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
     services.catalog_changed()
     return spec
+
+
+def check_build_layers(services: Services, catalog_build: BuildSettings, spec: ImageSpec) -> None:
+    """The rules across levels (a password needs its index, `host` needs the operator's opt-in)."""
+    check_layers(services.build_settings, ("build.", catalog_build), (f"image[{spec.name}].build.", spec.build))
 
 
 def remove_image(services: Services, name: str, *, actor: str) -> None:
@@ -87,6 +98,8 @@ class ImageDetails:
     base: BaseInfo
     registry: RegistrySpec | None
     builds: list[Build]
+    inventory: PackageInventory | None = None  # what the last successful build contains
+    inventory_build: int | None = None
     check: ImageCheck | None = None  # the last time a rebuild run looked at it
     next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
 
@@ -94,11 +107,15 @@ class ImageDetails:
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
     store = services.store
     spec = store.get_image(name)
+    last = store.last_build(name, status="succeeded")
+    inventory = store.inventory(last.id) if last is not None else None
     return ImageDetails(
         spec,
         spec.base_info,
         services.push_registry(spec),
         store.builds(name, limit=builds),
+        inventory,
+        last.id if inventory is not None and last is not None else None,
         store.image_check(name),
         upcoming(spec.schedule, datetime.now(UTC)),
     )
@@ -116,11 +133,13 @@ def image_overview(services: Services) -> list[ImageStatus]:
 class RegistryEntry:
     spec: RegistrySpec
     password_set: bool  # the variable the entry names holds a value in the bot's environment
+    migration: str | None = None  # stored before the DCS_SECRET_ rule: what to rename (its secret is not read)
 
 
 def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
     """Add or replace a registry entry (it names the password variable; the password is never stored)."""
     spec = registry_from_dict(data)
+    check_registry_users(spec, services.store.list_images())
     services.store.add_registry(spec, replace=True)
     services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
     return _entry(services, spec)
@@ -136,7 +155,14 @@ def remove_registry(services: Services, name: str, *, actor: str) -> None:
 
 
 def _entry(services: Services, spec: RegistrySpec) -> RegistryEntry:
+    if spec.legacy_password_env:
+        return RegistryEntry(spec, False, registry_migration(spec))
     return RegistryEntry(spec, bool(spec.password_env and services.config.secret(spec.password_env)))
+
+
+def registry_migrations(services: Services) -> list[str]:
+    """One message per stored registry entry that names a password variable the bot no longer reads."""
+    return [registry_migration(r) for r in services.store.list_registries() if r.legacy_password_env]
 
 
 # ---------------------------------------------------------------- the catalog file
@@ -155,9 +181,24 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
     one transaction (with its audit row): a process killed half-way leaves the catalog as it was."""
     catalog = parse_catalog(text, source=source)
     store = services.store
+    catalog_build = catalog.build if (prune or not catalog.build.empty) else store.catalog_build_settings()
+    problems: list[InvalidInput] = []
+    for spec in catalog.images:
+        try:
+            check_build_layers(services, catalog_build, spec)
+        except InvalidInput as exc:
+            problems.append(exc)
+    if problems:
+        raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
     removed: list[str] = []
     with store.write_transaction():
         known = set(store.image_names())
+        in_file = {s.name for s in catalog.images}
+        kept = [s for s in store.list_images() if s.name not in in_file and not prune]
+        for reg in catalog.registries:  # images already stored that name an entry must stay on its host
+            check_registry_users(reg, kept)
+        if prune or not catalog.build.empty:
+            store.set_catalog_build_settings(catalog.build)
         for reg in catalog.registries:
             store.add_registry(reg, replace=True)
         for spec in catalog.images:
@@ -188,7 +229,13 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
 def export_catalog(services: Services) -> str:
     """The canonical TOML text of the whole catalog (export → import → export is byte-identical)."""
     store = services.store
-    return dump_catalog(Catalog(images=tuple(store.list_images()), registries=tuple(store.list_registries())))
+    return dump_catalog(
+        Catalog(
+            images=tuple(store.list_images()),
+            registries=tuple(store.list_registries()),
+            build=store.catalog_build_settings(),
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.clients.databricks import ClusterStatus, DatabricksClient
 from bot.domain.advice import Advice, advise
+from bot.domain.catalog import registry_migration
 from bot.domain.clock import parse_time, utcnow
 from bot.domain.clusterspec import (
     TAG_REQUEST,
@@ -38,10 +39,10 @@ from bot.domain.clusterspec import (
     preferred_runtime,
 )
 from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
-from bot.errors import CreateUnconfirmed, DcsError, NotAllowed, NotFound, WorkspaceError
+from bot.errors import CreateUnconfirmed, CredentialsRefused, DcsError, NotAllowed, NotFound, WorkspaceError
 from bot.ops.launch_budget import BudgetCheck, check_budget
 from bot.ops.launch_check import CreateChecks
-from bot.services import Services
+from bot.services import Services, check_own_host
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +187,17 @@ class Launcher:
     ) -> LaunchContext:
         password = None
         registry = source.registry
+        if registry is not None:
+            # the cluster logs in to the image's host with what the entry holds: only if that is its own host
+            check_own_host(registry, source.spec.repository_ref.domain)
         if (
             registry is not None
             and registry.allow_plaintext_password
             and not registry.cluster_password_secret
             and registry.password_env
         ):
+            if registry.legacy_password_env:
+                raise CredentialsRefused(registry_migration(registry))
             password = self.services.config.secret(registry.password_env)
         return LaunchContext(
             user_email=user_email,
