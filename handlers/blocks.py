@@ -17,6 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago
+from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
 from bot.store import Build, ImageStatus, PushRecord
 
@@ -342,13 +343,14 @@ def up_to_date(build: Build, force_hint: str) -> dict[str, Any]:
     )
 
 
-def build_log(build: Build, lines: int = 60) -> dict[str, Any]:
+def build_log(build: Build, lines: int = 60, inventory: PackageInventory | None = None) -> dict[str, Any]:
+    contents = [context(f"Contains: {escape(inventory.summary())}")] if inventory is not None else []
     if not build.log_tail:
         text = f"Build #{build.id} of {escape(build.image)} has no log yet (status: {build.status})."
-        return message(text, [section(text)])
+        return message(text, [section(text), *contents])
     tail = "\n".join(plain(build.log_tail).splitlines()[-lines:])
     text = f"Last log lines of build #{build.id} of {escape(build.image)} ({build.status})"
-    return message(text, [section(f"*{text}*"), section(code(tail))])
+    return message(text, [section(f"*{text}*"), section(code(tail)), *contents])
 
 
 def build_line(build: Build, now: datetime, position: int | None = None) -> str:

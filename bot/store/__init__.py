@@ -29,13 +29,14 @@ from bot.domain.records import (
 from bot.store.approvals import ApprovalTables
 from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
+from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
+class Store(CatalogTables, BuildTables, InventoryTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
     """All persistence. Thread-safe; one instance per process."""
 
 

@@ -92,6 +92,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE launches ADD COLUMN lookup_error TEXT;
     ALTER TABLE launches ADD COLUMN duplicates_terminated TEXT;
     """,
+    # 5: the package inventory of each successful build (bot/domain/inventory.py), JSON, one row per build
+    """
+    CREATE TABLE build_inventories (
+        build_id INTEGER PRIMARY KEY REFERENCES builds(id) ON DELETE CASCADE, inventory TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    """,
+    # 6: catalog-wide settings (the catalog file's top-level [build] table), JSON by name
+    """
+    CREATE TABLE catalog_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 ]
 
 
