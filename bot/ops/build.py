@@ -355,7 +355,7 @@ class Builder:
     ) -> str:
         services = self.services
         registry = services.push_registry(spec)
-        credentials = services.credentials(registry)
+        credentials = services.credentials(registry, spec.repository_ref.domain)
         digest = ""
         for i, tag in enumerate(tags):
             progress(
