@@ -210,6 +210,18 @@ def cmd_image_show(ctx: CliContext) -> int:
             }
             for b in builds
         ],
+        "release": spec.release.promote,
+        "promoted": {"build": details.promoted.id, "digest": details.promoted.pushed_digest}
+        if details.promoted
+        else None,
+        "candidate": {
+            "build": details.candidate.build_id,
+            "digest": details.candidate.digest,
+            "status": details.candidate.status,
+            "expires_at": details.candidate.expires_at,
+        }
+        if details.candidate
+        else None,
     }
 
     def human() -> None:
@@ -222,6 +234,18 @@ def cmd_image_show(ctx: CliContext) -> int:
             f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
             f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
         )
+        console.print(f"  {'release':15} {spec.release.describe()}")
+        promoted, candidate = details.promoted, details.candidate
+        if promoted:
+            console.print(f"  {'promoted':15} build #{promoted.id} {promoted.pushed_digest} ({spec.tag})")
+        if candidate:
+            until = (
+                f", expires {candidate.expires_at}" if candidate.expires_at and candidate.status == "waiting" else ""
+            )
+            console.print(
+                f"  {'candidate':15} build #{candidate.build_id} {candidate.digest} ({candidate.status}{until}); "
+                f"`dcs promote {spec.name} {candidate.build_id}` moves {spec.tag} to it"
+            )
         console.print("  builds:" if builds else "  never built")
         for b in builds:
             console.print(f"    #{b.id} {b.status:11} {b.finished_at or '':28} {b.pushed_digest or b.error or ''}")

@@ -19,6 +19,7 @@ from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.cron import cron_trigger
 from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
+from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
 from bot.errors import InvalidInput, InvalidInputs
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" allows a trailing newline
@@ -52,6 +53,7 @@ class ImageSpec:
     notify_channel: str | None = None
     owner: str | None = None
     description: str = ""
+    release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
 
     @property
     def base_ref(self) -> ImageRef:
@@ -221,7 +223,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     """
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
-    known = {fl.name for fl in ImageSpec.__dataclass_fields__.values()}
+    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release"}) | set(RELEASE_FIELDS)
     for key in data:
         if key not in known:
             p.append(
@@ -293,6 +295,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             )
         )
         description = ""
+    release = release_from_dict(data, f, p)
     for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
@@ -316,6 +319,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         notify_channel=channel,
         owner=owner,
         description=description,
+        release=release,
     )
 
 
@@ -337,6 +341,7 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
     for key in ("schedule", "notify_channel", "owner", "description"):
         if getattr(spec, key):
             out[key] = getattr(spec, key)
+    out.update(release_to_dict(spec.release))
     return out
 
 

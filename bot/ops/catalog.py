@@ -24,10 +24,11 @@ from bot.domain.catalog import (
 )
 from bot.domain.catalog import update_image as apply_changes
 from bot.domain.dockerfile import render_dockerfile
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.release import promoted_build
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,21 @@ class ImageDetails:
     base: BaseInfo
     registry: RegistrySpec | None
     builds: list[Build]
+    promoted: Build | None = None  # what the moving tag points to
+    candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
-    spec = services.store.get_image(name)
-    return ImageDetails(spec, spec.base_info, services.push_registry(spec), services.store.builds(name, limit=builds))
+    store = services.store
+    spec = store.get_image(name)
+    return ImageDetails(
+        spec,
+        spec.base_info,
+        services.push_registry(spec),
+        store.builds(name, limit=builds),
+        promoted_build(services, name),
+        store.open_release(name),
+    )
 
 
 def image_overview(services: Services) -> list[ImageStatus]:

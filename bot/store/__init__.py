@@ -22,20 +22,23 @@ from bot.domain.records import (
     JobRun,
     Launch,
     LaunchStatus,
+    Promotion,
     PullSample,
     PushRecord,
+    Release,
     RunOutcome,
 )
 from bot.store.approvals import ApprovalTables
 from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
 from bot.store.launches import LaunchTables
+from bot.store.releases import ReleaseTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
+class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, WatchTables, ReleaseTables):
     """All persistence. Thread-safe; one instance per process."""
 
 
@@ -53,7 +56,9 @@ __all__ = [
     "Launch",
     "LaunchStatus",
     "PullSample",
+    "Promotion",
     "PushRecord",
+    "Release",
     "RunOutcome",
     "Store",
     "parse_time",

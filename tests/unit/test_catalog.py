@@ -241,7 +241,13 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
         ({"apt": ["curl", "curl"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
         ({"apt": ["curl", "curl=7.81.0-1"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
         # unknown fields
-        ({"colour": "red"}, "colour", "colour", "is not a known image field", "Use one of: apt, base, description"),
+        (
+            {"colour": "red"},
+            "colour",
+            "colour",
+            "is not a known image field",
+            "Use one of: approval_hours, approvals, approvers, apt, base",
+        ),
         ({"packages": ["pandas"]}, "packages", "packages", "is not a known image field", "Use one of:"),
         # tags and templates
         ({"tag": "bad tag"}, "tag", "bad tag", "is not a valid Docker tag", "Use letters, digits, '_', '.', '-'."),
