@@ -46,6 +46,19 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
+    # build settings (validated by bot/domain/build_settings.py; README "Corporate networks")
+    "DCS_PIP_INDEX_URL": "pip index builds install from (default PyPI), without credentials",
+    "DCS_PIP_EXTRA_INDEX_URLS": "Comma-separated extra pip indexes",
+    "DCS_PIP_USERNAME": "User name for DCS_PIP_INDEX_URL",
+    "DCS_PIP_PASSWORD_ENV": "NAME of the DCS_SECRET_* variable holding that user's password",
+    "DCS_PIP_TRUSTED_HOSTS": "Comma-separated hosts pip may reach without TLS verification (only when asked)",
+    "DCS_PIP_CA_BUNDLE": "PEM file of CA certificates builds trust (TLS interception, private indexes)",
+    "DCS_BUILD_INSTALL_CA": "true: also trust that CA inside the built images (default false)",
+    "DCS_BUILD_HTTP_PROXY": "Proxy for http:// during builds (pip, apt)",
+    "DCS_BUILD_HTTPS_PROXY": "Proxy for https:// during builds (pip, apt)",
+    "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
+    "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
+    "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
 }
 SECRET_VARIABLES = frozenset(
     {

@@ -16,11 +16,13 @@ from bot.clients.databricks import DatabricksClient
 from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
 from bot.config import Config
+from bot.domain.build_settings import BuildSettings, settings_from_environment
 from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for
 from bot.domain.notify import Notifier, NullNotifier
 from bot.domain.redact import Redactor
 from bot.domain.refs import ImageRef, same_registry_host
-from bot.errors import RegistryAuthError
+from bot.domain.secrets import SECRET_ENV_PREFIX
+from bot.errors import ConfigError, InvalidInput, InvalidInputs, RegistryAuthError
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ class Services:
     build_heartbeat: BuildHeartbeat | None = field(default=None, repr=False)
     # Called after an image is added, changed or removed (the scheduler re-reads its schedules).
     catalog_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # The bot-wide build settings (DCS_PIP_*, DCS_BUILD_*, DCS_APT_MIRROR), read once by from_config.
+    build_settings: BuildSettings = field(default_factory=BuildSettings)
     _engine: DockerEngine | None = field(default=None, repr=False)
     _registry: RegistryClient | None = field(default=None, repr=False)
     _dockerhub: DockerHubClient | None = field(default=None, repr=False)
@@ -55,7 +59,13 @@ class Services:
 
     @classmethod
     def from_config(cls, config: Config) -> Services:
-        return cls(config=config, store=Store(config.db_path))
+        try:
+            build_settings = settings_from_environment(config.environ)
+        except InvalidInputs as exc:
+            raise ConfigError([p.message for p in exc.problems]) from None
+        except InvalidInput as exc:
+            raise ConfigError([exc.message]) from None
+        return cls(config=config, store=Store(config.db_path), build_settings=build_settings)
 
     @property
     def engine(self) -> DockerEngine:
@@ -100,6 +110,8 @@ class Services:
     @property
     def redactor(self) -> Redactor:
         secrets = list(self.config.secret_values())
+        # every value a catalog may name (pip passwords, registry passwords): never in a log or a message
+        secrets += [v for k, v in self.config.environ.items() if k.startswith(SECRET_ENV_PREFIX) and v]
         for reg in self.store.list_registries():
             if reg.password_env and self.config.secret(reg.password_env):
                 secrets.append(self.config.secret(reg.password_env) or "")

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago
+from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
 from bot.store import Build, ImageStatus, PushRecord
 
@@ -256,13 +257,14 @@ def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: 
     return message(text, blocks)
 
 
-def build_log(build: Build, lines: int = 60) -> dict[str, Any]:
+def build_log(build: Build, lines: int = 60, inventory: PackageInventory | None = None) -> dict[str, Any]:
+    contents = [context(f"Contains: {escape(inventory.summary())}")] if inventory is not None else []
     if not build.log_tail:
         text = f"Build #{build.id} of {escape(build.image)} has no log yet (status: {build.status})."
-        return message(text, [section(text)])
+        return message(text, [section(text), *contents])
     tail = "\n".join(build.log_tail.splitlines()[-lines:])
     text = f"Last log lines of build #{build.id} of {escape(build.image)} ({build.status})"
-    return message(text, [section(f"*{text}*"), section(code(tail))])
+    return message(text, [section(f"*{text}*"), section(code(tail)), *contents])
 
 
 def build_line(build: Build, now: datetime, position: int | None = None) -> str:

@@ -131,7 +131,7 @@ def log_command(cmd: CommandContext) -> None:
 
 
 def log_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
-    return bk.build_log(build_with_log(ctx.services, build_id))
+    return bk.build_log(build_with_log(ctx.services, build_id), inventory=ctx.store.inventory(build_id))
 
 
 def parse_build_id(text: str) -> int:

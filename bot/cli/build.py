@@ -229,6 +229,10 @@ def cmd_status(ctx: CliContext) -> int:
 
 def cmd_log(ctx: CliContext) -> int:
     build = build_with_log(ctx.services, ctx.args.build_id)
+    inventory = ctx.services.store.inventory(build.id)
     text = build.log_tail or "(no log stored for this build)"
-    ctx.emit({"id": build.id, "log_tail": build.log_tail}, lambda: print(text))
+    if inventory is not None:
+        text += f"\n\nBuild #{build.id} contains: {inventory.summary()}"
+    data = {"id": build.id, "log_tail": build.log_tail, "inventory": inventory.to_dict() if inventory else None}
+    ctx.emit(data, lambda: print(text))
     return 0

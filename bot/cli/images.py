@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     show = isub.add_parser("show", help="show one image definition and its recent builds", parents=[common])
     show.add_argument("name")
+    show.add_argument(
+        "--packages", action="store_true", help="list every OS and Python package of the last successful build"
+    )
     show.set_defaults(handler=cmd_image_show)
     rm = isub.add_parser("rm", help="remove an image definition (builds stay in the history)", parents=[common])
     rm.add_argument("name")
@@ -210,6 +213,8 @@ def cmd_image_show(ctx: CliContext) -> int:
             }
             for b in builds
         ],
+        "inventory": details.inventory.to_dict() if details.inventory else None,
+        "inventory_build": details.inventory_build,
         "release": spec.release.promote,
         "promoted": {"build": details.promoted.id, "digest": details.promoted.pushed_digest}
         if details.promoted
@@ -223,6 +228,7 @@ def cmd_image_show(ctx: CliContext) -> int:
         if details.candidate
         else None,
     }
+    inventory = details.inventory
 
     def human() -> None:
         console = ctx.console()
@@ -249,6 +255,13 @@ def cmd_image_show(ctx: CliContext) -> int:
         console.print("  builds:" if builds else "  never built")
         for b in builds:
             console.print(f"    #{b.id} {b.status:11} {b.finished_at or '':28} {b.pushed_digest or b.error or ''}")
+        if inventory is not None:
+            console.print(f"  {'contents':15} build #{details.inventory_build}: {inventory.summary()}", markup=False)
+            if ctx.args.packages:
+                for title, packages in (("OS packages", inventory.os_packages), ("Python", inventory.python_packages)):
+                    console.print(f"  {title}:", markup=False)
+                    for package, version in sorted(packages.items(), key=lambda kv: kv[0].lower()):
+                        console.print(f"    {package:40} {version}", markup=False)
 
     ctx.emit(data, human)
     return 0

@@ -1,8 +1,10 @@
 """The Slack Web API client: one factory, bounded 429 back-off, errors in words a person can act on.
 
-slack_sdk's default client raises on HTTP 429; `RateLimitErrorRetryHandler` sleeps for `Retry-After`
-and tries again. Ours caps both the number of retries and the wait, so a long Retry-After turns into a
-logged failure instead of a thread asleep for minutes. `SlackApiError`s are translated at this boundary
+Every call spends from one workspace-wide budget per method (bot/clients/slack_budget.py), so the bot
+stays under Slack's limits before Slack has to say so. slack_sdk's default client raises on HTTP 429;
+`RateLimitErrorRetryHandler` sleeps for `Retry-After` and tries again. Ours caps both the number of retries
+and the wait, so a long Retry-After turns into a logged failure instead of a thread asleep for minutes, and
+tells the budget, so every other thread waits out the same Retry-After. `SlackApiError`s are translated at this boundary
 into `SlackError` (a DcsError) whose message says what to fix.
 """
 
@@ -18,6 +20,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot.clients.slack_budget import SlackBudget, budget_for
 from bot.config import Config
 from bot.errors import DcsError
 
@@ -38,12 +41,25 @@ class SlackError(DcsError):
         self.code = code
 
 
-class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
-    """Honours Retry-After, but gives up when Slack asks for a wait longer than `max_wait`."""
+class SlackWebClient(WebClient):
+    """A WebClient that knows its app's workspace-wide budget (`call()` spends from it)."""
 
-    def __init__(self, max_retry_count: int = MAX_RATE_LIMIT_RETRIES, max_wait: int = MAX_RETRY_AFTER_SECONDS):
+    budget: SlackBudget
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Honours Retry-After, but gives up when Slack asks for a wait longer than `max_wait`. Every 429 also
+    pauses the method in the workspace budget, so the bot's other threads wait too instead of piling on."""
+
+    def __init__(
+        self,
+        max_retry_count: int = MAX_RATE_LIMIT_RETRIES,
+        max_wait: int = MAX_RETRY_AFTER_SECONDS,
+        budget: SlackBudget | None = None,
+    ):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
+        self.budget = budget
 
     def _can_retry(
         self,
@@ -56,6 +72,8 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         if response is None or response.status_code != 429:
             return False
         wait = _retry_after(response)
+        if self.budget is not None:
+            self.budget.pause(_method(request), wait)
         if wait > self.max_wait:
             log.warning(
                 "Slack asked to wait %ss before retrying %s; not retrying (cap %ss)",
@@ -68,14 +86,19 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         return True
 
 
-def make_web_client(config: Config, token: str | None = None) -> WebClient:
-    """The WebClient every part of the bot uses (Bolt copies its base URL and retry handlers per request)."""
-    return WebClient(
-        token=token if token is not None else config.slack_bot_token,
+def make_web_client(config: Config, token: str | None = None, budget: SlackBudget | None = None) -> SlackWebClient:
+    """The WebClient every part of the bot uses (Bolt copies its base URL and retry handlers per request).
+    Every client made for the same token shares one budget (bot/clients/slack_budget.py)."""
+    token = token if token is not None else config.slack_bot_token
+    budget = budget or budget_for(config.slack_api_url, token or "")
+    client = SlackWebClient(
+        token=token,
         base_url=config.slack_api_url,
         timeout=TIMEOUT_SECONDS,
-        retry_handlers=[BoundedRateLimitRetryHandler(), ConnectionErrorRetryHandler(max_retry_count=1)],
+        retry_handlers=[BoundedRateLimitRetryHandler(budget=budget), ConnectionErrorRetryHandler(max_retry_count=1)],
     )
+    client.budget = budget
+    return client
 
 
 _EXPLANATIONS = {
@@ -110,8 +133,14 @@ def explain(exc: SlackApiError | SlackClientError) -> SlackError:
     )
 
 
-def call(client: WebClient, method: str, **params: Any) -> dict[str, Any]:
-    """Call a Web API method ("chat.postMessage"); raises SlackError after one clear log line."""
+def call(client: WebClient, method: str, *, prepaid: bool = False, **params: Any) -> dict[str, Any]:
+    """Call a Web API method ("chat.postMessage"); raises SlackError after one clear log line.
+
+    The call first waits its turn in the client's workspace budget, unless the caller already took it
+    (`prepaid`: a progress update that found a free token)."""
+    budget = getattr(client, "budget", None)
+    if budget is not None and not prepaid:
+        budget.acquire(method, _channel_of(params))
     try:
         response = getattr(client, method.replace(".", "_"))(**params)
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -120,6 +149,11 @@ def call(client: WebClient, method: str, **params: Any) -> dict[str, Any]:
         where = params.get("channel") or params.get("user_id") or params.get("user") or ""
         log.warning("Slack %s %s failed: %s", method, where, error.code)
         raise error from None
+
+
+def _channel_of(params: dict[str, Any]) -> str | None:
+    channel = params.get("channel")
+    return channel if isinstance(channel, str) else None
 
 
 def _retry_after(response: HttpResponse) -> int:

@@ -16,6 +16,7 @@ import tomli_w
 
 from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
+from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import cron_trigger
 from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
@@ -53,6 +54,7 @@ class ImageSpec:
     notify_channel: str | None = None
     owner: str | None = None
     description: str = ""
+    build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
 
     @property
@@ -69,7 +71,15 @@ class ImageSpec:
 
     def build_inputs(self) -> dict[str, Any]:
         """The fields that change what gets built (schedules, owners and channels do not)."""
-        return {"base": self.base, "pip": sorted(self.pip), "apt": sorted(self.apt), "env": sorted(self.env)}
+        inputs: dict[str, Any] = {
+            "base": self.base,
+            "pip": sorted(self.pip),
+            "apt": sorted(self.apt),
+            "env": sorted(self.env),
+        }
+        if content_inputs(self.build):
+            inputs["build"] = content_inputs(self.build)
+        return inputs
 
     def immutable_tag_for(self, *, build_id: int, date: str, spec_hash: str, base_digest: str | None) -> str:
         base = (base_digest or "local").removeprefix("sha256:")[:12]
@@ -302,6 +312,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
+    build = _problems(p, settings_from_dict, data.get("build", {}), f("build.")) or NO_SETTINGS
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable
@@ -319,6 +330,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         notify_channel=channel,
         owner=owner,
         description=description,
+        build=build,
         release=release,
     )
 
@@ -341,6 +353,8 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
     for key in ("schedule", "notify_channel", "owner", "description"):
         if getattr(spec, key):
             out[key] = getattr(spec, key)
+    if not spec.build.empty:
+        out["build"] = spec.build.to_dict()
     out.update(release_to_dict(spec.release))
     return out
 
@@ -439,6 +453,7 @@ def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
 class Catalog:
     images: tuple[ImageSpec, ...] = ()
     registries: tuple[RegistrySpec, ...] = field(default_factory=tuple)
+    build: BuildSettings = NO_SETTINGS  # the top-level [build] table
 
 
 def decode_catalog(data: bytes, source: str = "catalog") -> str:
@@ -493,10 +508,19 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
             "A catalog needs [[image]] and [[registry]] tables with text, arrays of text and one env table.",
         )
     for key in data:
-        if key not in ("image", "registry"):
+        if key not in ("image", "registry", "build"):
             p.append(
-                InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]].")
+                InvalidInput(
+                    f"{source}: [{key}]", key, "is not a known section", "Use [build], [[image]] and [[registry]]."
+                )
             )
+    build = NO_SETTINGS
+    try:
+        build = settings_from_dict(data.get("build", {}), "build.")
+    except InvalidInputs as exc:
+        p.extend(exc.problems)
+    except InvalidInput as exc:
+        p.append(exc)
     registries: list[RegistrySpec] = []
     for i, item in enumerate(_entries(data, "registry", p)):
         try:
@@ -529,7 +553,7 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
             )
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
-    return Catalog(images=tuple(images), registries=tuple(registries))
+    return Catalog(images=tuple(images), registries=tuple(registries), build=build)
 
 
 def _entries(data: Mapping[str, Any], section: str, p: list[InvalidInput]) -> list[Mapping[str, Any]]:
@@ -570,6 +594,8 @@ def _duplicate_names(kind: str, names: list[str]) -> list[InvalidInput]:
 def dump_catalog(catalog: Catalog) -> str:
     """The canonical TOML text: registries then images, each sorted by name."""
     doc: dict[str, Any] = {}
+    if not catalog.build.empty:
+        doc["build"] = catalog.build.to_dict()
     if catalog.registries:
         doc["registry"] = [registry_to_dict(r) for r in sorted(catalog.registries, key=lambda r: r.name)]
     if catalog.images:

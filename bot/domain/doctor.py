@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.domain.bases import VENV_PYTHON, BaseInfo
+from bot.domain.inventory import INVENTORY_PROBE
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
 
 # A constant script (no user input ever reaches it), POSIX sh so it runs on dash, ash and bash.
-PROBE_SCRIPT = r"""
+_TOOLS_PROBE = r"""
 # Look for files on PATH rather than `command -v`: a busybox shell answers for applets it has built in.
 find_bin() {
   old_ifs=$IFS; IFS=:
@@ -34,8 +35,9 @@ printf 'gnu.ps=%s\n' "$(ps --version 2>/dev/null | head -n 1)"
 printf 'java.version=%s\n' "$(java -version 2>&1 | head -n 1)"
 if [ -x /databricks/python3/bin/python ]; then echo venv.python=yes; else echo venv.python=no; fi
 if [ -r /etc/os-release ]; then sed -e 's/^/os./' /etc/os-release; fi
-echo probe=done
 """
+# One container for everything: the tools, then the package inventory; `probe=done` proves it ran to the end.
+PROBE_SCRIPT = _TOOLS_PROBE + INVENTORY_PROBE + "echo probe=done\n"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def parse_probe(output: str) -> dict[str, str]:
     facts: dict[str, str] = {}
     for line in output.splitlines():
         key, sep, value = line.partition("=")
-        if sep and key and " " not in key:
+        if sep and key and not any(ch.isspace() for ch in key):
             # os-release quotes its values; other lines are verbatim (`java -version` ends in a quote)
             facts[key.strip()] = value.strip().strip('"') if key.startswith("os.") else value.strip()
     return facts

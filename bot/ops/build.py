@@ -18,7 +18,8 @@ from bot.domain.bases import classify_base
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
 from bot.domain.dockerfile import count_steps, render_dockerfile, spec_hash
-from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate
+from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
+from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
 from bot.errors import (
     BuildFailed,
@@ -68,6 +69,7 @@ class BuildOutcome:
     skipped: bool = False
     reason: str = ""
     doctor: DoctorReport | None = None
+    inventory: PackageInventory | None = None
     error: DcsError | None = None
     dockerfile: str = ""
     log: list[str] = field(default_factory=list)
@@ -317,8 +319,8 @@ class Builder:
         store.update_build(build.id, image_id=result.image_id, tags=tags)
 
         progress(BuildProgress(build.id, "doctor", message="checking DCS compatibility", fraction=0.75))
-        report = self.doctor(f"{local_repo}:{immutable}", spec)
-        outcome.doctor = report
+        report, inventory = self.probe(f"{local_repo}:{immutable}", spec)
+        outcome.doctor, outcome.inventory = report, inventory
         store.update_build(build.id, doctor=report.to_rows())
         pushed_digest = None
         if build.push_requested:
@@ -332,13 +334,15 @@ class Builder:
         elif not report.ok:
             names = ", ".join(c.name for c in report.failures)
             raise DoctorFailed(f"Built, but the doctor found problems ({names}): Databricks would not run it.")
-        store.update_build(
-            build.id,
-            status="succeeded",
-            finished_at=utcnow(),
-            pushed_digest=pushed_digest,
-            log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
-        )
+        with store.transaction():  # a succeeded build always has its inventory
+            store.save_inventory(build.id, inventory)
+            store.update_build(
+                build.id,
+                status="succeeded",
+                finished_at=utcnow(),
+                pushed_digest=pushed_digest,
+                log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
+            )
 
     def _push(
         self,
@@ -391,6 +395,10 @@ class Builder:
 
     # ------------------------------------------------------------ doctor
     def doctor(self, image: str, spec: ImageSpec | None = None) -> DoctorReport:
+        return self.probe(image, spec)[0]
+
+    def probe(self, image: str, spec: ImageSpec | None = None) -> tuple[DoctorReport, PackageInventory]:
+        """The doctor's table and the package inventory, from one probe container."""
         engine = self.services.engine
         inspect = engine.inspect(image)
         if inspect is None:
@@ -404,7 +412,8 @@ class Builder:
             except DcsError:
                 base = None
         output = engine.run_probe(image, PROBE_SCRIPT)
-        return evaluate(image, output, inspect, base)
+        inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
+        return evaluate(image, output, inspect, base), inventory
 
 
 # ---------------------------------------------------------------- the other build operations

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.bases import BaseInfo
+from bot.domain.build_settings import BuildSettings, check_layers
 from bot.domain.catalog import (
     Catalog,
     ImageSpec,
@@ -24,6 +25,7 @@ from bot.domain.catalog import (
 )
 from bot.domain.catalog import update_image as apply_changes
 from bot.domain.dockerfile import render_dockerfile
+from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
@@ -40,6 +42,7 @@ def add_image(services: Services, data: Mapping[str, Any], *, actor: str) -> Ima
     try:
         spec = image_from_dict(data)
         check_registry_known(spec, store.list_registries())
+        check_build_layers(services, store.catalog_build_settings(), spec)
         store.add_image(spec)
     except (InvalidInput, InvalidInputs) as exc:
         store.audit(
@@ -65,10 +68,16 @@ def update_image(services: Services, name: str, changes: Mapping[str, Any], *, a
     store = services.store
     spec = apply_changes(store.get_image(name), changes)
     check_registry_known(spec, store.list_registries())
+    check_build_layers(services, store.catalog_build_settings(), spec)
     store.add_image(spec, replace=True)
     store.audit(actor=actor, action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
     services.catalog_changed()
     return spec
+
+
+def check_build_layers(services: Services, catalog_build: BuildSettings, spec: ImageSpec) -> None:
+    """The rules across levels (a password needs its index, `host` needs the operator's opt-in)."""
+    check_layers(services.build_settings, ("build.", catalog_build), (f"image[{spec.name}].build.", spec.build))
 
 
 def remove_image(services: Services, name: str, *, actor: str) -> None:
@@ -86,6 +95,8 @@ class ImageDetails:
     base: BaseInfo
     registry: RegistrySpec | None
     builds: list[Build]
+    inventory: PackageInventory | None = None  # what the last successful build contains
+    inventory_build: int | None = None
     promoted: Build | None = None  # what the moving tag points to
     candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
@@ -93,11 +104,15 @@ class ImageDetails:
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
     store = services.store
     spec = store.get_image(name)
+    last = store.last_build(name, status="succeeded")
+    inventory = store.inventory(last.id) if last is not None else None
     return ImageDetails(
         spec,
         spec.base_info,
         services.push_registry(spec),
         store.builds(name, limit=builds),
+        inventory,
+        last.id if inventory is not None and last is not None else None,
         promoted_build(services, name),
         store.open_release(name),
     )
@@ -154,9 +169,20 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
     one transaction (with its audit row): a process killed half-way leaves the catalog as it was."""
     catalog = parse_catalog(text, source=source)
     store = services.store
+    catalog_build = catalog.build if (prune or not catalog.build.empty) else store.catalog_build_settings()
+    problems: list[InvalidInput] = []
+    for spec in catalog.images:
+        try:
+            check_build_layers(services, catalog_build, spec)
+        except InvalidInput as exc:
+            problems.append(exc)
+    if problems:
+        raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
     removed: list[str] = []
     with store.write_transaction():
         known = set(store.image_names())
+        if prune or not catalog.build.empty:
+            store.set_catalog_build_settings(catalog.build)
         for reg in catalog.registries:
             store.add_registry(reg, replace=True)
         for spec in catalog.images:
@@ -187,7 +213,13 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
 def export_catalog(services: Services) -> str:
     """The canonical TOML text of the whole catalog (export → import → export is byte-identical)."""
     store = services.store
-    return dump_catalog(Catalog(images=tuple(store.list_images()), registries=tuple(store.list_registries())))
+    return dump_catalog(
+        Catalog(
+            images=tuple(store.list_images()),
+            registries=tuple(store.list_registries()),
+            build=store.catalog_build_settings(),
+        )
+    )
 
 
 @dataclass(frozen=True)

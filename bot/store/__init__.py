@@ -31,6 +31,7 @@ from bot.domain.records import (
 from bot.store.approvals import ApprovalTables
 from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
+from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
 from bot.store.runs import RunTables, run_group
@@ -38,7 +39,9 @@ from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, LaunchTables, ApprovalTables, RunTables, WatchTables, ReleaseTables):
+class Store(
+    CatalogTables, BuildTables, InventoryTables, LaunchTables, ApprovalTables, RunTables, WatchTables, ReleaseTables
+):
     """All persistence. Thread-safe; one instance per process."""
 
 

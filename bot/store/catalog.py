@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import weakref
 
+from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_dict
 from bot.domain.catalog import (
     ImageSpec,
     RegistrySpec,
@@ -103,6 +104,18 @@ class CatalogTables(StoreBase):
             )
         _overview_cache[self] = (marker, tuple(rows))
         return rows
+
+    # ------------------------------------------------------------ catalog-wide settings
+    def catalog_build_settings(self) -> BuildSettings:
+        """The catalog's top-level [build] table (validated when written)."""
+        rows = self.query("SELECT value FROM catalog_settings WHERE name = 'build'")
+        return settings_from_dict(json.loads(rows[0]["value"])) if rows else NO_SETTINGS
+
+    def set_catalog_build_settings(self, settings: BuildSettings) -> None:
+        with self.transaction():
+            self.table("catalog_settings").upsert(
+                {"name": "build", "value": json.dumps(settings.to_dict()), "updated_at": utcnow()}, pk="name"
+            )
 
     # ------------------------------------------------------------ registries
     def add_registry(self, spec: RegistrySpec, *, replace: bool = False) -> None:

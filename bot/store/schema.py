@@ -92,7 +92,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE launches ADD COLUMN lookup_error TEXT;
     ALTER TABLE launches ADD COLUMN duplicates_terminated TEXT;
     """,
-    # 5: the release gate: one candidate per pushed build (its policy's progress), the moving tag's history
+    # 5: the package inventory of each successful build (bot/domain/inventory.py), JSON, one row per build
+    """
+    CREATE TABLE build_inventories (
+        build_id INTEGER PRIMARY KEY REFERENCES builds(id) ON DELETE CASCADE, inventory TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    """,
+    # 6: catalog-wide settings (the catalog file's top-level [build] table), JSON by name
+    """
+    CREATE TABLE catalog_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
+    # 7: the release gate: one candidate per pushed build (its policy's progress), the moving tag's history
     # (promotions; a rollback marks the current one undone), and the votes on candidates waiting for approval
     """
     CREATE TABLE releases (

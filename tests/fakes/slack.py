@@ -11,7 +11,9 @@ Every message and view is checked as Slack checks Block Kit (blockkit.py): a ref
 Seeding: `FakeSlack(users=, channels=, scopes=, valid_tokens=)`; `scopes` (default `SCOPES`) is what the app
 was granted: `x-oauth-scopes` shows it, files.* need `files:write`, conversations.replies the channel type's
 `*:history` scope, else `missing_scope`.
-Faults: `fail_next(method, error)`, `rate_limit_next(method, retry_after)`.
+Faults: `fail_next(method, error)`, `rate_limit_next(method, retry_after)`; `FakeSlack(rate_limits={method: (n,
+window)})` enforces a limit like Slack (429 + Retry-After past n calls in any window), `busiest_window()`
+says how close the bot came.
 Records: `calls()`, `messages()`, `replies(channel, ts)`, `mentions(user_id, threaded=)`,
 `ephemeral_messages()`, `views()`, `home_view()`, `response_posts()`, `files()`; waits: `wait_for(...)`,
 `wait_for_mention(...)`, `wait_for_response_post(...)`; checks over everything recorded:
@@ -26,6 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -96,6 +99,7 @@ class SlackCall:
     token: str | None
     response: dict[str, Any] | None = None
     status: int = 200
+    at: float = 0.0  # time.monotonic() when the fake answered
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,13 @@ class FakeSlack(FilesMixin, FakeHTTPServer):
         socket_mode_url: str = "ws://127.0.0.1:9/link/?ticket=unset",
         valid_tokens: Iterable[str] | None = None,
         scopes: Iterable[str] | str | None = None,
+        rate_limits: dict[str, tuple[int, float]] | None = None,
     ) -> None:
         super().__init__()
+        # Slack's own enforcement, per method: at most N calls in any `window` seconds, else HTTP 429 with
+        # Retry-After (whole seconds, like Slack) until the oldest call leaves the window.
+        self.rate_limits = dict(rate_limits or {})
+        self._recent: dict[str, list[float]] = {}
         alice = {"name": "alice", "real_name": "Alice Example", "profile": {"email": "alice@example.com"}}
         self.users = users if users is not None else {"U1": alice}
         self.channels = channels if channels is not None else {"C1": {"name": "dcs-builds"}}
@@ -273,11 +282,37 @@ class FakeSlack(FilesMixin, FakeHTTPServer):
             return Response(404, "not found")
         method = request.path.removeprefix("/api/")
         params, token = _call_params(request)
-        response = self._faults.take(request) or self._dispatch(method, params, token)
+        response = self._faults.take(request) or self._over_limit(method) or self._dispatch(method, params, token)
         body = response.body if isinstance(response.body, dict) else None
         with self._lock:
-            self._calls.append(SlackCall(method, params, token, body, response.status))
+            self._calls.append(SlackCall(method, params, token, body, response.status, time.monotonic()))
         return response
+
+    def _over_limit(self, method: str) -> Response | None:
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        most, window = limit
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._recent.get(method, []) if now - t < window]
+            if len(recent) >= most:
+                self._recent[method] = recent
+                retry_after = max(1, math.ceil(window - (now - recent[0])))
+                return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+            self._recent[method] = [*recent, now]
+        return None
+
+    def busiest_window(self, method: str, window: float) -> int:
+        """The most successful calls of `method` seen in any `window` seconds (what Slack's limit counts)."""
+        with self._lock:
+            times = sorted(c.at for c in self._calls if c.method == method and c.status == 200)
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= window:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def _dispatch(self, method: str, params: dict[str, Any], token: str | None) -> Response:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)

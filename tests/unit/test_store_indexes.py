@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.domain.clock import utcnow
+from bot.domain.inventory import PackageInventory
 from bot.domain.records import ProcessOwner
 from bot.ops.runs import claim_run
 from bot.store import Store
@@ -34,6 +35,7 @@ def exercise(store: Store) -> None:
         build.id, registry="acr", repository="myacr.azurecr.io/t/p", tag="latest", digest="sha256:x", verified=True
     )
     store.pushes(build.id)
+    store.save_inventory(build.id, PackageInventory(os_packages={"bash": "5.1"})), store.inventory(build.id)
     store.update_build(build.id, status="succeeded", pushed_digest="sha256:" + "a" * 64)
     store.builds("team-pandas", status="succeeded", limit=5), store.builds(status="queued"), store.builds()
     store.last_build("team-pandas", status="succeeded")
