@@ -40,7 +40,7 @@ from bot.services import Services
 from bot.store import utcnow
 
 RUNTIMES = ("13.3-LTS", "14.3-LTS", "15.4-LTS", "16.4-LTS", "17.3-LTS", "12.2-LTS", "11.3-LTS", "10.4-LTS")
-PASSWORD_VAR = "DCS_BENCH_REGISTRY_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_BENCH_REGISTRY_PASSWORD"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 

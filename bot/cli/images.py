@@ -299,10 +299,16 @@ def cmd_registry_add(ctx: CliContext) -> int:
 
 
 def cmd_registry_list(ctx: CliContext) -> int:
+    entries = list_registries(ctx.services)
     rows = [
-        registry_to_dict(e.spec) | {"kind": e.spec.kind, "password_set": e.password_set}
-        for e in list_registries(ctx.services)
+        registry_to_dict(e.spec)
+        | {"kind": e.spec.kind, "password_set": e.password_set}
+        | ({"migration": e.migration} if e.migration else {})
+        for e in entries
     ]
+    for entry in entries:
+        if entry.migration:
+            print(f"warning: {entry.migration}", file=sys.stderr)
 
     def human() -> None:
         if not rows:

@@ -182,6 +182,12 @@ class Launch:
     def finished(self) -> bool:
         return self.status in FINAL_LAUNCH_STATES
 
+    @property
+    def workspace(self) -> str | None:
+        """The workspace (DCS_WORKSPACES name) the launch went to; None: the default (and older launches)."""
+        value = self.request.get("workspace")
+        return value if isinstance(value, str) and value else None
+
 
 @dataclass(frozen=True)
 class ApprovalRequest:
@@ -196,6 +202,12 @@ class ApprovalRequest:
     slack_ts: str | None = None
     note: str | None = None
     created_at: str | None = None
+
+    @property
+    def workspace(self) -> str | None:
+        """The workspace an `enableDcs@<name>` request is for; None: the default (a plain `enableDcs`)."""
+        _, sep, name = self.kind.partition("@")
+        return name if sep and name else None
 
     def expired(self, now: datetime) -> bool:
         deadline = parse_time(self.expires_at)

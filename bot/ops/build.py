@@ -359,7 +359,7 @@ class Builder:
         (bot/ops/release.py), so what clusters start from changes only when the image's policy passed."""
         services = self.services
         registry = services.push_registry(spec)
-        credentials = services.credentials(registry)
+        credentials = services.credentials(registry, spec.repository_ref.domain)
         immutable = tags[0]
         progress(BuildProgress(build.id, "push", 1, 1, f"pushing {local_repo}:{immutable}", 0.8))
         digest = services.engine.push(local_repo, immutable, credentials, on_line=lines.append)

@@ -97,7 +97,7 @@ def open_candidate(services: Services, spec: ImageSpec, build: Build, digest: st
 def move_tag(services: Services, spec: ImageSpec, digest: str) -> str:
     """Store the manifest of `digest` under the image's moving tag; returns the digest the registry serves."""
     registry = services.registry
-    credentials = services.credentials(services.push_registry(spec))
+    credentials = services.credentials(services.push_registry(spec), spec.repository_ref.domain)
     repo = spec.repository_ref
     body, media_type, _ = registry.get_manifest(repo.with_digest(digest), credentials)
     registry.put_manifest(repo.with_tag(spec.tag), body, media_type, credentials)

@@ -136,7 +136,7 @@ class CatalogTables(StoreBase):
 
     def list_registries(self) -> list[RegistrySpec]:
         rows = self.query("SELECT spec FROM registries ORDER BY name")
-        return [registry_from_dict(json.loads(r["spec"])) for r in rows]
+        return [registry_from_dict(json.loads(r["spec"]), stored=True) for r in rows]
 
     def get_registry(self, name: str) -> RegistrySpec:
         for reg in self.list_registries():

@@ -38,7 +38,7 @@ from tests.support.namespace import local
 
 SECRET = "test-signing-secret-0123456789"
 ADMIN, BUILDER, OUTSIDER = "UADMIN1", "UBUILD1", "U1"
-PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_TEST_PUSH_PASSWORD"
 UNREACHABLE_BASE = "127.0.0.1:9/databricksruntime/standard:15.4-LTS"
 
 
