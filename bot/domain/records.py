@@ -259,6 +259,18 @@ class ImageStatus:
     schedule: str | None
     last: Build | None
     last_good: Build | None
+    check: ImageCheck | None = None  # when a rebuild run last looked at it, and what it found
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The last time a rebuild run (scheduled or by hand) looked at an image, and what it decided."""
+
+    name: str
+    checked_at: str
+    status: str  # rebuilt, failed, unchanged or skipped
+    note: str | None = None
+    source: str | None = None  # schedule, slack, cli
 
 
 @dataclass(frozen=True)

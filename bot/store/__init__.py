@@ -18,6 +18,7 @@ from bot.domain.records import (
     BaseCheckRecord,
     Build,
     BuildStatus,
+    ImageCheck,
     ImageStatus,
     JobRun,
     Launch,
@@ -35,12 +36,21 @@ from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
 from bot.store.runs import RunTables, run_group
+from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
 class Store(
-    CatalogTables, BuildTables, InventoryTables, LaunchTables, ApprovalTables, RunTables, WatchTables, ReleaseTables
+    CatalogTables,
+    BuildTables,
+    InventoryTables,
+    LaunchTables,
+    ApprovalTables,
+    RunTables,
+    ScheduleTables,
+    WatchTables,
+    ReleaseTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
@@ -54,6 +64,7 @@ __all__ = [
     "BaseCheckRecord",
     "Build",
     "BuildStatus",
+    "ImageCheck",
     "ImageStatus",
     "JobRun",
     "Launch",

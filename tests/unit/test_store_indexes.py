@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.domain.clock import utcnow
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import ProcessOwner
+from bot.domain.records import ImageCheck, ProcessOwner
 from bot.ops.runs import claim_run
 from bot.store import Store
 
@@ -91,6 +91,11 @@ def exercise(store: Store) -> None:
     )
     store.promotions("team-pandas"), store.promoted("team-pandas"), store.promoted_builds()
     store.undo_promotion(promotion.id)
+    store.queue_images(["team-pandas"], "rebuild:lts"), store.queued_images(), store.queue_size()
+    store.dequeue_images(["team-pandas"], utcnow())
+    store.record_image_checks([ImageCheck("team-pandas", utcnow(), "unchanged", "up to date", "schedule")])
+    store.image_check("team-pandas"), store.image_checks()
+    store.remove_image("team-pandas")
 
 
 def test_every_filtered_query_uses_an_index(tmp_path: Path) -> None:
