@@ -58,6 +58,18 @@ class FleetReport:
         }
 
 
+def current_digests(services: Services) -> dict[str, str]:
+    """Image → the digest it is current on: its promoted build (the moving tag) when it has one, else its
+    newest pushed build."""
+    current = {name: digest for name, (_build, digest) in services.store.current_digests().items()}
+    promoted = services.store.promoted_builds()
+    digests = services.store.pushed_digests(list(promoted))
+    for name, build_id in promoted.items():
+        if build_id in digests:
+            current[name] = digests[build_id]
+    return current
+
+
 def scan_fleet(
     services: Services,
     *,
@@ -71,7 +83,7 @@ def scan_fleet(
         for name in images:
             if name not in specs:
                 services.store.get_image(name)  # raises NotFound naming the known images
-    current = {name: digest for name, (_build, digest) in services.store.current_digests().items() if name in specs}
+    current = {name: digest for name, digest in current_digests(services).items() if name in specs}
     index = RepoIndex({name: spec.repository_ref for name, spec in specs.items()}, current)
     names = [services.config.workspace(workspace).name] if workspace else services.workspace_names
     if not databricks_configured(services.config):
