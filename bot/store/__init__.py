@@ -35,6 +35,7 @@ from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
+from bot.store.rollouts import RolloutTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -51,6 +52,7 @@ class Store(
     ScheduleTables,
     WatchTables,
     ReleaseTables,
+    RolloutTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
