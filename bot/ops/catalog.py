@@ -30,6 +30,7 @@ from bot.domain.records import Build, ImageStatus
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.build_plan import image_settings
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -233,4 +234,4 @@ def render_image(services: Services, name: str, *, base_digest: str | None = Non
         )
     if resolve:
         base_digest = Builder(services).resolve_base(spec).digest
-    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest))
+    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest, image_settings(services, spec)))
