@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.bases import BaseInfo
@@ -18,15 +19,18 @@ from bot.domain.catalog import (
     ImageSpec,
     RegistrySpec,
     check_registry_known,
+    check_registry_users,
     dump_catalog,
     image_from_dict,
     parse_catalog,
     registry_from_dict,
+    registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
@@ -97,6 +101,8 @@ class ImageDetails:
     builds: list[Build]
     inventory: PackageInventory | None = None  # what the last successful build contains
     inventory_build: int | None = None
+    check: ImageCheck | None = None  # the last time a rebuild run looked at it
+    next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
@@ -111,6 +117,8 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
         store.builds(name, limit=builds),
         inventory,
         last.id if inventory is not None and last is not None else None,
+        store.image_check(name),
+        upcoming(spec.schedule, datetime.now(UTC)),
     )
 
 
@@ -126,11 +134,13 @@ def image_overview(services: Services) -> list[ImageStatus]:
 class RegistryEntry:
     spec: RegistrySpec
     password_set: bool  # the variable the entry names holds a value in the bot's environment
+    migration: str | None = None  # stored before the DCS_SECRET_ rule: what to rename (its secret is not read)
 
 
 def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
     """Add or replace a registry entry (it names the password variable; the password is never stored)."""
     spec = registry_from_dict(data)
+    check_registry_users(spec, services.store.list_images())
     services.store.add_registry(spec, replace=True)
     services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
     return _entry(services, spec)
@@ -146,7 +156,14 @@ def remove_registry(services: Services, name: str, *, actor: str) -> None:
 
 
 def _entry(services: Services, spec: RegistrySpec) -> RegistryEntry:
+    if spec.legacy_password_env:
+        return RegistryEntry(spec, False, registry_migration(spec))
     return RegistryEntry(spec, bool(spec.password_env and services.config.secret(spec.password_env)))
+
+
+def registry_migrations(services: Services) -> list[str]:
+    """One message per stored registry entry that names a password variable the bot no longer reads."""
+    return [registry_migration(r) for r in services.store.list_registries() if r.legacy_password_env]
 
 
 # ---------------------------------------------------------------- the catalog file
@@ -177,6 +194,10 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
     removed: list[str] = []
     with store.write_transaction():
         known = set(store.image_names())
+        in_file = {s.name for s in catalog.images}
+        kept = [s for s in store.list_images() if s.name not in in_file and not prune]
+        for reg in catalog.registries:  # images already stored that name an entry must stay on its host
+            check_registry_users(reg, kept)
         if prune or not catalog.build.empty:
             store.set_catalog_build_settings(catalog.build)
         for reg in catalog.registries:

@@ -29,7 +29,9 @@ def workspace() -> Iterator[FakeDatabricks]:
 @pytest.fixture
 def db(tmp_db: str) -> str:
     store = Store(tmp_db)
-    store.add_registry(RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}"))
+    store.add_registry(
+        RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
+    )
     store.add_image(
         image_from_dict(
             {

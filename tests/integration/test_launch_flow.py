@@ -282,10 +282,12 @@ def test_a_plaintext_registry_password_reaches_only_databricks(
     tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, caplog: pytest.LogCaptureFixture
 ) -> None:
     password = "plain-registry-password-4711"
-    bot = start_launch_bot(tmp_db, slack, databricks, ACR_PLAIN_PASSWORD=password)
+    bot = start_launch_bot(tmp_db, slack, databricks, DCS_SECRET_ACR_PLAIN_PASSWORD=password)
     try:
         caplog.set_level("DEBUG")
-        registry = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PLAIN_PASSWORD", allow_plaintext_password=True)
+        registry = RegistrySpec(
+            "acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PLAIN_PASSWORD", allow_plaintext_password=True
+        )
         seed_image(bot.ctx, registry=registry)
         bot.submit(bot.open_form(), GOOD_FORM)
         launch = bot.wait_launch(lambda launch: launch.status == "running")
@@ -296,7 +298,7 @@ def test_a_plaintext_registry_password_reaches_only_databricks(
         }
         assert password not in caplog.text
         assert password not in json.dumps([c.params for c in slack.calls()])
-        assert "<plaintext from $ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)
+        assert "<plaintext from $DCS_SECRET_ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)
         bot.ctx.store.db.execute("PRAGMA wal_checkpoint(FULL)")
         stored = b"".join(open(path, "rb").read() for path in (tmp_db, tmp_db + "-wal") if os.path.exists(path))
         assert password.encode() not in stored

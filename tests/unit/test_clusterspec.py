@@ -28,7 +28,7 @@ from bot.errors import InvalidInput, InvalidInputs
 from tests.fakes.databricks import NODE_TYPES, SPARK_VERSIONS
 
 DIGEST = "sha256:" + "ab" * 32
-ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
+ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
 
 
 def source(
@@ -104,16 +104,19 @@ def test_public_image_gets_no_basic_auth() -> None:
 
 
 def test_plaintext_password_only_when_allowed_and_never_in_the_shown_body() -> None:
-    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", allow_plaintext_password=True)
+    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", allow_plaintext_password=True)
     plan = plan_launch(request(), source(registry=reg), ctx(password="hunter2-very-secret"))
     assert plan.body["docker_image"]["basic_auth"]["password"] == "hunter2-very-secret"
     assert "hunter2" not in repr(plan) and "hunter2" not in str(plan.shown_body)
-    assert plan.shown_body["docker_image"]["basic_auth"]["password"] == "<plaintext from $ACR_PASSWORD, not shown>"
+    assert (
+        plan.shown_body["docker_image"]["basic_auth"]["password"]
+        == "<plaintext from $DCS_SECRET_ACR_PASSWORD, not shown>"
+    )
     assert plan.auth == "plaintext"
 
 
 def test_private_registry_without_cluster_secret_is_rejected() -> None:
-    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD")
+    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD")
     with pytest.raises(InvalidInput) as exc:
         plan_launch(request(), source(registry=reg), ctx(password="would-be-plaintext"))
     assert exc.value.field == "registry[acr].cluster_password_secret"
