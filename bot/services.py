@@ -65,7 +65,7 @@ class Services:
     _engine: DockerEngine | None = field(default=None, repr=False)
     _registry: RegistryClient | None = field(default=None, repr=False)
     _dockerhub: DockerHubClient | None = field(default=None, repr=False)
-    _databricks: DatabricksClient | None = field(default=None, repr=False)
+    _databricks: dict[str, DatabricksClient] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -119,11 +119,20 @@ class Services:
 
     @property
     def databricks(self) -> DatabricksClient:
-        """The workspace client; the SDK itself is imported on its first call."""
+        """The default workspace's client; the SDK itself is imported on its first call."""
+        return self.workspace(None)
+
+    def workspace(self, name: str | None) -> DatabricksClient:
+        """The client of a named workspace (None: the default). Unknown names raise InvalidInput."""
+        ws = self.config.workspace(name)
         with self._lock:
-            if self._databricks is None:
-                self._databricks = DatabricksClient(self.config)
-            return self._databricks
+            if ws.name not in self._databricks:
+                self._databricks[ws.name] = DatabricksClient(self.config, workspace=ws)
+            return self._databricks[ws.name]
+
+    @property
+    def workspace_names(self) -> list[str]:
+        return [ws.name for ws in self.config.workspace_list]
 
     def catalog_changed(self) -> None:
         for listener in list(self.catalog_listeners):

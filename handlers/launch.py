@@ -331,7 +331,7 @@ def tell_user(ctx: AppContext, job: LaunchJob, content: dict[str, Any]) -> None:
 
 
 def cluster_url(services: Services, launch: Launch) -> str | None:
-    return services.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None
+    return services.workspace(launch.workspace).cluster_url(launch.cluster_id) if launch.cluster_id else None
 
 
 def update_message(ctx: AppContext, launch: Launch) -> None:
@@ -442,6 +442,7 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
             cmd.reply(bk.problem(exc.message))
         return
     request = parse_launch_args(image, tokens)
+    ctx.config.workspace(request.workspace)  # an unknown workspace is said in the ack
     job = LaunchJob(request, cmd.user_id, cmd.channel_id, cmd.claim_key, response_url=cmd.response_url)
     ticket = ctx.workers.submit(f"launch-request:{cmd.claim_key}", run_launch, ctx, job)
     if ticket.duplicate:
@@ -535,7 +536,7 @@ def register(app: App, ctx: AppContext) -> None:
         Subcommand(
             "launch",
             "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
-            "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]",
+            "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M … workspace=W]",
             Role.BUILDER,
             lambda cmd: launch_command(ctx, cmd),
         )

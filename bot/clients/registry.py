@@ -2,6 +2,11 @@
 
 A HEAD never counts as a Docker Hub pull. Auth follows the registry's 401 challenge: `Bearer realm=…`
 (token from the realm, with basic credentials when we have them) or `Basic realm=…`.
+
+Tokens are reused within their lifetime (`expires_in`, 60 s when the service does not say), and once a
+registry has sent its challenge, a token for another repository on it is fetched before the first request:
+a check run costs one manifest HEAD per base, no 401 round trip. The client keeps counters of what it sent
+(`counts`), never a list of requests: it lives as long as the bot.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -36,6 +43,8 @@ MANIFEST_ACCEPT = ", ".join(
     ]
 )
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+DEFAULT_TOKEN_SECONDS = 60  # the token spec's default when a token service gives no expires_in
+TOKEN_MARGIN_SECONDS = 10  # a token this close to its end is renewed before the request, not after a 401
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class ManifestHead:
     digest: str
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
 
 
 def classify_registry_error(text: str) -> type[RegistryError]:
@@ -102,8 +113,9 @@ class RegistryClient:
         self.token_realms = {k: tuple(v) for k, v in (token_realms or {}).items()}
         self.timeout = timeout
         self.session = session or requests.Session()
-        self._tokens: dict[tuple[str, str, str | None], str] = {}
-        self.requests_made: list[tuple[str, str]] = []  # (method, url): lets benchmarks count requests
+        self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}  # → (header, valid until)
+        self._challenges: dict[tuple[str, str | None], str] = {}  # (host, user) → its last Bearer challenge
+        self.counts: Counter[str] = Counter()  # "HEAD"/"GET" registry requests and "token" requests
 
     def base_url(self, ref: ImageRef) -> str:
         if ref.domain == DOCKER_HUB:
@@ -133,19 +145,31 @@ class RegistryClient:
     def _request(self, method: str, url: str, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
         headers = {"Accept": MANIFEST_ACCEPT}
         scope = f"repository:{ref.path}:pull"
-        key = (ref.domain, scope, credentials.username if credentials else None)
-        if key in self._tokens:
-            headers["Authorization"] = self._tokens[key]
+        user = credentials.username if credentials else None
+        key = (ref.domain, scope, user)
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            headers["Authorization"] = cached[0]
+        elif (ref.domain, user) in self._challenges:
+            # A known token service: ask it for this repository's token first instead of collecting a 401.
+            headers["Authorization"] = self._remember(key, self._challenges[(ref.domain, user)], credentials, ref)
         response = self._send(method, url, headers)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
-            headers["Authorization"] = self._authorize(challenge, scope, credentials, ref, url)
-            self._tokens[key] = headers["Authorization"]
+            self._challenges[(ref.domain, user)] = _without_scope(challenge)
+            headers["Authorization"] = self._remember(key, challenge, credentials, ref)
             response = self._send(method, url, headers)
         return self._check(response, ref, credentials)
 
+    def _remember(
+        self, key: tuple[str, str, str | None], challenge: str, credentials: Credentials | None, ref: ImageRef
+    ) -> str:
+        header, lifetime = self._authorize(challenge, key[1], credentials, ref)
+        self._tokens[key] = (header, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0))
+        return header
+
     def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
-        self.requests_made.append((method, url))
+        self.counts[method] += 1
         try:
             return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True)
         except requests.Timeout:
@@ -153,7 +177,10 @@ class RegistryClient:
         except requests.ConnectionError:
             raise RegistryUnreachable(f"Cannot connect to the registry {_host(url)}: is it up and reachable?") from None
 
-    def _authorize(self, challenge: str, scope: str, credentials: Credentials | None, ref: ImageRef, url: str) -> str:
+    def _authorize(
+        self, challenge: str, scope: str, credentials: Credentials | None, ref: ImageRef
+    ) -> tuple[str, float]:
+        """The Authorization header a challenge asks for, and how many seconds it may be used."""
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if credentials is None:
@@ -161,7 +188,7 @@ class RegistryClient:
                     f"{ref.domain} needs a username and password: add a registry entry with username and password_env."
                 )
             token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
-            return f"Basic {token}"
+            return f"Basic {token}", float("inf")
         if scheme == "bearer":
             params = dict(_CHALLENGE_PARAM.findall(challenge))
             realm = params.get("realm")
@@ -170,9 +197,9 @@ class RegistryClient:
             query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
             if credentials is not None:
                 # the realm is what the server said: credentials go only to a token service of this registry
-                check_token_realm(realm, registry=ref.domain, api_url=url, extra=self.token_realms)
+                check_token_realm(realm, registry=ref.domain, api_url=self.base_url(ref), extra=self.token_realms)
             auth = (credentials.username, credentials.password) if credentials else None
-            self.requests_made.append(("GET", realm))
+            self.counts["token"] += 1
             try:
                 # a redirect to another host loses the credentials (requests strips Authorization from it)
                 answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
@@ -193,7 +220,7 @@ class RegistryClient:
             token = body.get("token") or body.get("access_token")
             if not token:
                 raise RegistryError(f"{_host(realm)} returned no token.")
-            return f"Bearer {token}"
+            return f"Bearer {token}", _lifetime(body.get("expires_in"))
         raise RegistryError(f"{ref.domain} asked for unsupported authentication {scheme or '(none)'}.")
 
     def _check(self, response: requests.Response, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
@@ -234,6 +261,21 @@ def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitRe
         remaining=budget.remaining if budget else None,
         window_seconds=budget.window_seconds if budget else None,
     )
+
+
+def _lifetime(value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_SECONDS
+    return seconds if seconds > 0 else DEFAULT_TOKEN_SECONDS
+
+
+def _without_scope(challenge: str) -> str:
+    """A challenge with its scope left out: reused for other repositories, each asks for its own."""
+    scheme = challenge.split(" ", 1)[0]
+    params = [f'{k}="{v}"' for k, v in _CHALLENGE_PARAM.findall(challenge) if k not in ("scope", "error")]
+    return f"{scheme} " + ",".join(params)
 
 
 def _host(url: str) -> str:

@@ -42,6 +42,7 @@ class LaunchRequest:
     spark_conf: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     cluster_name: str | None = None
+    workspace: str | None = None  # a DCS_WORKSPACES name; None: the default workspace
 
     @property
     def autoscale(self) -> bool:
@@ -59,6 +60,7 @@ ARG_KEYS = {
     "init_script",
     "init_scripts",
     "name",
+    "workspace",
 }
 ARG_ALIASES = {
     "node": "node_type",
@@ -197,6 +199,7 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         spark_conf=pairs["spark_conf"],
         tags=pairs["tags"],
         cluster_name=text("name"),
+        workspace=text("workspace"),
     )
 
 

@@ -135,6 +135,12 @@ class Launch:
     def finished(self) -> bool:
         return self.status in FINAL_LAUNCH_STATES
 
+    @property
+    def workspace(self) -> str | None:
+        """The workspace (DCS_WORKSPACES name) the launch went to; None: the default (and older launches)."""
+        value = self.request.get("workspace")
+        return value if isinstance(value, str) and value else None
+
 
 @dataclass(frozen=True)
 class ApprovalRequest:
@@ -149,6 +155,12 @@ class ApprovalRequest:
     slack_ts: str | None = None
     note: str | None = None
     created_at: str | None = None
+
+    @property
+    def workspace(self) -> str | None:
+        """The workspace an `enableDcs@<name>` request is for; None: the default (a plain `enableDcs`)."""
+        _, sep, name = self.kind.partition("@")
+        return name if sep and name else None
 
     def expired(self, now: datetime) -> bool:
         deadline = parse_time(self.expires_at)
@@ -200,6 +212,18 @@ class ImageStatus:
     schedule: str | None
     last: Build | None
     last_good: Build | None
+    check: ImageCheck | None = None  # when a rebuild run last looked at it, and what it found
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The last time a rebuild run (scheduled or by hand) looked at an image, and what it decided."""
+
+    name: str
+    checked_at: str
+    status: str  # rebuilt, failed, unchanged or skipped
+    note: str | None = None
+    source: str | None = None  # schedule, slack, cli
 
 
 @dataclass(frozen=True)

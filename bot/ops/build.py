@@ -202,8 +202,9 @@ class Builder:
         previous = self.up_to_date(spec, base, push)
         if previous is None:
             return base, None
+        digest = f", digest {short_digest(previous.pushed_digest)}" if previous.pushed_digest else ""
         reason = (
-            f"{name} is up to date: build #{previous.id} used the same spec and base "
+            f"{name} is already up to date (build #{previous.id}{digest}): same spec and base "
             f"({short_digest(base.identity)}). Use {force_hint} to build anyway."
         )
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)

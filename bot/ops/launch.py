@@ -134,7 +134,16 @@ class Launcher:
 
     @property
     def databricks(self) -> DatabricksClient:
+        """The default workspace's client."""
         return self.services.databricks
+
+    def client(self, workspace: str | None) -> DatabricksClient:
+        """The client of a named workspace (None: the default); unknown names raise InvalidInput."""
+        return self.services.workspace(workspace)
+
+    def client_of(self, launch: Launch) -> DatabricksClient:
+        """The client of the workspace a launch went to (launches made before workspaces: the default)."""
+        return self.services.workspace(launch.workspace)
 
     # ------------------------------------------------------------ inputs
     def image_source(self, name: str, build_id: int | None = None) -> ImageSource:
@@ -168,22 +177,31 @@ class Launcher:
             self._cache[key] = (time.monotonic(), value)
         return value
 
-    def workspace_runtimes(self) -> list[dict[str, str]]:
-        return self._cached("runtimes", self.databricks.spark_versions)
+    def workspace_runtimes(self, workspace: str | None = None) -> list[dict[str, str]]:
+        client = self.client(workspace)
+        return self._cached(f"runtimes@{client.name}", client.spark_versions)
 
-    def workspace_node_types(self) -> list[dict[str, Any]]:
-        return self._cached("node_types", self.databricks.node_types)
+    def workspace_node_types(self, workspace: str | None = None) -> list[dict[str, Any]]:
+        client = self.client(workspace)
+        return self._cached(f"node_types@{client.name}", client.node_types)
 
-    def options(self, name: str, build_id: int | None = None) -> LaunchOptions:
+    def options(self, name: str, build_id: int | None = None, workspace: str | None = None) -> LaunchOptions:
         source = self.image_source(name, build_id)
-        runtimes = dcs_runtimes(self.workspace_runtimes())
-        nodes = dcs_node_types(self.workspace_node_types(), source.spec.base_info.gpu)
+        runtimes = dcs_runtimes(self.workspace_runtimes(workspace))
+        nodes = dcs_node_types(self.workspace_node_types(workspace), source.spec.base_info.gpu)
         return LaunchOptions(
             source, runtimes, nodes, preferred_runtime(runtimes, source.spec.base_info), nodes[0] if nodes else None
         )
 
     def context(
-        self, source: ImageSource, *, requester: str, user_email: str, request_key: str, check_workspace: bool = True
+        self,
+        source: ImageSource,
+        *,
+        requester: str,
+        user_email: str,
+        request_key: str,
+        check_workspace: bool = True,
+        workspace: str | None = None,
     ) -> LaunchContext:
         password = None
         registry = source.registry
@@ -203,8 +221,8 @@ class Launcher:
             user_email=user_email,
             launched_by=requester,
             request_key=request_tag(request_key),
-            runtimes=self.workspace_runtimes() if check_workspace else None,
-            node_types=self.workspace_node_types() if check_workspace else None,
+            runtimes=self.workspace_runtimes(workspace) if check_workspace else None,
+            node_types=self.workspace_node_types(workspace) if check_workspace else None,
             plaintext_password=password,
         )
 
@@ -219,9 +237,15 @@ class Launcher:
         check_workspace: bool = True,
     ) -> tuple[ImageSource, LaunchPlan]:
         """Validate everything (InvalidInputs lists each problem) and return the exact request."""
+        self.services.config.workspace(request.workspace)  # an unknown workspace is refused before anything else
         source = self.image_source(request.image, build_id)
         ctx = self.context(
-            source, requester=requester, user_email=user_email, request_key=request_key, check_workspace=check_workspace
+            source,
+            requester=requester,
+            user_email=user_email,
+            request_key=request_key,
+            check_workspace=check_workspace,
+            workspace=request.workspace,
         )
         return source, plan_launch(request, source, ctx)
 
@@ -294,7 +318,11 @@ class Launcher:
         request = request_from_dict(meta["request"])
         source = self.image_source(launch.image, launch.build_id)
         ctx = self.context(
-            source, requester=launch.requester or actor, user_email=meta["user_email"], request_key=meta["request_key"]
+            source,
+            requester=launch.requester or actor,
+            user_email=meta["user_email"],
+            request_key=meta["request_key"],
+            workspace=request.workspace,
         )
         plan = plan_launch(request, source, ctx)
         launch = self.store.update_launch(launch_id, status="creating")
@@ -311,7 +339,7 @@ class Launcher:
         store, target = self.store, f"{launch.image}#{launch.id}"
         launch = store.update_launch(launch.id, create_sent_at=utcnow())
         try:
-            cluster_id = self.databricks.create_cluster(plan.body)
+            cluster_id = self.client_of(launch).create_cluster(plan.body)
         except CreateUnconfirmed as exc:
             # The POST may have created the cluster before the answer was lost: find it by its tag, never resend.
             return self.checks.unconfirmed(launch, exc.message)
@@ -346,7 +374,7 @@ class Launcher:
     # ------------------------------------------------------------ following
     def poll_once(self, launch: Launch) -> Launch:
         """One clusters/get; the row is updated when the state or message changed."""
-        status: ClusterStatus = self.databricks.get_cluster(launch.cluster_id or "")
+        status: ClusterStatus = self.client_of(launch).get_cluster(launch.cluster_id or "")
         changes: dict[str, Any] = {}
         if (status.state, status.state_message) != (launch.state, launch.state_message):
             changes.update(state=status.state, state_message=self.services.redactor(status.state_message))
@@ -388,7 +416,7 @@ class Launcher:
         launch = self.store.get_launch(launch_id)
         if launch.status == "creating":
             age = _age_seconds(launch.updated_at)
-            grace = 2 * self.databricks.retry_timeout_seconds + 10
+            grace = 2 * self.client_of(launch).retry_timeout_seconds + 10
             if age is not None and age < grace:
                 return launch, False, grace - age  # another process may still be creating it: wait
             return self._checked(launch, self.recover_creating(launch), state)
@@ -510,6 +538,7 @@ def _meta(
         "pulls_ceiling": plan.pulls_ceiling,
         "budget": asdict(budget),
         "runtime": plan.runtime.key,
+        "workspace": request.workspace,
     }
 
 

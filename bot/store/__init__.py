@@ -18,6 +18,7 @@ from bot.domain.records import (
     BaseCheckRecord,
     Build,
     BuildStatus,
+    ImageCheck,
     ImageStatus,
     JobRun,
     Launch,
@@ -32,11 +33,21 @@ from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.runs import RunTables, run_group
+from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, InventoryTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
+class Store(
+    CatalogTables,
+    BuildTables,
+    InventoryTables,
+    LaunchTables,
+    ApprovalTables,
+    RunTables,
+    ScheduleTables,
+    WatchTables,
+):
     """All persistence. Thread-safe; one instance per process."""
 
 
@@ -49,6 +60,7 @@ __all__ = [
     "BaseCheckRecord",
     "Build",
     "BuildStatus",
+    "ImageCheck",
     "ImageStatus",
     "JobRun",
     "Launch",

@@ -103,6 +103,15 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE catalog_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
     """,
+    # 7: the rebuild due-queue (an image a schedule made due waits here until a run has checked it, so a run
+    # that meets the rebuild lock never drops it) and the last check of every image
+    """
+    CREATE TABLE rebuild_queue (name TEXT PRIMARY KEY, queued_at TEXT NOT NULL, job_id TEXT);
+    CREATE INDEX rebuild_queue_order ON rebuild_queue(queued_at, name);
+    CREATE TABLE image_checks (
+        name TEXT PRIMARY KEY, checked_at TEXT NOT NULL, status TEXT NOT NULL, note TEXT, source TEXT
+    );
+    """,
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.domain.clock import utcnow
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import ProcessOwner
+from bot.domain.records import ImageCheck, ProcessOwner
 from bot.ops.runs import claim_run
 from bot.store import Store
 
@@ -71,6 +71,11 @@ def exercise(store: Store) -> None:
     store.audit(actor="U1", action="x", target=None, outcome="ok")
     store.audit_events(5), store.audit_events(5, action="x")
     store.claim("k1", "build"), store.claim_ref("k1"), store.set_claim_ref("k1", "1")
+    store.queue_images(["team-pandas"], "rebuild:lts"), store.queued_images(), store.queue_size()
+    store.dequeue_images(["team-pandas"], utcnow())
+    store.record_image_checks([ImageCheck("team-pandas", utcnow(), "unchanged", "up to date", "schedule")])
+    store.image_check("team-pandas"), store.image_checks()
+    store.remove_image("team-pandas")
 
 
 def test_every_filtered_query_uses_an_index(tmp_path: Path) -> None:
