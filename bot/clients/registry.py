@@ -60,8 +60,6 @@ class ManifestHead:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-
-
 def classify_registry_error(text: str) -> type[RegistryError]:
     """Map an error text from a registry or the engine to the condition a user can act on."""
     low = text.lower()
