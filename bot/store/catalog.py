@@ -26,7 +26,8 @@ from bot.store.base import StoreBase
 # per image (builds_image, builds_image_status), however long the build history is.
 _STATUS_IDS = (
     "SELECT i.name, json_extract(i.spec, '$.base') AS base, json_extract(i.spec, '$.repository') AS repository, "
-    "json_extract(i.spec, '$.schedule') AS schedule, (SELECT MAX(b.id) FROM builds b WHERE b.image = i.name) AS last_id, "
+    "json_extract(i.spec, '$.schedule') AS schedule, "
+    "(SELECT MAX(b.id) FROM builds b WHERE b.image = i.name) AS last_id, "
     "(SELECT MAX(b.id) FROM builds b WHERE b.image = i.name AND b.status = 'succeeded') AS good_id "
     "FROM images i {where} ORDER BY i.name"
 )
