@@ -242,6 +242,18 @@ def cmd_image_show(ctx: CliContext) -> int:
         ],
         "inventory": details.inventory.to_dict() if details.inventory else None,
         "inventory_build": details.inventory_build,
+        "release": spec.release.promote,
+        "promoted": {"build": details.promoted.id, "digest": details.promoted.pushed_digest}
+        if details.promoted
+        else None,
+        "candidate": {
+            "build": details.candidate.build_id,
+            "digest": details.candidate.digest,
+            "status": details.candidate.status,
+            "expires_at": details.candidate.expires_at,
+        }
+        if details.candidate
+        else None,
     }
     inventory = details.inventory
 
@@ -255,6 +267,18 @@ def cmd_image_show(ctx: CliContext) -> int:
             f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
             f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
         )
+        console.print(f"  {'release':15} {spec.release.describe()}")
+        promoted, candidate = details.promoted, details.candidate
+        if promoted:
+            console.print(f"  {'promoted':15} build #{promoted.id} {promoted.pushed_digest} ({spec.tag})")
+        if candidate:
+            until = (
+                f", expires {candidate.expires_at}" if candidate.expires_at and candidate.status == "waiting" else ""
+            )
+            console.print(
+                f"  {'candidate':15} build #{candidate.build_id} {candidate.digest} ({candidate.status}{until}); "
+                f"`dcs promote {spec.name} {candidate.build_id}` moves {spec.tag} to it"
+            )
         if details.next_runs:
             console.print(f"  {'next runs':15} {describe_times(details.next_runs)}")
         if check:

@@ -31,10 +31,11 @@ from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, matches, searc
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import Build, ImageCheck, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.release import promoted_build
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class ImageDetails:
     inventory_build: int | None = None
     check: ImageCheck | None = None  # the last time a rebuild run looked at it
     next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
+    promoted: Build | None = None  # what the moving tag points to
+    candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
@@ -119,6 +122,8 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
         last.id if inventory is not None and last is not None else None,
         store.image_check(name),
         upcoming(spec.schedule, datetime.now(UTC)),
+        promoted_build(services, name),
+        store.open_release(name),
     )
 
 
