@@ -23,8 +23,10 @@ from bot.domain.records import (
     JobRun,
     Launch,
     LaunchStatus,
+    Promotion,
     PullSample,
     PushRecord,
+    Release,
     RunOutcome,
 )
 from bot.store.approvals import ApprovalTables
@@ -32,6 +34,7 @@ from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
+from bot.store.releases import ReleaseTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -47,6 +50,7 @@ class Store(
     RunTables,
     ScheduleTables,
     WatchTables,
+    ReleaseTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
@@ -66,7 +70,9 @@ __all__ = [
     "Launch",
     "LaunchStatus",
     "PullSample",
+    "Promotion",
     "PushRecord",
+    "Release",
     "RunOutcome",
     "Store",
     "parse_time",
