@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.ansi import plain
@@ -17,6 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago
+from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
 from bot.store import Build, ImageStatus, PushRecord
@@ -460,7 +461,8 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     digest = row.last_good.pushed_digest if row.last_good else None
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
-    return f"{head}\n{state}{pushed}{schedule}"
+    checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
+    return f"{head}\n{state}{pushed}{schedule}{checked}"
 
 
 EMPTY_CATALOG = (
@@ -478,9 +480,11 @@ def images_list(rows: Sequence[ImageStatus], now: datetime) -> dict[str, Any]:
     return message(f"{len(rows)} image(s) in the catalog", fit(blocks, what="images"))
 
 
-def image_added(spec: ImageSpec) -> str:
+def image_added(spec: ImageSpec, now: datetime | None = None) -> str:
+    runs = upcoming(spec.schedule, now or datetime.now(UTC))
+    schedule = f" Schedule `{escape(spec.schedule or '')}` next runs: {describe_times(runs)}." if runs else ""
     return (
         f":white_check_mark: Added *{escape(spec.name)}* (`{escape(spec.base)}` → "
-        f"`{escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
+        f"`{escape(spec.repository)}`).{schedule} Build it with `/dcs build {spec.name}` or "
         f"`/dcs build {spec.name} push`."
     )

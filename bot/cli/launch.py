@@ -60,6 +60,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="with --dry-run: do not ask the workspace which runtimes and node types exist",
     )
     launch.add_argument("--force", action="store_true", help="launch even when the Docker Hub pull budget is 0")
+    launch.add_argument(
+        "--allow-runtime-mismatch",
+        action="store_true",
+        help="launch an image made for another runtime than --runtime (refused otherwise)",
+    )
     launch.add_argument("--no-wait", action="store_true", help="return once the cluster is created")
     launch.add_argument("--list-runtimes", action="store_true", help="list the runtimes and node types to choose")
     launch.set_defaults(handler=cmd_launch)
@@ -105,6 +110,9 @@ def request_from_args(args: argparse.Namespace) -> LaunchRequest:
     tokens = [t for t in tokens if t.partition("=")[0].strip() not in given]
     tokens += [f"{k}={v}" for k, v in flags.items() if v is not None]
     tokens += [f"init_script={s}" for s in args.init_script]
+    if args.allow_runtime_mismatch:
+        tokens = [t for t in tokens if t.partition("=")[0].strip() != "allow_runtime_mismatch"]
+        tokens.append("allow_runtime_mismatch=yes")
     request = parse_launch_args(args.name, tokens)
     return replace(
         request,

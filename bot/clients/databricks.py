@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -161,7 +162,7 @@ class DatabricksClient:
         self._clock = _BoundedClock()
         self._clients: dict[bool, Any] = {}
         self._lock = threading.Lock()
-        self.calls: list[str] = []  # operation names, for tests and measurements
+        self.calls: Counter[str] = Counter()  # operations by name (a count: the client lives as long as the bot)
 
     # ------------------------------------------------------------ plumbing
     @property
@@ -258,9 +259,13 @@ class DatabricksClient:
                 self._resolved_host = (sdk_config.host or "").rstrip("/") or None
             return self._clients[single_attempt]
 
+    def run(self, action: str, fn: Callable[[Any], T]) -> T:
+        """One SDK operation on the WorkspaceClient, bounded and translated (bot/clients/databricks_fleet.py)."""
+        return self._call(action, fn)
+
     def _call(self, action: str, fn: Callable[[Any], T], single_attempt: bool = False) -> T:
         """Run one SDK operation inside the time budget and translate whatever it raises."""
-        self.calls.append(action)
+        self.calls[action] += 1
         started = time.monotonic()
         self._clock.set_deadline(time.time() + self.retry_timeout_seconds, single_attempt=single_attempt)
         try:

@@ -18,9 +18,10 @@ import tomli_w
 from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
-from bot.domain.cron import cron_trigger
+from bot.domain.cron import CronError, check_cron
 from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
+from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
 from bot.domain.secrets import check_secret_env_name, legacy_secret_name, migration_message, renamed_secret_env
 from bot.errors import InvalidInput, InvalidInputs
 
@@ -29,7 +30,16 @@ SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,12
 TAG_FIELDS = ("tag", "date", "build", "spec", "base")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 DEFAULT_IMMUTABLE_TAG = "{tag}-{date}-b{build}"
-_CRON_FIX = "Use five cron fields (minute hour day month weekday), e.g. '0 3 * * 1' for Mondays at 03:00 UTC."
+_CRON_FIX = (
+    "Use five cron fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * 1' for Mondays at "
+    "03:00 UTC, or a macro such as @daily."
+)
+_CRON_NEVER_FIX = "Pick days that exist in the months you name, e.g. '0 3 28 2 *' for the end of February."
+_CRON_REASONS = {
+    "fields": "is not a five-field cron expression",
+    "value": "is not a valid cron expression",
+    "never": "never fires",
+}
 # A catalog file may be at most this big: 5,000 images with long package lists stay under 4 MiB.
 MAX_CATALOG_BYTES = 8 * 1024 * 1024
 # A catalog needs four levels ([[image]] → its table → env/pip → value); anything deeper is a mistake.
@@ -56,6 +66,7 @@ class ImageSpec:
     owner: str | None = None
     description: str = ""
     build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
+    release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
 
     @property
     def base_ref(self) -> ImageRef:
@@ -168,15 +179,16 @@ def validate_name(name: object, field: str = "name") -> str:
 
 
 def validate_cron(expr: object, field: str = "schedule") -> str | None:
+    """A crontab(5) schedule (UTC), whitespace normalised; one that never fires is refused with the reason."""
     if expr in (None, ""):
         return None
-    if not isinstance(expr, str) or len(expr.split()) != 5:
-        raise InvalidInput(field, expr, "is not a five-field cron expression", _CRON_FIX)
+    if not isinstance(expr, str):
+        raise InvalidInput(field, expr, f"{_CRON_REASONS['fields']} (it is {kind_of(expr)})", _CRON_FIX)
     try:
-        cron_trigger(expr)  # the scheduler's own reading of it (weekday 0/7 = Sunday)
-    except ValueError as exc:
-        raise InvalidInput(field, expr, f"is not a valid cron expression ({exc})", _CRON_FIX) from None
-    return " ".join(expr.split())
+        return check_cron(expr).text
+    except CronError as exc:
+        fix = _CRON_NEVER_FIX if exc.kind == "never" else _CRON_FIX
+        raise InvalidInput(field, expr, f"{_CRON_REASONS[exc.kind]} ({exc})", fix) from None
 
 
 def validate_channel(value: object, field: str = "notify_channel") -> str | None:
@@ -238,7 +250,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     """
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
-    known = set(ImageSpec.__dataclass_fields__)
+    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release"}) | set(RELEASE_FIELDS)
     for key in data:
         if key not in known:
             p.append(
@@ -310,6 +322,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             )
         )
         description = ""
+    release = release_from_dict(data, f, p)
     for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
@@ -335,6 +348,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         owner=owner,
         description=description,
         build=build,
+        release=release,
     )
 
 
@@ -358,6 +372,7 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
             out[key] = getattr(spec, key)
     if not spec.build.empty:
         out["build"] = spec.build.to_dict()
+    out.update(release_to_dict(spec.release))
     return out
 
 

@@ -32,6 +32,7 @@ from bot.errors import (
     RegistryUnreachable,
 )
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
+from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
 from bot.store import Build
 
@@ -353,26 +354,34 @@ class Builder:
         progress: ProgressCallback,
         lines: list[str],
     ) -> str:
+        """Push the immutable tag, record the candidate, and promote it at once when the doctor is its policy.
+
+        The moving tag (`tags[1]`) is never pushed from the engine: it moves by promotion only
+        (bot/ops/release.py), so what clusters start from changes only when the image's policy passed."""
         services = self.services
         registry = services.push_registry(spec)
         credentials = services.credentials(registry, spec.repository_ref.domain)
-        digest = ""
-        for i, tag in enumerate(tags):
+        immutable = tags[0]
+        progress(BuildProgress(build.id, "push", 1, 1, f"pushing {local_repo}:{immutable}", 0.8))
+        digest = services.engine.push(local_repo, immutable, credentials, on_line=lines.append)
+        verified = self.verify(spec.repository_ref.with_tag(immutable), digest)
+        self.store.add_push(
+            build.id,
+            registry=registry.name if registry else None,
+            repository=spec.repository,
+            tag=immutable,
+            digest=digest,
+            verified=verified,
+        )
+        build = self.store.update_build(build.id, pushed_digest=digest)
+        open_candidate(services, spec, build, digest)
+        if spec.release.promote == "doctor":
             progress(
                 BuildProgress(
-                    build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}", 0.8 + 0.15 * i / len(tags)
+                    build.id, "promote", message=f"moving {spec.tag} to {short_digest(digest)}", fraction=0.95
                 )
             )
-            digest = services.engine.push(local_repo, tag, credentials, on_line=lines.append)
-            verified = self.verify(spec.repository_ref.with_tag(tag), digest)
-            self.store.add_push(
-                build.id,
-                registry=registry.name if registry else None,
-                repository=spec.repository,
-                tag=tag,
-                digest=digest,
-                verified=verified,
-            )
+            promote_build(services, spec, build, actor=build.requester or build.source or "schedule", how="doctor")
         return digest
 
     def verify(self, ref: ImageRef, digest: str) -> bool:

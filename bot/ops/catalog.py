@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.bases import BaseInfo
@@ -26,12 +27,14 @@ from bot.domain.catalog import (
     registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.release import promoted_build
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,10 @@ class ImageDetails:
     builds: list[Build]
     inventory: PackageInventory | None = None  # what the last successful build contains
     inventory_build: int | None = None
+    check: ImageCheck | None = None  # the last time a rebuild run looked at it
+    next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
+    promoted: Build | None = None  # what the moving tag points to
+    candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
@@ -112,6 +119,10 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
         store.builds(name, limit=builds),
         inventory,
         last.id if inventory is not None and last is not None else None,
+        store.image_check(name),
+        upcoming(spec.schedule, datetime.now(UTC)),
+        promoted_build(services, name),
+        store.open_release(name),
     )
 
 

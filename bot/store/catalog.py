@@ -18,7 +18,7 @@ from bot.domain.catalog import (
     registry_to_dict,
 )
 from bot.domain.clock import utcnow
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.errors import AlreadyExists, NotFound
 from bot.store.base import StoreBase
 
@@ -67,8 +67,10 @@ class CatalogTables(StoreBase):
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
-        with self.transaction():
+        with self.transaction() as conn:
             self.table("images").delete(name)
+            conn.execute("DELETE FROM rebuild_queue WHERE name = ?", (name,))
+            conn.execute("DELETE FROM image_checks WHERE name = ?", (name,))
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
@@ -88,6 +90,7 @@ class CatalogTables(StoreBase):
         # Specs were validated when stored, so plain JSON is enough here.
         latest = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where=""))}
         good = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where="WHERE status = 'succeeded'"))}
+        checks = {r["name"]: ImageCheck(**r) for r in self.query("SELECT * FROM image_checks")}
         rows = []
         for row in self.query("SELECT name, spec FROM images ORDER BY name"):
             spec = json.loads(row["spec"])
@@ -100,6 +103,7 @@ class CatalogTables(StoreBase):
                     spec.get("schedule"),
                     latest.get(name),
                     good.get(name),
+                    checks.get(name),
                 )
             )
         _overview_cache[self] = (marker, tuple(rows))

@@ -15,6 +15,7 @@ from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.launch_bot import (
+    ADMIN,
     BUILDER,
     DIGEST,
     GOOD_FORM,
@@ -106,7 +107,7 @@ def test_a_user_slack_shares_no_email_for_is_told_why(bot: LaunchBot) -> None:
 
 
 def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
-    seed_image(bot.ctx)
+    seed_image(bot.ctx, base="databricksruntime/standard:17.3-LTS")
     answer, _ = bot.command(
         "launch team-pandas runtime=17.3.x-scala2.13 node_type=m5d.xlarge min_workers=1 "
         "max_workers=3 spark.sql.shuffle.partitions=64 tag.Team=Data"
@@ -116,8 +117,26 @@ def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
     sent = bot.databricks.created_specs()[0]
     assert sent["autoscale"] == {"min_workers": 1, "max_workers": 3} and "num_workers" not in sent
     assert sent["spark_conf"]["spark.sql.shuffle.partitions"] == "64" and sent["custom_tags"]["Team"] == "Data"
-    assert any("15.4" in w for w in launch.request["warnings"])  # a 17.3 runtime on a 15.4 base
+    assert launch.request["warnings"] == []  # a 17.3 runtime for a 17.3 base
     assert not bot.slack.calls("views.open")
+
+
+def test_a_runtime_the_image_was_not_made_for_is_refused_and_only_an_admin_overrides(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)  # a 15.4-LTS base
+    words = "launch team-pandas runtime=16.4.x-scala2.12 node_type=m5d.large"
+    _, name = bot.command(words)
+    post = bot.slack.wait_for_response_post(name)
+    text = post.body["text"]
+    assert "made for DBR 15.4, not 16.4" in text and "15.4.x-scala2.12" in text and "allow_runtime_mismatch" in text
+    answer, _ = bot.command(f"{words} allow_runtime_mismatch=yes")  # a builder may not override
+    assert "Only a bot admin" in answer["text"]
+    assert bot.databricks.created_specs() == []
+
+    answer, _ = bot.command(f"{words} allow_runtime_mismatch=yes", user=ADMIN)
+    assert "Launching" in answer["text"]
+    launch = bot.wait_launch(lambda launch: launch.status == "running")
+    assert bot.databricks.created_specs()[0]["spark_version"] == "16.4.x-scala2.12"
+    assert any("overridden" in w and "16.4" in w for w in launch.request["warnings"])
 
 
 def test_bad_key_value_arguments_are_refused_in_the_ack(bot: LaunchBot) -> None:

@@ -246,7 +246,7 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
             "colour",
             "colour",
             "is not a known image field",
-            "Use one of: apt, base, build, description",
+            "Use one of: approval_hours, approvals, approvers, apt, base, build, canary",
         ),
         ({"packages": ["pandas"]}, "packages", "packages", "is not a known image field", "Use one of:"),
         # tags and templates
