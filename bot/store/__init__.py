@@ -35,6 +35,7 @@ from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
+from bot.store.retention import Pruned, RetentionTables
 from bot.store.rollouts import RolloutTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
@@ -50,6 +51,7 @@ class Store(
     ApprovalTables,
     RunTables,
     ScheduleTables,
+    RetentionTables,
     WatchTables,
     ReleaseTables,
     RolloutTables,
@@ -71,6 +73,7 @@ __all__ = [
     "JobRun",
     "Launch",
     "LaunchStatus",
+    "Pruned",
     "PullSample",
     "Promotion",
     "PushRecord",

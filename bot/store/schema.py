@@ -133,7 +133,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (build_id, user)
     );
     """,
-    # 9: fleet rollouts (bot/ops/rollout.py): one row per rollout or rollback, one per workspace item it changes,
+    # 9: indexes for retention (bot/store/retention.py deletes by age)
+    """
+    CREATE INDEX job_runs_started ON job_runs(started_at);
+    CREATE INDEX claims_created ON claims(created_at);
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX builds_finished ON builds(finished_at);
+    """,
+    # 10: fleet rollouts (bot/ops/rollout.py): one row per rollout or rollback, one per workspace item it changes,
     # with the exact request sent and the item's previous value (what a rollback restores). No secrets: docker
     # basic_auth passwords are secret references ({{secrets/...}}) only.
     """
