@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from bot.cli import build as build_commands
+from bot.cli import fleet as fleet_commands
 from bot.cli import images as image_commands
 from bot.cli import launch as launch_commands
 from bot.cli import rebuild as rebuild_commands
@@ -38,6 +39,7 @@ FEATURES: list[ModuleType] = [
     build_commands,
     rebuild_commands,
     launch_commands,
+    fleet_commands,
     release_commands,
 ]
 

@@ -27,6 +27,7 @@ from bot.domain.catalog import (
     registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, matches, search_terms
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
@@ -129,6 +130,20 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
 def image_overview(services: Services) -> list[ImageStatus]:
     """Every image with its last build and its last successful build (cached until the database changes)."""
     return services.store.image_overview()
+
+
+def image_page(services: Services, query: str = "", offset: int = 0, size: int = IMAGES_PER_PAGE) -> ImagePage:
+    """The images matching `query` (every word, see bot/domain/catalog_search.py), `size` from `offset`.
+
+    The catalog is read from the store's spec cache and filtered in memory; build states are looked up for
+    the page only, so the cost does not grow with the build history.
+    """
+    terms = search_terms(query)
+    names = [s.name for s in services.store.list_images() if matches(s, terms)]
+    offset = min(max(offset, 0), max(len(names) - 1, 0))
+    offset -= offset % size  # pages start at multiples of the page size
+    rows = services.store.image_statuses(names[offset : offset + size])
+    return ImagePage(rows, len(names), offset, " ".join(terms), size)
 
 
 # ---------------------------------------------------------------- registries

@@ -40,6 +40,7 @@ def exercise(store: Store) -> None:
     store.builds("team-pandas", status="succeeded", limit=5), store.builds(status="queued"), store.builds()
     store.last_build("team-pandas", status="succeeded")
     store.pushed_digests(["team-pandas"])
+    store.current_digests()
     store.discard_queued_build(build.id)
     store.mark_interrupted()
     owned = store.create_build(
