@@ -86,6 +86,10 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_PERCENT": "Warn when remaining pulls fall below this percentage (default 20)",
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
+    "DCS_KEEP_RUNS_DAYS": "Days scheduled-run records (job_runs) are kept (default 90)",
+    "DCS_KEEP_CLAIMS_DAYS": "Days idempotency claims (retries, double clicks) are kept (default 30)",
+    "DCS_KEEP_AUDIT_DAYS": "Days audit rows are kept (default 365)",
+    "DCS_KEEP_LOGS_DAYS": "Days build log tails are kept; each image's latest build keeps its log (default 30)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
     "DCS_WORKSPACES": "Workspaces as name:profile pairs (~/.databrickscfg profiles); the first is the default",
     "DCS_PROTECTED_WORKSPACES": "Workspaces whose rollouts need a second person's approval (four eyes), e.g. prod",
@@ -143,6 +147,10 @@ class Config:
     pull_warn_percent: int = 20
     pull_warn_min: int = 10
     rebuild_max_age_days: int | None = None
+    keep_runs_days: int = 90
+    keep_claims_days: int = 30
+    keep_audit_days: int = 365
+    keep_logs_days: int = 30
     databricks_timeout: int = 30
     # registry host -> token-service hosts it may send credentials to besides its own (DCS_TOKEN_REALMS)
     token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
@@ -336,6 +344,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         pull_warn_percent=integer("DCS_PULL_WARN_PERCENT", 20, 0, 100),
         pull_warn_min=integer("DCS_PULL_WARN_MIN", 10, 0, 100000),
         rebuild_max_age_days=max_age or None,
+        keep_runs_days=integer("DCS_KEEP_RUNS_DAYS", 90, 1, 36500),
+        keep_claims_days=integer("DCS_KEEP_CLAIMS_DAYS", 30, 1, 36500),
+        keep_audit_days=integer("DCS_KEEP_AUDIT_DAYS", 365, 1, 36500),
+        keep_logs_days=integer("DCS_KEEP_LOGS_DAYS", 30, 1, 36500),
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
         token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
         workspaces=workspaces,

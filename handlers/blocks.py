@@ -78,7 +78,9 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": cut(text, 75)},
@@ -87,7 +89,23 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     }
     if style:
         element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
     return element
+
+
+def confirm(title: str, text: str, yes: str, *, no: str = "Cancel", danger: bool = False) -> dict[str, Any]:
+    """The "Are you sure?" dialog Slack shows before sending a click with consequences (Block Kit limits:
+    title 100, text 300, buttons 30 characters)."""
+    dialog: dict[str, Any] = {
+        "title": {"type": "plain_text", "text": cut(title, 100)},
+        "text": {"type": "mrkdwn", "text": cut(text, 300)},
+        "confirm": {"type": "plain_text", "text": cut(yes, 30)},
+        "deny": {"type": "plain_text", "text": cut(no, 30)},
+    }
+    if danger:
+        dialog["style"] = "danger"
+    return dialog
 
 
 def actions(block_id: str, *elements: dict[str, Any]) -> Block:

@@ -42,7 +42,17 @@ def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
     for row in rows:
         block = bk.section(bk.image_line(row, stamp))
         if can_build:
-            block["accessory"] = bk.button("Build & push", "build_image", json.dumps({"image": row.name, "push": True}))
+            block["accessory"] = bk.button(
+                "Build & push",
+                "build_image",
+                json.dumps({"image": row.name, "push": True}),
+                confirm=bk.confirm(
+                    f"Build and push {row.name}?",
+                    f"Builds *{bk.escape(row.name)}*, runs the doctor and pushes `{bk.escape(row.repository)}` "
+                    "if it passes: clusters on the moving tag get it at their next start.",
+                    "Build & push",
+                ),
+            )
         blocks.append(block)
     if page.total > len(rows):
         blocks.append(bk.context(f"…and {page.total - len(rows)} more: `/dcs images WORD` finds one, with pages."))

@@ -38,6 +38,19 @@ from bot.store import Build
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 16 * 1024  # what the database keeps of a build's log at most (a few pip lines are long)
+
+
+def log_tail(lines: list[str]) -> str:
+    """The last LOG_TAIL_LINES lines, at most LOG_TAIL_BYTES of UTF-8 (whole lines, the newest kept)."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines[-LOG_TAIL_LINES:]):
+        size += len(line.encode()) + 1
+        if size > LOG_TAIL_BYTES and kept:
+            break
+        kept.append(line if size <= LOG_TAIL_BYTES else line[-LOG_TAIL_BYTES // 4 :])
+    return "\n".join(reversed(kept))
 
 
 @dataclass(frozen=True)
@@ -240,7 +253,7 @@ class Builder:
                 finished_at=utcnow(),
                 error=redact(exc.message),
                 failed_step=redact(step) if step else None,
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
         except Exception:
             log.exception("build %s crashed", build_id)
@@ -249,12 +262,12 @@ class Builder:
                 status="failed",
                 finished_at=utcnow(),
                 error=f"Internal error in build #{build_id}; see the bot's log.",
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C or SIGTERM: end the row now, so that the image can be built again at once.
-            self.store.update_build(build_id, log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.update_build(build_id, log_tail=redact(log_tail(lines)))
             self.store.interrupt_build(build_id, stopped_message(exc))
             raise
         finally:
@@ -342,7 +355,7 @@ class Builder:
                 status="succeeded",
                 finished_at=utcnow(),
                 pushed_digest=pushed_digest,
-                log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=services.redactor(log_tail(lines)),
             )
 
     def _push(
