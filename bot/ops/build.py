@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bot.domain.bases import classify_base
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
-from bot.domain.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
@@ -31,6 +31,7 @@ from bot.errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from bot.ops.build_plan import explained, plan_build
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
@@ -307,7 +308,9 @@ class Builder:
             )
             engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
         digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
-        dockerfile = render_dockerfile(spec, digest)
+        planned = plan_build(services, spec, digest, build.id)
+        plan = planned.plan
+        dockerfile = plan.dockerfile
         outcome.dockerfile = dockerfile
         hash_ = spec_hash(spec)
         date = datetime.now(UTC).strftime("%Y%m%d")
@@ -321,13 +324,22 @@ class Builder:
             progress(BuildProgress(build.id, "build", step, steps, line, 0.1 + 0.6 * (step - 1) / max(steps, 1)))
 
         progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
-        result = services.engine.build(
-            dockerfile,
-            tag=f"{local_repo}:{immutable}",
-            timeout=services.config.build_timeout,
-            on_step=on_step,
-            on_line=lines.append,
-        )
+        try:
+            result = services.engine.build(
+                dockerfile,
+                tag=f"{local_repo}:{immutable}",
+                timeout=services.config.build_timeout,
+                on_step=on_step,
+                on_line=lines.append,
+                context=plan.context,
+                buildargs=plan.buildargs,
+                network_mode=plan.network,
+            )
+        except BuildFailed as exc:
+            raise explained(exc, lines, spec) from None
+        finally:
+            if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
+                engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)
         engine.tag(result.image_id, local_repo, spec.tag)
         tags = [immutable, spec.tag]
         store.update_build(build.id, image_id=result.image_id, tags=tags)
