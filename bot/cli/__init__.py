@@ -71,6 +71,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "move an image's moving tag to a pushed build (its candidate, or any earlier build)",
     ),
     "rollback": ("bot.cli.release", "move an image's moving tag back to the build promoted before the current one"),
+    "diff": (
+        "bot.cli.release",
+        "what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
+    ),
 }
 _GLOBAL_FLAGS = ("-h", "--help", "--json", "--version")
 
