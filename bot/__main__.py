@@ -28,6 +28,7 @@ from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
 from bot.errors import ConfigError
 from bot.http import DEFAULT_THREADS, create_server, make_wsgi_app
+from bot.ops.catalog import registry_migrations
 from bot.ops.liveness import sweep_interrupted_builds
 from bot.services import Services
 from bot.workers import Workers
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     services = build_services(config)
     _redact_registry_passwords(services)
+    for message in registry_migrations(services):  # entries from before the DCS_SECRET_ rule: say what to rename
+        log.warning("%s", message)
     interrupted = sweep_interrupted_builds(services)  # a `dcs build` still running next to the bot is kept
     if interrupted:
         log.warning("builds %s were cut short (their process is gone or silent); marked interrupted", interrupted)

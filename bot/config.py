@@ -12,12 +12,49 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlparse, urlsplit
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, InvalidInput
 
 # \Z, not $: "$" also matches before a trailing newline.
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}\Z")
 SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})\Z")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,127}\Z")
+DEFAULT_WORKSPACE = "default"
+# Unified-auth variables the SDK reads from the process environment for every client it makes, over any
+# profile's own values: with profile-based workspaces they would silently send one workspace's calls elsewhere.
+ENV_AUTH_VARIABLES = (
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_CONFIG_PROFILE",
+    "DATABRICKS_AUTH_TYPE",
+    "DATABRICKS_USERNAME",
+    "DATABRICKS_PASSWORD",
+    "DATABRICKS_AZURE_RESOURCE_ID",
+    "ARM_CLIENT_ID",
+    "ARM_CLIENT_SECRET",
+    "ARM_TENANT_ID",
+    "GOOGLE_CREDENTIALS",
+    "DATABRICKS_GOOGLE_SERVICE_ACCOUNT",
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One Databricks workspace by name: a unified-auth profile, or (profile None) the environment's own auth."""
+
+    name: str
+    profile: str | None = None
+    protected: bool = False
+
+
+# The only variables catalog inputs may name as holding a secret (the rule and its messages live in
+# bot/domain/secrets.py; the pattern is here so that Config.secret can refuse every other name too).
+SECRET_ENV_PREFIX = "DCS_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+SECRET_ENV_NAME = re.compile(r"^DCS_SECRET_[A-Z0-9_]{1,116}\Z")  # \Z: "$" would let a trailing newline through
 
 # Every variable the bot reads, with a one-line description (the README table mirrors this).
 VARIABLES: dict[str, str] = {
@@ -48,6 +85,22 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
+    "DCS_WORKSPACES": "Workspaces as name:profile pairs (~/.databrickscfg profiles); the first is the default",
+    "DCS_PROTECTED_WORKSPACES": "Workspaces whose rollouts need a second person's approval (four eyes), e.g. prod",
+    "DCS_MANAGED_TAGS": "Custom tags marking items another tool owns (key or key=value, comma-separated)",
+    # build settings (validated by bot/domain/build_settings.py; README "Corporate networks")
+    "DCS_PIP_INDEX_URL": "pip index builds install from (default PyPI), without credentials",
+    "DCS_PIP_EXTRA_INDEX_URLS": "Comma-separated extra pip indexes",
+    "DCS_PIP_USERNAME": "User name for DCS_PIP_INDEX_URL",
+    "DCS_PIP_PASSWORD_ENV": "NAME of the DCS_SECRET_* variable holding that user's password",
+    "DCS_PIP_TRUSTED_HOSTS": "Comma-separated hosts pip may reach without TLS verification (only when asked)",
+    "DCS_PIP_CA_BUNDLE": "PEM file of CA certificates builds trust (TLS interception, private indexes)",
+    "DCS_BUILD_INSTALL_CA": "true: also trust that CA inside the built images (default false)",
+    "DCS_BUILD_HTTP_PROXY": "Proxy for http:// during builds (pip, apt)",
+    "DCS_BUILD_HTTPS_PROXY": "Proxy for https:// during builds (pip, apt)",
+    "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
+    "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
+    "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
 }
 SECRET_VARIABLES = frozenset(
     {
@@ -162,11 +215,45 @@ class Config:
     pull_warn_min: int = 10
     rebuild_max_age_days: int | None = None
     databricks_timeout: int = 30
+    # Named workspaces (DCS_WORKSPACES); empty: one workspace, "default", from the environment's unified auth.
+    workspaces: tuple[Workspace, ...] = ()
+    # Custom tags (key, value or None for any value) that mark an item as owned by another tool.
+    managed_tags: tuple[tuple[str, str | None], ...] = ()
     # The whole environment, for values named at run time (a registry's password variable).
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
+    @property
+    def workspace_list(self) -> tuple[Workspace, ...]:
+        """Every workspace, the default first (a single unnamed one without DCS_WORKSPACES)."""
+        return self.workspaces or (Workspace(DEFAULT_WORKSPACE),)
+
+    @property
+    def default_workspace(self) -> str:
+        return self.workspace_list[0].name
+
+    def workspace(self, name: str | None) -> Workspace:
+        """The named workspace (None or empty: the default); an unknown name raises InvalidInput."""
+        if name is None or name == "":
+            return self.workspace_list[0]
+        for ws in self.workspace_list:
+            if ws.name == name:
+                return ws
+        names = ", ".join(w.name for w in self.workspace_list)
+        raise InvalidInput("workspace", name, "is not a configured workspace", f"Use one of: {names} (DCS_WORKSPACES).")
+
     def secret(self, env_name: str) -> str | None:
-        """The value of an environment variable named by the catalog (registry passwords)."""
+        """The value of a `DCS_SECRET_*` variable named by the catalog (registry passwords).
+
+        Any other name is refused, whatever the caller checked before: the bot's own tokens can never be
+        read through a name that came from a catalog entry.
+        """
+        if not isinstance(env_name, str) or not SECRET_ENV_NAME.match(env_name):
+            raise InvalidInput(
+                "password variable",
+                env_name,
+                f"is not a {SECRET_ENV_PREFIX}* variable, so the bot does not read it for a catalog entry",
+                f"Put the secret in a variable named {SECRET_ENV_PREFIX}<NAME> and name that one.",
+            )
         return self.environ.get(env_name) or None
 
     def secret_values(self) -> list[str]:
@@ -279,6 +366,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
     engines = parse_engines(get("DCS_ENGINES") or "", problems)
     # Builds wait for a free engine inside a worker: by default there are enough workers to fill every engine.
     default_workers = min(32, max(2, sum(e.concurrency for e in engines)))
+    workspaces = _workspaces(get("DCS_WORKSPACES"), get("DCS_PROTECTED_WORKSPACES"), env, problems)
+    managed_tags = _managed_tags(get("DCS_MANAGED_TAGS"), problems)
     config = Config(
         db_path=get("DCS_DB") or "./dcs.db",
         docker_host=get("DOCKER_HOST"),
@@ -306,6 +395,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
         pull_warn_min=integer("DCS_PULL_WARN_MIN", 10, 0, 100000),
         rebuild_max_age_days=max_age or None,
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
+        workspaces=workspaces,
+        managed_tags=managed_tags,
         environ=MappingProxyType(dict(environ)),
     )
     if bool(config.dockerhub_username) != bool(config.dockerhub_token):
@@ -313,3 +404,69 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _workspaces(
+    raw: str | None, protected_raw: str | None, env: Mapping[str, str], problems: list[str]
+) -> tuple[Workspace, ...]:
+    """`dev:profile-dev,prod:profile-prod` (profiles), or one bare `name` naming the environment's own auth."""
+    entries: list[tuple[str, str | None]] = []
+    for part in [p.strip() for p in (raw or "").split(",") if p.strip()]:
+        name, sep, profile = (x.strip() for x in part.partition(":"))
+        if not WORKSPACE_NAME.match(name):
+            problems.append(
+                f"DCS_WORKSPACES has the workspace name {name!r}: use lower-case letters, digits, - or _ "
+                "(up to 32, starting with a letter), e.g. DCS_WORKSPACES=dev:dev-profile,prod:prod-profile"
+            )
+            continue
+        if sep and not PROFILE_NAME.match(profile):
+            problems.append(
+                f"DCS_WORKSPACES gives {name!r} the profile {profile!r}: name a profile of ~/.databrickscfg "
+                "(letters, digits, ., - or _), e.g. prod:prod-profile"
+            )
+            continue
+        if any(name == n for n, _ in entries):
+            problems.append(f"DCS_WORKSPACES names {name!r} twice: give each workspace once")
+            continue
+        entries.append((name, profile if sep else None))
+    bare = [n for n, p in entries if p is None]
+    if bare and len(entries) > 1:
+        problems.append(
+            f"DCS_WORKSPACES gives {bare[0]!r} no profile: with several workspaces each one needs its own "
+            f"~/.databrickscfg profile, e.g. {bare[0]}:{bare[0]}-profile"
+        )
+    if any(p is not None for _, p in entries):
+        clash = [v for v in ENV_AUTH_VARIABLES if env.get(v)]
+        if clash:
+            problems.append(
+                f"{', '.join(clash)} set while DCS_WORKSPACES names profiles: the Databricks SDK lets these "
+                "variables override every profile, so each workspace's calls could reach the wrong one. "
+                "Unset them and keep each workspace's host and credentials in its ~/.databrickscfg profile "
+                "(DATABRICKS_CONFIG_FILE may point at another file)"
+            )
+    names = [n for n, _ in entries] or [DEFAULT_WORKSPACE]
+    protected = {p.strip() for p in (protected_raw or "").split(",") if p.strip()}
+    unknown = sorted(protected - set(names))
+    if unknown:
+        problems.append(
+            f"DCS_PROTECTED_WORKSPACES names {', '.join(repr(u) for u in unknown)}, which DCS_WORKSPACES does not "
+            f"define: use one of {', '.join(names)}"
+        )
+    if not entries:
+        return (Workspace(DEFAULT_WORKSPACE, None, DEFAULT_WORKSPACE in protected),) if protected else ()
+    return tuple(Workspace(n, p, n in protected) for n, p in entries)
+
+
+def _managed_tags(raw: str | None, problems: list[str]) -> tuple[tuple[str, str | None], ...]:
+    """`managed_by=terraform,owner`: a tag key (any value) or key=value marks an item another tool owns."""
+    tags: list[tuple[str, str | None]] = []
+    for part in [p.strip() for p in (raw or "").split(",") if p.strip()]:
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not TAG_KEY.match(key) or (sep and not value):
+            problems.append(
+                f"DCS_MANAGED_TAGS has {part!r}: give a custom tag key or key=value, comma-separated, "
+                "e.g. DCS_MANAGED_TAGS=managed_by=terraform,owner"
+            )
+            continue
+        tags.append((key, value if sep else None))
+    return tuple(tags)

@@ -110,6 +110,12 @@ class RegistryAuthError(RegistryError):
     exit_code = 21
 
 
+class CredentialsRefused(RegistryAuthError):
+    """The bot will not send a secret there: another host, a token service not allowed, a variable it must not read."""
+
+    exit_code = 26
+
+
 class RegistryUnreachable(RegistryError):
     exit_code = 22
 

@@ -16,11 +16,13 @@ from bot.clients.databricks import DatabricksClient
 from bot.clients.dockerhub import DockerHubClient
 from bot.clients.registry import Credentials, RegistryClient
 from bot.config import Config
-from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for
+from bot.domain.build_settings import BuildSettings, settings_from_environment
+from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for, registry_migration
 from bot.domain.notify import Notifier, NullNotifier
 from bot.domain.redact import Redactor
 from bot.domain.refs import ImageRef, same_registry_host
-from bot.errors import RegistryAuthError
+from bot.domain.secrets import SECRET_ENV_PREFIX
+from bot.errors import ConfigError, CredentialsRefused, InvalidInput, InvalidInputs, RegistryAuthError
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -31,6 +33,16 @@ if TYPE_CHECKING:
     from bot.ops.approvals import Approvals
     from bot.ops.launch import Launcher, LaunchFollower
     from bot.ops.liveness import BuildHeartbeat
+
+
+def check_own_host(registry: RegistrySpec, host: str) -> None:
+    """A registry entry's credentials (its password, its cluster password secret) are for its own host only."""
+    if not same_registry_host(registry.host, host):
+        raise CredentialsRefused(
+            f"Registry {registry.name!r} holds the credentials for {registry.host}, not for {host}: the bot sends "
+            f"them only to the registry's own host. Use a repository on {registry.host}, or a registry entry "
+            f"for {host}."
+        )
 
 
 @dataclass
@@ -48,15 +60,23 @@ class Services:
     build_heartbeat: BuildHeartbeat | None = field(default=None, repr=False)
     # Called after an image is added, changed or removed (the scheduler re-reads its schedules).
     catalog_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # The bot-wide build settings (DCS_PIP_*, DCS_BUILD_*, DCS_APT_MIRROR), read once by from_config.
+    build_settings: BuildSettings = field(default_factory=BuildSettings)
     _engines: EnginePool | None = field(default=None, repr=False)
     _registry: RegistryClient | None = field(default=None, repr=False)
     _dockerhub: DockerHubClient | None = field(default=None, repr=False)
-    _databricks: DatabricksClient | None = field(default=None, repr=False)
+    _databricks: dict[str, DatabricksClient] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> Services:
-        return cls(config=config, store=Store(config.db_path))
+        try:
+            build_settings = settings_from_environment(config.environ)
+        except InvalidInputs as exc:
+            raise ConfigError([p.message for p in exc.problems]) from None
+        except InvalidInput as exc:
+            raise ConfigError([exc.message]) from None
+        return cls(config=config, store=Store(config.db_path), build_settings=build_settings)
 
     @property
     def engines(self) -> EnginePool:
@@ -91,11 +111,20 @@ class Services:
 
     @property
     def databricks(self) -> DatabricksClient:
-        """The workspace client; the SDK itself is imported on its first call."""
+        """The default workspace's client; the SDK itself is imported on its first call."""
+        return self.workspace(None)
+
+    def workspace(self, name: str | None) -> DatabricksClient:
+        """The client of a named workspace (None: the default). Unknown names raise InvalidInput."""
+        ws = self.config.workspace(name)
         with self._lock:
-            if self._databricks is None:
-                self._databricks = DatabricksClient(self.config)
-            return self._databricks
+            if ws.name not in self._databricks:
+                self._databricks[ws.name] = DatabricksClient(self.config, workspace=ws)
+            return self._databricks[ws.name]
+
+    @property
+    def workspace_names(self) -> list[str]:
+        return [ws.name for ws in self.config.workspace_list]
 
     def catalog_changed(self) -> None:
         for listener in list(self.catalog_listeners):
@@ -104,17 +133,26 @@ class Services:
     @property
     def redactor(self) -> Redactor:
         secrets = list(self.config.secret_values())
+        # every value a catalog may name (pip passwords, registry passwords): never in a log or a message
+        secrets += [v for k, v in self.config.environ.items() if k.startswith(SECRET_ENV_PREFIX) and v]
         for reg in self.store.list_registries():
-            if reg.password_env and self.config.secret(reg.password_env):
+            if reg.password_env and not reg.legacy_password_env and self.config.secret(reg.password_env):
                 secrets.append(self.config.secret(reg.password_env) or "")
         return Redactor(secrets)
 
-    def credentials(self, registry: RegistrySpec | None) -> Credentials | None:
-        """Credentials of a registry entry; the password comes from the variable it names."""
+    def credentials(self, registry: RegistrySpec | None, host: str) -> Credentials | None:
+        """Credentials of a registry entry, for `host` only; the password comes from the variable it names.
+
+        Checked again here, whatever was checked when the entry was written: `host` must be the entry's own
+        host (Docker Hub aliases count as one), and the variable must be a DCS_SECRET_ one (`Config.secret`).
+        """
         if registry is None or not registry.username:
             return None
+        check_own_host(registry, host)
         if not registry.password_env:
             return None
+        if registry.legacy_password_env:
+            raise CredentialsRefused(registry_migration(registry))
         password = self.config.secret(registry.password_env)
         if not password:
             raise RegistryAuthError(
@@ -124,10 +162,11 @@ class Services:
         return Credentials(registry.username, password)
 
     def credentials_for_host(self, host: str) -> Credentials | None:
-        """Credentials for pulling or checking any image on `host` (bases included)."""
+        """Credentials for pulling or checking any image on `host` (bases included): the registry entry for that
+        host, else (Docker Hub's hosts only) DOCKERHUB_USERNAME/DOCKERHUB_TOKEN."""
         for reg in self.store.list_registries():
             if same_registry_host(reg.host, host):
-                return self.credentials(reg)
+                return self.credentials(reg, host)
         if same_registry_host(host, "docker.io") and self.config.dockerhub_username and self.config.dockerhub_token:
             return Credentials(self.config.dockerhub_username, self.config.dockerhub_token)
         return None

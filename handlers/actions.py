@@ -18,8 +18,9 @@ from bot.clients.slack import call
 from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
 from handlers import blocks as bk
-from handlers.builds import log_content, start_build
+from handlers.builds import details_content, log_content, start_build
 from handlers.context import AppContext, reference_id
+from handlers.log_share import share_log
 from handlers.respond import tell
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,24 @@ def register(app: App, ctx: AppContext) -> None:
             raise InvalidInput("button value", value, "is not a build number", "Use `/dcs log BUILD_ID`.")
         reply(ctx, body, log_content(ctx, int(value)))
 
+    @app.action("build_details")
+    @guarded(ctx, "build_details")
+    def details(body: dict[str, Any], user_id: str) -> None:
+        reply(ctx, body, details_content(ctx, _build_number(body)))
+
+    @app.action("build_share_log")
+    @guarded(ctx, "build_share_log")
+    def share(body: dict[str, Any], user_id: str) -> None:
+        build_id = _build_number(body)
+        message = body.get("message") or {}
+        thread = message.get("thread_ts") or message.get("ts") or (body.get("container") or {}).get("message_ts")
+        if not thread:
+            raise InvalidInput("button", "Log in thread", "is not on a message", f"Use `/dcs log {build_id}`.")
+        if not ctx.store.claim(f"share-log:{build_id}:{thread}", "share-log"):
+            reply(ctx, body, bk.notice("The log is already in this message's thread."))
+            return
+        ctx.workers.quick(share_log, ctx, build_id, _channel(body), thread, user_id, body.get("response_url"))
+
     def start_from_button(body: dict[str, Any], user_id: str, image: str, push: bool, action: str) -> None:
         refusal = ctx.permitted(user_id, Role.BUILDER, action, image, doing=f"build {image}")
         if refusal:
@@ -113,6 +132,13 @@ def register(app: App, ctx: AppContext) -> None:
     def build_image(body: dict[str, Any], user_id: str) -> None:
         data = _json_value(body)
         start_from_button(body, user_id, str(data.get("image", "")), bool(data.get("push")), "build.request")
+
+
+def _build_number(body: dict[str, Any]) -> int:
+    value = body["actions"][0].get("value", "")
+    if not value.isdigit():
+        raise InvalidInput("button value", value, "is not a build number", "Use `/dcs status` to find the build.")
+    return int(value)
 
 
 def _json_value(body: dict[str, Any]) -> dict[str, Any]:

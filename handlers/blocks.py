@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from bot.domain.ansi import plain
+from bot.domain.build_failure import failure_summary
+from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago
+from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
 from bot.store import Build, ImageStatus, PushRecord
@@ -198,14 +202,16 @@ def build_queued(build: Build, position: int) -> dict[str, Any]:
 
 
 def build_progress(build: Build, phase: str, step: int, total: int, line: str, fraction: float) -> dict[str, Any]:
+    """Progress in words: the phase, the step and what it does ("installing Python packages: pandas")."""
     label = PHASE_LABEL.get(phase, phase)
-    step_text = f" — step {step} of {total}" if phase == "build" and total else ""
-    current = f"\n`{escape(cut(line.strip(), 300))}`" if line.strip() else ""
+    step_text = f" — step {step} of {total}" if phase == "build" and total and step else ""
+    doing = describe_step(line) if phase == "build" and step else line.strip()
+    current = f"\n{escape(cut(plain(doing), 300))}" if doing else ""
     text = f"{build_title(build)}: {label}{step_text}"
     return message(
         text,
         [
-            section(f":gear: {text}\n`{progress_bar(fraction)}`{current}"),
+            section(f":gear: {text}{current}\n{progress_bar(fraction)}"),
             context(f"Requested by {user(build.requester)}"),
         ],
     )
@@ -224,30 +230,78 @@ def doctor_table(rows: Iterable[dict[str, str]]) -> str:
     return code("\n".join(lines))
 
 
-def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: int = 15) -> dict[str, Any]:
-    """The final message: result, duration, doctor table, digest, and what to do next."""
+def doctor_summary(rows: Iterable[dict[str, str]]) -> str:
+    """ "doctor 11/11 ✓, 2 warnings (acl, size)": checks that ran, how many passed, what needs a look."""
+    rows = list(rows)
+    if not rows:
+        return "no doctor report"
+    counted = [r for r in rows if r.get("status") in ("pass", "warn", "fail")]
+    warnings = [r.get("name", "?") for r in rows if r.get("status") == "warn"]
+    failures = [r.get("name", "?") for r in rows if r.get("status") == "fail"]
+    passed = len(counted) - len(failures)
+    text = f"doctor {passed}/{len(counted)} {'✗' if failures else '✓'}"
+    if failures:
+        text += f", {len(failures)} failed ({_names(failures)})"
+    if warnings:
+        text += f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''} ({_names(warnings)})"
+    others = sorted({str(r.get("status")) for r in rows} - {"pass", "warn", "fail"})
+    for status in others:
+        count = sum(1 for r in rows if r.get("status") == status)
+        text += f", {count} {'skipped' if status == 'skip' else status}"
+    return text
+
+
+def _names(names: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(escape(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def pushed_ref(build: Build, pushes: Sequence[PushRecord]) -> str | None:
+    """The reference people pull: the moving tag's push, else the first one."""
+    if not pushes:
+        return None
+    moving = build.tags[-1] if build.tags else None
+    chosen = next((p for p in pushes if p.tag == moving), pushes[0])
+    return f"{chosen.repository}:{chosen.tag}"
+
+
+def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: int = 10) -> dict[str, Any]:
+    """The final message, short: the result, where the image is, the doctor in one line, what to do next.
+
+    The doctor table, both tags and the full digest are behind "Details"; the log behind "Show log"
+    (and "Log in thread", so a team can discuss a failure)."""
     emoji = STATUS_EMOJI.get(build.status, "")
     text = f"{build_title(build)} {build.status} in {duration(build.duration_seconds)}"
-    blocks: list[Block] = [section(f"{emoji} {text}")]
-    facts = [f"*Requested by* {user(build.requester)}"]
-    if build.base_ref:
-        facts.append(f"*Base* `{escape(build.base_ref)}`")
-    if build.tags:
-        facts.append("*Tags* " + ", ".join(f"`{escape(t)}`" for t in build.tags))
-    if build.pushed_digest:
-        facts.append(f"*Pushed digest* `{build.pushed_digest}`")
-        for push in pushes:
-            facts.append(f"• `{escape(push.repository)}:{escape(push.tag)}`" + (" (verified)" if push.verified else ""))
-    blocks.append(section("\n".join(facts)))
-    if build.doctor:
-        blocks.append(section("*Doctor*\n" + doctor_table(build.doctor)))
+    lines = [f"{emoji} {text}"]
+    if build.status == "succeeded":
+        where = pushed_ref(build, pushes)
+        facts = (
+            [f"`{escape(where)}`"] if where else ([f"`{escape(build.tags[-1])}` (not pushed)"] if build.tags else [])
+        )
+        if build.pushed_digest:
+            facts.append(f"`{short_digest(build.pushed_digest)}`")
+        if build.doctor:
+            facts.append(doctor_summary(build.doctor))
+        if facts:
+            lines.append(" · ".join(facts))
+    blocks: list[Block] = [section("\n".join(lines))]
     if build.status != "succeeded":
-        step = f"*Failed at* `{escape(cut(build.failed_step, 300))}`\n" if build.failed_step else ""
-        blocks.append(section(f"{step}*Why* {escape(build.error or 'unknown')}"))
+        why = failure_summary(build.error, build.failed_step, build.log_tail)
+        reason = [f"*Why* {escape(cut(why.cause, 1500))}"]
+        if why.step:
+            exit_code = f" (exit code {why.exit_code})" if why.exit_code is not None else ""
+            reason.append(f"*Failed at* {escape(cut(why.step, 300))}{exit_code}")
+        if build.doctor and any(r.get("status") == "fail" for r in build.doctor):
+            reason.append(doctor_summary(build.doctor))
+        blocks.append(section("\n".join(reason)))
         if build.log_tail:
-            tail = "\n".join(build.log_tail.splitlines()[-log_lines:])
+            tail = "\n".join(plain(build.log_tail).splitlines()[-log_lines:])
             blocks.append(section("*Last log lines*\n" + code(tail, SECTION_LIMIT - 20)))
-    buttons = [button("Show log", "build_show_log", str(build.id))]
+    buttons = [
+        button("Details", "build_details", str(build.id)),
+        button("Show log", "build_show_log", str(build.id)),
+        button("Log in thread", "build_share_log", str(build.id)),
+    ]
     if build.status == "succeeded":
         buttons.insert(
             0, button("Launch cluster", "launch_cluster", LaunchButton(build.image, build.id).encode(), style="primary")
@@ -255,7 +309,40 @@ def build_result(build: Build, pushes: Sequence[PushRecord] = (), *, log_lines: 
     else:
         buttons.append(button("Retry", "build_retry", json.dumps({"image": build.image, "push": build.push_requested})))
     blocks.append(actions(f"build_{build.id}", *buttons))
+    blocks.append(context(f"Requested by {user(build.requester)}"))
     return message(text, blocks)
+
+
+def build_finished_note(build: Build) -> dict[str, Any]:
+    """The thread reply that tells the requester their build ended (Slack notifies on mentions, not edits)."""
+    verb = "Build and push" if build.push_requested else "Build"
+    head = f"{user(build.requester)} {verb.lower()} #{build.id} of *{escape(build.image)}* {build.status}"
+    if build.status == "succeeded":
+        extra = [f"`{short_digest(build.pushed_digest)}`"] if build.pushed_digest else []
+        if build.doctor:
+            extra.append(doctor_summary(build.doctor))
+        body = f"{head}: {', '.join(extra)}." if extra else f"{head}."
+    else:
+        why = failure_summary(build.error, build.failed_step, build.log_tail)
+        body = f"{head}: {escape(cut(why.cause, 500))}"
+    emoji = STATUS_EMOJI.get(build.status, "")
+    return message(f"{verb} #{build.id} of {build.image} {build.status}", [section(f"{emoji} {body}")])
+
+
+def up_to_date(build: Build, force_hint: str) -> dict[str, Any]:
+    """The direct answer when nothing changed: which build is current, its digest, how to build anyway."""
+    digest = f", digest `{short_digest(build.pushed_digest)}`" if build.pushed_digest else ""
+    text = (
+        f"*{escape(build.image)}* is already up to date (build #{build.id}{digest}): its spec and base have not "
+        f"changed since. {force_hint} builds it anyway."
+    )
+    buttons = [button("Details", "build_details", str(build.id))]
+    if build.pushed_digest:
+        buttons.insert(0, button("Launch cluster", "launch_cluster", LaunchButton(build.image, build.id).encode()))
+    return message(
+        f"{build.image} is already up to date (build #{build.id})",
+        [section(f":white_check_mark: {text}"), actions(f"uptodate_{build.id}", *buttons)],
+    )
 
 
 def build_log(build: Build, lines: int = 60, inventory: PackageInventory | None = None) -> dict[str, Any]:
@@ -263,7 +350,7 @@ def build_log(build: Build, lines: int = 60, inventory: PackageInventory | None 
     if not build.log_tail:
         text = f"Build #{build.id} of {escape(build.image)} has no log yet (status: {build.status})."
         return message(text, [section(text), *contents])
-    tail = "\n".join(build.log_tail.splitlines()[-lines:])
+    tail = "\n".join(plain(build.log_tail).splitlines()[-lines:])
     text = f"Last log lines of build #{build.id} of {escape(build.image)} ({build.status})"
     return message(text, [section(f"*{text}*"), section(code(tail)), *contents])
 
@@ -278,17 +365,30 @@ def build_line(build: Build, now: datetime, position: int | None = None) -> str:
     return f"{emoji} *#{build.id}* {escape(build.image)} — {state}, {when}{extra} ({user(build.requester)})"
 
 
-def build_detail(build: Build, now: datetime, position: int | None = None) -> dict[str, Any]:
+def build_detail(
+    build: Build, now: datetime, position: int | None = None, pushes: Sequence[PushRecord] = ()
+) -> dict[str, Any]:
+    """One build in full: what the short result message keeps behind "Details"."""
     lines = [build_line(build, now, position)]
     if build.finished:
         lines.append(f"Duration {duration(build.duration_seconds)}")
     if build.error:
-        lines.append(f"*Why* {escape(cut(build.error, 1000))}")
-    if build.failed_step:
-        lines.append(f"*Failed at* `{escape(cut(build.failed_step, 300))}`")
+        why = failure_summary(build.error, build.failed_step, build.log_tail)
+        lines.append(f"*Why* {escape(cut(why.cause, 1000))}")
+        if why.step:
+            lines.append(f"*Failed at* {escape(cut(why.step, 300))}")
+    if build.base_ref:
+        lines.append(f"*Base* `{escape(build.base_ref)}`")
+    if build.tags:
+        lines.append("*Tags* " + ", ".join(f"`{escape(t)}`" for t in build.tags))
+    if build.pushed_digest:
+        lines.append(f"*Pushed digest* `{build.pushed_digest}`")
+        for push in pushes:
+            lines.append(f"• `{escape(push.repository)}:{escape(push.tag)}`" + (" (verified)" if push.verified else ""))
     blocks = [section("\n".join(lines))]
     if build.doctor:
-        blocks.append(section("*Doctor*\n" + doctor_table(build.doctor)))
+        blocks.append(section(f"*Doctor* ({doctor_summary(build.doctor)})\n" + doctor_table(build.doctor)))
+    blocks.append(context(f"Its log: `/dcs log {build.id}`"))
     return message(f"Build #{build.id} of {build.image}: {build.status}", blocks)
 
 
@@ -302,7 +402,9 @@ def builds_overview(
         blocks.append(section("*In progress*\nNothing is building right now."))
     if recent:
         blocks.append(section("*Recent*\n" + "\n".join(build_line(b, now) for b in recent)))
-    blocks.append(context("Details of one build: `/dcs status BUILD_ID`; its log: `/dcs log BUILD_ID`."))
+    example = next(iter([*active, *recent]), None)
+    number = str(example.id) if example else "BUILD_ID"
+    blocks.append(context(f"Details of one build: `/dcs status {number}`; its log: `/dcs log {number}`."))
     return message(f"{len(active)} build(s) in progress", blocks)
 
 
@@ -342,7 +444,8 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     digest = row.last_good.pushed_digest if row.last_good else None
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
-    return f"{head}\n{state}{pushed}{schedule}"
+    checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
+    return f"{head}\n{state}{pushed}{schedule}{checked}"
 
 
 EMPTY_CATALOG = (
@@ -360,9 +463,11 @@ def images_list(rows: Sequence[ImageStatus], now: datetime) -> dict[str, Any]:
     return message(f"{len(rows)} image(s) in the catalog", fit(blocks, what="images"))
 
 
-def image_added(spec: ImageSpec) -> str:
+def image_added(spec: ImageSpec, now: datetime | None = None) -> str:
+    runs = upcoming(spec.schedule, now or datetime.now(UTC))
+    schedule = f" Schedule `{escape(spec.schedule or '')}` next runs: {describe_times(runs)}." if runs else ""
     return (
         f":white_check_mark: Added *{escape(spec.name)}* (`{escape(spec.base)}` → "
-        f"`{escape(spec.repository)}`). Build it with `/dcs build {spec.name}` or "
+        f"`{escape(spec.repository)}`).{schedule} Build it with `/dcs build {spec.name}` or "
         f"`/dcs build {spec.name} push`."
     )

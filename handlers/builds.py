@@ -2,14 +2,18 @@
 
 `start_build()` is what every entry point uses (the command, the Retry and Build buttons, and scheduled
 rebuilds that want a Slack message): it claims the interaction, queues the build row, hands the job to
-the worker pool and returns what to tell the user, all in a few milliseconds. The job posts nothing
-itself until the first message exists (posted on the quick lane), then feeds the builder's progress to
-a throttled `ProgressMessage` and ends with the result, the doctor table, the digest and buttons.
+the worker pool and returns what to tell the user, all in a few milliseconds. A queued or forced build
+gets its channel message at once (on the quick lane); otherwise the job first checks whether anything
+changed, and an unchanged image is answered to the requester alone ("already up to date (build #N, …)")
+with nothing posted in the channel. The job feeds the builder's progress to a throttled `ProgressMessage`,
+ends with a short result (status, image, short digest, doctor in one line; details behind buttons) and
+mentions the requester in the message's thread: Slack notifies on mentions, never on an edit.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -46,6 +50,22 @@ class StartedBuild:
 
 def job_key(build_id: int) -> str:
     return f"build:{build_id}"
+
+
+class Announcement:
+    """Who posts a build's channel message: the quick lane (queued or forced builds, at once) or the job
+    itself after its "did anything change?" check, so that an unchanged image posts nothing in the channel.
+    Whoever `take()`s it first posts; `where` gets the message's (channel, ts), or None."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = False
+        self.where: Future = Future()
+
+    def take(self) -> bool:
+        with self._lock:
+            taken, self._taken = self._taken, True
+            return not taken
 
 
 def register(app: App, ctx: AppContext) -> None:
@@ -183,23 +203,29 @@ def start_build(
             build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
         )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
-    announced: Future = Future()
+    announcement = Announcement()
     try:
-        ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announced, response_url)
+        ticket = ctx.workers.submit(job_key(build.id), run_build_job, ctx, build.id, announcement, response_url)
     except QueueFull:
         # Refused, not failed: nothing was built, so no failed build lands in the history (or blocks a retry).
         ctx.builder.discard_queued(build.id)
         store.audit(actor=requester, action="build.request", target=image, outcome="refused: queue full", detail=detail)
         raise
     store.audit(actor=requester, action="build.request", target=f"{image}#{build.id}", outcome="queued", detail=detail)
-    ctx.workers.quick(announce, ctx, build, channel, ticket.position, announced, response_url)
+    if (ticket.queued or force) and announcement.take():
+        ctx.workers.quick(announce, ctx, build, channel, ticket.position, announcement.where, response_url)
     if ticket.queued:
         text = (
             f"{bk.build_title(build)} is queued: {bk.ordinal(ticket.position)} in line (the bot runs "
             f"{ctx.workers.size} job(s) at once). The message in the channel updates when it starts."
         )
-    else:
+    elif force:
         text = f"{bk.build_title(build)} started. Follow it in the channel message."
+    else:
+        text = (
+            f"{bk.build_title(build)}: checking whether *{bk.escape(image)}* changed since its last build. "
+            "If it did, the build starts in the channel; if not, I'll say so here."
+        )
     return StartedBuild(build, bk.notice(text), ticket)
 
 
@@ -227,32 +253,40 @@ def announce(
         raise
 
 
-def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_url: str | None) -> None:
-    """The worker-pool job: run the build and keep its message current."""
-    try:
-        where = announced.result(timeout=ANNOUNCE_WAIT_SECONDS)
-    except FutureTimeout:
-        where = None
+def run_build_job(ctx: AppContext, build_id: int, announcement: Announcement, response_url: str | None) -> None:
+    """The worker-pool job: check for changes, run the build, keep its message current, tell the requester."""
     build = ctx.store.get_build(build_id)
     redact = ctx.services.redactor  # once per job: it reads the registries' password variables
-    message = ProgressMessage(ctx.client, where[0], where[1], label=f"build #{build_id}") if where else None
-
-    def progress(report: BuildProgress) -> None:
-        if message is not None and report.phase != "done":
-            message.update(
-                **bk.build_progress(
-                    build, report.phase, report.step, report.total, redact(report.message), report.fraction
-                )
-            )
-
     reference = None
+    message: ProgressMessage | None = None
+    where: tuple[str, str] | None = None
     try:
         base, skipped = (None, None) if build.forced else _unchanged(ctx, build)
         if skipped is not None:
-            content = up_to_date_content(ctx, skipped, redact)
-            if message is None or not message.finish(**content):
+            assert skipped.build is not None  # a skipped outcome names the build that is still current
+            content = bk.up_to_date(skipped.build, f"`/dcs build {build.image} force` (admins)")
+            if announcement.take():  # nothing in the channel yet: answer the person who asked, and only them
+                tell(response_url, content)
+                return
+            where = _posted(announcement)
+            if where is None or not ProgressMessage(ctx.client, *where, label=f"build #{build_id}").finish(**content):
                 tell(response_url, content)
             return
+        if announcement.take():
+            announce(ctx, build, build.slack_channel or "", 0, announcement.where, response_url)
+            if announcement.where.result() is not None:
+                tell(response_url, bk.notice(f"{bk.build_title(build)} started. Follow it in the channel message."))
+        where = _posted(announcement)
+        message = ProgressMessage(ctx.client, where[0], where[1], label=f"build #{build_id}") if where else None
+
+        def progress(report: BuildProgress) -> None:
+            if message is not None and report.phase != "done":
+                message.update(
+                    **bk.build_progress(
+                        build, report.phase, report.step, report.total, redact(report.message), report.fraction
+                    )
+                )
+
         ctx.builder.run(build_id, progress, base=base)
     except Exception:
         reference = reference_id()
@@ -260,17 +294,39 @@ def run_build_job(ctx: AppContext, build_id: int, announced: Future, response_ur
     finally:
         # Whatever happened above, a build this job leaves queued or running would block its image for good.
         ctx.builder.abandon(build_id, "The bot's job for this build ended before the build did.")
-    content = final_content(ctx, ctx.store.get_build(build_id), redact)
+    final = ctx.store.get_build(build_id)
+    content = final_content(ctx, final, redact)
     if reference:
         content["blocks"] = bk.fit([*content["blocks"], *bk.apology(reference)["blocks"]])
-    if message is not None:
-        if message.finish(**content):
+    if message is not None and where is not None:
+        if message.finish(**content) or (
+            message.last_error in ("msg_too_long", "invalid_blocks")
+            and message.finish(**bk.build_result(replace(final, log_tail=None), ()))
+        ):
+            notify_requester(ctx, final, where)
             return
-        if message.last_error in ("msg_too_long", "invalid_blocks"):
-            short = bk.build_result(replace(ctx.store.get_build(build_id), log_tail=None), ())
-            if message.finish(**short):
-                return
     tell(response_url, content)
+
+
+def _posted(announcement: Announcement) -> tuple[str, str] | None:
+    try:
+        where: tuple[str, str] | None = announcement.where.result(timeout=ANNOUNCE_WAIT_SECONDS)
+        return where
+    except FutureTimeout:
+        return None
+
+
+def notify_requester(ctx: AppContext, build: Build, where: tuple[str, str]) -> None:
+    """A threaded reply that mentions the requester: Slack notifies on mentions, never on an edited message.
+    Claimed per build, so a retried job or a second process does not ping twice."""
+    if not (build.requester and build.requester[:1] in "UW"):
+        return  # a schedule or the CLI asked: nobody to ping
+    if not ctx.store.claim(f"notify:build:{build.id}", "notify"):
+        return
+    try:
+        call(ctx.client, "chat.postMessage", channel=where[0], thread_ts=where[1], **bk.build_finished_note(build))
+    except SlackError as exc:
+        log.warning("build #%s: could not tell %s in the thread: %s", build.id, build.requester, exc.code)
 
 
 def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, BuildOutcome | None]:
@@ -296,14 +352,6 @@ def _unchanged(ctx: AppContext, build: Build) -> tuple[ResolvedBase | None, Buil
     return base, None
 
 
-def up_to_date_content(ctx: AppContext, skipped: BuildOutcome, redact: Callable[[str], str]) -> dict[str, Any]:
-    """The previous (still current) build's result, under a line saying why nothing was built."""
-    assert skipped.build is not None  # a skipped outcome always names the build that is still current
-    content = final_content(ctx, skipped.build, redact)
-    note = bk.section(f":white_check_mark: {bk.escape(skipped.reason)}")
-    return bk.message(skipped.reason, bk.fit([note, *content["blocks"]]))
-
-
 def final_content(ctx: AppContext, build: Build, redact: Callable[[str], str]) -> dict[str, Any]:
     """The result message; stored texts were redacted when written, and are again on the way out."""
     clean = replace(
@@ -315,6 +363,14 @@ def final_content(ctx: AppContext, build: Build, redact: Callable[[str], str]) -
     return bk.build_result(clean, ctx.store.pushes(build.id))
 
 
+def details_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
+    """The "Details" button: the doctor table, tags, full digest and pushes of one build (ephemeral)."""
+    build = build_with_log(ctx.services, build_id)
+    redact = ctx.services.redactor
+    clean = replace(build, error=redact(build.error or "") or None, failed_step=redact(build.failed_step or "") or None)
+    return bk.build_detail(clean, now(), positions_of(ctx).get(build_id), ctx.store.pushes(build_id))
+
+
 def close_interrupted(ctx: AppContext, build_ids: list[int]) -> None:
     """At start-up: builds the last stop cut short get their Slack message finished ("interrupted")."""
     redact = ctx.services.redactor
@@ -322,15 +378,16 @@ def close_interrupted(ctx: AppContext, build_ids: list[int]) -> None:
         build = ctx.store.get_build(build_id)
         if build.slack_channel and build.slack_ts:
             ctx.workers.quick(
-                _finish_quietly, ctx, build.slack_channel, build.slack_ts, final_content(ctx, build, redact)
+                _finish_quietly, ctx, build.slack_channel, build.slack_ts, final_content(ctx, build, redact), build
             )
 
 
-def _finish_quietly(ctx: AppContext, channel: str, ts: str, content: dict[str, Any]) -> None:
+def _finish_quietly(ctx: AppContext, channel: str, ts: str, content: dict[str, Any], build: Build) -> None:
     try:
         call(ctx.client, "chat.update", channel=channel, ts=ts, **content)
     except SlackError:
-        pass  # logged by call(); the build's state is in the store and /dcs status
+        return  # logged by call(); the build's state is in the store and /dcs status
+    notify_requester(ctx, build, (channel, ts))
 
 
 # ---------------------------------------------------------------- helpers

@@ -87,17 +87,19 @@ def update_message(ctx: AppContext, request: ApprovalRequest) -> None:
             "chat.update",
             channel=request.slack_channel,
             ts=request.slack_ts,
-            **approval_message(request, ctx.services.databricks.host),
+            **approval_message(request, ctx.services.workspace(request.workspace).label),
         )
 
 
-def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | None) -> None:
+def run_enable(
+    ctx: AppContext, user_id: str, channel: str, response_url: str | None, workspace: str | None = None
+) -> None:
     approvals = approvals_for(ctx.services)
-    host = ctx.services.databricks.host
     try:
         for expired in approvals.expire_due():
             _update_quietly(ctx, expired)
-        started = approvals.start(user_id)
+        started = approvals.start(user_id, workspace)
+        host = ctx.services.workspace(workspace).label
     except DcsError as exc:
         tell(response_url, bk.problem(exc.message))
         return
@@ -144,12 +146,18 @@ def run_enable(ctx: AppContext, user_id: str, channel: str, response_url: str | 
 
 
 def enable_command(ctx: AppContext, cmd: CommandContext) -> None:
-    cmd.reject_unknown(max_args=0)
+    cmd.reject_unknown(("workspace",), max_args=1)
+    if cmd.args and "workspace" in cmd.options:
+        raise InvalidInput("workspace", cmd.args[0], "is given twice", "Name the workspace once: `/dcs enable prod`.")
+    workspace = ctx.config.workspace(cmd.options.get("workspace") or (cmd.args[0] if cmd.args else None)).name
     if not cmd.claim("enable"):
         cmd.reply(bk.notice("This request was already handled."))
         return
-    cmd.reply(bk.notice(":mag: Checking whether Container Services is on in the workspace…"))
-    ctx.workers.quick(_guard, ctx, cmd.response_url, run_enable, ctx, cmd.user_id, cmd.channel_id, cmd.response_url)
+    where = f"the {workspace} workspace" if ctx.config.workspaces else "the workspace"
+    cmd.reply(bk.notice(f":mag: Checking whether Container Services is on in {bk.escape(where)}…"))
+    ctx.workers.quick(
+        _guard, ctx, cmd.response_url, run_enable, ctx, cmd.user_id, cmd.channel_id, cmd.response_url, workspace
+    )
 
 
 def decide(ctx: AppContext, body: dict[str, Any], user_id: str, approve: bool) -> None:
@@ -189,8 +197,8 @@ def register(app: App, ctx: AppContext) -> None:
     ctx.commands.add(
         Subcommand(
             "enable",
-            "Ask to switch on Container Services in the Databricks workspace (another admin approves).",
-            "enable",
+            "Ask to switch on Container Services in a Databricks workspace (another admin approves).",
+            "enable [WORKSPACE]",
             Role.BUILDER,
             lambda cmd: enable_command(ctx, cmd),
         )

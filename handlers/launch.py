@@ -21,7 +21,7 @@ from bot.clients.databricks import databricks_configured
 from bot.clients.slack import SlackError, call
 from bot.domain.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
 from bot.domain.permissions import Role
-from bot.errors import DcsError, InvalidInput, InvalidInputs
+from bot.errors import DcsError, InvalidInput, InvalidInputs, NotAllowed
 from bot.ops.launch import LaunchOptions, launch_advice, launcher_for
 from bot.services import Services
 from bot.store import Launch
@@ -331,7 +331,7 @@ def tell_user(ctx: AppContext, job: LaunchJob, content: dict[str, Any]) -> None:
 
 
 def cluster_url(services: Services, launch: Launch) -> str | None:
-    return services.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None
+    return services.workspace(launch.workspace).cluster_url(launch.cluster_id) if launch.cluster_id else None
 
 
 def update_message(ctx: AppContext, launch: Launch) -> None:
@@ -442,6 +442,12 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
             cmd.reply(bk.problem(exc.message))
         return
     request = parse_launch_args(image, tokens)
+    if request.allow_runtime_mismatch and ctx.role(cmd.user_id) < Role.ADMIN:
+        raise NotAllowed(
+            "Only a bot admin can launch an image on a runtime it was not made for (allow_runtime_mismatch=yes). "
+            "Pick the runtime the image was built for, or ask an admin."
+        )
+    ctx.config.workspace(request.workspace)  # an unknown workspace is said in the ack
     job = LaunchJob(request, cmd.user_id, cmd.channel_id, cmd.claim_key, response_url=cmd.response_url)
     ticket = ctx.workers.submit(f"launch-request:{cmd.claim_key}", run_launch, ctx, job)
     if ticket.duplicate:
@@ -535,7 +541,7 @@ def register(app: App, ctx: AppContext) -> None:
         Subcommand(
             "launch",
             "Launch a Databricks cluster on an image's pushed digest (a form; key=value skips it).",
-            "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M …]",
+            "launch NAME [runtime=… node_type=… workers=N | min_workers=N max_workers=M … workspace=W]",
             Role.BUILDER,
             lambda cmd: launch_command(ctx, cmd),
         )

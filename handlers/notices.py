@@ -58,11 +58,14 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             d = r.decision
             where = report.repositories.get(r.image, r.image)
             why = ", ".join(d.reasons) or "rebuilt"
+            if r.promoted:
+                pushed = f"pushed `{escape(where)}` and `{escape(r.immutable_tag or '?')}`"
+            else:
+                pushed = f"pushed `{escape(r.immutable_tag or '?')}` only (a candidate: `{escape(where)}` unchanged)"
             lines.append(
                 f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
-                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; pushed "
-                f"`{escape(where)}` and `{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
-                f" (build #{r.build.id if r.build else '?'})"
+                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; {pushed}"
+                f" = `{short_digest(r.pushed_digest)}` (build #{r.build.id if r.build else '?'})"
             )
             text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
         blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))

@@ -58,7 +58,7 @@ class SlackNotifier:
             "chat.update",
             channel=request.slack_channel,
             ts=request.slack_ts,
-            **approval_message(request, self.services.databricks.host),
+            **approval_message(request, self.services.workspace(request.workspace).label),
         )
         return True
 

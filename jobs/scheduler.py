@@ -1,13 +1,17 @@
 """Schedules inside the bot process (APScheduler 3.x), derived from the catalog.
 
-- `rebuild:image:<name>`: an image's own cron (`schedule`, UTC);
-- `rebuild:lts`: every DCS_BASE_CHECK_MINUTES, the images on `-LTS` bases without a cron of their own;
+- `rebuild:cron:<expr>`: one job per distinct cron (`schedule`, crontab(5), UTC) for all images that share it;
+- `rebuild:lts`: every DCS_BASE_CHECK_MINUTES, every image on an `-LTS` base (also those with a cron of
+  their own: Databricks patches those tags at any time, a weekly cron alone would miss a week of fixes);
 - `ratelimit:watch`: every DCS_RATELIMIT_MINUTES, the Docker Hub pull budget;
+- `rebuild:drain`: every DRAIN_SECONDS, runs what is still queued (a COUNT on the queue when there is nothing);
 - `scheduler:sync`: every 10 s, re-reads the catalog when it changed (another process, e.g. the CLI).
 
-Every run is a recorded, exclusive run (bot/ops/runs.py): a scheduled run, `/dcs rebuild` and `dcs rebuild`
-(another process) never overlap. Runs a crash left "running" are marked interrupted at start-up, and a
-rebuild cut short is run again a minute later. This module only decides WHEN; the work is bot/ops.
+A schedule that fires never checks images itself: it puts them in the due-queue (bot/store/schedule.py)
+and drains it. Draining is a recorded, exclusive run (`rebuild:queue`, bot/ops/runs.py) that checks every
+queued image with one manifest HEAD per distinct base; when another rebuild holds the lock (a long run,
+`/dcs rebuild`, `dcs rebuild` in another process) the images simply stay queued and the next drain takes
+them, so no image is ever dropped, also across restarts. This module only decides WHEN; the work is bot/ops.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.triggers.base import BaseTrigger
+
 from bot.config import Config
 from bot.domain.catalog import ImageSpec
-from bot.domain.cron import cron_trigger
-from bot.errors import DcsError
+from bot.domain.clock import utcnow
+from bot.domain.cron import CronSchedule, next_fire, parse_cron
 from bot.ops.rebuild import rebuild_run
 from bot.ops.runs import mark_interrupted_runs, run_job
 from bot.services import Services
@@ -35,12 +41,15 @@ from jobs.ratelimit import ratelimit_job
 log = logging.getLogger(__name__)
 
 LTS_JOB = "rebuild:lts"
-IMAGE_JOB_PREFIX = "rebuild:image:"
+CRON_JOB_PREFIX = "rebuild:cron:"
+QUEUE_JOB = "rebuild:queue"  # the recorded run that checks the queued images
+DRAIN_JOB = "rebuild:drain"
 RATELIMIT_JOB = "ratelimit:watch"
 SYNC_JOB = "scheduler:sync"
 RESUME_JOB = "rebuild:resume"
 MISFIRE_GRACE_SECONDS = 15 * 60  # a run missed by less than this (busy or restarting bot) still happens
 SYNC_SECONDS = 10  # a COUNT and a MAX on the images table: cheap enough to notice CLI edits quickly
+DRAIN_SECONDS = 30  # how soon images a busy lock kept waiting are checked after it is free
 RESUME_DELAY_SECONDS = 60
 # The catalog fingerprint each scheduler last synced to (the periodic sync compares with it).
 _fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -54,15 +63,18 @@ class Schedule:
     job_id: str
     cron: str | None = None
     minutes: int | None = None
-    names: tuple[str, ...] | None = None  # the images of a per-image job
 
     def describe(self) -> str:
         return f"cron {self.cron} UTC" if self.cron else f"every {self.minutes} min"
 
 
 def lts_images(specs: Iterable[ImageSpec]) -> list[str]:
-    """Images the default interval covers: on an -LTS base, without a cron of their own."""
-    return [s.name for s in specs if not s.schedule and s.base_info.lts]
+    """Images the default interval covers: every image on an -LTS base, with or without a cron."""
+    return [s.name for s in specs if s.base_info.lts]
+
+
+def cron_images(specs: Iterable[ImageSpec], cron: str) -> list[str]:
+    return [s.name for s in specs if s.schedule == cron]
 
 
 def uses_docker_hub(specs: Iterable[ImageSpec]) -> bool:
@@ -70,7 +82,8 @@ def uses_docker_hub(specs: Iterable[ImageSpec]) -> bool:
 
 
 def desired_schedules(specs: list[ImageSpec], config: Config) -> list[Schedule]:
-    wanted = [Schedule(IMAGE_JOB_PREFIX + s.name, cron=s.schedule, names=(s.name,)) for s in specs if s.schedule]
+    crons = sorted({s.schedule for s in specs if s.schedule})
+    wanted = [Schedule(CRON_JOB_PREFIX + cron, cron=cron) for cron in crons]
     if lts_images(specs):
         wanted.append(Schedule(LTS_JOB, minutes=config.base_check_minutes))
     if config.dockerhub_username or uses_docker_hub(specs):
@@ -78,20 +91,82 @@ def desired_schedules(specs: list[ImageSpec], config: Config) -> list[Schedule]:
     return wanted
 
 
+class CrontabTrigger(BaseTrigger):
+    """An APScheduler trigger that fires exactly when crontab(5) would (bot/domain/cron.py), in UTC."""
+
+    __slots__ = ("schedule",)
+
+    def __init__(self, expr: str) -> None:
+        self.schedule: CronSchedule = parse_cron(expr)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None:
+            return next_fire(self.schedule, now)
+        # never the previous fire time again; runs missed since then are the scheduler's to coalesce
+        return next_fire(self.schedule, previous_fire_time + timedelta(microseconds=1))
+
+    def __str__(self) -> str:
+        return f"crontab[{self.schedule.text}]"
+
+    def __repr__(self) -> str:
+        return f"<CrontabTrigger ({self.schedule.text!r}, timezone='UTC')>"
+
+
 # ---------------------------------------------------------------- the jobs
 
 
-def _scheduled_lts(services: Services) -> None:
-    names = lts_images(services.store.list_images())
+def queue_and_drain(services: Services, job_id: str, names: list[str]) -> None:
+    """A schedule fired: its images are due; queue them, then check whatever is queued."""
     if names:
-        rebuild_run(services, LTS_JOB, names)
+        services.store.queue_images(names, job_id)
+        log.info("%s: %d image(s) due", job_id, len(names))
+    drain_queue(services)
 
 
-def _scheduled_image(services: Services, name: str) -> None:
-    try:
-        rebuild_run(services, IMAGE_JOB_PREFIX + name, [name])
-    except DcsError as exc:  # e.g. removed from the catalog a moment ago; recorded in job_runs already
-        log.warning("scheduled rebuild of %s: %s", name, exc.message)
+def drain_queue(services: Services) -> int:
+    """Check every queued image in recorded, exclusive runs until the queue is empty or the lock is busy.
+
+    Returns how many images were checked. An image removed from the catalog meanwhile leaves the queue.
+    """
+    store = services.store
+    checked = 0
+    while True:
+        queued = store.queued_images()
+        if not queued:
+            return checked
+        started = utcnow()
+        known = set(store.image_names())
+        gone = [n for n in queued if n not in known]
+        if gone:
+            store.dequeue_images(gone, started)
+        names = [n for n in queued if n in known]
+        if not names:
+            continue
+        try:
+            summary = rebuild_run(services, QUEUE_JOB, names, busy="defer")
+        except Exception:
+            # Recorded as failed/error in job_runs already; a retry every DRAIN_SECONDS would only repeat it.
+            store.dequeue_images(names, started)
+            log.exception("%s: the run over %d queued image(s) failed", QUEUE_JOB, len(names))
+            return checked
+        if summary is None:  # another rebuild holds the lock: the images stay queued for the next drain
+            log.info("%s: %d image(s) wait for the running rebuild", QUEUE_JOB, len(names))
+            return checked
+        store.dequeue_images(names, started)
+        checked += len(names)
+
+
+def _scheduled_cron(services: Services, cron: str) -> None:
+    queue_and_drain(services, CRON_JOB_PREFIX + cron, cron_images(services.store.list_images(), cron))
+
+
+def _scheduled_lts(services: Services) -> None:
+    queue_and_drain(services, LTS_JOB, lts_images(services.store.list_images()))
+
+
+def _drain_if_queued(services: Services) -> None:
+    if services.store.queue_size():
+        drain_queue(services)
 
 
 def _resume(services: Services, names: list[str] | None) -> None:
@@ -129,7 +204,7 @@ def _trigger(schedule: Schedule):
     from apscheduler.triggers.interval import IntervalTrigger
 
     if schedule.cron:
-        return cron_trigger(schedule.cron)
+        return CrontabTrigger(schedule.cron)
     return IntervalTrigger(minutes=schedule.minutes or 60, timezone=UTC)
 
 
@@ -143,7 +218,7 @@ def sync_schedules(scheduler: Any, services: Services) -> dict[str, list[str]]:
     changes: dict[str, list[str]] = {"added": [], "updated": [], "removed": []}
     managed = (LTS_JOB, RATELIMIT_JOB)
     for job in scheduler.get_jobs():
-        if (job.id.startswith(IMAGE_JOB_PREFIX) or job.id in managed) and job.id not in wanted:
+        if (job.id.startswith(CRON_JOB_PREFIX) or job.id in managed) and job.id not in wanted:
             scheduler.remove_job(job.id)
             changes["removed"].append(job.id)
     for job_id, schedule in wanted.items():
@@ -153,8 +228,8 @@ def sync_schedules(scheduler: Any, services: Services) -> dict[str, list[str]]:
             continue
         func: Callable[..., None]
         args: list[Any]
-        if schedule.names:
-            func, args = _scheduled_image, [services, schedule.names[0]]
+        if schedule.cron:
+            func, args = _scheduled_cron, [services, schedule.cron]
         elif job_id == LTS_JOB:
             func, args = _scheduled_lts, [services]
         else:
@@ -225,6 +300,15 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
             id=RESUME_JOB,
             replace_existing=True,
         )
+    scheduler.add_job(
+        _drain_if_queued,
+        IntervalTrigger(seconds=DRAIN_SECONDS, timezone=UTC),
+        args=[services],
+        id=DRAIN_JOB,
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         _sync_if_changed,
         IntervalTrigger(seconds=SYNC_SECONDS, timezone=UTC),

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from bot.cli.context import CliContext
+from bot.domain.build_steps import describe_step
 from bot.domain.doctor import DoctorReport
 from bot.errors import BuildFailed, DoctorFailed
 from bot.ops.build import Builder, BuildOutcome, BuildProgress, build_with_log, doctor_image, registry_digest
@@ -107,7 +108,8 @@ class _ProgressBar:
 
     def __call__(self, p: BuildProgress) -> None:
         label = f"step {p.step}/{p.total} " if p.phase == "build" and p.total else ""
-        line = f"{p.phase}: {label}{p.message}"[:100]
+        doing = describe_step(p.message) if p.phase == "build" and p.step else p.message
+        line = f"{p.phase}: {label}{doing}"[:100]
         if self._progress is not None and self._task is not None:
             # Keep the bar whole on narrow terminals: the step line gives way, not the bar.
             room = max(20, self.console.width - len(self.name) - 50)

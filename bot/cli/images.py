@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from bot.cli.context import CliContext
 from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
+from bot.domain.cron import describe_times, upcoming
 from bot.domain.packages import split_requirements
 from bot.domain.records import ImageStatus
 from bot.errors import InvalidInput, NotFound
@@ -149,15 +151,33 @@ def _options_to_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_image_add(ctx: CliContext) -> int:
     spec = add_image(ctx.services, {"name": ctx.args.name, **_options_to_changes(ctx.args)}, actor="cli")
-    ctx.emit(image_to_dict(spec), lambda: print(f"Added image {spec.name} ({spec.base} → {spec.repository})."))
+    runs = upcoming(spec.schedule, datetime.now(UTC))
+
+    def human() -> None:
+        print(f"Added image {spec.name} ({spec.base} → {spec.repository}).")
+        if runs:
+            print(f"Schedule {spec.schedule} (UTC) next runs: {describe_times(runs)}.")
+
+    ctx.emit(image_to_dict(spec) | _next_runs(runs), human)
     return 0
 
 
 def cmd_image_update(ctx: CliContext) -> int:
     changes = _options_to_changes(ctx.args)
     spec = update_image(ctx.services, ctx.args.name, changes, actor="cli")
-    ctx.emit(image_to_dict(spec), lambda: print(f"Updated image {spec.name}: {', '.join(sorted(changes))}."))
+    runs = upcoming(spec.schedule, datetime.now(UTC)) if "schedule" in changes else []
+
+    def human() -> None:
+        print(f"Updated image {spec.name}: {', '.join(sorted(changes))}.")
+        if runs:
+            print(f"Schedule {spec.schedule} (UTC) next runs: {describe_times(runs)}.")
+
+    ctx.emit(image_to_dict(spec) | _next_runs(runs), human)
     return 0
+
+
+def _next_runs(runs: list[datetime]) -> dict[str, Any]:
+    return {"next_runs": [t.isoformat().replace("+00:00", "Z") for t in runs]} if runs else {}
 
 
 def _overview_row(row: ImageStatus) -> dict[str, Any]:
@@ -197,9 +217,15 @@ def cmd_image_list(ctx: CliContext) -> int:
 
 def cmd_image_show(ctx: CliContext) -> int:
     details = image_details(ctx.services, ctx.args.name)
-    spec, info, builds = details.spec, details.base, details.builds
+    spec, info, builds, check = details.spec, details.base, details.builds, details.check
     data = {
         "image": image_to_dict(spec),
+        "last_checked": (
+            {"at": check.checked_at, "status": check.status, "note": check.note, "source": check.source}
+            if check
+            else None
+        ),
+        **_next_runs(details.next_runs),
         "base": {"flavour": info.flavour, "runtime": info.runtime_label, "lts": info.lts, "python": info.python},
         "registry": details.registry.name if details.registry else None,
         "builds": [
@@ -215,6 +241,18 @@ def cmd_image_show(ctx: CliContext) -> int:
         ],
         "inventory": details.inventory.to_dict() if details.inventory else None,
         "inventory_build": details.inventory_build,
+        "release": spec.release.promote,
+        "promoted": {"build": details.promoted.id, "digest": details.promoted.pushed_digest}
+        if details.promoted
+        else None,
+        "candidate": {
+            "build": details.candidate.build_id,
+            "digest": details.candidate.digest,
+            "status": details.candidate.status,
+            "expires_at": details.candidate.expires_at,
+        }
+        if details.candidate
+        else None,
     }
     inventory = details.inventory
 
@@ -228,6 +266,25 @@ def cmd_image_show(ctx: CliContext) -> int:
             f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
             f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
         )
+        console.print(f"  {'release':15} {spec.release.describe()}")
+        promoted, candidate = details.promoted, details.candidate
+        if promoted:
+            console.print(f"  {'promoted':15} build #{promoted.id} {promoted.pushed_digest} ({spec.tag})")
+        if candidate:
+            until = (
+                f", expires {candidate.expires_at}" if candidate.expires_at and candidate.status == "waiting" else ""
+            )
+            console.print(
+                f"  {'candidate':15} build #{candidate.build_id} {candidate.digest} ({candidate.status}{until}); "
+                f"`dcs promote {spec.name} {candidate.build_id}` moves {spec.tag} to it"
+            )
+        if details.next_runs:
+            console.print(f"  {'next runs':15} {describe_times(details.next_runs)}")
+        if check:
+            note = f": {check.note}" if check.note else ""
+            console.print(f"  {'last checked':15} {check.checked_at} ({check.source}) {check.status}{note}")
+        else:
+            console.print(f"  {'last checked':15} never (no rebuild run has looked at it yet)")
         console.print("  builds:" if builds else "  never built")
         for b in builds:
             console.print(f"    #{b.id} {b.status:11} {b.finished_at or '':28} {b.pushed_digest or b.error or ''}")
@@ -275,10 +332,16 @@ def cmd_registry_add(ctx: CliContext) -> int:
 
 
 def cmd_registry_list(ctx: CliContext) -> int:
+    entries = list_registries(ctx.services)
     rows = [
-        registry_to_dict(e.spec) | {"kind": e.spec.kind, "password_set": e.password_set}
-        for e in list_registries(ctx.services)
+        registry_to_dict(e.spec)
+        | {"kind": e.spec.kind, "password_set": e.password_set}
+        | ({"migration": e.migration} if e.migration else {})
+        for e in entries
     ]
+    for entry in entries:
+        if entry.migration:
+            print(f"warning: {entry.migration}", file=sys.stderr)
 
     def human() -> None:
         if not rows:

@@ -16,8 +16,8 @@ from typing import Any
 
 from bot.cli.context import CliContext
 from bot.domain.clusterspec import LaunchPlan, LaunchRequest, parse_launch_args
-from bot.errors import InvalidInput, LaunchBlocked, LaunchFailed, WorkspaceUnreachable
-from bot.ops.approvals import workspace_status
+from bot.errors import DcsError, InvalidInput, LaunchBlocked, LaunchFailed, WorkspaceUnreachable
+from bot.ops.approvals import WorkspaceStatus, workspace_status
 from bot.ops.launch import Launcher, launch_advice, launcher_for
 from bot.store import Launch
 
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     launch.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     launch.add_argument("--name", dest="cluster_name", help="cluster name (default: dcs NAME (user))")
     launch.add_argument("--build", type=int, help="launch this pushed build instead of the last one")
+    launch.add_argument("--workspace", help="workspace name from DCS_WORKSPACES (default: the first)")
     launch.add_argument("--user", help="Databricks user (email) the dedicated cluster belongs to (required)")
     launch.add_argument("--dry-run", action="store_true", help="validate and print the request; create nothing")
     launch.add_argument(
@@ -59,6 +60,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="with --dry-run: do not ask the workspace which runtimes and node types exist",
     )
     launch.add_argument("--force", action="store_true", help="launch even when the Docker Hub pull budget is 0")
+    launch.add_argument(
+        "--allow-runtime-mismatch",
+        action="store_true",
+        help="launch an image made for another runtime than --runtime (refused otherwise)",
+    )
     launch.add_argument("--no-wait", action="store_true", help="return once the cluster is created")
     launch.add_argument("--list-runtimes", action="store_true", help="list the runtimes and node types to choose")
     launch.set_defaults(handler=cmd_launch)
@@ -68,8 +74,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     launches.set_defaults(handler=cmd_launches)
 
     workspace = sub.add_parser(
-        "workspace", parents=[common], help="is Container Services (enableDcs) on, and can the bot switch it on?"
+        "workspace",
+        parents=[common],
+        help="is Container Services (enableDcs) on, and can the bot switch it on? (every workspace by default)",
     )
+    workspace.add_argument("name", nargs="?", help="one workspace from DCS_WORKSPACES (default: all of them)")
     workspace.set_defaults(handler=cmd_workspace)
 
 
@@ -95,11 +104,15 @@ def request_from_args(args: argparse.Namespace) -> LaunchRequest:
         "max_workers": args.max_workers,
         "autotermination": args.autotermination,
         "name": args.cluster_name,
+        "workspace": args.workspace,
     }
     given = {k for k, v in flags.items() if v is not None}
     tokens = [t for t in tokens if t.partition("=")[0].strip() not in given]
     tokens += [f"{k}={v}" for k, v in flags.items() if v is not None]
     tokens += [f"init_script={s}" for s in args.init_script]
+    if args.allow_runtime_mismatch:
+        tokens = [t for t in tokens if t.partition("=")[0].strip() != "allow_runtime_mismatch"]
+        tokens.append("allow_runtime_mismatch=yes")
     request = parse_launch_args(args.name, tokens)
     return replace(
         request,
@@ -165,7 +178,7 @@ def cmd_launch(ctx: CliContext) -> int:
         elif launch.cluster_id:
             err.print(
                 f"launch #{launch.id}: cluster {launch.cluster_id}: {launch.state_message} Waiting for it to run "
-                f"({launcher.databricks.cluster_url(launch.cluster_id)})"
+                f"({launcher.client_of(launch).cluster_url(launch.cluster_id)})"
             )
         launch = launcher.track(launch.id, show)
     ctx.emit(launch_to_dict(launch, launcher), lambda: _show_launch(ctx, launch, launcher))
@@ -194,7 +207,7 @@ def launch_to_dict(launch: Launch, launcher: Launcher) -> dict[str, Any]:
         "state_message": launch.state_message,
         "cluster_id": launch.cluster_id,
         "cluster_name": launch.cluster_name,
-        "cluster_url": launcher.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else None,
+        "cluster_url": launcher.client_of(launch).cluster_url(launch.cluster_id) if launch.cluster_id else None,
         "image_url": launch.image_url,
         "termination_code": launch.termination_code,
         "lookup_error": launch.lookup_error,
@@ -215,7 +228,7 @@ def _show_plan(ctx: CliContext, plan: LaunchPlan) -> None:
 def _show_launch(ctx: CliContext, launch: Launch, launcher: Launcher) -> None:
     out = ctx.console()
     style = {"running": "green", "failed": "red", "unknown": "yellow"}.get(launch.status, "")
-    where = launcher.databricks.cluster_url(launch.cluster_id) if launch.cluster_id else ""
+    where = launcher.client_of(launch).cluster_url(launch.cluster_id) if launch.cluster_id else ""
     out.print(f"launch #{launch.id} [{style}]{launch.status}[/] {launch.cluster_id or ''} {where}".rstrip())
 
 
@@ -261,26 +274,52 @@ def cmd_launches(ctx: CliContext) -> int:
 
 
 def cmd_workspace(ctx: CliContext) -> int:
-    status = workspace_status(ctx.services)
-    data = {
-        "host": status.host,
-        "enableDcs": status.value,
-        "bot_user": status.identity.user_name,
-        "bot_is_admin": status.identity.is_admin,
-    }
+    """Each workspace on its own: one that cannot be reached is reported and the others still answer."""
+    names = [ctx.services.config.workspace(ctx.args.name).name] if ctx.args.name else ctx.services.workspace_names
+    rows: list[dict[str, Any]] = []
+    statuses: list[WorkspaceStatus | DcsError] = []
+    for name in names:
+        try:
+            status = workspace_status(ctx.services, name)
+        except DcsError as exc:
+            statuses.append(exc)
+            rows.append({"workspace": name, "error": exc.message})
+            continue
+        statuses.append(status)
+        rows.append(
+            {
+                "workspace": name,
+                "host": status.host,
+                "enableDcs": status.value,
+                "bot_user": status.identity.user_name,
+                "bot_is_admin": status.identity.is_admin,
+            }
+        )
 
     def human() -> None:
         out = ctx.console()
-        on = status.enabled
-        out.print(
-            f"{status.host}: Container Services {'[green]on[/]' if on else '[red]off[/]'} (enableDcs={status.value!r})"
-        )
-        out.print(
-            f"The bot acts as {status.identity.user_name}, "
-            + ("a workspace admin." if status.identity.is_admin else "[yellow]not[/] a workspace admin.")
-        )
-        if not on:
-            out.print("To switch it on, ask in Slack with `/dcs enable`: another admin approves it there.")
+        for name, status in zip(names, statuses, strict=True):
+            label = f"{name} " if ctx.services.config.workspaces else ""
+            if isinstance(status, DcsError):
+                out.print(f"{label}[red]error[/]: {status.message}", markup=True, highlight=False)
+                continue
+            on = status.enabled
+            out.print(
+                f"{label}{status.host}: Container Services {'[green]on[/]' if on else '[red]off[/]'} "
+                f"(enableDcs={status.value!r})"
+            )
+            out.print(
+                f"The bot acts as {status.identity.user_name}, "
+                + ("a workspace admin." if status.identity.is_admin else "[yellow]not[/] a workspace admin.")
+            )
+            if not on:
+                where = f" {name}" if ctx.services.config.workspaces else ""
+                out.print(f"To switch it on, ask in Slack with `/dcs enable{where}`: another admin approves it there.")
 
-    ctx.emit(data, human)
-    return 0
+    if len(names) == 1:
+        if isinstance(statuses[0], DcsError):
+            raise statuses[0]  # one workspace: its error, as before
+        ctx.emit(rows[0], human)
+        return 0
+    ctx.emit(rows, human)
+    return 1 if any(isinstance(s, DcsError) for s in statuses) else 0

@@ -15,11 +15,12 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.config import Config
+from bot.config import Config, Workspace
 from bot.errors import (
     ConfigError,
     CreateUnconfirmed,
@@ -67,6 +68,8 @@ _PASSED_THROUGH = {
 def databricks_configured(config: Config) -> bool:
     """Whether any unified-auth source names a workspace: DATABRICKS_HOST, a profile, or ~/.databrickscfg."""
     env = config.environ
+    if config.workspaces and any(ws.profile for ws in config.workspaces):
+        return True
     if config.databricks_host or env.get("DATABRICKS_HOST") or env.get("DATABRICKS_CONFIG_PROFILE"):
         return True
     from pathlib import Path
@@ -143,26 +146,51 @@ class DatabricksClient:
     """A thin, bounded, translated view of the workspace APIs the bot needs."""
 
     def __init__(
-        self, config: Config, *, retry_timeout_seconds: float | None = None, http_timeout_seconds: float | None = None
+        self,
+        config: Config,
+        *,
+        workspace: Workspace | None = None,
+        retry_timeout_seconds: float | None = None,
+        http_timeout_seconds: float | None = None,
     ) -> None:
         self.config = config
+        self.workspace = workspace or config.workspace_list[0]
+        self._resolved_host: str | None = None
         self.retry_timeout_seconds = float(retry_timeout_seconds or config.databricks_timeout)
         # One HTTP attempt may use at most half the budget, so a hung socket still leaves room to retry.
         self.http_timeout_seconds = float(http_timeout_seconds or max(1.0, min(30.0, self.retry_timeout_seconds / 2)))
         self._clock = _BoundedClock()
         self._clients: dict[bool, Any] = {}
         self._lock = threading.Lock()
-        self.calls: list[str] = []  # operation names, for tests and measurements
+        self.calls: Counter[str] = Counter()  # operations by name (a count: the client lives as long as the bot)
 
     # ------------------------------------------------------------ plumbing
     @property
+    def name(self) -> str:
+        """The workspace's name (DCS_WORKSPACES; "default" without it)."""
+        return self.workspace.name
+
+    @property
     def host(self) -> str:
-        host = self.config.databricks_host or self.config.environ.get("DATABRICKS_HOST") or ""
+        """The workspace URL; for a profile, what the SDK resolved from it (empty until the first call)."""
+        if self.workspace.profile is not None:
+            host = self._resolved_host or ""
+        else:
+            host = self.config.databricks_host or self.config.environ.get("DATABRICKS_HOST") or ""
         if host and "://" not in host:
             host = "https://" + host
         return host.rstrip("/")
 
+    @property
+    def label(self) -> str:
+        """How messages name the workspace: its host, with its name when several are configured."""
+        if not self.config.workspaces:
+            return self.host
+        return f"{self.name} ({self.host})" if self.host else f"workspace {self.name}"
+
     def cluster_url(self, cluster_id: str) -> str:
+        if not self.host and self.workspace.profile is not None:
+            self._workspace()  # resolves the profile's host (no API call)
         return f"{self.host}/#setting/clusters/{cluster_id}/configuration"
 
     def sdk_config_kwargs(self, single_attempt: bool = False) -> dict[str, Any]:
@@ -171,13 +199,20 @@ class DatabricksClient:
 
         kwargs: dict[str, Any] = {}
         env = self.config.environ
-        for attr in SdkConfig.attributes():
-            if attr.name in _PASSED_THROUGH and attr.env and env.get(attr.env):
-                kwargs[attr.name] = env[attr.env]
-        if self.config.databricks_host:
-            kwargs["host"] = self.config.databricks_host
-        if self.config.databricks_token:
-            kwargs["token"] = self.config.databricks_token
+        if self.workspace.profile is not None:
+            # A named profile: its host and credentials come from the config file alone (bot/config.py refuses
+            # auth variables in the environment, which the SDK would let win over the profile).
+            kwargs["profile"] = self.workspace.profile
+            if env.get("DATABRICKS_CONFIG_FILE"):
+                kwargs["config_file"] = env["DATABRICKS_CONFIG_FILE"]
+        else:
+            for attr in SdkConfig.attributes():
+                if attr.name in _PASSED_THROUGH and attr.env and env.get(attr.env):
+                    kwargs[attr.name] = env[attr.env]
+            if self.config.databricks_host:
+                kwargs["host"] = self.config.databricks_host
+            if self.config.databricks_token:
+                kwargs["token"] = self.config.databricks_token
         kwargs["retry_timeout_seconds"] = max(1, int(self.retry_timeout_seconds))
         # A create that times out reading the answer may have created the cluster: with the HTTP timeout
         # as long as the whole budget, the SDK has no time left to send the POST a second time.
@@ -202,6 +237,14 @@ class DatabricksClient:
                     # _BoundedClock has the SDK Clock's time()/sleep() (duck-typed, not a subclass).
                     sdk_config = SdkConfig(clock=self._clock, **kwargs)  # type: ignore[arg-type]
                 except ValueError as exc:
+                    if self.workspace.profile is not None:
+                        raise ConfigError(
+                            [
+                                f"Databricks workspace {self.workspace.name!r}: profile {self.workspace.profile!r} "
+                                "could not be used. Add it to ~/.databrickscfg (or the file DATABRICKS_CONFIG_FILE "
+                                f"names) with host and credentials. The SDK said: {_first_line(str(exc))}"
+                            ]
+                        ) from None
                     raise ConfigError(
                         [
                             "Databricks authentication is not configured: set DATABRICKS_HOST and DATABRICKS_TOKEN "
@@ -213,17 +256,22 @@ class DatabricksClient:
                 # would mean its default of 300 s); the clock ends its retry loop anyway (_BoundedClock).
                 sdk_config.retry_timeout_seconds = 1 if single_attempt else max(1, int(self.retry_timeout_seconds))
                 self._clients[single_attempt] = WorkspaceClient(config=sdk_config)
+                self._resolved_host = (sdk_config.host or "").rstrip("/") or None
             return self._clients[single_attempt]
+
+    def run(self, action: str, fn: Callable[[Any], T]) -> T:
+        """One SDK operation on the WorkspaceClient, bounded and translated (bot/clients/databricks_fleet.py)."""
+        return self._call(action, fn)
 
     def _call(self, action: str, fn: Callable[[Any], T], single_attempt: bool = False) -> T:
         """Run one SDK operation inside the time budget and translate whatever it raises."""
-        self.calls.append(action)
+        self.calls[action] += 1
         started = time.monotonic()
         self._clock.set_deadline(time.time() + self.retry_timeout_seconds, single_attempt=single_attempt)
         try:
             return fn(self._workspace(single_attempt))
         except Exception as exc:  # translated below; anything unknown is re-raised as is
-            raise translate_error(exc, action, self.host, self.retry_timeout_seconds) from exc
+            raise translate_error(exc, action, self.label, self.retry_timeout_seconds) from exc
         finally:
             self._clock.set_deadline(None)
             log.debug("databricks %s took %.2fs", action, time.monotonic() - started)

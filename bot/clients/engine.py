@@ -28,6 +28,7 @@ import urllib3
 from docker.utils import kwargs_from_env
 
 from bot.clients.registry import Credentials, classify_registry_error
+from bot.domain.ansi import plain
 from bot.domain.refs import ImageRef
 from bot.errors import (
     BuildFailed,
@@ -243,7 +244,8 @@ class DockerEngine:
             )
             for event in _events(stream, deadline, timeout):
                 if "stream" in event:
-                    for line in event["stream"].splitlines():
+                    # Terminal codes stop here: the log, Slack and `dcs build > file` get plain text.
+                    for line in plain(event["stream"]).splitlines():
                         if not line.strip():
                             continue
                         lines.append(line)
@@ -257,7 +259,7 @@ class DockerEngine:
                 elif "aux" in event and isinstance(event["aux"], dict) and "ID" in event["aux"]:
                     image_id = event["aux"]["ID"]
                 elif "error" in event:
-                    message = (event.get("errorDetail") or {}).get("message") or event["error"]
+                    message = plain((event.get("errorDetail") or {}).get("message") or event["error"])
                     lines.append(f"ERROR: {message}")
                     raise BuildFailed(
                         f"Build failed at {step_line or 'start'}: {message.strip()}",
@@ -296,7 +298,7 @@ class DockerEngine:
         try:
             for event in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=_auth(credentials)):
                 if "error" in event:
-                    message = (event.get("errorDetail") or {}).get("message") or event["error"]
+                    message = plain((event.get("errorDetail") or {}).get("message") or event["error"])
                     kind = classify_registry_error(message)
                     raise (kind if kind is not RegistryError else PushFailed)(
                         f"Push of {repository}:{tag} failed: {_explain(kind, message)}"
@@ -305,7 +307,7 @@ class DockerEngine:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
                 if on_line and event.get("status"):
-                    on_line(f"{event.get('id', '')} {event['status']}".strip())
+                    on_line(plain(f"{event.get('id', '')} {event['status']}").strip())
         except docker.errors.APIError as exc:
             kind = classify_registry_error(str(exc))
             raise (kind if kind is not RegistryError else PushFailed)(
@@ -328,7 +330,7 @@ class DockerEngine:
                 auth_config=_auth(credentials),
             ):
                 if "error" in event:
-                    message = event["error"]
+                    message = plain(event["error"])
                     kind = classify_registry_error(message)
                     raise kind(f"Pull of {ref} failed: {_explain(kind, message)}")
         except docker.errors.APIError as exc:

@@ -2,6 +2,11 @@
 
 A HEAD never counts as a Docker Hub pull. Auth follows the registry's 401 challenge: `Bearer realm=…`
 (token from the realm, with basic credentials when we have them) or `Basic realm=…`.
+
+Tokens are reused within their lifetime (`expires_in`, 60 s when the service does not say), and once a
+registry has sent its challenge, a token for another repository on it is fetched before the first request:
+a check run costs one manifest HEAD per base, no 401 round trip. The client keeps counters of what it sent
+(`counts`), never a list of requests: it lives as long as the bot.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
@@ -34,6 +41,8 @@ MANIFEST_ACCEPT = ", ".join(
     ]
 )
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+DEFAULT_TOKEN_SECONDS = 60  # the token spec's default when a token service gives no expires_in
+TOKEN_MARGIN_SECONDS = 10  # a token this close to its end is renewed before the request, not after a 401
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,9 @@ class RegistryClient:
         self.dockerhub_registry_url = dockerhub_registry_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
-        self._tokens: dict[tuple[str, str, str | None], str] = {}
-        self.requests_made: list[tuple[str, str]] = []  # (method, url): lets benchmarks count requests
+        self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}  # → (header, valid until)
+        self._challenges: dict[tuple[str, str | None], str] = {}  # (host, user) → its last Bearer challenge
+        self.counts: Counter[str] = Counter()  # "HEAD"/"GET" registry requests and "token" requests
 
     def base_url(self, ref: ImageRef) -> str:
         if ref.domain == DOCKER_HUB:
@@ -128,31 +138,95 @@ class RegistryClient:
             headers={k.lower(): v for k, v in response.headers.items()},
         )
 
+    def get_manifest(self, ref: ImageRef, credentials: Credentials | None = None) -> tuple[bytes, str, str]:
+        """The exact manifest bytes of `ref`, its media type and digest (a GET: on Docker Hub, a pull)."""
+        url = f"{self.base_url(ref)}/v2/{ref.path}/manifests/{ref.reference}"
+        response = self._request("GET", url, ref, credentials)
+        digest = response.headers.get("Docker-Content-Digest") or ref.digest or ""
+        return response.content, response.headers.get("Content-Type", ""), digest
+
+    def put_manifest(self, ref: ImageRef, body: bytes, media_type: str, credentials: Credentials | None = None) -> str:
+        """Store `body` under the tag of `ref` (moving a tag: the same manifest, no layers, no rebuild).
+
+        Returns the digest the registry answered with."""
+        url = f"{self.base_url(ref)}/v2/{ref.path}/manifests/{ref.reference}"
+        response = self._request(
+            "PUT", url, ref, credentials, actions="pull,push", body=body, content_type=media_type, ok=(200, 201)
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError(f"{ref}: the registry stored the manifest but sent no Docker-Content-Digest.")
+        return digest
+
+    def list_tags(self, ref: ImageRef, credentials: Credentials | None = None, *, max_pages: int = 50) -> list[str]:
+        """Every tag of `ref`'s repository (`tags/list`, following `Link: <…>; rel="next"`); no pull spent."""
+        base = self.base_url(ref)
+        url: str | None = f"{base}/v2/{ref.path}/tags/list?n=1000"
+        tags: list[str] = []
+        for _ in range(max_pages):
+            if url is None:
+                break
+            response = self._request("GET", url, ref, credentials, accept="application/json")
+            tags.extend(t for t in (response.json().get("tags") or []) if isinstance(t, str))
+            url = _next_link(base, response.headers.get("Link", ""))
+        return tags
+
     # ------------------------------------------------------------ internals
-    def _request(self, method: str, url: str, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
-        headers = {"Accept": MANIFEST_ACCEPT}
-        scope = f"repository:{ref.path}:pull"
-        key = (ref.domain, scope, credentials.username if credentials else None)
-        if key in self._tokens:
-            headers["Authorization"] = self._tokens[key]
-        response = self._send(method, url, headers)
+    def _request(
+        self,
+        method: str,
+        url: str,
+        ref: ImageRef,
+        credentials: Credentials | None,
+        *,
+        actions: str = "pull",
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = MANIFEST_ACCEPT,
+        ok: tuple[int, ...] = (200,),
+    ) -> requests.Response:
+        headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
+        scope = f"repository:{ref.path}:{actions}"
+        user = credentials.username if credentials else None
+        key = (ref.domain, scope, user)
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            headers["Authorization"] = cached[0]
+        elif (ref.domain, user) in self._challenges:
+            # A known token service: ask it for this repository's token first instead of collecting a 401.
+            headers["Authorization"] = self._remember(key, self._challenges[(ref.domain, user)], credentials, ref)
+        response = self._send(method, url, headers, body)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
-            headers["Authorization"] = self._authorize(challenge, scope, credentials, ref)
-            self._tokens[key] = headers["Authorization"]
-            response = self._send(method, url, headers)
-        return self._check(response, ref, credentials)
+            self._challenges[(ref.domain, user)] = _without_scope(challenge)
+            headers["Authorization"] = self._remember(key, challenge, credentials, ref)
+            response = self._send(method, url, headers, body)
+        return self._check(response, ref, credentials, ok)
 
-    def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
-        self.requests_made.append((method, url))
+    def _remember(
+        self, key: tuple[str, str, str | None], challenge: str, credentials: Credentials | None, ref: ImageRef
+    ) -> str:
+        header, lifetime = self._authorize(challenge, key[1], credentials, ref)
+        self._tokens[key] = (header, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0))
+        return header
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> requests.Response:
+        self.counts[method] += 1
         try:
-            return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True)
+            return self.session.request(
+                method, url, headers=headers, data=body, timeout=self.timeout, allow_redirects=True
+            )
         except requests.Timeout:
             raise RegistryUnreachable(f"{_host(url)} did not answer within {self.timeout:.0f} s.") from None
         except requests.ConnectionError:
             raise RegistryUnreachable(f"Cannot connect to the registry {_host(url)}: is it up and reachable?") from None
 
-    def _authorize(self, challenge: str, scope: str, credentials: Credentials | None, ref: ImageRef) -> str:
+    def _authorize(
+        self, challenge: str, scope: str, credentials: Credentials | None, ref: ImageRef
+    ) -> tuple[str, float]:
+        """The Authorization header a challenge asks for, and how many seconds it may be used."""
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if credentials is None:
@@ -160,7 +234,7 @@ class RegistryClient:
                     f"{ref.domain} needs a username and password: add a registry entry with username and password_env."
                 )
             token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
-            return f"Basic {token}"
+            return f"Basic {token}", float("inf")
         if scheme == "bearer":
             params = dict(_CHALLENGE_PARAM.findall(challenge))
             realm = params.get("realm")
@@ -168,7 +242,7 @@ class RegistryClient:
                 raise RegistryError(f"{ref.domain} sent a Bearer challenge without a realm.")
             query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
             auth = (credentials.username, credentials.password) if credentials else None
-            self.requests_made.append(("GET", realm))
+            self.counts["token"] += 1
             try:
                 answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
             except requests.RequestException:
@@ -188,12 +262,14 @@ class RegistryClient:
             token = body.get("token") or body.get("access_token")
             if not token:
                 raise RegistryError(f"{_host(realm)} returned no token.")
-            return f"Bearer {token}"
+            return f"Bearer {token}", _lifetime(body.get("expires_in"))
         raise RegistryError(f"{ref.domain} asked for unsupported authentication {scheme or '(none)'}.")
 
-    def _check(self, response: requests.Response, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
+    def _check(
+        self, response: requests.Response, ref: ImageRef, credentials: Credentials | None, ok: tuple[int, ...] = (200,)
+    ) -> requests.Response:
         status = response.status_code
-        if status == 200:
+        if status in ok:
             return response
         if status == 401 or status == 403:
             who = f" as {credentials.username}" if credentials else " anonymously"
@@ -229,6 +305,32 @@ def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitRe
         remaining=budget.remaining if budget else None,
         window_seconds=budget.window_seconds if budget else None,
     )
+
+
+def _next_link(base: str, link: str) -> str | None:
+    """The next page of a paginated answer (`Link: </v2/…?last=x&n=100>; rel="next"`), on the same host only."""
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+    if not match:
+        return None
+    target = match.group(1)
+    if target.startswith("/"):
+        return base + target
+    return target if target.startswith(base + "/") else None
+
+
+def _lifetime(value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_SECONDS
+    return seconds if seconds > 0 else DEFAULT_TOKEN_SECONDS
+
+
+def _without_scope(challenge: str) -> str:
+    """A challenge with its scope left out: reused for other repositories, each asks for its own."""
+    scheme = challenge.split(" ", 1)[0]
+    params = [f'{k}="{v}"' for k, v in _CHALLENGE_PARAM.findall(challenge) if k not in ("scope", "error")]
+    return f"{scheme} " + ",".join(params)
 
 
 def _host(url: str) -> str:

@@ -7,6 +7,7 @@ the data of any valid file survives import → export → import unchanged.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -14,11 +15,14 @@ from typing import Any
 
 import tomli_w
 
-from bot.config import ENV_NAME, SLACK_CHANNEL, SLACK_USER_ID
+from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
-from bot.domain.cron import cron_trigger
+from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
+from bot.domain.cron import CronError, check_cron
 from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
+from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
+from bot.domain.secrets import check_secret_env_name, legacy_secret_name, migration_message, renamed_secret_env
 from bot.errors import InvalidInput, InvalidInputs
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" allows a trailing newline
@@ -26,7 +30,16 @@ SECRET_REF = re.compile(r"^\{\{secrets/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,12
 TAG_FIELDS = ("tag", "date", "build", "spec", "base")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 DEFAULT_IMMUTABLE_TAG = "{tag}-{date}-b{build}"
-_CRON_FIX = "Use five cron fields (minute hour day month weekday), e.g. '0 3 * * 1' for Mondays at 03:00 UTC."
+_CRON_FIX = (
+    "Use five cron fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * 1' for Mondays at "
+    "03:00 UTC, or a macro such as @daily."
+)
+_CRON_NEVER_FIX = "Pick days that exist in the months you name, e.g. '0 3 28 2 *' for the end of February."
+_CRON_REASONS = {
+    "fields": "is not a five-field cron expression",
+    "value": "is not a valid cron expression",
+    "never": "never fires",
+}
 # A catalog file may be at most this big: 5,000 images with long package lists stay under 4 MiB.
 MAX_CATALOG_BYTES = 8 * 1024 * 1024
 # A catalog needs four levels ([[image]] → its table → env/pip → value); anything deeper is a mistake.
@@ -52,6 +65,8 @@ class ImageSpec:
     notify_channel: str | None = None
     owner: str | None = None
     description: str = ""
+    build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
+    release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
 
     @property
     def base_ref(self) -> ImageRef:
@@ -67,7 +82,15 @@ class ImageSpec:
 
     def build_inputs(self) -> dict[str, Any]:
         """The fields that change what gets built (schedules, owners and channels do not)."""
-        return {"base": self.base, "pip": sorted(self.pip), "apt": sorted(self.apt), "env": sorted(self.env)}
+        inputs: dict[str, Any] = {
+            "base": self.base,
+            "pip": sorted(self.pip),
+            "apt": sorted(self.apt),
+            "env": sorted(self.env),
+        }
+        if content_inputs(self.build):
+            inputs["build"] = content_inputs(self.build)
+        return inputs
 
     def immutable_tag_for(self, *, build_id: int, date: str, spec_hash: str, base_digest: str | None) -> str:
         base = (base_digest or "local").removeprefix("sha256:")[:12]
@@ -85,6 +108,11 @@ class RegistrySpec:
     cluster_username: str | None = None  # defaults to username
     cluster_password_secret: str | None = None  # Databricks secret reference {{secrets/scope/key}}
     allow_plaintext_password: bool = False
+
+    @property
+    def legacy_password_env(self) -> bool:
+        """Stored before the DCS_SECRET_ rule: names a variable the bot no longer reads (rename it)."""
+        return legacy_secret_name(self.password_env)
 
     @property
     def kind(self) -> str:
@@ -151,15 +179,16 @@ def validate_name(name: object, field: str = "name") -> str:
 
 
 def validate_cron(expr: object, field: str = "schedule") -> str | None:
+    """A crontab(5) schedule (UTC), whitespace normalised; one that never fires is refused with the reason."""
     if expr in (None, ""):
         return None
-    if not isinstance(expr, str) or len(expr.split()) != 5:
-        raise InvalidInput(field, expr, "is not a five-field cron expression", _CRON_FIX)
+    if not isinstance(expr, str):
+        raise InvalidInput(field, expr, f"{_CRON_REASONS['fields']} (it is {kind_of(expr)})", _CRON_FIX)
     try:
-        cron_trigger(expr)  # the scheduler's own reading of it (weekday 0/7 = Sunday)
-    except ValueError as exc:
-        raise InvalidInput(field, expr, f"is not a valid cron expression ({exc})", _CRON_FIX) from None
-    return " ".join(expr.split())
+        return check_cron(expr).text
+    except CronError as exc:
+        fix = _CRON_NEVER_FIX if exc.kind == "never" else _CRON_FIX
+        raise InvalidInput(field, expr, f"{_CRON_REASONS[exc.kind]} ({exc})", fix) from None
 
 
 def validate_channel(value: object, field: str = "notify_channel") -> str | None:
@@ -221,7 +250,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     """
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
-    known = {fl.name for fl in ImageSpec.__dataclass_fields__.values()}
+    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release"}) | set(RELEASE_FIELDS)
     for key in data:
         if key not in known:
             p.append(
@@ -293,12 +322,14 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             )
         )
         description = ""
+    release = release_from_dict(data, f, p)
     for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
+    build = _problems(p, settings_from_dict, data.get("build", {}), f("build.")) or NO_SETTINGS
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable
@@ -316,6 +347,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         notify_channel=channel,
         owner=owner,
         description=description,
+        build=build,
+        release=release,
     )
 
 
@@ -337,10 +370,15 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
     for key in ("schedule", "notify_channel", "owner", "description"):
         if getattr(spec, key):
             out[key] = getattr(spec, key)
+    if not spec.build.empty:
+        out["build"] = spec.build.to_dict()
+    out.update(release_to_dict(spec.release))
     return out
 
 
-def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> RegistrySpec:
+def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: bool = False) -> RegistrySpec:
+    """Validate a registry entry (catalog file, CLI options). `stored`: a row the store wrote, which may name a
+    password variable from before the DCS_SECRET_ rule (see `legacy_password_env`)."""
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
     known = set(RegistrySpec.__dataclass_fields__)
@@ -382,15 +420,11 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
             )
     username = data.get("username") or None
     password_env = data.get("password_env") or None
-    if password_env is not None and (not isinstance(password_env, str) or not ENV_NAME.match(password_env)):
-        p.append(
-            InvalidInput(
-                f("password_env"),
-                password_env,
-                "is not an environment variable name",
-                "Give the NAME of the variable holding the password, e.g. ACR_PASSWORD.",
-            )
-        )
+    if password_env is not None and not (stored and legacy_secret_name(password_env)):
+        # A stored entry from before the DCS_SECRET_ rule still loads (so the bot can say what to rename);
+        # its variable is never read (Services.credentials, Config.secret).
+        entry = f"registry {name}" if name else "this registry entry"
+        _problems(p, check_secret_env_name, password_env, f("password_env"), entry)
     if password_env and not username:
         p.append(InvalidInput(f("username"), username, "is missing", "A password needs a username."))
     secret = data.get("cluster_password_secret") or None
@@ -422,6 +456,24 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> Regis
     )
 
 
+def registry_migration(spec: RegistrySpec) -> str:
+    """What to do about an entry stored with a password variable from before the DCS_SECRET_ rule."""
+    assert spec.password_env
+    new = renamed_secret_env(spec.password_env)
+    words = ["dcs", "registry", "add", spec.name, "--host", spec.host]
+    for option, value in (("--username", spec.username), ("--password-env", new)):
+        words += [option, value or ""]
+    for option, value in (
+        ("--cluster-username", spec.cluster_username),
+        ("--cluster-password-secret", spec.cluster_password_secret),
+    ):
+        if value:
+            words += [option, value]
+    if spec.allow_plaintext_password:
+        words.append("--allow-plaintext-password")
+    return migration_message(f"Registry {spec.name!r}", "password_env", spec.password_env, command=shlex.join(words))
+
+
 def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
     out = {k: v for k, v in asdict(spec).items() if v not in (None, False, "")}
     return out
@@ -434,6 +486,7 @@ def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
 class Catalog:
     images: tuple[ImageSpec, ...] = ()
     registries: tuple[RegistrySpec, ...] = field(default_factory=tuple)
+    build: BuildSettings = NO_SETTINGS  # the top-level [build] table
 
 
 def decode_catalog(data: bytes, source: str = "catalog") -> str:
@@ -488,10 +541,19 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
             "A catalog needs [[image]] and [[registry]] tables with text, arrays of text and one env table.",
         )
     for key in data:
-        if key not in ("image", "registry"):
+        if key not in ("image", "registry", "build"):
             p.append(
-                InvalidInput(f"{source}: [{key}]", key, "is not a known section", "Use [[image]] and [[registry]].")
+                InvalidInput(
+                    f"{source}: [{key}]", key, "is not a known section", "Use [build], [[image]] and [[registry]]."
+                )
             )
+    build = NO_SETTINGS
+    try:
+        build = settings_from_dict(data.get("build", {}), "build.")
+    except InvalidInputs as exc:
+        p.extend(exc.problems)
+    except InvalidInput as exc:
+        p.append(exc)
     registries: list[RegistrySpec] = []
     for i, item in enumerate(_entries(data, "registry", p)):
         try:
@@ -511,9 +573,9 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
             p.append(exc)
     p.extend(_duplicate_names("image", [s.name for s in images]))
     p.extend(_duplicate_names("registry", [r.name for r in registries]))
-    reg_names = {r.name for r in registries}
+    by_name = {r.name: r for r in registries}
     for spec in images:
-        if spec.registry and spec.registry not in reg_names:
+        if spec.registry and spec.registry not in by_name:
             p.append(
                 InvalidInput(
                     f"image[{spec.name}].registry",
@@ -522,9 +584,11 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
                     "Add a [[registry]] with that name or remove the field.",
                 )
             )
+        elif spec.registry:
+            _problems(p, check_registry_host, spec, by_name[spec.registry], f"image[{spec.name}].")
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
-    return Catalog(images=tuple(images), registries=tuple(registries))
+    return Catalog(images=tuple(images), registries=tuple(registries), build=build)
 
 
 def _entries(data: Mapping[str, Any], section: str, p: list[InvalidInput]) -> list[Mapping[str, Any]]:
@@ -565,6 +629,8 @@ def _duplicate_names(kind: str, names: list[str]) -> list[InvalidInput]:
 def dump_catalog(catalog: Catalog) -> str:
     """The canonical TOML text: registries then images, each sorted by name."""
     doc: dict[str, Any] = {}
+    if not catalog.build.empty:
+        doc["build"] = catalog.build.to_dict()
     if catalog.registries:
         doc["registry"] = [registry_to_dict(r) for r in sorted(catalog.registries, key=lambda r: r.name)]
     if catalog.images:
@@ -582,16 +648,55 @@ def registry_for(spec: ImageSpec, registries: Iterable[RegistrySpec]) -> Registr
     return next((r for r in registries if same_registry_host(r.host, domain)), None)
 
 
-def check_registry_known(spec: ImageSpec, registries: Iterable[RegistrySpec]) -> None:
-    """An image may only name a registry entry that exists."""
+def check_registry_known(spec: ImageSpec, registries: Iterable[RegistrySpec], field_prefix: str = "") -> None:
+    """An image may only name a registry entry that exists, and only one for its repository's host (the entry's
+    password is sent to that host: another host would receive it)."""
+    registries = list(registries)
     names = sorted(r.name for r in registries)
     if spec.registry and spec.registry not in names:
         raise InvalidInput(
-            "registry",
+            f"{field_prefix}registry",
             spec.registry,
             "is not a configured registry",
             f"Use one of: {', '.join(names) or 'none configured yet'}, or leave it out to match by repository host.",
         )
+    registry = next((r for r in registries if r.name == spec.registry), None)
+    if registry is not None:
+        check_registry_host(spec, registry, field_prefix)
+
+
+def check_registry_host(spec: ImageSpec, registry: RegistrySpec, field_prefix: str = "") -> None:
+    """The repository an image pushes to lives on the host of the registry entry it names."""
+    host = spec.repository_ref.domain
+    if not same_registry_host(registry.host, host):
+        raise InvalidInput(
+            f"{field_prefix}repository",
+            spec.repository,
+            f"is on {host}, but registry {registry.name} is for {registry.host} (its password goes only there)",
+            f"Use a repository on {registry.host} (e.g. {registry.host}/{spec.repository_ref.path}), or name a "
+            f"registry entry for {host}.",
+        )
+
+
+def check_registry_users(registry: RegistrySpec, images: Iterable[ImageSpec]) -> None:
+    """Changing a registry entry's host would send its password to the hosts of the images that name it."""
+    problems = []
+    for spec in images:
+        if spec.registry == registry.name:
+            try:
+                check_registry_host(spec, registry, f"image[{spec.name}].")
+            except InvalidInput as exc:
+                problems.append(
+                    InvalidInput(
+                        "host",
+                        registry.host,
+                        f"is not the host of image {spec.name} ({spec.repository}), which names registry "
+                        f"{registry.name}",
+                        f"Keep the host {spec.repository_ref.domain}, or move {spec.name} first. ({exc.reason})",
+                    )
+                )
+    if problems:
+        raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
 
 
 def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:

@@ -26,6 +26,7 @@ from bot.domain.launch_request import (  # noqa: F401 - part of the launch API c
     parse_launch_args,
     raise_all,
 )
+from bot.domain.parity import runtime_mismatch, target_for
 from bot.domain.ratelimit import pulls_needed
 from bot.domain.refs import is_sha256_digest
 from bot.domain.runtimes import (  # noqa: F401 - idem
@@ -160,17 +161,16 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
     conf = _spark_conf(request, runtime, base, p)
     tags = _tags(request, image, ctx, p)
     auth, shown_auth = _basic_auth(image.registry, ctx, p)
+    mismatch = runtime_mismatch(base, runtime.major, runtime.minor) if runtime is not None else None
+    if mismatch and not request.allow_runtime_mismatch:
+        p.append(_mismatch_problem(runtime, base, mismatch))
     name = request.cluster_name or f"dcs {image.spec.name} ({ctx.user_email.split('@')[0]})"
     if len(name) > 100:
         p.append(InvalidInput("name", name, "is longer than 100 characters", "Use a shorter cluster name."))
     raise_all(p)
     assert runtime is not None
-    if base.runtime is not None and (base.runtime[0] != runtime.major or base.runtime[1] not in (None, runtime.minor)):
-        warnings.append(
-            f"The image's base is {base.runtime_label}, the runtime is {runtime.major}.{runtime.minor}: "
-            f"its OS, Java and Python were made for {base.runtime_label}. Prefer a "
-            f"{base.runtime_label} runtime unless you have tested this pair."
-        )
+    if mismatch:
+        warnings.append(f"Runtime check overridden by an admin: {mismatch}.")
     body: dict[str, Any] = {"cluster_name": name, "spark_version": runtime.key, "node_type_id": request.node_type}
     if request.driver_node_type:
         body["driver_node_type_id"] = request.driver_node_type
@@ -199,6 +199,24 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
     )
     kind = "none" if not auth else ("plaintext" if auth != shown_auth else "secret")
     return LaunchPlan(body, shown, tuple(warnings), image.url, runtime, at_start, ceiling, kind)
+
+
+def _mismatch_problem(runtime: Runtime | None, base: BaseInfo, mismatch: str) -> InvalidInput:
+    """A runtime the image was not made for: users report NoSuchMethodError for exactly such pairs."""
+    target = target_for(base)
+    scala = target.scala[0] if target else "2.12"
+    same = f"{base.runtime_label}.x-scala{scala}".replace(".x.x", ".x")
+    asked = f"{runtime.major}.{runtime.minor}" if runtime else "?"
+    return InvalidInput(
+        "runtime",
+        runtime.key if runtime else None,
+        f"does not match the image: {mismatch}",
+        (
+            f"Pick a {base.runtime_label} runtime (e.g. {same}), or rebuild the image on the {asked}-LTS base; "
+            "a bot admin can launch this pair anyway with allow_runtime_mismatch=yes "
+            "(CLI: --allow-runtime-mismatch)."
+        ),
+    )
 
 
 def _check_runtime(key: str | None, ctx: LaunchContext, p: list[InvalidInput]) -> Runtime | None:

@@ -8,13 +8,13 @@ linux/amd64, and /databricks/python3 for Python images; CMD and ENTRYPOINT are i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.domain.bases import VENV_PYTHON, BaseInfo
+from bot.domain.checks import FAIL, PASS, SKIP, WARN, Check, DoctorReport
 from bot.domain.inventory import INVENTORY_PROBE
+from bot.domain.parity import parity_checks
 
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
 
 # A constant script (no user input ever reaches it), POSIX sh so it runs on dash, ash and bash.
@@ -38,40 +38,6 @@ if [ -r /etc/os-release ]; then sed -e 's/^/os./' /etc/os-release; fi
 """
 # One container for everything: the tools, then the package inventory; `probe=done` proves it ran to the end.
 PROBE_SCRIPT = _TOOLS_PROBE + INVENTORY_PROBE + "echo probe=done\n"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    image: str
-    checks: tuple[Check, ...]
-
-    @property
-    def status(self) -> str:
-        states = {c.status for c in self.checks}
-        return FAIL if FAIL in states else WARN if WARN in states else PASS
-
-    @property
-    def ok(self) -> bool:
-        return self.status != FAIL
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.status == FAIL]
-
-    def to_rows(self) -> list[dict[str, str]]:
-        return [asdict(c) for c in self.checks]
-
-    @classmethod
-    def from_rows(cls, image: str, rows: list[dict[str, str]] | tuple[dict[str, str], ...]) -> DoctorReport:
-        return cls(image=image, checks=tuple(Check(**r) for r in rows))
 
 
 def parse_probe(output: str) -> dict[str, str]:
@@ -117,6 +83,7 @@ def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base
     checks.append(_java(facts))
     checks.append(_python(facts, base))
     checks.append(_os(facts))
+    checks.extend(parity_checks(facts, base))
     checks.append(_entrypoint(inspect))
     return DoctorReport(image, tuple(checks))
 

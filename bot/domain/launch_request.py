@@ -42,6 +42,8 @@ class LaunchRequest:
     spark_conf: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     cluster_name: str | None = None
+    allow_runtime_mismatch: bool = False  # an admin's override: run an image made for another runtime
+    workspace: str | None = None  # a DCS_WORKSPACES name; None: the default workspace
 
     @property
     def autoscale(self) -> bool:
@@ -59,6 +61,8 @@ ARG_KEYS = {
     "init_script",
     "init_scripts",
     "name",
+    "allow_runtime_mismatch",
+    "workspace",
 }
 ARG_ALIASES = {
     "node": "node_type",
@@ -167,6 +171,7 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         )
     if workers is None and low is None and high is None:
         workers = DEFAULT_WORKERS
+    override = _flag(data, "allow_runtime_mismatch", p)
 
     def text(key: str) -> str | None:
         value = data.get(key)
@@ -197,7 +202,22 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         spark_conf=pairs["spark_conf"],
         tags=pairs["tags"],
         cluster_name=text("name"),
+        allow_runtime_mismatch=override,
+        workspace=text("workspace"),
     )
+
+
+def _flag(data: Mapping[str, Any], key: str, problems: list[InvalidInput]) -> bool:
+    raw = data.get(key)
+    if raw is None or isinstance(raw, bool):
+        return bool(raw)
+    word = str(raw).strip().lower()
+    if word in ("yes", "true", "1", "on"):
+        return True
+    if word in ("no", "false", "0", "off", ""):
+        return False
+    problems.append(InvalidInput(key, raw, "is not yes or no", f"Write {key}=yes (or leave it out)."))
+    return False
 
 
 def raise_all(problems: list[InvalidInput]) -> None:

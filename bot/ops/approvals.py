@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.clients.databricks import Identity
+from bot.clients.databricks import DatabricksClient, Identity
 from bot.domain.clock import stamp
 from bot.domain.records import ApprovalRequest, ApprovalStatus
 from bot.errors import DcsError
@@ -83,13 +83,27 @@ class Approvals:
     def admins(self) -> Collection[str]:
         return self.services.config.admins
 
+    def kind(self, workspace: str | None) -> str:
+        """The approval kind: `enableDcs` with one unnamed workspace, `enableDcs@<name>` with DCS_WORKSPACES."""
+        ws = self.services.config.workspace(workspace)
+        return f"{ENABLE_DCS}@{ws.name}" if self.services.config.workspaces else ENABLE_DCS
+
+    def client(self, request: ApprovalRequest | None = None, workspace: str | None = None) -> DatabricksClient:
+        return self.services.workspace(request.workspace if request is not None else workspace)
+
     def _audit(
-        self, actor: str | None, action: str, request_id: int | None, outcome: str, detail: str | None = None
+        self,
+        actor: str | None,
+        action: str,
+        request_id: int | None,
+        outcome: str,
+        detail: str | None = None,
+        kind: str = ENABLE_DCS,
     ) -> None:
         self.store.audit(
             actor=actor,
             action=action,
-            target=f"{ENABLE_DCS}#{request_id}" if request_id else ENABLE_DCS,
+            target=f"{kind}#{request_id}" if request_id else kind,
             outcome=outcome,
             detail=self.services.redactor(detail) if detail else None,
         )
@@ -109,24 +123,26 @@ class Approvals:
             request_id, to=to, frm=frm, at=stamp(now), actor=actor, note=note, unexpired=unexpired
         )
 
-    def bot_identity(self) -> tuple[Identity | None, str | None]:
+    def bot_identity(self, client: DatabricksClient | None = None) -> tuple[Identity | None, str | None]:
         try:
-            return self.services.databricks.me(), None
+            return (client or self.services.databricks).me(), None
         except DcsError as exc:
             return None, exc.message
 
-    def start(self, requester: str) -> EnableStart:
-        """`/dcs enable`: read the setting; open (or reuse) a request when it is off."""
-        value = self.services.databricks.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
+    def start(self, requester: str, workspace: str | None = None) -> EnableStart:
+        """`/dcs enable [workspace]`: read the setting; open (or reuse) a request when it is off."""
+        kind = self.kind(workspace)
+        client = self.client(workspace=workspace)
+        value = client.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
         if str(value).lower() == "true":
-            self._audit(requester, "enable.request", None, "already_enabled")
+            self._audit(requester, "enable.request", None, "already_enabled", kind=kind)
             return EnableStart("already_enabled")
         self.expire_due()
-        existing = self.store.open_approvals(ENABLE_DCS)
+        existing = self.store.open_approvals(kind)
         if existing:
-            self._audit(requester, "enable.request", existing[0].id, "pending_exists")
+            self._audit(requester, "enable.request", existing[0].id, "pending_exists", kind=kind)
             return EnableStart("pending_exists", existing[0])
-        identity, problem = self.bot_identity()
+        identity, problem = self.bot_identity(client)
         admin = identity.is_admin if identity else None
         note = None
         if identity is not None and admin is False:
@@ -138,9 +154,11 @@ class Approvals:
             note = f"The bot could not read its own Databricks identity: {problem}"
         now = self.clock()
         request_id = self.store.insert_approval(
-            kind=ENABLE_DCS, requester=requester, expires_at=stamp(now + self.ttl), note=note, created_at=stamp(now)
+            kind=kind, requester=requester, expires_at=stamp(now + self.ttl), note=note, created_at=stamp(now)
         )
-        self._audit(requester, "enable.request", request_id, "pending", f"value was {value!r}; bot admin: {admin}")
+        self._audit(
+            requester, "enable.request", request_id, "pending", f"value was {value!r}; bot admin: {admin}", kind=kind
+        )
         return EnableStart("created", self.store.get_approval(request_id), identity, admin, problem)
 
     def attach_message(self, request_id: int, channel: str, ts: str) -> ApprovalRequest:
@@ -150,6 +168,7 @@ class Approvals:
         action = "enable.approve" if approve else "enable.deny"
         now = self.clock()
         request = self.store.get_approval(request_id)
+        kind = request.kind
         reason = refusal(request, actor, self.admins, now)
         if (
             reason
@@ -159,28 +178,28 @@ class Approvals:
             and actor != request.requester
         ):
             changed = self._transition(request_id, to="expired", frm=("pending",), now=now)
-            self._audit(actor, action, request_id, "expired")
+            self._audit(actor, action, request_id, "expired", kind=kind)
             return Decision(self.store.get_approval(request_id), changed, reason)
         if reason:
-            self._audit(actor, action, request_id, "refused", reason)
+            self._audit(actor, action, request_id, "refused", reason, kind=kind)
             return Decision(request, False, reason)
         if not approve:
             if not self._transition(request_id, to="denied", frm=("pending",), now=now, actor=actor, unexpired=True):
                 return self._lost(request_id, actor, action, now)
-            self._audit(actor, action, request_id, "denied")
+            self._audit(actor, action, request_id, "denied", kind=kind)
             return Decision(self.store.get_approval(request_id), True)
-        identity, problem = self.bot_identity()
+        identity, problem = self.bot_identity(self.client(request))
         if identity is not None and not identity.is_admin:
             reason = (
                 f"The bot's Databricks identity ({identity.user_name}) is not a workspace admin, so it cannot "
                 "switch Container Services on. Add it to the workspace's admins group, then approve again."
             )
-            self._audit(actor, action, request_id, "refused", reason)
+            self._audit(actor, action, request_id, "refused", reason, kind=kind)
             return Decision(request, False, reason)
         if not self._transition(request_id, to="approving", frm=("pending",), now=now, actor=actor, unexpired=True):
             return self._lost(request_id, actor, action, now)
         try:
-            self.services.databricks.set_workspace_conf({ENABLE_DCS: "true"})
+            self.client(request).set_workspace_conf({ENABLE_DCS: "true"})
         except DcsError as exc:
             self._transition(
                 request_id,
@@ -189,17 +208,17 @@ class Approvals:
                 now=self.clock(),
                 note=self.services.redactor(exc.message),
             )
-            self._audit(actor, action, request_id, "failed", exc.message)
+            self._audit(actor, action, request_id, "failed", exc.message, kind=kind)
             return Decision(self.store.get_approval(request_id), True, error=exc)
         self._transition(request_id, to="approved", frm=("approving",), now=self.clock())
-        self._audit(actor, action, request_id, "approved", "PATCH workspace-conf enableDcs=true")
+        self._audit(actor, action, request_id, "approved", "PATCH workspace-conf enableDcs=true", kind=kind)
         return Decision(self.store.get_approval(request_id), True)
 
     def _lost(self, request_id: int, actor: str, action: str, now: datetime) -> Decision:
         """Someone else decided between our check and our update (double click, two admins)."""
         current = self.store.get_approval(request_id)
         reason = refusal(current, actor, self.admins, now) or "This request was already decided."
-        self._audit(actor, action, request_id, "duplicate", f"already {current.status}")
+        self._audit(actor, action, request_id, "duplicate", f"already {current.status}", kind=current.kind)
         return Decision(current, False, reason)
 
     def expire_due(self) -> list[ApprovalRequest]:
@@ -208,8 +227,9 @@ class Approvals:
         expired = []
         for request_id in self.store.approvals_due(stamp(now)):
             if self._transition(request_id, to="expired", frm=("pending",), now=now):
-                self._audit(None, "enable.expire", request_id, "expired")
-                expired.append(self.store.get_approval(request_id))
+                request = self.store.get_approval(request_id)
+                self._audit(None, "enable.expire", request_id, "expired", kind=request.kind)
+                expired.append(request)
         return expired
 
 
@@ -227,13 +247,14 @@ class WorkspaceStatus:
     host: str
     value: str | None
     identity: Identity
+    workspace: str = "default"
 
     @property
     def enabled(self) -> bool:
         return str(self.value).lower() == "true"
 
 
-def workspace_status(services: Services) -> WorkspaceStatus:
-    client = services.databricks
+def workspace_status(services: Services, workspace: str | None = None) -> WorkspaceStatus:
+    client = services.workspace(workspace)
     value = client.workspace_conf(ENABLE_DCS).get(ENABLE_DCS)
-    return WorkspaceStatus(client.host, value, client.me())
+    return WorkspaceStatus(client.host, value, client.me(), client.name)

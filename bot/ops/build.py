@@ -33,6 +33,7 @@ from bot.errors import (
     RegistryUnreachable,
 )
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
+from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
 from bot.store import Build
 
@@ -210,8 +211,9 @@ class Builder:
         previous = self.up_to_date(spec, base, push)
         if previous is None:
             return base, None
+        digest = f", digest {short_digest(previous.pushed_digest)}" if previous.pushed_digest else ""
         reason = (
-            f"{name} is up to date: build #{previous.id} used the same spec and base "
+            f"{name} is already up to date (build #{previous.id}{digest}): same spec and base "
             f"({short_digest(base.identity)}). Use {force_hint} to build anyway."
         )
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)
@@ -389,26 +391,34 @@ class Builder:
         progress: ProgressCallback,
         lines: list[str],
     ) -> str:
+        """Push the immutable tag, record the candidate, and promote it at once when the doctor is its policy.
+
+        The moving tag (`tags[1]`) is never pushed from the engine: it moves by promotion only
+        (bot/ops/release.py), so what clusters start from changes only when the image's policy passed."""
         services = self.services
         registry = services.push_registry(spec)
-        credentials = services.credentials(registry)
-        digest = ""
-        for i, tag in enumerate(tags):
+        credentials = services.credentials(registry, spec.repository_ref.domain)
+        immutable = tags[0]
+        progress(BuildProgress(build.id, "push", 1, 1, f"pushing {local_repo}:{immutable}", 0.8))
+        digest = engine.push(local_repo, immutable, credentials, on_line=lines.append)
+        verified = self.verify(spec.repository_ref.with_tag(immutable), digest)
+        self.store.add_push(
+            build.id,
+            registry=registry.name if registry else None,
+            repository=spec.repository,
+            tag=immutable,
+            digest=digest,
+            verified=verified,
+        )
+        build = self.store.update_build(build.id, pushed_digest=digest)
+        open_candidate(services, spec, build, digest)
+        if spec.release.promote == "doctor":
             progress(
                 BuildProgress(
-                    build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}", 0.8 + 0.15 * i / len(tags)
+                    build.id, "promote", message=f"moving {spec.tag} to {short_digest(digest)}", fraction=0.95
                 )
             )
-            digest = engine.push(local_repo, tag, credentials, on_line=lines.append)
-            verified = self.verify(spec.repository_ref.with_tag(tag), digest)
-            self.store.add_push(
-                build.id,
-                registry=registry.name if registry else None,
-                repository=spec.repository,
-                tag=tag,
-                digest=digest,
-                verified=verified,
-            )
+            promote_build(services, spec, build, actor=build.requester or build.source or "schedule", how="doctor")
         return digest
 
     def verify(self, ref: ImageRef, digest: str) -> bool:

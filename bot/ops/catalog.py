@@ -8,27 +8,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.bases import BaseInfo
+from bot.domain.build_settings import BuildSettings, check_layers
 from bot.domain.catalog import (
     Catalog,
     ImageSpec,
     RegistrySpec,
     check_registry_known,
+    check_registry_users,
     dump_catalog,
     image_from_dict,
     parse_catalog,
     registry_from_dict,
+    registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.release import promoted_build
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ def add_image(services: Services, data: Mapping[str, Any], *, actor: str) -> Ima
     try:
         spec = image_from_dict(data)
         check_registry_known(spec, store.list_registries())
+        check_build_layers(services, store.catalog_build_settings(), spec)
         store.add_image(spec)
     except (InvalidInput, InvalidInputs) as exc:
         store.audit(
@@ -65,10 +72,16 @@ def update_image(services: Services, name: str, changes: Mapping[str, Any], *, a
     store = services.store
     spec = apply_changes(store.get_image(name), changes)
     check_registry_known(spec, store.list_registries())
+    check_build_layers(services, store.catalog_build_settings(), spec)
     store.add_image(spec, replace=True)
     store.audit(actor=actor, action="image.update", target=spec.name, outcome="ok", detail=",".join(sorted(changes)))
     services.catalog_changed()
     return spec
+
+
+def check_build_layers(services: Services, catalog_build: BuildSettings, spec: ImageSpec) -> None:
+    """The rules across levels (a password needs its index, `host` needs the operator's opt-in)."""
+    check_layers(services.build_settings, ("build.", catalog_build), (f"image[{spec.name}].build.", spec.build))
 
 
 def remove_image(services: Services, name: str, *, actor: str) -> None:
@@ -88,6 +101,10 @@ class ImageDetails:
     builds: list[Build]
     inventory: PackageInventory | None = None  # what the last successful build contains
     inventory_build: int | None = None
+    check: ImageCheck | None = None  # the last time a rebuild run looked at it
+    next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
+    promoted: Build | None = None  # what the moving tag points to
+    candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
@@ -102,6 +119,10 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
         store.builds(name, limit=builds),
         inventory,
         last.id if inventory is not None and last is not None else None,
+        store.image_check(name),
+        upcoming(spec.schedule, datetime.now(UTC)),
+        promoted_build(services, name),
+        store.open_release(name),
     )
 
 
@@ -117,11 +138,13 @@ def image_overview(services: Services) -> list[ImageStatus]:
 class RegistryEntry:
     spec: RegistrySpec
     password_set: bool  # the variable the entry names holds a value in the bot's environment
+    migration: str | None = None  # stored before the DCS_SECRET_ rule: what to rename (its secret is not read)
 
 
 def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
     """Add or replace a registry entry (it names the password variable; the password is never stored)."""
     spec = registry_from_dict(data)
+    check_registry_users(spec, services.store.list_images())
     services.store.add_registry(spec, replace=True)
     services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
     return _entry(services, spec)
@@ -137,7 +160,14 @@ def remove_registry(services: Services, name: str, *, actor: str) -> None:
 
 
 def _entry(services: Services, spec: RegistrySpec) -> RegistryEntry:
+    if spec.legacy_password_env:
+        return RegistryEntry(spec, False, registry_migration(spec))
     return RegistryEntry(spec, bool(spec.password_env and services.config.secret(spec.password_env)))
+
+
+def registry_migrations(services: Services) -> list[str]:
+    """One message per stored registry entry that names a password variable the bot no longer reads."""
+    return [registry_migration(r) for r in services.store.list_registries() if r.legacy_password_env]
 
 
 # ---------------------------------------------------------------- the catalog file
@@ -156,9 +186,24 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
     one transaction (with its audit row): a process killed half-way leaves the catalog as it was."""
     catalog = parse_catalog(text, source=source)
     store = services.store
+    catalog_build = catalog.build if (prune or not catalog.build.empty) else store.catalog_build_settings()
+    problems: list[InvalidInput] = []
+    for spec in catalog.images:
+        try:
+            check_build_layers(services, catalog_build, spec)
+        except InvalidInput as exc:
+            problems.append(exc)
+    if problems:
+        raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
     removed: list[str] = []
     with store.write_transaction():
         known = set(store.image_names())
+        in_file = {s.name for s in catalog.images}
+        kept = [s for s in store.list_images() if s.name not in in_file and not prune]
+        for reg in catalog.registries:  # images already stored that name an entry must stay on its host
+            check_registry_users(reg, kept)
+        if prune or not catalog.build.empty:
+            store.set_catalog_build_settings(catalog.build)
         for reg in catalog.registries:
             store.add_registry(reg, replace=True)
         for spec in catalog.images:
@@ -189,7 +234,13 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
 def export_catalog(services: Services) -> str:
     """The canonical TOML text of the whole catalog (export → import → export is byte-identical)."""
     store = services.store
-    return dump_catalog(Catalog(images=tuple(store.list_images()), registries=tuple(store.list_registries())))
+    return dump_catalog(
+        Catalog(
+            images=tuple(store.list_images()),
+            registries=tuple(store.list_registries()),
+            build=store.catalog_build_settings(),
+        )
+    )
 
 
 @dataclass(frozen=True)

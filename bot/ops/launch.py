@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.clients.databricks import ClusterStatus, DatabricksClient
 from bot.domain.advice import Advice, advise
+from bot.domain.catalog import registry_migration
 from bot.domain.clock import parse_time, utcnow
 from bot.domain.clusterspec import (
     TAG_REQUEST,
@@ -38,10 +39,11 @@ from bot.domain.clusterspec import (
     preferred_runtime,
 )
 from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
-from bot.errors import CreateUnconfirmed, DcsError, NotAllowed, NotFound, WorkspaceError
+from bot.errors import CreateUnconfirmed, CredentialsRefused, DcsError, NotAllowed, NotFound, WorkspaceError
 from bot.ops.launch_budget import BudgetCheck, check_budget
 from bot.ops.launch_check import CreateChecks
-from bot.services import Services
+from bot.ops.release import promoted_build
+from bot.services import Services, check_own_host
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +135,20 @@ class Launcher:
 
     @property
     def databricks(self) -> DatabricksClient:
+        """The default workspace's client."""
         return self.services.databricks
+
+    def client(self, workspace: str | None) -> DatabricksClient:
+        """The client of a named workspace (None: the default); unknown names raise InvalidInput."""
+        return self.services.workspace(workspace)
+
+    def client_of(self, launch: Launch) -> DatabricksClient:
+        """The client of the workspace a launch went to (launches made before workspaces: the default)."""
+        return self.services.workspace(launch.workspace)
 
     # ------------------------------------------------------------ inputs
     def image_source(self, name: str, build_id: int | None = None) -> ImageSource:
-        """The image at its last good pushed build (or the given build), pinned by digest."""
+        """The image at its promoted build (or the given build, a candidate too), pinned by digest."""
         spec = self.store.get_image(name)
         if build_id is not None:
             build = self.store.get_build(build_id)
@@ -147,7 +158,14 @@ class Launcher:
                     f"with `/dcs build {name} push` and launch that build."
                 )
         else:
-            found = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
+            found = promoted_build(self.services, name)  # a candidate only when asked for by build id
+            candidate = self.store.open_release(name) if found is None else None
+            if candidate is not None:
+                raise NotFound(
+                    f"{name} has no promoted build yet: build #{candidate.build_id} is a candidate "
+                    f"({candidate.status}). Launch it on purpose by its build id, or promote it first "
+                    f"(`dcs promote {name} {candidate.build_id}`)."
+                )
             if found is None:
                 raise NotFound(
                     f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
@@ -167,38 +185,52 @@ class Launcher:
             self._cache[key] = (time.monotonic(), value)
         return value
 
-    def workspace_runtimes(self) -> list[dict[str, str]]:
-        return self._cached("runtimes", self.databricks.spark_versions)
+    def workspace_runtimes(self, workspace: str | None = None) -> list[dict[str, str]]:
+        client = self.client(workspace)
+        return self._cached(f"runtimes@{client.name}", client.spark_versions)
 
-    def workspace_node_types(self) -> list[dict[str, Any]]:
-        return self._cached("node_types", self.databricks.node_types)
+    def workspace_node_types(self, workspace: str | None = None) -> list[dict[str, Any]]:
+        client = self.client(workspace)
+        return self._cached(f"node_types@{client.name}", client.node_types)
 
-    def options(self, name: str, build_id: int | None = None) -> LaunchOptions:
+    def options(self, name: str, build_id: int | None = None, workspace: str | None = None) -> LaunchOptions:
         source = self.image_source(name, build_id)
-        runtimes = dcs_runtimes(self.workspace_runtimes())
-        nodes = dcs_node_types(self.workspace_node_types(), source.spec.base_info.gpu)
+        runtimes = dcs_runtimes(self.workspace_runtimes(workspace))
+        nodes = dcs_node_types(self.workspace_node_types(workspace), source.spec.base_info.gpu)
         return LaunchOptions(
             source, runtimes, nodes, preferred_runtime(runtimes, source.spec.base_info), nodes[0] if nodes else None
         )
 
     def context(
-        self, source: ImageSource, *, requester: str, user_email: str, request_key: str, check_workspace: bool = True
+        self,
+        source: ImageSource,
+        *,
+        requester: str,
+        user_email: str,
+        request_key: str,
+        check_workspace: bool = True,
+        workspace: str | None = None,
     ) -> LaunchContext:
         password = None
         registry = source.registry
+        if registry is not None:
+            # the cluster logs in to the image's host with what the entry holds: only if that is its own host
+            check_own_host(registry, source.spec.repository_ref.domain)
         if (
             registry is not None
             and registry.allow_plaintext_password
             and not registry.cluster_password_secret
             and registry.password_env
         ):
+            if registry.legacy_password_env:
+                raise CredentialsRefused(registry_migration(registry))
             password = self.services.config.secret(registry.password_env)
         return LaunchContext(
             user_email=user_email,
             launched_by=requester,
             request_key=request_tag(request_key),
-            runtimes=self.workspace_runtimes() if check_workspace else None,
-            node_types=self.workspace_node_types() if check_workspace else None,
+            runtimes=self.workspace_runtimes(workspace) if check_workspace else None,
+            node_types=self.workspace_node_types(workspace) if check_workspace else None,
             plaintext_password=password,
         )
 
@@ -213,9 +245,15 @@ class Launcher:
         check_workspace: bool = True,
     ) -> tuple[ImageSource, LaunchPlan]:
         """Validate everything (InvalidInputs lists each problem) and return the exact request."""
+        self.services.config.workspace(request.workspace)  # an unknown workspace is refused before anything else
         source = self.image_source(request.image, build_id)
         ctx = self.context(
-            source, requester=requester, user_email=user_email, request_key=request_key, check_workspace=check_workspace
+            source,
+            requester=requester,
+            user_email=user_email,
+            request_key=request_key,
+            check_workspace=check_workspace,
+            workspace=request.workspace,
         )
         return source, plan_launch(request, source, ctx)
 
@@ -288,7 +326,11 @@ class Launcher:
         request = request_from_dict(meta["request"])
         source = self.image_source(launch.image, launch.build_id)
         ctx = self.context(
-            source, requester=launch.requester or actor, user_email=meta["user_email"], request_key=meta["request_key"]
+            source,
+            requester=launch.requester or actor,
+            user_email=meta["user_email"],
+            request_key=meta["request_key"],
+            workspace=request.workspace,
         )
         plan = plan_launch(request, source, ctx)
         launch = self.store.update_launch(launch_id, status="creating")
@@ -305,7 +347,7 @@ class Launcher:
         store, target = self.store, f"{launch.image}#{launch.id}"
         launch = store.update_launch(launch.id, create_sent_at=utcnow())
         try:
-            cluster_id = self.databricks.create_cluster(plan.body)
+            cluster_id = self.client_of(launch).create_cluster(plan.body)
         except CreateUnconfirmed as exc:
             # The POST may have created the cluster before the answer was lost: find it by its tag, never resend.
             return self.checks.unconfirmed(launch, exc.message)
@@ -340,7 +382,7 @@ class Launcher:
     # ------------------------------------------------------------ following
     def poll_once(self, launch: Launch) -> Launch:
         """One clusters/get; the row is updated when the state or message changed."""
-        status: ClusterStatus = self.databricks.get_cluster(launch.cluster_id or "")
+        status: ClusterStatus = self.client_of(launch).get_cluster(launch.cluster_id or "")
         changes: dict[str, Any] = {}
         if (status.state, status.state_message) != (launch.state, launch.state_message):
             changes.update(state=status.state, state_message=self.services.redactor(status.state_message))
@@ -382,7 +424,7 @@ class Launcher:
         launch = self.store.get_launch(launch_id)
         if launch.status == "creating":
             age = _age_seconds(launch.updated_at)
-            grace = 2 * self.databricks.retry_timeout_seconds + 10
+            grace = 2 * self.client_of(launch).retry_timeout_seconds + 10
             if age is not None and age < grace:
                 return launch, False, grace - age  # another process may still be creating it: wait
             return self._checked(launch, self.recover_creating(launch), state)
@@ -504,6 +546,7 @@ def _meta(
         "pulls_ceiling": plan.pulls_ceiling,
         "budget": asdict(budget),
         "runtime": plan.runtime.key,
+        "workspace": request.workspace,
     }
 
 

@@ -46,7 +46,7 @@ def check_budget(services: Services, source: ImageSource, plan: LaunchPlan) -> B
             ),
         )
     try:
-        credentials = services.credentials(registry)
+        credentials = services.credentials(registry, source.spec.repository_ref.domain)
     except DcsError as exc:
         credentials, reason = None, exc.message
     else:

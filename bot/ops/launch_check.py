@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.clients.databricks import DatabricksClient
 from bot.domain.clock import parse_time
 from bot.domain.clusterspec import TAG_REQUEST
 from bot.domain.orphans import keep_one
@@ -79,7 +80,7 @@ class CreateChecks:
     def _look(self, launch: Launch) -> Launch:
         tag = str(launch.request.get("request_tag") or "")
         try:
-            found = self.services.databricks.find_clusters_by_tag(TAG_REQUEST, tag) if tag else []
+            found = self._client(launch).find_clusters_by_tag(TAG_REQUEST, tag) if tag else []
         except WorkspaceError as exc:
             problem = self.services.redactor(exc.message)
             log.warning("launch %s: could not look for its cluster: %s", launch.id, problem)
@@ -105,6 +106,9 @@ class CreateChecks:
         self._audit(launch, "launch.create", "not created", "no cluster carries the launch's tag (every page listed)")
         return launch
 
+    def _client(self, launch: Launch) -> DatabricksClient:
+        return self.services.workspace(launch.workspace)
+
     def _settled(self, launch: Launch) -> bool:
         sent = parse_time(launch.create_sent_at or launch.created_at)
         return sent is None or (datetime.now(UTC) - sent).total_seconds() >= self.settle_seconds
@@ -121,7 +125,7 @@ class CreateChecks:
         for duplicate in survivor.terminate:
             cluster_id = str(duplicate.get("cluster_id"))
             try:
-                self.services.databricks.terminate_cluster(cluster_id)
+                self._client(launch).terminate_cluster(cluster_id)
                 terminated.append(cluster_id)
             except WorkspaceError as exc:
                 problems.append(f"{cluster_id} ({self.services.redactor(exc.message)})")

@@ -35,7 +35,7 @@ from bot.domain.rebuild import (
     find_stale_clusters,
     published_build,
 )
-from bot.domain.records import RunOutcome
+from bot.domain.records import ImageCheck, RunOutcome
 from bot.errors import BuildInProgress, DcsError, PullLimitReached
 from bot.ops.budget import latest_budget
 from bot.ops.build import Builder, BuildProgress, ResolvedBase
@@ -141,15 +141,16 @@ def run_rebuilds(
     store = services.store
     specs = [store.get_image(n) for n in names] if names is not None else store.list_images()
     run = RebuildRun(started_at=utcnow())
-    before = len(services.registry.requests_made)
+    before = services.registry.counts["HEAD"]
     run.checks, decisions = plan(services, specs, by_hand=by_hand, on_request=on_request)
-    run.head_requests = sum(1 for m, _ in services.registry.requests_made[before:] if m == "HEAD")
+    run.head_requests = services.registry.counts["HEAD"] - before
     builder = Builder(services)
     by_name = {s.name: s for s in specs}
     for decision in decisions:
         base = resolved_base(by_name[decision.image], run.checks)
         run.results.append(_rebuild_one(builder, decision, base, source, requester, progress))
     run.finished_at = utcnow()
+    store.record_image_checks(_image_check(result, run, source) for result in run.results)
     store.audit(
         actor=requester,
         action="rebuild-run",
@@ -192,9 +193,19 @@ def _rebuild_one(
     if outcome.ok and final is not None and final.status == "succeeded":
         new = decision.new_base_digest or final.base_digest
         done = RebuildDecision(decision.image, True, decision.reasons, decision.old_base_digest, new)
-        return RebuildResult(decision.image, REBUILT, done, final)
+        release = builder.store.find_release(final.id)
+        return RebuildResult(decision.image, REBUILT, done, final, release=release)
     error = final.error if final is not None and final.error else "the build failed"
     return RebuildResult(decision.image, FAILED, decision, final, error)
+
+
+def _image_check(result: RebuildResult, run: RebuildRun, source: str) -> ImageCheck:
+    decision = result.decision
+    if result.status in (REBUILT, UNCHANGED):
+        note = ", ".join(decision.reasons) if result.status == REBUILT else decision.note
+    else:
+        note = result.error or decision.note
+    return ImageCheck(result.image, run.finished_at or utcnow(), result.status, note or None, source)
 
 
 def _ignore(_: BuildProgress) -> None:
@@ -301,7 +312,7 @@ def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> N
 def _stale_clusters(
     services: Services, run: RebuildRun, specs: dict[str, ImageSpec], problems: list[str]
 ) -> list[StaleCluster]:
-    rebuilt = {r.image: r for r in run.by_status(REBUILT) if r.pushed_digest}
+    rebuilt = {r.image: r for r in run.by_status(REBUILT) if r.pushed_digest and r.promoted}
     if not rebuilt:
         return []
     config = services.config

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MANUAL_JOB = "rebuild:manual"  # `/dcs rebuild` and `dcs rebuild`
 STALE_FOREIGN_RUN = timedelta(hours=24)  # a "running" row of another host older than this is dead
-OnBusy = Literal["skip", "raise"]
+OnBusy = Literal["skip", "raise", "defer"]
 
 
 class JobBusy(DcsError):
@@ -85,13 +85,17 @@ def run_job(
     """Run `fn` as one recorded run of `job_id`. `fn` returns (outcome, detail).
 
     When a run of the same group is in progress: `busy="skip"` records a skipped run and returns None,
-    `busy="raise"` raises JobBusy (manual triggers tell the person).
+    `busy="raise"` raises JobBusy (manual triggers tell the person), `busy="defer"` returns None and records
+    nothing (the caller keeps the work queued for the next attempt).
     """
     store = services.store
     run_id = claim_run(store, job_id, detail)
     if run_id is None:
         current = store.running_run(job_id)
         what, since, which = (current.job_id, current.started_at, current.id) if current else ("?", "?", "?")
+        if busy == "defer":
+            log.debug("%s deferred: run #%s still in progress", job_id, which)
+            return None
         if busy == "raise":
             raise JobBusy(
                 f"A {run_group(job_id)} run is already in progress ({what}, started {since}); "

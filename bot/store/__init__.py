@@ -18,12 +18,15 @@ from bot.domain.records import (
     BaseCheckRecord,
     Build,
     BuildStatus,
+    ImageCheck,
     ImageStatus,
     JobRun,
     Launch,
     LaunchStatus,
+    Promotion,
     PullSample,
     PushRecord,
+    Release,
     RunOutcome,
 )
 from bot.store.approvals import ApprovalTables
@@ -31,12 +34,24 @@ from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
+from bot.store.releases import ReleaseTables
 from bot.store.runs import RunTables, run_group
+from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
 from bot.store.watch import WatchTables
 
 
-class Store(CatalogTables, BuildTables, InventoryTables, LaunchTables, ApprovalTables, RunTables, WatchTables):
+class Store(
+    CatalogTables,
+    BuildTables,
+    InventoryTables,
+    LaunchTables,
+    ApprovalTables,
+    RunTables,
+    ScheduleTables,
+    WatchTables,
+    ReleaseTables,
+):
     """All persistence. Thread-safe; one instance per process."""
 
 
@@ -49,12 +64,15 @@ __all__ = [
     "BaseCheckRecord",
     "Build",
     "BuildStatus",
+    "ImageCheck",
     "ImageStatus",
     "JobRun",
     "Launch",
     "LaunchStatus",
     "PullSample",
+    "Promotion",
     "PushRecord",
+    "Release",
     "RunOutcome",
     "Store",
     "parse_time",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import weakref
 
+from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_dict
 from bot.domain.catalog import (
     ImageSpec,
     RegistrySpec,
@@ -17,7 +18,7 @@ from bot.domain.catalog import (
     registry_to_dict,
 )
 from bot.domain.clock import utcnow
-from bot.domain.records import Build, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.errors import AlreadyExists, NotFound
 from bot.store.base import StoreBase
 
@@ -66,8 +67,10 @@ class CatalogTables(StoreBase):
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
-        with self.transaction():
+        with self.transaction() as conn:
             self.table("images").delete(name)
+            conn.execute("DELETE FROM rebuild_queue WHERE name = ?", (name,))
+            conn.execute("DELETE FROM image_checks WHERE name = ?", (name,))
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
@@ -87,6 +90,7 @@ class CatalogTables(StoreBase):
         # Specs were validated when stored, so plain JSON is enough here.
         latest = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where=""))}
         good = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where="WHERE status = 'succeeded'"))}
+        checks = {r["name"]: ImageCheck(**r) for r in self.query("SELECT * FROM image_checks")}
         rows = []
         for row in self.query("SELECT name, spec FROM images ORDER BY name"):
             spec = json.loads(row["spec"])
@@ -99,10 +103,23 @@ class CatalogTables(StoreBase):
                     spec.get("schedule"),
                     latest.get(name),
                     good.get(name),
+                    checks.get(name),
                 )
             )
         _overview_cache[self] = (marker, tuple(rows))
         return rows
+
+    # ------------------------------------------------------------ catalog-wide settings
+    def catalog_build_settings(self) -> BuildSettings:
+        """The catalog's top-level [build] table (validated when written)."""
+        rows = self.query("SELECT value FROM catalog_settings WHERE name = 'build'")
+        return settings_from_dict(json.loads(rows[0]["value"])) if rows else NO_SETTINGS
+
+    def set_catalog_build_settings(self, settings: BuildSettings) -> None:
+        with self.transaction():
+            self.table("catalog_settings").upsert(
+                {"name": "build", "value": json.dumps(settings.to_dict()), "updated_at": utcnow()}, pk="name"
+            )
 
     # ------------------------------------------------------------ registries
     def add_registry(self, spec: RegistrySpec, *, replace: bool = False) -> None:
@@ -123,7 +140,7 @@ class CatalogTables(StoreBase):
 
     def list_registries(self) -> list[RegistrySpec]:
         rows = self.query("SELECT spec FROM registries ORDER BY name")
-        return [registry_from_dict(json.loads(r["spec"])) for r in rows]
+        return [registry_from_dict(json.loads(r["spec"]), stored=True) for r in rows]
 
     def get_registry(self, name: str) -> RegistrySpec:
         for reg in self.list_registries():

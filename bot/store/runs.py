@@ -12,7 +12,7 @@ from bot.store.base import StoreBase
 
 
 def run_group(job_id: str) -> str:
-    """`rebuild:image:x` and `rebuild:lts` share the group `rebuild`."""
+    """`rebuild:queue` and `rebuild:manual` share the group `rebuild`."""
     return job_id.split(":", 1)[0]
 
 

@@ -19,7 +19,7 @@ from bot.services import Services
 from bot.store import Store
 from tests.support.namespace import local
 
-PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_TEST_PUSH_PASSWORD"
 
 
 def make_services(tmp_db: str, registry, *, password: str | None = None, **env: str) -> Services:
@@ -225,7 +225,7 @@ def test_registry_down_is_reported_as_unreachable(registry, tmp_db, standard_bas
     services = make_services(tmp_db, registry)
     services.store.add_registry(
         registry_from_dict(
-            {"name": "down", "host": target.host, "username": target.username, "password_env": "DOWN_PW"}
+            {"name": "down", "host": target.host, "username": target.username, "password_env": "DCS_SECRET_DOWN_PW"}
         )
     )
     spec = image_from_dict(
@@ -238,7 +238,7 @@ def test_registry_down_is_reported_as_unreachable(registry, tmp_db, standard_bas
     )
     services.store.add_image(spec)
     target.stop()
-    services = build_services(load_config({**services.config.environ, "DOWN_PW": target.password}))
+    services = build_services(load_config({**services.config.environ, "DCS_SECRET_DOWN_PW": target.password}))
     outcome = Builder(services).build("goes-nowhere", push=True)
     assert isinstance(outcome.error, RegistryUnreachable)
     assert target.host in outcome.error.message or "reach" in outcome.error.message

@@ -23,7 +23,7 @@ def dcs(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess
 
 def cli_env(tmp_path: Path, registry) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_", "SLACK_", "DATABRICKS_"))}
-    env.update({"DCS_DB": str(tmp_path / "cli.db"), "LOCAL_REGISTRY_PASSWORD": registry.password})
+    env.update({"DCS_DB": str(tmp_path / "cli.db"), "DCS_SECRET_LOCAL_REGISTRY_PASSWORD": registry.password})
     return env
 
 
@@ -36,7 +36,7 @@ def test_build_push_end_to_end_with_basic_auth(tmp_path, registry, make_base, pu
 name = "local"
 host = "{registry.host}"
 username = "{registry.username}"
-password_env = "LOCAL_REGISTRY_PASSWORD"
+password_env = "DCS_SECRET_LOCAL_REGISTRY_PASSWORD"
 cluster_password_secret = "{{{{secrets/dcs/local-registry}}}}"
 
 [[image]]
@@ -75,7 +75,7 @@ pip = ["pandas==2.2.2"]
 
     exported = dcs("catalog", "export", "-", env=env)
     assert exported.returncode == 0
-    assert "LOCAL_REGISTRY_PASSWORD" in exported.stdout and registry.password not in exported.stdout
+    assert "DCS_SECRET_LOCAL_REGISTRY_PASSWORD" in exported.stdout and registry.password not in exported.stdout
 
     # The cluster a launch would create runs exactly the pushed digest, pulling with the secret reference.
     planned = dcs(

@@ -280,7 +280,7 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
     from datetime import UTC, datetime
 
     from bot.domain.catalog import image_from_dict
-    from jobs.scheduler import LTS_JOB, RATELIMIT_JOB, start_scheduler
+    from jobs.scheduler import LTS_JOB, QUEUE_JOB, RATELIMIT_JOB, start_scheduler
 
     services = watch_services(tmp_db, hub, slack)
     services.store.add_image(
@@ -300,12 +300,14 @@ def test_scheduled_jobs_run_record_and_check_docker_hub_bases_with_head_only(tmp
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             runs = {r["job_id"]: r for r in services.store.query("SELECT * FROM job_runs")}
-            if all(runs.get(j, {}).get("finished_at") for j in (LTS_JOB, RATELIMIT_JOB)):
+            if all(runs.get(j, {}).get("finished_at") for j in (QUEUE_JOB, RATELIMIT_JOB)):
                 break
             time.sleep(0.1)
     finally:
         scheduler.shutdown(wait=True)
-    assert runs[LTS_JOB]["outcome"] == "succeeded" and "1 unchanged" in runs[LTS_JOB]["detail"]
+    # the LTS interval queued the image, the queue run checked it
+    assert runs[QUEUE_JOB]["outcome"] == "succeeded" and "1 unchanged" in runs[QUEUE_JOB]["detail"]
+    assert services.store.image_check("team-pandas").status == "unchanged"
     assert runs[RATELIMIT_JOB]["outcome"] == "succeeded" and "70/100" in runs[RATELIMIT_JOB]["detail"]
     check = services.store.query("SELECT * FROM base_checks")[0]
     assert check["digest"] == hub.digest_of("databricksruntime/standard", "15.4-LTS") and check["error"] is None

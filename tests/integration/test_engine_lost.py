@@ -28,7 +28,7 @@ from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body
 from tests.support.cutproxy import CutProxy
 from tests.support.namespace import local
 
-PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_TEST_PUSH_PASSWORD"
 SECRET = "test-signing-secret-0123456789"
 BUILDER = "UBUILD1"
 LOST = "Lost the connection to the Docker engine"

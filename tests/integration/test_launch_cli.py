@@ -29,7 +29,9 @@ def workspace() -> Iterator[FakeDatabricks]:
 @pytest.fixture
 def db(tmp_db: str) -> str:
     store = Store(tmp_db)
-    store.add_registry(RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}"))
+    store.add_registry(
+        RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
+    )
     store.add_image(
         image_from_dict(
             {
@@ -138,3 +140,21 @@ def test_a_create_answered_504_is_found_by_its_tag_not_sent_again(db: str, works
     assert launch["status"] == "running" and list(workspace.clusters) == [launch["cluster_id"]]
     assert len(workspace.created_specs()) == 1
     assert "Found the cluster by this launch's tag" in result.stderr
+
+
+def test_a_runtime_the_image_was_not_made_for_is_refused_unless_overridden(db: str, workspace: FakeDatabricks) -> None:
+    args = ("launch", "team-pandas", "runtime=15.4.x-scala2.12", "node_type=m5d.large", "--user", "ann@example.com")
+    refused = dcs(db, workspace, *args, "--dry-run", "--json")
+    assert refused.returncode == 2, refused.stdout
+    error = json.loads(refused.stdout)
+    assert error["type"] == "InvalidInput" and "spark_version" not in error
+    message = error["error"]
+    assert message.startswith("runtime: '15.4.x-scala2.12' does not match the image")
+    assert "made for DBR 14.3, not 15.4" in message and "Python 3.10" in message and "Python 3.11" in message
+    assert "14.3.x-scala2.12" in message and "--allow-runtime-mismatch" in message
+
+    allowed = dcs(db, workspace, *args, "--allow-runtime-mismatch", "--dry-run", "--json")
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["spark_version"] == "15.4.x-scala2.12"
+    assert "overridden" in allowed.stderr
+    assert workspace.created_specs() == []

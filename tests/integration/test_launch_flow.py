@@ -15,6 +15,7 @@ from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.launch_bot import (
+    ADMIN,
     BUILDER,
     DIGEST,
     GOOD_FORM,
@@ -103,7 +104,7 @@ def test_a_user_slack_shares_no_email_for_is_told_why(bot: LaunchBot) -> None:
 
 
 def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
-    seed_image(bot.ctx)
+    seed_image(bot.ctx, base="databricksruntime/standard:17.3-LTS")
     answer, _ = bot.command(
         "launch team-pandas runtime=17.3.x-scala2.13 node_type=m5d.xlarge min_workers=1 "
         "max_workers=3 spark.sql.shuffle.partitions=64 tag.Team=Data"
@@ -113,8 +114,26 @@ def test_key_value_arguments_skip_the_form(bot: LaunchBot) -> None:
     sent = bot.databricks.created_specs()[0]
     assert sent["autoscale"] == {"min_workers": 1, "max_workers": 3} and "num_workers" not in sent
     assert sent["spark_conf"]["spark.sql.shuffle.partitions"] == "64" and sent["custom_tags"]["Team"] == "Data"
-    assert any("15.4" in w for w in launch.request["warnings"])  # a 17.3 runtime on a 15.4 base
+    assert launch.request["warnings"] == []  # a 17.3 runtime for a 17.3 base
     assert not bot.slack.calls("views.open")
+
+
+def test_a_runtime_the_image_was_not_made_for_is_refused_and_only_an_admin_overrides(bot: LaunchBot) -> None:
+    seed_image(bot.ctx)  # a 15.4-LTS base
+    words = "launch team-pandas runtime=16.4.x-scala2.12 node_type=m5d.large"
+    _, name = bot.command(words)
+    post = bot.slack.wait_for_response_post(name)
+    text = post.body["text"]
+    assert "made for DBR 15.4, not 16.4" in text and "15.4.x-scala2.12" in text and "allow_runtime_mismatch" in text
+    answer, _ = bot.command(f"{words} allow_runtime_mismatch=yes")  # a builder may not override
+    assert "Only a bot admin" in answer["text"]
+    assert bot.databricks.created_specs() == []
+
+    answer, _ = bot.command(f"{words} allow_runtime_mismatch=yes", user=ADMIN)
+    assert "Launching" in answer["text"]
+    launch = bot.wait_launch(lambda launch: launch.status == "running")
+    assert bot.databricks.created_specs()[0]["spark_version"] == "16.4.x-scala2.12"
+    assert any("overridden" in w and "16.4" in w for w in launch.request["warnings"])
 
 
 def test_bad_key_value_arguments_are_refused_in_the_ack(bot: LaunchBot) -> None:
@@ -282,10 +301,12 @@ def test_a_plaintext_registry_password_reaches_only_databricks(
     tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, caplog: pytest.LogCaptureFixture
 ) -> None:
     password = "plain-registry-password-4711"
-    bot = start_launch_bot(tmp_db, slack, databricks, ACR_PLAIN_PASSWORD=password)
+    bot = start_launch_bot(tmp_db, slack, databricks, DCS_SECRET_ACR_PLAIN_PASSWORD=password)
     try:
         caplog.set_level("DEBUG")
-        registry = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PLAIN_PASSWORD", allow_plaintext_password=True)
+        registry = RegistrySpec(
+            "acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PLAIN_PASSWORD", allow_plaintext_password=True
+        )
         seed_image(bot.ctx, registry=registry)
         bot.submit(bot.open_form(), GOOD_FORM)
         launch = bot.wait_launch(lambda launch: launch.status == "running")
@@ -296,7 +317,7 @@ def test_a_plaintext_registry_password_reaches_only_databricks(
         }
         assert password not in caplog.text
         assert password not in json.dumps([c.params for c in slack.calls()])
-        assert "<plaintext from $ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)
+        assert "<plaintext from $DCS_SECRET_ACR_PLAIN_PASSWORD, not shown>" in json.dumps(launch.request)
         bot.ctx.store.db.execute("PRAGMA wal_checkpoint(FULL)")
         stored = b"".join(open(path, "rb").read() for path in (tmp_db, tmp_db + "-wal") if os.path.exists(path))
         assert password.encode() not in stored

@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.workers import Workers
 from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body
 
-PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_TEST_PUSH_PASSWORD"
 CHANNEL = "C0BUILDS1"
 
 

@@ -28,6 +28,27 @@ def test_docker_hub_name_resolves_through_the_bearer_challenge_with_head_only(hu
     assert len(hub.token_requests()) == tokens
 
 
+def test_tokens_are_reused_within_their_lifetime_and_a_known_registry_costs_one_head_per_base(hub, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("bot.clients.registry.time.monotonic", lambda: clock[0])
+    client = RegistryClient(dockerhub_registry_url=hub.url)
+    bases = [parse_ref(f"databricksruntime/{flavour}:15.4-LTS") for flavour in ("standard", "python", "minimal")]
+    client.head_manifest(bases[0])  # first contact: the 401 says where the token service is
+    assert (hub.counts()["HEAD"], len(hub.token_requests())) == (2, 1)
+    for ref in bases[1:]:  # other repositories: their token is fetched first, no 401 round trip
+        client.head_manifest(ref)
+    assert (hub.counts()["HEAD"], len(hub.token_requests())) == (4, 3)
+    clock[0] += 200  # within the 300 s the token service granted: one HEAD each, no token request
+    for ref in bases:
+        client.head_manifest(ref)
+    assert (hub.counts()["HEAD"], len(hub.token_requests())) == (7, 3)
+    clock[0] += 100  # past expires_in (less the margin): renewed before the HEAD, still no 401
+    client.head_manifest(bases[0])
+    assert (hub.counts()["HEAD"], len(hub.token_requests())) == (8, 4)
+    assert sum(1 for r in hub.requests if r.method == "HEAD" and not r.header("authorization")) == 1
+    assert client.counts == {"HEAD": 8, "token": 4}
+
+
 def test_a_moved_tag_gives_a_new_digest(hub):
     client = RegistryClient(dockerhub_registry_url=hub.url)
     ref = parse_ref("databricksruntime/standard:15.4-LTS")

@@ -143,6 +143,7 @@ def test_manifests_declare_what_the_bot_uses(path: str, socket_mode: bool) -> No
         "users:read",
         "users:read.email",
         "im:write",
+        "files:write",  # "Log in thread" attaches long logs with files_upload_v2
     }
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/dcs"

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from bot.app import app_context, create_app
 from bot.compose import build_services
@@ -38,7 +41,7 @@ from tests.support.namespace import local
 
 SECRET = "test-signing-secret-0123456789"
 ADMIN, BUILDER, OUTSIDER = "UADMIN1", "UBUILD1", "U1"
-PASSWORD_VAR = "DCS_TEST_PUSH_PASSWORD"
+PASSWORD_VAR = "DCS_SECRET_TEST_PUSH_PASSWORD"
 UNREACHABLE_BASE = "127.0.0.1:9/databricksruntime/standard:15.4-LTS"
 
 
@@ -103,9 +106,15 @@ def start_bot(tmp_db: str, fake: FakeSlack, **env: str) -> tuple[Bot, ServerThre
     return Bot(server.url, fake, app_context(app)), server, workers
 
 
+def manifest_scopes() -> list[str]:
+    """The bot scopes slack-manifest.yml grants: the fake allows exactly what an installed app may do."""
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yml").read_text(encoding="utf-8"))
+    return list(manifest["oauth_config"]["scopes"]["bot"])
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
+    with FakeSlack(scopes=manifest_scopes()) as slack:
         yield slack
 
 
@@ -174,11 +183,12 @@ def test_a_retried_slash_command_starts_one_build(bot: Bot) -> None:
     first = bot.post(body)
     again = bot.post(body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
     assert first.status_code == again.status_code == 200
-    assert "started" in first.json()["text"] or "queued" in first.json()["text"]
+    assert "checking whether" in first.json()["text"] or "queued" in first.json()["text"]
     (build,) = bot.builds()
     assert f"#{build.id}" in again.json()["text"] and "nothing new was started" in again.json()["text"]
     bot.wait_finished(build.id)
-    assert len(bot.fake.calls("chat.postMessage")) == 1
+    channel_posts = [c for c in bot.fake.calls("chat.postMessage") if not c.params.get("thread_ts")]
+    assert len(channel_posts) == 1  # one build, one channel message (the requester is told in its thread)
     assert f":x: #{build.id} failed" in json.dumps(bot.command("images")["blocks"])  # the catalog view is fresh
     assert [e.action for e in bot.ctx.store.audit_events(10, action="build.request")] == ["build.request"]
 
@@ -405,79 +415,134 @@ def update_times(fake: FakeSlack, ts: str) -> list[float]:
     ]
 
 
+def buttons_of(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {e["text"]["text"]: e for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def click(bot: Bot, message: SlackMessage, label: str, name: str, user: str = OUTSIDER) -> Any:
+    button = buttons_of(message.blocks or [])[label]
+    body = block_actions_body(
+        button["action_id"],
+        button["value"],
+        user_id=user,
+        message_ts=message.ts,
+        channel_id=message.channel,
+        response_url=bot.fake.response_url(name),
+    )
+    assert bot.post(body).status_code == 200
+    return _wait_posts(bot.fake, name)[0]
+
+
 def test_build_and_push_from_slack_to_the_final_message(engine_bot: Bot) -> None:
     bot = engine_bot
     name = add_buildable_image(bot, ["pandas==2.2.2"])
     started = time.monotonic()
-    answer = bot.command(f"build {name} push")
+    answer = bot.command(f"build {name} push", response_url=bot.fake.response_url("ask"))
     assert time.monotonic() - started < 1.0, "the ack must not wait for the build"
-    assert "started" in answer["text"]
+    assert "checking whether" in answer["text"]
     build = bot.wait_finished(bot.builds()[0].id)
     assert build.status == "succeeded", build.error
+    assert "started" in json.dumps(_wait_posts(bot.fake, "ask")[0].body)
 
     message = bot.message_of(build)
-    text = json.dumps(message.blocks, ensure_ascii=False)
     assert message.channel == "C1" and message.updates >= 2  # progress, then the result
-    assert ":white_check_mark:" in text and "succeeded in" in message.text
-    assert build.pushed_digest and build.pushed_digest in text
-    assert "✅ bash" in text and "✅ python" in text  # the doctor table
-    buttons = [e["text"]["text"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Launch cluster", "Show log"]
-    # Progress was shown (bar + phase) before the result; a fast build coalesces most steps (2 s spacing).
+    # The result is short: status, image, short digest, the doctor in one line; details behind buttons.
+    summary = message.blocks[0]["text"]["text"]
+    assert ":white_check_mark:" in summary and "succeeded in" in message.text
+    assert f"`{build.pushed_digest[:19]}…`" in summary and f"/dcs-tests/{name}:latest`" in summary
+    assert re.search(r"doctor (\d+)/\1 ✓", summary), summary
+    text = json.dumps(message.blocks, ensure_ascii=False)
+    assert build.pushed_digest not in text and "✅ bash" not in text
+    assert list(buttons_of(message.blocks)) == ["Launch cluster", "Details", "Show log", "Log in thread"]
+    details = json.dumps(click(bot, message, "Details", "details").body, ensure_ascii=False)
+    assert build.pushed_digest in details and "✅ bash" in details and "✅ python" in details  # the doctor table
+    # The requester is told in the message's thread: Slack notifies on a mention, not on an edit.
+    note = bot.fake.wait_for_mention(BUILDER, threaded=True)
+    assert note.thread_ts == message.ts and "succeeded" in note.text
+    assert len(bot.fake.mentions(BUILDER, threaded=True)) == 1
+    # Progress said the phase and the step in words (no LABEL/spec-hash echo, no bar in inline code).
     progress = [c for c in bot.fake.calls("chat.update") if "░" in json.dumps(c.params, ensure_ascii=False)]
     assert progress, "no progress update before the result"
     labels = ("Checking the base", "Pulling the base", "Building", "Doctor checks", "Pushing")
     assert all(any(label in c.params["text"] for label in labels) for c in progress)
+    shown = json.dumps([c.params for c in progress], ensure_ascii=False)
+    assert "spec-hash" not in shown and "`█" not in shown and "`░" not in shown
     times = update_times(bot.fake, message.ts)
     assert all(b - a >= 1.9 for a, b in zip(times, times[1:], strict=False)), times
     registry = bot.registry  # type: ignore[attr-defined]
     assert registry.password not in json.dumps([c.params for c in bot.fake.calls()])
+    assert bot.fake.block_kit_problems() == []
 
 
-def test_an_unchanged_image_is_not_built_again_from_slack(engine_bot: Bot) -> None:
+def test_an_unchanged_image_is_answered_directly_and_posts_nothing_in_the_channel(engine_bot: Bot) -> None:
     bot = engine_bot
     name = add_buildable_image(bot, ["numpy==1.26.4"])
     bot.command(f"build {name} push")
     first = bot.wait_finished(bot.builds()[0].id)
     assert first.status == "succeeded", first.error
     calls_before = bot.ctx.services.engine.build_calls
+    channel_before = len(bot.fake.messages("C1"))
 
-    bot.command(f"build {name} push")
+    bot.command(f"build {name} push", response_url=bot.fake.response_url("again"))
+    answer = _wait_posts(bot.fake, "again")[0].body
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (bot.ctx.workers.idle() and len(bot.builds()) == 1):
         time.sleep(0.1)
     assert [b.id for b in bot.builds()] == [first.id]  # the second request left no build behind
     assert bot.ctx.services.engine.build_calls == calls_before
-    latest = bot.fake.messages()[-1]
-    text = json.dumps(latest.blocks, ensure_ascii=False)
-    assert f"{name} is up to date: build #{first.id}" in text
-    assert "force" in text and first.pushed_digest in text
-    buttons = [e["text"]["text"] for b in latest.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert "Launch cluster" in buttons
+    assert len(bot.fake.messages("C1")) == channel_before  # no copy of the old result in the channel
+    text = json.dumps(answer, ensure_ascii=False)
+    assert f"already up to date (build #{first.id}, digest `{first.pushed_digest[:19]}…`)" in text
+    assert "force" in text and answer["response_type"] == "ephemeral"
+    assert "Launch cluster" in buttons_of(answer["blocks"])
     assert bot.ctx.store.audit_events(1, action="build")[0].outcome == "up-to-date"
 
 
-def test_a_failed_build_shows_the_failing_step_and_the_log_end(engine_bot: Bot) -> None:
+def test_a_failed_build_says_why_first_without_terminal_codes_and_tells_the_requester(engine_bot: Bot) -> None:
     bot = engine_bot
-    name = add_buildable_image(bot, ["dcs-test-broken==1.0"])
+    name = add_buildable_image(bot, ["dcs-test-colour==1.0"])
     bot.command(f"build {name}")
     build = bot.wait_finished(bot.builds()[0].id)
     assert build.status == "failed"
     message = bot.message_of(build)
+    reason = message.blocks[1]["text"]["text"]
+    assert reason.startswith("*Why* No matching distribution found for dcs-test-colour==1.0\n"), reason
+    assert "*Failed at* step " in reason and "(exit code 1)" in reason and reason.count("RUN") == 1
     text = json.dumps(message.blocks, ensure_ascii=False)
-    assert ":x:" in text and "Failed at" in text and "pip" in text
-    assert "Last log lines" in text and "dcs-test-broken" in text
+    assert "Last log lines" in text and "Collecting dcs-test-colour==1.0" in text
     assert all(len((b.get("text") or {}).get("text", "")) <= 3000 for b in message.blocks)
-    show_log = block_actions_body(
-        "build_show_log",
+    note = bot.fake.wait_for_mention(BUILDER, threaded=True)
+    assert note.thread_ts == message.ts and "No matching distribution found for dcs-test-colour" in note.text + str(
+        note.blocks
+    )
+    posted = click(bot, message, "Show log", "log")
+    assert "dcs-test-colour" in json.dumps(posted.body) and posted.body["response_type"] == "ephemeral"
+    # The log goes into the thread for the team (short logs as text, long ones as a file).
+    click_body = block_actions_body(
+        "build_share_log",
         str(build.id),
         user_id=OUTSIDER,
         message_ts=message.ts,
-        response_url=bot.fake.response_url("log"),
+        channel_id="C1",
+        response_url=bot.fake.response_url("share"),
     )
-    assert bot.post(show_log).status_code == 200
-    (posted,) = _wait_posts(bot.fake, "log")
-    assert "dcs-test-broken" in json.dumps(posted.body) and posted.body["response_type"] == "ephemeral"
+    assert bot.post(click_body).status_code == 200
+    shared = wait_for_thread_text(bot.fake, message.ts, "Log of build")
+    assert "No matching distribution found" in json.dumps(shared.blocks)
+    stored = bot.ctx.store.get_build(build.id)
+    assert "\x1b" not in (stored.log_tail or "") + (stored.error or "")  # the stored log is plain text too
+    bot.fake.assert_no_escape_characters()
+    assert bot.fake.block_kit_problems() == []
+
+
+def wait_for_thread_text(fake: FakeSlack, ts: str, words: str, timeout: float = 10) -> SlackMessage:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [m for m in fake.replies("C1", ts) if words in (m.text or "")]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no thread reply with {words!r}: {[m.text for m in fake.replies('C1', ts)]}")
 
 
 def _wait_posts(fake: FakeSlack, name: str, timeout: float = 10) -> list[Any]:
@@ -513,5 +578,62 @@ def test_builds_cut_short_by_a_restart_get_their_message_finished(bot: Bot) -> N
     bot.ctx.store.update_build(queued.id, status="running", slack_ts=posted["ts"])
     close_interrupted(bot.ctx, bot.ctx.store.mark_interrupted())
     bot.fake.wait_for("chat.update")
-    (message,) = bot.fake.messages("C1")
+    (message,) = [m for m in bot.fake.messages("C1") if not m.thread_ts]
     assert "interrupted" in message.text and "stopped while this build was in progress" in json.dumps(message.blocks)
+    note = bot.fake.wait_for_mention(BUILDER, threaded=True)  # its requester hears about it
+    assert note.thread_ts == message.ts and "interrupted" in note.text
+
+
+# ---------------------------------------------------------------- sharing a log with the team
+def _failed_build_with_long_log(bot: Bot) -> tuple[Build, str]:
+    from bot.clients.slack import call
+    from bot.domain.clock import utcnow
+
+    add_unbuildable_image(bot)
+    queued = bot.ctx.builder.enqueue("team-pandas", requester=BUILDER, source="slack", slack_channel="C1")
+    log = "\n".join(f"\x1b[32mline {i}\x1b[0m" for i in range(300)) + "\nERROR: No matching distribution found for x"
+    posted = call(bot.ctx.client, "chat.postMessage", channel="C1", text="Build #1 failed")
+    bot.ctx.store.update_build(
+        queued.id, status="failed", finished_at=utcnow(), log_tail=log, error="boom", slack_ts=posted["ts"]
+    )
+    return bot.ctx.store.get_build(queued.id), posted["ts"]
+
+
+def _share(bot: Bot, build: Build, ts: str) -> None:
+    body = block_actions_body(
+        "build_share_log", str(build.id), user_id=OUTSIDER, message_ts=ts, response_url=bot.fake.response_url("s")
+    )
+    assert bot.post(body).status_code == 200
+
+
+def test_a_long_log_is_attached_to_the_thread_as_a_file(bot: Bot) -> None:
+    build, ts = _failed_build_with_long_log(bot)
+    _share(bot, build, ts)
+    _share(bot, build, ts)  # a double click shares once
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not bot.fake.files(channel="C1", thread_ts=ts):
+        time.sleep(0.05)
+    (shared,) = bot.fake.files(channel="C1", thread_ts=ts)
+    content = (shared.content or b"").decode()
+    assert shared.filename == f"build-{build.id}.log" and "line 0\n" in content
+    assert content.rstrip().endswith("No matching distribution found for x")
+    assert bot.fake.calls("files.getUploadURLExternal") and not bot.fake.calls("files.upload")
+    bot.fake.assert_no_escape_characters()
+    bot.fake.assert_no_token_outside_api()
+
+
+def test_without_files_write_the_thread_gets_the_last_lines_and_how_to_get_more(tmp_db: str) -> None:
+    scopes = [s for s in manifest_scopes() if s != "files:write"]
+    with FakeSlack(scopes=scopes) as fake:
+        bot, server, workers = start_bot(tmp_db, fake, DOCKER_HOST="tcp://127.0.0.1:9")
+        try:
+            build, ts = _failed_build_with_long_log(bot)
+            _share(bot, build, ts)
+            reply = wait_for_thread_text(fake, ts, "Log of build")
+            text = json.dumps(reply.blocks)
+            assert "No matching distribution found for x" in text and "line 299" in text and "line 200\\n" not in text
+            assert "files:write" in text and f"/dcs log {build.id}" in text
+            fake.assert_no_escape_characters()
+        finally:
+            server.stop()
+            workers.shutdown(wait=True, timeout=30)

@@ -37,7 +37,7 @@ SECRET = "test-signing-secret-0123456789"
 ADMIN, ADMIN2, BUILDER, OUTSIDER, NO_EMAIL = "UADMIN1", "UADMIN2", "UBUILD1", "UOUT001", "UNOMAIL1"
 CHANNEL, NOTIFY = "C1", "CNOTIFY1"
 DIGEST = "sha256:" + "5e" * 32
-ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PUSH_PASSWORD", None, "{{secrets/dcs/acr}}")
+ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PUSH_PASSWORD", None, "{{secrets/dcs/acr}}")
 USERS = {
     ADMIN: {"name": "ada", "profile": {"email": "ada@example.com"}},
     ADMIN2: {"name": "grace", "profile": {"email": "grace@example.com"}},

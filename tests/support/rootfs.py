@@ -6,7 +6,8 @@ static busybox. The stubs behave just enough like the real tools for the bot's c
 - `apt-get` logs its argv to /var/log/dcs-apt.log; `install` creates /var/lib/dcs-apt/<pkg> per package and
   fails like apt (exit 100) for a package named `dcs-test-missing`.
 - `pip` logs its argv to `<python root>/pip-installs.log`; an argument starting with `dcs-test-slow` makes
-  it sleep 30 s, one starting with `dcs-test-broken` makes it fail like pip (exit 1).
+  it sleep 30 s, one starting with `dcs-test-broken` makes it fail like pip (exit 1), `dcs-test-colour` the same
+  in ANSI colours with a carriage return, as pip does on a terminal.
 - `apk` (apk=True, for Alpine-like bases; apt=False drops apt-get) logs its argv to /var/log/dcs-apk.log; `add`
   appends to /etc/apk/world (what `apk info` lists) and fails like apk (exit 1) for `dcs-test-missing`.
 - `Rscript`/`R` (r=True) log their arguments to /var/log/dcs-r.log; an `-e` expression with
@@ -288,6 +289,9 @@ done
 for arg; do
     case "$arg" in
         dcs-test-broken*) echo "ERROR: No matching distribution found for $arg" >&2; exit 1 ;;
+        dcs-test-colour*)
+            printf '\033[33mCollecting %s\033[0m\r\033[K\n' "$arg"
+            printf '\033[1;31mERROR: No matching distribution found for %s\033[0m\n' "$arg" >&2; exit 1 ;;
     esac
 done
 exit 0

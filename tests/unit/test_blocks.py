@@ -80,45 +80,119 @@ def test_user_text_cannot_ping_or_link() -> None:
     assert bk.escape("<!channel> & <http://x|y>") == "&lt;!channel&gt; &amp; &lt;http://x|y&gt;"
 
 
-def test_progress_message_shows_bar_step_and_current_line() -> None:
+def test_progress_message_says_the_step_in_words_with_a_plain_bar() -> None:
     content = bk.build_progress(build(status="running"), "build", 3, 7, "Step 3/7 : RUN pip install pandas", 0.4)
     text = all_text(content)
     assert "step 3 of 7" in content["text"]
+    assert "installing Python packages: pandas" in text
     assert "████████░░░░░░░░░░░░  40%" in text
-    assert "Step 3/7 : RUN pip install pandas" in text
+    assert "`████" not in text and "Step 3/7" not in text  # no inline code (Slack draws it red), no echo
 
 
-def test_success_message_has_digest_doctor_and_buttons() -> None:
-    pushes = [PushRecord(1, 12, "local", "reg.example/team/pandas", "latest", "sha256:" + "ab" * 32, True, None)]
+def test_progress_never_echoes_the_label_with_the_spec_hash() -> None:
+    label = 'LABEL io.github.dcs-bot.image="x" io.github.dcs-bot.spec-hash="3154abcdef"'
+    text = all_text(bk.build_progress(build(status="running"), "build", 5, 5, label, 0.7))
+    assert "labelling the image" in text and "spec-hash" not in text and "3154abcdef" not in text
+
+
+def test_success_message_is_short_with_details_behind_buttons() -> None:
+    pushes = [
+        PushRecord(1, 12, "local", "reg.example/team/pandas", "latest-20260301-b12", "sha256:" + "ab" * 32, True, None),
+        PushRecord(2, 12, "local", "reg.example/team/pandas", "latest", "sha256:" + "ab" * 32, True, None),
+    ]
     content = bk.build_result(build(), pushes)
     text = all_text(content)
     assert content["text"].startswith("Build and push #12 of *team-pandas* succeeded in 3 min 5 s")
-    assert "sha256:" + "ab" * 32 in text and "reg.example/team/pandas:latest` (verified)" in text
-    assert "✅ bash" in text and "⚠️ acl" in text
-    buttons = content["blocks"][-1]["elements"]
-    assert [b["text"]["text"] for b in buttons] == ["Launch cluster", "Show log"]
+    summary = content["blocks"][0]["text"]["text"]
+    assert summary.count("\n") == 1  # two lines: the result, then image · digest · doctor
+    assert "`reg.example/team/pandas:latest`" in summary and "`sha256:abababababab…`" in summary
+    assert "doctor 2/2 ✓, 1 warning (acl)" in summary
+    assert "sha256:" + "ab" * 32 not in text and "✅ bash" not in text  # the full digest and table: Details
+    buttons = content["blocks"][1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Launch cluster", "Details", "Show log", "Log in thread"]
     assert bk.LaunchButton.decode(buttons[0]["value"]) == bk.LaunchButton("team-pandas", 12)
-    assert buttons[1]["value"] == "12"
+    assert buttons[1]["value"] == buttons[2]["value"] == "12"
+    assert len(content["blocks"]) == 3
 
 
-def test_failure_message_shows_failing_step_reason_and_log_end_within_limits() -> None:
-    log = "\n".join(f"line {i} " + "x" * 400 for i in range(2000)) + "\nERROR: No matching distribution for nope"
+def test_details_have_the_doctor_table_tags_and_full_digest() -> None:
+    pushes = [PushRecord(1, 12, "local", "reg.example/team/pandas", "latest", "sha256:" + "ab" * 32, True, None)]
+    text = all_text(bk.build_detail(build(), NOW, None, pushes))
+    assert "sha256:" + "ab" * 32 in text and "reg.example/team/pandas:latest` (verified)" in text
+    assert "✅ bash" in text and "⚠️ acl" in text and "`latest-20260301-b12`" in text
+    assert "/dcs log 12" in text and "BUILD_ID" not in text
+
+
+@pytest.mark.parametrize(
+    ("rows", "summary"),
+    [
+        ((("a", "pass"), ("b", "pass")), "doctor 2/2 ✓"),
+        ((("a", "pass"), ("b", "warn"), ("c", "warn")), "doctor 3/3 ✓, 2 warnings (b, c)"),
+        ((("a", "fail"), ("b", "pass"), ("c", "skip")), "doctor 1/2 ✗, 1 failed (a), 1 skipped"),
+    ],
+)
+def test_doctor_summary_in_one_line(rows, summary) -> None:
+    assert bk.doctor_summary({"name": n, "status": s} for n, s in rows) == summary
+
+
+PIP_STEP = 'Step 3/5 : RUN ["/databricks/python3/bin/pip", "install", "nope==1.0"]'
+
+
+def test_failure_message_puts_the_cause_first_and_the_step_once_within_limits() -> None:
+    log = (
+        "\n".join(f"line {i} " + "x" * 400 for i in range(2000))
+        + "\n\x1b[1;31mERROR: No matching distribution found for nope==1.0\x1b[0m"
+        + "\nERROR: The command '/databricks/python3/bin/pip install nope==1.0' returned a non-zero code: 1"
+    )
     doctor = tuple({"name": f"check{i}", "status": "fail", "detail": "d" * 200, "fix": ""} for i in range(60))
     failed = build(
         status="failed",
         pushed_digest=None,
-        failed_step="Step 3/5 : RUN pip install nope",
-        error="pip failed: " + "e" * 5000,
+        failed_step=PIP_STEP,
+        error=f"Build failed at {PIP_STEP}: The command '/databricks/python3/bin/pip install nope==1.0' "
+        "returned a non-zero code: 1",
         log_tail=log,
         doctor=doctor,
     )
     content = bk.build_result(failed)
     within_limits(content)
+    reason = content["blocks"][1]["text"]["text"]
+    assert reason.startswith("*Why* No matching distribution found for nope==1.0\n")
+    assert (
+        '*Failed at* step 3 of 5: RUN ["/databricks/python3/bin/pip", "install", "nope==1.0"] (exit code 1)' in reason
+    )
+    assert reason.count("RUN") == 1  # the step is said once
     text = all_text(content)
-    assert "Failed at* `Step 3/5 : RUN pip install nope`" in text
-    assert "ERROR: No matching distribution for nope" in text  # the end of the log survives the cut
-    assert [b["text"]["text"] for b in content["blocks"][-1]["elements"]] == ["Show log", "Retry"]
+    assert "\x1b" not in text and "\\u001b" not in text
+    assert "ERROR: No matching distribution found for nope" in text  # the end of the log survives the cut
+    assert [b["text"]["text"] for b in content["blocks"][-2]["elements"]] == [
+        "Details",
+        "Show log",
+        "Log in thread",
+        "Retry",
+    ]
     assert "Launch cluster" not in text
+
+
+def test_a_failure_without_a_step_keeps_the_error_as_the_cause() -> None:
+    failed = build(status="failed", pushed_digest=None, error="Push of x:latest failed: denied")
+    assert "*Why* Push of x:latest failed: denied" in all_text(bk.build_result(failed))
+
+
+def test_the_finished_note_mentions_the_requester() -> None:
+    note = bk.build_finished_note(build())
+    assert "<@U1>" in all_text(note) and "sha256:abababababab…" in all_text(note) and "doctor 2/2 ✓" in all_text(note)
+    failed = bk.build_finished_note(
+        build(status="failed", failed_step=PIP_STEP, log_tail="ERROR: No matching distribution found for nope==1.0")
+    )
+    assert "<@U1>" in all_text(failed) and "No matching distribution found for nope==1.0" in all_text(failed)
+    assert "<@" not in all_text(bk.build_finished_note(build(requester="schedule")))
+
+
+def test_up_to_date_names_the_build_and_its_digest() -> None:
+    text = all_text(bk.up_to_date(build(), "`/dcs build team-pandas force`"))
+    assert "already up to date (build #12, digest `sha256:abababababab…`)" in text
+    assert "/dcs build team-pandas force" in text and "launch_cluster" in text
 
 
 def test_log_message_keeps_the_last_lines() -> None:

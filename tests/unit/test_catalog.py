@@ -241,7 +241,13 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
         ({"apt": ["curl", "curl"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
         ({"apt": ["curl", "curl=7.81.0-1"]}, "apt", ["curl"], "lists the same package twice", "Remove the duplicates."),
         # unknown fields
-        ({"colour": "red"}, "colour", "colour", "is not a known image field", "Use one of: apt, base, description"),
+        (
+            {"colour": "red"},
+            "colour",
+            "colour",
+            "is not a known image field",
+            "Use one of: approval_hours, approvals, approvers, apt, base, build, canary",
+        ),
         ({"packages": ["pandas"]}, "packages", "packages", "is not a known image field", "Use one of:"),
         # tags and templates
         ({"tag": "bad tag"}, "tag", "bad tag", "is not a valid Docker tag", "Use letters, digits, '_', '.', '-'."),
@@ -457,7 +463,7 @@ ACR = {
     "name": "acr",
     "host": "myacr.azurecr.io",
     "username": "00000000-sp-id",
-    "password_env": "ACR_PASSWORD",
+    "password_env": "DCS_SECRET_ACR_PASSWORD",
     "cluster_username": "11111111-sp-id",
     "cluster_password_secret": "{{secrets/dcs/acr-password}}",
     "allow_plaintext_password": True,
@@ -470,7 +476,7 @@ def test_registry_from_dict_with_every_field() -> None:
         name="acr",
         host="myacr.azurecr.io",
         username="00000000-sp-id",
-        password_env="ACR_PASSWORD",
+        password_env="DCS_SECRET_ACR_PASSWORD",
         cluster_username="11111111-sp-id",
         cluster_password_secret="{{secrets/dcs/acr-password}}",
         allow_plaintext_password=True,
@@ -540,11 +546,11 @@ def test_registry_kind_by_host(host: str, kind: str) -> None:
         (
             {"name": "acr", "host": "myacr.azurecr.io", "password_env": "acr-password", "username": "u"},
             "password_env",
-            "is not an environment variable name",
-            "Give the NAME of the variable",
+            "is not a secret variable the catalog may name: only variables starting with DCS_SECRET_ can be",
+            "Put the secret in a variable named DCS_SECRET_<NAME>",
         ),
         (
-            {"name": "acr", "host": "myacr.azurecr.io", "password_env": "ACR_PASSWORD"},
+            {"name": "acr", "host": "myacr.azurecr.io", "password_env": "DCS_SECRET_ACR_PASSWORD"},
             "username",
             "is missing",
             "A password needs a username.",
@@ -610,9 +616,9 @@ def test_secret_references_accepted(secret: str) -> None:
 # ---------------------------------------------------------------- registry_for
 
 REGISTRIES = [
-    RegistrySpec(name="hub", host="index.docker.io", username="bob", password_env="HUB_TOKEN"),
-    RegistrySpec(name="acr", host="myacr.azurecr.io", username="sp", password_env="ACR_PASSWORD"),
-    RegistrySpec(name="local", host="127.0.0.1:5000", username="ci", password_env="LOCAL_PASSWORD"),
+    RegistrySpec(name="hub", host="index.docker.io", username="bob", password_env="DCS_SECRET_HUB_TOKEN"),
+    RegistrySpec(name="acr", host="myacr.azurecr.io", username="sp", password_env="DCS_SECRET_ACR_PASSWORD"),
+    RegistrySpec(name="local", host="127.0.0.1:5000", username="ci", password_env="DCS_SECRET_LOCAL_PASSWORD"),
 ]
 
 
@@ -672,7 +678,7 @@ HAND_WRITTEN = textwrap.dedent("""\
     name = "acr"
     host = "myacr.azurecr.io"
     username = "00000000-sp-id"
-    password_env = "ACR_PASSWORD"
+    password_env = "DCS_SECRET_ACR_PASSWORD"
     cluster_password_secret = "{{secrets/dcs/acr-password}}"
 
     [[registry]]
@@ -729,7 +735,7 @@ def test_export_is_sorted_by_name_and_leaves_defaults_out() -> None:
 
 def test_export_never_contains_a_password_value() -> None:
     text = dump_catalog(parse_catalog(HAND_WRITTEN))
-    assert 'password_env = "ACR_PASSWORD"' in text
+    assert 'password_env = "DCS_SECRET_ACR_PASSWORD"' in text
     assert "\npassword =" not in text and " password =" not in text
 
 

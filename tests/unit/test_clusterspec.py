@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.domain.catalog import RegistrySpec, image_from_dict
@@ -28,7 +30,7 @@ from bot.errors import InvalidInput, InvalidInputs
 from tests.fakes.databricks import NODE_TYPES, SPARK_VERSIONS
 
 DIGEST = "sha256:" + "ab" * 32
-ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
+ACR = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", None, "{{secrets/dcs/acr}}")
 
 
 def source(
@@ -104,16 +106,19 @@ def test_public_image_gets_no_basic_auth() -> None:
 
 
 def test_plaintext_password_only_when_allowed_and_never_in_the_shown_body() -> None:
-    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD", allow_plaintext_password=True)
+    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD", allow_plaintext_password=True)
     plan = plan_launch(request(), source(registry=reg), ctx(password="hunter2-very-secret"))
     assert plan.body["docker_image"]["basic_auth"]["password"] == "hunter2-very-secret"
     assert "hunter2" not in repr(plan) and "hunter2" not in str(plan.shown_body)
-    assert plan.shown_body["docker_image"]["basic_auth"]["password"] == "<plaintext from $ACR_PASSWORD, not shown>"
+    assert (
+        plan.shown_body["docker_image"]["basic_auth"]["password"]
+        == "<plaintext from $DCS_SECRET_ACR_PASSWORD, not shown>"
+    )
     assert plan.auth == "plaintext"
 
 
 def test_private_registry_without_cluster_secret_is_rejected() -> None:
-    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "ACR_PASSWORD")
+    reg = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", "DCS_SECRET_ACR_PASSWORD")
     with pytest.raises(InvalidInput) as exc:
         plan_launch(request(), source(registry=reg), ctx(password="would-be-plaintext"))
     assert exc.value.field == "registry[acr].cluster_password_secret"
@@ -135,9 +140,27 @@ def test_images_without_a_venv_turn_driver_nfs_off(base: str, runtime: str, nfs_
     assert (plan.body["spark_conf"].get(DRIVER_NFS_CONF) == "false") is nfs_off
 
 
-def test_runtime_other_than_the_base_is_a_warning_not_an_error() -> None:
-    plan = plan_launch(request(runtime="16.4.x-scala2.12"), source(), ctx())
-    assert any("15.4" in w and "16.4" in w for w in plan.warnings)
+def test_runtime_other_than_the_base_is_refused_naming_both_and_the_fix() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        plan_launch(request(runtime="16.4.x-scala2.12"), source(), ctx())
+    problem = raised.value
+    assert problem.field == "runtime" and problem.value == "16.4.x-scala2.12"
+    assert "made for DBR 15.4, not 16.4" in problem.reason
+    assert "Python 3.11" in problem.reason and "Python 3.12" in problem.reason
+    assert "15.4.x-scala2.12" in problem.fix and "allow_runtime_mismatch=yes" in problem.fix
+
+
+def test_an_admin_override_launches_the_mismatched_pair_with_a_warning() -> None:
+    plan = plan_launch(replace(request(runtime="16.4.x-scala2.12"), allow_runtime_mismatch=True), source(), ctx())
+    assert plan.body["spark_version"] == "16.4.x-scala2.12"
+    assert any("overridden" in w and "15.4" in w and "16.4" in w for w in plan.warnings)
+
+
+def test_the_base_s_own_runtime_and_other_scala_variants_are_not_a_mismatch() -> None:
+    assert plan_launch(request(runtime="15.4.x-photon-scala2.12"), source(), ctx()).warnings == ()
+    assert not plan_launch(
+        request(runtime="17.3.x-scala2.13"), source(base="databricksruntime/standard:17.3-LTS"), ctx()
+    ).warnings
 
 
 def test_zero_workers_is_a_single_node_cluster() -> None:

@@ -217,7 +217,7 @@ def test_an_unexpected_error_gives_an_apology_with_a_reference(ctx, caplog) -> N
 
 
 def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:
-    from jobs.scheduler import IMAGE_JOB_PREFIX, create_scheduler, follow_catalog
+    from jobs.scheduler import CRON_JOB_PREFIX, create_scheduler, follow_catalog
 
     scheduler = create_scheduler()
     scheduler.start(paused=True)
@@ -230,9 +230,9 @@ def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:
             user="UADMIN1",
         )
         deadline = time.monotonic() + 5
-        while scheduler.get_job(IMAGE_JOB_PREFIX + "team-nightly") is None and time.monotonic() < deadline:
+        while scheduler.get_job(CRON_JOB_PREFIX + "0 3 * * 1") is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        job = scheduler.get_job(IMAGE_JOB_PREFIX + "team-nightly")
+        job = scheduler.get_job(CRON_JOB_PREFIX + "0 3 * * 1")
         assert job is not None, "the new image's schedule was not registered"
         assert job.next_run_time.weekday() == 0 and job.next_run_time.hour == 3  # Mondays 03:00 UTC
     finally:

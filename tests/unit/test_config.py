@@ -62,7 +62,7 @@ def test_every_value_is_read() -> None:
             "DCS_PULL_WARN_PERCENT": "0",
             "DCS_PULL_WARN_MIN": "100000",
             "DCS_REBUILD_MAX_AGE_DAYS": "30",
-            "ACR_PASSWORD": "acr-secret-value",
+            "DCS_SECRET_ACR_PASSWORD": "acr-secret-value",
         }
     )
     assert config.db_path == "/var/lib/dcs/dcs.db"
@@ -75,8 +75,8 @@ def test_every_value_is_read() -> None:
     assert config.notify_channel == "#data-platform"
     assert (config.build_timeout, config.workers, config.log_level) == (600, 4, "DEBUG")
     assert (config.pull_warn_percent, config.pull_warn_min, config.rebuild_max_age_days) == (0, 100000, 30)
-    assert config.secret("ACR_PASSWORD") == "acr-secret-value"
-    assert config.secret("NOT_SET") is None
+    assert config.secret("DCS_SECRET_ACR_PASSWORD") == "acr-secret-value"
+    assert config.secret("DCS_SECRET_NOT_SET") is None
     assert sorted(config.secret_values()) == sorted([BOT_TOKEN, SIGNING, APP_TOKEN, DATABRICKS_TOKEN, HUB_TOKEN])
     assert config.missing_for("http") == [] and config.missing_for("socket") == []
 
@@ -166,7 +166,7 @@ def test_secrets_never_appear_in_repr_or_str_of_the_config() -> None:
             "DATABRICKS_TOKEN": DATABRICKS_TOKEN,
             "DOCKERHUB_USERNAME": "bob",
             "DOCKERHUB_TOKEN": HUB_TOKEN,
-            "ACR_PASSWORD": "acr-secret-value",
+            "DCS_SECRET_ACR_PASSWORD": "acr-secret-value",
         }
     )
     for text in (repr(config), str(config), f"{config}"):

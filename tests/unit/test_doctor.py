@@ -32,6 +32,7 @@ def probe(
     venv: bool = True,
     os_release: dict[str, str] | None = None,
     done: bool = True,
+    python: str = "Python 3.11.11",
 ) -> str:
     """What PROBE_SCRIPT prints inside an image with the given traits."""
     lines = [f"bin.{b}={'' if b in missing else BIN_DIR.get(b, '/bin') + '/' + b}" for b in ALL_BINARIES]
@@ -40,6 +41,7 @@ def probe(
         f"gnu.ps={gnu_ps}",
         f"java.version={java if 'java' not in missing else ''}",
         f"venv.python={'yes' if venv else 'no'}",
+        f"python.version={python if venv else ''}",
     ]
     for key, value in (UBUNTU_OS if os_release is None else os_release).items():
         lines.append(f"os.{key}={value}")
@@ -69,6 +71,10 @@ def test_full_ubuntu_image_passes_every_check() -> None:
         "java": PASS,
         "python": PASS,
         "os": PASS,
+        "runtime": PASS,
+        "os_version": PASS,
+        "python_version": PASS,
+        "java_version": PASS,
         "entrypoint": PASS,
     }
     assert report.status == PASS and report.ok and report.failures == []
@@ -346,6 +352,8 @@ def test_several_problems_at_once() -> None:
         "java": FAIL,
         "python": PASS,
         "os": FAIL,
+        "runtime": PASS,
+        "python_version": PASS,
         "entrypoint": WARN,
     }
     assert [c.name for c in report.failures] == ["platform", "sudo", "java", "os"]

@@ -13,17 +13,18 @@ import pytest
 from bot.compose import build_services
 from bot.config import load_config
 from bot.domain.catalog import image_from_dict, image_to_dict
-from bot.domain.cron import cron_trigger, standard_day_of_week
 from bot.ops.runs import MANUAL_JOB, JobBusy, claim_run, mark_interrupted_runs, run_job
 from bot.services import Services
 from bot.store import Store
 from jobs.scheduler import (
+    CRON_JOB_PREFIX,
     LTS_JOB,
     MISFIRE_GRACE_SECONDS,
     RATELIMIT_JOB,
     RESUME_JOB,
     create_scheduler,
     desired_schedules,
+    lts_images,
     start_scheduler,
     sync_schedules,
 )
@@ -54,13 +55,18 @@ def scheduler(services: Services) -> Iterator[object]:
 def test_desired_schedules_follow_the_catalog(services: Services) -> None:
     specs = [
         spec("nightly", schedule="0 3 * * *"),
+        spec("nightly-too", schedule="0 3 * * *"),
+        spec("weekly-9x", base="databricksruntime/standard:9.x", schedule="0 4 * * 1"),
         spec("lts-a"),
         spec("lts-b"),
         spec("pinned-9x", base="databricksruntime/standard:9.x"),
     ]
     wanted = {s.job_id: s for s in desired_schedules(specs, services.config)}
-    assert set(wanted) == {"rebuild:image:nightly", LTS_JOB, RATELIMIT_JOB}
-    assert wanted["rebuild:image:nightly"].cron == "0 3 * * *"
+    # one job per distinct cron, whatever the number of images on it
+    assert set(wanted) == {CRON_JOB_PREFIX + "0 3 * * *", CRON_JOB_PREFIX + "0 4 * * 1", LTS_JOB, RATELIMIT_JOB}
+    assert wanted[CRON_JOB_PREFIX + "0 3 * * *"].cron == "0 3 * * *"
+    # images with a cron of their own are still in the LTS digest check when their base is an -LTS tag
+    assert lts_images(specs) == ["nightly", "nightly-too", "lts-a", "lts-b"]
     assert wanted[LTS_JOB].minutes == 30
     assert wanted[RATELIMIT_JOB].minutes == 15  # the bases come from Docker Hub
     # A catalog entirely in a private registry, without Docker Hub credentials: no pull-budget watch.
@@ -72,8 +78,9 @@ def test_sync_registers_updates_and_removes_jobs(services: Services, scheduler) 
     services.store.add_image(spec("nightly", schedule="0 3 * * *"))
     services.store.add_image(spec("lts-a"))
     changes = sync_schedules(scheduler, services)
-    assert sorted(changes["added"]) == sorted(["rebuild:image:nightly", LTS_JOB, RATELIMIT_JOB])
-    job = scheduler.get_job("rebuild:image:nightly")
+    nightly = CRON_JOB_PREFIX + "0 3 * * *"
+    assert sorted(changes["added"]) == sorted([nightly, LTS_JOB, RATELIMIT_JOB])
+    job = scheduler.get_job(nightly)
     assert (job.next_run_time.hour, job.next_run_time.minute) == (3, 0)
     for j in scheduler.get_jobs():
         assert (j.max_instances, j.coalesce, j.misfire_grace_time) == (1, True, MISFIRE_GRACE_SECONDS)
@@ -83,14 +90,16 @@ def test_sync_registers_updates_and_removes_jobs(services: Services, scheduler) 
     assert sync_schedules(scheduler, services) == {"added": [], "updated": [], "removed": []}
     assert scheduler.get_job(LTS_JOB).next_run_time == lts_next
 
-    # The cron changes, the LTS image goes: the jobs follow at once.
-    changed = image_from_dict({**image_to_dict(services.store.get_image("nightly")), "schedule": "30 4 * * 1"})
+    # The cron changes, the LTS images go: the jobs follow at once.
+    changed = image_from_dict(
+        {**image_to_dict(services.store.get_image("nightly")), "base": "ubuntu:22.04", "schedule": "30 4 * * 1"}
+    )
     services.store.add_image(changed, replace=True)
     services.store.remove_image("lts-a")
     changes = sync_schedules(scheduler, services)
-    assert changes["updated"] == ["rebuild:image:nightly"]
-    assert sorted(changes["removed"]) == [LTS_JOB]
-    job = scheduler.get_job("rebuild:image:nightly")
+    assert changes["added"] == [CRON_JOB_PREFIX + "30 4 * * 1"]
+    assert sorted(changes["removed"]) == sorted([nightly, LTS_JOB])
+    job = scheduler.get_job(CRON_JOB_PREFIX + "30 4 * * 1")
     assert (job.next_run_time.weekday(), job.next_run_time.hour, job.next_run_time.minute) == (0, 4, 30)
 
 
@@ -188,28 +197,3 @@ def test_live_run_of_this_host_is_not_marked_interrupted(services: Services) -> 
             assert mark_interrupted_runs(services.store) == []
         finally:
             alive.kill()
-
-
-@pytest.mark.parametrize(
-    ("field", "expected"),
-    [
-        ("*", "*"),
-        ("1", "mon"),  # crontab: 1 = Monday (APScheduler's own numbering would make it Tuesday)
-        ("0", "sun"),
-        ("7", "sun"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("5-7", "sun,fri,sat"),
-        ("*/2", "sun,tue,thu,sat"),
-        ("mon-fri", "mon,tue,wed,thu,fri"),
-        ("1,3,5", "mon,wed,fri"),
-    ],
-)
-def test_day_of_week_keeps_its_crontab_meaning(field: str, expected: str) -> None:
-    assert standard_day_of_week(field) == expected
-
-
-def test_monday_cron_fires_on_monday() -> None:
-    from datetime import UTC, datetime
-
-    fire = cron_trigger("0 3 * * 1").get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC))  # a Thursday
-    assert (fire.strftime("%A"), fire.hour, fire.minute) == ("Monday", 3, 0)

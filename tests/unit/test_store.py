@@ -147,7 +147,7 @@ def test_registry_entries_never_contain_a_password(store: Store, db_path: str) -
         "name": "acr",
         "host": "myacr.azurecr.io",
         "username": "sp-id",
-        "password_env": "ACR_PASSWORD",
+        "password_env": "DCS_SECRET_ACR_PASSWORD",
         "cluster_password_secret": "{{secrets/dcs/acr}}",
     }
     with pytest.raises(InvalidInput):  # a password typed into the entry never gets as far as the store
@@ -158,7 +158,7 @@ def test_registry_entries_never_contain_a_password(store: Store, db_path: str) -
     stored = json.loads(store.query("SELECT spec FROM registries")[0]["spec"])
     assert stored == entry
     # the password is found at run time, by the name the entry holds
-    assert load_config({"ACR_PASSWORD": PASSWORD}).secret(stored["password_env"]) == PASSWORD
+    assert load_config({"DCS_SECRET_ACR_PASSWORD": PASSWORD}).secret(stored["password_env"]) == PASSWORD
     store.close()
     # nothing on disk, in the database or its write-ahead log, holds the password
     for path in Path(db_path).parent.iterdir():
