@@ -294,9 +294,42 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
         blocks.append(bk.section(f"*Why* `{bk.escape(launch.termination_code or '')}` — " + bk.escape(advice.text())))
     if launch.status == "blocked":
         blocks.append(
-            bk.actions(f"launch_{launch.id}", bk.button("Launch anyway", ANYWAY, str(launch.id), style="danger"))
+            bk.actions(
+                f"launch_{launch.id}",
+                bk.button(
+                    "Launch anyway",
+                    ANYWAY,
+                    str(launch.id),
+                    style="danger",
+                    confirm=bk.confirm(
+                        "Launch despite the pull budget?",
+                        "The cluster's nodes pull the image from Docker Hub now; if the budget runs out, nodes "
+                        "fail to start (toomanyrequests) and the cluster may not come up.",
+                        "Launch anyway",
+                        danger=True,
+                    ),
+                ),
+            )
         )
     return bk.message(f"Cluster for {launch.image} (launch #{launch.id}): {state}", blocks)
+
+
+def launch_finished_note(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
+    """The thread reply that tells the requester their cluster is up, or why not (Slack notifies on mentions,
+    never on the edits that follow a launch)."""
+    emoji = STATE_EMOJI.get(launch.status, "")
+    what = f"the cluster for *{bk.escape(launch.image)}* (launch #{launch.id})"
+    if launch.status == "running":
+        where = f": <{cluster_url}|open it in Databricks>" if cluster_url else ""
+        body = f"{what} is running{where}."
+    elif launch.status == "failed":
+        advice = launch_advice(launch)
+        why = advice.text() if advice is not None else (launch.state_message or "see the message above")
+        body = f"{what} did not start: {bk.escape(bk.cut(why, 500))}"
+    else:
+        body = f"{what}: the bot stopped following it ({bk.escape(launch.state_message or launch.status)})."
+    text = f"Cluster for {launch.image} (launch #{launch.id}): {launch.status}"
+    return bk.message(text, [bk.section(f"{emoji} {bk.user(launch.requester)} {body}")])
 
 
 # ---------------------------------------------------------------- Slack I/O

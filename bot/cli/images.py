@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from bot.cli.context import CliContext
+from bot.cli.table import print_table
 from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.packages import split_requirements
@@ -204,12 +205,12 @@ def cmd_image_list(ctx: CliContext) -> int:
                 "or import a file with `dcs catalog import catalog.toml`."
             )
             return
-        table = Table("image", "base", "repository", "last build", "digest", "schedule")
+        lines = []
         for r in rows:
             state = f"#{r['last_build']} {r['status']}" if r["last_build"] else "never built"
             digest = (r["digest"] or "")[:19]
-            table.add_row(r["name"], r["base"], r["repository"], state, digest, r["schedule"] or "")
-        ctx.console().print(table)
+            lines.append((r["name"], r["base"], r["repository"], state, digest, r["schedule"] or ""))
+        print_table(("image", "base", "repository", "last build", "digest", "schedule"), lines)
 
     ctx.emit(rows, human)
     return 0

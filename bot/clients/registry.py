@@ -16,11 +16,13 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import requests
 
 from bot.domain.ratelimit import parse_ratelimit_headers
+from bot.domain.realms import check_token_realm, is_loopback_ip
 from bot.domain.refs import DOCKER_HUB, ImageRef
 from bot.errors import (
     ManifestNotFound,
@@ -56,11 +58,6 @@ class ManifestHead:
     digest: str
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def is_local_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "[::1]") or name.startswith("127.")
 
 
 def classify_registry_error(text: str) -> type[RegistryError]:
@@ -107,8 +104,11 @@ class RegistryClient:
         dockerhub_registry_url: str = "https://registry-1.docker.io",
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        token_realms: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.dockerhub_registry_url = dockerhub_registry_url.rstrip("/")
+        # registry host -> token-service hosts it may send credentials to besides its own (bot/domain/realms.py)
+        self.token_realms = {k: tuple(v) for k, v in (token_realms or {}).items()}
         self.timeout = timeout
         self.session = session or requests.Session()
         self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}  # → (header, valid until)
@@ -118,7 +118,8 @@ class RegistryClient:
     def base_url(self, ref: ImageRef) -> str:
         if ref.domain == DOCKER_HUB:
             return self.dockerhub_registry_url
-        scheme = "http" if is_local_host(ref.domain) else "https"
+        # plain HTTP only to a loopback IP literal (parsed: "127.evil.example" is a name, and gets HTTPS)
+        scheme = "http" if is_loopback_ip(ref.domain) else "https"
         return f"{scheme}://{ref.domain}"
 
     def head_manifest(self, ref: ImageRef, credentials: Credentials | None = None) -> ManifestHead:
@@ -241,9 +242,13 @@ class RegistryClient:
             if not realm:
                 raise RegistryError(f"{ref.domain} sent a Bearer challenge without a realm.")
             query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
+            if credentials is not None:
+                # the realm is what the server said: credentials go only to a token service of this registry
+                check_token_realm(realm, registry=ref.domain, api_url=self.base_url(ref), extra=self.token_realms)
             auth = (credentials.username, credentials.password) if credentials else None
             self.counts["token"] += 1
             try:
+                # a redirect to another host loses the credentials (requests strips Authorization from it)
                 answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
             except requests.RequestException:
                 raise RegistryUnreachable(f"Cannot reach the token service {_host(realm)}.") from None

@@ -241,6 +241,7 @@ class ChannelReport:
     base_errors: list[tuple[BaseCheck, list[str]]] = field(default_factory=list)  # new check failures, images
     repositories: dict[str, str] = field(default_factory=dict)  # image → repository:moving-tag
     pull_budget: str | None = None  # the last Docker Hub budget reading, when a failure was a pull limit
+    requested_by: str | None = None  # who ran it by hand (/dcs rebuild, dcs rebuild); None for the schedule
 
     @property
     def worth_posting(self) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from bot.domain.bases import classify_base
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
-from bot.domain.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
@@ -32,6 +32,7 @@ from bot.errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from bot.ops.build_plan import explained, plan_build
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
@@ -42,6 +43,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 16 * 1024  # what the database keeps of a build's log at most (a few pip lines are long)
+
+
+def log_tail(lines: list[str]) -> str:
+    """The last LOG_TAIL_LINES lines, at most LOG_TAIL_BYTES of UTF-8 (whole lines, the newest kept)."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines[-LOG_TAIL_LINES:]):
+        size += len(line.encode()) + 1
+        if size > LOG_TAIL_BYTES and kept:
+            break
+        kept.append(line if size <= LOG_TAIL_BYTES else line[-LOG_TAIL_BYTES // 4 :])
+    return "\n".join(reversed(kept))
 
 
 @dataclass(frozen=True)
@@ -248,7 +262,7 @@ class Builder:
                 finished_at=utcnow(),
                 error=redact(exc.message),
                 failed_step=redact(step) if step else None,
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
         except Exception:
             log.exception("build %s crashed", build_id)
@@ -257,12 +271,12 @@ class Builder:
                 status="failed",
                 finished_at=utcnow(),
                 error=f"Internal error in build #{build_id}; see the bot's log.",
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C or SIGTERM: end the row now, so that the image can be built again at once.
-            self.store.update_build(build_id, log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.update_build(build_id, log_tail=redact(log_tail(lines)))
             self.store.interrupt_build(build_id, stopped_message(exc))
             raise
         finally:
@@ -330,7 +344,9 @@ class Builder:
             )
             engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
         digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
-        dockerfile = render_dockerfile(spec, digest)
+        planned = plan_build(services, spec, digest, build.id)
+        plan = planned.plan
+        dockerfile = plan.dockerfile
         outcome.dockerfile = dockerfile
         hash_ = spec_hash(spec)
         date = datetime.now(UTC).strftime("%Y%m%d")
@@ -344,13 +360,22 @@ class Builder:
             progress(BuildProgress(build.id, "build", step, steps, line, 0.1 + 0.6 * (step - 1) / max(steps, 1)))
 
         progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
-        result = engine.build(
-            dockerfile,
-            tag=f"{local_repo}:{immutable}",
-            timeout=services.config.build_timeout,
-            on_step=on_step,
-            on_line=lines.append,
-        )
+        try:
+            result = engine.build(
+                dockerfile,
+                tag=f"{local_repo}:{immutable}",
+                timeout=services.config.build_timeout,
+                on_step=on_step,
+                on_line=lines.append,
+                context=plan.context,
+                buildargs=plan.buildargs,
+                network_mode=plan.network,
+            )
+        except BuildFailed as exc:
+            raise explained(exc, lines, spec) from None
+        finally:
+            if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
+                engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)
         engine.tag(result.image_id, local_repo, spec.tag)
         tags = [immutable, spec.tag]
         store.update_build(build.id, image_id=result.image_id, tags=tags)
@@ -378,7 +403,7 @@ class Builder:
                 status="succeeded",
                 finished_at=utcnow(),
                 pushed_digest=pushed_digest,
-                log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=services.redactor(log_tail(lines)),
             )
 
     def _push(

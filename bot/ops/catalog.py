@@ -27,6 +27,7 @@ from bot.domain.catalog import (
     registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, matches, search_terms
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
@@ -34,6 +35,7 @@ from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.build_plan import image_settings
 from bot.ops.release import promoted_build
 from bot.services import Services
 
@@ -129,6 +131,20 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
 def image_overview(services: Services) -> list[ImageStatus]:
     """Every image with its last build and its last successful build (cached until the database changes)."""
     return services.store.image_overview()
+
+
+def image_page(services: Services, query: str = "", offset: int = 0, size: int = IMAGES_PER_PAGE) -> ImagePage:
+    """The images matching `query` (every word, see bot/domain/catalog_search.py), `size` from `offset`.
+
+    The catalog is read from the store's spec cache and filtered in memory; build states are looked up for
+    the page only, so the cost does not grow with the build history.
+    """
+    terms = search_terms(query)
+    names = [s.name for s in services.store.list_images() if matches(s, terms)]
+    offset = min(max(offset, 0), max(len(names) - 1, 0))
+    offset -= offset % size  # pages start at multiples of the page size
+    rows = services.store.image_statuses(names[offset : offset + size])
+    return ImagePage(rows, len(names), offset, " ".join(terms), size)
 
 
 # ---------------------------------------------------------------- registries
@@ -259,4 +275,4 @@ def render_image(services: Services, name: str, *, base_digest: str | None = Non
         )
     if resolve:
         base_digest = Builder(services).resolve_base(spec).digest
-    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest))
+    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest, image_settings(services, spec)))

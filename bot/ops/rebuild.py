@@ -243,6 +243,9 @@ def rebuild_job(
     specs = {s.name: s for s in services.store.list_images()}
     summary.stale = _stale_clusters(services, run, specs, summary.problems)
     summary.reports = channel_reports(run, specs, services.config.notify_channel, summary.stale)
+    if source != "schedule":
+        for report in summary.reports.values():
+            report.requested_by = requester or source
     _add_pull_budget(services, summary.reports)
     if notify:
         for channel, report in summary.reports.items():

@@ -133,6 +133,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (build_id, user)
     );
     """,
+    # 9: indexes for retention (bot/store/retention.py deletes by age)
+    """
+    CREATE INDEX job_runs_started ON job_runs(started_at);
+    CREATE INDEX claims_created ON claims(created_at);
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX builds_finished ON builds(finished_at);
+    """,
 ]
 
 
