@@ -21,6 +21,7 @@ SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})
 HOST_PORT = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(?::[0-9]{1,5})?\Z"
 )
+SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # a Databricks secret scope
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -109,6 +110,7 @@ VARIABLES: dict[str, str] = {
     "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
     "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
     "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
+    "DCS_LAUNCH_SECRET_SCOPES": "Secret scopes launches may reference in Spark conf/env values (comma-separated)",
     "DCS_TOKEN_REALMS": "Token services a registry may send credentials to besides its own host: REGISTRY=HOST[,…]",
 }
 SECRET_VARIABLES = frozenset(
@@ -230,6 +232,8 @@ class Config:
     databricks_timeout: int = 30
     # registry host -> token-service hosts it may send credentials to besides its own (DCS_TOKEN_REALMS)
     token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # Databricks secret scopes users may reference in launch Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
+    launch_secret_scopes: frozenset[str] = frozenset()
     # Named workspaces (DCS_WORKSPACES); empty: one workspace, "default", from the environment's unified auth.
     workspaces: tuple[Workspace, ...] = ()
     # Custom tags (key, value or None for any value) that mark an item as owned by another tool.
@@ -366,6 +370,16 @@ def load_config(environ: Mapping[str, str]) -> Config:
             )
         return frozenset(i for i in ids if SLACK_USER_ID.match(i))
 
+    def secret_scopes(name: str) -> frozenset[str]:
+        scopes = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
+        bad = [s for s in scopes if not SCOPE_NAME.match(s)]
+        if bad:
+            problems.append(
+                f"{name} has {', '.join(repr(b) for b in bad)}: list Databricks secret scope names (letters, digits, "
+                "'_', '-', '.'), comma-separated"
+            )
+        return frozenset(s for s in scopes if SCOPE_NAME.match(s))
+
     def host_pairs(name: str, what: str) -> dict[str, tuple[str, ...]]:
         pairs: dict[str, list[str]] = {}
         for item in (get(name) or "").split(","):
@@ -430,6 +444,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         keep_logs_days=integer("DCS_KEEP_LOGS_DAYS", 30, 1, 36500),
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
         token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
+        launch_secret_scopes=secret_scopes("DCS_LAUNCH_SECRET_SCOPES"),
         workspaces=workspaces,
         managed_tags=managed_tags,
         environ=MappingProxyType(dict(environ)),
