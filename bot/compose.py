@@ -7,21 +7,59 @@ reports. `attach_bot(services, workers)` adds what only a running bot has: the l
 
 from __future__ import annotations
 
-from bot.clients.slack import make_web_client
+from typing import Any
+
 from bot.config import Config
+from bot.domain.notify import BudgetAlert
+from bot.domain.rebuild import ChannelReport
+from bot.domain.records import ApprovalRequest, Launch
 from bot.services import Services
 from bot.workers import Workers
-from handlers.notifier import SlackNotifier
-from jobs.clusters import tracker_for
 
 
 def build_services(config: Config) -> Services:
     services = Services.from_config(config)
     if config.slack_bot_token:
-        services.notifier = SlackNotifier(make_web_client(config), services)
+        services.notifier = LazySlackNotifier(config, services)
     return services
+
+
+class LazySlackNotifier:
+    """The Slack notifier, made at its first report: a `dcs image list` on the bot's machine (its .env has the
+    Slack token) never loads slack_bolt and the Slack surfaces just to print a table."""
+
+    def __init__(self, config: Config, services: Services) -> None:
+        self._config = config
+        self._services = services
+        self._notifier: Any = None
+
+    def _real(self) -> Any:
+        if self._notifier is None:
+            # Imported on first use on purpose: the Slack surfaces and slack_sdk cost more than most commands.
+            from bot.clients.slack import make_web_client
+
+            # Imported on first use on purpose (see above).
+            from handlers.notifier import SlackNotifier
+
+            self._notifier = SlackNotifier(make_web_client(self._config), self._services)
+        return self._notifier
+
+    def rebuild_report(self, report: ChannelReport) -> bool:
+        return bool(self._real().rebuild_report(report))
+
+    def budget_alert(self, alert: BudgetAlert) -> bool:
+        return bool(self._real().budget_alert(alert))
+
+    def launch_changed(self, launch: Launch) -> bool:
+        return bool(self._real().launch_changed(launch))
+
+    def approval_changed(self, request: ApprovalRequest) -> bool:
+        return bool(self._real().approval_changed(request))
 
 
 def attach_bot(services: Services, workers: Workers) -> None:
     """The parts of a running bot process: launches created from Slack are followed in its worker pool."""
+    # Imported here on purpose: only a running bot follows launches; the CLI never needs the jobs package.
+    from jobs.clusters import tracker_for
+
     tracker_for(services, workers)

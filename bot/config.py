@@ -17,6 +17,11 @@ from bot.errors import ConfigError, InvalidInput
 # \Z, not $: "$" also matches before a trailing newline.
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}\Z")
 SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})\Z")
+# host[:port] as an operator writes it in a setting (lower case; IPv6 in brackets)
+HOST_PORT = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(?::[0-9]{1,5})?\Z"
+)
+SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # a Databricks secret scope
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -82,6 +87,10 @@ VARIABLES: dict[str, str] = {
     "DCS_PULL_WARN_PERCENT": "Warn when remaining pulls fall below this percentage (default 20)",
     "DCS_PULL_WARN_MIN": "Warn when remaining pulls fall below this number (default 10)",
     "DCS_REBUILD_MAX_AGE_DAYS": "Rebuild images older than this many days even if nothing moved (default off)",
+    "DCS_KEEP_RUNS_DAYS": "Days scheduled-run records (job_runs) are kept (default 90)",
+    "DCS_KEEP_CLAIMS_DAYS": "Days idempotency claims (retries, double clicks) are kept (default 30)",
+    "DCS_KEEP_AUDIT_DAYS": "Days audit rows are kept (default 365)",
+    "DCS_KEEP_LOGS_DAYS": "Days build log tails are kept; each image's latest build keeps its log (default 30)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
     "DCS_WORKSPACES": "Workspaces as name:profile pairs (~/.databrickscfg profiles); the first is the default",
     "DCS_PROTECTED_WORKSPACES": "Workspaces whose rollouts need a second person's approval (four eyes), e.g. prod",
@@ -99,6 +108,8 @@ VARIABLES: dict[str, str] = {
     "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
     "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
     "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
+    "DCS_LAUNCH_SECRET_SCOPES": "Secret scopes launches may reference in Spark conf/env values (comma-separated)",
+    "DCS_TOKEN_REALMS": "Token services a registry may send credentials to besides its own host: REGISTRY=HOST[,…]",
 }
 SECRET_VARIABLES = frozenset(
     {
@@ -138,7 +149,15 @@ class Config:
     pull_warn_percent: int = 20
     pull_warn_min: int = 10
     rebuild_max_age_days: int | None = None
+    keep_runs_days: int = 90
+    keep_claims_days: int = 30
+    keep_audit_days: int = 365
+    keep_logs_days: int = 30
     databricks_timeout: int = 30
+    # registry host -> token-service hosts it may send credentials to besides its own (DCS_TOKEN_REALMS)
+    token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # Databricks secret scopes users may reference in launch Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
+    launch_secret_scopes: frozenset[str] = frozenset()
     # Named workspaces (DCS_WORKSPACES); empty: one workspace, "default", from the environment's unified auth.
     workspaces: tuple[Workspace, ...] = ()
     # Custom tags (key, value or None for any value) that mark an item as owned by another tool.
@@ -275,6 +294,31 @@ def load_config(environ: Mapping[str, str]) -> Config:
             )
         return frozenset(i for i in ids if SLACK_USER_ID.match(i))
 
+    def secret_scopes(name: str) -> frozenset[str]:
+        scopes = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
+        bad = [s for s in scopes if not SCOPE_NAME.match(s)]
+        if bad:
+            problems.append(
+                f"{name} has {', '.join(repr(b) for b in bad)}: list Databricks secret scope names (letters, digits, "
+                "'_', '-', '.'), comma-separated"
+            )
+        return frozenset(s for s in scopes if SCOPE_NAME.match(s))
+
+    def host_pairs(name: str, what: str) -> dict[str, tuple[str, ...]]:
+        pairs: dict[str, list[str]] = {}
+        for item in (get(name) or "").split(","):
+            if not item.strip():
+                continue
+            key, sep, value = (part.strip().lower() for part in item.partition("="))
+            if not sep or not HOST_PORT.match(key) or not HOST_PORT.match(value):
+                problems.append(
+                    f"{name} has {item.strip()!r}: list {what} as REGISTRY_HOST=HOST[:PORT] pairs, comma-separated, "
+                    "e.g. registry.gitlab.com=gitlab.com"
+                )
+                continue
+            pairs.setdefault(key, []).append(value)
+        return {k: tuple(v) for k, v in pairs.items()}
+
     notify = get("DCS_NOTIFY_CHANNEL")
     if notify and not SLACK_CHANNEL.match(notify):
         problems.append(f"DCS_NOTIFY_CHANNEL={notify!r} is not a channel id (C…) or #channel-name")
@@ -314,7 +358,13 @@ def load_config(environ: Mapping[str, str]) -> Config:
         pull_warn_percent=integer("DCS_PULL_WARN_PERCENT", 20, 0, 100),
         pull_warn_min=integer("DCS_PULL_WARN_MIN", 10, 0, 100000),
         rebuild_max_age_days=max_age or None,
+        keep_runs_days=integer("DCS_KEEP_RUNS_DAYS", 90, 1, 36500),
+        keep_claims_days=integer("DCS_KEEP_CLAIMS_DAYS", 30, 1, 36500),
+        keep_audit_days=integer("DCS_KEEP_AUDIT_DAYS", 365, 1, 36500),
+        keep_logs_days=integer("DCS_KEEP_LOGS_DAYS", 30, 1, 36500),
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
+        token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
+        launch_secret_scopes=secret_scopes("DCS_LAUNCH_SECRET_SCOPES"),
         workspaces=workspaces,
         managed_tags=managed_tags,
         environ=MappingProxyType(dict(environ)),

@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.domain.build_settings import BuildSettings, settings_from_environment
 from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for, registry_migration
 from bot.domain.notify import Notifier, NullNotifier
+from bot.domain.realms import origin
 from bot.domain.redact import Redactor
 from bot.domain.refs import ImageRef, same_registry_host
 from bot.domain.secrets import SECRET_ENV_PREFIX
@@ -95,8 +96,19 @@ class Services:
     def registry(self) -> RegistryClient:
         with self._lock:
             if self._registry is None:
-                self._registry = RegistryClient(dockerhub_registry_url=self.config.dockerhub_registry_url)
+                self._registry = RegistryClient(
+                    dockerhub_registry_url=self.config.dockerhub_registry_url,
+                    token_realms=self.token_realms(),
+                )
             return self._registry
+
+    def token_realms(self) -> dict[str, tuple[str, ...]]:
+        """Token services allowed per registry besides its own host: the operator's DCS_TOKEN_REALMS, and for
+        Docker Hub the configured DOCKERHUB_AUTH_URL (auth.docker.io is built in, bot/domain/realms.py)."""
+        realms = {k: tuple(v) for k, v in self.config.token_realms.items()}
+        hub_auth = origin(self.config.dockerhub_auth_url)[1]
+        realms["docker.io"] = (*realms.get("docker.io", ()), hub_auth)
+        return realms
 
     @property
     def dockerhub(self) -> DockerHubClient:

@@ -16,6 +16,7 @@ from bot.domain.ansi import plain
 from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
+from bot.domain.catalog_search import ImagePage
 from bot.domain.clock import ago
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
@@ -77,7 +78,9 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": cut(text, 75)},
@@ -86,7 +89,23 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     }
     if style:
         element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
     return element
+
+
+def confirm(title: str, text: str, yes: str, *, no: str = "Cancel", danger: bool = False) -> dict[str, Any]:
+    """The "Are you sure?" dialog Slack shows before sending a click with consequences (Block Kit limits:
+    title 100, text 300, buttons 30 characters)."""
+    dialog: dict[str, Any] = {
+        "title": {"type": "plain_text", "text": cut(title, 100)},
+        "text": {"type": "mrkdwn", "text": cut(text, 300)},
+        "confirm": {"type": "plain_text", "text": cut(yes, 30)},
+        "deny": {"type": "plain_text", "text": cut(no, 30)},
+    }
+    if danger:
+        dialog["style"] = "danger"
+    return dialog
 
 
 def actions(block_id: str, *elements: dict[str, Any]) -> Block:
@@ -453,13 +472,47 @@ EMPTY_CATALOG = (
 )
 
 
+IMAGES_HELP = "Build one: `/dcs build NAME [push]`. Details of a build: `/dcs status BUILD_ID`."
+
+
 def images_list(rows: Sequence[ImageStatus], now: datetime) -> dict[str, Any]:
     if not rows:
         return message(EMPTY_CATALOG, [section(EMPTY_CATALOG)])
+    # the header and the help line are not images: room for MESSAGE_BLOCKS - 3 images and the "…more" line
+    shown = rows if len(rows) <= MESSAGE_BLOCKS - 2 else rows[: MESSAGE_BLOCKS - 3]
     blocks = [section(f"*{len(rows)} image(s) in the catalog*")]
-    blocks += [section(image_line(row, now)) for row in rows]
-    blocks.append(context("Build one: `/dcs build NAME [push]`. Details of a build: `/dcs status BUILD_ID`."))
-    return message(f"{len(rows)} image(s) in the catalog", fit(blocks, what="images"))
+    blocks += [section(image_line(row, now)) for row in shown]
+    if len(shown) < len(rows):
+        blocks.append(context(f"…and {len(rows) - len(shown)} more images not shown; `/dcs images WORD` filters."))
+    blocks.append(context(IMAGES_HELP))
+    return message(f"{len(rows)} image(s) in the catalog", blocks)
+
+
+def images_page(page: ImagePage, now: datetime) -> dict[str, Any]:
+    """One page of `/dcs images [filter]`, with Previous/Next buttons carrying the filter and the offset."""
+    if page.total == 0:
+        if not page.query:
+            return message(EMPTY_CATALOG, [section(EMPTY_CATALOG)])
+        text = f"No image matches `{escape(page.query)}`. `/dcs images` lists the whole catalog."
+        return message(text, [section(text)])
+    first, last = page.offset + 1, page.offset + len(page.rows)
+    what = f"matching `{escape(page.query)}`" if page.query else "in the catalog"
+    title = f"{page.total} image(s) {what}" + (f", {first}–{last} shown" if page.total > len(page.rows) else "")
+    blocks = [section(f"*{title}*")]
+    blocks += [section(image_line(row, now)) for row in page.rows]
+    buttons = []
+    if page.previous_offset is not None:
+        buttons.append(button("◀ Previous", "images_page_previous", _page_value(page.query, page.previous_offset)))
+    if page.next_offset is not None:
+        buttons.append(button("Next ▶", "images_page_next", _page_value(page.query, page.next_offset)))
+    if buttons:
+        blocks.append(actions("images_pages", *buttons))
+    blocks.append(context(IMAGES_HELP + (" Filter: `/dcs images WORD`." if not page.query else "")))
+    return message(title, blocks)
+
+
+def _page_value(query: str, offset: int) -> str:
+    return json.dumps({"q": query, "offset": offset})
 
 
 def image_added(spec: ImageSpec, now: datetime | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,10 +11,11 @@ from slack_bolt import App
 from bot.clients.slack import SlackError, call
 from bot.domain.permissions import Role
 from bot.errors import InvalidInput
-from bot.ops.catalog import add_image, image_overview
+from bot.ops.catalog import add_image, image_page
 from handlers import blocks as bk
 from handlers.commands import CommandContext, Subcommand, now
 from handlers.context import AppContext
+from handlers.respond import replace
 from handlers.views import form_data, image_add_modal
 
 log = logging.getLogger(__name__)
@@ -36,11 +38,12 @@ ADD_OPTIONS = {
 
 
 def register(app: App, ctx: AppContext) -> None:
+    register_paging(app, ctx)
     ctx.commands.add(
         Subcommand(
             "images",
-            "The catalog: every image with its last build and pushed digest.",
-            "images",
+            "The catalog: every image with its last build and pushed digest; words filter, buttons page.",
+            "images [WORD…]",
             Role.EVERYONE,
             images_command,
         )
@@ -57,8 +60,26 @@ def register(app: App, ctx: AppContext) -> None:
 
 
 def images_command(cmd: CommandContext) -> None:
-    cmd.reject_unknown(max_args=0)
-    cmd.reply(bk.images_list(image_overview(cmd.app.services), now()))
+    cmd.reject_unknown()
+    cmd.reply(bk.images_page(image_page(cmd.app.services, " ".join(cmd.args)), now()))
+
+
+def register_paging(app: App, ctx: AppContext) -> None:
+    """Previous/Next on a `/dcs images` answer: the same filter, another offset (read-only: no claim)."""
+
+    def page(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        try:
+            data = json.loads(action.get("value") or "{}")
+            query, offset = str(data.get("q", "")), int(data.get("offset", 0))
+        except (ValueError, TypeError, AttributeError):
+            query, offset = "", 0  # a mangled value shows the first page rather than nothing
+        content = bk.images_page(image_page(ctx.services, query, offset), now())
+        ctx.workers.quick(replace, body.get("response_url"), content)
+
+    app.action("images_page_previous")(page)
+    app.action("images_page_next")(page)
 
 
 def image_add_command(cmd: CommandContext) -> None:

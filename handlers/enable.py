@@ -69,8 +69,19 @@ def approval_message(request: ApprovalRequest, host: str) -> dict[str, Any]:
         blocks.append(
             bk.actions(
                 f"enable_{request.id}",
-                bk.button("Approve", APPROVE, value, style="primary"),
-                bk.button("Deny", DENY, value, style="danger"),
+                bk.button(
+                    "Approve",
+                    APPROVE,
+                    value,
+                    style="primary",
+                    confirm=bk.confirm(
+                        "Switch on Container Services?",
+                        "Every cluster in this workspace may then start from a custom Docker image. "
+                        "This calls the workspace settings API at once.",
+                        "Approve",
+                    ),
+                ),
+                bk.button("Deny", DENY, value),  # refusing changes nothing: no red, no dialog
             )
         )
     blocks.append(bk.context(f"Request #{request.id}"))

@@ -17,7 +17,7 @@ from slack_bolt import App
 from bot.clients.slack import SlackError, call
 from bot.ops.budget import budget_report
 from bot.ops.build import builds_overview
-from bot.ops.catalog import image_overview
+from bot.ops.catalog import image_page
 from handlers import blocks as bk
 from handlers.builds import positions_of
 from handlers.commands import now
@@ -31,7 +31,9 @@ PER_SECTION_BLOCKS = 30
 
 
 def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
-    rows = image_overview(ctx.services)
+    # the header and the "more" line take two of the section's blocks; only the shown page is looked up
+    page = image_page(ctx.services, size=PER_SECTION_BLOCKS - 2)
+    rows = page.rows
     blocks: list[dict[str, Any]] = [bk.header("Images")]
     if not rows:
         return [*blocks, bk.section(bk.EMPTY_CATALOG)]
@@ -40,8 +42,20 @@ def catalog_section(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
     for row in rows:
         block = bk.section(bk.image_line(row, stamp))
         if can_build:
-            block["accessory"] = bk.button("Build & push", "build_image", json.dumps({"image": row.name, "push": True}))
+            block["accessory"] = bk.button(
+                "Build & push",
+                "build_image",
+                json.dumps({"image": row.name, "push": True}),
+                confirm=bk.confirm(
+                    f"Build and push {row.name}?",
+                    f"Builds *{bk.escape(row.name)}*, runs the doctor and pushes `{bk.escape(row.repository)}` "
+                    "if it passes: clusters on the moving tag get it at their next start.",
+                    "Build & push",
+                ),
+            )
         blocks.append(block)
+    if page.total > len(rows):
+        blocks.append(bk.context(f"…and {page.total - len(rows)} more: `/dcs images WORD` finds one, with pages."))
     return blocks
 
 

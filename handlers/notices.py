@@ -12,7 +12,7 @@ from typing import Any
 from bot.domain.ratelimit import BudgetReport, format_window
 from bot.domain.rebuild import ChannelReport, StaleCluster
 from bot.domain.refs import short_digest
-from handlers.blocks import SECTION_LIMIT, Block, context, cut, divider, escape, header, message, section
+from handlers.blocks import SECTION_LIMIT, Block, context, cut, divider, escape, header, message, section, user
 
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
 
@@ -34,8 +34,12 @@ def _lines(items: Sequence[str], what: str, budget: int = SECTION_LIMIT - 200) -
 def _pick_up(cluster: StaleCluster, moving_url: str | None) -> str:
     if cluster.moving:
         return "restart it: it pulls the moving tag again at start"
-    target = moving_url or "the new tag"
-    return f"edit it to use `{escape(target)}` (or the new immutable tag) and restart"
+    # Pinned by digest on purpose: it moves when someone changes the pin, to the new digest (not a moving tag).
+    repository = (moving_url or cluster.image_url).rsplit("@", 1)[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    pinned = f"{escape(repository)}@{cluster.new_digest}"
+    return f"it is pinned by digest: when it should move, edit it to `{pinned}` and restart"
 
 
 def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
@@ -48,9 +52,11 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         parts.append(f"{n_fail} failed")
     if report.base_errors and not parts:
         parts.append("base check failed")
-    title = "Scheduled rebuild: " + ", ".join(parts)
+    title = ("Rebuild" if report.requested_by else "Scheduled rebuild") + ": " + ", ".join(parts)
     blocks: list[Block] = [header(title)]
     text_lines = [title + "."]
+    if report.requested_by:  # a mention: the person who asked is notified when the run is done
+        blocks.append(context(f"Requested by {user(report.requested_by)}"))
 
     if report.rebuilt:
         lines = []
@@ -58,11 +64,14 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             d = r.decision
             where = report.repositories.get(r.image, r.image)
             why = ", ".join(d.reasons) or "rebuilt"
+            if r.promoted:
+                pushed = f"pushed `{escape(where)}` and `{escape(r.immutable_tag or '?')}`"
+            else:
+                pushed = f"pushed `{escape(r.immutable_tag or '?')}` only (a candidate: `{escape(where)}` unchanged)"
             lines.append(
                 f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
-                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; pushed "
-                f"`{escape(where)}` and `{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
-                f" (build #{r.build.id if r.build else '?'})"
+                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; {pushed}"
+                f" = `{short_digest(r.pushed_digest)}` (build #{r.build.id if r.build else '?'})"
             )
             text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
         blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))
@@ -84,7 +93,10 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
                     "more; the next run tries again."
                 )
             )
-        blocks.append(context("Details: `/dcs log BUILD_ID`. After fixing, `/dcs rebuild NAME` runs it again."))
+        first = next((r for r in report.failed if r.build), None)
+        log_hint = f"`/dcs log {first.build.id}`" if first and first.build else "`/dcs status`"
+        again = f"`/dcs rebuild {escape(report.failed[0].image)}`"
+        blocks.append(context(f"Details: {log_hint}. After fixing, {again} runs it again."))
     if report.base_errors:
         lines = [
             f":warning: `{escape(check.base_ref)}` could not be checked ({escape(cut(check.error or '', 300))});"

@@ -12,13 +12,13 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.clients.slack import call
+from bot.clients.slack import SlackError, call
 from bot.domain.notify import BudgetAlert
 from bot.domain.rebuild import ChannelReport
 from bot.services import Services
 from bot.store import ApprovalRequest, Launch
 from handlers.enable import approval_message
-from handlers.launch import cluster_url, launch_message
+from handlers.launch import cluster_url, launch_finished_note, launch_message
 from handlers.notices import pull_all_clear, pull_warning, rebuild_notice
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,34 @@ class SlackNotifier:
     def launch_changed(self, launch: Launch) -> bool:
         if not (launch.slack_channel and launch.slack_ts):
             return False
+        url = cluster_url(self.services, launch)
         call(
             self.client,
             "chat.update",
             channel=launch.slack_channel,
             ts=launch.slack_ts,
-            **launch_message(launch, cluster_url(self.services, launch)),
+            **launch_message(launch, url),
         )
+        if launch.finished:
+            self._tell_requester(launch, url)
         return True
+
+    def _tell_requester(self, launch: Launch, url: str | None) -> None:
+        """Once per launch (claimed in the store): a threaded mention, since an edit notifies nobody."""
+        if not (launch.requester and launch.requester[:1] in "UW" and launch.slack_channel and launch.slack_ts):
+            return
+        if not self.services.store.claim(f"notify:launch:{launch.id}", "notify"):
+            return
+        try:
+            call(
+                self.client,
+                "chat.postMessage",
+                channel=launch.slack_channel,
+                thread_ts=launch.slack_ts,
+                **launch_finished_note(launch, url),
+            )
+        except SlackError as exc:
+            log.warning("launch #%s: could not tell %s in the thread: %s", launch.id, launch.requester, exc.code)
 
     def approval_changed(self, request: ApprovalRequest) -> bool:
         if not (request.slack_channel and request.slack_ts):

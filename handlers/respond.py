@@ -24,3 +24,15 @@ def tell(response_url: str | None, content: dict[str, Any]) -> None:
             log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
     except Exception as exc:
         log.warning("could not answer through the response_url: %s", type(exc).__name__)
+
+
+def replace(response_url: str | None, content: dict[str, Any]) -> None:
+    """Replace the message a button was clicked in (an ephemeral answer's pages), through the response_url."""
+    if not response_url:
+        return
+    try:
+        response = WebhookClient(response_url, timeout=TIMEOUT_SECONDS).send(replace_original=True, **content)
+        if response.status_code != 200:
+            log.warning("the response_url answered %s (it expires after 30 min and 5 uses)", response.status_code)
+    except Exception as exc:
+        log.warning("could not replace the message through the response_url: %s", type(exc).__name__)

@@ -21,9 +21,11 @@ from types import ModuleType
 from typing import Any
 
 from bot.cli import build as build_commands
+from bot.cli import fleet as fleet_commands
 from bot.cli import images as image_commands
 from bot.cli import launch as launch_commands
 from bot.cli import rebuild as rebuild_commands
+from bot.cli import release as release_commands
 from bot.cli.context import CliContext
 from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
@@ -37,6 +39,8 @@ FEATURES: list[ModuleType] = [
     build_commands,
     rebuild_commands,
     launch_commands,
+    fleet_commands,
+    release_commands,
 ]
 
 

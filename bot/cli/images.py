@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from bot.cli.context import CliContext
+from bot.cli.table import print_table
 from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.packages import split_requirements
@@ -204,12 +205,12 @@ def cmd_image_list(ctx: CliContext) -> int:
                 "or import a file with `dcs catalog import catalog.toml`."
             )
             return
-        table = Table("image", "base", "repository", "last build", "digest", "schedule")
+        lines = []
         for r in rows:
             state = f"#{r['last_build']} {r['status']}" if r["last_build"] else "never built"
             digest = (r["digest"] or "")[:19]
-            table.add_row(r["name"], r["base"], r["repository"], state, digest, r["schedule"] or "")
-        ctx.console().print(table)
+            lines.append((r["name"], r["base"], r["repository"], state, digest, r["schedule"] or ""))
+        print_table(("image", "base", "repository", "last build", "digest", "schedule"), lines)
 
     ctx.emit(rows, human)
     return 0
@@ -241,6 +242,18 @@ def cmd_image_show(ctx: CliContext) -> int:
         ],
         "inventory": details.inventory.to_dict() if details.inventory else None,
         "inventory_build": details.inventory_build,
+        "release": spec.release.promote,
+        "promoted": {"build": details.promoted.id, "digest": details.promoted.pushed_digest}
+        if details.promoted
+        else None,
+        "candidate": {
+            "build": details.candidate.build_id,
+            "digest": details.candidate.digest,
+            "status": details.candidate.status,
+            "expires_at": details.candidate.expires_at,
+        }
+        if details.candidate
+        else None,
     }
     inventory = details.inventory
 
@@ -254,6 +267,18 @@ def cmd_image_show(ctx: CliContext) -> int:
             f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
             f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
         )
+        console.print(f"  {'release':15} {spec.release.describe()}")
+        promoted, candidate = details.promoted, details.candidate
+        if promoted:
+            console.print(f"  {'promoted':15} build #{promoted.id} {promoted.pushed_digest} ({spec.tag})")
+        if candidate:
+            until = (
+                f", expires {candidate.expires_at}" if candidate.expires_at and candidate.status == "waiting" else ""
+            )
+            console.print(
+                f"  {'candidate':15} build #{candidate.build_id} {candidate.digest} ({candidate.status}{until}); "
+                f"`dcs promote {spec.name} {candidate.build_id}` moves {spec.tag} to it"
+            )
         if details.next_runs:
             console.print(f"  {'next runs':15} {describe_times(details.next_runs)}")
         if check:

@@ -259,6 +259,10 @@ class DatabricksClient:
                 self._resolved_host = (sdk_config.host or "").rstrip("/") or None
             return self._clients[single_attempt]
 
+    def run(self, action: str, fn: Callable[[Any], T]) -> T:
+        """One SDK operation on the WorkspaceClient, bounded and translated (bot/clients/databricks_fleet.py)."""
+        return self._call(action, fn)
+
     def _call(self, action: str, fn: Callable[[Any], T], single_attempt: bool = False) -> T:
         """Run one SDK operation inside the time budget and translate whatever it raises."""
         self.calls[action] += 1

@@ -59,14 +59,14 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
-def _context_tar(dockerfile: str) -> io.BytesIO:
-    """A build context holding only the Dockerfile, with fixed metadata (deterministic)."""
-    data = dockerfile.encode()
+def _context_tar(dockerfile: str, files: Mapping[str, bytes] | None = None) -> io.BytesIO:
+    """A build context: the Dockerfile and `files` (relative paths), with fixed metadata (deterministic)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in sorted({"Dockerfile": dockerfile.encode(), **(files or {})}.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer
 
@@ -155,8 +155,13 @@ class DockerEngine:
         on_step: BuildEvent | None = None,
         on_line: Callable[[str], None] | None = None,
         nocache: bool = False,
+        context: Mapping[str, bytes] | None = None,
+        buildargs: Mapping[str, str] | None = None,
+        network_mode: str = "bridge",
     ) -> BuildResult:
-        """Build from a Dockerfile text. Raises BuildFailed/BuildTimedOut with the failing step."""
+        """Build from a Dockerfile text and context files. Raises BuildFailed/BuildTimedOut with the failing step.
+
+        `buildargs` are for the engine's predefined proxy arguments, which it keeps out of the image history."""
         deadline = time.monotonic() + timeout
         # A dedicated client whose socket read timeout is the build timeout: a silent step cannot hang us.
         api = docker.APIClient(**self._kwargs, timeout=timeout, version=self.api.api_version)
@@ -165,7 +170,7 @@ class DockerEngine:
         self.build_calls += 1
         try:
             stream = api.build(
-                fileobj=_context_tar(dockerfile),
+                fileobj=_context_tar(dockerfile, context),
                 custom_context=True,
                 tag=tag,
                 rm=True,
@@ -175,6 +180,8 @@ class DockerEngine:
                 nocache=nocache,
                 platform="linux/amd64",
                 timeout=timeout,
+                buildargs=dict(buildargs or {}),
+                network_mode=network_mode,
             )
             for event in _events(stream, deadline, timeout):
                 if "stream" in event:
@@ -222,6 +229,15 @@ class DockerEngine:
                 )
             image_id = found.split()[-1]
         return BuildResult(image_id=image_id, log=lines)
+
+    def remove_stage(self, label: str, value: str) -> None:
+        """Remove the untagged images of a build stage labelled `label=value` (an install stage that held a
+        credential): only dangling images carry it, so no tagged image or other build is touched."""
+        try:
+            with _engine_call("removing the install stage"):
+                self.api.prune_images(filters={"label": f"{label}={value}", "dangling": True})
+        except docker.errors.APIError as exc:
+            log.warning("could not remove the install stage %s: %s", value, exc.explanation or exc)
 
     # ------------------------------------------------------------ registry traffic
     def push(

@@ -16,11 +16,13 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import requests
 
 from bot.domain.ratelimit import parse_ratelimit_headers
+from bot.domain.realms import check_token_realm, is_loopback_ip
 from bot.domain.refs import DOCKER_HUB, ImageRef
 from bot.errors import (
     ManifestNotFound,
@@ -56,11 +58,6 @@ class ManifestHead:
     digest: str
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def is_local_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "[::1]") or name.startswith("127.")
 
 
 def classify_registry_error(text: str) -> type[RegistryError]:
@@ -107,8 +104,11 @@ class RegistryClient:
         dockerhub_registry_url: str = "https://registry-1.docker.io",
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        token_realms: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.dockerhub_registry_url = dockerhub_registry_url.rstrip("/")
+        # registry host -> token-service hosts it may send credentials to besides its own (bot/domain/realms.py)
+        self.token_realms = {k: tuple(v) for k, v in (token_realms or {}).items()}
         self.timeout = timeout
         self.session = session or requests.Session()
         self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}  # → (header, valid until)
@@ -118,7 +118,8 @@ class RegistryClient:
     def base_url(self, ref: ImageRef) -> str:
         if ref.domain == DOCKER_HUB:
             return self.dockerhub_registry_url
-        scheme = "http" if is_local_host(ref.domain) else "https"
+        # plain HTTP only to a loopback IP literal (parsed: "127.evil.example" is a name, and gets HTTPS)
+        scheme = "http" if is_loopback_ip(ref.domain) else "https"
         return f"{scheme}://{ref.domain}"
 
     def head_manifest(self, ref: ImageRef, credentials: Credentials | None = None) -> ManifestHead:
@@ -138,10 +139,57 @@ class RegistryClient:
             headers={k.lower(): v for k, v in response.headers.items()},
         )
 
+    def get_manifest(self, ref: ImageRef, credentials: Credentials | None = None) -> tuple[bytes, str, str]:
+        """The exact manifest bytes of `ref`, its media type and digest (a GET: on Docker Hub, a pull)."""
+        url = f"{self.base_url(ref)}/v2/{ref.path}/manifests/{ref.reference}"
+        response = self._request("GET", url, ref, credentials)
+        digest = response.headers.get("Docker-Content-Digest") or ref.digest or ""
+        return response.content, response.headers.get("Content-Type", ""), digest
+
+    def put_manifest(self, ref: ImageRef, body: bytes, media_type: str, credentials: Credentials | None = None) -> str:
+        """Store `body` under the tag of `ref` (moving a tag: the same manifest, no layers, no rebuild).
+
+        Returns the digest the registry answered with."""
+        url = f"{self.base_url(ref)}/v2/{ref.path}/manifests/{ref.reference}"
+        response = self._request(
+            "PUT", url, ref, credentials, actions="pull,push", body=body, content_type=media_type, ok=(200, 201)
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError(f"{ref}: the registry stored the manifest but sent no Docker-Content-Digest.")
+        return digest
+
+    def list_tags(self, ref: ImageRef, credentials: Credentials | None = None, *, max_pages: int = 50) -> list[str]:
+        """Every tag of `ref`'s repository (`tags/list`, following `Link: <…>; rel="next"`); no pull spent."""
+        base = self.base_url(ref)
+        url: str | None = f"{base}/v2/{ref.path}/tags/list?n=1000"
+        tags: list[str] = []
+        for _ in range(max_pages):
+            if url is None:
+                break
+            response = self._request("GET", url, ref, credentials, accept="application/json")
+            tags.extend(t for t in (response.json().get("tags") or []) if isinstance(t, str))
+            url = _next_link(base, response.headers.get("Link", ""))
+        return tags
+
     # ------------------------------------------------------------ internals
-    def _request(self, method: str, url: str, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
-        headers = {"Accept": MANIFEST_ACCEPT}
-        scope = f"repository:{ref.path}:pull"
+    def _request(
+        self,
+        method: str,
+        url: str,
+        ref: ImageRef,
+        credentials: Credentials | None,
+        *,
+        actions: str = "pull",
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = MANIFEST_ACCEPT,
+        ok: tuple[int, ...] = (200,),
+    ) -> requests.Response:
+        headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
+        scope = f"repository:{ref.path}:{actions}"
         user = credentials.username if credentials else None
         key = (ref.domain, scope, user)
         cached = self._tokens.get(key)
@@ -150,13 +198,13 @@ class RegistryClient:
         elif (ref.domain, user) in self._challenges:
             # A known token service: ask it for this repository's token first instead of collecting a 401.
             headers["Authorization"] = self._remember(key, self._challenges[(ref.domain, user)], credentials, ref)
-        response = self._send(method, url, headers)
+        response = self._send(method, url, headers, body)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             self._challenges[(ref.domain, user)] = _without_scope(challenge)
             headers["Authorization"] = self._remember(key, challenge, credentials, ref)
-            response = self._send(method, url, headers)
-        return self._check(response, ref, credentials)
+            response = self._send(method, url, headers, body)
+        return self._check(response, ref, credentials, ok)
 
     def _remember(
         self, key: tuple[str, str, str | None], challenge: str, credentials: Credentials | None, ref: ImageRef
@@ -165,10 +213,12 @@ class RegistryClient:
         self._tokens[key] = (header, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0))
         return header
 
-    def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> requests.Response:
         self.counts[method] += 1
         try:
-            return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True)
+            return self.session.request(
+                method, url, headers=headers, data=body, timeout=self.timeout, allow_redirects=True
+            )
         except requests.Timeout:
             raise RegistryUnreachable(f"{_host(url)} did not answer within {self.timeout:.0f} s.") from None
         except requests.ConnectionError:
@@ -192,9 +242,13 @@ class RegistryClient:
             if not realm:
                 raise RegistryError(f"{ref.domain} sent a Bearer challenge without a realm.")
             query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
+            if credentials is not None:
+                # the realm is what the server said: credentials go only to a token service of this registry
+                check_token_realm(realm, registry=ref.domain, api_url=self.base_url(ref), extra=self.token_realms)
             auth = (credentials.username, credentials.password) if credentials else None
             self.counts["token"] += 1
             try:
+                # a redirect to another host loses the credentials (requests strips Authorization from it)
                 answer = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
             except requests.RequestException:
                 raise RegistryUnreachable(f"Cannot reach the token service {_host(realm)}.") from None
@@ -216,9 +270,11 @@ class RegistryClient:
             return f"Bearer {token}", _lifetime(body.get("expires_in"))
         raise RegistryError(f"{ref.domain} asked for unsupported authentication {scheme or '(none)'}.")
 
-    def _check(self, response: requests.Response, ref: ImageRef, credentials: Credentials | None) -> requests.Response:
+    def _check(
+        self, response: requests.Response, ref: ImageRef, credentials: Credentials | None, ok: tuple[int, ...] = (200,)
+    ) -> requests.Response:
         status = response.status_code
-        if status == 200:
+        if status in ok:
             return response
         if status == 401 or status == 403:
             who = f" as {credentials.username}" if credentials else " anonymously"
@@ -254,6 +310,17 @@ def _pull_limit_error(ref: ImageRef, response: requests.Response) -> PullLimitRe
         remaining=budget.remaining if budget else None,
         window_seconds=budget.window_seconds if budget else None,
     )
+
+
+def _next_link(base: str, link: str) -> str | None:
+    """The next page of a paginated answer (`Link: </v2/…?last=x&n=100>; rel="next"`), on the same host only."""
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+    if not match:
+        return None
+    target = match.group(1)
+    if target.startswith("/"):
+        return base + target
+    return target if target.startswith(base + "/") else None
 
 
 def _lifetime(value: object) -> float:

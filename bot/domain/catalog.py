@@ -19,8 +19,9 @@ from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import CronError, check_cron
-from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
+from bot.domain.packages import apt_name, pip_key, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
+from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
 from bot.domain.secrets import check_secret_env_name, legacy_secret_name, migration_message, renamed_secret_env
 from bot.errors import InvalidInput, InvalidInputs
 
@@ -65,6 +66,7 @@ class ImageSpec:
     owner: str | None = None
     description: str = ""
     build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
+    release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
 
     @property
     def base_ref(self) -> ImageRef:
@@ -248,7 +250,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
     """
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
-    known = set(ImageSpec.__dataclass_fields__)
+    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release"}) | set(RELEASE_FIELDS)
     for key in data:
         if key not in known:
             p.append(
@@ -320,7 +322,8 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
             )
         )
         description = ""
-    for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
+    release = release_from_dict(data, f, p)
+    for label, values, package in (("pip", pip, pip_key), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -345,6 +348,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         owner=owner,
         description=description,
         build=build,
+        release=release,
     )
 
 
@@ -368,7 +372,43 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
             out[key] = getattr(spec, key)
     if not spec.build.empty:
         out["build"] = spec.build.to_dict()
+    out.update(release_to_dict(spec.release))
     return out
+
+
+def image_from_stored(data: Mapping[str, Any]) -> ImageSpec:
+    """An ImageSpec from the form `image_to_dict` stored, without validating it again (it was when written).
+
+    A field this reader has no converter for (one added later, of another type) makes it fall back to the
+    full validation of `image_from_dict`: slower, never wrong.
+    """
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        convert = _STORED_FIELDS.get(key)
+        if convert is None:
+            return image_from_dict(data)
+        values[key] = convert(value)
+    return ImageSpec(**values)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _stored_converters() -> dict[str, Callable[[Any], Any]]:
+    by_type: dict[str, Callable[[Any], Any]] = {
+        "str": _as_is,
+        "str | None": _as_is,
+        "bool": _as_is,
+        "int": _as_is,
+        "tuple[str, ...]": tuple,
+        "tuple[tuple[str, str], ...]": lambda env: tuple(env.items()),
+    }
+    fields = ImageSpec.__dataclass_fields__.values()
+    return {f.name: by_type[str(f.type)] for f in fields if str(f.type) in by_type}
+
+
+_STORED_FIELDS = _stored_converters()
 
 
 def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: bool = False) -> RegistrySpec:
@@ -709,6 +749,7 @@ __all__ = [
     "decode_catalog",
     "dump_catalog",
     "image_from_dict",
+    "image_from_stored",
     "image_to_dict",
     "parse_catalog",
     "registry_for",

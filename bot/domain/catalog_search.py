@@ -7,9 +7,13 @@ base.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.domain.catalog import ImageSpec
+from bot.domain.records import ImageStatus
 
 MAX_QUERY = 200
+IMAGES_PER_PAGE = 20
 
 
 def search_terms(text: str) -> list[str]:
@@ -32,3 +36,23 @@ def matches(spec: ImageSpec, terms: list[str]) -> bool:
         )
     ).lower()
     return all(term in haystack for term in terms)
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of the catalog, optionally filtered (`/dcs images pandas`)."""
+
+    rows: list[ImageStatus]
+    total: int  # images matching the query
+    offset: int  # of the first row, 0-based
+    query: str = ""
+    size: int = IMAGES_PER_PAGE
+
+    @property
+    def next_offset(self) -> int | None:
+        after = self.offset + len(self.rows)
+        return after if after < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(self.offset - self.size, 0) if self.offset > 0 else None

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import parse_time
 from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
-from bot.domain.records import Build
+from bot.domain.records import Build, Release
 
 REBUILT, FAILED, UNCHANGED, SKIPPED = "rebuilt", "failed", "unchanged", "skipped"
 
@@ -51,6 +51,12 @@ class RebuildResult:
     decision: RebuildDecision
     build: Build | None = None
     error: str | None = None
+    release: Release | None = None  # the build's release-gate state (None: not pushed, or before the gate)
+
+    @property
+    def promoted(self) -> bool:
+        """The moving tag points to this build (its policy passed, or a history from before the gate)."""
+        return self.release is None or self.release.status == "promoted"
 
     @property
     def pushed_digest(self) -> str | None:
@@ -192,7 +198,12 @@ def find_stale_clusters(
         custom = cluster.get("custom_tags") or {}
         image = custom.get(tag_image)
         result = rebuilt.get(image or "")
-        if result is None or result.pushed_digest is None or cluster.get("state") not in LIVE_STATES:
+        if (
+            result is None
+            or result.pushed_digest is None
+            or not result.promoted
+            or cluster.get("state") not in LIVE_STATES
+        ):
             continue
         running = custom.get(tag_digest)
         if not running and str(custom.get(tag_build, "")).isdigit():
@@ -230,6 +241,7 @@ class ChannelReport:
     base_errors: list[tuple[BaseCheck, list[str]]] = field(default_factory=list)  # new check failures, images
     repositories: dict[str, str] = field(default_factory=dict)  # image → repository:moving-tag
     pull_budget: str | None = None  # the last Docker Hub budget reading, when a failure was a pull limit
+    requested_by: str | None = None  # who ran it by hand (/dcs rebuild, dcs rebuild); None for the schedule
 
     @property
     def worth_posting(self) -> bool:

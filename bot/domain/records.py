@@ -19,6 +19,13 @@ LaunchStatus = Literal["creating", "blocked", "checking", "pending", "running", 
 # pending, approving (PATCH in flight), approved, denied, expired, failed
 ApprovalStatus = Literal["pending", "approving", "approved", "denied", "expired", "failed"]
 RunOutcome = Literal["running", "succeeded", "failed", "error", "skipped", "interrupted"]
+# A pushed build on its way to the moving tag: candidate (checks under way), canary (a canary cluster is running
+# it), waiting (for approval), promoted (the moving tag moved to it once), and the ends where it did not:
+# canary_failed, rejected, expired, superseded (a newer candidate of the image took its place).
+ReleaseStatus = Literal[
+    "candidate", "canary", "waiting", "promoted", "canary_failed", "rejected", "expired", "superseded"
+]
+OPEN_RELEASE_STATES: tuple[ReleaseStatus, ...] = ("candidate", "canary", "waiting")
 
 BUILD_STATES: tuple[BuildStatus, ...] = get_args(BuildStatus)
 FINISHED_BUILD_STATES: tuple[BuildStatus, ...] = ("succeeded", "failed", "interrupted")
@@ -83,6 +90,46 @@ class Build:
     def duration_seconds(self) -> float | None:
         start, end = parse_time(self.started_at), parse_time(self.finished_at)
         return (end - start).total_seconds() if start and end else None
+
+
+@dataclass(frozen=True)
+class Release:
+    """The release-gate state of one pushed build (bot/domain/release.py says what its policy needs)."""
+
+    build_id: int
+    image: str
+    digest: str
+    policy: str
+    status: ReleaseStatus
+    immutable_tag: str | None = None
+    requester: str | None = None
+    approvals_needed: int = 0
+    expires_at: str | None = None
+    canary: dict[str, Any] = field(default_factory=dict)  # the canary's record: cluster, state, result
+    reason: str | None = None  # why it ended where it did (canary failed because…, rejected by…)
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_RELEASE_STATES
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One move of an image's moving tag to a build's digest (`undone_at`: rolled back since)."""
+
+    id: int
+    image: str
+    build_id: int
+    tag: str
+    digest: str
+    how: str  # doctor, canary, approval, manual, rollback
+    at: str
+    actor: str | None = None
+    undone_at: str | None = None
 
 
 @dataclass(frozen=True)

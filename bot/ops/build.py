@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bot.domain.bases import classify_base
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
-from bot.domain.dockerfile import count_steps, render_dockerfile, spec_hash
+from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.packages import pip_name
@@ -33,12 +33,27 @@ from bot.errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from bot.ops.build_plan import explained, plan_build
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
+from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
 from bot.store import Build
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 16 * 1024  # what the database keeps of a build's log at most (a few pip lines are long)
+
+
+def log_tail(lines: list[str]) -> str:
+    """The last LOG_TAIL_LINES lines, at most LOG_TAIL_BYTES of UTF-8 (whole lines, the newest kept)."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines[-LOG_TAIL_LINES:]):
+        size += len(line.encode()) + 1
+        if size > LOG_TAIL_BYTES and kept:
+            break
+        kept.append(line if size <= LOG_TAIL_BYTES else line[-LOG_TAIL_BYTES // 4 :])
+    return "\n".join(reversed(kept))
 
 
 @dataclass(frozen=True)
@@ -241,7 +256,7 @@ class Builder:
                 finished_at=utcnow(),
                 error=redact(exc.message),
                 failed_step=redact(step) if step else None,
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
         except Exception:
             log.exception("build %s crashed", build_id)
@@ -250,12 +265,12 @@ class Builder:
                 status="failed",
                 finished_at=utcnow(),
                 error=f"Internal error in build #{build_id}; see the bot's log.",
-                log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=redact(log_tail(lines)),
             )
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C or SIGTERM: end the row now, so that the image can be built again at once.
-            self.store.update_build(build_id, log_tail=redact("\n".join(lines[-LOG_TAIL_LINES:])))
+            self.store.update_build(build_id, log_tail=redact(log_tail(lines)))
             self.store.interrupt_build(build_id, stopped_message(exc))
             raise
         finally:
@@ -295,7 +310,9 @@ class Builder:
             )
             engine.pull(base.ref.with_digest(base.digest), services.credentials_for_ref(base.ref))
         digest = base.digest if base.digest and is_sha256_digest(base.digest) else None
-        dockerfile = render_dockerfile(spec, digest)
+        planned = plan_build(services, spec, digest, build.id)
+        plan = planned.plan
+        dockerfile = plan.dockerfile
         outcome.dockerfile = dockerfile
         hash_ = spec_hash(spec)
         date = datetime.now(UTC).strftime("%Y%m%d")
@@ -309,13 +326,22 @@ class Builder:
             progress(BuildProgress(build.id, "build", step, steps, line, 0.1 + 0.6 * (step - 1) / max(steps, 1)))
 
         progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
-        result = services.engine.build(
-            dockerfile,
-            tag=f"{local_repo}:{immutable}",
-            timeout=services.config.build_timeout,
-            on_step=on_step,
-            on_line=lines.append,
-        )
+        try:
+            result = services.engine.build(
+                dockerfile,
+                tag=f"{local_repo}:{immutable}",
+                timeout=services.config.build_timeout,
+                on_step=on_step,
+                on_line=lines.append,
+                context=plan.context,
+                buildargs=plan.buildargs,
+                network_mode=plan.network,
+            )
+        except BuildFailed as exc:
+            raise explained(exc, lines, spec) from None
+        finally:
+            if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
+                engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)
         engine.tag(result.image_id, local_repo, spec.tag)
         tags = [immutable, spec.tag]
         store.update_build(build.id, image_id=result.image_id, tags=tags)
@@ -343,7 +369,7 @@ class Builder:
                 status="succeeded",
                 finished_at=utcnow(),
                 pushed_digest=pushed_digest,
-                log_tail=services.redactor("\n".join(lines[-LOG_TAIL_LINES:])),
+                log_tail=services.redactor(log_tail(lines)),
             )
 
     def _push(
@@ -355,26 +381,34 @@ class Builder:
         progress: ProgressCallback,
         lines: list[str],
     ) -> str:
+        """Push the immutable tag, record the candidate, and promote it at once when the doctor is its policy.
+
+        The moving tag (`tags[1]`) is never pushed from the engine: it moves by promotion only
+        (bot/ops/release.py), so what clusters start from changes only when the image's policy passed."""
         services = self.services
         registry = services.push_registry(spec)
         credentials = services.credentials(registry, spec.repository_ref.domain)
-        digest = ""
-        for i, tag in enumerate(tags):
+        immutable = tags[0]
+        progress(BuildProgress(build.id, "push", 1, 1, f"pushing {local_repo}:{immutable}", 0.8))
+        digest = services.engine.push(local_repo, immutable, credentials, on_line=lines.append)
+        verified = self.verify(spec.repository_ref.with_tag(immutable), digest)
+        self.store.add_push(
+            build.id,
+            registry=registry.name if registry else None,
+            repository=spec.repository,
+            tag=immutable,
+            digest=digest,
+            verified=verified,
+        )
+        build = self.store.update_build(build.id, pushed_digest=digest)
+        open_candidate(services, spec, build, digest)
+        if spec.release.promote == "doctor":
             progress(
                 BuildProgress(
-                    build.id, "push", i + 1, len(tags), f"pushing {local_repo}:{tag}", 0.8 + 0.15 * i / len(tags)
+                    build.id, "promote", message=f"moving {spec.tag} to {short_digest(digest)}", fraction=0.95
                 )
             )
-            digest = services.engine.push(local_repo, tag, credentials, on_line=lines.append)
-            verified = self.verify(spec.repository_ref.with_tag(tag), digest)
-            self.store.add_push(
-                build.id,
-                registry=registry.name if registry else None,
-                repository=spec.repository,
-                tag=tag,
-                digest=digest,
-                verified=verified,
-            )
+            promote_build(services, spec, build, actor=build.requester or build.source or "schedule", how="doctor")
         return digest
 
     def verify(self, ref: ImageRef, digest: str) -> bool:

@@ -27,13 +27,16 @@ from bot.domain.catalog import (
     registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
+from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, matches, search_terms
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
-from bot.domain.records import Build, ImageCheck, ImageStatus
+from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.build_plan import image_settings
+from bot.ops.release import promoted_build
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,8 @@ class ImageDetails:
     inventory_build: int | None = None
     check: ImageCheck | None = None  # the last time a rebuild run looked at it
     next_runs: list[datetime] = field(default_factory=list)  # its own cron's next three fire times
+    promoted: Build | None = None  # what the moving tag points to
+    candidate: Release | None = None  # a pushed build on its way there (bot/ops/release.py)
 
 
 def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDetails:
@@ -118,12 +123,28 @@ def image_details(services: Services, name: str, *, builds: int = 5) -> ImageDet
         last.id if inventory is not None and last is not None else None,
         store.image_check(name),
         upcoming(spec.schedule, datetime.now(UTC)),
+        promoted_build(services, name),
+        store.open_release(name),
     )
 
 
 def image_overview(services: Services) -> list[ImageStatus]:
     """Every image with its last build and its last successful build (cached until the database changes)."""
     return services.store.image_overview()
+
+
+def image_page(services: Services, query: str = "", offset: int = 0, size: int = IMAGES_PER_PAGE) -> ImagePage:
+    """The images matching `query` (every word, see bot/domain/catalog_search.py), `size` from `offset`.
+
+    The catalog is read from the store's spec cache and filtered in memory; build states are looked up for
+    the page only, so the cost does not grow with the build history.
+    """
+    terms = search_terms(query)
+    names = [s.name for s in services.store.list_images() if matches(s, terms)]
+    offset = min(max(offset, 0), max(len(names) - 1, 0))
+    offset -= offset % size  # pages start at multiples of the page size
+    rows = services.store.image_statuses(names[offset : offset + size])
+    return ImagePage(rows, len(names), offset, " ".join(terms), size)
 
 
 # ---------------------------------------------------------------- registries
@@ -254,4 +275,4 @@ def render_image(services: Services, name: str, *, base_digest: str | None = Non
         )
     if resolve:
         base_digest = Builder(services).resolve_base(spec).digest
-    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest))
+    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest, image_settings(services, spec)))

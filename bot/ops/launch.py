@@ -42,6 +42,7 @@ from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
 from bot.errors import CreateUnconfirmed, CredentialsRefused, DcsError, NotAllowed, NotFound, WorkspaceError
 from bot.ops.launch_budget import BudgetCheck, check_budget
 from bot.ops.launch_check import CreateChecks
+from bot.ops.release import promoted_build
 from bot.services import Services, check_own_host
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class Launcher:
 
     # ------------------------------------------------------------ inputs
     def image_source(self, name: str, build_id: int | None = None) -> ImageSource:
-        """The image at its last good pushed build (or the given build), pinned by digest."""
+        """The image at its promoted build (or the given build, a candidate too), pinned by digest."""
         spec = self.store.get_image(name)
         if build_id is not None:
             build = self.store.get_build(build_id)
@@ -157,7 +158,14 @@ class Launcher:
                     f"with `/dcs build {name} push` and launch that build."
                 )
         else:
-            found = next((b for b in self.store.builds(name, status="succeeded", limit=50) if b.pushed_digest), None)
+            found = promoted_build(self.services, name)  # a candidate only when asked for by build id
+            candidate = self.store.open_release(name) if found is None else None
+            if candidate is not None:
+                raise NotFound(
+                    f"{name} has no promoted build yet: build #{candidate.build_id} is a candidate "
+                    f"({candidate.status}). Launch it on purpose by its build id, or promote it first "
+                    f"(`dcs promote {name} {candidate.build_id}`)."
+                )
             if found is None:
                 raise NotFound(
                     f"{name} has no pushed build yet, so no cluster can pull it. Build and push it "
@@ -224,6 +232,7 @@ class Launcher:
             runtimes=self.workspace_runtimes(workspace) if check_workspace else None,
             node_types=self.workspace_node_types(workspace) if check_workspace else None,
             plaintext_password=password,
+            secret_scopes=self.services.config.launch_secret_scopes,
         )
 
     def plan(

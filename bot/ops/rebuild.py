@@ -193,7 +193,8 @@ def _rebuild_one(
     if outcome.ok and final is not None and final.status == "succeeded":
         new = decision.new_base_digest or final.base_digest
         done = RebuildDecision(decision.image, True, decision.reasons, decision.old_base_digest, new)
-        return RebuildResult(decision.image, REBUILT, done, final)
+        release = builder.store.find_release(final.id)
+        return RebuildResult(decision.image, REBUILT, done, final, release=release)
     error = final.error if final is not None and final.error else "the build failed"
     return RebuildResult(decision.image, FAILED, decision, final, error)
 
@@ -242,6 +243,9 @@ def rebuild_job(
     specs = {s.name: s for s in services.store.list_images()}
     summary.stale = _stale_clusters(services, run, specs, summary.problems)
     summary.reports = channel_reports(run, specs, services.config.notify_channel, summary.stale)
+    if source != "schedule":
+        for report in summary.reports.values():
+            report.requested_by = requester or source
     _add_pull_budget(services, summary.reports)
     if notify:
         for channel, report in summary.reports.items():
@@ -311,7 +315,7 @@ def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> N
 def _stale_clusters(
     services: Services, run: RebuildRun, specs: dict[str, ImageSpec], problems: list[str]
 ) -> list[StaleCluster]:
-    rebuilt = {r.image: r for r in run.by_status(REBUILT) if r.pushed_digest}
+    rebuilt = {r.image: r for r in run.by_status(REBUILT) if r.pushed_digest and r.promoted}
     if not rebuilt:
         return []
     config = services.config

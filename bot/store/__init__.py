@@ -23,8 +23,10 @@ from bot.domain.records import (
     JobRun,
     Launch,
     LaunchStatus,
+    Promotion,
     PullSample,
     PushRecord,
+    Release,
     RunOutcome,
 )
 from bot.store.approvals import ApprovalTables
@@ -32,6 +34,8 @@ from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
+from bot.store.releases import ReleaseTables
+from bot.store.retention import Pruned, RetentionTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -46,7 +50,9 @@ class Store(
     ApprovalTables,
     RunTables,
     ScheduleTables,
+    RetentionTables,
     WatchTables,
+    ReleaseTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
@@ -65,8 +71,11 @@ __all__ = [
     "JobRun",
     "Launch",
     "LaunchStatus",
+    "Pruned",
     "PullSample",
+    "Promotion",
     "PushRecord",
+    "Release",
     "RunOutcome",
     "Store",
     "parse_time",

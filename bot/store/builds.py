@@ -194,6 +194,15 @@ class BuildTables(StoreBase):
         )
         return {r["id"]: r["pushed_digest"] for r in rows}
 
+    def current_digests(self) -> dict[str, tuple[int, str]]:
+        """Image → (build id, digest) of its newest succeeded, pushed build: what launches and rollouts pin."""
+        rows = self.query(
+            "SELECT b.image, b.id, b.pushed_digest FROM builds b JOIN "
+            "(SELECT image, MAX(id) AS id FROM builds WHERE status = 'succeeded' AND pushed_digest IS NOT NULL "
+            "GROUP BY image) newest ON b.id = newest.id"
+        )
+        return {r["image"]: (r["id"], r["pushed_digest"]) for r in rows}
+
     def discard_queued_build(self, build_id: int) -> bool:
         """Remove a build that never started (it turned out to be unnecessary). True if it was removed."""
         with self.transaction() as conn:

@@ -12,7 +12,7 @@ from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_
 from bot.domain.catalog import (
     ImageSpec,
     RegistrySpec,
-    image_from_dict,
+    image_from_stored,
     image_to_dict,
     registry_from_dict,
     registry_to_dict,
@@ -22,13 +22,21 @@ from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.errors import AlreadyExists, NotFound
 from bot.store.base import StoreBase
 
-# The latest build (and latest successful build) of every image, in one query each.
-_LATEST = (
-    "SELECT b.id, b.image, b.status, b.requester, b.requested_at, b.started_at, b.finished_at, "
-    "b.pushed_digest FROM builds b JOIN (SELECT image, MAX(id) AS id FROM builds {where} GROUP BY image) "
-    "last ON b.id = last.id"
+# Every image (or the named ones) with the ids of its latest and latest successful build: two index seeks
+# per image (builds_image, builds_image_status), however long the build history is.
+_STATUS_IDS = (
+    "SELECT i.name, json_extract(i.spec, '$.base') AS base, json_extract(i.spec, '$.repository') AS repository, "
+    "json_extract(i.spec, '$.schedule') AS schedule, "
+    "(SELECT MAX(b.id) FROM builds b WHERE b.image = i.name) AS last_id, "
+    "(SELECT MAX(b.id) FROM builds b WHERE b.image = i.name AND b.status = 'succeeded') AS good_id "
+    "FROM images i {where} ORDER BY i.name"
+)
+_BUILD_SUMMARY = (
+    "SELECT id, image, status, requester, requested_at, started_at, finished_at, pushed_digest FROM builds "
+    "WHERE id IN (SELECT value FROM json_each(?))"
 )
 
+_spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -57,13 +65,34 @@ class CatalogTables(StoreBase):
             known = self.image_names()
             hint = f" Known images: {', '.join(known)}." if known else " The catalog is empty: add one first."
             raise NotFound(f"No image named {name!r}.{hint}")
-        return image_from_dict(json.loads(rows[0]["spec"]))
+        return image_from_stored(json.loads(rows[0]["spec"]))
 
     def image_names(self) -> list[str]:
         return [r["name"] for r in self.query("SELECT name FROM images ORDER BY name")]
 
     def list_images(self) -> list[ImageSpec]:
-        return [image_from_dict(json.loads(r["spec"])) for r in self.query("SELECT spec FROM images ORDER BY name")]
+        """Every image, as stored: specs are validated when written (add, update, import), not on every read.
+
+        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since.
+        """
+        cache = _spec_cache.setdefault(self, {})
+        rows = self.query("SELECT name, updated_at FROM images ORDER BY name")
+        missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
+        fresh: dict[str, ImageSpec] = {}
+        if missing:
+            if len(cache) > 2 * len(rows) + 100:  # old versions of changed or removed images
+                cache.clear()
+            for r in self.query(
+                "SELECT name, updated_at, spec FROM images WHERE name IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            ):
+                fresh[r["name"]] = cache[(r["name"], r["updated_at"])] = image_from_stored(json.loads(r["spec"]))
+        out = []
+        for r in rows:  # an image changed between the two reads comes in its newer version
+            spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
+            if spec is not None:  # None: removed between the two reads
+                out.append(spec)
+        return out
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
@@ -78,7 +107,7 @@ class CatalogTables(StoreBase):
         return f"{row['n']}:{row['last']}"
 
     def image_overview(self) -> list[ImageStatus]:
-        """Every image with its latest and latest successful build: three queries whatever the catalog size.
+        """Every image with its latest and latest successful build: three queries whatever the history size.
 
         `/dcs images` and App Home ask for this on every request while acks must stay in milliseconds, so
         the result is cached until the database changes (`change_marker`).
@@ -87,27 +116,45 @@ class CatalogTables(StoreBase):
         cached = _overview_cache.get(self)
         if cached is not None and cached[0] == marker:
             return list(cached[1])
-        # Specs were validated when stored, so plain JSON is enough here.
-        latest = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where=""))}
-        good = {r["image"]: Build(**r) for r in self.query(_LATEST.format(where="WHERE status = 'succeeded'"))}
         checks = {r["name"]: ImageCheck(**r) for r in self.query("SELECT * FROM image_checks")}
-        rows = []
-        for row in self.query("SELECT name, spec FROM images ORDER BY name"):
-            spec = json.loads(row["spec"])
-            name = row["name"]
-            rows.append(
-                ImageStatus(
-                    name,
-                    spec.get("base", ""),
-                    spec.get("repository", ""),
-                    spec.get("schedule"),
-                    latest.get(name),
-                    good.get(name),
-                    checks.get(name),
-                )
-            )
+        rows = self._statuses(self.query(_STATUS_IDS.format(where="")), checks)
         _overview_cache[self] = (marker, tuple(rows))
         return rows
+
+    def image_statuses(self, names: list[str]) -> list[ImageStatus]:
+        """`image_overview` for the named images only (a page of `/dcs images`): cost grows with the page."""
+        if not names:
+            return []
+        rows = self.query(
+            _STATUS_IDS.format(where="WHERE i.name IN (SELECT value FROM json_each(?))"), (json.dumps(names),)
+        )
+        checks = {
+            r["name"]: ImageCheck(**r)
+            for r in self.query(
+                "SELECT * FROM image_checks WHERE name IN (SELECT value FROM json_each(?))", (json.dumps(names),)
+            )
+        }
+        return self._statuses(rows, checks)
+
+    def _statuses(self, rows: list[dict], checks: dict[str, ImageCheck]) -> list[ImageStatus]:
+        ids = [r[k] for r in rows for k in ("last_id", "good_id") if r[k] is not None]
+        builds = (
+            {b["id"]: Build(**b) for b in self.query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))} if ids else {}
+        )
+        out = []
+        for row in rows:  # the specs were validated when stored: their JSON fields are enough here
+            out.append(
+                ImageStatus(
+                    row["name"],
+                    row["base"] or "",
+                    row["repository"] or "",
+                    row["schedule"],
+                    builds.get(row["last_id"]),
+                    builds.get(row["good_id"]),
+                    checks.get(row["name"]),
+                )
+            )
+        return out
 
     # ------------------------------------------------------------ catalog-wide settings
     def catalog_build_settings(self) -> BuildSettings:

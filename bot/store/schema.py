@@ -112,6 +112,34 @@ MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY, checked_at TEXT NOT NULL, status TEXT NOT NULL, note TEXT, source TEXT
     );
     """,
+    # 8: the release gate: one candidate per pushed build (its policy's progress), the moving tag's history
+    # (promotions; a rollback marks the current one undone), and the votes on candidates waiting for approval
+    """
+    CREATE TABLE releases (
+        build_id INTEGER PRIMARY KEY REFERENCES builds(id), image TEXT NOT NULL, digest TEXT NOT NULL,
+        immutable_tag TEXT, policy TEXT NOT NULL, status TEXT NOT NULL, requester TEXT,
+        approvals_needed INTEGER NOT NULL DEFAULT 0, expires_at TEXT, canary TEXT, reason TEXT,
+        slack_channel TEXT, slack_ts TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX releases_image ON releases(image, build_id);
+    CREATE INDEX releases_status_expiry ON releases(status, expires_at);
+    CREATE TABLE promotions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL, build_id INTEGER NOT NULL, tag TEXT NOT NULL,
+        digest TEXT NOT NULL, actor TEXT, how TEXT NOT NULL, at TEXT NOT NULL, undone_at TEXT
+    );
+    CREATE INDEX promotions_image ON promotions(image, undone_at, id);
+    CREATE TABLE release_votes (
+        build_id INTEGER NOT NULL, user TEXT NOT NULL, vote TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (build_id, user)
+    );
+    """,
+    # 9: indexes for retention (bot/store/retention.py deletes by age)
+    """
+    CREATE INDEX job_runs_started ON job_runs(started_at);
+    CREATE INDEX claims_created ON claims(created_at);
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX builds_finished ON builds(finished_at);
+    """,
 ]
 
 

@@ -222,7 +222,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeHTTPServer:
-    """Base class: subclasses implement `handle`. Start with `with Fake() as fake:` or `fake.start()`."""
+    """Base class: subclasses implement `handle`. Start with `with Fake() as fake:` or `fake.start()`.
+
+    `bind_host` is the loopback address it listens on: another one (127.0.0.2) is another host to a client.
+    """
+
+    bind_host = "127.0.0.1"
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -234,7 +239,7 @@ class FakeHTTPServer:
     # life cycle -----------------------------------------------------------------------------------
     def start(self) -> Self:
         if self._server is None:
-            self._server = _Server(("127.0.0.1", self._down_port or 0))
+            self._server = _Server((self.bind_host, self._down_port or 0))
             self._down_port = None
             self._server.fake = self
             self._thread = threading.Thread(
@@ -291,7 +296,7 @@ class FakeHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind_host}:{self.port}"
 
     # recording ------------------------------------------------------------------------------------
     def _record(self, request: RecordedRequest) -> None:

@@ -94,6 +94,9 @@ def test_an_admin_approves_and_dcs_is_switched_on(bot: LaunchBot) -> None:
     message, told = ask(bot)
     assert f"<#{NOTIFY}>" in told and "other than you" in told
     assert has_buttons(message) and "expires" in message.blocks[0]["text"]["text"]
+    buttons = {e["text"]["text"]: e for b in message.blocks if b["type"] == "actions" for e in b["elements"]}
+    assert buttons["Approve"]["confirm"]["confirm"]["text"] == "Approve"  # Slack asks before sending the click
+    assert "style" not in buttons["Deny"] and "confirm" not in buttons["Deny"]  # refusing changes nothing
     assert click_and_wait(bot, "enable_approve", ADMIN, message) == ""
     updated = current(bot, message)
     text = updated.blocks[0]["text"]["text"]

@@ -24,7 +24,7 @@ from tests.support.launch_bot import (
     start_launch_bot,
 )
 
-HUB = RegistrySpec("hub", "docker.io", "dcsbot", "DCS_TEST_HUB_TOKEN", None, "{{secrets/dcs/hub}}")
+HUB = RegistrySpec("hub", "docker.io", "dcsbot", "DCS_SECRET_TEST_HUB_TOKEN", None, "{{secrets/dcs/hub}}")
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def bot(tmp_db: str, slack: FakeSlack, databricks: FakeDatabricks, hub: FakeDock
         databricks,
         DOCKERHUB_AUTH_URL=hub.url,
         DOCKERHUB_REGISTRY_URL=hub.url,
-        DCS_TEST_HUB_TOKEN="dckr_pat_test_hub",
+        DCS_SECRET_TEST_HUB_TOKEN="dckr_pat_test_hub",
     )
     seed_image(harness.ctx, repository="dcsteam/pandas", registry=HUB)
     yield harness
@@ -74,6 +74,8 @@ def test_no_pulls_left_holds_the_launch_until_launch_anyway(
     launch = bot.wait_launch(lambda launch: launch.status == "blocked" and bool(launch.slack_ts))
     message = bot.wait_message(launch.id, "Launch anyway")
     assert "ON HOLD" in message.text and bot.databricks.created_specs() == []
+    (anyway,) = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert anyway["confirm"]["style"] == "danger" and "Docker Hub" in anyway["confirm"]["text"]["text"]
 
     refused = bot.click("launch_anyway", str(launch.id), OUTSIDER, message)
     post = slack.wait_for_response_post(refused)

@@ -68,6 +68,9 @@ def test_launch_from_the_form_to_running(bot: LaunchBot) -> None:
     assert launch.build_id == build_id and launch.cluster_id in bot.databricks.clusters
     assert message.updates >= 1  # posted as PENDING, then updated
     assert f"#setting/clusters/{launch.cluster_id}" in json.dumps(message.blocks)
+    note = bot.slack.wait_for_mention(BUILDER, threaded=True)  # an edit notifies nobody: a mention does
+    assert note.thread_ts == message.ts and "is running" in json.dumps(note.blocks)
+    assert f"#setting/clusters/{launch.cluster_id}" in json.dumps(note.blocks)
     actions = [e.action for e in bot.ctx.store.audit_events(action=None, limit=50) if e.action.startswith("launch")]
     assert {"launch.request", "launch.create", "launch.finish"} <= set(actions)
 
@@ -199,6 +202,9 @@ def test_a_pull_failure_is_explained(bot: LaunchBot) -> None:
     assert "TERMINATED" in message.text
     assert "refused the login" in text and "cluster_password_secret" in text
     assert f"myacr.azurecr.io/team/pandas@{DIGEST}" in text
+    note = bot.slack.wait_for_mention(BUILDER, threaded=True)
+    assert note.thread_ts == message.ts and "did not start" in json.dumps(note.blocks)
+    assert len(bot.slack.mentions(BUILDER, threaded=True)) == 1  # once, however often the state is reported
 
 
 def test_an_init_script_failure_names_the_script(bot: LaunchBot) -> None:

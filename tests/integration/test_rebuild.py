@@ -264,7 +264,9 @@ def test_the_notice_lists_live_clusters_still_on_the_old_digest(services, regist
     assert {c.cluster_id: c.moving for c in summary.stale} == {on_moving: True, pinned: False}
     text = notice_text(slack.messages()[0])
     assert "etl-nightly" in text and "restart it" in text
-    assert "etl-pinned" in text and "edit it to use" in text
+    assert "etl-pinned" in text and "pinned by digest" in text
+    new_digest = summary.run.results[0].pushed_digest
+    assert f"dcs-rb-{base.uid}/delta@{new_digest}`" in text and "delta:latest` and restart" not in text
     assert "etl-stopped" not in text
     assert len(slack.messages()) == 1
 
@@ -337,6 +339,8 @@ def test_slash_rebuild_runs_in_the_background_and_answers_the_requester(tmp_db, 
     assert served_digest(registry, f"dcs-rb-{base.uid}/zeta", "latest") == build.pushed_digest
     notices = slack.messages(CHANNEL)
     assert len(notices) == 1 and "zeta" in notice_text(notices[0])
+    assert notices[0].text.startswith("Rebuild: ")  # by hand, not "Scheduled rebuild"
+    assert notices[0].mentions("UBUILD1")  # a new message that mentions the requester notifies them
     runs = services.store.query("SELECT job_id, outcome FROM job_runs")
     assert runs == [{"job_id": "rebuild:manual", "outcome": "succeeded"}]
     assert app_context(app).commands.get("rebuild").role.label == "builder"

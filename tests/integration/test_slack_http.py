@@ -335,8 +335,11 @@ def test_app_home_shows_the_catalog_with_a_build_button_for_builders(bot: Bot) -
         bot.fake.wait_for(lambda c: c.method == "views.publish" and c.params.get("user_id") == user)
         return bot.fake.home_view(user)
 
-    home = json.dumps(open_home(BUILDER))
+    view = open_home(BUILDER)
+    home = json.dumps(view)
     assert "team-pandas" in home and "never built" in home and "build_image" in home
+    (build_button,) = [b["accessory"] for b in view["blocks"] if (b.get("accessory") or {}).get("action_id")]
+    assert build_button["confirm"]["title"]["text"] == "Build and push team-pandas?"  # asked before it pushes
     assert "Nothing is building right now" in home
     assert "build_image" not in json.dumps(open_home(OUTSIDER))
 

@@ -19,6 +19,9 @@ SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|WITH|REPLACE|D
 LAZY_ON_PURPOSE = {
     ("bot.services", "bot.clients.engine"),  # the docker SDK's import time, for commands that never build
     ("bot.cli.context", "bot.compose"),  # slack_bolt/slack_sdk, which --help and parse errors do not need
+    ("bot.compose", "bot.clients.slack"),  # the Slack notifier is made at its first report
+    ("bot.compose", "handlers.notifier"),  # (a read-only CLI command never loads slack_bolt)
+    ("bot.compose", "jobs.clusters"),  # only a running bot follows launches
 }
 
 

@@ -251,3 +251,18 @@ def test_every_variable_read_is_documented() -> None:
     read = set(re.findall(r'(?<![.\w])(?:get|integer|url|token|user_ids)\("([A-Z_]+)"', source))
     assert {"DCS_DB", "SLACK_BOT_TOKEN", "DCS_WORKERS", "DATABRICKS_HOST", "DCS_ADMINS"} <= read
     assert read - set(VARIABLES) == set()
+
+
+def test_token_realms_are_registry_host_pairs() -> None:
+    config = load_config(
+        {"DCS_TOKEN_REALMS": "registry.gitlab.com=gitlab.com, Registry.GitLab.com=auth.example.com:8443"}
+    )
+    assert dict(config.token_realms) == {"registry.gitlab.com": ("gitlab.com", "auth.example.com:8443")}
+    assert dict(load_config({}).token_realms) == {}
+
+
+@pytest.mark.parametrize("value", ["gitlab.com", "a=b=c", "registry.gitlab.com=https://gitlab.com", "x=", "=y"])
+def test_malformed_token_realms_are_a_configuration_problem(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({"DCS_TOKEN_REALMS": value})
+    assert "DCS_TOKEN_REALMS" in caught.value.message and "REGISTRY_HOST=HOST" in caught.value.message

@@ -40,6 +40,7 @@ def exercise(store: Store) -> None:
     store.builds("team-pandas", status="succeeded", limit=5), store.builds(status="queued"), store.builds()
     store.last_build("team-pandas", status="succeeded")
     store.pushed_digests(["team-pandas"])
+    store.current_digests()
     store.discard_queued_build(build.id)
     store.mark_interrupted()
     owned = store.create_build(
@@ -71,6 +72,27 @@ def exercise(store: Store) -> None:
     store.audit(actor="U1", action="x", target=None, outcome="ok")
     store.audit_events(5), store.audit_events(5, action="x")
     store.claim("k1", "build"), store.claim_ref("k1"), store.set_claim_ref("k1", "1")
+    store.add_release(
+        build_id=build.id,
+        image="team-pandas",
+        digest="sha256:x",
+        immutable_tag="t",
+        policy="approval",
+        requester="U1",
+        approvals_needed=1,
+        expires_at=utcnow(),
+    )
+    store.release(build.id), store.find_release(build.id), store.releases("team-pandas")
+    store.open_release("team-pandas"), store.open_releases(), store.releases_in("waiting")
+    store.releases_expired(utcnow()), store.record_canary(build.id, {"cluster_id": "c"})
+    store.move_release(build.id, to="waiting"), store.attach_release_message(build.id, "C1", "1.2")
+    store.vote(build.id, "U2", "approve"), store.votes(build.id), store.drop_claim("k1")
+    promotion = store.add_promotion(
+        image="team-pandas", build_id=build.id, tag="latest", digest="d", how="x", actor=None
+    )
+    store.promotions("team-pandas"), store.promoted("team-pandas"), store.promoted_builds()
+    store.undo_promotion(promotion.id)
+    store.prune(runs_before=utcnow(), claims_before=utcnow(), audit_before=utcnow(), logs_before=utcnow())
     store.queue_images(["team-pandas"], "rebuild:lts"), store.queued_images(), store.queue_size()
     store.dequeue_images(["team-pandas"], utcnow())
     store.record_image_checks([ImageCheck("team-pandas", utcnow(), "unchanged", "up to date", "schedule")])

@@ -1,0 +1,115 @@
+"""The fleet inventory: one pass per workspace (each kind listed once) serves every catalog image.
+
+Workspaces are listed side by side, each in its own thread and time budget: an unreachable or refusing
+workspace is reported with its reason and the others are listed all the same. Used by `dcs fleet`,
+`/dcs fleet`, App Home, the rebuild notices ("still on an older digest") and rollouts.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.clients.databricks import databricks_configured
+from bot.clients.databricks_fleet import RawFleet, list_fleet
+from bot.domain.fleet import KINDS, FleetItem, RepoIndex, WorkspaceScan, fleet_items
+from bot.errors import DcsError
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FleetReport:
+    """Every workspace's scan plus the digest each image is current on (its newest pushed build)."""
+
+    scans: list[WorkspaceScan]
+    current: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def items(self) -> list[FleetItem]:
+        return [item for scan in self.scans for item in scan.items]
+
+    def of(self, image: str) -> list[FleetItem]:
+        return [item for item in self.items if item.image == image]
+
+    def stale(self, image: str | None = None) -> list[FleetItem]:
+        return [item for item in self.items if item.stale and (image is None or item.image == image)]
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {scan.workspace: scan.error for scan in self.scans if scan.error}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "workspaces": [
+                {
+                    "workspace": scan.workspace,
+                    "error": scan.error,
+                    "listed": scan.counts,
+                    "calls": scan.calls,
+                    "items": [item.to_dict() for item in scan.items],
+                }
+                for scan in self.scans
+            ],
+        }
+
+
+def current_digests(services: Services) -> dict[str, str]:
+    """Image → the digest it is current on: its promoted build (the moving tag) when it has one, else its
+    newest pushed build."""
+    current = {name: digest for name, (_build, digest) in services.store.current_digests().items()}
+    promoted = services.store.promoted_builds()
+    digests = services.store.pushed_digests(list(promoted))
+    for name, build_id in promoted.items():
+        if build_id in digests:
+            current[name] = digests[build_id]
+    return current
+
+
+def scan_fleet(
+    services: Services,
+    *,
+    images: list[str] | None = None,
+    workspace: str | None = None,
+    lister: Any = list_fleet,
+) -> FleetReport:
+    """Items naming `images` (default: the whole catalog) in `workspace` (default: every workspace)."""
+    specs = {spec.name: spec for spec in services.store.list_images() if images is None or spec.name in images}
+    if images is not None:
+        for name in images:
+            if name not in specs:
+                services.store.get_image(name)  # raises NotFound naming the known images
+    current = {name: digest for name, digest in current_digests(services).items() if name in specs}
+    index = RepoIndex({name: spec.repository_ref for name, spec in specs.items()}, current)
+    names = [services.config.workspace(workspace).name] if workspace else services.workspace_names
+    if not databricks_configured(services.config):
+        scans = [WorkspaceScan(name, error="No Databricks workspace is configured.") for name in names]
+        return FleetReport(scans, current)
+
+    def one(name: str) -> WorkspaceScan:
+        try:
+            raw: RawFleet = lister(services.workspace(name))
+        except DcsError as exc:
+            log.warning("fleet: workspace %s not listed: %s", name, exc.message)
+            return WorkspaceScan(name, error=services.redactor(exc.message))
+        items = fleet_items(
+            name,
+            index,
+            clusters=raw.clusters,
+            jobs=raw.jobs,
+            pools=raw.pools,
+            policies=raw.policies,
+            managed_tags=services.config.managed_tags,
+        )
+        items.sort(key=lambda i: (KINDS.index(i.kind), i.image, i.name, i.item_id, i.location))
+        counts = {"clusters": len(raw.clusters), "jobs": len(raw.jobs), "pools": len(raw.pools)}
+        counts["policies"] = len(raw.policies)
+        return WorkspaceScan(name, items, calls=raw.calls, counts=counts)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="fleet") as pool:
+        scans = list(pool.map(one, names))
+    return FleetReport(scans, current)
