@@ -97,7 +97,8 @@ def evaluate(
     checks.append(_os(facts))
     checks.extend(parity_checks(facts, base))
     if facts.get("venv.python") == "yes":
-        checks.extend(python_checks(parse_python(probe_output or ""), requested))
+        databricks_base = base is not None and base.is_databricks
+        checks.extend(python_checks(parse_python(probe_output or ""), requested, databricks_base=databricks_base))
     checks.extend(environment_checks(facts, base, apk))
     checks.append(_entrypoint(inspect))
     return DoctorReport(image, tuple(checks))

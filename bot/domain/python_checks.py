@@ -178,8 +178,11 @@ def parse_python(output: str) -> PythonFacts:
     return facts
 
 
-def python_checks(facts: PythonFacts, requested: Iterable[str]) -> list[Check]:
-    """Notebook packages, dependency consistency and the import smoke test of `requested` distributions."""
+def python_checks(facts: PythonFacts, requested: Iterable[str], *, databricks_base: bool = True) -> list[Check]:
+    """Notebook packages, dependency consistency and the import smoke test of `requested` distributions.
+
+    A Databricks base without the REPL packages is broken (fail); an own base may be meant for Python jobs
+    only, so there it is a warning."""
     if not facts.ran:
         return [
             Check(
@@ -190,16 +193,18 @@ def python_checks(facts: PythonFacts, requested: Iterable[str]) -> list[Check]:
                 "Make /databricks/python3 a CPython virtualenv (see databricks/containers ubuntu/python).",
             )
         ]
-    return [_notebook(facts), _dependencies(facts), _imports(facts, list(requested))]
+    return [_notebook(facts, databricks_base), _dependencies(facts), _imports(facts, list(requested))]
 
 
-def _notebook(facts: PythonFacts) -> Check:
+def _notebook(facts: PythonFacts, databricks_base: bool) -> Check:
     missing = [p for p in REPL_PACKAGES if p not in facts.packages]
     if missing:
+        jobs = "" if databricks_base else " (Python jobs still run)"
         return Check(
             "notebook",
-            FAIL,
-            f"{', '.join(missing)} not installed in /databricks/python3: Python notebooks cannot start their REPL",
+            FAIL if databricks_base else WARN,
+            f"{', '.join(missing)} not installed in /databricks/python3: Python notebooks cannot start their REPL"
+            + jobs,
             f"Add {' '.join(missing)} to pip (databricksruntime/python installs them), or keep the base's.",
         )
     others = [p for p in NOTEBOOK_PACKAGES if p not in facts.packages]

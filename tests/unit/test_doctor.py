@@ -419,3 +419,11 @@ def test_rows_round_trip_for_the_database() -> None:
 )
 def test_parse_probe(output: str, facts: dict[str, str]) -> None:
     assert parse_probe(output) == facts
+
+
+def test_missing_ipykernel_fails_a_databricks_base_and_warns_an_own_base() -> None:
+    output = probe().replace("inv\tpy\tipykernel\t1.0\n", "")
+    standard = check(evaluate("team/app:1", output, AMD64, STANDARD), "notebook")
+    assert standard.status == FAIL and standard.detail.startswith("ipykernel not installed")
+    own = check(evaluate("team/app:1", output, AMD64, CUSTOM), "notebook")
+    assert own.status == WARN and own.detail.endswith("(Python jobs still run)")
