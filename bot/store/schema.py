@@ -140,6 +140,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX builds_finished ON builds(finished_at);
     """,
+    # 10: Slack forms the bot opened and the messages of builds and launches (interaction state from the store)
+    """
+    CREATE TABLE slack_forms (
+        view_id TEXT PRIMARY KEY, kind TEXT NOT NULL, user TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE INDEX slack_forms_created ON slack_forms(created_at);
+    CREATE INDEX builds_message ON builds(slack_channel, slack_ts);
+    CREATE INDEX launches_message ON launches(slack_channel, slack_ts);
+    """,
 ]
 
 
