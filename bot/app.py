@@ -24,6 +24,7 @@ import handlers.builds
 import handlers.catalog
 import handlers.commands
 import handlers.enable
+import handlers.fleet
 import handlers.home
 import handlers.launch
 import handlers.placeholders
@@ -58,6 +59,7 @@ SURFACES: list[ModuleType] = [
     handlers.ratelimit,
     handlers.launch,
     handlers.enable,
+    handlers.fleet,
     handlers.placeholders,
 ]
 
