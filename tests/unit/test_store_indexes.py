@@ -66,6 +66,8 @@ def exercise(store: Store) -> None:
     store.update_launch(launch.id, status="pending", cluster_id="c-1")
     store.get_launch(launch.id), store.launches(), store.launches(statuses=("creating", "pending"), limit=5)
     store.launched_builds(["team-pandas"])
+    store.save_form("V1", kind="launch", user="U1", state={"image": "team-pandas"}), store.form("V1", "launch")
+    store.drop_form("V1"), store.build_of_message("C1", "1.2"), store.launch_of_message("C1", "1.2")
     store.launch_demand_rows(utcnow(), ("creating", "blocked"))
     request_id = store.insert_approval(
         kind="enableDcs", requester="U1", expires_at=utcnow(), note=None, created_at=utcnow()
