@@ -29,6 +29,7 @@ import handlers.launch
 import handlers.placeholders
 import handlers.ratelimit
 import handlers.rebuild
+import handlers.release
 import handlers.views
 from bot.clients.slack import make_web_client
 from bot.compose import attach_bot
@@ -57,6 +58,7 @@ SURFACES: list[ModuleType] = [
     handlers.ratelimit,
     handlers.launch,
     handlers.enable,
+    handlers.release,
     handlers.placeholders,
 ]
 
