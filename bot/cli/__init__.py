@@ -62,11 +62,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bot.cli.fleet",
         "what runs each image: clusters, jobs, instance pools, cluster policies, in every workspace",
     ),
+    "rollout": (
+        "bot.cli.fleet",
+        "move every cluster, job and policy running an image to one digest (or roll a rollout back)",
+    ),
     "promote": (
         "bot.cli.release",
         "move an image's moving tag to a pushed build (its candidate, or any earlier build)",
     ),
     "rollback": ("bot.cli.release", "move an image's moving tag back to the build promoted before the current one"),
+    "diff": (
+        "bot.cli.release",
+        "what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
+    ),
 }
 _GLOBAL_FLAGS = ("-h", "--help", "--json", "--version")
 

@@ -36,6 +36,7 @@ from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
 from bot.store.retention import Pruned, RetentionTables
+from bot.store.rollouts import RolloutTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -53,6 +54,7 @@ class Store(
     RetentionTables,
     WatchTables,
     ReleaseTables,
+    RolloutTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
