@@ -368,26 +368,22 @@ def load_config(environ: Mapping[str, str]) -> Config:
             problems.append(f"{name} does not look like a Slack token (it should start with {prefix!r})")
         return raw
 
-    def user_ids(name: str) -> frozenset[str]:
-        raw = get(name) or ""
-        ids = [part.strip() for part in raw.split(",") if part.strip()]
-        bad = [i for i in ids if not SLACK_USER_ID.match(i)]
+    def listed(name: str, pattern: re.Pattern[str], what: str) -> frozenset[str]:
+        """A comma-separated list of names matching `pattern`; the others are named in one problem."""
+        items = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
+        bad = [i for i in items if not pattern.match(i)]
         if bad:
-            problems.append(
-                f"{name} has {', '.join(repr(b) for b in bad)}: list Slack user ids (like U012ABCDEF), "
-                "comma-separated; names and emails are not accepted"
-            )
-        return frozenset(i for i in ids if SLACK_USER_ID.match(i))
+            problems.append(f"{name} has {', '.join(repr(b) for b in bad)}: list {what}")
+        return frozenset(i for i in items if pattern.match(i))
+
+    def user_ids(name: str) -> frozenset[str]:
+        what = "Slack user ids (like U012ABCDEF), comma-separated; names and emails are not accepted"
+        return listed(name, SLACK_USER_ID, what)
 
     def secret_scopes(name: str) -> frozenset[str]:
-        scopes = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
-        bad = [s for s in scopes if not SCOPE_NAME.match(s)]
-        if bad:
-            problems.append(
-                f"{name} has {', '.join(repr(b) for b in bad)}: list Databricks secret scope names (letters, digits, "
-                "'_', '-', '.'), comma-separated"
-            )
-        return frozenset(s for s in scopes if SCOPE_NAME.match(s))
+        return listed(
+            name, SCOPE_NAME, "Databricks secret scope names (letters, digits, '_', '-', '.'), comma-separated"
+        )
 
     def host_pairs(name: str, what: str) -> dict[str, tuple[str, ...]]:
         pairs: dict[str, list[str]] = {}
