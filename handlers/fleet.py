@@ -32,7 +32,7 @@ from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext, reference_id
-from handlers.respond import tell
+from handlers.respond import tell, told_errors
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,9 @@ def fleet_command(ctx: AppContext, cmd: CommandContext) -> None:
         ctx.config.workspace(workspace)
     cmd.reply(bk.notice(f":mag: Listing what runs *{bk.escape(image)}* in every workspace…"))
     can_move = ctx.role(cmd.user_id) >= Role.BUILDER
-    ctx.workers.quick(_guard, cmd.response_url, show_fleet, ctx, image, workspace, can_move, cmd.response_url)
+    ctx.workers.quick(
+        told_errors, cmd.response_url, "fleet listing", show_fleet, ctx, image, workspace, can_move, cmd.response_url
+    )
 
 
 def show_fleet(ctx: AppContext, image: str, workspace: str | None, can_move: bool, response_url: str | None) -> None:
@@ -311,17 +313,6 @@ def _rollout_id(body: dict[str, Any]) -> int:
     if not value.isdigit():
         raise InvalidInput("button value", value, "is not a rollout number", "Use `/dcs fleet NAME` again.")
     return int(value)
-
-
-def _guard(response_url: str | None, fn: Callable[..., None], *args: Any) -> None:
-    try:
-        fn(*args)
-    except DcsError as exc:
-        tell(response_url, bk.problem(exc.message))
-    except Exception:
-        ref = reference_id()
-        log.exception("fleet step failed (ref %s)", ref)
-        tell(response_url, bk.apology(ref))
 
 
 def fleet_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
