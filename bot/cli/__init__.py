@@ -2,7 +2,8 @@
 
 Exit codes (the README lists them all): 0 success (or nothing to do), 2 invalid input, 4 not found,
 5 already exists, 10-13 build/doctor failures, 14 not allowed, 20-25 registry problems, 40-47 Databricks
-and launches, 69 engine unavailable, 78 configuration, 1 anything unexpected.
+and launches, 69 engine unavailable, 78 configuration, 141 the reader of the output left (a closed pipe),
+1 anything unexpected.
 Each feature lives in its own module with `register(subparsers, common)`.
 """
 
@@ -20,7 +21,10 @@ from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 from typing import Any
 
+import argcomplete
+
 from bot.cli import build as build_commands
+from bot.cli import completion as completion_commands
 from bot.cli import fleet as fleet_commands
 from bot.cli import images as image_commands
 from bot.cli import launch as launch_commands
@@ -41,22 +45,34 @@ FEATURES: list[ModuleType] = [
     launch_commands,
     fleet_commands,
     release_commands,
+    completion_commands,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The global flags work before or after the command (`dcs --json image list`, `dcs image list --json`):
+    # the copies the subcommands inherit default to SUPPRESS, so they never overwrite a value given earlier.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_flags(common, default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="dcs",
         description="Build, check and push Databricks Container Services images; launch clusters on them.",
-        parents=[common],
+        epilog="The database is DCS_DB (default ./dcs.db); commands that only read refuse to create one. "
+        "Shell completion: `dcs completion bash|zsh|fish`.",
     )
+    _global_flags(parser, default=False)
     parser.add_argument("--version", action="version", version=f"dcs {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in FEATURES:
         module.register(sub, common)
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--json", action="store_true", default=default, help="machine-readable output")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only names, ids or digests; no progress"
+    )
 
 
 def _version() -> str:
@@ -78,7 +94,19 @@ def setup_logging(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argcomplete.autocomplete(parser)  # answers the shell's completion request (and exits) when there is one
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # `dcs image list | head -3`: the reader left. Exit quietly like other CLIs (128 + SIGPIPE), and point
+        # stdout at /dev/null so that the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace) -> int:
     wants_json = bool(getattr(args, "json", False))
     try:
         config = load_config(read_environment(os.environ))
@@ -98,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested as exc:
         print(f"stopped by {exc.signal_name}", file=sys.stderr)
         return int(exc.code or 1)
+    except BrokenPipeError:
+        raise  # the reader of our output left: main() exits quietly
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("unexpected error (ref %s)", ref)
