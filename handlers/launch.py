@@ -19,7 +19,12 @@ from slack_bolt import App
 
 from bot.clients.databricks import databricks_configured
 from bot.clients.slack import SlackError, call
-from bot.domain.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
+from bot.domain.clusterspec import (
+    LaunchRequest,
+    check_secret_references,
+    launch_request_from_dict,
+    parse_launch_args,
+)
 from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput, InvalidInputs, NotAllowed
 from bot.ops.launch import LaunchOptions, launch_advice, launcher_for
@@ -52,6 +57,7 @@ FIELD_BLOCKS = {
     "init_scripts": "init_scripts",
     "spark_conf": "spark_conf",
     "tags": "tags",
+    "spark_env_vars": "spark_env_vars",
     "name": "name",
 }
 STATE_EMOJI = {
@@ -177,6 +183,13 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
                 optional=True,
                 hint="key=value, one per line (the bot adds who launched, image and digest).",
             ),
+            _input(
+                "spark_env_vars",
+                "Environment variables",
+                _text("TZ=UTC", multiline=True),
+                optional=True,
+                hint="NAME=value, one per line (Spark's environment on every node).",
+            ),
             _input("name", "Cluster name", _text(f"dcs {source.spec.name} (you)"), optional=True),
         ],
     }
@@ -225,7 +238,7 @@ def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
     else:
         data["workers"] = values.get("workers") or "1"
     problems: list[InvalidInput] = []
-    for field in ("spark_conf", "tags"):
+    for field in ("spark_conf", "tags", "spark_env_vars"):
         try:
             data[field] = _lines_to_pairs(values.get(field), field)
         except InvalidInput as exc:
@@ -475,6 +488,7 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
             cmd.reply(bk.problem(exc.message))
         return
     request = parse_launch_args(image, tokens)
+    check_secret_references(request, ctx.config.launch_secret_scopes)  # said in the ack, before any work
     if request.allow_runtime_mismatch and ctx.role(cmd.user_id) < Role.ADMIN:
         raise NotAllowed(
             "Only a bot admin can launch an image on a runtime it was not made for (allow_runtime_mismatch=yes). "

@@ -5,7 +5,8 @@
   their own: Databricks patches those tags at any time, a weekly cron alone would miss a week of fixes);
 - `ratelimit:watch`: every DCS_RATELIMIT_MINUTES, the Docker Hub pull budget;
 - `rebuild:drain`: every DRAIN_SECONDS, runs what is still queued (a COUNT on the queue when there is nothing);
-- `scheduler:sync`: every 10 s, re-reads the catalog when it changed (another process, e.g. the CLI).
+- `scheduler:sync`: every 10 s, re-reads the catalog when it changed (another process, e.g. the CLI);
+- `store:prune`: at start and then daily, retention by age (bot/ops/retention.py, DCS_KEEP_*_DAYS).
 
 A schedule that fires never checks images itself: it puts them in the due-queue (bot/store/schedule.py)
 and drains it. Draining is a recorded, exclusive run (`rebuild:queue`, bot/ops/runs.py) that checks every
@@ -32,6 +33,7 @@ from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
 from bot.domain.cron import CronSchedule, next_fire, parse_cron
 from bot.ops.rebuild import rebuild_run
+from bot.ops.retention import PRUNE_JOB, prune_job
 from bot.ops.runs import mark_interrupted_runs, run_job
 from bot.services import Services
 from bot.store import JobRun, RunOutcome, run_group
@@ -51,6 +53,8 @@ MISFIRE_GRACE_SECONDS = 15 * 60  # a run missed by less than this (busy or resta
 SYNC_SECONDS = 10  # a COUNT and a MAX on the images table: cheap enough to notice CLI edits quickly
 DRAIN_SECONDS = 30  # how soon images a busy lock kept waiting are checked after it is free
 RESUME_DELAY_SECONDS = 60
+PRUNE_HOURS = 24
+PRUNE_DELAY_SECONDS = 30  # the first prune waits until start-up is over
 # The catalog fingerprint each scheduler last synced to (the periodic sync compares with it).
 _fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -300,6 +304,16 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
             id=RESUME_JOB,
             replace_existing=True,
         )
+    scheduler.add_job(
+        prune_job,
+        IntervalTrigger(hours=PRUNE_HOURS, timezone=UTC),
+        args=[services],
+        id=PRUNE_JOB,
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_DELAY_SECONDS),
+    )
     scheduler.add_job(
         _drain_if_queued,
         IntervalTrigger(seconds=DRAIN_SECONDS, timezone=UTC),

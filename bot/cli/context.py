@@ -11,14 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import Config
 from bot.domain.clock import ago
 from bot.errors import NotFound
-from bot.services import Services
+
+if TYPE_CHECKING:  # the services and rich are imported when a command uses them, not for `dcs --help`
+    from rich.console import Console
+
+    from bot.services import Services
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -75,6 +77,9 @@ class CliContext:
     def console(self, stderr: bool = False) -> Console:
         """Styles only on a real terminal (rich's own check) and never with NO_COLOR set (https://no-color.org:
         no colour, no bold either); a pipe or a file gets plain text."""
+        # Imported on first use on purpose: rich's import time is paid only by commands that draw with it.
+        from rich.console import Console
+
         plain = bool(os.environ.get("NO_COLOR"))
         return Console(stderr=stderr, highlight=False, soft_wrap=True, color_system=None if plain else "auto")
 

@@ -16,6 +16,7 @@ from bot.domain.refs import ImageRef
 VENV_PIP = "/databricks/python3/bin/pip"
 CONDA_PIP = "/databricks/conda/envs/dcs-minimal/bin/pip"
 VENV_PYTHON = "/databricks/python3/bin/python"
+CONDA_PYTHON = "/databricks/conda/envs/dcs-minimal/bin/python"
 
 NO_PYTHON_FLAVOURS = {"minimal", "rbase", "gpu-base"}
 CONDA_FLAVOURS = {"python-conda", "gpu-conda"}
@@ -55,6 +56,10 @@ class BaseInfo:
     @property
     def pip_path(self) -> str | None:
         return {"venv": VENV_PIP, "conda": CONDA_PIP}.get(self.python)
+
+    @property
+    def python_path(self) -> str | None:
+        return {"venv": VENV_PYTHON, "conda": CONDA_PYTHON}.get(self.python)
 
     @property
     def runtime_label(self) -> str | None:

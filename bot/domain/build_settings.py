@@ -287,3 +287,25 @@ def check_layers(environment: BuildSettings, *levels: tuple[str, BuildSettings])
 def effective_settings(environment: BuildSettings, catalog: BuildSettings, image: BuildSettings) -> BuildSettings:
     """What one image builds with: environment, then the catalog's [build], then the image's build table."""
     return image.over(catalog.over(environment))
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+MAX_CA_BYTES = 1024 * 1024
+
+
+def certificates_only(data: bytes, field: str, path: str) -> bytes:
+    """The PEM certificates of a CA bundle file, and nothing else from it (a key or other text never goes on)."""
+    fix = "Give a PEM file of CA certificates only (-----BEGIN CERTIFICATE----- blocks)."
+    if len(data) > MAX_CA_BYTES:
+        raise InvalidInput(field, path, "is larger than 1 MiB", fix)
+    blocks = _PEM_BLOCK.findall(data)
+    others = sorted({kind.decode() for kind, _ in blocks if kind != b"CERTIFICATE"})
+    if others or b"PRIVATE KEY" in data:
+        raise InvalidInput(field, path, f"holds more than certificates ({', '.join(others) or 'a key'})", fix)
+    certificates = [body for kind, body in blocks if kind == b"CERTIFICATE"]
+    if not certificates:
+        raise InvalidInput(field, path, "holds no PEM certificate", fix)
+    return b"".join(
+        b"-----BEGIN CERTIFICATE-----\n" + body.replace(b"\r", b"") + b"-----END CERTIFICATE-----\n"
+        for body in certificates
+    )

@@ -19,7 +19,7 @@ from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import CronError, check_cron
-from bot.domain.packages import apt_name, pip_name, split_requirements, validate_apt, validate_env, validate_pip
+from bot.domain.packages import apt_name, pip_key, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
 from bot.domain.secrets import check_secret_env_name, legacy_secret_name, migration_message, renamed_secret_env
@@ -323,7 +323,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         )
         description = ""
     release = release_from_dict(data, f, p)
-    for label, values, package in (("pip", pip, pip_name), ("apt", apt, apt_name)):
+    for label, values, package in (("pip", pip, pip_key), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
         dupes = sorted({n for n in names if names.count(n) > 1})

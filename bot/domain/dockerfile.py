@@ -1,9 +1,16 @@
 """Dockerfile rendering: pure and deterministic.
 
-Same spec and base digest → byte-identical text. The apt layer comes before the pip layer and packages
-are sorted, so the engine's layer cache is reused. No timestamps: labels carry only the spec hash and
-the base digest. pip runs in exec form (no shell at all); apt needs `&&` chaining, so each argument is
-shell-quoted on top of the name validation in bot.domain.packages.
+Same spec, base digest and settings → byte-identical text. Packages are sorted, so the engine's layer cache is
+reused. No timestamps: labels carry only the spec hash and the base digest. pip and every other step that
+needs no shell run in exec form; apt needs `&&` chaining, so each argument is shell-quoted on top of the name
+validation in bot.domain.packages.
+
+An image with pip packages is built in two stages (bot.domain.ship): a discarded install stage FROM the same
+base gets the build settings as files of the build context (pip.conf with the index and its credentials, the
+CA) and runs pip; the final stage copies only what pip changed. The final stage never receives a file or an
+argument of the build settings: apt there reaches the network only through the engine's predefined proxy
+build arguments (`http_proxy` …, which the engine keeps out of the image history), and a CA enters it only
+when `install_ca` asks for it.
 """
 
 from __future__ import annotations
@@ -11,19 +18,25 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
+from bot.domain.build_settings import NO_SETTINGS, BuildSettings
 from bot.domain.catalog import ImageSpec
 from bot.domain.refs import ImageRef
+from bot.domain.ship import APPLY_SCRIPT, INSTALL_DIR, SHIP_DIR, SHIP_SCRIPT
 from bot.errors import InvalidInput
 
 LABEL_PREFIX = "io.github.dcs-bot"
 LABEL_SPEC = f"{LABEL_PREFIX}.spec-hash"
 LABEL_BASE = f"{LABEL_PREFIX}.base-digest"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
+LABEL_INSTALL_STAGE = f"{LABEL_PREFIX}.install-stage"  # on the install stage's images only
+INSTALLED_CA = "/usr/local/share/ca-certificates/dcs-build-ca.crt"
 
 
 # Bump when the rendered Dockerfile changes for the same spec, so unchanged specs get rebuilt once.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 
 
 def spec_hash(spec: ImageSpec) -> str:
@@ -39,7 +52,35 @@ def from_line(base: ImageRef, base_digest: str | None) -> str:
     return str(base)
 
 
-def render_dockerfile(spec: ImageSpec, base_digest: str | None = None) -> str:
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build sends to the engine: the Dockerfile, the other context files, build arguments."""
+
+    dockerfile: str
+    context: dict[str, bytes] = field(default_factory=dict)  # path in the build context -> content
+    buildargs: dict[str, str] = field(default_factory=dict)  # the predefined proxy arguments only
+    network: str = "bridge"
+    install_stage: str | None = None  # LABEL_INSTALL_STAGE value of a stage to remove after the build
+
+
+def render_dockerfile(spec: ImageSpec, base_digest: str | None = None, settings: BuildSettings = NO_SETTINGS) -> str:
+    return render_build(spec, base_digest, settings).dockerfile
+
+
+def render_build(
+    spec: ImageSpec,
+    base_digest: str | None = None,
+    settings: BuildSettings = NO_SETTINGS,
+    *,
+    password: str | None = None,
+    ca_pem: bytes | None = None,
+    stage_id: str = "local",
+) -> BuildPlan:
+    """The build of `spec` with `settings` (already merged over the levels).
+
+    `password` is the value of `settings.pip_password_env` and `ca_pem` the checked certificates of
+    `settings.ca_bundle` (the caller reads them); `stage_id` names the install stage when it must be removed
+    after the build (it then holds a credential)."""
     base = spec.base_ref
     info = spec.base_info
     if base.digest and base_digest and base.digest != base_digest:
@@ -50,33 +91,105 @@ def render_dockerfile(spec: ImageSpec, base_digest: str | None = None) -> str:
             "Remove the digest from the base or resolve the same one.",
         )
     digest = base.digest or base_digest
-    lines = [
-        f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead.",
-        f"FROM {from_line(base.with_digest(None) if base.digest else base, digest)}",
-    ]
-    if spec.apt:
-        packages = " ".join(shlex.quote(p) for p in sorted(spec.apt))
-        lines += [
-            "RUN apt-get update \\",
-            f" && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\",
-            " && apt-get clean \\",
-            " && rm -rf /var/lib/apt/lists/*",
-        ]
+    from_ = from_line(base.with_digest(None) if base.digest else base, digest)
+    lines = [f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead."]
+    context: dict[str, bytes] = {}
+    install_stage = None
     if spec.pip:
         pip = info.pip_path
-        if pip is None:
+        python = info.python_path
+        if pip is None or python is None:
             raise InvalidInput(
                 "pip",
                 ", ".join(spec.pip),
                 f"cannot be installed: {spec.base} has no Python",
                 "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
             )
-        argv = [pip, "install", "--no-cache-dir", "--disable-pip-version-check", *sorted(spec.pip)]
-        lines.append("RUN " + json.dumps(argv))
+        secret = bool(password and settings.pip_username)
+        install_stage = stage_id if secret else None
+        context[f"{INSTALL_DIR[1:]}/pip.conf"] = pip_conf(settings, password if secret else None).encode()
+        context[f"{INSTALL_DIR[1:]}/requirements.txt"] = "".join(f"{r}\n" for r in sorted(spec.pip)).encode()
+        context[f"{INSTALL_DIR[1:]}/ship.py"] = SHIP_SCRIPT.encode()
+        if ca_pem:
+            context[f"{INSTALL_DIR[1:]}/ca.pem"] = ca_pem
+        install = [pip, "install", "--no-cache-dir", "--disable-pip-version-check", "-r"]
+        lines += [
+            "# Stage 1 (discarded): pip with the build settings; only what it installed is copied on.",
+            f"FROM {from_} AS dcs-install",
+            f'LABEL {LABEL_INSTALL_STAGE}="{install_stage or "shared"}"',
+            f"COPY {INSTALL_DIR[1:]}/ {INSTALL_DIR}/",
+            f"ENV PIP_CONFIG_FILE={INSTALL_DIR}/pip.conf",
+            "RUN " + json.dumps([python, f"{INSTALL_DIR}/ship.py", "snapshot"]),
+            "RUN " + json.dumps([*install, f"{INSTALL_DIR}/requirements.txt"]),
+            "RUN " + json.dumps([python, f"{INSTALL_DIR}/ship.py", "collect"]),
+            "",
+            "# The image: the base, apt, what stage 1 installed.",
+        ]
+    lines.append(f"FROM {from_}")
+    if settings.install_ca and settings.ca_bundle:
+        if ca_pem:
+            context["dcs-ca/dcs-build-ca.crt"] = ca_pem
+        lines += [f"COPY dcs-ca/dcs-build-ca.crt {INSTALLED_CA}", 'RUN ["update-ca-certificates"]']
+    if spec.apt:
+        lines += apt_lines(sorted(spec.apt), settings.apt_mirror)
+    if spec.pip:
+        lines += [
+            f"COPY --from=dcs-install {SHIP_DIR}/ /",
+            "RUN " + json.dumps([info.python_path, "-c", APPLY_SCRIPT]),
+        ]
     for key, value in sorted(spec.env):
         lines.append(f'ENV {key}="{value}"')
     labels = {LABEL_IMAGE: spec.name, LABEL_SPEC: spec_hash(spec), LABEL_BASE: digest or "unknown"}
     lines.append("LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()))
+    return BuildPlan(
+        dockerfile="\n".join(lines) + "\n",
+        context=context,
+        buildargs=settings.proxy_args,
+        network=settings.network or "bridge",
+        install_stage=install_stage,
+    )
+
+
+def apt_lines(packages: list[str], mirror: str | None) -> list[str]:
+    """The apt step. A mirror replaces every source's scheme and host for this step only: the source files
+    are put back before the layer is committed (the mirror's URL, never a credential, shows in the history)."""
+    quoted = " ".join(shlex.quote(p) for p in packages)
+    lines = ["RUN set -e \\"]
+    sources = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
+    if mirror:
+        lines += [
+            f' && for f in {sources}; do [ -f "$f" ] || continue; cp -p "$f" "$f.dcs-orig"; \\',
+            f"      sed -i -E 's#https?://[^/[:space:]]+/#{mirror}/#g' \"$f\"; done \\",
+        ]
+    lines += [
+        " && apt-get update \\",
+        f" && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {quoted} \\",
+        " && apt-get clean \\",
+    ]
+    if mirror:
+        lines.append(f' && for f in {sources}; do if [ -f "$f.dcs-orig" ]; then mv "$f.dcs-orig" "$f"; fi; done \\')
+    lines.append(" && rm -rf /var/lib/apt/lists/*")
+    return lines
+
+
+def pip_conf(settings: BuildSettings, password: str | None) -> str:
+    """pip's configuration for the install stage; the password goes into the one index URL it belongs to."""
+    lines = ["[global]", "disable-pip-version-check = true", "progress-bar = off"]
+    if settings.pip_index_url:
+        url = settings.pip_index_url
+        if password and settings.pip_username:
+            scheme, rest = url.split("://", 1)
+            user = quote(settings.pip_username, safe="")
+            url = f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
+        lines.append(f"index-url = {url}")
+    if settings.pip_extra_index_urls:
+        lines.append("extra-index-url =")
+        lines += [f"    {u}" for u in settings.pip_extra_index_urls]
+    if settings.pip_trusted_hosts:
+        lines.append("trusted-host =")
+        lines += [f"    {h}" for h in settings.pip_trusted_hosts]
+    if settings.ca_bundle:
+        lines.append(f"cert = {INSTALL_DIR}/ca-bundle.pem")
     return "\n".join(lines) + "\n"
 
 

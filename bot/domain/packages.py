@@ -15,9 +15,11 @@ from packaging.utils import canonicalize_name
 
 from bot.errors import InvalidInput
 
-# Characters that may never appear in a pip entry, whatever PEP 508 allows.
+# Characters that may never appear in a pip entry, whatever PEP 508 allows. After the first ';' (an environment
+# marker) quotes and parentheses are allowed: entries reach pip as lines of a requirements file, never a shell.
 _PIP_FORBIDDEN = set(";&|`$\\\"'(){}\n\r\t#?")
-_PIP_SAFE = re.compile(r"^[A-Za-z0-9._\-\[\],<>=!~*@:/+% ]+\Z")
+_MARKER_FORBIDDEN = set(";&|`$\\{}\n\r\t#?")
+_PIP_SAFE = re.compile(r"^[A-Za-z0-9._\-\[\],<>=!~*@:/+% ]+(?:; [A-Za-z0-9._\-,<>=!~*:/+% \"'()]+)?\Z")
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._\-/:+%=@]+\Z")  # '@' only after the host: git refs (…/pkg.git@v1.0)
 _URL_SCHEMES = {"https", "git+https"}
 _INJECTED_BY_DATABRICKS = {"pyspark"}
@@ -69,14 +71,19 @@ def validate_pip(entry: str, field: str = "pip") -> str:
             "is a pip option, not a requirement",
             "Options such as --index-url or -r are not allowed; give package requirements like 'pandas==2.2.2'.",
         )
-    bad = sorted({c for c in text if c in _PIP_FORBIDDEN or ord(c) < 32 or ord(c) > 126})
+    head, semicolon, marker = text.partition(";")
+    bad = sorted(
+        {c for c in head if c in _PIP_FORBIDDEN or ord(c) < 32 or ord(c) > 126}
+        | {c for c in marker if c in _MARKER_FORBIDDEN or ord(c) < 32 or ord(c) > 126}
+    )
     if bad or "&&" in text:
         shown = " ".join(repr(c) for c in bad) or "'&&'"
         raise InvalidInput(
             field,
             entry,
             f"contains characters that are not allowed ({shown})",
-            "Give a plain requirement like 'pandas>=2,<3'; environment markers and shell syntax are not supported.",
+            "Give a plain requirement like 'pandas>=2,<3' (an environment marker after ';' is fine); "
+            "shell syntax is not supported.",
         )
     try:
         req = Requirement(text)
@@ -87,10 +94,6 @@ def validate_pip(entry: str, field: str = "pip") -> str:
             f"is not a valid PEP 508 requirement ({exc})",
             "Write it as name[extras]<op>version, e.g. 'scikit-learn==1.5.1' or 'requests[socks]>=2.31'.",
         ) from None
-    if req.marker is not None:
-        raise InvalidInput(
-            field, entry, "has an environment marker", "Remove the '; …' marker: the image has one Python, pin for it."
-        )
     if canonicalize_name(req.name) in _INJECTED_BY_DATABRICKS:
         raise InvalidInput(
             field,
@@ -137,6 +140,12 @@ def _check_requirement_url(url: str, entry: str, field: str) -> None:
 def pip_name(requirement: str) -> str:
     """The project a validated requirement installs ("Scikit_Learn>=1" → "scikit-learn")."""
     return canonicalize_name(Requirement(requirement).name)
+
+
+def pip_key(requirement: str) -> str:
+    """What makes two pip entries the same: the project and the marker (complementary markers may coexist)."""
+    req = Requirement(requirement)
+    return f"{canonicalize_name(req.name)}; {req.marker}" if req.marker else canonicalize_name(req.name)
 
 
 def apt_name(entry: str) -> str:

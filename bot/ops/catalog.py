@@ -35,6 +35,7 @@ from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
+from bot.ops.build_plan import image_settings
 from bot.ops.release import promoted_build
 from bot.services import Services
 
@@ -274,4 +275,4 @@ def render_image(services: Services, name: str, *, base_digest: str | None = Non
         )
     if resolve:
         base_digest = Builder(services).resolve_base(spec).digest
-    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest))
+    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest, image_settings(services, spec)))

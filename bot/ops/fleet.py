@@ -108,7 +108,7 @@ def scan_fleet(
         items.sort(key=lambda i: (KINDS.index(i.kind), i.image, i.name, i.item_id, i.location))
         counts = {"clusters": len(raw.clusters), "jobs": len(raw.jobs), "pools": len(raw.pools)}
         counts["policies"] = len(raw.policies)
-        return WorkspaceScan(name, items, calls=raw.calls, counts=counts)
+        return WorkspaceScan(name, items, calls=raw.calls, counts=counts, raw=raw)
 
     with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="fleet") as pool:
         scans = list(pool.map(one, names))

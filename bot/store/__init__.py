@@ -35,6 +35,8 @@ from bot.store.catalog import CatalogTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
+from bot.store.retention import Pruned, RetentionTables
+from bot.store.rollouts import RolloutTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -49,8 +51,10 @@ class Store(
     ApprovalTables,
     RunTables,
     ScheduleTables,
+    RetentionTables,
     WatchTables,
     ReleaseTables,
+    RolloutTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 
@@ -69,6 +73,7 @@ __all__ = [
     "JobRun",
     "Launch",
     "LaunchStatus",
+    "Pruned",
     "PullSample",
     "Promotion",
     "PushRecord",

@@ -90,11 +90,12 @@ def test_build_installs_exactly_the_requested_packages_and_pushes(engine, regist
     assert run_in(engine, image, "echo $TZ").strip() == "UTC"
     # FROM was pinned to the base digest the registry reported.
     base_digest = registry_digest(registry, "databricksruntime/standard", "15.4-LTS")
-    assert f"@{base_digest}" in outcome.dockerfile.splitlines()[1]
+    froms = [line for line in outcome.dockerfile.splitlines() if line.startswith("FROM ")]
+    assert len(froms) == 2 and all(f"@{base_digest}" in line for line in froms)  # install stage and image
     assert build.base_digest == base_digest
     # Progress reached the callback step by step, ending at 100 %.
     steps = [(e.step, e.total) for e in events if e.phase == "build" and e.step]
-    assert steps == [(i, 5) for i in range(1, 6)]
+    assert steps == [(i, 13) for i in range(1, 14)]  # 7 in the install stage, 6 in the image
     assert events[-1].fraction == 1.0
     # Both tags pushed, digest recorded and equal to what the registry serves.
     pushes = services.store.pushes(build.id)
@@ -187,8 +188,10 @@ def test_failing_build_reports_the_step_and_the_log(registry, tmp_db, standard_b
     assert isinstance(outcome.error, BuildFailed)
     build = outcome.build
     assert build.status == "failed"
-    assert "pip" in build.failed_step and "Step 2/" in build.failed_step
+    assert "pip" in build.failed_step and "Step 6/" in build.failed_step  # the install stage's pip step
     assert "No matching distribution found for dcs-test-broken" in build.log_tail
+    # the cause comes first, in the catalog's words (field, entry)
+    assert build.error.startswith("pip: 'dcs-test-broken==1.0' was not found (No matching distribution found")
     assert build.finished_at is not None
 
 

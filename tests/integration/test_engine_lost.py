@@ -78,7 +78,7 @@ def slow_pip() -> list[str]:
 def test_a_connection_lost_mid_build_fails_the_build_plainly(tmp_db, proxy, registry, base) -> None:
     services = build_services(load_config(environ(tmp_db, proxy, registry)))
     name = add_registry_and_image(services, registry, base, slow_pip())
-    fired = proxy.cut_on(b"/build", b"Step 2/3")  # reset while the engine runs the 30 s pip step
+    fired = proxy.cut_on(b"/build", b"Step 6/11")  # reset while the engine runs the 30 s pip step (install stage)
     started = time.monotonic()
     outcome = Builder(services).build(name)
     assert fired.is_set()
@@ -137,7 +137,7 @@ def test_the_bot_stays_up_after_the_engine_connection_broke(tmp_db, proxy, regis
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
     try:
         broken = add_registry_and_image(services, registry, base, slow_pip())
-        fired = proxy.cut_on(b"/build", b"Step 2/3")
+        fired = proxy.cut_on(b"/build", b"Step 6/11")
         command(server.url, slack, f"build {broken}")
         failed = wait_until(
             lambda: next((b for b in services.store.builds(broken) if b.finished), None), 120, lambda: "no end"

@@ -268,20 +268,39 @@ exit 0
 """
 
 PYTHON = r"""#!/bin/sh
-# dcs-test stub of the Databricks Python
+# dcs-test stub of the Databricks Python; it plays the bot's install-stage script (bot/domain/ship.py) too:
+# `ship.py collect` ships the pip log (what the stub pip "installed"), `-c` (the final stage's step) removes
+# the list of removed paths.
 case "$1" in
     --version|-V) echo "Python 3.11.0rc1"; exit 0 ;;
     -m) if [ "$2" = pip ]; then shift 2; exec "$(dirname "$0")/pip" "$@"; fi ;;
+    -c) rm -f /.dcs-ship-removed.json; exit 0 ;;
+    */ship.py)
+        if [ "$2" = collect ]; then
+            mkdir -p /dcs-ship
+            for log in /databricks/python3/pip-installs.log /databricks/conda/pip-installs.log; do
+                if [ -f "$log" ]; then mkdir -p "/dcs-ship$(dirname "$log")"; cp "$log" "/dcs-ship$log"; fi
+            done
+            echo "[]" > /dcs-ship/.dcs-ship-removed.json
+        fi
+        exit 0 ;;
 esac
 exit 0
 """
 
 PIP = r"""#!/bin/sh
-# dcs-test stub of pip
+# dcs-test stub of pip; `-r FILE` is logged as the requirements in FILE (what pip would install)
+set -f
 if [ "$1" = --version ] || [ "$1" = -V ]; then
     echo "pip 23.2.1 from /databricks/python3/lib/python3.11/site-packages/pip (python 3.11)"
     exit 0
 fi
+args=""
+while [ $# -gt 0 ]; do
+    if [ "$1" = -r ] && [ -f "$2" ]; then args="$args $(tr '\n' ' ' < "$2")"; shift 2; continue; fi
+    args="$args $1"; shift
+done
+set -- $args
 echo "$*" >> @PIP_LOG@
 for arg; do
     case "$arg" in dcs-test-slow*) sleep 30 ;; esac

@@ -152,9 +152,9 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
             "Write it as name[extras]<op>version",
         ),
         (
-            {"pip": ["pandas;id"]},
+            {"pip": ["pandas;$(id)"]},
             "pip",
-            "pandas;id",
+            "pandas;$(id)",
             "contains characters that are not allowed",
             "Give a plain requirement",
         ),
@@ -428,9 +428,9 @@ def test_image_rejections_are_all_reported_at_once() -> None:
 
 def test_field_prefix_names_the_catalog_entry() -> None:
     with pytest.raises(InvalidInput) as caught:
-        image_from_dict(MINIMAL | {"pip": ["a;b"]}, "image[team-pandas].")
+        image_from_dict(MINIMAL | {"pip": ["a;`b`"]}, "image[team-pandas].")
     assert caught.value.field == "image[team-pandas].pip"
-    assert str(caught.value).startswith("image[team-pandas].pip: 'a;b' contains characters that are not allowed")
+    assert str(caught.value).startswith("image[team-pandas].pip: 'a;`b`' contains characters that are not allowed")
 
 
 def test_immutable_tag_for_fills_every_placeholder() -> None:

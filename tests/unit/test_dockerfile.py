@@ -8,12 +8,24 @@ from typing import Any
 
 import pytest
 
+from bot.domain.bases import CONDA_PIP, CONDA_PYTHON, VENV_PIP, VENV_PYTHON
 from bot.domain.catalog import image_from_dict
-from bot.domain.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, count_steps, render_dockerfile, spec_hash
+from bot.domain.dockerfile import (
+    LABEL_BASE,
+    LABEL_IMAGE,
+    LABEL_INSTALL_STAGE,
+    LABEL_SPEC,
+    count_steps,
+    render_build,
+    render_dockerfile,
+    spec_hash,
+)
+from bot.domain.ship import APPLY_SCRIPT, SHIP_SCRIPT
 from bot.errors import InvalidInput
 
 DIGEST = "sha256:" + "b" * 64
 OTHER_DIGEST = "sha256:" + "c" * 64
+PIP_INSTALL = ["install", "--no-cache-dir", "--disable-pip-version-check", "-r", "/dcs-install/requirements.txt"]
 SPEC: dict[str, Any] = {
     "name": "team-pandas",
     "base": "databricksruntime/standard:15.4-LTS",
@@ -32,18 +44,35 @@ def test_full_rendering_is_exactly_this_text() -> None:
     spec = spec_of()
     expected = (
         "# Rendered by dcs-bot for image team-pandas. Do not edit: change the catalog entry instead.\n"
+        "# Stage 1 (discarded): pip with the build settings; only what it installed is copied on.\n"
+        f"FROM databricksruntime/standard:15.4-LTS@{DIGEST} AS dcs-install\n"
+        f'LABEL {LABEL_INSTALL_STAGE}="shared"\n'
+        "COPY dcs-install/ /dcs-install/\n"
+        "ENV PIP_CONFIG_FILE=/dcs-install/pip.conf\n"
+        'RUN ["/databricks/python3/bin/python", "/dcs-install/ship.py", "snapshot"]\n'
+        'RUN ["/databricks/python3/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", '
+        '"-r", "/dcs-install/requirements.txt"]\n'
+        'RUN ["/databricks/python3/bin/python", "/dcs-install/ship.py", "collect"]\n'
+        "\n"
+        "# The image: the base, apt, what stage 1 installed.\n"
         f"FROM databricksruntime/standard:15.4-LTS@{DIGEST}\n"
-        "RUN apt-get update \\\n"
+        "RUN set -e \\\n"
+        " && apt-get update \\\n"
         " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ libgomp1 zlib1g \\\n"
         " && apt-get clean \\\n"
         " && rm -rf /var/lib/apt/lists/*\n"
-        'RUN ["/databricks/python3/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", '
-        '"Pandas==2.2.2", "numpy", "requests>=2"]\n'
+        "COPY --from=dcs-install /dcs-ship/ /\n"
+        f"RUN {json.dumps(['/databricks/python3/bin/python', '-c', APPLY_SCRIPT])}\n"
         'ENV A_FLAG="x y"\n'
         'ENV TZ="UTC"\n'
         f'LABEL {LABEL_IMAGE}="team-pandas" {LABEL_SPEC}="{spec_hash(spec)}" {LABEL_BASE}="{DIGEST}"\n'
     )
-    assert render_dockerfile(spec, DIGEST) == expected
+    plan = render_build(spec, DIGEST)
+    assert plan.dockerfile == expected
+    assert plan.context["dcs-install/requirements.txt"] == b"Pandas==2.2.2\nnumpy\nrequests>=2\n"
+    assert plan.context["dcs-install/pip.conf"] == b"[global]\ndisable-pip-version-check = true\nprogress-bar = off\n"
+    assert plan.context["dcs-install/ship.py"] == SHIP_SCRIPT.encode()
+    assert (plan.buildargs, plan.network, plan.install_stage) == ({}, "bridge", None)
 
 
 def test_same_spec_gives_byte_identical_output() -> None:
@@ -58,36 +87,40 @@ def test_same_spec_gives_byte_identical_output() -> None:
     assert render_dockerfile(spec_of(), DIGEST) == first
 
 
-def test_packages_are_sorted_and_apt_comes_before_pip() -> None:
-    text = render_dockerfile(spec_of(pip=["zzz", "aaa", "mmm"], apt=["zlib1g", "curl", "make"]))
-    lines = text.splitlines()
+def test_packages_are_sorted_and_apt_comes_before_the_installed_packages() -> None:
+    plan = render_build(spec_of(pip=["zzz", "aaa", "mmm"], apt=["zlib1g", "curl", "make"]))
+    lines = plan.dockerfile.splitlines()
+    final = lines.index("FROM databricksruntime/standard:15.4-LTS")
     apt_line = next(i for i, line in enumerate(lines) if "apt-get install" in line)
-    pip_line = next(i for i, line in enumerate(lines) if line.startswith("RUN ["))
-    assert apt_line < pip_line
+    copy_line = lines.index("COPY --from=dcs-install /dcs-ship/ /")
+    assert final < apt_line < copy_line
     assert lines[apt_line].endswith("--no-install-recommends curl make zlib1g \\")
-    assert json.loads(lines[pip_line][4:])[-3:] == ["aaa", "mmm", "zzz"]
+    assert plan.context["dcs-install/requirements.txt"] == b"aaa\nmmm\nzzz\n"
 
 
 @pytest.mark.parametrize(
-    ("base", "pip"),
+    ("base", "pip", "python"),
     [
-        ("databricksruntime/standard:15.4-LTS", "/databricks/python3/bin/pip"),
-        ("databricksruntime/python:9.1-LTS", "/databricks/python3/bin/pip"),
-        ("databricksruntime/standard:9.x", "/databricks/python3/bin/pip"),
-        ("databricksruntime/standard:latest", "/databricks/python3/bin/pip"),
-        ("databricksruntime/standard:experimental", "/databricks/python3/bin/pip"),
-        ("myacr.azurecr.io/databricksruntime/standard:16.4-LTS", "/databricks/python3/bin/pip"),
-        ("ubuntu:22.04", "/databricks/python3/bin/pip"),
-        ("databricksruntime/standard:8.x", "/databricks/conda/envs/dcs-minimal/bin/pip"),
-        ("databricksruntime/python:7.3", "/databricks/conda/envs/dcs-minimal/bin/pip"),
-        ("databricksruntime/python-conda:9.x", "/databricks/conda/envs/dcs-minimal/bin/pip"),
+        ("databricksruntime/standard:15.4-LTS", VENV_PIP, VENV_PYTHON),
+        ("databricksruntime/python:9.1-LTS", VENV_PIP, VENV_PYTHON),
+        ("databricksruntime/standard:9.x", VENV_PIP, VENV_PYTHON),
+        ("databricksruntime/standard:latest", VENV_PIP, VENV_PYTHON),
+        ("databricksruntime/standard:experimental", VENV_PIP, VENV_PYTHON),
+        ("myacr.azurecr.io/databricksruntime/standard:16.4-LTS", VENV_PIP, VENV_PYTHON),
+        ("ubuntu:22.04", VENV_PIP, VENV_PYTHON),
+        ("databricksruntime/standard:8.x", CONDA_PIP, CONDA_PYTHON),
+        ("databricksruntime/python:7.3", CONDA_PIP, CONDA_PYTHON),
+        ("databricksruntime/python-conda:9.x", CONDA_PIP, CONDA_PYTHON),
     ],
 )
-def test_pip_path_by_runtime(base: str, pip: str) -> None:
+def test_pip_and_python_paths_by_runtime(base: str, pip: str, python: str) -> None:
     text = render_dockerfile(spec_of(base=base, apt=[], env={}, pip=["pandas==2.2.2"]))
     run = [line for line in text.splitlines() if line.startswith("RUN ")]
     assert run == [
-        "RUN " + json.dumps([pip, "install", "--no-cache-dir", "--disable-pip-version-check", "pandas==2.2.2"])
+        "RUN " + json.dumps([python, "/dcs-install/ship.py", "snapshot"]),
+        "RUN " + json.dumps([pip, *PIP_INSTALL]),
+        "RUN " + json.dumps([python, "/dcs-install/ship.py", "collect"]),
+        "RUN " + json.dumps([python, "-c", APPLY_SCRIPT]),
     ]
 
 
@@ -144,6 +177,10 @@ def test_from_is_pinned_by_digest_when_known(base: str, digest: str | None, from
     text = render_dockerfile(spec_of(base=base, pip=[]), digest)
     assert [line for line in text.splitlines() if line.startswith("FROM")] == [from_line]
     assert f'{LABEL_BASE}="{label}"' in text
+    # the install stage starts from exactly the same base
+    text = render_dockerfile(spec_of(base=base), digest)
+    froms = [line for line in text.splitlines() if line.startswith("FROM")]
+    assert froms == [f"{from_line} AS dcs-install", from_line]
 
 
 def test_a_pinned_base_that_resolves_to_another_digest_is_refused() -> None:
@@ -159,9 +196,11 @@ def test_labels_carry_spec_hash_and_base_digest_and_no_time() -> None:
     spec = spec_of()
     text = render_dockerfile(spec, DIGEST)
     label = [line for line in text.splitlines() if line.startswith("LABEL ")]
-    assert label == [f'LABEL {LABEL_IMAGE}="team-pandas" {LABEL_SPEC}="{spec_hash(spec)}" {LABEL_BASE}="{DIGEST}"']
+    stage = f'LABEL {LABEL_INSTALL_STAGE}="shared"'
+    image = f'LABEL {LABEL_IMAGE}="team-pandas" {LABEL_SPEC}="{spec_hash(spec)}" {LABEL_BASE}="{DIGEST}"'
+    assert label == [stage, image]
     # nothing that changes between two builds of the same spec (a timestamp would defeat the layer cache)
-    assert "LABEL" not in text.replace(label[0], "")
+    assert "LABEL" not in text.replace(stage, "").replace(image, "")
 
 
 def test_spec_hash_is_a_sha256_hex_and_stable() -> None:
@@ -217,11 +256,11 @@ def test_apt_arguments_are_shell_quoted_names() -> None:
 @pytest.mark.parametrize(
     ("changes", "steps"),
     [
-        ({}, 6),  # FROM, apt RUN, pip RUN, 2 ENV, LABEL
+        ({}, 14),  # install stage: FROM, LABEL, COPY, ENV, 3 RUN; FROM, apt RUN, COPY, RUN, 2 ENV, LABEL
         ({"pip": []}, 5),
-        ({"apt": []}, 5),
+        ({"apt": []}, 13),
         ({"pip": [], "apt": [], "env": {}}, 2),
-        ({"env": {"A": "1", "B": "2", "C": "3"}}, 7),
+        ({"env": {"A": "1", "B": "2", "C": "3"}}, 15),
     ],
 )
 def test_count_steps_counts_instructions_not_lines(changes: dict[str, Any], steps: int) -> None:

@@ -52,6 +52,11 @@ APT_FIX = "Use a Debian package name (lowercase letters, digits, '+', '-', '.'; 
         # a git ref after the path is how teams pin git dependencies
         ("pkg @ git+https://github.com/org/pkg.git@v1.0", "pkg @ git+https://github.com/org/pkg.git@v1.0"),
         ("pkg[extra] @ https://example.com/p.whl", "pkg[extra] @ https://example.com/p.whl"),
+        # PEP 508 environment markers (they reach pip as a requirements file line, never a shell)
+        ("pandas; python_version > '3.8'", 'pandas; python_version > "3.8"'),
+        ("pandas;sys_platform=='linux'", 'pandas; sys_platform == "linux"'),
+        ('numpy<2; python_version<"3.12"', 'numpy<2; python_version < "3.12"'),
+        ("x; (os_name == 'posix') and extra == 'a'", 'x; os_name == "posix" and extra == "a"'),
     ],
 )
 def test_pip_accepts_pep508_and_returns_the_canonical_form(entry: str, canonical: str) -> None:
@@ -68,8 +73,12 @@ def test_pip_accepts_pep508_and_returns_the_canonical_form(entry: str, canonical
         ("pandas\nnumpy", "contains characters that are not allowed ('\\n')", PIP_FIX_PLAIN),
         ("pandas\rnumpy", "contains characters that are not allowed ('\\r')", PIP_FIX_PLAIN),
         ("pandas\tnumpy", "contains characters that are not allowed ('\\t')", PIP_FIX_PLAIN),
-        ("pandas; python_version > '3.8'", "contains characters that are not allowed", PIP_FIX_PLAIN),
-        ("pandas;sys_platform=='linux'", "contains characters that are not allowed (\"'\" ';')", PIP_FIX_PLAIN),
+        ("pandas; python_version > '3.8' && id", "contains characters that are not allowed ('&')", PIP_FIX_PLAIN),
+        ("pandas; $(id)", "contains characters that are not allowed ('$')", PIP_FIX_PLAIN),
+        ("pandas; os_name == `id`", "contains characters that are not allowed ('`')", PIP_FIX_PLAIN),
+        ("pandas; os_name == 'a'; id", "contains characters that are not allowed (';')", PIP_FIX_PLAIN),
+        ("pan'das; os_name == 'a'", 'contains characters that are not allowed ("\'")', PIP_FIX_PLAIN),
+        ("pandas; nonsense > 1", "is not a valid PEP 508 requirement", PIP_FIX_PEP508),
         ("pandas && rm -rf /", "contains characters that are not allowed ('&')", PIP_FIX_PLAIN),
         ("pandas&&id", "contains characters that are not allowed ('&')", PIP_FIX_PLAIN),
         ("pandas | sh", "contains characters that are not allowed ('|')", PIP_FIX_PLAIN),

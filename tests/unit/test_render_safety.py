@@ -18,13 +18,21 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.catalog import ImageSpec, image_from_dict
-from bot.domain.dockerfile import LABEL_BASE, LABEL_IMAGE, LABEL_SPEC, render_dockerfile, spec_hash
+from bot.domain.dockerfile import (
+    LABEL_BASE,
+    LABEL_IMAGE,
+    LABEL_INSTALL_STAGE,
+    LABEL_SPEC,
+    render_build,
+    render_dockerfile,
+    spec_hash,
+)
 from bot.domain.packages import validate_pip
 from bot.domain.refs import parse_ref
 from bot.errors import InvalidInput, InvalidInputs
 
 DIGEST = "sha256:" + "d" * 64
-PIP_FLAGS = ["install", "--no-cache-dir", "--disable-pip-version-check"]
+PIP_FLAGS = ["install", "--no-cache-dir", "--disable-pip-version-check", "-r", "/dcs-install/requirements.txt"]
 APT_BEFORE = [
     "apt-get",
     "update",
@@ -185,7 +193,9 @@ def shell_words(command: str) -> list[str]:
     return list(lexer)
 
 
-def check_dockerfile(spec: ImageSpec, digest: str | None, text: str, pip_inputs: list[str]) -> None:
+def check_dockerfile(
+    spec: ImageSpec, digest: str | None, text: str, pip_inputs: list[str], context: dict[str, bytes] | None = None
+) -> None:
     lines = text.split("\n")
     assert lines[0] == (f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead.")
     assert not DIRECTIVE.match(lines[0])
@@ -193,30 +203,51 @@ def check_dockerfile(spec: ImageSpec, digest: str | None, text: str, pip_inputs:
 
     found = instructions(text)
     keywords = [line.split(" ", 1)[0] for line in found]
-    expected = ["FROM"] + ["RUN"] * bool(spec.apt) + ["RUN"] * bool(spec.pip) + ["ENV"] * len(spec.env) + ["LABEL"]
+    install = ["FROM", "LABEL", "COPY", "ENV", "RUN", "RUN", "RUN"] if spec.pip else []
+    final = ["FROM"] + ["RUN"] * bool(spec.apt) + ["COPY", "RUN"] * bool(spec.pip)
+    expected = [*install, *final, *["ENV"] * len(spec.env), "LABEL"]
     assert keywords == expected
     rest = [line.split(" ", 1)[1] for line in found]
 
     base = spec.base_ref
     pinned = base.digest or digest
-    assert re.fullmatch(r"[A-Za-z0-9._/:@\[\]-]+", rest[0]), rest[0]
-    assert "$" not in rest[0]
-    assert parse_ref(rest[0]) == base.with_digest(pinned)
-    index = 1
+    stage_from = rest[0].removesuffix(" AS dcs-install") if spec.pip else None
+    index = 0
+    if spec.pip:
+        python, pip = spec.base_info.python_path, spec.base_info.pip_path
+        assert rest[1:7] == [
+            f'{LABEL_INSTALL_STAGE}="shared"',
+            "dcs-install/ /dcs-install/",
+            "PIP_CONFIG_FILE=/dcs-install/pip.conf",
+            json.dumps([python, "/dcs-install/ship.py", "snapshot"]),
+            json.dumps([pip, *PIP_FLAGS]),
+            json.dumps([python, "/dcs-install/ship.py", "collect"]),
+        ]
+        index = 7
+    assert re.fullmatch(r"[A-Za-z0-9._/:@\[\]-]+", rest[index]), rest[index]
+    assert "$" not in rest[index]
+    assert parse_ref(rest[index]) == base.with_digest(pinned)
+    assert stage_from in (None, rest[index])
+    index += 1
 
     if spec.apt:
         words = shell_words(rest[index])
-        assert words == [*APT_BEFORE, *sorted(spec.apt), *APT_AFTER]
+        assert words == ["set", "-e", "&&", *APT_BEFORE, *sorted(spec.apt), *APT_AFTER]
         for package in spec.apt:
             assert not package.startswith("-")
         index += 1
 
     if spec.pip:
-        argv = json.loads(rest[index])
-        assert argv == [spec.base_info.pip_path, *PIP_FLAGS, *sorted(spec.pip)]
+        assert rest[index] == "--from=dcs-install /dcs-ship/ /"
+        argv = json.loads(rest[index + 1])
+        assert argv[:2] == [spec.base_info.python_path, "-c"] and len(argv) == 3
+        # the requirements reach pip as a file (data, not argv): one validated requirement per line
+        assert context is not None
+        requirements = context["dcs-install/requirements.txt"].decode().splitlines()
+        assert requirements == sorted(spec.pip)
         assert sorted(spec.pip) == sorted(validate_pip(entry) for entry in pip_inputs)
-        assert all(not requirement.startswith("-") for requirement in spec.pip)
-        index += 1
+        assert all(not r.startswith("-") and not set(r) & set("#$\\\n\r") for r in requirements)
+        index += 2
 
     for (key, value), env_line in zip(sorted(spec.env), rest[index : index + len(spec.env)], strict=True):
         match = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*)="([^"\\$`]*)"', env_line)
@@ -233,11 +264,11 @@ def render_or_refuse(data: dict[str, Any], digest: str | None) -> bool:
     """True when the input was rendered (and checked), False when validation refused it."""
     try:
         spec = image_from_dict(data)
-        text = render_dockerfile(spec, digest)
+        plan = render_build(spec, digest)
     except (InvalidInput, InvalidInputs) as refused:
         assert str(refused)
         return False
-    check_dockerfile(spec, digest, text, list(data["pip"]))
+    check_dockerfile(spec, digest, plan.dockerfile, list(data["pip"]), plan.context)
     return True
 
 

@@ -92,6 +92,7 @@ def exercise(store: Store) -> None:
     )
     store.promotions("team-pandas"), store.promoted("team-pandas"), store.promoted_builds()
     store.undo_promotion(promotion.id)
+    store.prune(runs_before=utcnow(), claims_before=utcnow(), audit_before=utcnow(), logs_before=utcnow())
     store.queue_images(["team-pandas"], "rebuild:lts"), store.queued_images(), store.queue_size()
     store.dequeue_images(["team-pandas"], utcnow())
     store.record_image_checks([ImageCheck("team-pandas", utcnow(), "unchanged", "up to date", "schedule")])
