@@ -73,11 +73,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "move an image's moving tag to a pushed build (its candidate, or any earlier build)",
     ),
     "rollback": ("bot.cli.release", "move an image's moving tag back to the build promoted before the current one"),
-    "completion": ("bot.cli.completion", "print shell completion code (bash, zsh or fish)"),
     "diff": (
         "bot.cli.release",
         "what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
     ),
+    "completion": ("bot.cli.completion", "print shell completion code (bash, zsh or fish)"),
 }
 _GLOBAL_FLAGS = ("-h", "--help", "--json", "-q", "--quiet", "--version")
 
@@ -131,7 +131,8 @@ class _Version(argparse.Action):
     """`--version`, reading the installed metadata only when asked."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        parser.exit(message=f"dcs {_version()}\n")
+        print(f"dcs {_version()}")  # on stdout, as `--version` always was (and docker, gh, git do)
+        parser.exit()
 
 
 def _version() -> str:

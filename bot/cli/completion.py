@@ -17,7 +17,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    completion = sub.add_parser("completion", help="print shell completion code (bash, zsh or fish)")
+    completion = sub.add_parser("completion", help="print shell completion code (bash, zsh or fish)", parents=[common])
     completion.add_argument("shell", choices=SHELLS)
     completion.set_defaults(handler=cmd_completion)
 
