@@ -21,6 +21,8 @@ from bot.domain.clock import utcnow
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
+from bot.domain.packages import pip_name
+from bot.domain.python_checks import IMPORTS_ENV, imports_value
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
 from bot.errors import (
     BuildFailed,
@@ -477,9 +479,11 @@ class Builder:
                     base = None
             except DcsError:
                 base = None
-        output = engine.run_probe(image, PROBE_SCRIPT)
+        requested = tuple(sorted({pip_name(r) for r in spec.pip})) if spec else ()
+        # as the image's default user (`sudo -n true` is checked for that user), the entry's packages to import
+        output = engine.run_probe(image, PROBE_SCRIPT, environment={IMPORTS_ENV: imports_value(requested)}, user=None)
         inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
-        return evaluate(image, output, inspect, base), inventory
+        return evaluate(image, output, inspect, base, requested), inventory
 
 
 # ---------------------------------------------------------------- the other build operations
