@@ -43,6 +43,8 @@ PHASE_LABEL = {
     "build": "Building",
     "doctor": "Doctor checks",
     "push": "Pushing",
+    "promote": "Moving the tag",
+    "queue": "Waiting for a build engine",
     "done": "Finishing",
 }
 
