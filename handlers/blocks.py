@@ -44,7 +44,6 @@ PHASE_LABEL = {
     "doctor": "Doctor checks",
     "push": "Pushing",
     "promote": "Moving the tag",
-    "queue": "Waiting for a build engine",
     "done": "Finishing",
 }
 

@@ -466,7 +466,15 @@ def test_build_and_push_from_slack_to_the_final_message(engine_bot: Bot) -> None
     # Progress said the phase and the step in words (no LABEL/spec-hash echo, no bar in inline code).
     progress = [c for c in bot.fake.calls("chat.update") if "░" in json.dumps(c.params, ensure_ascii=False)]
     assert progress, "no progress update before the result"
-    labels = ("Checking the base", "Pulling the base", "Building", "Doctor checks", "Pushing", "Moving the tag")
+    labels = (
+        "Checking the base",
+        "Pulling the base",
+        "Building",
+        "Doctor checks",
+        "Pushing",
+        "Moving the tag",
+        "Waiting for a build engine",
+    )
     unlabelled = [c.params["text"] for c in progress if not any(label in c.params["text"] for label in labels)]
     assert not unlabelled, unlabelled
     shown = json.dumps([c.params for c in progress], ensure_ascii=False)
