@@ -308,11 +308,19 @@ def _channel(body: dict[str, Any]) -> str:
     return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id") or ""
 
 
-def _rollout_id(body: dict[str, Any]) -> int:
+def _rollout_id(ctx: AppContext, body: dict[str, Any]) -> int:
+    """The rollout of the message the button is on (the store decides; the value must agree with it)."""
     value = body["actions"][0].get("value", "")
     if not value.isdigit():
         raise InvalidInput("button value", value, "is not a rollout number", "Use `/dcs fleet NAME` again.")
-    return int(value)
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    own = ctx.store.rollout_of_message(channel, ts) if channel and ts else None
+    if own is None or own.id != int(value):
+        raise InvalidInput(
+            "button value", value, "is not the rollout of this message", "Use the buttons on the rollout's message."
+        )
+    return own.id
 
 
 def fleet_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
@@ -351,7 +359,7 @@ def register(app: App, ctx: AppContext) -> None:
 
     def click(step: Callable[..., Rollout], action: str) -> Callable[[dict[str, Any], str], None]:
         def run(body: dict[str, Any], user_id: str) -> None:
-            rollout_id = _rollout_id(body)
+            rollout_id = _rollout_id(ctx, body)
             refusal = ctx.permitted(user_id, Role.BUILDER, action, f"rollout#{rollout_id}", doing="change the fleet")
             if refusal:
                 reply(ctx, body, bk.notice(refusal))
