@@ -171,6 +171,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX builds_message ON builds(slack_channel, slack_ts);
     CREATE INDEX launches_message ON launches(slack_channel, slack_ts);
     """,
+    # 12: approval requests by their Slack message (Approve / Deny act on their own message's request)
+    """
+    CREATE INDEX approvals_message ON approvals(slack_channel, slack_ts);
+    """,
 ]
 
 
