@@ -71,6 +71,11 @@ def _step_words(failed_step: str) -> str:
 
 def _without_step(error: str, failed_step: str | None) -> str:
     """The engine's "Build failed at Step 3/5 : RUN …: why" without the step, which is shown on its own."""
-    if failed_step and error.startswith(f"Build failed at {failed_step}: "):
-        return error[len(f"Build failed at {failed_step}: ") :]
-    return error
+    if not failed_step:
+        return error
+    prefix = f"Build failed at {failed_step}: "
+    if error.startswith(prefix):
+        return error[len(prefix) :]
+    # An explained failure ("pip: 'x==1' was not found (…)") keeps the engine's line below it: drop that line.
+    kept = [line for line in error.splitlines() if not line.startswith(prefix)]
+    return "\n".join(kept).strip() or error

@@ -509,7 +509,8 @@ def test_a_failed_build_says_why_first_without_terminal_codes_and_tells_the_requ
     assert build.status == "failed"
     message = bot.message_of(build)
     reason = message.blocks[1]["text"]["text"]
-    assert reason.startswith("*Why* No matching distribution found for dcs-test-colour==1.0\n"), reason
+    why = "*Why* pip: 'dcs-test-colour==1.0' was not found (No matching distribution found for dcs-test-colour==1.0)"
+    assert reason.startswith(why), reason
     assert "*Failed at* step " in reason and "(exit code 1)" in reason and reason.count("RUN") == 1
     text = json.dumps(message.blocks, ensure_ascii=False)
     assert "Last log lines" in text and "Collecting dcs-test-colour==1.0" in text
