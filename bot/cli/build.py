@@ -17,7 +17,7 @@ from bot.errors import BuildFailed, DoctorFailed
 from bot.ops.build import Builder, BuildOutcome, BuildProgress, build_with_log, doctor_image, registry_digest
 from bot.store import Build
 
-_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "waived": "cyan"}
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     build.add_argument("name")
     build.add_argument("--push", action="store_true", help="push the moving and the immutable tag")
     build.add_argument(
-        "--force", action="store_true", help="build even if nothing changed, and push even if the doctor fails"
+        "--force", action="store_true", help="build even if nothing changed (the doctor still decides the push)"
     )
     build.set_defaults(handler=cmd_build)
 
@@ -124,7 +124,8 @@ def print_doctor(ctx: CliContext, report: DoctorReport) -> None:
     table = Table("check", "result", "detail", "fix", title=f"DCS doctor: {report.image}", title_justify="left")
     for c in report.checks:
         style = _STATUS_STYLE.get(c.status, "")
-        table.add_row(c.name, f"[{style}]{c.status.upper()}[/{style}]", c.detail, c.fix)
+        fix = f"waived: {c.waiver}" if c.waiver else c.fix
+        table.add_row(c.name, f"[{style}]{c.status.upper()}[/{style}]", c.detail, fix)
     ctx.console().print(table)
 
 
