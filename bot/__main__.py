@@ -20,6 +20,7 @@ from slack_bolt.error import BoltError
 
 import jobs.approvals
 import jobs.clusters
+import jobs.release
 import jobs.scheduler
 from bot.app import app_context, create_app
 from bot.clients.slack_socket_mode import socket_mode_handler
@@ -45,6 +46,7 @@ BACKGROUND_STARTERS: list[Starter] = [
     jobs.scheduler.starter,
     jobs.clusters.resume_tracking,
     jobs.approvals.start_expiry_sweep,
+    jobs.release.start,
 ]
 
 EX_CONFIG = 78

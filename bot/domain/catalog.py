@@ -11,6 +11,7 @@ import shlex
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import tomli_w
@@ -70,15 +71,17 @@ class ImageSpec:
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
     doctor: DoctorPolicy = NO_POLICY  # waived checks, size budget (bot/domain/doctor_policy.py)
 
-    @property
+    # computed once per spec (a frozen dataclass keeps them in its __dict__; equality still compares fields):
+    # the scheduler and `/dcs images` ask every spec of a 5,000-image catalog
+    @cached_property
     def base_ref(self) -> ImageRef:
         return parse_ref(self.base, "base")
 
-    @property
+    @cached_property
     def base_info(self) -> BaseInfo:
         return classify_base(self.base_ref)
 
-    @property
+    @cached_property
     def repository_ref(self) -> ImageRef:
         return parse_repository(self.repository)
 
