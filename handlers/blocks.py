@@ -17,7 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.catalog_search import ImagePage
-from bot.domain.clock import ago
+from bot.domain.clock import ago, parse_time
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
@@ -35,7 +35,7 @@ STATUS_EMOJI = {
     "failed": ":x:",
     "interrupted": ":warning:",
 }
-CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
+CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖", "waived": "☑️"}
 PHASE_LABEL = {
     "resolve": "Checking the base",
     "queue": "Waiting for a build engine",
@@ -62,6 +62,17 @@ def cut(text: str, limit: int, *, keep: str = "head") -> str:
         return text
     marker = "…"
     return marker + text[-(limit - 1) :] if keep == "tail" else text[: limit - 1] + marker
+
+
+def cut_words(text: str, limit: int) -> str:
+    """Like `cut`, but at a word boundary (modal error texts: Slack shows at most 150 characters)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.") + "…"
 
 
 def section(text: str, **extra: Any) -> Block:
@@ -180,6 +191,15 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def when(stamp: str | None) -> str:
+    """A timestamp every reader sees in their own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id and user_id[:1] in "UW" else escape(user_id or "someone")
 
@@ -245,6 +265,7 @@ def doctor_table(rows: Iterable[dict[str, str]]) -> str:
     lines = [
         f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
         + (f"  → {r['fix']}" if r.get("fix") and r.get("status") in ("fail", "warn") else "")
+        + (f"  (waived: {r['waiver']})" if r.get("waiver") else "")
         for r in rows
     ]
     return code("\n".join(lines))
@@ -264,7 +285,10 @@ def doctor_summary(rows: Iterable[dict[str, str]]) -> str:
         text += f", {len(failures)} failed ({_names(failures)})"
     if warnings:
         text += f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''} ({_names(warnings)})"
-    others = sorted({str(r.get("status")) for r in rows} - {"pass", "warn", "fail"})
+    waived = [r.get("name", "?") for r in rows if r.get("status") == "waived"]
+    if waived:
+        text += f", {len(waived)} waived ({_names(waived)})"
+    others = sorted({str(r.get("status")) for r in rows} - {"pass", "warn", "fail", "waived"})
     for status in others:
         count = sum(1 for r in rows if r.get("status") == status)
         text += f", {count} {'skipped' if status == 'skip' else status}"
