@@ -191,15 +191,6 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def when(stamp: str | None) -> str:
-    """A timestamp every reader sees in their own time zone (Slack date formatting), with a UTC fallback."""
-    moment = parse_time(stamp)
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
-
-
 def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id and user_id[:1] in "UW" else escape(user_id or "someone")
 
@@ -470,6 +461,15 @@ def problem(text: str) -> dict[str, Any]:
     return message(text, [section(f":warning: {escape(text)}")])
 
 
+def when(stamp: str | None) -> str:
+    """A moment in each reader's own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def notice(text: str) -> dict[str, Any]:
     """Plain mrkdwn text we wrote ourselves (not escaped: it may contain links and formatting)."""
     return message(text, [section(text)])
@@ -489,7 +489,12 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
     checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
-    return f"{head}\n{state}{pushed}{schedule}{checked}"
+    candidate = ""
+    if row.candidate is not None:
+        c = row.candidate
+        what = {"waiting": "waiting for approval", "canary": "canary running"}.get(c.status, "not promoted")
+        candidate = f"\n:package: candidate #{c.build_id} `{short_digest(c.digest)}` ({what})"
+    return f"{head}\n{state}{pushed}{schedule}{checked}{candidate}"
 
 
 EMPTY_CATALOG = (
