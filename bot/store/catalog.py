@@ -6,6 +6,8 @@ Registries keep the NAME of the variable holding a password, never the password.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import weakref
 
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_dict
@@ -37,9 +39,16 @@ _BUILD_SUMMARY = (
 )
 
 _spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
+# The whole parsed catalog in order, with the catalog_version it was read at: unchanged catalog, no reading at all.
+_catalog_cache: weakref.WeakKeyDictionary[StoreBase, tuple[int, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
+_refresh_lock = threading.Lock()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _bump_catalog_version(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE catalog_version SET n = n + 1 WHERE id = 1")
 
 
 class CatalogTables(StoreBase):
@@ -58,6 +67,7 @@ class CatalogTables(StoreBase):
                 },
                 pk="name",
             )
+            _bump_catalog_version(conn)
 
     def get_image(self, name: str) -> ImageSpec:
         rows = self.query("SELECT spec FROM images WHERE name = ?", (name,))
@@ -73,16 +83,31 @@ class CatalogTables(StoreBase):
     def list_images(self) -> list[ImageSpec]:
         """Every image, as stored: specs are validated when written (add, update, import), not on every read.
 
-        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since.
+        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since; while
+        the catalog's version (one row, bumped by every catalog write) has not moved, nothing is read at all:
+        `/dcs images` and the schedules ask for the catalog on every request.
         """
+        version = self._catalog_version()  # before the rows: a write in between is seen next time
+        whole = _catalog_cache.get(self)
+        if whole is not None and whole[0] == version:
+            return list(whole[1])
+        with _refresh_lock:  # one thread re-reads; the others then find its result
+            whole = _catalog_cache.get(self)
+            if whole is not None and whole[0] == version:
+                return list(whole[1])
+            return self._read_catalog(version)
+
+    def _read_catalog(self, version: int) -> list[ImageSpec]:
+        # Inside a transaction the catalog read may hold writes that are rolled back later: not kept then.
+        keep = not self.db.conn.in_transaction
         cache = _spec_cache.setdefault(self, {})
-        rows = self.query("SELECT name, updated_at FROM images ORDER BY name")
+        rows = self.read_query("SELECT name, updated_at FROM images ORDER BY name")
         missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
         fresh: dict[str, ImageSpec] = {}
         if missing:
             if len(cache) > 2 * len(rows) + 100:  # old versions of changed or removed images
                 cache.clear()
-            for r in self.query(
+            for r in self.read_query(
                 "SELECT name, updated_at, spec FROM images WHERE name IN (SELECT value FROM json_each(?))",
                 (json.dumps(missing),),
             ):
@@ -92,12 +117,19 @@ class CatalogTables(StoreBase):
             spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
+        if keep and not self.db.conn.in_transaction:
+            _catalog_cache[self] = (version, tuple(out))
         return out
+
+    def _catalog_version(self) -> int:
+        rows = self.read_query("SELECT n FROM catalog_version WHERE id = 1")
+        return int(rows[0]["n"]) if rows else -1
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
         with self.transaction() as conn:
             self.table("images").delete(name)
+            _bump_catalog_version(conn)
             conn.execute("DELETE FROM rebuild_queue WHERE name = ?", (name,))
             conn.execute("DELETE FROM image_checks WHERE name = ?", (name,))
 
@@ -125,12 +157,12 @@ class CatalogTables(StoreBase):
         """`image_overview` for the named images only (a page of `/dcs images`): cost grows with the page."""
         if not names:
             return []
-        rows = self.query(
+        rows = self.read_query(
             _STATUS_IDS.format(where="WHERE i.name IN (SELECT value FROM json_each(?))"), (json.dumps(names),)
         )
         checks = {
             r["name"]: ImageCheck(**r)
-            for r in self.query(
+            for r in self.read_query(
                 "SELECT * FROM image_checks WHERE name IN (SELECT value FROM json_each(?))", (json.dumps(names),)
             )
         }
@@ -139,7 +171,9 @@ class CatalogTables(StoreBase):
     def _statuses(self, rows: list[dict], checks: dict[str, ImageCheck]) -> list[ImageStatus]:
         ids = [r[k] for r in rows for k in ("last_id", "good_id") if r[k] is not None]
         builds = (
-            {b["id"]: Build(**b) for b in self.query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))} if ids else {}
+            {b["id"]: Build(**b) for b in self.read_query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))}
+            if ids
+            else {}
         )
         out = []
         for row in rows:  # the specs were validated when stored: their JSON fields are enough here

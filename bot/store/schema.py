@@ -162,6 +162,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rollout_items_status ON rollout_items(rollout_id, status, position);
     """,
+    # 11: the catalog's version, bumped by every write of the images table in the same transaction, so a reader
+    # knows with one row whether its parsed catalog is still current (any other write leaves it alone).
+    """
+    CREATE TABLE catalog_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO catalog_version (id, n) VALUES (1, 0);
+    """,
 ]
 
 
