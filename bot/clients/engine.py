@@ -356,8 +356,17 @@ class DockerEngine:
             raise lost_engine(f"the pull of {ref}", exc) from None
 
     # ------------------------------------------------------------ doctor
-    def run_probe(self, image: str, script: str, timeout: int = 60) -> str | None:
-        """Run `script` with /bin/sh in a throw-away container (entrypoint overridden, no network).
+    def run_probe(
+        self,
+        image: str,
+        script: str,
+        timeout: int = 60,
+        *,
+        environment: Mapping[str, str] | None = None,
+        user: str | None = "0:0",
+    ) -> str | None:
+        """Run `script` with /bin/sh in a throw-away container (entrypoint overridden, no network), as `user`
+        (None: the image's default user), with `environment` added to the image's.
 
         Returns its output, or None when the container could not even start a shell.
         """
@@ -367,7 +376,8 @@ class DockerEngine:
                 image,
                 entrypoint=["/bin/sh", "-c"],
                 command=[script],
-                user="0:0",
+                user=user,
+                environment=dict(environment or {}),
                 network_disabled=True,
                 labels={"io.github.dcs-bot.domain.doctor": "1"},
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RolloutStatus = Literal["awaiting_approval", "ready", "running", "done", "partial", "failed", "cancelled"]
+RolloutStatus = Literal["proposed", "awaiting_approval", "ready", "running", "done", "partial", "failed", "cancelled"]
 ItemStatus = Literal["pending", "sending", "done", "unchanged", "failed", "manual", "refused"]
 OPEN_ITEM_STATES = ("pending", "sending")
 

@@ -21,6 +21,8 @@ from bot.domain.clock import utcnow
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
+from bot.domain.packages import pip_name
+from bot.domain.python_checks import IMPORTS_ENV, imports_value
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
 from bot.errors import (
     BuildFailed,
@@ -33,10 +35,11 @@ from bot.errors import (
     RegistryUnreachable,
 )
 from bot.ops.build_plan import explained, plan_build
+from bot.ops.gate import advance
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
-from bot.store import Build
+from bot.store import Build, Release
 
 if TYPE_CHECKING:
     from bot.clients.engine import DockerEngine
@@ -89,6 +92,7 @@ class BuildOutcome:
     doctor: DoctorReport | None = None
     inventory: PackageInventory | None = None
     error: DcsError | None = None
+    release: Release | None = None  # the pushed build's release-gate state (bot/ops/gate.py)
     dockerfile: str = ""
     log: list[str] = field(default_factory=list)
 
@@ -253,6 +257,9 @@ class Builder:
         outcome = BuildOutcome(build=build, log=lines)
         try:
             self._run(build, outcome, progress, lines, base)
+            if outcome.ok and self.store.find_release(build_id) is not None:
+                progress(BuildProgress(build_id, "gate", message="release gate", fraction=0.97))
+                outcome.release = advance(self.services, build_id)
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None
@@ -477,9 +484,11 @@ class Builder:
                     base = None
             except DcsError:
                 base = None
-        output = engine.run_probe(image, PROBE_SCRIPT)
+        requested = tuple(sorted({pip_name(r) for r in spec.pip})) if spec else ()
+        # as the image's default user (`sudo -n true` is checked for that user), the entry's packages to import
+        output = engine.run_probe(image, PROBE_SCRIPT, environment={IMPORTS_ENV: imports_value(requested)}, user=None)
         inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
-        return evaluate(image, output, inspect, base), inventory
+        return evaluate(image, output, inspect, base, requested), inventory
 
 
 # ---------------------------------------------------------------- the other build operations

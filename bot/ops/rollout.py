@@ -184,12 +184,15 @@ def may_roll_out(services: Services, actor: str, *, force: bool = False) -> None
         raise NotAllowed("Only builders (DCS_BUILDERS) and admins can move the fleet to a new image.")
 
 
-def create(services: Services, planned: RolloutPlan, actor: str) -> Rollout:
-    """Store the rollout; it waits for a second person when a protected workspace is in it (not from the CLI)."""
+def create(services: Services, planned: RolloutPlan, actor: str, *, propose: bool = False) -> Rollout:
+    """Store the rollout; it waits for a second person when a protected workspace is in it (not from the CLI).
+    `propose`: stored for the requester to confirm first (the Slack modal lists it; `confirm` starts it)."""
     force = planned.force
     may_roll_out(services, actor, force=force)
     protected = bool(planned.protected)
-    status = "awaiting_approval" if protected and actor != CLI_ACTOR else "ready"
+    status: RolloutStatus = "awaiting_approval" if protected and actor != CLI_ACTOR else "ready"
+    if propose:
+        status = "proposed"
     rollout = services.store.create_rollout(
         {
             "image": planned.image,
@@ -207,6 +210,19 @@ def create(services: Services, planned: RolloutPlan, actor: str) -> Rollout:
     )
     _audit(services, actor, "rollout.create", rollout, status, f"{len(rollout.writes)} item(s) to {planned.target.url}")
     return rollout
+
+
+def confirm(services: Services, rollout_id: int, actor: str) -> tuple[Rollout, bool]:
+    """The requester's go (the modal's submit): proposed → ready, or → awaiting approval when protected. Once:
+    the second element says whether this call moved it (False for a second submit)."""
+    rollout = services.store.get_rollout(rollout_id)
+    if actor != rollout.requester:
+        raise NotAllowed("Only the person who opened this rollout can start it. Nothing changed.")
+    to: RolloutStatus = "awaiting_approval" if rollout.protected else "ready"
+    moved = services.store.move_rollout(rollout_id, to=to, frm=("proposed",))
+    if moved:
+        _audit(services, actor, "rollout.confirm", rollout, to)
+    return services.store.get_rollout(rollout_id), moved
 
 
 def approve(services: Services, rollout_id: int, actor: str) -> Rollout:

@@ -32,6 +32,7 @@ from bot.domain.records import (
 from bot.store.approvals import ApprovalTables
 from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
+from bot.store.forms import FormTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
@@ -55,6 +56,7 @@ class Store(
     WatchTables,
     ReleaseTables,
     RolloutTables,
+    FormTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 

@@ -6,7 +6,6 @@ Registries keep the NAME of the variable holding a password, never the password.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import weakref
 
@@ -39,16 +38,11 @@ _BUILD_SUMMARY = (
 )
 
 _spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
-# The whole parsed catalog in order, with the catalog_version it was read at: unchanged catalog, no reading at all.
-_catalog_cache: weakref.WeakKeyDictionary[StoreBase, tuple[int, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
 _refresh_lock = threading.Lock()
+_list_cache: weakref.WeakKeyDictionary[StoreBase, tuple[str, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _bump_catalog_version(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE catalog_version SET n = n + 1 WHERE id = 1")
 
 
 class CatalogTables(StoreBase):
@@ -67,7 +61,6 @@ class CatalogTables(StoreBase):
                 },
                 pk="name",
             )
-            _bump_catalog_version(conn)
 
     def get_image(self, name: str) -> ImageSpec:
         rows = self.query("SELECT spec FROM images WHERE name = ?", (name,))
@@ -83,21 +76,20 @@ class CatalogTables(StoreBase):
     def list_images(self) -> list[ImageSpec]:
         """Every image, as stored: specs are validated when written (add, update, import), not on every read.
 
-        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since; while
-        the catalog's version (one row, bumped by every catalog write) has not moved, nothing is read at all:
-        `/dcs images` and the schedules ask for the catalog on every request.
+        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since, and
+        the whole list is reused while the catalog's fingerprint (a COUNT and a MAX on indexes) stays the same.
         """
-        version = self._catalog_version()  # before the rows: a write in between is seen next time
-        whole = _catalog_cache.get(self)
-        if whole is not None and whole[0] == version:
-            return list(whole[1])
-        with _refresh_lock:  # one thread re-reads; the others then find its result
-            whole = _catalog_cache.get(self)
-            if whole is not None and whole[0] == version:
-                return list(whole[1])
-            return self._read_catalog(version)
+        fingerprint = self.catalog_fingerprint()  # before the rows: a write in between is seen next time
+        listed = _list_cache.get(self)
+        if listed is not None and listed[0] == fingerprint:
+            return list(listed[1])
+        with _refresh_lock:  # one thread re-reads a changed catalog; the others then find its result
+            listed = _list_cache.get(self)
+            if listed is not None and listed[0] == fingerprint:
+                return list(listed[1])
+            return self._read_catalog(fingerprint)
 
-    def _read_catalog(self, version: int) -> list[ImageSpec]:
+    def _read_catalog(self, fingerprint: str) -> list[ImageSpec]:
         # Inside a transaction the catalog read may hold writes that are rolled back later: not kept then.
         keep = not self.db.conn.in_transaction
         cache = _spec_cache.setdefault(self, {})
@@ -118,24 +110,19 @@ class CatalogTables(StoreBase):
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
         if keep and not self.db.conn.in_transaction:
-            _catalog_cache[self] = (version, tuple(out))
+            _list_cache[self] = (fingerprint, tuple(out))
         return out
-
-    def _catalog_version(self) -> int:
-        rows = self.read_query("SELECT n FROM catalog_version WHERE id = 1")
-        return int(rows[0]["n"]) if rows else -1
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
         with self.transaction() as conn:
             self.table("images").delete(name)
-            _bump_catalog_version(conn)
             conn.execute("DELETE FROM rebuild_queue WHERE name = ?", (name,))
             conn.execute("DELETE FROM image_checks WHERE name = ?", (name,))
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
-        row = self.query("SELECT COUNT(*) AS n, MAX(updated_at) AS last FROM images")[0]
+        row = self.read_query("SELECT COUNT(*) AS n, MAX(updated_at) AS last FROM images")[0]
         return f"{row['n']}:{row['last']}"
 
     def image_overview(self) -> list[ImageStatus]:

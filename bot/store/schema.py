@@ -162,11 +162,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rollout_items_status ON rollout_items(rollout_id, status, position);
     """,
-    # 11: the catalog's version, bumped by every write of the images table in the same transaction, so a reader
-    # knows with one row whether its parsed catalog is still current (any other write leaves it alone).
+    # 11: Slack forms the bot opened and the messages of builds and launches (interaction state from the store)
     """
-    CREATE TABLE catalog_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
-    INSERT INTO catalog_version (id, n) VALUES (1, 0);
+    CREATE TABLE slack_forms (
+        view_id TEXT PRIMARY KEY, kind TEXT NOT NULL, user TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE INDEX slack_forms_created ON slack_forms(created_at);
+    CREATE INDEX builds_message ON builds(slack_channel, slack_ts);
+    CREATE INDEX launches_message ON launches(slack_channel, slack_ts);
+    """,
+    # 12: approval requests by their Slack message (Approve / Deny act on their own message's request)
+    """
+    CREATE INDEX approvals_message ON approvals(slack_channel, slack_ts);
     """,
 ]
 

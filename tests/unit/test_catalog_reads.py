@@ -45,5 +45,5 @@ def test_a_transaction_reads_its_own_writes_and_a_rollback_leaves_nothing_behind
         assert set(pips(store)) == {"a", "b"}
         raise DcsError("the import failed half-way")
     assert pips(store) == {"a": ["pandas==2.2.2"]}
-    store.add_image(spec("c"))  # the version the rolled-back write had used is reached again
+    store.add_image(spec("c"))  # as many images as inside the rolled-back transaction: seen all the same
     assert set(pips(store)) == {"a", "c"}
