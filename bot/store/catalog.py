@@ -79,17 +79,21 @@ class CatalogTables(StoreBase):
         Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since, and
         the whole list is reused while the catalog's fingerprint (a COUNT and a MAX on indexes) stays the same.
         """
+        return list(self.catalog_snapshot()[1])
+
+    def catalog_snapshot(self) -> tuple[str, tuple[ImageSpec, ...]]:
+        """(fingerprint, every image): the same tuple for as long as the catalog does not change."""
         fingerprint = self.catalog_fingerprint()  # before the rows: a write in between is seen next time
         listed = _list_cache.get(self)
         if listed is not None and listed[0] == fingerprint:
-            return list(listed[1])
+            return listed
         with _refresh_lock:  # one thread re-reads a changed catalog; the others then find its result
             listed = _list_cache.get(self)
             if listed is not None and listed[0] == fingerprint:
-                return list(listed[1])
+                return listed
             return self._read_catalog(fingerprint)
 
-    def _read_catalog(self, fingerprint: str) -> list[ImageSpec]:
+    def _read_catalog(self, fingerprint: str) -> tuple[str, tuple[ImageSpec, ...]]:
         # Inside a transaction the catalog read may hold writes that are rolled back later: not kept then.
         keep = not self.db.conn.in_transaction
         cache = _spec_cache.setdefault(self, {})
@@ -109,9 +113,10 @@ class CatalogTables(StoreBase):
             spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
+        snapshot = (fingerprint, tuple(out))
         if keep and not self.db.conn.in_transaction:
-            _list_cache[self] = (fingerprint, tuple(out))
-        return out
+            _list_cache[self] = snapshot
+        return snapshot
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
