@@ -64,6 +64,17 @@ def cut(text: str, limit: int, *, keep: str = "head") -> str:
     return marker + text[-(limit - 1) :] if keep == "tail" else text[: limit - 1] + marker
 
 
+def cut_words(text: str, limit: int) -> str:
+    """Like `cut`, but at a word boundary (modal error texts: Slack shows at most 150 characters)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.") + "…"
+
+
 def section(text: str, **extra: Any) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}, **extra}
 

@@ -199,8 +199,9 @@ def start_build(
     if duplicate:
         position = ctx.workers.position(job_key(build.id))
         where = _where(build, position)
+        state = f"is already {where}" if build.status in ACTIVE_STATES else f"already ended ({where})"
         return StartedBuild(
-            build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
+            build, bk.notice(f"{bk.build_title(build)} {state}: nothing new was started."), duplicate=True
         )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
     announcement = Announcement()

@@ -237,7 +237,12 @@ class Builder:
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)
 
     def run(
-        self, build_id: int, progress: ProgressCallback = _noop, *, base: ResolvedBase | None = None
+        self,
+        build_id: int,
+        progress: ProgressCallback = _noop,
+        *,
+        base: ResolvedBase | None = None,
+        announce: bool = True,
     ) -> BuildOutcome:
         """Run a queued build to the end. DcsErrors end in a failed build, never in an exception.
 
@@ -259,7 +264,8 @@ class Builder:
             self._run(build, outcome, progress, lines, base)
             if outcome.ok and self.store.find_release(build_id) is not None:
                 progress(BuildProgress(build_id, "gate", message="release gate", fraction=0.97))
-                outcome.release = advance(self.services, build_id)
+                # a rebuild run announces its candidates in its one notice per channel (announce=False)
+                outcome.release = advance(self.services, build_id, announce=announce)
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None
