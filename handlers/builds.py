@@ -106,7 +106,7 @@ def build_command(cmd: CommandContext) -> None:
             unknown[0],
             "is not a build option",
             "Use `push` to push after building and `force` (admins) to rebuild an unchanged image "
-            "and push despite doctor failures.",
+            "(it never skips the doctor: waive a check in the catalog with doctor.waive).",
         )
     if "force" in flags:
         refusal = cmd.app.permitted(
@@ -114,7 +114,7 @@ def build_command(cmd: CommandContext) -> None:
             Role.ADMIN,
             "build.force",
             name,
-            doing="force a build (rebuild when unchanged, push despite doctor failures)",
+            doing="force a build (rebuild when unchanged)",
         )
         if refusal:
             cmd.reply(bk.notice(refusal))
