@@ -334,6 +334,7 @@ class Builder:
                 context=plan.context,
                 buildargs=plan.buildargs,
                 network_mode=plan.network,
+                modes=plan.modes,
             )
         except BuildFailed as exc:
             raise explained(exc, lines, spec) from None

@@ -140,6 +140,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX builds_finished ON builds(finished_at);
     """,
+    # 10: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
+    """
+    CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
+        added_at TEXT NOT NULL);
+    """,
 ]
 
 
