@@ -22,6 +22,7 @@ import jobs.approvals
 import jobs.clusters
 import jobs.scheduler
 from bot.app import app_context, create_app
+from bot.clients.slack_socket_mode import socket_mode_handler
 from bot.compose import build_services
 from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
@@ -139,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("dcs-bot listening on http://%s:%s/slack/events", args.host, server.effective_port)
             server.run()
         else:
-            # Imported only in Socket Mode: HTTP mode does not need websocket-client.
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            socket_handler = SocketModeHandler(app, config.slack_app_token)
+            socket_handler = socket_mode_handler(app, config.slack_app_token)
             log.info("dcs-bot connecting to Slack in Socket Mode")
             socket_handler.connect()
             threading.Event().wait()

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 import handlers.actions
@@ -24,6 +24,7 @@ import handlers.builds
 import handlers.catalog
 import handlers.commands
 import handlers.enable
+import handlers.fleet
 import handlers.home
 import handlers.launch
 import handlers.placeholders
@@ -40,6 +41,7 @@ from handlers.blocks import apology
 from handlers.commands import CommandTable
 from handlers.context import AppContext, reference_id
 from handlers.home import default_sections
+from handlers.payloads import payload_problem
 from handlers.respond import tell
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ SURFACES: list[ModuleType] = [
     handlers.ratelimit,
     handlers.launch,
     handlers.enable,
+    handlers.fleet,
     handlers.placeholders,
 ]
 
@@ -98,6 +101,16 @@ def create_app(
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         name="dcs-bot",
     )
+
+    @app.middleware
+    def well_formed(body: Any, next_: Callable[[], BoltResponse]) -> BoltResponse:
+        """Malformed (forged) payloads get a 400 with the reason before routing, never a 500 from inside."""
+        problem = payload_problem(body)
+        if problem is not None:
+            log.warning("refused a malformed Slack payload: %s", problem)
+            return BoltResponse(status=400, body=f"Malformed Slack payload: {problem}.")
+        return next_()
+
     for surface in surfaces if surfaces is not None else SURFACES:
         register: Callable[[App, AppContext], None] = surface.register
         register(app, ctx)

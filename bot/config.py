@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 from bot.errors import ConfigError, InvalidInput
 
@@ -21,6 +21,7 @@ SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})
 HOST_PORT = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(?::[0-9]{1,5})?\Z"
 )
+SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # a Databricks secret scope
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -79,7 +80,9 @@ VARIABLES: dict[str, str] = {
     "DOCKERHUB_REGISTRY_URL": "Docker Hub registry API (default https://registry-1.docker.io)",
     "DCS_BUILD_TIMEOUT": "Seconds before a build is stopped (default 1800)",
     "DCS_BUILD_STALE_SECONDS": "A build whose process sent no heartbeat for this long counts as dead (default 120)",
-    "DCS_WORKERS": "Background workers for builds and launches (default 2)",
+    "DCS_ENGINES": "Build engines: Docker engine URLs (unix://, tcp:// with TLS, ssh://), comma-separated, each "
+    "with ?concurrency=N (default 1), &name=, &certs=DIR for tcp (default: DOCKER_HOST alone)",
+    "DCS_WORKERS": "Background workers for builds and launches (default 2, or the engines' total concurrency)",
     "DCS_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "DCS_BASE_CHECK_MINUTES": "How often bases on -LTS tags are checked for a new digest (default 60)",
     "DCS_RATELIMIT_MINUTES": "How often the Docker Hub pull budget is read (default 15)",
@@ -109,6 +112,7 @@ VARIABLES: dict[str, str] = {
     "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
     "DCS_CRAN_MIRROR": "CRAN mirror for r_packages (default https://cloud.r-project.org)",
     "DCS_MAVEN_REPOSITORY": "Maven repository for jars given as coordinates (default Maven Central)",
+    "DCS_LAUNCH_SECRET_SCOPES": "Secret scopes launches may reference in Spark conf/env values (comma-separated)",
     "DCS_TOKEN_REALMS": "Token services a registry may send credentials to besides its own host: REGISTRY=HOST[,…]",
 }
 SECRET_VARIABLES = frozenset(
@@ -121,6 +125,79 @@ SECRET_VARIABLES = frozenset(
         "DATABRICKS_CLIENT_SECRET",
     }
 )
+
+
+ENGINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}\Z")
+ENGINE_SCHEMES = ("unix", "tcp", "ssh")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One build engine of DCS_ENGINES: a Docker engine URL as docker-py takes it, and how many builds at once."""
+
+    name: str
+    url: str  # unix:///path, tcp://host:port, ssh://user@host[:port]
+    concurrency: int = 1
+    certs: str | None = None  # tcp://: a directory with ca.pem, cert.pem, key.pem (Docker's DOCKER_CERT_PATH)
+
+
+def parse_engines(raw: str, problems: list[str]) -> tuple[EngineSpec, ...]:
+    """DCS_ENGINES: `URL[?concurrency=N&name=NAME&certs=DIR]`, separated by commas or spaces."""
+    engines: list[EngineSpec] = []
+    for entry in (part for part in re.split(r"[,\s]+", raw) if part):
+        where = f"DCS_ENGINES entry {entry!r}"
+        parts = urlsplit(entry)
+        if parts.scheme not in ENGINE_SCHEMES:
+            problems.append(
+                f"{where}: {parts.scheme or 'no'} scheme is not a Docker engine address; use unix:///path/docker.sock, "
+                "tcp://host:2376?certs=DIR or ssh://user@host"
+            )
+            continue
+        query = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(query) - {"concurrency", "name", "certs"})
+        if unknown:
+            problems.append(f"{where}: unknown option {unknown[0]!r}; the options are concurrency, name and certs")
+            continue
+        raw_concurrency = (query.get("concurrency") or ["1"])[-1]
+        if not raw_concurrency.isdigit() or not 1 <= int(raw_concurrency) <= 32:
+            problems.append(f"{where}: concurrency={raw_concurrency!r} must be a whole number from 1 to 32")
+            continue
+        certs = (query.get("certs") or [""])[-1] or None
+        url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        if parts.scheme == "unix" and not parts.path:
+            problems.append(f"{where}: a unix:// address needs the socket path, like unix:///var/run/docker.sock")
+            continue
+        if parts.scheme in ("tcp", "ssh") and not parts.hostname:
+            problems.append(f"{where}: the address needs a host, like {parts.scheme}://build-1.internal")
+            continue
+        if parts.scheme == "tcp":
+            if parts.port is None:
+                problems.append(f"{where}: a tcp:// address needs the port, like tcp://build-1.internal:2376")
+                continue
+            if certs is None and parts.hostname not in LOOPBACK_HOSTS:
+                problems.append(
+                    f"{where}: a Docker engine on plain TCP lets anyone on the network run containers as root; add "
+                    "certs=DIR (ca.pem, cert.pem, key.pem, as for DOCKER_CERT_PATH) or use ssh://user@host"
+                )
+                continue
+        elif certs is not None:
+            problems.append(f"{where}: certs= applies to tcp:// addresses only")
+            continue
+        default_name = "local" if parts.scheme == "unix" else (parts.hostname or "engine")
+        name = (query.get("name") or [default_name])[-1]
+        if not ENGINE_NAME.match(name):
+            problems.append(f"{where}: name={name!r} must be 1-40 letters, digits, dots, dashes or underscores")
+            continue
+        if name in {e.name for e in engines}:
+            if "name" in query:
+                problems.append(f"{where}: the name {name!r} is already used; give each engine its own name=")
+                continue
+            name = f"{name}-{len(engines) + 1}"
+        engines.append(EngineSpec(name, url, int(raw_concurrency), certs))
+    if raw.strip() and not engines and not problems:
+        problems.append("DCS_ENGINES lists no engine; leave it unset to build on DOCKER_HOST")
+    return tuple(engines)
 
 
 @dataclass(frozen=True)
@@ -143,6 +220,7 @@ class Config:
     build_timeout: int = 1800
     build_stale_seconds: int = 120
     workers: int = 2
+    engines: tuple[EngineSpec, ...] = ()  # empty: one engine, DOCKER_HOST (or the default socket)
     log_level: str = "INFO"
     base_check_minutes: int = 60
     ratelimit_minutes: int = 15
@@ -156,6 +234,8 @@ class Config:
     databricks_timeout: int = 30
     # registry host -> token-service hosts it may send credentials to besides its own (DCS_TOKEN_REALMS)
     token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # Databricks secret scopes users may reference in launch Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
+    launch_secret_scopes: frozenset[str] = frozenset()
     # Named workspaces (DCS_WORKSPACES); empty: one workspace, "default", from the environment's unified auth.
     workspaces: tuple[Workspace, ...] = ()
     # Custom tags (key, value or None for any value) that mark an item as owned by another tool.
@@ -292,6 +372,16 @@ def load_config(environ: Mapping[str, str]) -> Config:
             )
         return frozenset(i for i in ids if SLACK_USER_ID.match(i))
 
+    def secret_scopes(name: str) -> frozenset[str]:
+        scopes = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
+        bad = [s for s in scopes if not SCOPE_NAME.match(s)]
+        if bad:
+            problems.append(
+                f"{name} has {', '.join(repr(b) for b in bad)}: list Databricks secret scope names (letters, digits, "
+                "'_', '-', '.'), comma-separated"
+            )
+        return frozenset(s for s in scopes if SCOPE_NAME.match(s))
+
     def host_pairs(name: str, what: str) -> dict[str, tuple[str, ...]]:
         pairs: dict[str, list[str]] = {}
         for item in (get(name) or "").split(","):
@@ -319,6 +409,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not api_url.endswith("/"):
         api_url += "/"
     max_age = integer("DCS_REBUILD_MAX_AGE_DAYS", 0, 0, 3650)
+    engines = parse_engines(get("DCS_ENGINES") or "", problems)
+    # Builds wait for a free engine inside a worker: by default there are enough workers to fill every engine.
+    default_workers = min(32, max(2, sum(e.concurrency for e in engines)))
     workspaces = _workspaces(get("DCS_WORKSPACES"), get("DCS_PROTECTED_WORKSPACES"), env, problems)
     managed_tags = _managed_tags(get("DCS_MANAGED_TAGS"), problems)
     config = Config(
@@ -339,7 +432,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
         dockerhub_registry_url=(url("DOCKERHUB_REGISTRY_URL", "https://registry-1.docker.io") or "").rstrip("/"),
         build_timeout=integer("DCS_BUILD_TIMEOUT", 1800, 1, 86400),
         build_stale_seconds=integer("DCS_BUILD_STALE_SECONDS", 120, 2, 86400),
-        workers=integer("DCS_WORKERS", 2, 1, 32),
+        workers=integer("DCS_WORKERS", default_workers, 1, 32),
+        engines=engines,
         log_level=level,
         base_check_minutes=integer("DCS_BASE_CHECK_MINUTES", 60, 1, 10080),
         ratelimit_minutes=integer("DCS_RATELIMIT_MINUTES", 15, 1, 1440),
@@ -352,6 +446,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         keep_logs_days=integer("DCS_KEEP_LOGS_DAYS", 30, 1, 36500),
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
         token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
+        launch_secret_scopes=secret_scopes("DCS_LAUNCH_SECRET_SCOPES"),
         workspaces=workspaces,
         managed_tags=managed_tags,
         environ=MappingProxyType(dict(environ)),

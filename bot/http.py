@@ -1,8 +1,11 @@
 """HTTP mode: a WSGI app (Slack events + health check) served by waitress with several threads.
 
 `POST /slack/events` goes to Bolt's WSGI adapter (signature and timestamp checks, 401 on failure).
-`GET /healthz` answers 200 with `{"status", "database", "docker"}` while the database answers (Slack
-commands still work with the engine down; builds fail with a clear message), 503 when it does not.
+`GET /healthz` answers 200 with `{"status", "database", "docker", "engines"}` while the database answers
+(Slack commands still work with an engine down; builds go to the engines that answer, or fail with a clear
+message when none does), 503 when it does not. `docker` is true while at least one build engine answers;
+`engines` lists each one (name, url, reachable, running, concurrency, and the error of one that does not
+answer); `status` is "degraded" while any of them is unreachable.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 DEFAULT_THREADS = 16
-DOCKER_CHECK_SECONDS = 3.0
+DOCKER_CHECK_SECONDS = 5.0
 HEALTH_CACHE_SECONDS = 5.0
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -42,8 +45,14 @@ class Health:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < HEALTH_CACHE_SECONDS:
                 return self._cached[1]
-        result: dict[str, Any] = {"database": self._database(), "docker": self._docker()}
-        result["status"] = "ok" if all(result.values()) else "degraded"
+        engines = self._engines()
+        result: dict[str, Any] = {
+            "database": self._database(),
+            "docker": any(e["reachable"] for e in engines),
+            "engines": engines,
+        }
+        healthy = result["database"] and engines and all(e["reachable"] for e in engines)
+        result["status"] = "ok" if healthy else "degraded"
         with self._lock:
             self._cached = (time.monotonic(), result)
         return result
@@ -55,20 +64,23 @@ class Health:
             log.warning("health: database check failed: %s", type(exc).__name__)
             return False
 
-    def _docker(self) -> bool:
-        # The engine client is created lazily and its ping can hang on a dead socket: bound it.
-        answer: list[bool] = []
+    def _engines(self) -> list[dict[str, Any]]:
+        # Connecting to an engine the first time, or pinging one, can hang on a dead host: bound it.
+        answer: list[list[dict[str, Any]]] = []
 
-        def ping() -> None:
+        def check() -> None:
             try:
-                answer.append(bool(self.services.engine.ping()))
-            except Exception:
-                answer.append(False)
+                answer.append(self.services.engines.health())
+            except Exception as exc:
+                log.warning("health: engine check failed: %s", type(exc).__name__)
 
-        thread = threading.Thread(target=ping, daemon=True, name="health-docker")
+        thread = threading.Thread(target=check, daemon=True, name="health-docker")
         thread.start()
         thread.join(DOCKER_CHECK_SECONDS)
-        return bool(answer and answer[0])
+        if answer:
+            return answer[0]
+        names = self.services.engines.names
+        return [{"name": name, "reachable": False, "error": "no answer in time"} for name in names]
 
 
 def make_wsgi_app(app: App, services: Services) -> WsgiApp:

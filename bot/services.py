@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from bot.clients.engine import DockerEngine
+    from bot.clients.engines import EnginePool
     from bot.ops.approvals import Approvals
     from bot.ops.launch import Launcher, LaunchFollower
     from bot.ops.liveness import BuildHeartbeat
@@ -62,7 +63,7 @@ class Services:
     catalog_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
     # The bot-wide build settings (DCS_PIP_*, DCS_BUILD_*, DCS_APT_MIRROR), read once by from_config.
     build_settings: BuildSettings = field(default_factory=BuildSettings)
-    _engine: DockerEngine | None = field(default=None, repr=False)
+    _engines: EnginePool | None = field(default=None, repr=False)
     _registry: RegistryClient | None = field(default=None, repr=False)
     _dockerhub: DockerHubClient | None = field(default=None, repr=False)
     _databricks: dict[str, DatabricksClient] = field(default_factory=dict, repr=False)
@@ -79,18 +80,21 @@ class Services:
         return cls(config=config, store=Store(config.db_path), build_settings=build_settings)
 
     @property
-    def engine(self) -> DockerEngine:
+    def engines(self) -> EnginePool:
+        """The build engines (DCS_ENGINES, or DOCKER_HOST alone); builds lease one (bot/clients/engines.py)."""
         with self._lock:
-            if self._engine is None:
+            if self._engines is None:
                 # Imported here on purpose: the docker SDK costs a noticeable import time that commands
                 # without a build (most of them) should not pay.
-                from bot.clients.engine import DockerEngine
+                from bot.clients.engines import EnginePool
 
-                env = dict(self.config.environ)
-                if self.config.docker_host:
-                    env["DOCKER_HOST"] = self.config.docker_host
-                self._engine = DockerEngine(env)
-            return self._engine
+                self._engines = EnginePool.from_config(self.config)
+            return self._engines
+
+    @property
+    def engine(self) -> DockerEngine:
+        """The first engine that answers, for work that needs just one (doctor, inspecting a local image)."""
+        return self.engines.default()
 
     @property
     def registry(self) -> RegistryClient:

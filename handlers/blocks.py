@@ -38,6 +38,7 @@ STATUS_EMOJI = {
 CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
 PHASE_LABEL = {
     "resolve": "Checking the base",
+    "queue": "Waiting for a build engine",
     "pull": "Pulling the base",
     "build": "Building",
     "doctor": "Doctor checks",

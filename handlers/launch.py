@@ -19,7 +19,12 @@ from slack_bolt import App
 
 from bot.clients.databricks import databricks_configured
 from bot.clients.slack import SlackError, call
-from bot.domain.clusterspec import LaunchRequest, launch_request_from_dict, parse_launch_args
+from bot.domain.clusterspec import (
+    LaunchRequest,
+    check_secret_references,
+    launch_request_from_dict,
+    parse_launch_args,
+)
 from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput, InvalidInputs, NotAllowed
 from bot.ops.launch import LaunchOptions, launch_advice, launcher_for
@@ -52,6 +57,7 @@ FIELD_BLOCKS = {
     "init_scripts": "init_scripts",
     "spark_conf": "spark_conf",
     "tags": "tags",
+    "spark_env_vars": "spark_env_vars",
     "name": "name",
 }
 STATE_EMOJI = {
@@ -118,7 +124,8 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
     modes = [_option("fixed", "Fixed number of workers"), _option("autoscale", "Autoscale between min and max")]
     base = source.spec.base_info
     gpu = " GPU node types only (GPU image)." if base.gpu else ""
-    meta = {"image": source.spec.name, "build": source.build_id, "channel": channel, "email": email or ""}
+    # for whoever reads the payload only: a submission is answered from the form the store keeps for this view
+    meta = {"image": source.spec.name, "build": source.build_id}
     return {
         "type": "modal",
         "callback_id": MODAL,
@@ -177,6 +184,13 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
                 optional=True,
                 hint="key=value, one per line (the bot adds who launched, image and digest).",
             ),
+            _input(
+                "spark_env_vars",
+                "Environment variables",
+                _text("TZ=UTC", multiline=True),
+                optional=True,
+                hint="NAME=value, one per line (Spark's environment on every node).",
+            ),
             _input("name", "Cluster name", _text(f"dcs {source.spec.name} (you)"), optional=True),
         ],
     }
@@ -225,7 +239,7 @@ def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
     else:
         data["workers"] = values.get("workers") or "1"
     problems: list[InvalidInput] = []
-    for field in ("spark_conf", "tags"):
+    for field in ("spark_conf", "tags", "spark_env_vars"):
         try:
             data[field] = _lines_to_pairs(values.get(field), field)
         except InvalidInput as exc:
@@ -422,16 +436,26 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
 
 
 def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
-    launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
+    source = launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
     opened = call(ctx.client, "views.open", trigger_id=trigger_id, view=loading_view(image))
     view_id = (opened.get("view") or {}).get("id", "")
-    ctx.workers.quick(fill_form, ctx, view_id, image, build_id, user_id, channel)
+    # what this form launches, for whom and where: the submission reads it back from here
+    state = {"image": image, "build": source.build_id, "channel": channel}
+    ctx.store.save_form(view_id, kind="launch", user=user_id, state=state)
+    ctx.workers.quick(fill_form, ctx, view_id, image, source.build_id, user_id, channel)
 
 
 def fill_form(ctx: AppContext, view_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
     try:
         options = launcher_for(ctx.services).options(image, build_id)
-        view = launch_modal(options, channel=channel, email=user_email(ctx, user_id))
+        email = user_email(ctx, user_id)
+        ctx.store.save_form(
+            view_id,
+            kind="launch",
+            user=user_id,
+            state={"image": image, "build": options.source.build_id, "channel": channel, "email": email},
+        )
+        view = launch_modal(options, channel=channel, email=email)
     except DcsError as exc:
         view = error_view(exc.message)
     except Exception:
@@ -475,6 +499,7 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
             cmd.reply(bk.problem(exc.message))
         return
     request = parse_launch_args(image, tokens)
+    check_secret_references(request, ctx.config.launch_secret_scopes)  # said in the ack, before any work
     if request.allow_runtime_mismatch and ctx.role(cmd.user_id) < Role.ADMIN:
         raise NotAllowed(
             "Only a bot admin can launch an image on a runtime it was not made for (allow_runtime_mismatch=yes). "
@@ -495,26 +520,54 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
     )
 
 
+def _submission_parts(body: object) -> tuple[str, dict[str, Any]]:
+    """The submitting user and the view of a view_submission payload, or InvalidInput for a malformed one."""
+    if not isinstance(body, dict):
+        raise InvalidInput("payload", type(body).__name__, "is not a view submission", "Open the form again.")
+    user = body.get("user")
+    view = body.get("view")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    if not isinstance(user_id, str) or not user_id or not isinstance(view, dict) or not isinstance(view.get("id"), str):
+        raise InvalidInput(
+            "payload", "view_submission", "has no user or view of the expected shape", "Open the form again."
+        )
+    return user_id, view
+
+
 def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
-    user_id = (body.get("user") or {}).get("id", "")
-    view = body.get("view") or {}
+    """Who submitted is Slack's signed `user`; what the form launches — image, build, channel, the dedicated user
+    — is what the bot stored when it opened the view (`store.form`), never `private_metadata`."""
     try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except json.JSONDecodeError:
-        meta = {}
-    image = str(meta.get("image") or "")
+        user_id, view = _submission_parts(body)
+    except InvalidInput as exc:
+        ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
+        return
+    form = ctx.store.form(view["id"], "launch")
+    if form is None or "email" not in form.state:
+        ack(
+            response_action="errors",
+            errors={"runtime": "The bot does not know this form (it may be older than a day). Run /dcs launch again."},
+        )
+        return
+    if form.user != user_id:
+        ack(
+            response_action="errors",
+            errors={"runtime": "This form was opened for someone else: run /dcs launch to open your own."},
+        )
+        return
+    image, build_id = str(form.state["image"]), int(form.state["build"])
+    email, channel = str(form.state.get("email") or ""), str(form.state.get("channel") or user_id)
     refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", image, doing="launch clusters")
     if refusal:
         ack(response_action="errors", errors={"runtime": bk.cut(refusal.replace("*", ""), 150)})
         return
-    request_key = f"view:{view.get('id', '')}"
-    build_id = meta.get("build") if isinstance(meta.get("build"), int) else None
+    request_key = f"view:{view['id']}"
     try:
         request = form_to_request(image, view)
         launcher_for(ctx.services).plan(
             request,
             requester=user_id,
-            user_email=str(meta.get("email") or ""),
+            user_email=email,
             request_key=request_key,
             build_id=build_id,
         )
@@ -525,9 +578,7 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
         return
     ack()
-    job = LaunchJob(
-        request, user_id, str(meta.get("channel") or user_id), request_key, build_id, email=str(meta.get("email") or "")
-    )
+    job = LaunchJob(request, user_id, channel, request_key, build_id, email=email)
     ctx.workers.submit(f"launch-request:{request_key}", run_launch, ctx, job)
 
 
@@ -547,6 +598,44 @@ def run_anyway(ctx: AppContext, launch_id: int, user_id: str, response_url: str 
     update_message(ctx, outcome.launch)
     if outcome.launch.status in FOLLOWED:
         follow(ctx, launch_id)
+
+
+def _message_of(body: dict[str, Any]) -> tuple[str, str] | None:
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    return (channel, ts) if isinstance(channel, str) and isinstance(ts, str) and channel and ts else None
+
+
+def launch_button_target(ctx: AppContext, body: dict[str, Any]) -> tuple[str, int]:
+    """The image and build a "Launch cluster" click launches: the build whose message holds the button (from the
+    store); on a message that is not one build's (an ephemeral "up to date" answer) the button's build, which
+    `image_source` then checks against the store (that image's, pushed)."""
+    raw = body["actions"][0].get("value", "")
+    try:
+        value = bk.LaunchButton.decode(raw)
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput("button value", raw, "is not a launch button", "Use `/dcs launch NAME`.") from None
+    message = _message_of(body)
+    build = ctx.store.build_of_message(*message) if message else None
+    if build is None:
+        return value.image, value.build
+    if (build.image, build.id) != (value.image, value.build):
+        raise InvalidInput(
+            "button value", raw, f"does not match this message (build #{build.id} of {build.image})", "Click again."
+        )
+    return build.image, build.id
+
+
+def anyway_target(ctx: AppContext, body: dict[str, Any]) -> int:
+    """The launch a "Launch anyway" click is for: the launch whose message holds the button (from the store)."""
+    raw = body["actions"][0].get("value", "")
+    message = _message_of(body)
+    launch = ctx.store.launch_of_message(*message) if message else None
+    if launch is None or str(launch.id) != raw:
+        raise InvalidInput(
+            "button value", raw, "is not the launch of this message", "Use the button on the launch's own message."
+        )
+    return launch.id
 
 
 def launches_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
@@ -584,21 +673,19 @@ def register(app: App, ctx: AppContext) -> None:
     @app.action("launch_cluster")
     @guarded(ctx, "launch_cluster")
     def launch_button(body: dict[str, Any], user_id: str) -> None:
-        value = bk.LaunchButton.decode(body["actions"][0].get("value", ""))
-        refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", value.image, doing="launch clusters")
+        image, build_id = launch_button_target(ctx, body)
+        refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", image, doing="launch clusters")
         if refusal:
             reply(ctx, body, bk.notice(refusal))
             return
         channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id") or user_id
-        open_form(ctx, body.get("trigger_id", ""), value.image, value.build, user_id, channel)
+        open_form(ctx, body.get("trigger_id", ""), image, build_id, user_id, channel)
 
     @app.action(ANYWAY)
     @guarded(ctx, ANYWAY)
     def launch_anyway(body: dict[str, Any], user_id: str) -> None:
-        value = body["actions"][0].get("value", "")
-        if not value.isdigit():
-            raise InvalidInput("button value", value, "is not a launch number", "Use `/dcs launch NAME` again.")
-        ctx.workers.submit(f"launch-anyway:{value}", run_anyway, ctx, int(value), user_id, body.get("response_url"))
+        launch_id = anyway_target(ctx, body)
+        ctx.workers.submit(f"launch-anyway:{launch_id}", run_anyway, ctx, launch_id, user_id, body.get("response_url"))
 
     @app.view(MODAL)
     def submitted(ack: Any, body: dict[str, Any]) -> None:

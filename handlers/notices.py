@@ -73,6 +73,10 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
                 f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; {pushed}"
                 f" = `{short_digest(r.pushed_digest)}` (build #{r.build.id if r.build else '?'})"
             )
+            if r.changes is not None:
+                lines[-1] += (
+                    f"\n      _What changed_ (vs build #{r.previous_build}): {escape(cut(r.changes.summary(), 400))}"
+                )
             text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
         blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))
     if report.failed:
@@ -126,6 +130,24 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
             )
         )
     return message("\n".join(text_lines), blocks)
+
+
+def changes_thread(report: ChannelReport) -> dict[str, Any] | None:
+    """The full "what changed" lists of a rebuild notice, for its thread (None when no image has one)."""
+    with_changes = [r for r in report.rebuilt if r.changes is not None and not r.changes.empty]
+    if not with_changes:
+        return None
+    blocks: list[Block] = []
+    for r in with_changes[:MAX_LINES]:
+        assert r.changes is not None
+        title = f"*{escape(r.image)}*: build #{r.previous_build} → #{r.build.id if r.build else '?'}"
+        body = "\n".join(escape(line) for line in r.changes.lines())
+        blocks.append(section(f"{title}\n```{cut(body, SECTION_LIMIT - len(title) - 20)}```"))
+    more = len(with_changes) - MAX_LINES
+    if more > 0:
+        blocks.append(context(f"…and {more} more images: `dcs diff NAME` shows each."))
+    blocks.append(context("`dcs diff NAME [BUILD_A BUILD_B]` prints the same (`--json` too)."))
+    return message("What changed inside, package by package", blocks)
 
 
 # ---------------------------------------------------------------- pull budget

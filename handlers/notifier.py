@@ -19,7 +19,7 @@ from bot.services import Services
 from bot.store import ApprovalRequest, Launch
 from handlers.enable import approval_message
 from handlers.launch import cluster_url, launch_finished_note, launch_message
-from handlers.notices import pull_all_clear, pull_warning, rebuild_notice
+from handlers.notices import changes_thread, pull_all_clear, pull_warning, rebuild_notice
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,16 @@ class SlackNotifier:
         self.services = services
 
     def rebuild_report(self, report: ChannelReport) -> bool:
-        return self._post(report.channel, rebuild_notice(report))
+        posted = self._post(report.channel, rebuild_notice(report))
+        thread = changes_thread(report)
+        if thread is not None and posted.get("ts"):
+            self._post(report.channel, thread, thread_ts=posted["ts"])
+        return True
 
     def budget_alert(self, alert: BudgetAlert) -> bool:
         warning = alert.kind == "warning"
-        return self._post(
-            alert.channel, pull_warning(alert.report, alert.reason) if warning else pull_all_clear(alert.report)
-        )
+        self._post(alert.channel, pull_warning(alert.report, alert.reason) if warning else pull_all_clear(alert.report))
+        return True
 
     def launch_changed(self, launch: Launch) -> bool:
         if not (launch.slack_channel and launch.slack_ts):
@@ -82,8 +85,9 @@ class SlackNotifier:
         )
         return True
 
-    def _post(self, channel: str, msg: dict[str, Any]) -> bool:
-        call(
+    def _post(self, channel: str, msg: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """Post; the answer (with the message's `ts`), truthy."""
+        answer = call(
             self.client,
             "chat.postMessage",
             channel=channel,
@@ -91,5 +95,6 @@ class SlackNotifier:
             blocks=msg["blocks"],
             unfurl_links=False,
             unfurl_media=False,
+            **extra,
         )
-        return True
+        return answer or {"ok": True}

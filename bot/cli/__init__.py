@@ -16,16 +16,10 @@ import signal
 import sys
 import threading
 import uuid
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
 from types import ModuleType
 from typing import Any
 
-from bot.cli import build as build_commands
-from bot.cli import fleet as fleet_commands
-from bot.cli import images as image_commands
-from bot.cli import launch as launch_commands
-from bot.cli import rebuild as rebuild_commands
-from bot.cli import release as release_commands
 from bot.cli.context import CliContext
 from bot.config import Config, load_config, read_environment
 from bot.domain.redact import RedactingFilter, Redactor
@@ -34,17 +28,60 @@ from bot.errors import DcsError, InvalidInputs, StopRequested
 log = logging.getLogger("bot.cli")
 
 # Feature modules; each adds its subcommands. Keep one per line (several engineers add theirs).
-FEATURES: list[ModuleType] = [
-    image_commands,
-    build_commands,
-    rebuild_commands,
-    launch_commands,
-    fleet_commands,
-    release_commands,
+FEATURES: list[str] = [
+    "bot.cli.images",
+    "bot.cli.build",
+    "bot.cli.rebuild",
+    "bot.cli.launch",
+    "bot.cli.fleet",
+    "bot.cli.release",
 ]
 
+# Every top-level command, its feature module and its one-line help: `dcs --help` is drawn from this table
+# without importing a feature (their imports cost ten times Python's own start-up), and a command imports only
+# its own module. tests/unit/test_cli_lazy.py checks that the table says what the modules register.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "image": ("bot.cli.images", "add, update, list, show or remove image definitions"),
+    "registry": ("bot.cli.images", "registries to push to (passwords are named, never stored)"),
+    "catalog": ("bot.cli.images", "import or export the catalog as a TOML file"),
+    "render": ("bot.cli.images", "print the Dockerfile an image definition produces"),
+    "build": ("bot.cli.build", "build an image (then doctor, and push with --push)"),
+    "doctor": ("bot.cli.build", "check a local image for DCS compatibility"),
+    "digest": ("bot.cli.build", "the registry digest of an image, by a manifest HEAD (no pull)"),
+    "status": ("bot.cli.build", "recent builds, or one build"),
+    "log": ("bot.cli.build", "the stored log tail of a build"),
+    "rebuild": ("bot.cli.rebuild", "rebuild images whose base moved (--due), or the named images now"),
+    "ratelimit": ("bot.cli.rebuild", "the Docker Hub pull budget (read without spending a pull)"),
+    "launch": ("bot.cli.launch", "launch a Databricks cluster on an image's pushed digest"),
+    "launches": ("bot.cli.launch", "recent cluster launches"),
+    "workspace": (
+        "bot.cli.launch",
+        "is Container Services (enableDcs) on, and can the bot switch it on? (every workspace by default)",
+    ),
+    "fleet": (
+        "bot.cli.fleet",
+        "what runs each image: clusters, jobs, instance pools, cluster policies, in every workspace",
+    ),
+    "rollout": (
+        "bot.cli.fleet",
+        "move every cluster, job and policy running an image to one digest (or roll a rollout back)",
+    ),
+    "promote": (
+        "bot.cli.release",
+        "move an image's moving tag to a pushed build (its candidate, or any earlier build)",
+    ),
+    "rollback": ("bot.cli.release", "move an image's moving tag back to the build promoted before the current one"),
+    "diff": (
+        "bot.cli.release",
+        "what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
+    ),
+}
+_GLOBAL_FLAGS = ("-h", "--help", "--json", "--version")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `dcs` parser. With `argv`, only the feature module of the command it names is imported; the other
+    commands are listed from COMMANDS (enough for `dcs --help` and for a mistyped command's suggestions)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     parser = argparse.ArgumentParser(
@@ -52,14 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, check and push Databricks Container Services images; launch clusters on them.",
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"dcs {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in FEATURES:
-        module.register(sub, common)
+    modules = FEATURES if argv is None else _modules_for(argv)
+    for name in modules:
+        _feature(name).register(sub, common)
+    for command, (_, text) in COMMANDS.items():
+        if command not in sub.choices:
+            sub.add_parser(command, help=text, parents=[common])
     return parser
 
 
+def _modules_for(argv: list[str]) -> list[str]:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    entry = COMMANDS.get(command or "")
+    if entry is not None:
+        return [entry[0]]
+    # a command the table does not know: every feature, so argparse answers with the whole truth
+    return [] if command is None else FEATURES
+
+
+def _feature(name: str) -> ModuleType:
+    return import_module(name)
+
+
+class _Version(argparse.Action):
+    """`--version`, reading the installed metadata only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.exit(message=f"dcs {_version()}\n")
+
+
 def _version() -> str:
+    # Imported when asked on purpose: importlib.metadata costs as much as the rest of `dcs --help`.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("dcs-bot")
     except PackageNotFoundError:  # running from a source tree without metadata
@@ -77,7 +141,8 @@ def setup_logging(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     wants_json = bool(getattr(args, "json", False))
     try:

@@ -6,12 +6,14 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
-from bot.services import Services
+
+if TYPE_CHECKING:  # the services and rich are imported when a command uses them, not for `dcs --help`
+    from rich.console import Console
+
+    from bot.services import Services
 
 
 @dataclass
@@ -37,6 +39,9 @@ class CliContext:
         return self._services
 
     def console(self, stderr: bool = False) -> Console:
+        # Imported on first use on purpose: rich's import time is paid only by commands that draw with it.
+        from rich.console import Console
+
         return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
     def emit(self, data: Any, human: Callable[[], None]) -> None:

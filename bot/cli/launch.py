@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     launch.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE")
     launch.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    launch.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a Spark environment variable (spark_env_vars)"
+    )
     launch.add_argument("--name", dest="cluster_name", help="cluster name (default: dcs NAME (user))")
     launch.add_argument("--build", type=int, help="launch this pushed build instead of the last one")
     launch.add_argument("--workspace", help="workspace name from DCS_WORKSPACES (default: the first)")
@@ -118,6 +121,7 @@ def request_from_args(args: argparse.Namespace) -> LaunchRequest:
         request,
         spark_conf=(*request.spark_conf, *_pairs(args.spark_conf, "--spark-conf")),
         tags=(*request.tags, *_pairs(args.tag, "--tag")),
+        spark_env_vars=(*request.spark_env_vars, *_pairs(args.env, "--env")),
     )
 
 

@@ -1,4 +1,5 @@
-"""`dcs promote NAME BUILD` and `dcs rollback NAME`: move an image's moving tag by hand (bot/ops/release.py)."""
+"""`dcs promote NAME BUILD`, `dcs rollback NAME`: move an image's moving tag by hand (bot/ops/release.py);
+`dcs diff NAME [BUILD_A BUILD_B]`: what changed inside between two builds (bot/ops/diff.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import asdict
 
 from bot.cli.context import CliContext
 from bot.domain.refs import short_digest
+from bot.errors import InvalidInput
+from bot.ops.diff import build_changes
 from bot.ops.release import CLI_ACTOR, TagMove, promote, rollback
 
 
@@ -30,6 +33,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rollback_cmd.add_argument("name", metavar="NAME")
     rollback_cmd.set_defaults(handler=cmd_rollback)
 
+    diff_cmd = sub.add_parser(
+        "diff",
+        parents=[common],
+        help="what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
+    )
+    diff_cmd.add_argument("name", metavar="NAME")
+    diff_cmd.add_argument("builds", metavar="BUILD", type=int, nargs="*", help="BUILD_A BUILD_B (old, new)")
+    diff_cmd.set_defaults(handler=cmd_diff)
+
 
 def _say(move: TagMove) -> str:
     if not move.done:
@@ -51,4 +63,24 @@ def cmd_promote(ctx: CliContext) -> int:
 def cmd_rollback(ctx: CliContext) -> int:
     move = rollback(ctx.services, ctx.args.name, actor=CLI_ACTOR)
     ctx.emit(asdict(move), lambda: print(_say(move)))
+    return 0
+
+
+def cmd_diff(ctx: CliContext) -> int:
+    a = ctx.args
+    builds = a.builds or []
+    if len(builds) not in (0, 2):
+        raise InvalidInput("BUILD", " ".join(map(str, builds)), "is one build id", "Give two build ids, or none.")
+    changes = build_changes(ctx.services, a.name, *(builds or [None, None]))
+    data = {"image": changes.image, "old_build": changes.old_build, "new_build": changes.new_build}
+    data |= changes.diff.to_dict()
+
+    def human() -> None:
+        print(f"{changes.image}: build #{changes.old_build} → #{changes.new_build}")
+        print(changes.diff.summary())
+        if not changes.diff.empty:
+            print()
+            print("\n".join(changes.diff.lines()))
+
+    ctx.emit(data, human)
     return 0

@@ -46,63 +46,54 @@ def get_cluster_spec(client: DatabricksClient, cluster_id: str) -> dict[str, Any
     return client.run(f"read cluster {cluster_id}", lambda w: w.clusters.get(cluster_id=cluster_id).as_dict())
 
 
-def get_job(client: DatabricksClient, job_id: int) -> dict[str, Any]:
-    return client.run(f"read job {job_id}", lambda w: w.jobs.get(job_id=job_id).as_dict())
+def get_job(client: DatabricksClient, job_id: str) -> dict[str, Any]:
+    return client.run(f"read job {job_id}", lambda w: w.jobs.get(job_id=int(job_id)).as_dict())
 
 
 def get_policy(client: DatabricksClient, policy_id: str) -> dict[str, Any]:
     return client.run(f"read policy {policy_id}", lambda w: w.cluster_policies.get(policy_id=policy_id).as_dict())
 
 
-def update_cluster(client: DatabricksClient, cluster_id: str, docker_image: Mapping[str, Any]) -> None:
-    """clusters/update with update_mask `docker_image` (API 2.1): only that field changes; the SDK's waiter is
-    dropped (it raises on a TERMINATED cluster even when the update worked)."""
+def update_cluster(client: DatabricksClient, body: Mapping[str, Any]) -> None:
+    """clusters/update (`cluster_id`, `update_mask`, `cluster`: API 2.1): only the masked fields change. The SDK's
+    waiter is dropped (it raises on a TERMINATED cluster even when the update worked)."""
 
     def run(w: Any) -> None:
-        from databricks.sdk.service.compute import DockerImage, UpdateClusterResource
+        from databricks.sdk.service.compute import UpdateClusterResource
 
         w.clusters.update(
-            cluster_id=cluster_id,
-            update_mask="docker_image",
-            cluster=UpdateClusterResource(docker_image=DockerImage.from_dict(dict(docker_image))),
+            cluster_id=body["cluster_id"],
+            update_mask=body["update_mask"],
+            cluster=UpdateClusterResource.from_dict(dict(body["cluster"])),
         )
 
-    client.run(f"update cluster {cluster_id}", run)
+    client.run(f"update cluster {body['cluster_id']}", run)
 
 
-def update_job(client: DatabricksClient, job_id: int, new_settings: Mapping[str, Any]) -> None:
+def update_job(client: DatabricksClient, body: Mapping[str, Any]) -> None:
     """jobs/update: each array entry sent replaces the stored one whole (send complete tasks/job clusters)."""
 
     def run(w: Any) -> None:
         from databricks.sdk.service.jobs import JobSettings
 
-        w.jobs.update(job_id=job_id, new_settings=JobSettings.from_dict(dict(new_settings)))
+        w.jobs.update(job_id=int(body["job_id"]), new_settings=JobSettings.from_dict(dict(body["new_settings"])))
 
-    client.run(f"update job {job_id}", run)
+    client.run(f"update job {body['job_id']}", run)
 
 
-def edit_policy(client: DatabricksClient, policy: Mapping[str, Any]) -> None:
-    """policies/clusters/edit with every editable field sent back (an omitted one would be cleared)."""
+def edit_policy(client: DatabricksClient, body: Mapping[str, Any]) -> None:
+    """policies/clusters/edit with the body's fields (every editable field: an omitted one would be cleared)."""
 
     def run(w: Any) -> None:
         from databricks.sdk.service.compute import Library
 
-        kwargs: dict[str, Any] = {
-            k: policy[k]
-            for k in (
-                "name",
-                "definition",
-                "description",
-                "max_clusters_per_user",
-                "policy_family_id",
-                "policy_family_definition_overrides",
-            )
-            if policy.get(k) is not None
-        }
-        if policy.get("libraries"):
-            kwargs["libraries"] = [Library.from_dict(x) for x in policy["libraries"]]
-        if kwargs.get("policy_family_id"):
-            kwargs.pop("definition", None)  # the effective definition of a family policy is not sent back
-        w.cluster_policies.edit(policy_id=policy["policy_id"], **kwargs)
+        kwargs = {k: v for k, v in body.items() if k not in ("policy_id", "libraries")}
+        if body.get("libraries"):
+            kwargs["libraries"] = [Library.from_dict(x) for x in body["libraries"]]
+        w.cluster_policies.edit(policy_id=body["policy_id"], **kwargs)
 
-    client.run(f"edit policy {policy.get('policy_id')}", run)
+    client.run(f"edit policy {body.get('policy_id')}", run)
+
+
+READERS = {"cluster": get_cluster_spec, "job": get_job, "policy": get_policy}
+WRITERS = {"cluster_update": update_cluster, "job_update": update_job, "policy_edit": edit_policy}

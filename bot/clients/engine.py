@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 import urllib3
 from docker.utils import kwargs_from_env
@@ -88,6 +90,8 @@ def _engine_call(during: str) -> Iterator[None]:
     """Connection errors of one engine call, as EngineUnavailable."""
     try:
         yield
+    except docker.errors.APIError:
+        raise  # the engine answered (404 no such image, 409, 500): not a lost connection, although an HTTPError
     except CONNECTION_ERRORS as exc:
         raise lost_engine(during, exc) from None
 
@@ -98,16 +102,71 @@ def _auth(credentials: Credentials | None) -> dict[str, str] | None:
     return {"username": credentials.username, "password": credentials.password}
 
 
+CONNECT_TIMEOUT = 10  # seconds for the first contact (docker-py asks the engine's API version at once)
+OLDEST_API = "1.24"  # the oldest Docker API docker-py 7 speaks; only used to ask the engine for its own
+
+
+def _api_client(kwargs: dict[str, Any], *, timeout: float, version: str) -> docker.APIClient:
+    """An APIClient that, on TLS, verifies with the engine's own CA: requests would otherwise let the
+    environment's REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace `ca.pem` (and route the engine through proxies)."""
+    api = docker.APIClient(**kwargs, timeout=timeout, version=version)
+    if kwargs.get("tls"):
+        api.trust_env = False
+    return api
+
+
+def _connect(kwargs: dict[str, Any], timeout: int) -> docker.DockerClient:
+    """A DockerClient on the engine's own API version, with the first contact bounded by CONNECT_TIMEOUT."""
+    first = _api_client(kwargs, timeout=min(timeout, CONNECT_TIMEOUT), version=OLDEST_API)
+    try:
+        version = str(first.version(api_version=False)["ApiVersion"])
+    finally:
+        first.close()
+    client = docker.DockerClient(**kwargs, timeout=timeout, version=version)
+    if kwargs.get("tls"):
+        client.api.trust_env = False
+    return client
+
+
+def engine_kwargs(url: str, certs: str | None = None) -> dict[str, Any]:
+    """docker-py connection arguments for one engine URL: unix://, tcp:// (TLS with `certs`: ca.pem, cert.pem,
+    key.pem, verified), ssh:// (the system's ssh client, so ~/.ssh/config and agents work)."""
+    kwargs: dict[str, Any] = {"base_url": url}
+    if certs:
+        folder = Path(certs)
+        kwargs["tls"] = docker.tls.TLSConfig(
+            client_cert=(str(folder / "cert.pem"), str(folder / "key.pem")),
+            ca_cert=str(folder / "ca.pem"),
+            verify=True,
+        )
+    if url.startswith("ssh://"):
+        kwargs["use_ssh_client"] = True
+    return kwargs
+
+
 class DockerEngine:
-    def __init__(self, environment: Mapping[str, str] | None = None, timeout: int = 120) -> None:
+    def __init__(
+        self,
+        environment: Mapping[str, str] | None = None,
+        timeout: int = 120,
+        *,
+        connection: dict[str, Any] | None = None,
+        name: str = "default",
+    ) -> None:
+        """An engine from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) or from explicit
+        docker-py `connection` arguments (`engine_kwargs`, for DCS_ENGINES)."""
         self._environment = dict(environment or {})
         self._timeout = timeout
+        self.name = name
+        label = "" if name == "default" else f" {name}"
         try:
-            self._kwargs = kwargs_from_env(environment=self._environment)
-            self.client = docker.DockerClient(**self._kwargs, timeout=timeout)
-        except docker.errors.DockerException as exc:
+            self._kwargs = connection if connection is not None else kwargs_from_env(environment=self._environment)
+            self.client = _connect(self._kwargs, timeout)
+        except (docker.errors.DockerException, *CONNECTION_ERRORS, OSError) as exc:
+            detail = str(exc).strip() or type(exc).__name__
             raise EngineUnavailable(
-                f"Cannot reach the Docker engine: {exc}. Is dockerd running? Set DOCKER_HOST if it listens elsewhere."
+                f"Cannot reach the Docker engine{label}: {detail[:300]}. Is dockerd running? Set DOCKER_HOST "
+                "(or DCS_ENGINES) if it listens elsewhere."
             ) from None
         self.build_calls = 0  # engine build API calls made: benchmarks check "no build at all"
 
@@ -115,10 +174,17 @@ class DockerEngine:
     def api(self) -> docker.APIClient:
         return self.client.api
 
-    def ping(self) -> bool:
+    def ping(self, timeout: float | None = None) -> bool:
+        """Whether the engine answers; with `timeout`, a dead host cannot hold the caller longer than that."""
         try:
-            return bool(self.client.ping())
-        except (docker.errors.DockerException, requests.RequestException):
+            if timeout is None:
+                return bool(self.client.ping())
+            quick = _api_client(self._kwargs, timeout=timeout, version=self.api.api_version)
+            try:
+                return bool(quick.ping())
+            finally:
+                quick.close()
+        except (docker.errors.DockerException, *CONNECTION_ERRORS, OSError):  # OSError: e.g. its certs are gone
             return False
 
     # ------------------------------------------------------------ images
@@ -169,7 +235,7 @@ class DockerEngine:
         `buildargs` are for the engine's predefined proxy arguments, which it keeps out of the image history."""
         deadline = time.monotonic() + timeout
         # A dedicated client whose socket read timeout is the build timeout: a silent step cannot hang us.
-        api = docker.APIClient(**self._kwargs, timeout=timeout, version=self.api.api_version)
+        api = _api_client(self._kwargs, timeout=timeout, version=self.api.api_version)
         lines: list[str] = []
         step_line, image_id = "", None
         self.build_calls += 1
@@ -295,8 +361,17 @@ class DockerEngine:
             raise lost_engine(f"the pull of {ref}", exc) from None
 
     # ------------------------------------------------------------ doctor
-    def run_probe(self, image: str, script: str, timeout: int = 60) -> str | None:
-        """Run `script` with /bin/sh in a throw-away container (entrypoint overridden, no network).
+    def run_probe(
+        self,
+        image: str,
+        script: str,
+        timeout: int = 60,
+        *,
+        environment: Mapping[str, str] | None = None,
+        user: str | None = "0:0",
+    ) -> str | None:
+        """Run `script` with /bin/sh in a throw-away container (entrypoint overridden, no network), as `user`
+        (None: the image's default user), with `environment` added to the image's.
 
         Returns its output, or None when the container could not even start a shell.
         """
@@ -306,7 +381,8 @@ class DockerEngine:
                 image,
                 entrypoint=["/bin/sh", "-c"],
                 command=[script],
-                user="0:0",
+                user=user,
+                environment=dict(environment or {}),
                 network_disabled=True,
                 labels={"io.github.dcs-bot.domain.doctor": "1"},
             )

@@ -40,6 +40,7 @@ from bot.domain.runtimes import (  # noqa: F401 - idem
     runtime_problem,
     usable_nodes,
 )
+from bot.domain.secret_refs import check_body, check_launch_value
 from bot.errors import InvalidInput
 
 MAX_INIT_SCRIPTS = 10
@@ -72,6 +73,7 @@ RESERVED_TAGS = {
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 +\-=._:@]{1,127}\Z")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 +\-=._:/@]{0,255}\Z")
 _CONF_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 
 
@@ -102,6 +104,8 @@ class LaunchContext:
     runtimes: Sequence[Mapping[str, Any]] | None = None  # clusters/spark-versions; None = not checked
     node_types: Sequence[Mapping[str, Any]] | None = None  # clusters/list-node-types; None = not checked
     plaintext_password: str | None = field(default=None, repr=False)
+    # secret scopes an operator allowed users to reference in Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
+    secret_scopes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -157,10 +161,12 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
                 "Use 10 to 10000 minutes, or 0 to never terminate.",
             )
         )
+    _check_secret_references(request, ctx.secret_scopes, p)
     # the image's own init scripts (baked in at build time) run first, on every launch; a launch adds its own
     baked = [f"file:{path}" for path in image.spec.content.init_script_paths()]
     scripts = _check_scripts(list(dict.fromkeys([*baked, *request.init_scripts])), p)
     conf = _spark_conf(request, runtime, base, p)
+    env_vars = _env_vars(request, p)
     tags = _tags(request, image, ctx, p)
     auth, shown_auth = _basic_auth(image.registry, ctx, p)
     mismatch = runtime_mismatch(base, runtime.major, runtime.minor) if runtime is not None else None
@@ -189,6 +195,8 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
             "custom_tags": tags,
         }
     )
+    if env_vars:
+        body["spark_env_vars"] = env_vars
     if scripts:
         body["init_scripts"] = scripts
     docker: dict[str, Any] = {"url": image.url}
@@ -196,6 +204,8 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
     if auth:
         docker["basic_auth"], shown_docker["basic_auth"] = auth, shown_auth
     body["docker_image"], shown = docker, {**body, "docker_image": shown_docker}
+    # once more over the finished body: no secret reference but the registry's own and allowed user values
+    check_body(shown, ctx.secret_scopes, image.registry.cluster_password_secret if image.registry else None)
     at_start, ceiling = pulls_needed(
         request.num_workers if not request.autoscale else None, request.min_workers, request.max_workers
     )
@@ -279,6 +289,55 @@ def _check_node(
         )
     elif gpu_image and not node.num_gpus:
         warnings.append(f"{key}={value} has no GPU: the GPU image will run, but without CUDA devices.")
+
+
+def check_secret_references(request: LaunchRequest, scopes: frozenset[str]) -> None:
+    """Raise for a secret reference anywhere in the request (cheap and pure: fit for a Slack ack)."""
+    p: list[InvalidInput] = []
+    _check_secret_references(request, scopes, p)
+    raise_all(p)
+
+
+def _check_secret_references(request: LaunchRequest, scopes: frozenset[str], p: list[InvalidInput]) -> None:
+    """Every free text of the request; references resolve only in Spark conf and environment variable values."""
+    texts: list[tuple[str, str | None, bool]] = [
+        ("runtime", request.runtime, False),
+        ("node_type", request.node_type, False),
+        ("driver_node_type", request.driver_node_type, False),
+        ("name", request.cluster_name, False),
+        ("workspace", request.workspace, False),
+        *((f"init_scripts[{i}]", s, False) for i, s in enumerate(request.init_scripts)),
+    ]
+    for group, pairs in (
+        ("spark_conf", request.spark_conf),
+        ("tags", request.tags),
+        ("spark_env_vars", request.spark_env_vars),
+    ):
+        for key, value in pairs:
+            texts += [(f"{group}.{key}", key, False), (f"{group}.{key}", value, group != "tags")]
+    for field_name, text, resolved in texts:
+        if text:
+            try:
+                check_launch_value(text, field_name, scopes, resolved=resolved)
+            except InvalidInput as exc:
+                p.append(exc)
+
+
+def _env_vars(request: LaunchRequest, p: list[InvalidInput]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for key, value in request.spark_env_vars:
+        if not _ENV_NAME.match(key) or len(value) > 1000 or "\n" in value:
+            p.append(
+                InvalidInput(
+                    f"spark_env_vars.{key}",
+                    value,
+                    "is not an environment variable name with a one-line value",
+                    "Write NAME=value (letters, digits, '_'; not starting with a digit).",
+                )
+            )
+        else:
+            env[key] = value
+    return env
 
 
 def _check_scripts(scripts: Sequence[str], p: list[InvalidInput]) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from bot.domain.bases import VENV_PYTHON, BaseInfo
 from bot.domain.checks import FAIL, PASS, SKIP, WARN, Check, DoctorReport
 from bot.domain.inventory import INVENTORY_PROBE
 from bot.domain.parity import parity_checks
+from bot.domain.python_checks import parse_python, python_checks
+from bot.domain.runtime_env import ENV_PROBE, environment_checks
 
 COREUTILS = ("ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
 
@@ -27,7 +29,7 @@ find_bin() {
   done
   IFS=$old_ifs; return 1
 }
-for c in bash ip ps sudo setfacl java ls cat cp mv rm mkdir chmod ln; do
+for c in bash ip ps sudo setfacl java ls cat cp mv rm mkdir chmod ln apt-get apk; do
   printf 'bin.%s=%s\n' "$c" "$(find_bin "$c")"
 done
 printf 'gnu.ls=%s\n' "$(ls --version 2>/dev/null | head -n 1)"
@@ -37,7 +39,7 @@ if [ -x /databricks/python3/bin/python ]; then echo venv.python=yes; else echo v
 if [ -r /etc/os-release ]; then sed -e 's/^/os./' /etc/os-release; fi
 """
 # One container for everything: the tools, then the package inventory; `probe=done` proves it ran to the end.
-PROBE_SCRIPT = _TOOLS_PROBE + INVENTORY_PROBE + "echo probe=done\n"
+PROBE_SCRIPT = _TOOLS_PROBE + ENV_PROBE + INVENTORY_PROBE + "echo probe=done\n"
 
 
 def parse_probe(output: str) -> dict[str, str]:
@@ -54,8 +56,17 @@ def _binary(facts: dict[str, str], name: str) -> str:
     return facts.get(f"bin.{name}", "")
 
 
-def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base: BaseInfo | None) -> DoctorReport:
-    """Turn the probe's output and `docker image inspect` data into a pass/warn/fail table."""
+def evaluate(
+    image: str,
+    probe_output: str | None,
+    inspect: dict[str, Any],
+    base: BaseInfo | None,
+    requested: tuple[str, ...] = (),
+) -> DoctorReport:
+    """Turn the probe's output and `docker image inspect` data into a pass/warn/fail table.
+
+    `requested`: the distributions the catalog entry pip-installs (their import test is in the probe output).
+    """
     checks: list[Check] = [_platform(inspect)]
     facts = parse_probe(probe_output or "")
     if facts.get("probe") != "done":
@@ -69,59 +80,63 @@ def evaluate(image: str, probe_output: str | None, inspect: dict[str, Any], base
         )
         checks.append(_entrypoint(inspect))
         return DoctorReport(image, tuple(checks))
-    checks.append(_need(facts, "bash", "bash", "apt-get install -y bash"))
-    checks.append(_need(facts, "ip", "iproute2", "apt-get install -y iproute2"))
-    checks.append(_coreutils(facts))
-    checks.append(_procps(facts))
-    checks.append(_need(facts, "sudo", "sudo", "apt-get install -y sudo"))
+    apk = _is_apk(facts)
+    checks.append(_need(facts, "bash", "bash", apk))
+    checks.append(_need(facts, "ip", "iproute2", apk))
+    checks.append(_coreutils(facts, apk))
+    checks.append(_procps(facts, apk))
+    checks.append(_need(facts, "sudo", "sudo", apk))
     setfacl = _binary(facts, "setfacl")
     checks.append(
         Check("acl", PASS, setfacl)
         if setfacl
-        else Check("acl", WARN, "setfacl not found (newer Databricks docs list acl)", "apt-get install -y acl")
+        else Check("acl", WARN, "setfacl not found (newer Databricks docs list acl)", install("acl", apk))
     )
     checks.append(_java(facts))
     checks.append(_python(facts, base))
     checks.append(_os(facts))
     checks.extend(parity_checks(facts, base))
+    if facts.get("venv.python") == "yes":
+        databricks_base = base is not None and base.is_databricks
+        checks.extend(python_checks(parse_python(probe_output or ""), requested, databricks_base=databricks_base))
+    checks.extend(environment_checks(facts, base, apk))
     checks.append(_entrypoint(inspect))
     return DoctorReport(image, tuple(checks))
 
 
-def _need(facts: dict[str, str], binary: str, name: str, fix: str) -> Check:
+def _is_apk(facts: dict[str, str]) -> bool:
+    """Alpine (or anything with apk and no apt-get): fixes say `apk add`."""
+    return facts.get("os.ID", "").lower() == "alpine" or (bool(_binary(facts, "apk")) and not _binary(facts, "apt-get"))
+
+
+def install(package: str, apk: bool) -> str:
+    return f"apk add {package}" if apk else f"apt-get install -y {package}"
+
+
+def _need(facts: dict[str, str], binary: str, name: str, apk: bool) -> Check:
     path = _binary(facts, binary)
     if path:
         return Check(name, PASS, path)
-    return Check(name, FAIL, f"`{binary}` not found on PATH", fix)
+    return Check(name, FAIL, f"`{binary}` not found on PATH", install(name, apk))
 
 
-def _coreutils(facts: dict[str, str]) -> Check:
+def _coreutils(facts: dict[str, str], apk: bool) -> Check:
     missing = [c for c in COREUTILS if not _binary(facts, c)]
     if missing:
-        return Check("coreutils", FAIL, f"missing: {', '.join(missing)}", "apt-get install -y coreutils")
+        return Check("coreutils", FAIL, f"missing: {', '.join(missing)}", install("coreutils", apk))
     gnu = facts.get("gnu.ls", "")
     if "coreutils" in gnu:
         return Check("coreutils", PASS, gnu)
-    return Check(
-        "coreutils",
-        WARN,
-        "present, but not GNU coreutils (busybox applets?)",
-        "apt-get install -y coreutils (apk add coreutils on Alpine)",
-    )
+    return Check("coreutils", WARN, "present, but not GNU coreutils (busybox applets?)", install("coreutils", apk))
 
 
-def _procps(facts: dict[str, str]) -> Check:
+def _procps(facts: dict[str, str], apk: bool) -> Check:
     if not _binary(facts, "ps"):
-        return Check("procps", FAIL, "`ps` not found on PATH", "apt-get install -y procps")
+        return Check("procps", FAIL, "`ps` not found on PATH", install("procps", apk))
     version = facts.get("gnu.ps", "")
     if "procps" in version:
         return Check("procps", PASS, version)
-    return Check(
-        "procps",
-        WARN,
-        "`ps` present, but not from procps (busybox?)",
-        "apt-get install -y procps (apk add procps on Alpine)",
-    )
+    return Check("procps", WARN, "`ps` present, but not from procps (busybox?)", install("procps", apk))
 
 
 def _java(facts: dict[str, str]) -> Check:
@@ -164,6 +179,14 @@ def _os(facts: dict[str, str]) -> Check:
         return Check("os", PASS, f"{pretty} (Alpine needs GNU coreutils, procps, sudo and a hand-made venv)")
     if not os_id:
         return Check("os", FAIL, "no /etc/os-release", "Base the image on Ubuntu (recommended) or Alpine.")
+    if os_id == "debian":
+        return Check(
+            "os",
+            WARN,
+            f"{pretty}: DCS supports Ubuntu and Alpine, and Databricks checks the OS when the cluster starts "
+            "(a refused one ends with DOCKER_INVALID_OS_EXCEPTION), so running Debian is the team's informed choice",
+            'Base the image on Ubuntu (recommended), or record the decision: doctor.waive = { os = "why" }.',
+        )
     return Check("os", FAIL, f"{pretty} is not supported by DCS", "Base the image on Ubuntu (recommended) or Alpine.")
 
 

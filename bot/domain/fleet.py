@@ -74,6 +74,7 @@ class WorkspaceScan:
     error: str | None = None
     calls: int = 0  # SDK operations (each paginated list is one; its pages are HTTP requests)
     counts: dict[str, int] = field(default_factory=dict)  # listed per kind
+    raw: Any = field(default=None, repr=False)  # what was listed (bot/clients/databricks_fleet.RawFleet)
 
 
 class RepoIndex:

@@ -13,9 +13,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bot.domain.python_checks import PYTHON_PROBE
+
 # A constant POSIX sh fragment (no user input reaches it); `find_bin` is defined by the doctor's probe.
-# dpkg-query and apk print one package a line; the runtime Python lists what it can import (first
-# distribution of a name on sys.path wins, as for an import).
+# dpkg-query and apk print one package a line; the runtime Python (bot/domain/python_checks.py) lists what it
+# can import (the first distribution of a name on sys.path wins, as for an import), then checks notebooks' needs.
 INVENTORY_PROBE = r"""
 if find_bin dpkg-query >/dev/null; then
   dpkg-query -W -f='inv\tdeb\t${Package}\t${Version}\t${db:Status-Abbrev}\n' 2>/dev/null
@@ -25,17 +27,10 @@ fi
 if [ -x /databricks/python3/bin/python ]; then
   printf 'python.version=%s\n' "$(/databricks/python3/bin/python -V 2>&1 | head -n 1)"
   /databricks/python3/bin/python - <<'DCS_PY' 2>/dev/null
-import importlib.metadata as md
-seen = set()
-for dist in md.distributions():
-    name = dist.metadata["Name"] or ""
-    key = name.lower().replace("_", "-").replace(".", "-")
-    if name and key not in seen:
-        seen.add(key)
-        print("inv\tpy\t%s\t%s" % (name, dist.version))
+@PYTHON_PROBE@
 DCS_PY
 fi
-"""
+""".replace("@PYTHON_PROBE@", PYTHON_PROBE.strip())
 
 _APK_NAME_VERSION = re.compile(r"^(.+?)-(\d[^-]*-r\d+)\Z")
 _PYTHON_VERSION = re.compile(r"Python (\d+\.\d+(?:\.\d+)?\S*)")

@@ -41,6 +41,7 @@ class LaunchRequest:
     init_scripts: tuple[str, ...] = ()
     spark_conf: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
+    spark_env_vars: tuple[tuple[str, str], ...] = ()
     cluster_name: str | None = None
     allow_runtime_mismatch: bool = False  # an admin's override: run an image made for another runtime
     workspace: str | None = None  # a DCS_WORKSPACES name; None: the default workspace
@@ -74,7 +75,8 @@ ARG_ALIASES = {
 
 
 def parse_launch_args(image: str, tokens: Sequence[str]) -> LaunchRequest:
-    """`runtime=15.4.x-scala2.12 node_type=m5d.large workers=2 init_script=file:/x.sh spark.x=y tag.team=z`."""
+    """`runtime=15.4.x-scala2.12 node_type=m5d.large workers=2 init_script=file:/x.sh spark.x=y tag.team=z
+    env.NAME=value`."""
     data: dict[str, Any] = {"image": image}
     problems: list[InvalidInput] = []
     for token in tokens:
@@ -93,6 +95,8 @@ def parse_launch_args(image: str, tokens: Sequence[str]) -> LaunchRequest:
             data.setdefault("spark_conf", []).append((key, value))
         elif key.startswith("tag."):
             data.setdefault("tags", []).append((key[4:], value))
+        elif key.startswith("env."):
+            data.setdefault("spark_env_vars", []).append((key[4:], value))
         elif key in ("init_script", "init_scripts"):
             data.setdefault("init_scripts", []).extend(v for v in value.split(",") if v.strip())
         elif key in ARG_KEYS:
@@ -103,7 +107,10 @@ def parse_launch_args(image: str, tokens: Sequence[str]) -> LaunchRequest:
                     key,
                     value,
                     "is not a launch option",
-                    (f"Use {', '.join(sorted(ARG_KEYS - {'init_scripts'}))}, spark.<conf>=value or tag.<name>=value."),
+                    (
+                        f"Use {', '.join(sorted(ARG_KEYS - {'init_scripts'}))}, spark.<conf>=value, "
+                        "tag.<name>=value or env.<NAME>=value."
+                    ),
                 )
             )
     try:
@@ -184,7 +191,7 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         scripts = re.split(r"[\n,]", scripts)
     scripts = tuple(s.strip() for s in scripts if isinstance(s, str) and s.strip())
     pairs = {}
-    for key in ("spark_conf", "tags"):
+    for key in ("spark_conf", "tags", "spark_env_vars"):
         raw = data.get(key) or ()
         items = list(raw.items()) if isinstance(raw, Mapping) else list(raw)
         pairs[key] = tuple((str(k).strip(), str(v).strip()) for k, v in items)
@@ -201,6 +208,7 @@ def launch_request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
         init_scripts=scripts,
         spark_conf=pairs["spark_conf"],
         tags=pairs["tags"],
+        spark_env_vars=pairs["spark_env_vars"],
         cluster_name=text("name"),
         allow_runtime_mismatch=override,
         workspace=text("workspace"),

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import parse_time
 from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
+from bot.domain.inventory_diff import InventoryDiff
 from bot.domain.records import Build, Release
 
 REBUILT, FAILED, UNCHANGED, SKIPPED = "rebuilt", "failed", "unchanged", "skipped"
@@ -52,6 +53,8 @@ class RebuildResult:
     build: Build | None = None
     error: str | None = None
     release: Release | None = None  # the build's release-gate state (None: not pushed, or before the gate)
+    changes: InventoryDiff | None = None  # what changed inside against the build promoted before
+    previous_build: int | None = None  # that build
 
     @property
     def promoted(self) -> bool:

@@ -280,3 +280,14 @@ class LaunchDemandRow:
     image_url: str | None
     cluster_id: str | None
     status: LaunchStatus
+
+
+@dataclass(frozen=True)
+class SlackForm:
+    """A Slack view the bot opened, as the store remembers it (bot/store/forms.py)."""
+
+    view_id: str
+    kind: str  # "launch", …
+    user: str  # the Slack user it was opened for
+    state: dict[str, Any]
+    created_at: str

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.domain.bases import classify_base
 from bot.domain.catalog import ImageSpec
@@ -20,6 +21,8 @@ from bot.domain.clock import utcnow
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.inventory import PackageInventory, parse_inventory
+from bot.domain.packages import pip_name
+from bot.domain.python_checks import IMPORTS_ENV, imports_value
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref, short_digest
 from bot.errors import (
     BuildFailed,
@@ -36,6 +39,9 @@ from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
 from bot.store import Build
+
+if TYPE_CHECKING:
+    from bot.clients.engine import DockerEngine
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
@@ -59,7 +65,7 @@ class BuildProgress:
     """One progress report. `fraction` is the whole job's progress, 0..1."""
 
     build_id: int | None
-    phase: str  # resolve, pull, build, doctor, push, done
+    phase: str  # resolve, queue (waiting for a free build engine), pull, build, doctor, push, done
     step: int = 0
     total: int = 0
     message: str = ""
@@ -120,10 +126,14 @@ class Builder:
             head = self.services.registry.head_manifest(ref, self.services.credentials_for_ref(ref))
             return ResolvedBase(ref, head.digest, head.digest, "registry")
         except (RegistryUnreachable, PullLimitReached, ManifestNotFound) as exc:
-            local = self.services.engine.inspect(str(ref))
-            if local is None:
+            # The local copy on any build engine that has it (the build then goes to one of those).
+            pool = self.services.engines
+            engines = list(pool.answering()) or [pool.default()]  # none answers: default() says why
+            found = ((engine, engine.inspect(str(ref))) for engine in engines)
+            engine, local = next(((e, info) for e, info in found if info is not None), (None, None))
+            if engine is None or local is None:
                 raise
-            digest = self.services.engine.local_digest(ref)
+            digest = engine.local_digest(ref)
             log.warning("base %s: registry check failed (%s); using the local copy", ref, type(exc).__name__)
             return ResolvedBase(ref, digest, digest or f"local:{local['Id']}", "local")
 
@@ -294,12 +304,40 @@ class Builder:
         lines: list[str],
         base: ResolvedBase | None,
     ) -> None:
-        services, store = self.services, self.store
-        spec = store.get_image(build.image)
-        engine = services.engine
+        spec = self.store.get_image(build.image)
         progress(BuildProgress(build.id, "resolve", message=f"checking base {spec.base}", fraction=0.02))
         if base is None or base.ref != spec.base_ref:
             base = self.resolve_base(spec)
+        resolved = base
+        pool = self.services.engines
+
+        def affinity(engine: DockerEngine) -> tuple[bool, bool]:
+            """Whether this engine has the base already, and the image's previous build (its layers)."""
+            if resolved.digest and resolved.source in ("registry", "pinned"):
+                has_base = engine.has_repo_digest(resolved.ref, resolved.digest)
+            else:
+                has_base = engine.inspect(str(resolved.ref)) is not None
+            return has_base, engine.inspect(f"{spec.repository_ref.repository}:{spec.tag}") is not None
+
+        def waiting(message: str) -> None:
+            progress(BuildProgress(build.id, "queue", message=message, fraction=0.03))
+
+        with pool.lease(affinity, timeout=self.services.config.build_timeout, on_wait=waiting) as engine:
+            if len(pool.names) > 1:
+                lines.append(f"Building on engine {engine.name}")
+            self._run_on(engine, build, spec, base, outcome, progress, lines)
+
+    def _run_on(
+        self,
+        engine: DockerEngine,
+        build: Build,
+        spec: ImageSpec,
+        base: ResolvedBase,
+        outcome: BuildOutcome,
+        progress: ProgressCallback,
+        lines: list[str],
+    ) -> None:
+        services, store = self.services, self.store
         if base.digest and base.source == "registry" and not engine.has_repo_digest(base.ref, base.digest):
             progress(
                 BuildProgress(
@@ -325,7 +363,7 @@ class Builder:
 
         progress(BuildProgress(build.id, "build", 0, total, "starting build", 0.1))
         try:
-            result = services.engine.build(
+            result = engine.build(
                 dockerfile,
                 tag=f"{local_repo}:{immutable}",
                 timeout=services.config.build_timeout,
@@ -346,7 +384,7 @@ class Builder:
         store.update_build(build.id, image_id=result.image_id, tags=tags)
 
         progress(BuildProgress(build.id, "doctor", message="checking DCS compatibility", fraction=0.75))
-        report, inventory = self.probe(f"{local_repo}:{immutable}", spec)
+        report, inventory = self.probe(f"{local_repo}:{immutable}", spec, engine)
         outcome.doctor, outcome.inventory = report, inventory
         store.update_build(build.id, doctor=report.to_rows())
         pushed_digest = None
@@ -357,7 +395,7 @@ class Builder:
                     f"The doctor found problems ({names}); the push was blocked so no cluster "
                     "gets a broken image. Fix them, or push anyway with --force."
                 )
-            pushed_digest = self._push(build, spec, local_repo, tags, progress, lines)
+            pushed_digest = self._push(engine, build, spec, local_repo, tags, progress, lines)
         elif not report.ok:
             names = ", ".join(c.name for c in report.failures)
             raise DoctorFailed(f"Built, but the doctor found problems ({names}): Databricks would not run it.")
@@ -373,6 +411,7 @@ class Builder:
 
     def _push(
         self,
+        engine: DockerEngine,
         build: Build,
         spec: ImageSpec,
         local_repo: str,
@@ -389,7 +428,7 @@ class Builder:
         credentials = services.credentials(registry, spec.repository_ref.domain)
         immutable = tags[0]
         progress(BuildProgress(build.id, "push", 1, 1, f"pushing {local_repo}:{immutable}", 0.8))
-        digest = services.engine.push(local_repo, immutable, credentials, on_line=lines.append)
+        digest = engine.push(local_repo, immutable, credentials, on_line=lines.append)
         verified = self.verify(spec.repository_ref.with_tag(immutable), digest)
         self.store.add_push(
             build.id,
@@ -424,9 +463,12 @@ class Builder:
     def doctor(self, image: str, spec: ImageSpec | None = None) -> DoctorReport:
         return self.probe(image, spec)[0]
 
-    def probe(self, image: str, spec: ImageSpec | None = None) -> tuple[DoctorReport, PackageInventory]:
-        """The doctor's table and the package inventory, from one probe container."""
-        engine = self.services.engine
+    def probe(
+        self, image: str, spec: ImageSpec | None = None, engine: DockerEngine | None = None
+    ) -> tuple[DoctorReport, PackageInventory]:
+        """The doctor's table and the package inventory, from one probe container (on `engine`, where the image
+        was built; by default the first engine that answers)."""
+        engine = engine or self.services.engine
         inspect = engine.inspect(image)
         if inspect is None:
             raise BuildFailed(f"{image} is not in the local engine; build or pull it first.")
@@ -438,9 +480,11 @@ class Builder:
                     base = None
             except DcsError:
                 base = None
-        output = engine.run_probe(image, PROBE_SCRIPT)
+        requested = tuple(sorted({pip_name(r) for r in spec.pip})) if spec else ()
+        # as the image's default user (`sudo -n true` is checked for that user), the entry's packages to import
+        output = engine.run_probe(image, PROBE_SCRIPT, environment={IMPORTS_ENV: imports_value(requested)}, user=None)
         inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
-        return evaluate(image, output, inspect, base), inventory
+        return evaluate(image, output, inspect, base, requested), inventory
 
 
 # ---------------------------------------------------------------- the other build operations

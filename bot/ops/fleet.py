@@ -8,6 +8,7 @@ workspace is reported with its reason and the others are listed all the same. Us
 from __future__ import annotations
 
 import logging
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from bot.errors import DcsError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+# The newest listing per Services (a process has one; tests make many): id → (weak reference, report).
+_LAST: dict[int, tuple[weakref.ref[Services], FleetReport]] = {}
 
 
 @dataclass
@@ -108,8 +111,39 @@ def scan_fleet(
         items.sort(key=lambda i: (KINDS.index(i.kind), i.image, i.name, i.item_id, i.location))
         counts = {"clusters": len(raw.clusters), "jobs": len(raw.jobs), "pools": len(raw.pools)}
         counts["policies"] = len(raw.policies)
-        return WorkspaceScan(name, items, calls=raw.calls, counts=counts)
+        return WorkspaceScan(name, items, calls=raw.calls, counts=counts, raw=raw)
 
     with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="fleet") as pool:
         scans = list(pool.map(one, names))
-    return FleetReport(scans, current)
+    report = FleetReport(scans, current)
+    _remember(services, report)
+    return report
+
+
+def _remember(services: Services, report: FleetReport) -> None:
+    """Keep the newest listing per image for App Home (which never waits for a workspace)."""
+    previous = last_report(services)
+    if previous is None:
+        _LAST[id(services)] = (weakref.ref(services), report)
+        return
+    listed = {i.image for i in report.items} | set(report.current)
+    kept = [
+        WorkspaceScan(s.workspace, [i for i in s.items if i.image not in listed], s.error, s.calls, s.counts)
+        for s in previous.scans
+    ]
+    merged = {s.workspace: s for s in kept}
+    for scan in report.scans:
+        base = merged.get(scan.workspace)
+        merged[scan.workspace] = WorkspaceScan(
+            scan.workspace, (base.items if base else []) + scan.items, scan.error, scan.calls, scan.counts
+        )
+    merged_report = FleetReport(list(merged.values()), {**previous.current, **report.current})
+    _LAST[id(services)] = (weakref.ref(services), merged_report)
+
+
+def last_report(services: Services) -> FleetReport | None:
+    for key, (ref, _report) in list(_LAST.items()):
+        if ref() is None:
+            _LAST.pop(key, None)
+    found = _LAST.get(id(services))
+    return found[1] if found and found[0]() is services else None

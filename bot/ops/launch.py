@@ -232,6 +232,7 @@ class Launcher:
             runtimes=self.workspace_runtimes(workspace) if check_workspace else None,
             node_types=self.workspace_node_types(workspace) if check_workspace else None,
             plaintext_password=password,
+            secret_scopes=self.services.config.launch_secret_scopes,
         )
 
     def plan(

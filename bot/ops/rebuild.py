@@ -39,6 +39,8 @@ from bot.domain.records import ImageCheck, RunOutcome
 from bot.errors import BuildInProgress, DcsError, PullLimitReached
 from bot.ops.budget import latest_budget
 from bot.ops.build import Builder, BuildProgress, ResolvedBase
+from bot.ops.diff import changes_since
+from bot.ops.release import promoted_build
 from bot.ops.runs import OnBusy, run_job
 from bot.services import Services
 
@@ -171,6 +173,7 @@ def _rebuild_one(
 ) -> RebuildResult:
     if not decision.due:
         return RebuildResult(decision.image, UNCHANGED, decision)
+    before = promoted_build(builder.services, decision.image)
     try:
         build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
         outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore, base=base)
@@ -194,7 +197,11 @@ def _rebuild_one(
         new = decision.new_base_digest or final.base_digest
         done = RebuildDecision(decision.image, True, decision.reasons, decision.old_base_digest, new)
         release = builder.store.find_release(final.id)
-        return RebuildResult(decision.image, REBUILT, done, final, release=release)
+        previous = before.id if before else None
+        changes = changes_since(builder.services, previous, final.id)
+        return RebuildResult(
+            decision.image, REBUILT, done, final, release=release, changes=changes, previous_build=previous
+        )
     error = final.error if final is not None and final.error else "the build failed"
     return RebuildResult(decision.image, FAILED, decision, final, error)
 

@@ -32,10 +32,12 @@ from bot.domain.records import (
 from bot.store.approvals import ApprovalTables
 from bot.store.builds import BuildTables
 from bot.store.catalog import CatalogTables
+from bot.store.forms import FormTables
 from bot.store.inventories import InventoryTables
 from bot.store.launches import LaunchTables
 from bot.store.releases import ReleaseTables
 from bot.store.retention import Pruned, RetentionTables
+from bot.store.rollouts import RolloutTables
 from bot.store.runs import RunTables, run_group
 from bot.store.schedule import ScheduleTables
 from bot.store.schema import MIGRATIONS
@@ -53,6 +55,8 @@ class Store(
     RetentionTables,
     WatchTables,
     ReleaseTables,
+    RolloutTables,
+    FormTables,
 ):
     """All persistence. Thread-safe; one instance per process."""
 

@@ -15,7 +15,7 @@ from bot.domain.clock import parse_time, utcnow
 from bot.domain.records import BUILD_STATES, Build, ProcessOwner, PushRecord
 from bot.errors import BuildInProgress, NotFound
 from bot.store.base import StoreBase
-from bot.store.rows import build_from_row, push_from_row
+from bot.store.rows import build_from_row, encode_log_tail, push_from_row
 
 _ACTIVE = "status IN ('queued', 'running')"
 
@@ -155,6 +155,8 @@ class BuildTables(StoreBase):
         if "status" in changes and changes["status"] not in BUILD_STATES:
             raise ValueError(f"bad build status {changes['status']}")
         encoded = {k: json.dumps(list(v)) if k in ("tags", "doctor") else v for k, v in changes.items()}
+        if "log_tail" in encoded:
+            encoded["log_tail"] = encode_log_tail(encoded["log_tail"])
         if encoded:
             with self.transaction():
                 try:

@@ -140,7 +140,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX builds_finished ON builds(finished_at);
     """,
-    # 10: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
+    # 10: fleet rollouts (bot/ops/rollout.py): one row per rollout or rollback, one per workspace item it changes,
+    # with the exact request sent and the item's previous value (what a rollback restores). No secrets: docker
+    # basic_auth passwords are secret references ({{secrets/...}}) only.
+    """
+    CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL, kind TEXT NOT NULL, target_url TEXT NOT NULL,
+        target_digest TEXT NOT NULL, build_id INTEGER, workspace TEXT, status TEXT NOT NULL, requester TEXT NOT NULL,
+        approved_by TEXT, parent_id INTEGER, protected INTEGER NOT NULL DEFAULT 0, force INTEGER NOT NULL DEFAULT 0,
+        slack_channel TEXT, slack_ts TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX rollouts_image ON rollouts(image, id);
+    CREATE INDEX rollouts_parent ON rollouts(parent_id);
+    CREATE TABLE rollout_items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        position INTEGER NOT NULL, workspace TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL,
+        name TEXT, action TEXT NOT NULL, status TEXT NOT NULL, locations TEXT NOT NULL, detail TEXT,
+        request TEXT, previous TEXT, restore TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        UNIQUE (rollout_id, workspace, kind, item_id)
+    );
+    CREATE INDEX rollout_items_status ON rollout_items(rollout_id, status, position);
+    """,
+    # 11: Slack forms the bot opened and the messages of builds and launches (interaction state from the store)
+    """
+    CREATE TABLE slack_forms (
+        view_id TEXT PRIMARY KEY, kind TEXT NOT NULL, user TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE INDEX slack_forms_created ON slack_forms(created_at);
+    CREATE INDEX builds_message ON builds(slack_channel, slack_ts);
+    CREATE INDEX launches_message ON launches(slack_channel, slack_ts);
+    """,
+    # 12: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
     """
     CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
         added_at TEXT NOT NULL);

@@ -1,5 +1,11 @@
 """A local Socket Mode endpoint (`ws://127.0.0.1:PORT/link/?ticket=...`) for Bolt's SocketModeHandler: says
-hello to each client, delivers envelopes (`socket_mode_envelope(...)`), records acks and audits their payloads.
+hello to each client, delivers envelopes (`socket_mode_envelope(...)`), records acks (with the time they arrived)
+and audits their payloads.
+
+Connection refresh as Slack does it (docs.slack.dev "Using Socket Mode"): `disconnect(reason)` sends
+`{"type": "disconnect", "reason": "refresh_requested" | "warning" | "link_disabled", "debug_info": {...}}` on the
+newest connection, which stays open (Slack closes it some seconds later: `close_old_after`); new envelopes go to
+the newest connection, as Slack sends them to the connection the app opened last.
 """
 
 from __future__ import annotations
@@ -7,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Self
 
@@ -25,6 +32,8 @@ class FakeSocketModeServer:
         self._received: list[Any] = []
         self._clients: list[Any] = []
         self.connections = 0
+        self.ack_times: dict[str, float] = {}  # envelope_id -> time.monotonic() when its ack arrived
+        self.hello_times: list[float] = []  # time.monotonic() of each hello sent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -57,15 +66,34 @@ class FakeSocketModeServer:
         self.stop()
 
     def send(self, envelope: dict[str, Any]) -> str:
-        """Deliver to the first connected client now, or to the next one that connects."""
+        """Deliver to the newest connection now, or to the next one that connects."""
         with self._lock:
-            client = self._clients[0] if self._clients else None
+            client = self._clients[-1] if self._clients else None
             if client is None:
                 self._pending.append(envelope)
         if client is not None and self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(client.send(json.dumps(envelope)), self._loop)
             future.result(timeout=5)
         return envelope["envelope_id"]
+
+    def disconnect(self, reason: str = "refresh_requested", close_old_after: float | None = 5.0) -> None:
+        """Ask the newest connection to reconnect; close it `close_old_after` seconds later (None: never)."""
+        with self._lock:
+            client = self._clients[-1] if self._clients else None
+        if client is None or self._loop is None:
+            raise AssertionError("no Socket Mode connection to disconnect")
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        asyncio.run_coroutine_threadsafe(client.send(json.dumps(message)), self._loop).result(timeout=5)
+        if close_old_after is not None:
+            self._loop.call_soon_threadsafe(self._loop.call_later, close_old_after, self._close_soon, client)
+
+    def _close_soon(self, client: Any) -> None:
+        assert self._loop is not None
+        self._loop.create_task(client.close())
+
+    def wait_for_connections(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` connections have been opened and said hello to in all."""
+        wait_until(lambda: len(self.hello_times) >= count, timeout, lambda: f"{self.connections} connection(s)")
 
     @property
     def acks(self) -> list[dict[str, Any]]:
@@ -116,6 +144,8 @@ class FakeSocketModeServer:
         hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}, "debug_info": debug_info}
         try:
             await websocket.send(json.dumps(hello))
+            with self._lock:
+                self.hello_times.append(time.monotonic())
             for envelope in pending:
                 await websocket.send(json.dumps(envelope))
             async for frame in websocket:
@@ -124,6 +154,7 @@ class FakeSocketModeServer:
                     self._received.append(message)
                     if isinstance(message, dict) and "envelope_id" in message:
                         self._acks.append(message)
+                        self.ack_times.setdefault(message["envelope_id"], time.monotonic())
         except ConnectionClosed:  # a client dropping the socket is normal in tests
             pass
         finally:

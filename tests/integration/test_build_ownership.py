@@ -185,7 +185,7 @@ def start_cli_build(db: str, name: str, log: Path) -> subprocess.Popen[bytes]:
 def wait_for_pip_step(process: subprocess.Popen[bytes], log: Path) -> None:
     def probe() -> bool:
         assert process.poll() is None, log.read_text()
-        return "build: step 2/3 RUN" in log.read_text()  # the pip step, which sleeps 30 s
+        return "installing Python packages" in log.read_text()  # the pip step, which sleeps 30 s
 
     wait_until(probe, 120, lambda: log.read_text(), interval=0.1)
 

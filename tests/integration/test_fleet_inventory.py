@@ -13,36 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from bot.compose import build_services
-from bot.config import load_config
-from bot.domain.catalog import image_from_dict
 from bot.ops.fleet import scan_fleet
-from bot.services import Services
 from tests.support.cli import dcs_command
-from tests.support.workspaces import NEW, OLD, REPO, SeededFleet, TwoWorkspaces, seed_fleet, two_workspaces, url
+from tests.support.workspaces import (
+    NEW,
+    OLD,
+    SeededFleet,
+    TwoWorkspaces,
+    add_image,
+    fleet_services,
+    seed_fleet,
+    two_workspaces,
+    url,
+)
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[TwoWorkspaces]:
     with two_workspaces(tmp_path) as fleet:
         yield fleet
-
-
-def services_for(pair: TwoWorkspaces, tmp_db: str, **env: str) -> Services:
-    config = load_config({**pair.env(), "DCS_DB": tmp_db, "DCS_DATABRICKS_TIMEOUT": "3", **env})
-    services = build_services(config)
-    add_image(services)
-    return services
-
-
-def add_image(services: Services, name: str = "team-pandas", repository: str = REPO) -> None:
-    store = services.store
-    store.add_image(
-        image_from_dict({"name": name, "base": "databricksruntime/standard:15.4-LTS", "repository": repository})
-    )
-    for digest in (OLD, NEW):
-        build = store.create_build(name, requester="U1", source="test", push=True)
-        store.update_build(build.id, status="succeeded", pushed_digest=digest)
 
 
 def test_everything_naming_the_image_is_found_whoever_made_it(pair: TwoWorkspaces, tmp_db: str) -> None:
@@ -52,7 +41,7 @@ def test_everything_naming_the_image_is_found_whoever_made_it(pair: TwoWorkspace
     pair.prod.add_policy_family(family, "DCS family", {"spark_version": {"type": "unlimited"}})
     allow = {"docker_image.url": {"type": "allowlist", "values": [url(OLD), url(NEW)]}}
     prod_policy = pair.prod.add_policy("prod-dcs", policy_family_id=family, policy_family_definition_overrides=allow)
-    services = services_for(pair, tmp_db, DCS_MANAGED_TAGS="managed_by=terraform")
+    services = fleet_services(pair, tmp_db, DCS_MANAGED_TAGS="managed_by=terraform")
 
     report = scan_fleet(services)
 
@@ -89,7 +78,7 @@ def test_one_pass_per_workspace_lists_each_kind_once_whatever_the_catalog_size(
     pair: TwoWorkspaces, tmp_db: str
 ) -> None:
     seed_fleet(pair.dev)
-    services = services_for(pair, tmp_db)
+    services = fleet_services(pair, tmp_db)
     for i in range(30):
         add_image(services, f"img-{i:02d}", f"myacr.azurecr.io/team/img{i:02d}")
     before = len(pair.dev.requests)
@@ -106,7 +95,7 @@ def test_one_pass_per_workspace_lists_each_kind_once_whatever_the_catalog_size(
 def test_one_workspace_down_is_reported_and_the_other_listed(pair: TwoWorkspaces, tmp_db: str) -> None:
     seed_fleet(pair.dev)
     pair.prod.go_down()
-    services_for(pair, tmp_db)  # the catalog and builds in the database the CLI reads
+    fleet_services(pair, tmp_db)  # the catalog and builds in the database the CLI reads
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "DCS_"))}
     env.update({k: v for k, v in pair.env().items() if v}, DCS_DB=tmp_db, DCS_DATABRICKS_TIMEOUT="2")
     done = subprocess.run(

@@ -17,6 +17,8 @@ from bot.services import Services
 from tests.support.cli import dcs_command
 from tests.support.images import run_shell
 from tests.support.namespace import local
+from tests.support.python_base import realistic_packages
+from tests.support.wheels import normalize
 
 
 def services_for(tmp_db: str) -> Services:
@@ -33,12 +35,12 @@ def dcs(*args: str, db: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def python_build(python_base, tmp_path_factory):
-    """One build of an image on the real Python base, recorded in its own database."""
+def python_build(realistic_base, tmp_path_factory):
+    """One build of an image on the realistic base (~130 distributions), recorded in its own database."""
     db = str(tmp_path_factory.mktemp("inventory") / "dcs.db")
     services = services_for(db)
     services.store.add_image(
-        image_from_dict({"name": "inv-python", "base": python_base, "repository": local("inventory/python")})
+        image_from_dict({"name": "inv-python", "base": realistic_base, "repository": local("inventory/python")})
     )
     outcome = Builder(services).build("inv-python", requester="U1")
     assert outcome.ok, outcome.error
@@ -109,3 +111,10 @@ def test_a_failed_build_records_no_inventory(tmp_path: Path, make_base):
     assert not outcome.ok and "sudo" in outcome.error.message
     assert outcome.inventory is not None  # collected by the probe, but only successful builds keep one
     assert services.store.inventory(outcome.build.id) is None
+
+
+def test_the_runtime_python_s_distributions_are_all_listed(python_build):
+    _db, _services, outcome = python_build
+    locked = {normalize(name): version for name, version in realistic_packages().items()}
+    listed = {normalize(name): version for name, version in outcome.inventory.python_packages.items()}
+    assert {name: listed.get(name) for name in locked} == locked

@@ -182,6 +182,8 @@ def test_the_build_message_button_opens_the_form_for_that_build(bot: LaunchBot) 
     calls = bot.slack.wait_for("views.update", timeout=30)
     view = bot.slack.views()[calls[-1].params["view_id"]]
     assert json.loads(view["private_metadata"])["build"] == build_id
+    form = bot.ctx.store.form(calls[-1].params["view_id"], "launch")  # what the submission will launch
+    assert form is not None and (form.user, form.state["build"]) == (BUILDER, build_id)
 
 
 # ---------------------------------------------------------------- failures explained

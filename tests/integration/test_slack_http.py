@@ -147,7 +147,14 @@ def test_forged_signature_and_stale_timestamp_are_refused(bot: Bot) -> None:
 def test_healthz_reports_database_and_docker(bot: Bot) -> None:
     response = requests.get(f"{bot.url}/healthz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"database": True, "docker": False, "status": "degraded"}
+    health = response.json()
+    assert {k: health[k] for k in ("database", "docker", "status")} == {
+        "database": True,
+        "docker": False,
+        "status": "degraded",
+    }
+    (only,) = health["engines"]  # DOCKER_HOST alone, which does not answer here
+    assert only["name"] == "default" and only["reachable"] is False and "Cannot reach" in only["error"]
 
 
 def test_help_answers_in_the_ack(bot: Bot) -> None:

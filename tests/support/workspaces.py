@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.compose import build_services
+from bot.config import load_config
+from bot.domain.catalog import image_from_dict
+from bot.services import Services
 from tests.fakes.databricks import DEFAULT_TOKEN, FakeDatabricks, dcs_spec
 
 PROD_TOKEN = "dapi-prod-token"
@@ -48,6 +52,7 @@ def two_workspaces(tmp_path: Path, *, prod_dcs: str | None = "true") -> Iterator
 REPO = "myacr.azurecr.io/team/pandas"
 OLD = "sha256:" + "0d" * 32
 NEW = "sha256:" + "1e" * 32
+VOLUMES = "spark.databricks.unityCatalog.volumes.enabled"
 
 
 def url(digest: str, repo: str = REPO) -> str:
@@ -85,9 +90,19 @@ def seed_fleet(fake: FakeDatabricks, repo: str = REPO) -> SeededFleet:
     """Clusters (UI and Terraform made, running and terminated), jobs (two tasks of which one uses the image, a
     for-each task, a shared job cluster on a tag, 150 tasks so jobs/get pages), a pool and a policy."""
     s = SeededFleet()
-    s.running = fake.add_cluster(dcs_spec(url(OLD, repo), cluster_name="ui-made"), state="RUNNING")
+    s.policy = fake.add_policy(
+        "dcs-pandas",
+        {"docker_image.url": {"type": "fixed", "value": url(OLD, repo)}, "spark_version": {"type": "unlimited"}},
+    )
+    # under the policy that fixes the URL: only a policy changed first lets the cluster change
+    s.running = fake.add_cluster(
+        dcs_spec(url(OLD, repo), cluster_name="ui-made", policy_id=s.policy, spark_conf={"spark.x": "1"}),
+        state="RUNNING",
+    )
     s.terminated = fake.add_cluster(dcs_spec(url(OLD, repo), cluster_name="nightly"), state="TERMINATED")
-    s.current = fake.add_cluster(dcs_spec(url(NEW, repo), cluster_name="fresh"), state="TERMINATED")
+    s.current = fake.add_cluster(
+        dcs_spec(url(NEW, repo), cluster_name="fresh", spark_conf={VOLUMES: "true"}), state="TERMINATED"
+    )
     s.other_image = fake.add_cluster(dcs_spec("other.example.com/x/y:1", cluster_name="elsewhere"))
     s.job_made = fake.add_cluster(dcs_spec(url(OLD, repo), cluster_name="job-run"), cluster_source="JOB")
     s.etl_job = fake.add_job(
@@ -118,8 +133,25 @@ def seed_fleet(fake: FakeDatabricks, repo: str = REPO) -> SeededFleet:
         }
     )
     s.pool = fake.add_instance_pool("warm", preloaded_docker_images=[{"url": url(OLD, repo)}])
-    s.policy = fake.add_policy(
-        "dcs-pandas",
-        {"docker_image.url": {"type": "fixed", "value": url(OLD, repo)}, "spark_version": {"type": "unlimited"}},
-    )
     return s
+
+
+def fleet_services(pair: TwoWorkspaces, tmp_db: str, **env: str) -> Services:
+    """Services of a bot configured for both workspaces, with the image `team-pandas` pushed twice (OLD, NEW)."""
+    config = load_config({**pair.env(), "DCS_DB": tmp_db, "DCS_DATABRICKS_TIMEOUT": "3", **env})
+    services = build_services(config)
+    add_image(services)
+    return services
+
+
+def add_image(services: Services, name: str = "team-pandas", repository: str = REPO) -> dict[str, int]:
+    """The image in the catalog with a pushed build per digest; returns digest → build id."""
+    store = services.store
+    spec = {"name": name, "base": "databricksruntime/standard:15.4-LTS", "repository": repository}
+    store.add_image(image_from_dict(spec))
+    builds = {}
+    for digest in (OLD, NEW):
+        build = store.create_build(name, requester="U1", source="test", push=True)
+        store.update_build(build.id, status="succeeded", pushed_digest=digest)
+        builds[digest] = build.id
+    return builds

@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.doctor import FAIL, PASS, SKIP, WARN, DoctorReport, evaluate, parse_probe
+from bot.domain.python_checks import NOTEBOOK_PACKAGES
 from bot.domain.refs import parse_ref
 
 STANDARD = classify_base(parse_ref("databricksruntime/standard:15.4-LTS"))
@@ -19,7 +20,25 @@ AMD64 = {"Os": "linux", "Architecture": "amd64", "Config": {"Entrypoint": None, 
 UBUNTU_OS = {"ID": "ubuntu", "VERSION_ID": '"22.04"', "PRETTY_NAME": '"Ubuntu 22.04.4 LTS"'}
 ALPINE_OS = {"ID": "alpine", "VERSION_ID": "3.20.0", "PRETTY_NAME": '"Alpine Linux v3.20"'}
 CENTOS_OS = {"ID": '"centos"', "VERSION_ID": '"7"', "PRETTY_NAME": '"CentOS Linux 7 (Core)"'}
-ALL_BINARIES = ("bash", "ip", "ps", "sudo", "setfacl", "java", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln")
+ALL_BINARIES = (
+    "bash", "ip", "ps", "sudo", "setfacl", "java", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "ln", "apt-get",
+    "fusermount",
+)  # fmt: skip
+# What a healthy /databricks/python3 prints (bot/domain/python_checks.py PYTHON_PROBE)
+PYTHON_LINES = [
+    *(f"inv\tpy\t{name}\t1.0" for name in ("ipython", "ipykernel", *NOTEBOOK_PACKAGES)),
+    "py\tencoding\tutf-8\tutf-8",
+    "deps\tdone",
+    "import\tdone",
+]
+HEALTHY_ENV = [
+    "env.PYSPARK_PYTHON=/databricks/python3/bin/python3",
+    "env.pyspark_ok=yes",
+    "env.LANG=C.UTF-8",
+    "env.LC_ALL=C.UTF-8",
+    "user.libraries=yes",
+    "user.name=root",
+]
 BIN_DIR = {"bash": "/bin", "ip": "/sbin", "sudo": "/usr/bin", "setfacl": "/usr/bin", "java": "/usr/bin", "ps": "/bin"}
 
 
@@ -42,6 +61,9 @@ def probe(
         f"java.version={java if 'java' not in missing else ''}",
         f"venv.python={'yes' if venv else 'no'}",
         f"python.version={python if venv else ''}",
+        *HEALTHY_ENV,
+        *([] if "sudo" in missing else ["sudo.works=yes"]),
+        *(PYTHON_LINES if venv else []),
     ]
     for key, value in (UBUNTU_OS if os_release is None else os_release).items():
         lines.append(f"os.{key}={value}")
@@ -75,6 +97,14 @@ def test_full_ubuntu_image_passes_every_check() -> None:
         "os_version": PASS,
         "python_version": PASS,
         "java_version": PASS,
+        "notebook": PASS,
+        "dependencies": PASS,
+        "imports": SKIP,
+        "sudo_works": PASS,
+        "pyspark_python": PASS,
+        "locale": PASS,
+        "fuse": PASS,
+        "libraries_user": PASS,
         "entrypoint": PASS,
     }
     assert report.status == PASS and report.ok and report.failures == []
@@ -168,9 +198,10 @@ def test_full_ubuntu_image_passes_every_check() -> None:
             AMD64,
             STANDARD,
             "os",
-            FAIL,
-            "debian 12 is not supported by DCS",
-            "Base the image on Ubuntu",
+            WARN,
+            "debian 12: DCS supports Ubuntu and Alpine, and Databricks checks the OS when the cluster starts "
+            "(a refused one ends with DOCKER_INVALID_OS_EXCEPTION), so running Debian is the team's informed choice",
+            'Base the image on Ubuntu (recommended), or record the decision: doctor.waive = { os = "why" }.',
         ),
         (
             {"os_release": ALPINE_OS},
@@ -354,6 +385,14 @@ def test_several_problems_at_once() -> None:
         "os": FAIL,
         "runtime": PASS,
         "python_version": PASS,
+        "notebook": PASS,
+        "dependencies": PASS,
+        "imports": SKIP,
+        "sudo_works": SKIP,
+        "pyspark_python": PASS,
+        "locale": PASS,
+        "fuse": PASS,
+        "libraries_user": PASS,
         "entrypoint": WARN,
     }
     assert [c.name for c in report.failures] == ["platform", "sudo", "java", "os"]
@@ -380,3 +419,11 @@ def test_rows_round_trip_for_the_database() -> None:
 )
 def test_parse_probe(output: str, facts: dict[str, str]) -> None:
     assert parse_probe(output) == facts
+
+
+def test_missing_ipykernel_fails_a_databricks_base_and_warns_an_own_base() -> None:
+    output = probe().replace("inv\tpy\tipykernel\t1.0\n", "")
+    standard = check(evaluate("team/app:1", output, AMD64, STANDARD), "notebook")
+    assert standard.status == FAIL and standard.detail.startswith("ipykernel not installed")
+    own = check(evaluate("team/app:1", output, AMD64, CUSTOM), "notebook")
+    assert own.status == WARN and own.detail.endswith("(Python jobs still run)")

@@ -102,3 +102,24 @@ def test_warning_and_all_clear_say_what_happened() -> None:
     warning = json.dumps(pull_warning(report(15), "15 pulls left (below 20% of 100)"))
     assert "running low" in warning and "15/100" in warning and "DOCKER_IMAGE_PULL_FAILURE" in warning
     assert "recovered" in json.dumps(pull_all_clear(report(90)))
+
+
+def test_the_notice_says_what_changed_and_its_thread_has_the_full_list() -> None:
+    from dataclasses import replace
+
+    from bot.domain.inventory import PackageInventory
+    from bot.domain.inventory_diff import diff_inventories
+    from handlers.notices import changes_thread
+
+    old = PackageInventory(os_packages={"openssl": "3.0.2-1.15"}, python_version="3.11.0rc1")
+    new = PackageInventory(os_packages={"openssl": "3.0.2-1.16", "jq": "1.6"}, python_version="3.11.11")
+    result = replace(rebuilt("team-pandas", 7), changes=diff_inventories(old, new), previous_build=5)
+    report = ChannelReport("C0BUILDS1", rebuilt=[result, rebuilt("team-ml", 8)])
+    text = json.dumps(rebuild_notice(report), ensure_ascii=False)
+    assert "python 3.11.0rc1 → 3.11.11 · 1 OS package updated (openssl 3.0.2-1.15 → 3.0.2-1.16), 1 added (jq)" in text
+    assert "vs build #5" in text
+    thread = changes_thread(report)
+    assert thread is not None
+    body = json.dumps(thread, ensure_ascii=False)
+    assert "team-pandas" in body and "build #5 → #7" in body and "+ jq 1.6" in body and "team-ml" not in body
+    assert changes_thread(ChannelReport("C0BUILDS1", rebuilt=[rebuilt("team-ml", 8)])) is None

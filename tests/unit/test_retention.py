@@ -69,3 +69,18 @@ def test_the_stored_log_tail_is_capped_in_lines_and_bytes() -> None:
     assert kept.splitlines() == wide[-len(kept.splitlines()) :]  # whole lines, the newest
     huge = log_tail(["y" * 100_000])
     assert 0 < len(huge.encode()) <= LOG_TAIL_BYTES  # one endless line still keeps its end
+
+
+def test_log_tails_are_stored_compressed_and_old_plain_rows_still_read(tmp_db) -> None:
+    services = build_services(load_config({"DCS_DB": tmp_db}))
+    store = services.store
+    store.add_image(image_from_dict({"name": "team-x", "base": "ubuntu:22.04", "repository": "r.example/x"}))
+    build = store.create_build("team-x", requester="U1", source="cli", stale_after_seconds=60)
+    text = log_tail([f"Step {i}/40 : RUN pip install package-{i}==1.{i}.0" for i in range(200)])
+    assert store.update_build(build.id, log_tail=text).log_tail == text
+    raw = store.query("SELECT log_tail FROM builds WHERE id = ?", (build.id,))[0]["log_tail"]
+    assert isinstance(raw, bytes) and len(raw) * 4 < len(text.encode())
+    with store.transaction() as conn:  # a row from before compression: plain text
+        conn.execute("UPDATE builds SET log_tail = 'plain old log' WHERE id = ?", (build.id,))
+    assert store.get_build(build.id).log_tail == "plain old log"
+    assert store.update_build(build.id, log_tail=None).log_tail is None

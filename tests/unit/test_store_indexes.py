@@ -41,6 +41,20 @@ def exercise(store: Store) -> None:
     store.last_build("team-pandas", status="succeeded")
     store.pushed_digests(["team-pandas"])
     store.current_digests()
+    rollout = store.create_rollout(
+        {
+            "image": "team-pandas",
+            "kind": "rollout",
+            "target_url": "r@sha256:x",
+            "target_digest": "sha256:x",
+            "status": "ready",
+            "requester": "U1",
+        },
+        [{"workspace": "dev", "kind": "cluster", "item_id": "c-1", "action": "cluster_update", "status": "pending"}],
+    )
+    store.rollouts_of("team-pandas"), store.rollback_of(rollout.id), store.attach_rollout_message(rollout.id, "C", "1")
+    store.move_rollout(rollout.id, to="running", frm=("ready",)), store.claim_item(rollout.items[0].id)
+    store.finish_item(rollout.items[0].id, "failed", error="x"), store.retry_failed_items(rollout.id)
     store.discard_queued_build(build.id)
     store.mark_interrupted()
     owned = store.create_build(
@@ -52,6 +66,8 @@ def exercise(store: Store) -> None:
     store.update_launch(launch.id, status="pending", cluster_id="c-1")
     store.get_launch(launch.id), store.launches(), store.launches(statuses=("creating", "pending"), limit=5)
     store.launched_builds(["team-pandas"])
+    store.save_form("V1", kind="launch", user="U1", state={"image": "team-pandas"}), store.form("V1", "launch")
+    store.drop_form("V1"), store.build_of_message("C1", "1.2"), store.launch_of_message("C1", "1.2")
     store.launch_demand_rows(utcnow(), ("creating", "blocked"))
     request_id = store.insert_approval(
         kind="enableDcs", requester="U1", expires_at=utcnow(), note=None, created_at=utcnow()
