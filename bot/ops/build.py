@@ -375,7 +375,7 @@ class Builder:
                 modes=plan.modes,
             )
         except BuildFailed as exc:
-            raise explained(exc, lines, spec) from None
+            raise explained(exc, lines, spec, services) from None
         finally:
             if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
                 engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)

@@ -100,9 +100,16 @@ def read_ca(settings: BuildSettings) -> bytes:
     return certificates_only(data, "ca_bundle", path)
 
 
-def explained(exc: BuildFailed, log: list[str], spec: ImageSpec) -> BuildFailed:
-    """`exc` with the cause read from the log first (field, package, settings to change), when there is one."""
-    hint = explain_failure(log, pip=spec.pip, apt=spec.apt, known=COMMON_PACKAGES)
+def explained(exc: BuildFailed, log: list[str], spec: ImageSpec, services: Services | None = None) -> BuildFailed:
+    """`exc` with the cause read from the log first (field, package, settings to change), when there is one.
+
+    "Did you mean" draws on the packages people ask for most and on what the image's last good build held."""
+    known = list(COMMON_PACKAGES)
+    last = services.store.last_build(spec.name, status="succeeded") if services is not None else None
+    inventory = services.store.inventory(last.id) if services is not None and last is not None else None
+    if inventory is not None:
+        known += [*inventory.python_packages, *inventory.os_packages]
+    hint = explain_failure(log, pip=spec.pip, apt=(*spec.apt, *spec.content.apk), known=known)
     if hint is None:
         return exc
     return type(exc)(f"{hint}\n{exc.message}", step=exc.step, log_tail=exc.log_tail)

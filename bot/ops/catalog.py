@@ -255,6 +255,7 @@ def import_catalog(
                 if reg.name not in reg_names:
                     store.remove_registry(reg.name)
                     removed.append(f"registry {reg.name}")
+        store.prune_catalog_files()
         added = [s.name for s in catalog.images if s.name not in known]
         updated = [s.name for s in catalog.images if s.name in known]
         store.audit(

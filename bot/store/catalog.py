@@ -176,6 +176,16 @@ class CatalogTables(StoreBase):
                 (sha256, content, len(content), utcnow()),
             )
 
+    def prune_catalog_files(self) -> int:
+        """Remove the files no stored image names any more (a catalog import replaced them)."""
+        keep: set[str] = set()
+        for row in self.query("SELECT spec FROM images"):
+            keep.update(json.loads(row["spec"]).get("sources", {}).values())
+        with self.transaction() as conn:
+            stale = [r[0] for r in conn.execute("SELECT sha256 FROM catalog_files") if r[0] not in keep]
+            conn.executemany("DELETE FROM catalog_files WHERE sha256 = ?", [(sha,) for sha in stale])
+        return len(stale)
+
     def catalog_file(self, sha256: str) -> bytes | None:
         rows = self.query("SELECT content FROM catalog_files WHERE sha256 = ?", (sha256,))
         return bytes(rows[0]["content"]) if rows else None

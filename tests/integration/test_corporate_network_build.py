@@ -107,7 +107,12 @@ def test_the_package_comes_from_the_private_index_through_the_proxy_into_databri
 
 
 def test_the_pushed_image_holds_no_credential_index_proxy_or_ca(
-    engine: docker.DockerClient, registry, private_build: PrivateBuild, test_ca: TestCA, tmp_path: Path
+    engine: docker.DockerClient,
+    registry,
+    private_build: PrivateBuild,
+    test_ca: TestCA,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     index, proxy = private_build.index, private_build.proxy
     assert index.auth is not None
@@ -153,6 +158,12 @@ def test_the_pushed_image_holds_no_credential_index_proxy_or_ca(
                         assert needle.encode() not in data, f"{what} inside {member.name} ({layer_name})"
                     assert not member.name.endswith(("pip.conf", "dcs-build-ca.crt", "ca-bundle.pem")), member.name
     assert scanned > 1000  # the base's layers were scanned too, not only ours
+    with capsys.disabled():  # the evidence, in the run's output
+        mine = _docker("history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", private_build.image)
+        print(f"\ndocker history --no-trunc {private_build.image} (layers above the base):")
+        for line in mine.splitlines()[: len(mine.splitlines()) - 2]:
+            print(f"  {line[:160]}")
+        print(f"layer scan: {scanned} files in {len(manifest[0]['Layers'])} layers, none holds {sorted(needles)}")
     # the install stage, which held the password, is gone from the engine too (found by its label's value)
     stage = re.search(
         rf'LABEL {re.escape(LABEL_INSTALL_STAGE)}="(build-[0-9]+-[0-9a-f]+)"', private_build.outcome.dockerfile
