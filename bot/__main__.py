@@ -14,12 +14,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
 
 from slack_bolt.error import BoltError
 
 import jobs.approvals
 import jobs.clusters
+import jobs.release
 import jobs.scheduler
 from bot.app import app_context, create_app
 from bot.clients.slack_socket_mode import socket_mode_handler
@@ -45,14 +47,23 @@ BACKGROUND_STARTERS: list[Starter] = [
     jobs.scheduler.starter,
     jobs.clusters.resume_tracking,
     jobs.approvals.start_expiry_sweep,
+    jobs.release.start,
 ]
 
 EX_CONFIG = 78
 DEFAULT_PORT = 3000
 
 
+def package_version() -> str:
+    try:
+        return version("dcs-bot")
+    except PackageNotFoundError:  # a source tree without installed metadata
+        return "dev"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dcs-bot", description="The DCS Slack bot (Socket Mode by default).")
+    parser.add_argument("--version", action="version", version=f"dcs-bot {package_version()}")
     parser.add_argument("--http", action="store_true", help="serve Slack's HTTP requests instead of Socket Mode")
     parser.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
     parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default 3000)")

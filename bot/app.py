@@ -30,6 +30,7 @@ import handlers.launch
 import handlers.placeholders
 import handlers.ratelimit
 import handlers.rebuild
+import handlers.release
 import handlers.views
 from bot.clients.slack import make_web_client
 from bot.compose import attach_bot
@@ -59,6 +60,7 @@ SURFACES: list[ModuleType] = [
     handlers.ratelimit,
     handlers.launch,
     handlers.enable,
+    handlers.release,
     handlers.fleet,
     handlers.placeholders,
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from bot.config import Config
 from bot.domain.notify import BudgetAlert
 from bot.domain.rebuild import ChannelReport
-from bot.domain.records import ApprovalRequest, Launch
+from bot.domain.records import ApprovalRequest, Launch, Release
 from bot.services import Services
 from bot.workers import Workers
 
@@ -55,6 +55,9 @@ class LazySlackNotifier:
 
     def approval_changed(self, request: ApprovalRequest) -> bool:
         return bool(self._real().approval_changed(request))
+
+    def release_changed(self, release: Release) -> bool:
+        return bool(self._real().release_changed(release))
 
 
 def attach_bot(services: Services, workers: Workers) -> None:

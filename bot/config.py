@@ -94,6 +94,10 @@ VARIABLES: dict[str, str] = {
     "DCS_KEEP_AUDIT_DAYS": "Days audit rows are kept (default 365)",
     "DCS_KEEP_LOGS_DAYS": "Days build log tails are kept; each image's latest build keeps its log (default 30)",
     "DCS_DATABRICKS_TIMEOUT": "Seconds one Databricks call may take, retries included (default 30)",
+    "DCS_CANARY_RUNTIME": "Runtime key of canary clusters (default: the workspace's runtime matching the image)",
+    "DCS_CANARY_NODE_TYPE": "Node type of canary clusters (default: the workspace's smallest suitable one)",
+    "DCS_CANARY_AUTOTERMINATION": "Minutes after which an idle canary cluster stops itself (default 10)",
+    "DCS_CANARY_TIMEOUT": "Seconds a canary may take from create to its smoke command's answer (default 1800)",
     "DCS_WORKSPACES": "Workspaces as name:profile pairs (~/.databrickscfg profiles); the first is the default",
     "DCS_PROTECTED_WORKSPACES": "Workspaces whose rollouts need a second person's approval (four eyes), e.g. prod",
     "DCS_MANAGED_TAGS": "Custom tags marking items another tool owns (key or key=value, comma-separated)",
@@ -232,6 +236,11 @@ class Config:
     keep_audit_days: int = 365
     keep_logs_days: int = 30
     databricks_timeout: int = 30
+    # the canary cluster spec (bot/ops/canary.py): single node, dedicated to the bot's own identity
+    canary_runtime: str | None = None
+    canary_node_type: str | None = None
+    canary_autotermination: int = 10
+    canary_timeout: int = 1800
     # registry host -> token-service hosts it may send credentials to besides its own (DCS_TOKEN_REALMS)
     token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # Databricks secret scopes users may reference in launch Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
@@ -361,26 +370,22 @@ def load_config(environ: Mapping[str, str]) -> Config:
             problems.append(f"{name} does not look like a Slack token (it should start with {prefix!r})")
         return raw
 
-    def user_ids(name: str) -> frozenset[str]:
-        raw = get(name) or ""
-        ids = [part.strip() for part in raw.split(",") if part.strip()]
-        bad = [i for i in ids if not SLACK_USER_ID.match(i)]
+    def listed(name: str, pattern: re.Pattern[str], what: str) -> frozenset[str]:
+        """A comma-separated list of names matching `pattern`; the others are named in one problem."""
+        items = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
+        bad = [i for i in items if not pattern.match(i)]
         if bad:
-            problems.append(
-                f"{name} has {', '.join(repr(b) for b in bad)}: list Slack user ids (like U012ABCDEF), "
-                "comma-separated; names and emails are not accepted"
-            )
-        return frozenset(i for i in ids if SLACK_USER_ID.match(i))
+            problems.append(f"{name} has {', '.join(repr(b) for b in bad)}: list {what}")
+        return frozenset(i for i in items if pattern.match(i))
+
+    def user_ids(name: str) -> frozenset[str]:
+        what = "Slack user ids (like U012ABCDEF), comma-separated; names and emails are not accepted"
+        return listed(name, SLACK_USER_ID, what)
 
     def secret_scopes(name: str) -> frozenset[str]:
-        scopes = [part.strip() for part in (get(name) or "").split(",") if part.strip()]
-        bad = [s for s in scopes if not SCOPE_NAME.match(s)]
-        if bad:
-            problems.append(
-                f"{name} has {', '.join(repr(b) for b in bad)}: list Databricks secret scope names (letters, digits, "
-                "'_', '-', '.'), comma-separated"
-            )
-        return frozenset(s for s in scopes if SCOPE_NAME.match(s))
+        return listed(
+            name, SCOPE_NAME, "Databricks secret scope names (letters, digits, '_', '-', '.'), comma-separated"
+        )
 
     def host_pairs(name: str, what: str) -> dict[str, tuple[str, ...]]:
         pairs: dict[str, list[str]] = {}
@@ -445,6 +450,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         keep_audit_days=integer("DCS_KEEP_AUDIT_DAYS", 365, 1, 36500),
         keep_logs_days=integer("DCS_KEEP_LOGS_DAYS", 30, 1, 36500),
         databricks_timeout=integer("DCS_DATABRICKS_TIMEOUT", 30, 1, 600),
+        canary_runtime=get("DCS_CANARY_RUNTIME"),
+        canary_node_type=get("DCS_CANARY_NODE_TYPE"),
+        canary_autotermination=integer("DCS_CANARY_AUTOTERMINATION", 10, 10, 10000),
+        canary_timeout=integer("DCS_CANARY_TIMEOUT", 1800, 10, 86400),
         token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
         launch_secret_scopes=secret_scopes("DCS_LAUNCH_SECRET_SCOPES"),
         workspaces=workspaces,

@@ -43,6 +43,7 @@ PHASE_LABEL = {
     "build": "Building",
     "doctor": "Doctor checks",
     "push": "Pushing",
+    "promote": "Moving the tag",
     "done": "Finishing",
 }
 

@@ -175,6 +175,13 @@ def decide(ctx: AppContext, body: dict[str, Any], user_id: str, approve: bool) -
     value = body["actions"][0].get("value", "")
     if not value.isdigit():
         raise InvalidInput("button value", value, "is not a request number", "Ask again with `/dcs enable`.")
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    own = ctx.store.approval_of_message(channel, ts) if channel and ts else None
+    if own is not None and own.id != int(value):  # the request is the message's, whatever the value says
+        raise InvalidInput(
+            "button value", value, f"is not the request of this message (#{own.id})", "Use the buttons on its message."
+        )
     decision = approvals_for(ctx.services).decide(int(value), user_id, approve=approve)
     if decision.changed:
         update_message(ctx, decision.request)

@@ -32,6 +32,10 @@ def _lines(items: Sequence[str], what: str, budget: int = SECTION_LIMIT - 200) -
 
 
 def _pick_up(cluster: StaleCluster, moving_url: str | None) -> str:
+    if cluster.kind == "pool":
+        return f"a pool cannot change its preloaded images: `/dcs fleet {escape(cluster.image)}` says what to do"
+    if cluster.kind != "cluster":
+        return f"`/dcs fleet {escape(cluster.image)}` moves it (or `dcs rollout {escape(cluster.image)}`)"
     if cluster.moving:
         return "restart it: it pulls the moving tag again at start"
     # Pinned by digest on purpose: it moves when someone changes the pin, to the new digest (not a moving tag).
@@ -113,14 +117,22 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         lines = []
         for c in report.stale:
             running = short_digest(c.running_digest) if c.running_digest else "an older build"
+            what = "" if c.kind == "cluster" else f"{c.kind} "
+            about = ", ".join(
+                escape(part)
+                for part in (c.cluster_id, c.workspace if c.workspace != "default" else None, c.state)
+                if part
+            )
             lines.append(
-                f"• *{escape(c.cluster_name or c.cluster_id)}* (`{escape(c.cluster_id)}`, {c.state}) "
+                f"• {what}*{escape(c.cluster_name or c.cluster_id)}* ({about}) "
                 f"runs {escape(c.image)} at `{running}`, new is `{short_digest(c.new_digest)}`: "
                 f"{_pick_up(c, report.repositories.get(c.image))}"
             )
         blocks.append(divider())
-        blocks.append(section("*Clusters still on an older digest*\n" + _lines(lines, "clusters")))
-        text_lines.append(f"{len(report.stale)} cluster(s) still run an older digest")
+        kinds = {c.kind for c in report.stale}
+        heading = "Clusters" if kinds == {"cluster"} else "Clusters, jobs, pools and policies"
+        blocks.append(section(f"*{heading} still on an older digest*\n" + _lines(lines, "items")))
+        text_lines.append(f"{len(report.stale)} item(s) still on an older digest")
     if report.unpatched:
         names = ", ".join(f"{escape(image)} (`{escape(base)}`)" for image, base in report.unpatched[:MAX_LINES])
         blocks.append(

@@ -16,10 +16,11 @@ from bot.clients.slack import SlackError, call
 from bot.domain.notify import BudgetAlert
 from bot.domain.rebuild import ChannelReport
 from bot.services import Services
-from bot.store import ApprovalRequest, Launch
+from bot.store import ApprovalRequest, Launch, Release
 from handlers.enable import approval_message
 from handlers.launch import cluster_url, launch_finished_note, launch_message
 from handlers.notices import changes_thread, pull_all_clear, pull_warning, rebuild_notice
+from handlers.release import release_content
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,24 @@ class SlackNotifier:
             ts=request.slack_ts,
             **approval_message(request, self.services.workspace(request.workspace).label),
         )
+        return True
+
+    def release_changed(self, release: Release) -> bool:
+        """A candidate waiting for approval gets its message (image channel, else DCS_NOTIFY_CHANNEL); later
+        states update that message."""
+        msg = release_content(self.services, release)
+        if release.slack_channel and release.slack_ts:
+            call(self.client, "chat.update", channel=release.slack_channel, ts=release.slack_ts, **msg)
+            return True
+        if release.status != "waiting":
+            return False
+        spec = self.services.store.get_image(release.image)
+        channel = spec.notify_channel or self.services.config.notify_channel
+        if not channel:
+            return False
+        posted = self._post(channel, msg)
+        if posted.get("ts"):
+            self.services.store.attach_release_message(release.build_id, posted.get("channel") or channel, posted["ts"])
         return True
 
     def _post(self, channel: str, msg: dict[str, Any], **extra: Any) -> dict[str, Any]:

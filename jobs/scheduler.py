@@ -289,7 +289,8 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
 
     scheduler = create_scheduler()
     interrupted = mark_interrupted_runs(services.store)
-    rebuilds = [r for r in interrupted if run_group(r.job_id) == "rebuild"]
+    # an interrupted queue run left its images in the queue: the first drain checks them, no resume needed
+    rebuilds = [r for r in interrupted if run_group(r.job_id) == "rebuild" and r.job_id != QUEUE_JOB]
     if rebuilds:
         names: list[str] | None = _resume_names(rebuilds)
         log.warning(
@@ -304,32 +305,23 @@ def start_scheduler(services: Services, *, start: bool = True) -> Any:
             id=RESUME_JOB,
             replace_existing=True,
         )
-    scheduler.add_job(
-        prune_job,
-        IntervalTrigger(hours=PRUNE_HOURS, timezone=UTC),
-        args=[services],
-        id=PRUNE_JOB,
-        replace_existing=True,
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_DELAY_SECONDS),
-    )
-    scheduler.add_job(
-        _drain_if_queued,
-        IntervalTrigger(seconds=DRAIN_SECONDS, timezone=UTC),
-        args=[services],
-        id=DRAIN_JOB,
-        replace_existing=True,
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        _sync_if_changed,
-        IntervalTrigger(seconds=SYNC_SECONDS, timezone=UTC),
-        args=[services, scheduler],
-        id=SYNC_JOB,
-        replace_existing=True,
-    )
+    first_prune = datetime.now(UTC) + timedelta(seconds=PRUNE_DELAY_SECONDS)
+    for job_id, func, args, seconds, first in (
+        (PRUNE_JOB, prune_job, [services], PRUNE_HOURS * 3600, first_prune),
+        (DRAIN_JOB, _drain_if_queued, [services], DRAIN_SECONDS, None),
+        (SYNC_JOB, _sync_if_changed, [services, scheduler], SYNC_SECONDS, None),
+    ):
+        extra = {"next_run_time": first} if first else {}
+        scheduler.add_job(
+            func,
+            IntervalTrigger(seconds=seconds, timezone=UTC),
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            **extra,
+        )
     follow_catalog(scheduler, services)
     sync_schedules(scheduler, services)
     if start:

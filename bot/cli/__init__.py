@@ -2,7 +2,8 @@
 
 Exit codes (the README lists them all): 0 success (or nothing to do), 2 invalid input, 4 not found,
 5 already exists, 10-13 build/doctor failures, 14 not allowed, 20-25 registry problems, 40-47 Databricks
-and launches, 69 engine unavailable, 78 configuration, 1 anything unexpected.
+and launches, 69 engine unavailable, 78 configuration, 141 the reader of the output left (a closed pipe),
+1 anything unexpected.
 Each feature lives in its own module with `register(subparsers, common)`.
 """
 
@@ -35,6 +36,7 @@ FEATURES: list[str] = [
     "bot.cli.launch",
     "bot.cli.fleet",
     "bot.cli.release",
+    "bot.cli.completion",
 ]
 
 # Every top-level command, its feature module and its one-line help: `dcs --help` is drawn from this table
@@ -75,20 +77,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bot.cli.release",
         "what changed inside an image: OS and Python packages, versions, size (default promoted vs candidate)",
     ),
+    "completion": ("bot.cli.completion", "print shell completion code (bash, zsh or fish)"),
 }
-_GLOBAL_FLAGS = ("-h", "--help", "--json", "--version")
+_GLOBAL_FLAGS = ("-h", "--help", "--json", "-q", "--quiet", "--version")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `dcs` parser. With `argv`, only the feature module of the command it names is imported; the other
     commands are listed from COMMANDS (enough for `dcs --help` and for a mistyped command's suggestions)."""
+    # The global flags work before or after the command (`dcs --json image list`, `dcs image list --json`):
+    # the copies the subcommands inherit default to SUPPRESS, so they never overwrite a value given earlier.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_flags(common, default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="dcs",
         description="Build, check and push Databricks Container Services images; launch clusters on them.",
-        parents=[common],
+        epilog="The database is DCS_DB (default ./dcs.db); commands that only read refuse to create one. "
+        "Shell completion: `dcs completion bash|zsh|fish`.",
     )
+    _global_flags(parser, default=False)
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     modules = FEATURES if argv is None else _modules_for(argv)
@@ -98,6 +105,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if command not in sub.choices:
             sub.add_parser(command, help=text, parents=[common])
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--json", action="store_true", default=default, help="machine-readable output")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only names, ids or digests; no progress"
+    )
 
 
 def _modules_for(argv: list[str]) -> list[str]:
@@ -117,7 +131,8 @@ class _Version(argparse.Action):
     """`--version`, reading the installed metadata only when asked."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        parser.exit(message=f"dcs {_version()}\n")
+        print(f"dcs {_version()}")  # on stdout, as `--version` always was (and docker, gh, git do)
+        parser.exit()
 
 
 def _version() -> str:
@@ -141,9 +156,24 @@ def setup_logging(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer from the whole parser, then exit
+        import argcomplete
+
+        argcomplete.autocomplete(build_parser())
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # `dcs image list | head -3`: the reader left. Exit quietly like other CLIs (128 + SIGPIPE), and point
+        # stdout at /dev/null so that the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace) -> int:
     wants_json = bool(getattr(args, "json", False))
     try:
         config = load_config(read_environment(os.environ))
@@ -163,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested as exc:
         print(f"stopped by {exc.signal_name}", file=sys.stderr)
         return int(exc.code or 1)
+    except BrokenPipeError:
+        raise  # the reader of our output left: main() exits quietly
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("unexpected error (ref %s)", ref)

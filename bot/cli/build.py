@@ -8,16 +8,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from bot.cli.context import CliContext
+from bot.cli.context import CliContext, read_only
+from bot.cli.table import cell, print_table
 from bot.domain.build_steps import describe_step
 from bot.domain.doctor import DoctorReport
+from bot.domain.refs import short_digest
 from bot.errors import BuildFailed, DoctorFailed
 from bot.ops.build import Builder, BuildOutcome, BuildProgress, build_with_log, doctor_image, registry_digest
 from bot.store import Build
-
-_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -79,9 +78,9 @@ class _ProgressBar:
 
     def __init__(self, ctx: CliContext, name: str) -> None:
         # Progress always goes to stderr, so `--json` output on stdout stays parseable in pipelines.
-        self.quiet = False
+        self.quiet = ctx.quiet  # -q: no progress at all, only the result
         self.console: Console = ctx.console(stderr=True)
-        self.live = self.console.is_terminal and not ctx.json
+        self.live = self.console.is_terminal and not ctx.json and not ctx.quiet
         self.name = name
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -121,11 +120,9 @@ class _ProgressBar:
 
 
 def print_doctor(ctx: CliContext, report: DoctorReport) -> None:
-    table = Table("check", "result", "detail", "fix", title=f"DCS doctor: {report.image}", title_justify="left")
-    for c in report.checks:
-        style = _STATUS_STYLE.get(c.status, "")
-        table.add_row(c.name, f"[{style}]{c.status.upper()}[/{style}]", c.detail, c.fix)
-    ctx.console().print(table)
+    print(f"DCS doctor: {report.image}")
+    rows = [(c.name, c.status.upper(), c.detail, c.fix) for c in report.checks]
+    print_table(("check", "result", "detail", "fix"), rows, width=ctx.width, optional=(3,))
 
 
 def cmd_build(ctx: CliContext) -> int:
@@ -142,12 +139,19 @@ def cmd_build(ctx: CliContext) -> int:
         if outcome.build and not outcome.skipped
         else [],
     }
-    ctx.emit(data, lambda: _print_outcome(ctx, outcome))
+    ctx.emit(data, lambda: _print_outcome(ctx, outcome), quiet=lambda: _print_quiet(outcome))
     if outcome.error is not None:
         if not ctx.json:
             print(f"dcs: {outcome.error.message}", file=sys.stderr)
         return outcome.error.exit_code
     return 0
+
+
+def _print_quiet(outcome: BuildOutcome) -> None:
+    """-q: the pushed digest (or the local image id) of a build that worked; nothing otherwise."""
+    build = outcome.build
+    if build is not None and outcome.error is None:
+        print(build.pushed_digest or build.image_id or "")
 
 
 def _print_outcome(ctx: CliContext, outcome: BuildOutcome) -> None:
@@ -192,6 +196,10 @@ def cmd_digest(ctx: CliContext) -> int:
     return 0
 
 
+_TIMES = ("started_at", "finished_at", "heartbeat_at")
+
+
+@read_only
 def cmd_status(ctx: CliContext) -> int:
     store = ctx.services.store
     if ctx.args.build_id is not None:
@@ -201,34 +209,37 @@ def cmd_status(ctx: CliContext) -> int:
         def human() -> None:
             for key, value in data.items():
                 if key != "doctor" and value not in (None, [], ""):
-                    print(f"{key:17} {value}")
+                    shown = ctx.when(value) if key in _TIMES else cell(value)
+                    print(f"{key:17} {shown}")
             if build.doctor:
                 print_doctor(ctx, DoctorReport.from_rows(build.image, build.doctor))
 
-        ctx.emit(data, human)
+        ctx.emit(data, human, quiet=lambda: print(build.status))
         return 0
     builds = store.builds(ctx.args.image, limit=20)
 
     def table() -> None:
         if not builds:
-            print("No builds yet. Start one with `dcs build NAME`.")
+            print(f"No builds yet in {ctx.database}. Start one with `dcs build NAME`.")
             return
-        t = Table("build", "image", "status", "by", "finished", "digest / error")
-        for b in builds:
-            t.add_row(
+        rows = [
+            (
                 f"#{b.id}",
                 b.image,
                 b.status,
-                b.requester or "",
-                b.finished_at or "",
-                (b.pushed_digest or b.error or "")[:80],
+                ctx.when(b.finished_at or b.started_at or b.requested_at),
+                short_digest(b.pushed_digest) if b.pushed_digest else (b.error or ""),
+                b.requester,
             )
-        ctx.console().print(t)
+            for b in builds
+        ]
+        print_table(("build", "image", "status", "when", "digest / error", "by"), rows, width=ctx.width, optional=(5,))
 
-    ctx.emit([build_to_dict(b) for b in builds], table)
+    ctx.emit([build_to_dict(b) for b in builds], table, quiet=lambda: print("\n".join(str(b.id) for b in builds)))
     return 0
 
 
+@read_only
 def cmd_log(ctx: CliContext) -> int:
     build = build_with_log(ctx.services, ctx.args.build_id)
     inventory = ctx.services.store.inventory(build.id)

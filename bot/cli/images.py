@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from bot.cli.context import CliContext
-from bot.cli.table import print_table
+from bot.cli.context import CliContext, read_only
+from bot.cli.table import cell, print_table
 from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.image_content import MAX_FILE_BYTES
 from bot.domain.packages import split_requirements
 from bot.domain.records import ImageStatus
+from bot.domain.refs import short_digest
 from bot.errors import InvalidInput, NotFound
 from bot.ops.catalog import (
     add_image,
@@ -197,27 +196,37 @@ def _overview_row(row: ImageStatus) -> dict[str, Any]:
     }
 
 
+@read_only
 def cmd_image_list(ctx: CliContext) -> int:
     rows = [_overview_row(r) for r in image_overview(ctx.services)]
 
     def human() -> None:
         if not rows:
             print(
-                "The catalog is empty. Add an image with `dcs image add NAME --base … --repo …` "
+                f"The catalog in {ctx.database} is empty. Add an image with `dcs image add NAME --base … --repo …` "
                 "or import a file with `dcs catalog import catalog.toml`."
             )
             return
         lines = []
         for r in rows:
-            state = f"#{r['last_build']} {r['status']}" if r["last_build"] else "never built"
-            digest = (r["digest"] or "")[:19]
-            lines.append((r["name"], r["base"], r["repository"], state, digest, r["schedule"] or ""))
-        print_table(("image", "base", "repository", "last build", "digest", "schedule"), lines)
+            state = (
+                f"#{r['last_build']} {r['status']} {ctx.when(r['finished_at'])}" if r["last_build"] else "never built"
+            )
+            digest = short_digest(r["digest"]) if r["digest"] else ""
+            lines.append((r["name"], r["repository"], state, digest, r["base"], r["schedule"]))
+        # Narrow terminals drop the schedule, then the base, then the digest; the name is never cut.
+        print_table(
+            ("image", "repository", "last build", "digest", "base", "schedule"),
+            lines,
+            width=ctx.width,
+            optional=(5, 4, 3),
+        )
 
-    ctx.emit(rows, human)
+    ctx.emit(rows, human, quiet=lambda: print("\n".join(r["name"] for r in rows)) if rows else None)
     return 0
 
 
+@read_only
 def cmd_image_show(ctx: CliContext) -> int:
     details = image_details(ctx.services, ctx.args.name)
     spec, info, builds, check = details.spec, details.base, details.builds, details.check
@@ -263,8 +272,8 @@ def cmd_image_show(ctx: CliContext) -> int:
         console = ctx.console()
         console.print(f"[bold]{spec.name}[/bold]  {spec.description}")
         for key, value in image_to_dict(spec).items():
-            if key != "name":
-                console.print(f"  {key:15} {value}")
+            if key != "name" and value not in (None, "", [], {}):
+                console.print(f"  {key:15} {cell(value)}", markup=False)
         console.print(
             f"  {'base is':15} {info.flavour}, runtime {info.runtime_label or '?'}, "
             f"{'LTS (patched by Databricks)' if info.lts else 'not LTS (not patched)'}, python {info.python}"
@@ -285,12 +294,13 @@ def cmd_image_show(ctx: CliContext) -> int:
             console.print(f"  {'next runs':15} {describe_times(details.next_runs)}")
         if check:
             note = f": {check.note}" if check.note else ""
-            console.print(f"  {'last checked':15} {check.checked_at} ({check.source}) {check.status}{note}")
+            console.print(f"  {'last checked':15} {ctx.when(check.checked_at)} ({check.source}) {check.status}{note}")
         else:
             console.print(f"  {'last checked':15} never (no rebuild run has looked at it yet)")
         console.print("  builds:" if builds else "  never built")
         for b in builds:
-            console.print(f"    #{b.id} {b.status:11} {b.finished_at or '':28} {b.pushed_digest or b.error or ''}")
+            when = ctx.when(b.finished_at or b.started_at)
+            console.print(f"    #{b.id} {b.status:11} {when:12} {b.pushed_digest or b.error or ''}", markup=False)
         if inventory is not None:
             console.print(f"  {'contents':15} build #{details.inventory_build}: {inventory.summary()}", markup=False)
             if ctx.args.packages:
@@ -334,6 +344,7 @@ def cmd_registry_add(ctx: CliContext) -> int:
     return 0
 
 
+@read_only
 def cmd_registry_list(ctx: CliContext) -> int:
     entries = list_registries(ctx.services)
     rows = [
@@ -350,19 +361,12 @@ def cmd_registry_list(ctx: CliContext) -> int:
         if not rows:
             print("No registries. Add one with `dcs registry add NAME --host … --username … --password-env VAR`.")
             return
-        table = Table("name", "host", "kind", "username", "password from", "set?")
-        for r in rows:
-            table.add_row(
-                r["name"],
-                r["host"],
-                r["kind"],
-                r.get("username", ""),
-                r.get("password_env", ""),
-                "yes" if r["password_set"] else "no",
-            )
-        ctx.console().print(table)
+        lines = [
+            (r["name"], r["host"], r["kind"], r.get("username"), r.get("password_env"), r["password_set"]) for r in rows
+        ]
+        print_table(("name", "host", "kind", "username", "password from", "set?"), lines, width=ctx.width)
 
-    ctx.emit(rows, human)
+    ctx.emit(rows, human, quiet=lambda: print("\n".join(r["name"] for r in rows)) if rows else None)
     return 0
 
 
@@ -393,6 +397,7 @@ def cmd_catalog_import(ctx: CliContext) -> int:
     return 0
 
 
+@read_only
 def cmd_catalog_export(ctx: CliContext) -> int:
     text = export_catalog(ctx.services)
     if ctx.args.file == "-":
@@ -406,6 +411,7 @@ def cmd_catalog_export(ctx: CliContext) -> int:
     return 0
 
 
+@read_only
 def cmd_render(ctx: CliContext) -> int:
     rendered = render_image(ctx.services, ctx.args.name, base_digest=ctx.args.base_digest, resolve=ctx.args.resolve)
     ctx.emit(

@@ -100,6 +100,26 @@ class ClusterStatus:
 
 
 @dataclass(frozen=True)
+class CommandResult:
+    """One commands/status answer: status Queued/Running/Finished/Error/Cancelled and its results. A failed
+    command comes back Finished with result_type "error": check both."""
+
+    status: str
+    result_type: str | None = None
+    data: str = ""
+    cause: str = ""
+    summary: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("Finished", "Error", "Cancelled")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Finished" and self.result_type != "error"
+
+
+@dataclass(frozen=True)
 class Identity:
     """The bot's own Databricks identity (SCIM Me)."""
 
@@ -365,6 +385,62 @@ class DatabricksClient:
             return found
 
         return self._call("look for clusters by tag", run)
+
+    # ------------------------------------------------------------ command execution (API 1.2)
+    def create_context(self, cluster_id: str, language: str) -> str:
+        """contexts/create on a running cluster; the context id (not waited for: see `context_status`)."""
+
+        def run(w: Any) -> str:
+            from databricks.sdk.service.compute import Language
+
+            waiter = w.command_execution.create(cluster_id=cluster_id, language=Language(language))
+            return str(waiter.response.id)
+
+        return self._call(f"open an execution context on {cluster_id}", run)
+
+    def context_status(self, cluster_id: str, context_id: str) -> str:
+        """Pending, Running or Error."""
+
+        def run(w: Any) -> str:
+            answer = w.command_execution.context_status(cluster_id=cluster_id, context_id=context_id)
+            return answer.status.value if answer.status else "Pending"
+
+        return self._call(f"read execution context {context_id}", run)
+
+    def execute(self, cluster_id: str, context_id: str, command: str, language: str) -> str:
+        """commands/execute; the command id (not waited for: see `command_status`)."""
+
+        def run(w: Any) -> str:
+            from databricks.sdk.service.compute import Language
+
+            waiter = w.command_execution.execute(
+                cluster_id=cluster_id, context_id=context_id, command=command, language=Language(language)
+            )
+            return str(waiter.response.id)
+
+        return self._call(f"run a command on {cluster_id}", run)
+
+    def command_status(self, cluster_id: str, context_id: str, command_id: str) -> CommandResult:
+        def run(w: Any) -> CommandResult:
+            answer = w.command_execution.command_status(
+                cluster_id=cluster_id, context_id=context_id, command_id=command_id
+            )
+            results = answer.results
+            return CommandResult(
+                status=answer.status.value if answer.status else "Queued",
+                result_type=results.result_type.value if results and results.result_type else None,
+                data=str(results.data) if results and results.data is not None else "",
+                cause=(results.cause or "") if results else "",
+                summary=(results.summary or "") if results else "",
+            )
+
+        return self._call(f"read command {command_id}", run)
+
+    def destroy_context(self, cluster_id: str, context_id: str) -> None:
+        self._call(
+            f"close execution context {context_id}",
+            lambda w: w.command_execution.destroy(cluster_id=cluster_id, context_id=context_id),
+        )
 
     # ------------------------------------------------------------ workspace settings and identity
     def workspace_conf(self, *keys: str) -> dict[str, str | None]:

@@ -54,6 +54,11 @@ def failure_summary(error: str | None, failed_step: str | None, log_tail: str | 
     error = plain(error or "").strip()
     exit_code = _EXIT_CODE.search(error)
     step = _step_words(failed_step) if failed_step else None
+    code = int(exit_code.group(1)) if exit_code else None
+    first, _, rest = error.partition("\n")
+    if rest.strip() and not first.startswith("Build failed at "):
+        # Already explained (bot/ops/build_plan.py puts the field, package and fix first): that is the cause.
+        return FailureSummary(first.strip(), step, code)
     found = cause_in_log(log_tail) if failed_step else None
     if found and found not in error:
         return FailureSummary(found, step, int(exit_code.group(1)) if exit_code else None, cause_from_log=True)

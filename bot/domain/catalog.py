@@ -11,6 +11,7 @@ import shlex
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import tomli_w
@@ -71,15 +72,17 @@ class ImageSpec:
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
     content: ImageContent = NO_CONTENT  # requirements, files, jars, init scripts… (bot/domain/image_content.py)
 
-    @property
+    # computed once per spec (a frozen dataclass keeps them in its __dict__; equality still compares fields):
+    # the scheduler and `/dcs images` ask every spec of a 5,000-image catalog
+    @cached_property
     def base_ref(self) -> ImageRef:
         return parse_ref(self.base, "base")
 
-    @property
+    @cached_property
     def base_info(self) -> BaseInfo:
         return classify_base(self.base_ref)
 
-    @property
+    @cached_property
     def repository_ref(self) -> ImageRef:
         return parse_repository(self.repository)
 

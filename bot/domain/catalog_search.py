@@ -8,6 +8,7 @@ base.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.domain.catalog import ImageSpec
 from bot.domain.records import ImageStatus
@@ -23,7 +24,13 @@ def search_terms(text: str) -> list[str]:
 def matches(spec: ImageSpec, terms: list[str]) -> bool:
     if not terms:
         return True
-    haystack = " ".join(
+    haystack = _haystack(spec)
+    return all(term in haystack for term in terms)
+
+
+@lru_cache(maxsize=20_000)  # specs are frozen: a catalog of thousands is searched without rebuilding the text
+def _haystack(spec: ImageSpec) -> str:
+    return " ".join(
         (
             spec.name,
             spec.base,
@@ -35,7 +42,6 @@ def matches(spec: ImageSpec, terms: list[str]) -> bool:
             *spec.apt,
         )
     ).lower()
-    return all(term in haystack for term in terms)
 
 
 @dataclass(frozen=True)

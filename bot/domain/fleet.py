@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bot.domain.rebuild import LIVE_STATES, StaleCluster
 from bot.domain.refs import ImageRef, parse_ref
 from bot.errors import InvalidInput
 
@@ -240,3 +241,43 @@ def fleet_items(
                 managed_by=owner,
             )
     return items
+
+
+def still_on_older_digest(
+    items: Iterable[FleetItem],
+    new_digests: Mapping[str, str],
+    moving_tags: Mapping[str, str],
+    tag_digests: Mapping[tuple[str, str], str],
+) -> list[StaleCluster]:
+    """What a rebuild notice lists: items pinned to another digest than the image's new one (a tag the bot
+    pushed counts as its digest), and live clusters on the moving tag (a restart picks the new digest up)."""
+    found = []
+    for item in items:
+        new = new_digests.get(item.image)
+        if not new:
+            continue
+        tag = item.digest_or_tag[1:] if not item.pinned else None
+        moving = tag is not None and tag == moving_tags.get(item.image)
+        if moving:
+            if item.kind != "cluster" or item.state not in LIVE_STATES:
+                continue  # it starts on the new digest anyway
+            running = None
+        else:
+            running = item.digest_or_tag if item.pinned else tag_digests.get((item.image, tag or ""))
+            if running is None or running == new:
+                continue
+        found.append(
+            StaleCluster(
+                cluster_id=item.item_id,
+                cluster_name=item.name,
+                image=item.image,
+                state=item.state or "",
+                running_digest=running,
+                image_url=item.url,
+                new_digest=new,
+                moving=moving,
+                kind=item.kind,
+                workspace=item.workspace,
+            )
+        )
+    return found

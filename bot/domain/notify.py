@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from bot.domain.ratelimit import BudgetReport
     from bot.domain.rebuild import ChannelReport
-    from bot.store import ApprovalRequest, Launch
+    from bot.store import ApprovalRequest, Launch, Release
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Notifier(Protocol):
         """An approval request was decided or expired: its message shows the outcome."""
         ...
 
+    def release_changed(self, release: Release) -> bool:
+        """A release candidate waits for approval (first call: the message with Approve/Reject is posted) or was
+        decided, promoted or expired (its message follows)."""
+        ...
+
 
 class NullNotifier:
     """Delivers nothing (no Slack configured)."""
@@ -58,4 +63,7 @@ class NullNotifier:
         return False
 
     def approval_changed(self, request: ApprovalRequest) -> bool:
+        return False
+
+    def release_changed(self, release: Release) -> bool:
         return False

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import parse_time
-from bot.domain.clusterspec import TAG_BUILD, TAG_DIGEST, TAG_IMAGE
 from bot.domain.inventory_diff import InventoryDiff
 from bot.domain.records import Build, Release
 
@@ -179,56 +178,8 @@ class StaleCluster:
     image_url: str
     new_digest: str
     moving: bool  # launched on the moving tag: a restart picks up the new digest
-
-
-def find_stale_clusters(
-    clusters: Iterable[dict],
-    rebuilt: dict[str, RebuildResult],
-    digest_of_build: dict[int, str],
-    moving_urls: dict[str, str],
-    launch_digests: dict[str, str] | None = None,
-    tags: tuple[str, str, str] = (TAG_IMAGE, TAG_BUILD, TAG_DIGEST),
-) -> list[StaleCluster]:
-    """Live clusters the bot launched from a rebuilt image that do not run its new digest.
-
-    `clusters` are clusters/list entries (dicts), `digest_of_build` maps build ids to pushed digests,
-    `moving_urls` image name → `repository:moving-tag`, `launch_digests` cluster id → the digest the
-    bot's launch record says it started with (when the cluster's tags carry no digest or build).
-    """
-    tag_image, tag_build, tag_digest = tags
-    stale = []
-    for cluster in clusters:
-        custom = cluster.get("custom_tags") or {}
-        image = custom.get(tag_image)
-        result = rebuilt.get(image or "")
-        if (
-            result is None
-            or result.pushed_digest is None
-            or not result.promoted
-            or cluster.get("state") not in LIVE_STATES
-        ):
-            continue
-        running = custom.get(tag_digest)
-        if not running and str(custom.get(tag_build, "")).isdigit():
-            running = digest_of_build.get(int(custom[tag_build]))
-        if not running:
-            running = (launch_digests or {}).get(str(cluster.get("cluster_id", "")))
-        if running == result.pushed_digest:
-            continue
-        url = ((cluster.get("docker_image") or {}).get("url")) or ""
-        stale.append(
-            StaleCluster(
-                cluster_id=str(cluster.get("cluster_id", "")),
-                cluster_name=str(cluster.get("cluster_name", "")),
-                image=result.image,
-                state=str(cluster.get("state")),
-                running_digest=running,
-                image_url=url,
-                new_digest=result.pushed_digest,
-                moving=bool(url) and url == moving_urls.get(result.image),
-            )
-        )
-    return stale
+    kind: str = "cluster"  # or job, pool, policy (the fleet inventory, bot/domain/fleet.py)
+    workspace: str | None = None
 
 
 # ---------------------------------------------------------------- one notice per channel

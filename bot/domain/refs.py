@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.errors import InvalidInput
 
@@ -82,6 +83,17 @@ class ImageRef:
 
 def parse_ref(text: str, field: str = "image") -> ImageRef:
     """Parse `text` or raise InvalidInput naming `field`."""
+    if isinstance(text, str):
+        return _parse_ref_cached(text, field)
+    return _parse_ref(text, field)
+
+
+@lru_cache(maxsize=8192)  # refs are frozen; thousands of catalog images share a handful of bases
+def _parse_ref_cached(text: str, field: str) -> ImageRef:
+    return _parse_ref(text, field)
+
+
+def _parse_ref(text: str, field: str) -> ImageRef:
     if not isinstance(text, str) or not text:
         raise InvalidInput(field, text, "is empty", FIX)
     if text != text.strip() or any(c.isspace() or ord(c) < 32 for c in text):

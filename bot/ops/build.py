@@ -35,10 +35,11 @@ from bot.errors import (
     RegistryUnreachable,
 )
 from bot.ops.build_plan import explained, plan_build
+from bot.ops.gate import advance
 from bot.ops.liveness import death_reason_for, heartbeat_for, this_process
 from bot.ops.release import open_candidate, promote_build
 from bot.services import Services
-from bot.store import Build
+from bot.store import Build, Release
 
 if TYPE_CHECKING:
     from bot.clients.engine import DockerEngine
@@ -91,6 +92,7 @@ class BuildOutcome:
     doctor: DoctorReport | None = None
     inventory: PackageInventory | None = None
     error: DcsError | None = None
+    release: Release | None = None  # the pushed build's release-gate state (bot/ops/gate.py)
     dockerfile: str = ""
     log: list[str] = field(default_factory=list)
 
@@ -255,6 +257,9 @@ class Builder:
         outcome = BuildOutcome(build=build, log=lines)
         try:
             self._run(build, outcome, progress, lines, base)
+            if outcome.ok and self.store.find_release(build_id) is not None:
+                progress(BuildProgress(build_id, "gate", message="release gate", fraction=0.97))
+                outcome.release = advance(self.services, build_id)
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None

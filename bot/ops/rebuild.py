@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.clients.databricks import databricks_configured
 from bot.clients.registry import classify_registry_error
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago, utcnow
 from bot.domain.dockerfile import spec_hash
+from bot.domain.fleet import still_on_older_digest
 from bot.domain.rebuild import (
     FAILED,
     REBUILT,
@@ -32,7 +34,6 @@ from bot.domain.rebuild import (
     base_key,
     channel_reports,
     decide,
-    find_stale_clusters,
     published_build,
 )
 from bot.domain.records import ImageCheck, RunOutcome
@@ -40,6 +41,7 @@ from bot.errors import BuildInProgress, DcsError, PullLimitReached
 from bot.ops.budget import latest_budget
 from bot.ops.build import Builder, BuildProgress, ResolvedBase
 from bot.ops.diff import changes_since
+from bot.ops.fleet import scan_fleet
 from bot.ops.release import promoted_build
 from bot.ops.runs import OnBusy, run_job
 from bot.services import Services
@@ -322,22 +324,21 @@ def _add_pull_budget(services: Services, reports: dict[str, ChannelReport]) -> N
 def _stale_clusters(
     services: Services, run: RebuildRun, specs: dict[str, ImageSpec], problems: list[str]
 ) -> list[StaleCluster]:
+    """Everything in every workspace still on an older digest of a rebuilt image (the fleet inventory: clusters
+    made by anyone, jobs, pools, policies), not only the clusters the bot launched."""
     rebuilt = {r.image: r for r in run.by_status(REBUILT) if r.pushed_digest and r.promoted}
-    if not rebuilt:
+    if not rebuilt or not databricks_configured(services.config):
         return []
-    config = services.config
-    if not (config.databricks_host or config.environ.get("DATABRICKS_HOST")):
-        return []
-    try:
-        clusters = services.databricks.list_clusters()
-    except DcsError as exc:
-        problems.append(f"clusters not checked: {exc.message}")
-        log.warning("stale-cluster check skipped: %s", exc.message)
-        return []
-    images = list(rebuilt)
-    digests = services.store.pushed_digests(images)
-    launch_digests = {
-        cluster: digests[build] for cluster, build in services.store.launched_builds(images).items() if build in digests
-    }
-    moving = {name: f"{spec.repository}:{spec.tag}" for name, spec in specs.items()}
-    return find_stale_clusters(clusters, rebuilt, digests, moving, launch_digests)
+    report = scan_fleet(services, images=list(rebuilt))
+    for workspace, error in report.errors.items():
+        problems.append(f"workspace {workspace} not checked for older digests: {error}")
+        log.warning("stale check of workspace %s skipped: %s", workspace, error)
+    new = {name: r.pushed_digest for name, r in rebuilt.items() if r.pushed_digest}
+    moving = {name: spec.tag for name, spec in specs.items()}
+    tags: dict[tuple[str, str], str] = {}
+    for name in rebuilt:
+        for build in services.store.builds(name, status="succeeded", limit=20):
+            for push in services.store.pushes(build.id):
+                if push.digest:
+                    tags.setdefault((name, push.tag), push.digest)
+    return still_on_older_digest(report.items, new, moving, tags)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.catalog import ImageSpec
+from bot.domain.clock import stamp
 from bot.domain.records import Build, Promotion, Release, ReleaseStatus
 from bot.domain.refs import short_digest
 from bot.domain.release import may_approve
@@ -78,7 +79,7 @@ def open_candidate(services: Services, spec: ImageSpec, build: Build, digest: st
     policy = spec.release
     expires = None
     if policy.needs_approval:
-        expires = (datetime.now(UTC) + timedelta(hours=policy.approval_hours)).isoformat(timespec="seconds")
+        expires = stamp(datetime.now(UTC) + timedelta(hours=policy.approval_hours))
     return services.store.add_release(
         build_id=build.id,
         image=spec.name,

@@ -37,6 +37,7 @@ _BUILD_SUMMARY = (
 )
 
 _spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
+_list_cache: weakref.WeakKeyDictionary[StoreBase, tuple[str, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -73,8 +74,13 @@ class CatalogTables(StoreBase):
     def list_images(self) -> list[ImageSpec]:
         """Every image, as stored: specs are validated when written (add, update, import), not on every read.
 
-        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since.
+        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since, and
+        the whole list is reused while the catalog's fingerprint (a COUNT and a MAX on indexes) stays the same.
         """
+        fingerprint = self.catalog_fingerprint()
+        listed = _list_cache.get(self)
+        if listed is not None and listed[0] == fingerprint:
+            return list(listed[1])
         cache = _spec_cache.setdefault(self, {})
         rows = self.query("SELECT name, updated_at FROM images ORDER BY name")
         missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
@@ -92,6 +98,7 @@ class CatalogTables(StoreBase):
             spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
+        _list_cache[self] = (fingerprint, tuple(out))
         return out
 
     def remove_image(self, name: str) -> None:

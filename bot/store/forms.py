@@ -1,7 +1,8 @@
 """Slack forms and messages the bot made, and what each is for — so an interaction is answered from the store.
 
 Forms: who opened which view, for what (image, build, channel, dedicated user). Messages: which build or launch
-a message the bot posted belongs to (a button on it acts on that one, whatever its `value` says).
+a message the bot posted belongs to, and which approval request (a button on it acts on that one, whatever its
+`value` says).
 
 A view submission is answered from this row, keyed by the view's id, never from what the client sends back
 (`private_metadata`): the state that decides who is affected is the bot's own. A row lives until its form is
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import stamp
-from bot.domain.records import Build, Launch, SlackForm
+from bot.domain.records import ApprovalRequest, Build, Launch, SlackForm
 from bot.store.base import StoreBase
 from bot.store.rows import build_from_row, launch_from_row
 
@@ -56,3 +57,8 @@ class FormTables(StoreBase):
         """The launch whose Slack message this is (it carries the "Launch anyway" button)."""
         rows = self.query("SELECT * FROM launches WHERE slack_channel = ? AND slack_ts = ?", (channel, ts))
         return launch_from_row(rows[0]) if rows else None
+
+    def approval_of_message(self, channel: str, ts: str) -> ApprovalRequest | None:
+        """The approval request whose Slack message this is (it carries Approve / Deny)."""
+        rows = self.query("SELECT * FROM approvals WHERE slack_channel = ? AND slack_ts = ?", (channel, ts))
+        return ApprovalRequest(**rows[0]) if rows else None

@@ -171,7 +171,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX builds_message ON builds(slack_channel, slack_ts);
     CREATE INDEX launches_message ON launches(slack_channel, slack_ts);
     """,
-    # 12: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
+    # 12: approval requests by their Slack message (Approve / Deny act on their own message's request)
+    """
+    CREATE INDEX approvals_message ON approvals(slack_channel, slack_ts);
+    """,
+    # 13: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
     """
     CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
         added_at TEXT NOT NULL);

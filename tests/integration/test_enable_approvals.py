@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.domain.clock import utcnow
 from bot.ops.approvals import Approvals
 from jobs.approvals import sweep_expired
 from tests.fakes.databricks import FakeDatabricks
@@ -198,3 +199,16 @@ def test_a_bot_identity_that_is_not_admin_is_said_up_front(tmp_db: str, slack: F
             assert databricks.workspace_conf == {"enableDcs": "true"}
         finally:
             bot.stop()
+
+
+def test_approve_acts_only_on_the_request_of_its_message(bot: LaunchBot) -> None:
+    """A click whose value names another request than its message's changes nothing."""
+    message, _ = ask(bot)
+    other = bot.ctx.store.insert_approval(
+        kind="enableDcs", requester=ADMIN2, expires_at="2999-01-01T00:00:00.000000Z", note=None, created_at=utcnow()
+    )
+    name = bot.click("enable_approve", str(other), ADMIN, message, channel=NOTIFY)
+    told = bot.slack.wait_for_response_post(name, timeout=30).body["text"]
+    assert "is not the request of this message" in told
+    assert bot.ctx.store.get_approval(other).status == "pending"
+    assert bot.databricks.workspace_conf_patches == 0

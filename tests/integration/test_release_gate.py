@@ -28,7 +28,7 @@ def test_an_approval_image_is_a_candidate_until_promoted_and_rollback_moves_the_
     assert served_digest(registry, repo, one.tags[0]) == one.pushed_digest
     assert served_digest(registry, repo, "latest") is None
     assert [p.tag for p in services.store.pushes(one.id)] == [one.tags[0]]
-    assert services.store.open_release("held").status == "candidate"
+    assert services.store.open_release("held").status == "waiting"  # for its approvers
     with pytest.raises(NotFound, match=f"build #{one.id} is a candidate"):
         launcher_for(services).image_source("held")
     # ...but a launch pinned to the build may use it on purpose.

@@ -266,3 +266,30 @@ def test_docker_hub_credentials_only_for_docker_hub_hosts(tmp_db: str) -> None:
         assert creds is not None and creds.password == "dckr_pat_x"
     for host in ("evil.example.com", "docker.io.evil.example", "127.0.0.1:5000", "myacr.azurecr.io"):
         assert services.credentials_for_host(host) is None
+
+
+def test_a_launch_never_hands_a_registry_password_to_a_cluster_pulling_from_another_host(services: Services) -> None:
+    """Checked at use time too: a stored image whose repository left its registry's host (an older database)."""
+    from bot.domain.catalog import image_from_dict
+    from bot.domain.clusterspec import ImageSource
+    from bot.ops.launch import Launcher
+
+    moved = RegistrySpec("acr", "myacr.azurecr.io", "sp", "DCS_SECRET_ACR", None, None, allow_plaintext_password=True)
+    spec = image_from_dict({"name": "p", "base": "ubuntu:22.04", "repository": "evil.example.com/p"})
+    source = ImageSource(spec, 1, "sha256:" + "a" * 64, moved)
+    with pytest.raises(CredentialsRefused) as caught:
+        Launcher(services).context(
+            source, requester="U1", user_email="a@example.com", request_key="k", check_workspace=False
+        )
+    assert "evil.example.com" in caught.value.message and "acr-pw" not in caught.value.message
+    ok = ImageSource(
+        image_from_dict({**image_to_dict_min(), "repository": "myacr.azurecr.io/p"}), 1, source.digest, moved
+    )
+    context = Launcher(services).context(
+        ok, requester="U1", user_email="a@example.com", request_key="k", check_workspace=False
+    )
+    assert context.plaintext_password == "acr-pw"
+
+
+def image_to_dict_min() -> dict[str, str]:
+    return {"name": "p", "base": "ubuntu:22.04"}

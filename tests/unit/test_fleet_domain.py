@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from bot.domain.fleet import RepoIndex, fleet_items, job_managed_by, managed_by, policy_url_rules
+from bot.domain.fleet import (
+    RepoIndex,
+    fleet_items,
+    job_managed_by,
+    managed_by,
+    policy_url_rules,
+    still_on_older_digest,
+)
 from bot.domain.refs import parse_repository
 
 D1, D2 = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -74,3 +81,36 @@ def test_clusters_a_job_made_are_left_to_their_job() -> None:
         ],
     )
     assert [i.item_id for i in items] == ["b"] and items[0].stale
+
+
+def test_what_a_rebuild_notice_lists_as_still_on_an_older_digest() -> None:
+    repo = "myacr.azurecr.io/team/pandas"
+    items = fleet_items(
+        "dev",
+        INDEX,
+        clusters=[
+            {"cluster_id": "moving-up", "state": "RUNNING", "docker_image": {"url": f"{repo}:latest"}},
+            {"cluster_id": "moving-down", "state": "TERMINATED", "docker_image": {"url": f"{repo}:latest"}},
+            {"cluster_id": "pinned-old", "state": "TERMINATED", "docker_image": {"url": f"{repo}@{D1}"}},
+            {"cluster_id": "pinned-new", "state": "RUNNING", "docker_image": {"url": f"{repo}@{D2}"}},
+            {"cluster_id": "immutable", "state": "RUNNING", "docker_image": {"url": f"{repo}:20240101"}},
+        ],
+        jobs=[
+            {
+                "job_id": 7,
+                "settings": {
+                    "name": "etl",
+                    "tasks": [{"task_key": "a", "new_cluster": {"docker_image": {"url": f"{repo}@{D1}"}}}],
+                },
+            }
+        ],
+        pools=[{"instance_pool_id": "p", "preloaded_docker_images": [{"url": f"{repo}:unknown-tag"}]}],
+    )
+    stale = still_on_older_digest(items, {"pandas": D2}, {"pandas": "latest"}, {("pandas", "20240101"): D1})
+    assert {(s.kind, s.cluster_id, s.moving) for s in stale} == {
+        ("cluster", "moving-up", True),
+        ("cluster", "pinned-old", False),
+        ("cluster", "immutable", False),
+        ("job", "7", False),
+    }
+    assert next(s for s in stale if s.cluster_id == "immutable").running_digest == D1

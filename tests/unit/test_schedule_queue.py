@@ -127,3 +127,26 @@ def test_an_image_removed_while_queued_leaves_the_queue(services, hub) -> None:
     _drain_if_queued(services)
     assert sorted(services.store.image_checks()) == names[1:]
     assert services.store.queue_size() == 0
+
+
+def test_a_queue_run_cut_short_by_a_restart_leaves_its_images_queued_for_the_first_drain(services, hub) -> None:
+    import json
+    import os
+    import socket
+
+    from jobs.scheduler import DRAIN_JOB, RESUME_JOB, start_scheduler
+
+    names = add_images(services, 4)
+    services.store.queue_images(names, CRON_JOB_PREFIX + WEEKLY)
+    dead = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "names": names})  # this process: "gone"
+    with services.store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO job_runs (job_id, started_at, outcome, detail) VALUES (?, ?, 'running', ?)",
+            (QUEUE_JOB, "2026-01-01T00:00:00Z", dead),
+        )
+    scheduler = start_scheduler(services, start=False)
+    assert [r.outcome for r in services.store.job_runs(QUEUE_JOB)] == ["interrupted"]
+    assert scheduler.get_job(RESUME_JOB) is None and scheduler.get_job(DRAIN_JOB) is not None
+    assert services.store.queued_images() == names
+    _drain_if_queued(services)
+    assert sorted(services.store.image_checks()) == names

@@ -68,6 +68,7 @@ def exercise(store: Store) -> None:
     store.launched_builds(["team-pandas"])
     store.save_form("V1", kind="launch", user="U1", state={"image": "team-pandas"}), store.form("V1", "launch")
     store.drop_form("V1"), store.build_of_message("C1", "1.2"), store.launch_of_message("C1", "1.2")
+    store.approval_of_message("C1", "1.2")
     store.launch_demand_rows(utcnow(), ("creating", "blocked"))
     request_id = store.insert_approval(
         kind="enableDcs", requester="U1", expires_at=utcnow(), note=None, created_at=utcnow()

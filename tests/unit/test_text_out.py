@@ -105,3 +105,10 @@ def test_without_a_log_the_error_is_the_cause_without_the_repeated_step() -> Non
 )
 def test_steps_in_words(instruction: str, words: str) -> None:
     assert describe_step(instruction) == words
+
+
+def test_an_explained_failure_keeps_its_explanation_first_and_drops_the_repeated_step() -> None:
+    hint = "pip: 'nope==1.0' was not found (No matching distribution found for nope==1.0). Check the name."
+    error = f"{hint}\nBuild failed at {STEP}: The command 'pip install nope==1.0' returned a non-zero code: 1"
+    summary = failure_summary(error, STEP, PIP_LOG)
+    assert summary.cause == hint and summary.exit_code == 1 and summary.step and "RUN" in summary.step
