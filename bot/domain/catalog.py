@@ -20,6 +20,7 @@ from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import CronError, check_cron
+from bot.domain.doctor_policy import NO_POLICY, DoctorPolicy, policy_from_dict
 from bot.domain.image_content import CONTENT_KEYS, NO_CONTENT, ImageContent, content_from_dict, content_to_dict
 from bot.domain.image_content import content_inputs as files_inputs
 from bot.domain.packages import apt_name, pip_key, split_requirements, validate_apt, validate_env, validate_pip
@@ -71,6 +72,7 @@ class ImageSpec:
     build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
     content: ImageContent = NO_CONTENT  # requirements, files, jars, init scripts… (bot/domain/image_content.py)
+    doctor: DoctorPolicy = NO_POLICY  # waived checks, size budget (bot/domain/doctor_policy.py)
 
     # computed once per spec (a frozen dataclass keeps them in its __dict__; equality still compares fields):
     # the scheduler and `/dcs images` ask every spec of a 5,000-image catalog
@@ -404,6 +406,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: 
     content = _collect(p, content_from_dict, data, field_prefix) or NO_CONTENT
     if base_ref is not None:
         p.extend(content_problems(classify_base(base_ref), [x for x in pip if x], apt, content, f))
+    doctor = _collect(p, policy_from_dict, data.get("doctor", {}), f("doctor.")) or NO_POLICY
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable
@@ -424,6 +427,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: 
         build=build,
         release=release,
         content=content,
+        doctor=doctor,
     )
 
 
@@ -450,6 +454,8 @@ def image_to_dict(spec: ImageSpec, *, record: bool = False) -> dict[str, Any]:
         out["build"] = spec.build.to_dict()
     out.update(release_to_dict(spec.release))
     out.update(content_to_dict(spec.content, record=record))
+    if not spec.doctor.empty:
+        out["doctor"] = spec.doctor.to_dict()
     return out
 
 

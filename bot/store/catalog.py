@@ -77,10 +77,14 @@ class CatalogTables(StoreBase):
         Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since, and
         the whole list is reused while the catalog's fingerprint (a COUNT and a MAX on indexes) stays the same.
         """
+        return list(self.catalog_snapshot()[1])
+
+    def catalog_snapshot(self) -> tuple[str, tuple[ImageSpec, ...]]:
+        """(fingerprint, every image): the same tuple for as long as the catalog does not change."""
         fingerprint = self.catalog_fingerprint()
         listed = _list_cache.get(self)
         if listed is not None and listed[0] == fingerprint:
-            return list(listed[1])
+            return listed
         cache = _spec_cache.setdefault(self, {})
         rows = self.query("SELECT name, updated_at FROM images ORDER BY name")
         missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
@@ -98,8 +102,9 @@ class CatalogTables(StoreBase):
             spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
-        _list_cache[self] = (fingerprint, tuple(out))
-        return out
+        snapshot = (fingerprint, tuple(out))
+        _list_cache[self] = snapshot
+        return snapshot
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
