@@ -17,7 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.catalog_search import ImagePage
-from bot.domain.clock import ago
+from bot.domain.clock import ago, parse_time
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
@@ -461,6 +461,15 @@ def problem(text: str) -> dict[str, Any]:
     return message(text, [section(f":warning: {escape(text)}")])
 
 
+def when(stamp: str | None) -> str:
+    """A moment in each reader's own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def notice(text: str) -> dict[str, Any]:
     """Plain mrkdwn text we wrote ourselves (not escaped: it may contain links and formatting)."""
     return message(text, [section(text)])
@@ -480,7 +489,12 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
     checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
-    return f"{head}\n{state}{pushed}{schedule}{checked}"
+    candidate = ""
+    if row.candidate is not None:
+        c = row.candidate
+        what = {"waiting": "waiting for approval", "canary": "canary running"}.get(c.status, "not promoted")
+        candidate = f"\n:package: candidate #{c.build_id} `{short_digest(c.digest)}` ({what})"
+    return f"{head}\n{state}{pushed}{schedule}{checked}{candidate}"
 
 
 EMPTY_CATALOG = (
