@@ -17,7 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.catalog_search import ImagePage
-from bot.domain.clock import ago
+from bot.domain.clock import ago, parse_time
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
@@ -459,6 +459,15 @@ def apology(reference: str) -> dict[str, Any]:
 
 def problem(text: str) -> dict[str, Any]:
     return message(text, [section(f":warning: {escape(text)}")])
+
+
+def when(stamp: str | None) -> str:
+    """A moment in each reader's own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def notice(text: str) -> dict[str, Any]:
