@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     radd.add_argument("name")
     radd.add_argument("--host", required=True, help="registry host[:port], e.g. myacr.azurecr.io or docker.io")
     radd.add_argument("--username")
-    radd.add_argument("--password-env", metavar="VAR", help="NAME of the environment variable with the password")
+    radd.add_argument("--password-env", metavar="VAR", help="NAME of the DCS_SECRET_* variable with the password")
     radd.add_argument("--cluster-username", help="username clusters pull with (default: --username)")
     radd.add_argument(
         "--cluster-password-secret",
@@ -357,7 +357,9 @@ def cmd_registry_list(ctx: CliContext) -> int:
 
     def human() -> None:
         if not rows:
-            print("No registries. Add one with `dcs registry add NAME --host … --username … --password-env VAR`.")
+            print(
+                "No registries. Add one with `dcs registry add NAME --host … --username … --password-env DCS_SECRET_…`."
+            )
             return
         lines = [
             (r["name"], r["host"], r["kind"], r.get("username"), r.get("password_env"), r["password_set"]) for r in rows

@@ -20,6 +20,7 @@ from bot.config import SLACK_CHANNEL, SLACK_USER_ID
 from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import CronError, check_cron
+from bot.domain.doctor_policy import NO_POLICY, DoctorPolicy, policy_from_dict
 from bot.domain.packages import apt_name, pip_key, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
@@ -68,6 +69,7 @@ class ImageSpec:
     description: str = ""
     build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
+    doctor: DoctorPolicy = NO_POLICY  # waived checks, size budget (bot/domain/doctor_policy.py)
 
     # computed once per spec (a frozen dataclass keeps them in its __dict__; equality still compares fields):
     # the scheduler and `/dcs images` ask every spec of a 5,000-image catalog
@@ -333,6 +335,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         if dupes:
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
     build = _problems(p, settings_from_dict, data.get("build", {}), f("build.")) or NO_SETTINGS
+    doctor = _problems(p, policy_from_dict, data.get("doctor", {}), f("doctor.")) or NO_POLICY
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable
@@ -352,6 +355,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         description=description,
         build=build,
         release=release,
+        doctor=doctor,
     )
 
 
@@ -376,6 +380,8 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
     if not spec.build.empty:
         out["build"] = spec.build.to_dict()
     out.update(release_to_dict(spec.release))
+    if not spec.doctor.empty:
+        out["doctor"] = spec.doctor.to_dict()
     return out
 
 

@@ -8,7 +8,6 @@ base.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bot.domain.catalog import ImageSpec
 from bot.domain.records import ImageStatus
@@ -21,15 +20,8 @@ def search_terms(text: str) -> list[str]:
     return [t for t in text.lower()[:MAX_QUERY].split() if t]
 
 
-def matches(spec: ImageSpec, terms: list[str]) -> bool:
-    if not terms:
-        return True
-    haystack = _haystack(spec)
-    return all(term in haystack for term in terms)
-
-
-@lru_cache(maxsize=20_000)  # specs are frozen: a catalog of thousands is searched without rebuilding the text
-def _haystack(spec: ImageSpec) -> str:
+def search_text(spec: ImageSpec) -> str:
+    """What `/dcs images WORD` looks in, lower-cased."""
     return " ".join(
         (
             spec.name,
@@ -42,6 +34,19 @@ def _haystack(spec: ImageSpec) -> str:
             *spec.apt,
         )
     ).lower()
+
+
+class SearchIndex:
+    """The search texts of one version of the catalog, in catalog order: a query is one pass per word."""
+
+    def __init__(self, specs: tuple[ImageSpec, ...]) -> None:
+        self.rows = [(spec.name, search_text(spec)) for spec in specs]
+
+    def find(self, terms: list[str]) -> list[str]:
+        rows = self.rows
+        for term in terms:
+            rows = [row for row in rows if term in row[1]]
+        return [name for name, _ in rows]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ catalog listeners (the scheduler) when images changed. Results are the domain's 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from bot.domain.catalog import (
     registry_migration,
 )
 from bot.domain.catalog import update_image as apply_changes
-from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, matches, search_terms
+from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, SearchIndex, search_terms
 from bot.domain.cron import upcoming
 from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
@@ -133,6 +134,19 @@ def image_overview(services: Services) -> list[ImageStatus]:
     return services.store.image_overview()
 
 
+_indexes: weakref.WeakKeyDictionary[object, tuple[str, SearchIndex]] = weakref.WeakKeyDictionary()  # by store
+
+
+def _search_index(services: Services) -> SearchIndex:
+    """The search index of the catalog's current version (rebuilt when an image is added, changed or removed)."""
+    fingerprint, specs = services.store.catalog_snapshot()
+    known = _indexes.get(services.store)
+    if known is None or known[0] != fingerprint:
+        known = (fingerprint, SearchIndex(specs))
+        _indexes[services.store] = known
+    return known[1]
+
+
 def image_page(services: Services, query: str = "", offset: int = 0, size: int = IMAGES_PER_PAGE) -> ImagePage:
     """The images matching `query` (every word, see bot/domain/catalog_search.py), `size` from `offset`.
 
@@ -140,7 +154,7 @@ def image_page(services: Services, query: str = "", offset: int = 0, size: int =
     the page only, so the cost does not grow with the build history.
     """
     terms = search_terms(query)
-    names = [s.name for s in services.store.list_images() if matches(s, terms)]
+    names = _search_index(services).find(terms)
     offset = min(max(offset, 0), max(len(names) - 1, 0))
     offset -= offset % size  # pages start at multiples of the page size
     rows = services.store.image_statuses(names[offset : offset + size])

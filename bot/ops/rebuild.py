@@ -178,7 +178,9 @@ def _rebuild_one(
     before = promoted_build(builder.services, decision.image)
     try:
         build = builder.enqueue(decision.image, push=True, force=False, requester=requester, source=source)
-        outcome = builder.run(build.id, (lambda p: progress(decision.image, p)) if progress else _ignore, base=base)
+        outcome = builder.run(
+            build.id, (lambda p: progress(decision.image, p)) if progress else _ignore, base=base, announce=False
+        )
     except BuildInProgress as exc:  # someone is building it right now: theirs wins, the next run re-checks
         return RebuildResult(
             decision.image,

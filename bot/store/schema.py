@@ -175,6 +175,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX approvals_message ON approvals(slack_channel, slack_ts);
     """,
+    # 13: rollouts by their Slack message (Approve / Retry failed / Roll back act on their own message's rollout)
+    """
+    CREATE INDEX rollouts_message ON rollouts(slack_channel, slack_ts);
+    """,
 ]
 
 

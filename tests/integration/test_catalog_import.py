@@ -3,6 +3,7 @@ half-way (a real SIGKILL between two writes) leaves nothing of the file behind."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -45,6 +46,17 @@ BAD_FILES = [
     ("non-utf8", b'[[image]]\nname = "caf\xe9"\n', ["is not UTF-8 text", "0xe9"]),
     ("deep", b"image = " + b"[" * 5000 + b"]" * 5000 + b"\n", ["too deeply"]),
     ("toml", b"[[image]\nname = \n", ["is not valid TOML"]),
+    (
+        "bot-secret",
+        b'[[registry]]\nname = "evil"\nhost = "evil.example.com"\nusername = "x"\npassword_env = "DATABRICKS_TOKEN"\n',
+        ["registry[0].password_env: 'DATABRICKS_TOKEN'", "only variables starting with DCS_SECRET_"],
+    ),
+    (
+        "other-host",
+        b'[[registry]]\nname = "acr"\nhost = "myacr.azurecr.io"\nusername = "sp"\npassword_env = "DCS_SECRET_ACR"\n'
+        b'[[image]]\nname = "p"\nbase = "ubuntu:22.04"\nrepository = "evil.example.com/p"\nregistry = "acr"\n',
+        ["image[p].repository", "registry acr is for myacr.azurecr.io"],
+    ),
 ]
 
 
@@ -127,3 +139,20 @@ def test_an_import_killed_half_way_leaves_nothing_of_the_file(tmp_path: Path) ->
 
     again = run_dcs(tmp_path, "catalog", "import", "-", stdin=catalog(10).encode())
     assert again.returncode == 0 and len(store.image_names()) == 10
+
+
+def test_registry_list_says_what_to_rename_for_an_entry_stored_before_the_rule(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "dcs.db"))
+    legacy = {"name": "acr", "host": "myacr.azurecr.io", "username": "sp", "password_env": "ACR_PASSWORD"}
+    with store.transaction() as conn:  # as an older version wrote it
+        conn.execute(
+            "INSERT INTO registries (name, spec, created_at, updated_at) VALUES ('acr', ?, '2025', '2025')",
+            (json.dumps(legacy),),
+        )
+    store.close()
+    result = run_dcs(tmp_path, "registry", "list")
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "Registry 'acr' names password_env = 'ACR_PASSWORD'" in stderr and "DCS_SECRET_ACR_PASSWORD" in stderr
+    rows = json.loads(run_dcs(tmp_path, "registry", "list", "--json").stdout)
+    assert rows[0]["password_set"] is False and "DCS_SECRET_ACR_PASSWORD" in rows[0]["migration"]
