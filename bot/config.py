@@ -6,6 +6,7 @@ Secrets are kept out of `repr()` so a logged or printed config never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -202,6 +203,14 @@ def parse_engines(raw: str, problems: list[str]) -> tuple[EngineSpec, ...]:
     return tuple(engines)
 
 
+def _loopback_ip(host: str) -> bool:
+    """An IP literal in a loopback range, parsed (never a name: "127.evil.example" is not one)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Config:
     db_path: str = "./dcs.db"
@@ -359,6 +368,13 @@ def load_config(environ: Mapping[str, str]) -> Config:
             return default
         if parsed.username or parsed.password:
             problems.append(f"{name} must not carry credentials in the URL; use the token variables instead")
+            return default
+        if parsed.scheme == "http" and not _loopback_ip(parsed.hostname or ""):
+            # every one of these URLs receives a token: plain HTTP only where it cannot leave the machine
+            problems.append(
+                f"{name}={raw!r} is plain HTTP to a host that is not a loopback address: the bot sends a token "
+                "there; use https:// (plain http only to 127.0.0.1 or ::1)"
+            )
             return default
         return raw
 
