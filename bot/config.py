@@ -115,6 +115,8 @@ VARIABLES: dict[str, str] = {
     "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
     "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
     "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
+    "DCS_CRAN_MIRROR": "CRAN mirror for r_packages (default https://cloud.r-project.org)",
+    "DCS_MAVEN_REPOSITORY": "Maven repository for jars given as coordinates (default Maven Central)",
     "DCS_LAUNCH_SECRET_SCOPES": "Secret scopes launches may reference in Spark conf/env values (comma-separated)",
     "DCS_TOKEN_REALMS": "Token services a registry may send credentials to besides its own host: REGISTRY=HOST[,…]",
 }

@@ -162,7 +162,9 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
             )
         )
     _check_secret_references(request, ctx.secret_scopes, p)
-    scripts = _check_scripts(request.init_scripts, p)
+    # the image's own init scripts (baked in at build time) run first, on every launch; a launch adds its own
+    baked = [f"file:{path}" for path in image.spec.content.init_script_paths()]
+    scripts = _check_scripts(list(dict.fromkeys([*baked, *request.init_scripts])), p)
     conf = _spark_conf(request, runtime, base, p)
     env_vars = _env_vars(request, p)
     tags = _tags(request, image, ctx, p)
