@@ -34,6 +34,7 @@ from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
+from bot.domain.secret_refs import check_registry_secret
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
 from bot.ops.build_plan import image_settings
@@ -182,10 +183,16 @@ class RegistryEntry:
 def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
     """Add or replace a registry entry (it names the password variable; the password is never stored)."""
     spec = registry_from_dict(data)
+    _check_cluster_secret(services, spec, "cluster_password_secret")
     check_registry_users(spec, services.store.list_images())
     services.store.add_registry(spec, replace=True)
     services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
     return _entry(services, spec)
+
+
+def _check_cluster_secret(services: Services, spec: RegistrySpec, field: str) -> None:
+    if spec.cluster_password_secret:
+        check_registry_secret(spec.cluster_password_secret, field, services.config.registry_secret_scopes)
 
 
 def list_registries(services: Services) -> list[RegistryEntry]:
@@ -250,7 +257,8 @@ def import_catalog(
         known = set(store.image_names())
         in_file = {s.name for s in catalog.images}
         kept = [s for s in store.list_images() if s.name not in in_file and not prune]
-        for reg in catalog.registries:  # images already stored that name an entry must stay on its host
+        for i, reg in enumerate(catalog.registries):  # images already stored that name it stay on its host
+            _check_cluster_secret(services, reg, f"registry[{i}].cluster_password_secret")
             check_registry_users(reg, kept)
         if prune or not catalog.build.empty:
             store.set_catalog_build_settings(catalog.build)
