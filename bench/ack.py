@@ -328,9 +328,9 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=50, help="per client and app")
+    parser.add_argument("--requests", type=int, default=100, help="per client and app")
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5, help="alternate the two apps this many times")
+    parser.add_argument("--rounds", type=int, default=10, help="alternate the two apps this many times")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ack.md"))
     parser.add_argument("--serve-bare", metavar="API_URL", help=argparse.SUPPRESS)
     parser.add_argument("--write-catalog", metavar="DB", help=argparse.SUPPRESS)

@@ -8,7 +8,7 @@ Each round defines a fresh image (unique pip and apt entries, so no layer of it 
   cold      – the first build of that spec (every layer built),
   cached    – `--force` rebuild of the same spec (the engine reuses every layer),
   unchanged – a plain build of the unchanged spec: one real manifest HEAD of the base against the registry
-              (401 challenge, token, HEAD), which finds the same digest, so nothing is built.
+              (basic auth), which finds the same digest, so nothing is built.
 Targets: unchanged → zero engine build calls and exactly the registry's manifest HEAD; cached well under cold.
 
     ./scripts/test bench/build.py -s -q     # engine and registry provided; runs test_build_benchmark
@@ -139,7 +139,7 @@ def table(results: dict[str, list[float] | int], rounds: int) -> str:
     rows.append("")
     rows.append(
         f"unchanged: {results['unchanged_heads']} manifest HEAD(s) of the base against the local registry in "
-        f"{rounds} round(s) (basic auth, token); the same digest, so nothing was built."
+        f"{rounds} round(s) (basic auth); the same digest, so nothing was built."
     )
     return "\n".join(rows)
 

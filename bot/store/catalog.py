@@ -56,7 +56,7 @@ class CatalogTables(StoreBase):
             self.table("images").upsert(
                 {
                     "name": spec.name,
-                    "spec": json.dumps(image_to_dict(spec)),
+                    "spec": json.dumps(image_to_dict(spec, record=True)),
                     "created_at": exists[0] if exists else now,
                     "updated_at": now,
                 },
@@ -202,6 +202,28 @@ class CatalogTables(StoreBase):
             self.table("catalog_settings").upsert(
                 {"name": "build", "value": json.dumps(settings.to_dict()), "updated_at": utcnow()}, pk="name"
             )
+
+    # ------------------------------------------------------------ the catalog's files, by sha256
+    def put_catalog_file(self, sha256: str, content: bytes) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO catalog_files (sha256, content, size, added_at) VALUES (?, ?, ?, ?)",
+                (sha256, content, len(content), utcnow()),
+            )
+
+    def prune_catalog_files(self) -> int:
+        """Remove the files no stored image names any more (a catalog import replaced them)."""
+        keep: set[str] = set()
+        for row in self.query("SELECT spec FROM images"):
+            keep.update(json.loads(row["spec"]).get("sources", {}).values())
+        with self.transaction() as conn:
+            stale = [r[0] for r in conn.execute("SELECT sha256 FROM catalog_files") if r[0] not in keep]
+            conn.executemany("DELETE FROM catalog_files WHERE sha256 = ?", [(sha,) for sha in stale])
+        return len(stale)
+
+    def catalog_file(self, sha256: str) -> bytes | None:
+        rows = self.query("SELECT content FROM catalog_files WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0]["content"]) if rows else None
 
     # ------------------------------------------------------------ registries
     def add_registry(self, spec: RegistrySpec, *, replace: bool = False) -> None:
