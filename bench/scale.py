@@ -133,7 +133,8 @@ def paired(a: Callable[[], float], b: Callable[[], float], rounds: int) -> dict[
 def timed_process(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
     def run() -> float:
         started = time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+        # from a neutral directory: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+        done = subprocess.run(argv, env=env, cwd=tempfile.gettempdir(), capture_output=True, timeout=120, check=False)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"{argv} failed: {done.stderr.decode()[-800:]}")
