@@ -120,6 +120,8 @@ def register(app: App, ctx: AppContext) -> None:
             response_url=body.get("response_url"),
         )
         reply(ctx, body, started.reply)
+        if (body.get("view") or {}).get("type") == "home" and ctx.refresh_home is not None:
+            ctx.workers.quick(ctx.refresh_home, ctx, user_id)  # the Home tab shows the new build at once
 
     @app.action("build_retry")
     @guarded(ctx, "build_retry")

@@ -17,7 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.catalog_search import ImagePage
-from bot.domain.clock import ago
+from bot.domain.clock import ago, parse_time
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
@@ -35,7 +35,7 @@ STATUS_EMOJI = {
     "failed": ":x:",
     "interrupted": ":warning:",
 }
-CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
+CHECK_EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖", "waived": "☑️"}
 PHASE_LABEL = {
     "resolve": "Checking the base",
     "queue": "Waiting for a build engine",
@@ -62,6 +62,17 @@ def cut(text: str, limit: int, *, keep: str = "head") -> str:
         return text
     marker = "…"
     return marker + text[-(limit - 1) :] if keep == "tail" else text[: limit - 1] + marker
+
+
+def cut_words(text: str, limit: int) -> str:
+    """Like `cut`, but at a word boundary (modal error texts: Slack shows at most 150 characters)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.") + "…"
 
 
 def section(text: str, **extra: Any) -> Block:
@@ -245,6 +256,7 @@ def doctor_table(rows: Iterable[dict[str, str]]) -> str:
     lines = [
         f"{CHECK_EMOJI.get(r.get('status', ''), '?')} {r.get('name', ''):<{width}}  {r.get('detail', '')}"
         + (f"  → {r['fix']}" if r.get("fix") and r.get("status") in ("fail", "warn") else "")
+        + (f"  (waived: {r['waiver']})" if r.get("waiver") else "")
         for r in rows
     ]
     return code("\n".join(lines))
@@ -264,7 +276,10 @@ def doctor_summary(rows: Iterable[dict[str, str]]) -> str:
         text += f", {len(failures)} failed ({_names(failures)})"
     if warnings:
         text += f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''} ({_names(warnings)})"
-    others = sorted({str(r.get("status")) for r in rows} - {"pass", "warn", "fail"})
+    waived = [r.get("name", "?") for r in rows if r.get("status") == "waived"]
+    if waived:
+        text += f", {len(waived)} waived ({_names(waived)})"
+    others = sorted({str(r.get("status")) for r in rows} - {"pass", "warn", "fail", "waived"})
     for status in others:
         count = sum(1 for r in rows if r.get("status") == status)
         text += f", {count} {'skipped' if status == 'skip' else status}"
@@ -446,6 +461,15 @@ def problem(text: str) -> dict[str, Any]:
     return message(text, [section(f":warning: {escape(text)}")])
 
 
+def when(stamp: str | None) -> str:
+    """A moment in each reader's own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def notice(text: str) -> dict[str, Any]:
     """Plain mrkdwn text we wrote ourselves (not escaped: it may contain links and formatting)."""
     return message(text, [section(text)])
@@ -465,7 +489,12 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
     checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
-    return f"{head}\n{state}{pushed}{schedule}{checked}"
+    candidate = ""
+    if row.candidate is not None:
+        c = row.candidate
+        what = {"waiting": "waiting for approval", "canary": "canary running"}.get(c.status, "not promoted")
+        candidate = f"\n:package: candidate #{c.build_id} `{short_digest(c.digest)}` ({what})"
+    return f"{head}\n{state}{pushed}{schedule}{checked}{candidate}"
 
 
 EMPTY_CATALOG = (

@@ -106,7 +106,7 @@ def build_command(cmd: CommandContext) -> None:
             unknown[0],
             "is not a build option",
             "Use `push` to push after building and `force` (admins) to rebuild an unchanged image "
-            "and push despite doctor failures.",
+            "(it never skips the doctor: waive a check in the catalog with doctor.waive).",
         )
     if "force" in flags:
         refusal = cmd.app.permitted(
@@ -114,7 +114,7 @@ def build_command(cmd: CommandContext) -> None:
             Role.ADMIN,
             "build.force",
             name,
-            doing="force a build (rebuild when unchanged, push despite doctor failures)",
+            doing="force a build (rebuild when unchanged)",
         )
         if refusal:
             cmd.reply(bk.notice(refusal))
@@ -199,8 +199,9 @@ def start_build(
     if duplicate:
         position = ctx.workers.position(job_key(build.id))
         where = _where(build, position)
+        state = f"is already {where}" if build.status in ACTIVE_STATES else f"already ended ({where})"
         return StartedBuild(
-            build, bk.notice(f"{bk.build_title(build)} is already {where}: nothing new was started."), duplicate=True
+            build, bk.notice(f"{bk.build_title(build)} {state}: nothing new was started."), duplicate=True
         )
     detail = ", ".join(word for word, on in (("push", push), ("force", force)) if on) or None
     announcement = Announcement()

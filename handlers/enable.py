@@ -18,16 +18,16 @@ from slack_bolt import App
 
 from bot.clients.databricks import databricks_configured
 from bot.clients.slack import SlackError, call
-from bot.domain.clock import parse_time
 from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
 from bot.ops.approvals import approvals_for
 from bot.store import ApprovalRequest
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
+from handlers.blocks import when
 from handlers.commands import CommandContext, Subcommand
-from handlers.context import AppContext, reference_id
-from handlers.respond import tell
+from handlers.context import AppContext
+from handlers.respond import tell, told_errors
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ APPROVE, DENY = "enable_approve", "enable_deny"
 
 
 # ---------------------------------------------------------------- pure Block Kit
-
-
-def when(stamp: str | None) -> str:
-    moment = parse_time(stamp)
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def approval_message(request: ApprovalRequest, host: str) -> dict[str, Any]:
@@ -167,7 +159,15 @@ def enable_command(ctx: AppContext, cmd: CommandContext) -> None:
     where = f"the {workspace} workspace" if ctx.config.workspaces else "the workspace"
     cmd.reply(bk.notice(f":mag: Checking whether Container Services is on in {bk.escape(where)}…"))
     ctx.workers.quick(
-        _guard, ctx, cmd.response_url, run_enable, ctx, cmd.user_id, cmd.channel_id, cmd.response_url, workspace
+        told_errors,
+        cmd.response_url,
+        "enable step",
+        run_enable,
+        ctx,
+        cmd.user_id,
+        cmd.channel_id,
+        cmd.response_url,
+        workspace,
     )
 
 
@@ -189,17 +189,6 @@ def decide(ctx: AppContext, body: dict[str, Any], user_id: str, approve: bool) -
         reply(ctx, body, bk.notice(f":no_entry: {decision.refusal}"))
     elif decision.error is not None:
         reply(ctx, body, bk.problem(f"Databricks refused to switch it on: {decision.error.message}"))
-
-
-def _guard(ctx: AppContext, response_url: str | None, fn: Callable[..., None], *args: Any) -> None:
-    try:
-        fn(*args)
-    except DcsError as exc:
-        tell(response_url, bk.problem(exc.message))
-    except Exception:
-        ref = reference_id()
-        log.exception("enable step failed (ref %s)", ref)
-        tell(response_url, bk.apology(ref))
 
 
 def _update_quietly(ctx: AppContext, request: ApprovalRequest) -> None:
@@ -224,7 +213,7 @@ def register(app: App, ctx: AppContext) -> None:
 
     def on_click(approve: bool) -> Callable[[dict[str, Any], str], None]:
         def run(body: dict[str, Any], user_id: str) -> None:
-            ctx.workers.quick(_guard, ctx, body.get("response_url"), decide, ctx, body, user_id, approve)
+            ctx.workers.quick(told_errors, body.get("response_url"), "enable step", decide, ctx, body, user_id, approve)
 
         return run
 

@@ -32,7 +32,7 @@ from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext, reference_id
-from handlers.respond import tell
+from handlers.respond import tell, told_errors
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def rollout_modal(rollout: Rollout) -> dict[str, Any]:
         "callback_id": MODAL,
         "title": {"type": "plain_text", "text": "Roll out"},
         "close": {"type": "plain_text", "text": "Cancel"},
+        # for whoever reads the payload only: the submission is answered from the form the store keeps for this view
         "private_metadata": json.dumps({"rollout": rollout.id}),
         "blocks": bk.fit(blocks, 90),
     }
@@ -238,7 +239,9 @@ def fleet_command(ctx: AppContext, cmd: CommandContext) -> None:
         ctx.config.workspace(workspace)
     cmd.reply(bk.notice(f":mag: Listing what runs *{bk.escape(image)}* in every workspace…"))
     can_move = ctx.role(cmd.user_id) >= Role.BUILDER
-    ctx.workers.quick(_guard, cmd.response_url, show_fleet, ctx, image, workspace, can_move, cmd.response_url)
+    ctx.workers.quick(
+        told_errors, cmd.response_url, "fleet listing", show_fleet, ctx, image, workspace, can_move, cmd.response_url
+    )
 
 
 def show_fleet(ctx: AppContext, image: str, workspace: str | None, can_move: bool, response_url: str | None) -> None:
@@ -265,6 +268,7 @@ def fill_modal(ctx: AppContext, view_id: str, image: str, user_id: str, channel:
         planned = rollouts.plan(ctx.services, image)
         rollout = rollouts.create(ctx.services, planned, user_id, propose=True)
         ctx.store.attach_rollout_message(rollout.id, channel, "")  # where its message goes once confirmed
+        ctx.store.save_form(view_id, kind="rollout", user=user_id, state={"rollout": rollout.id})
         view = (
             rollout_modal(ctx.store.get_rollout(rollout.id))
             if rollout.writes
@@ -282,11 +286,11 @@ def fill_modal(ctx: AppContext, view_id: str, image: str, user_id: str, channel:
 def submitted(ctx: AppContext, ack: Any, body: dict[str, Any]) -> None:
     ack()
     user_id = (body.get("user") or {}).get("id", "")
-    try:
-        meta = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
-        rollout_id = int(meta["rollout"])
-    except (ValueError, KeyError, TypeError):
-        return
+    view = body.get("view") or {}
+    form = ctx.store.form(str(view.get("id") or ""), "rollout") if isinstance(view, dict) else None
+    if form is None or form.user != user_id or not isinstance(form.state.get("rollout"), int):
+        return  # not a form the bot opened for this person: nothing to start
+    rollout_id = int(form.state["rollout"])
     ctx.workers.submit(f"rollout-confirm:{rollout_id}", confirm_and_run, ctx, rollout_id, user_id)
 
 
@@ -306,22 +310,19 @@ def _channel(body: dict[str, Any]) -> str:
     return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id") or ""
 
 
-def _rollout_id(body: dict[str, Any]) -> int:
+def _rollout_id(ctx: AppContext, body: dict[str, Any]) -> int:
+    """The rollout of the message the button is on (the store decides; the value must agree with it)."""
     value = body["actions"][0].get("value", "")
     if not value.isdigit():
         raise InvalidInput("button value", value, "is not a rollout number", "Use `/dcs fleet NAME` again.")
-    return int(value)
-
-
-def _guard(response_url: str | None, fn: Callable[..., None], *args: Any) -> None:
-    try:
-        fn(*args)
-    except DcsError as exc:
-        tell(response_url, bk.problem(exc.message))
-    except Exception:
-        ref = reference_id()
-        log.exception("fleet step failed (ref %s)", ref)
-        tell(response_url, bk.apology(ref))
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    own = ctx.store.rollout_of_message(channel, ts) if channel and ts else None
+    if own is None or own.id != int(value):
+        raise InvalidInput(
+            "button value", value, "is not the rollout of this message", "Use the buttons on the rollout's message."
+        )
+    return own.id
 
 
 def fleet_home(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
@@ -360,7 +361,7 @@ def register(app: App, ctx: AppContext) -> None:
 
     def click(step: Callable[..., Rollout], action: str) -> Callable[[dict[str, Any], str], None]:
         def run(body: dict[str, Any], user_id: str) -> None:
-            rollout_id = _rollout_id(body)
+            rollout_id = _rollout_id(ctx, body)
             refusal = ctx.permitted(user_id, Role.BUILDER, action, f"rollout#{rollout_id}", doing="change the fleet")
             if refusal:
                 reply(ctx, body, bk.notice(refusal))

@@ -13,6 +13,7 @@ import json
 import logging
 import shlex
 from dataclasses import dataclass
+from dataclasses import replace as with_fields
 from typing import Any
 
 from slack_bolt import App
@@ -26,6 +27,7 @@ from bot.domain.clusterspec import (
     parse_launch_args,
 )
 from bot.domain.permissions import Role
+from bot.domain.runtimes import parse_runtime, runtime_problem
 from bot.errors import DcsError, InvalidInput, InvalidInputs, NotAllowed
 from bot.ops.launch import LaunchOptions, launch_advice, launcher_for
 from bot.services import Services
@@ -220,9 +222,25 @@ def _lines_to_pairs(text: str | None, field: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
+# What a field the form got wrong is replaced with, so that the other fields can still be checked (and all the
+# problems shown at once); a request with stand-ins is only ever planned, never launched.
+_STAND_INS: dict[str, Any] = {
+    "workers": "1",
+    "min_workers": "1",
+    "max_workers": "2",
+    "autotermination": None,
+    "init_scripts": "",
+    "name": None,
+}
+
+
+def _root(field: str) -> str:
+    return field.split(".")[0].split("[")[0]
+
+
+def form_request_and_problems(image: str, view: dict[str, Any]) -> tuple[LaunchRequest | None, list[InvalidInput]]:
+    """(a request to plan, the form's own problems): bad fields get stand-ins so the rest can be checked too."""
     values = _values(view)
-    autoscale = values.get("size_mode") == "autoscale"
     data: dict[str, Any] = {
         "image": image,
         "runtime": values.get("runtime"),
@@ -231,22 +249,32 @@ def form_to_request(image: str, view: dict[str, Any]) -> LaunchRequest:
         "init_scripts": values.get("init_scripts") or "",
         "name": values.get("name"),
     }
-    if autoscale:
+    problems: list[InvalidInput] = []
+    if values.get("size_mode") == "autoscale":
         data.update(min_workers=values.get("min_workers"), max_workers=values.get("max_workers"))
-        if data["min_workers"] is None or data["max_workers"] is None:
-            missing = "min_workers" if data["min_workers"] is None else "max_workers"
-            raise InvalidInput(missing, None, "is missing for autoscaling", "Give both min and max workers.")
+        for missing in ("min_workers", "max_workers"):
+            if data[missing] is None:
+                problems.append(InvalidInput(missing, None, "is missing for autoscaling", "Give both min and max."))
+                data[missing] = _STAND_INS[missing]
     else:
         data["workers"] = values.get("workers") or "1"
-    problems: list[InvalidInput] = []
     for field in ("spark_conf", "tags", "spark_env_vars"):
         try:
             data[field] = _lines_to_pairs(values.get(field), field)
         except InvalidInput as exc:
             problems.append(exc)
-    if problems:
-        raise problems[0]
-    return launch_request_from_dict(data)
+            data[field] = []
+    for _ in range(len(_STAND_INS) + 1):
+        try:
+            return launch_request_from_dict(data), problems
+        except (InvalidInput, InvalidInputs) as exc:
+            found = exc.problems if isinstance(exc, InvalidInputs) else [exc]
+            problems.extend(found)
+            replace_ = {_root(p.field) for p in found} & set(_STAND_INS)
+            if not replace_ or all(data.get(k) == _STAND_INS[k] for k in replace_):
+                break
+            data.update({k: _STAND_INS[k] for k in replace_})
+    return None, problems
 
 
 def inline_errors(exc: InvalidInput | InvalidInputs) -> dict[str, str]:
@@ -260,7 +288,7 @@ def inline_errors(exc: InvalidInput | InvalidInputs) -> dict[str, str]:
             if block == "runtime" and root != "runtime"
             else f"{problem.reason}. {problem.fix}"
         )
-        errors.setdefault(block, bk.cut(text, 150))
+        errors.setdefault(block, bk.cut_words(text, 150))
     return errors
 
 
@@ -299,7 +327,10 @@ def launch_message(launch: Launch, cluster_url: str | None) -> dict[str, Any]:
             + "."
         )
     budget = meta.get("budget") or {}
-    if budget.get("status") in ("low", "unknown", "blocked"):
+    if budget.get("status") in ("low", "blocked"):
+        # Not small print: a low pull budget can stop the cluster's nodes from starting.
+        blocks.append(bk.section(f":warning: *Docker Hub pulls* {bk.escape(budget.get('message', ''))}"))
+    elif budget.get("status") == "unknown":
         notes.append(f":whale: {bk.escape(budget.get('message', ''))}")
     if notes:
         blocks.append(bk.context("\n".join(notes)))
@@ -435,25 +466,47 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
     return launch
 
 
-def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
+def open_form(
+    ctx: AppContext,
+    trigger_id: str,
+    image: str,
+    build_id: int | None,
+    user_id: str,
+    channel: str,
+    workspace: str | None = None,
+) -> None:
     source = launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
     opened = call(ctx.client, "views.open", trigger_id=trigger_id, view=loading_view(image))
     view_id = (opened.get("view") or {}).get("id", "")
     # what this form launches, for whom and where: the submission reads it back from here
-    state = {"image": image, "build": source.build_id, "channel": channel}
+    state = {"image": image, "build": source.build_id, "channel": channel, "workspace": workspace}
     ctx.store.save_form(view_id, kind="launch", user=user_id, state=state)
-    ctx.workers.quick(fill_form, ctx, view_id, image, source.build_id, user_id, channel)
+    ctx.workers.quick(fill_form, ctx, view_id, image, source.build_id, user_id, channel, workspace)
 
 
-def fill_form(ctx: AppContext, view_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
+def fill_form(
+    ctx: AppContext,
+    view_id: str,
+    image: str,
+    build_id: int | None,
+    user_id: str,
+    channel: str,
+    workspace: str | None = None,
+) -> None:
     try:
-        options = launcher_for(ctx.services).options(image, build_id)
+        options = launcher_for(ctx.services).options(image, build_id, workspace)
         email = user_email(ctx, user_id)
         ctx.store.save_form(
             view_id,
             kind="launch",
             user=user_id,
-            state={"image": image, "build": options.source.build_id, "channel": channel, "email": email},
+            state={
+                "image": image,
+                "build": options.source.build_id,
+                "channel": channel,
+                "email": email,
+                "workspace": workspace,
+            },
         )
         view = launch_modal(options, channel=channel, email=email)
     except DcsError as exc:
@@ -491,15 +544,20 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
     image = cmd.args[0]
     launcher_for(ctx.services).image_source(image)  # unknown or never pushed: said in the ack itself
     tokens = option_tokens(cmd.text)
-    if not tokens:
+    only_workspace = [t for t in tokens if t.partition("=")[0].strip().lower() == "workspace"]
+    if not tokens or tokens == only_workspace[:1]:
+        workspace = ctx.config.workspace(only_workspace[0].partition("=")[2] if only_workspace else None).name
         cmd.ack()  # the trigger_id is valid 3 s: ack, then open the form at once
         try:
-            open_form(ctx, cmd.trigger_id, image, None, cmd.user_id, cmd.channel_id)
+            open_form(ctx, cmd.trigger_id, image, None, cmd.user_id, cmd.channel_id, workspace)
         except DcsError as exc:
             cmd.reply(bk.problem(exc.message))
         return
     request = parse_launch_args(image, tokens)
     check_secret_references(request, ctx.config.launch_secret_scopes)  # said in the ack, before any work
+    refused = runtime_problem(parse_runtime(request.runtime)) if request.runtime else None
+    if refused is not None:  # the runtime's name alone decides: refuse in the ack, never "launching…" first
+        raise InvalidInput("runtime", request.runtime or "", refused[0], refused[1])
     if request.allow_runtime_mismatch and ctx.role(cmd.user_id) < Role.ADMIN:
         raise NotAllowed(
             "Only a bot admin can launch an image on a runtime it was not made for (allow_runtime_mismatch=yes). "
@@ -540,7 +598,7 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
     try:
         user_id, view = _submission_parts(body)
     except InvalidInput as exc:
-        ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
+        ack(response_action="errors", errors={"runtime": bk.cut_words(exc.message, 150)})
         return
     form = ctx.store.form(view["id"], "launch")
     if form is None or "email" not in form.state:
@@ -559,23 +617,30 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
     email, channel = str(form.state.get("email") or ""), str(form.state.get("channel") or user_id)
     refusal = ctx.permitted(user_id, Role.BUILDER, "launch.request", image, doing="launch clusters")
     if refusal:
-        ack(response_action="errors", errors={"runtime": bk.cut(refusal.replace("*", ""), 150)})
+        ack(response_action="errors", errors={"runtime": bk.cut_words(refusal.replace("*", ""), 150)})
         return
     request_key = f"view:{view['id']}"
+    request, problems = form_request_and_problems(image, view)
+    if request is not None:
+        request = with_fields(request, workspace=form.state.get("workspace") or None)
     try:
-        request = form_to_request(image, view)
-        launcher_for(ctx.services).plan(
-            request,
-            requester=user_id,
-            user_email=email,
-            request_key=request_key,
-            build_id=build_id,
-        )
+        if request is not None:  # planned even when some fields were bad: every problem is shown at once
+            launcher_for(ctx.services).plan(
+                request,
+                requester=user_id,
+                user_email=email,
+                request_key=request_key,
+                build_id=build_id,
+            )
     except (InvalidInput, InvalidInputs) as exc:
-        ack(response_action="errors", errors=inline_errors(exc))
-        return
+        bad = {_root(p.field) for p in problems}
+        planned = exc.problems if isinstance(exc, InvalidInputs) else [exc]
+        problems += [p for p in planned if _root(p.field) not in bad]
     except DcsError as exc:
-        ack(response_action="errors", errors={"runtime": bk.cut(exc.message, 150)})
+        ack(response_action="errors", errors={"runtime": bk.cut_words(exc.message, 150)})
+        return
+    if problems or request is None:
+        ack(response_action="errors", errors=inline_errors(InvalidInputs(problems)))
         return
     ack()
     job = LaunchJob(request, user_id, channel, request_key, build_id, email=email)

@@ -10,9 +10,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.domain.ratelimit import BudgetReport, format_window
-from bot.domain.rebuild import ChannelReport, StaleCluster
+from bot.domain.rebuild import ChannelReport, RebuildResult, StaleCluster
 from bot.domain.refs import short_digest
-from handlers.blocks import SECTION_LIMIT, Block, context, cut, divider, escape, header, message, section, user
+from handlers.blocks import (
+    SECTION_LIMIT,
+    Block,
+    actions,
+    button,
+    confirm,
+    context,
+    cut,
+    divider,
+    escape,
+    header,
+    message,
+    section,
+    user,
+    when,
+)
 
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
 
@@ -46,51 +61,156 @@ def _pick_up(cluster: StaleCluster, moving_url: str | None) -> str:
     return f"it is pinned by digest: when it should move, edit it to `{pinned}` and restart"
 
 
+# What became of each rebuilt image, in the words of the release gate (bot/domain/release.py).
+OUTCOME_TITLES = {
+    "promoted": "promoted",
+    "waiting": "waiting for approval",
+    "canary_failed": "canary failed",
+    "candidate": "candidate(s)",
+}
+OUTCOME_HEADINGS = {
+    "promoted": "Promoted",
+    "waiting": "Waiting for approval — the moving tag is unchanged until approved",
+    "canary_failed": "Canary failed — the moving tag is unchanged",
+    "candidate": "Candidates — pushed, not promoted",
+}
+MAX_BUTTON_ROWS = 10  # Approve/Reject rows per notice (Slack allows 50 blocks)
+
+
+def outcome_of(result: RebuildResult) -> str:
+    if result.promoted:
+        return "promoted"
+    status = result.release.status if result.release else "candidate"
+    return status if status in OUTCOME_TITLES else "candidate"
+
+
+def outcome_groups(report: ChannelReport) -> dict[str, list[RebuildResult]]:
+    groups: dict[str, list[RebuildResult]] = {k: [] for k in OUTCOME_TITLES}
+    for result in report.rebuilt:
+        groups[outcome_of(result)].append(result)
+    return groups
+
+
+def _outcome_line(kind: str, r: RebuildResult, where: str) -> str:
+    d, build = r.decision, (r.build.id if r.build else "?")
+    why = ", ".join(d.reasons) or "rebuilt"
+    base = f"base `{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`"
+    immutable = f"`{escape(r.immutable_tag or '?')}` = `{short_digest(r.pushed_digest)}`"
+    release = r.release
+    if kind == "promoted":
+        line = (
+            f":white_check_mark: *{escape(r.image)}* ({escape(why)}): {base}; `{escape(where)}` now points to "
+            f"{immutable} (build #{build})"
+        )
+    elif kind == "waiting":
+        assert release is not None
+        line = (
+            f":hourglass_flowing_sand: *{escape(r.image)}* ({escape(why)}): {base}; pushed {immutable} (build "
+            f"#{build}); needs {release.approvals_needed} approval(s) by {when(release.expires_at)}"
+        )
+    elif kind == "canary_failed":
+        assert release is not None
+        reason = (release.canary.get("why") or release.reason or "the canary failed").removeprefix("canary failed: ")
+        cluster = release.canary.get("cluster_id")
+        ended = f"; cluster `{escape(cluster)}` terminated" if cluster and release.canary.get("terminated") else ""
+        line = (
+            f":x: *{escape(r.image)}* ({escape(why)}): pushed {immutable} (build #{build}), but "
+            f"{escape(cut(reason, 400))}{ended}. `{escape(where)}` stays where it was"
+        )
+    else:
+        state = f" ({escape(release.reason)})" if release and release.reason else ""
+        line = (
+            f":package: *{escape(r.image)}* ({escape(why)}): {base}; pushed {immutable} (build #{build}){state}; "
+            f"`dcs promote {escape(r.image)} {build}` moves `{escape(where)}` to it"
+        )
+    if r.changes is not None:
+        line += f"\n      _What changed_ (vs build #{r.previous_build}): {escape(cut(r.changes.summary(), 400))}"
+    return line
+
+
+def _outcome_text(kind: str, r: RebuildResult) -> str:
+    build = r.build.id if r.build else "?"
+    return f"{r.image}: {OUTCOME_TITLES[kind]} (build #{build})"
+
+
+def promote_button(image: str, build_id: int) -> dict[str, Any]:
+    """ "Promote anyway" for admins and approvers (a candidate whose canary failed, one that expired or was never
+    gated); handled by handlers/release.py."""
+    return button(
+        f"Promote {image} #{build_id}",
+        "release_promote",
+        str(build_id),
+        confirm=confirm(
+            f"Promote {image} build #{build_id}?",
+            "Its policy did not pass: clusters started from the moving tag get this build anyway. Audited.",
+            "Promote",
+            danger=True,
+        ),
+    )
+
+
+def _vote_buttons(r: RebuildResult) -> Block:
+    build = str(r.build.id if r.build else 0)
+    return actions(
+        f"release_{build}",
+        button(
+            f"Approve {r.image} #{build}",
+            "release_approve",
+            build,
+            style="primary",
+            confirm=confirm(
+                f"Promote {r.image}?", f"Clusters started from its moving tag get build #{build}.", "Approve"
+            ),
+        ),
+        button(f"Reject #{build}", "release_reject", build),
+    )
+
+
+def _doctor_failure(r: RebuildResult) -> bool:
+    return "doctor found problems" in (r.error or "")
+
+
 def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
     """The summary of one rebuild run for one channel."""
-    n_ok, n_fail = len(report.rebuilt), len(report.failed)
-    parts = []
-    if n_ok:
-        parts.append(f"{n_ok} image(s) rebuilt")
+    groups = outcome_groups(report)
+    n_fail = len(report.failed)
+    parts = [f"{len(groups[k])} {label}" for k, label in OUTCOME_TITLES.items() if groups[k]]
     if n_fail:
         parts.append(f"{n_fail} failed")
     if report.base_errors and not parts:
         parts.append("base check failed")
+    if report.lts_proposals:
+        parts.append(f"a newer LTS runtime for {len(report.lts_proposals)} image(s)")
     title = ("Rebuild" if report.requested_by else "Scheduled rebuild") + ": " + ", ".join(parts)
     blocks: list[Block] = [header(title)]
     text_lines = [title + "."]
     if report.requested_by:  # a mention: the person who asked is notified when the run is done
         blocks.append(context(f"Requested by {user(report.requested_by)}"))
 
-    if report.rebuilt:
-        lines = []
-        for r in report.rebuilt:
-            d = r.decision
-            where = report.repositories.get(r.image, r.image)
-            why = ", ".join(d.reasons) or "rebuilt"
-            if r.promoted:
-                pushed = f"pushed `{escape(where)}` and `{escape(r.immutable_tag or '?')}`"
-            else:
-                pushed = f"pushed `{escape(r.immutable_tag or '?')}` only (a candidate: `{escape(where)}` unchanged)"
-            lines.append(
-                f":white_check_mark: *{escape(r.image)}* ({escape(why)}): base "
-                f"`{short_digest(d.old_base_digest)}` → `{short_digest(d.new_base_digest)}`; {pushed}"
-                f" = `{short_digest(r.pushed_digest)}` (build #{r.build.id if r.build else '?'})"
-            )
-            if r.changes is not None:
-                lines[-1] += (
-                    f"\n      _What changed_ (vs build #{r.previous_build}): {escape(cut(r.changes.summary(), 400))}"
+    for kind, heading in OUTCOME_HEADINGS.items():
+        results = groups[kind]
+        if not results:
+            continue
+        lines = [_outcome_line(kind, r, report.repositories.get(r.image, r.image)) for r in results]
+        blocks.append(section(f"*{heading}*\n" + _lines(lines, "images")))
+        text_lines.extend(_outcome_text(kind, r) for r in results)
+        if kind == "waiting":
+            blocks.extend(_vote_buttons(r) for r in results[:MAX_BUTTON_ROWS])
+        elif kind in ("canary_failed", "candidate"):
+            rows = [r for r in results[:MAX_BUTTON_ROWS] if r.build]
+            if rows:
+                blocks.append(
+                    actions(f"promote_{kind}", *(promote_button(r.image, r.build.id) for r in rows if r.build))
                 )
-            text_lines.append(f"{r.image}: base {short_digest(d.old_base_digest)} → {short_digest(d.new_base_digest)}")
-        blocks.append(section("*Rebuilt*\n" + _lines(lines, "images")))
     if report.failed:
         lines = []
         for r in report.failed:
+            label = ":stethoscope: doctor failed" if _doctor_failure(r) else ":x:"
             facts = [", ".join(r.decision.reasons)] if r.decision.reasons else []
             if r.build:
                 facts.append(f"build #{r.build.id}")
             about = f" ({escape('; '.join(facts))})" if facts else ""
-            lines.append(f":x: *{escape(r.image)}*{about}: {escape(cut(r.error or 'failed', 400))}")
+            lines.append(f"{label} *{escape(r.image)}*{about}: {escape(cut(r.error or 'failed', 400))}")
             text_lines.append(f"{r.image} failed: {cut(r.error or 'failed', 200)}")
         blocks.append(section("*Failed* — the published image is unchanged\n" + _lines(lines, "failures")))
         if report.pull_budget:
@@ -113,6 +233,17 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         ]
         blocks.append(section("*Base checks*\n" + _lines(lines, "bases")))
         text_lines.extend(f"base {check.base_ref} not checked" for check, _ in report.base_errors)
+    if report.lts_proposals:
+        lines = [
+            f":sparkles: *{escape(p.image)}* is on `{escape(p.current_tag)}`; `{escape(p.new_tag)}` is out "
+            f"(`{escape(p.new_base)}`). Upgrade makes a new catalog entry on it (a name you choose) and builds it "
+            "through the release gate; nothing changes for the existing image."
+            for p in report.lts_proposals
+        ]
+        blocks.append(section("*New LTS runtime*\n" + _lines(lines, "images")))
+        shown = report.lts_proposals[:MAX_BUTTON_ROWS]
+        blocks.append(actions("lts_upgrades", *(button(f"Upgrade {p.image}…", "lts_upgrade", p.image) for p in shown)))
+        text_lines.extend(f"{p.image}: {p.new_tag} is out" for p in report.lts_proposals)
     if report.stale:
         lines = []
         for c in report.stale:

@@ -157,7 +157,7 @@ def inline_errors(exc: InvalidInput | InvalidInputs, custom_base: bool) -> dict[
         if block == "base_custom" and not custom_base:
             block = "runtime"
         message = f"{problem.reason}. {problem.fix}" if problem.reason else problem.message
-        errors.setdefault(block, bk.cut(message, 150))
+        errors.setdefault(block, bk.cut_words(message, 150))
     return errors
 
 
@@ -173,7 +173,7 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
     values = (view.get("state") or {}).get("values") or {}
     refusal = ctx.permitted(user_id, Role.ADMIN, "image.add", doing="add images to the catalog")
     if refusal:
-        ack(response_action="errors", errors={"name": bk.cut(refusal.replace("*", ""), 150)})
+        ack(response_action="errors", errors={"name": bk.cut_words(refusal.replace("*", ""), 150)})
         return
     data = form_to_image(values)
     try:
@@ -182,7 +182,7 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         ack(response_action="errors", errors=inline_errors(exc, bool(_value(values, "base_custom"))))
         return
     except DcsError as exc:  # AlreadyExists, mostly: the name is the field to change
-        ack(response_action="errors", errors={"name": bk.cut(exc.message, 150)})
+        ack(response_action="errors", errors={"name": bk.cut_words(exc.message, 150)})
         return
     except Exception:
         ref = reference_id()

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     build.add_argument("name")
     build.add_argument("--push", action="store_true", help="push the moving and the immutable tag")
     build.add_argument(
-        "--force", action="store_true", help="build even if nothing changed, and push even if the doctor fails"
+        "--force", action="store_true", help="build even if nothing changed (the doctor still decides the push)"
     )
     build.set_defaults(handler=cmd_build)
 
@@ -121,7 +121,7 @@ class _ProgressBar:
 
 def print_doctor(ctx: CliContext, report: DoctorReport) -> None:
     print(f"DCS doctor: {report.image}")
-    rows = [(c.name, c.status.upper(), c.detail, c.fix) for c in report.checks]
+    rows = [(c.name, c.status.upper(), c.detail, f"waived: {c.waiver}" if c.waiver else c.fix) for c in report.checks]
     print_table(("check", "result", "detail", "fix"), rows, width=ctx.width, optional=(3,))
 
 

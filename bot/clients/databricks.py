@@ -512,15 +512,15 @@ def translate_error(exc: BaseException, action: str, host: str, budget: float) -
         )
     if isinstance(exc, sdk_errors.PermissionDenied):
         return WorkspacePermissionDenied(
-            f"Databricks refused to let the bot {action}: {message}. Give the bot's Databricks identity the "
-            "permission (cluster creation, or workspace admin for settings), or check that its token is valid."
+            f"Databricks refused to let the bot {action}: {message.rstrip('.')}. Give the bot's Databricks identity "
+            "the permission (cluster creation, or workspace admin for settings), or check that its token is valid."
         )
     if isinstance(exc, sdk_errors.BadRequest):
         return WorkspaceRejected(
             f"Databricks rejected the request to {action}: {message}", databricks_message=message, error_code=code
         )
     if isinstance(exc, sdk_errors.ResourceDoesNotExist):
-        return NotFound(f"Databricks says: {message}.")
+        return NotFound(f"Databricks says: {message.rstrip('.')}.")
     if isinstance(exc, sdk_errors.NotFound):
         return WorkspaceError(
             f"Databricks does not know the API used to {action} ({message}): check that "

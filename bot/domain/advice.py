@@ -20,7 +20,10 @@ _AUTH = re.compile(
 _MISSING = re.compile(r"manifest unknown|not found|404|no such image|does not exist", re.IGNORECASE)
 _INIT_SCRIPT = re.compile(r"init script (\S+) failed", re.IGNORECASE)
 
-DOCTOR = "Run `dcs doctor {image}` (or press Doctor on the build) to check the image against DCS requirements."
+DOCTOR = (
+    "Run `dcs doctor {image}` to check the image against DCS requirements (the build message's Details show "
+    "the doctor of its last build)."
+)
 
 
 @dataclass(frozen=True)

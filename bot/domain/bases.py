@@ -44,6 +44,7 @@ class BaseInfo:
     runtime: tuple[int, int | None] | None  # (15, 4), (8, None) for "8.x", None when the tag says nothing
     lts: bool
     python: str  # "venv", "conda" or "none"
+    cuda: bool = False  # an own base on NVIDIA's CUDA images (nvidia/cuda:…), as databricksruntime/gpu-* are
 
     @property
     def is_databricks(self) -> bool:
@@ -51,7 +52,7 @@ class BaseInfo:
 
     @property
     def gpu(self) -> bool:
-        return self.flavour.startswith("gpu-")
+        return self.flavour.startswith("gpu-") or self.cuda
 
     @property
     def pip_path(self) -> str | None:
@@ -86,4 +87,7 @@ def classify_base(ref: ImageRef) -> BaseInfo:
         python = "conda"
     else:
         python = "venv"
-    return BaseInfo(flavour=flavour, runtime=runtime, lts=lts, python=python)
+    # databricks/containers' GPU images start FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04; an own base
+    # on NVIDIA's images (Docker Hub or a mirror keeping the path) is a GPU image too
+    cuda = flavour == "custom" and len(parts) >= 2 and parts[-2:] == ["nvidia", "cuda"]
+    return BaseInfo(flavour=flavour, runtime=runtime, lts=lts, python=python, cuda=cuda)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+WAIVED = "waived"  # a failing or warning row the catalog entry waives, with its reason (bot/domain/doctor_policy.py)
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Check:
     status: str
     detail: str
     fix: str = ""
+    waiver: str = ""  # the reason, when waived
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,12 @@ class DoctorReport:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
 
+    @property
+    def waived(self) -> list[Check]:
+        return [c for c in self.checks if c.status == WAIVED]
+
     def to_rows(self) -> list[dict[str, str]]:
-        return [asdict(c) for c in self.checks]
+        return [{k: v for k, v in asdict(c).items() if k != "waiver" or v} for c in self.checks]
 
     @classmethod
     def from_rows(cls, image: str, rows: list[dict[str, str]] | tuple[dict[str, str], ...]) -> DoctorReport:

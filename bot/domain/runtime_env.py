@@ -1,9 +1,10 @@
 """The container environment Databricks' own images set up, checked from the probe's facts. Pure.
 
 From databricks/containers: `ubuntu/minimal` sets LANG/LC_ALL=C.UTF-8 and adds a locked `libraries` user;
-`ubuntu/python` sets PYSPARK_PYTHON=/databricks/python3/bin/python3; `ubuntu/dbfsfuse` (the base of
-`standard`) installs fuse, without which /dbfs is not mounted in the container. Databricks runs its set-up
-with sudo, so `sudo -n true` must work for the container's default user.
+`ubuntu/python` sets PYSPARK_PYTHON=/databricks/python3/bin/python3; the GPU images start FROM nvidia/cuda
+(CUDA_VERSION, /usr/local/cuda); `ubuntu/dbfsfuse` (the base of `standard`) installs fuse, without which /dbfs
+is not mounted in the container. Databricks runs its set-up with sudo, so `sudo -n true` must work for the
+container's default user.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ printf 'env.LANG=%s\n' "${LANG:-}"
 printf 'env.LC_ALL=%s\n' "${LC_ALL:-}"
 printf 'bin.fusermount=%s\n' "$(find_bin fusermount || find_bin fusermount3)"
 if grep -q '^libraries:' /etc/passwd 2>/dev/null; then echo user.libraries=yes; else echo user.libraries=no; fi
+printf 'gpu.cuda_version=%s\n' "${CUDA_VERSION:-}"
+if [ -d /usr/local/cuda ]; then echo gpu.cuda_dir=yes; else echo gpu.cuda_dir=no; fi
 printf 'user.name=%s\n' "$(id -un 2>/dev/null || id -u 2>/dev/null)"
 if [ -n "$(find_bin sudo)" ]; then
   if sudo -n true >/dev/null 2>&1; then echo sudo.works=yes
@@ -36,7 +39,22 @@ def environment_checks(facts: dict[str, str], base: BaseInfo | None, apk: bool) 
     checks.append(_locale(facts))
     checks.append(_fuse(facts, base, apk))
     checks.append(_libraries(facts))
+    if base is not None and base.gpu:
+        checks.append(_cuda(facts))
     return checks
+
+
+def _cuda(facts: dict[str, str]) -> Check:
+    version = facts.get("gpu.cuda_version", "")
+    if version or facts.get("gpu.cuda_dir") == "yes":
+        return Check("gpu", PASS, f"CUDA {version}" if version else "/usr/local/cuda")
+    return Check(
+        "gpu",
+        WARN,
+        "a GPU base, but no CUDA in the image (no CUDA_VERSION, no /usr/local/cuda): GPU nodes would run it "
+        "without CUDA",
+        "Keep the nvidia/cuda base's CUDA runtime (its CUDA_VERSION and /usr/local/cuda).",
+    )
 
 
 def _sudo(facts: dict[str, str]) -> Check:

@@ -20,6 +20,7 @@ from bot.domain.catalog import ImageSpec
 from bot.domain.clock import utcnow
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
+from bot.domain.doctor_policy import apply_waivers
 from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.packages import pip_name
 from bot.domain.python_checks import IMPORTS_ENV, imports_value
@@ -237,7 +238,12 @@ class Builder:
         return base, BuildOutcome(build=previous, skipped=True, reason=reason)
 
     def run(
-        self, build_id: int, progress: ProgressCallback = _noop, *, base: ResolvedBase | None = None
+        self,
+        build_id: int,
+        progress: ProgressCallback = _noop,
+        *,
+        base: ResolvedBase | None = None,
+        announce: bool = True,
     ) -> BuildOutcome:
         """Run a queued build to the end. DcsErrors end in a failed build, never in an exception.
 
@@ -259,7 +265,8 @@ class Builder:
             self._run(build, outcome, progress, lines, base)
             if outcome.ok and self.store.find_release(build_id) is not None:
                 progress(BuildProgress(build_id, "gate", message="release gate", fraction=0.97))
-                outcome.release = advance(self.services, build_id)
+                # a rebuild run announces its candidates in its one notice per channel (announce=False)
+                outcome.release = advance(self.services, build_id, announce=announce)
         except DcsError as exc:
             outcome.error = exc
             step = getattr(exc, "step", "") or None
@@ -377,9 +384,10 @@ class Builder:
                 context=plan.context,
                 buildargs=plan.buildargs,
                 network_mode=plan.network,
+                modes=plan.modes,
             )
         except BuildFailed as exc:
-            raise explained(exc, lines, spec) from None
+            raise explained(exc, lines, spec, services) from None
         finally:
             if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
                 engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)
@@ -392,17 +400,20 @@ class Builder:
         outcome.doctor, outcome.inventory = report, inventory
         store.update_build(build.id, doctor=report.to_rows())
         pushed_digest = None
-        if build.push_requested:
-            if not report.ok and not build.forced:
-                names = ", ".join(c.name for c in report.failures)
-                raise DoctorFailed(
-                    f"The doctor found problems ({names}); the push was blocked so no cluster "
-                    "gets a broken image. Fix them, or push anyway with --force."
-                )
-            pushed_digest = self._push(engine, build, spec, local_repo, tags, progress, lines)
-        elif not report.ok:
+        if not report.ok:  # --force rebuilds; it never skips the doctor (a waiver is the team's recorded choice)
             names = ", ".join(c.name for c in report.failures)
-            raise DoctorFailed(f"Built, but the doctor found problems ({names}): Databricks would not run it.")
+            waive = f'doctor.waive = {{ {report.failures[0].name} = "why the team accepts it" }}'
+            if build.push_requested:
+                raise DoctorFailed(
+                    f"The doctor found problems ({names}); the push was blocked so no cluster gets a broken image. "
+                    f"Fix them, or record that the team accepts one in the catalog entry: {waive}."
+                )
+            raise DoctorFailed(
+                f"Built, but the doctor found problems ({names}): Databricks would not run it. Fix them, or waive "
+                f"one the team accepts: {waive}."
+            )
+        if build.push_requested:
+            pushed_digest = self._push(engine, build, spec, local_repo, tags, progress, lines)
         with store.transaction():  # a succeeded build always has its inventory
             store.save_inventory(build.id, inventory)
             store.update_build(
@@ -488,7 +499,8 @@ class Builder:
         # as the image's default user (`sudo -n true` is checked for that user), the entry's packages to import
         output = engine.run_probe(image, PROBE_SCRIPT, environment={IMPORTS_ENV: imports_value(requested)}, user=None)
         inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
-        return evaluate(image, output, inspect, base, requested), inventory
+        report = evaluate(image, output, inspect, base, requested)
+        return (apply_waivers(report, spec.doctor) if spec else report), inventory
 
 
 # ---------------------------------------------------------------- the other build operations

@@ -53,11 +53,16 @@ def run_canary(
     services: Services,
     release: Release,
     *,
-    sleep: Callable[[float], None] = time.sleep,
-    poll_seconds: float = 10.0,
+    sleep: Callable[[float], None] | None = None,
+    poll_seconds: float | None = None,
 ) -> CanaryOutcome:
-    """Run the canary of an open candidate to its end; never leaves a cluster running. Never raises a DcsError."""
+    """Run the canary of an open candidate to its end; never leaves a cluster running. Never raises a DcsError.
+
+    Polls like the launcher follows launches (its first interval, its sleep) unless told otherwise."""
     store, config = services.store, services.config
+    launcher = launcher_for(services)
+    sleep = sleep or launcher.sleep
+    poll_seconds = launcher.poll_initial if poll_seconds is None else poll_seconds
     record: dict[str, Any] = {"started_at": utcnow(), "owner": _owner(this_process())}
     if not databricks_configured(config):
         return _end(services, release, False, "no Databricks workspace is configured (DATABRICKS_HOST)", record)

@@ -9,7 +9,6 @@ fails leaves the moving tag where it was.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from bot.domain.records import Release
@@ -23,7 +22,12 @@ BOT_ACTOR = "dcs-bot"
 
 
 def advance(
-    services: Services, build_id: int, *, sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 10.0
+    services: Services,
+    build_id: int,
+    *,
+    announce: bool = True,
+    sleep: Callable[[float], None] | None = None,
+    poll_seconds: float | None = None,
 ) -> Release | None:
     """Take an open candidate as far as its policy goes without a person; its release row afterwards."""
     store = services.store
@@ -42,7 +46,7 @@ def advance(
             return release
         if policy.promote == "canary":
             promote_build(services, spec, store.get_build(build_id), actor=BOT_ACTOR, how="canary")
-        elif policy.needs_approval and store.move_release(build_id, to="waiting", frm=("candidate",)):
+        elif policy.needs_approval and store.move_release(build_id, to="waiting", frm=("candidate",)) and announce:
             services.notifier.release_changed(store.release(build_id))
     except DcsError as exc:
         # the build itself succeeded; what the gate could not do is recorded, the candidate stays for a person

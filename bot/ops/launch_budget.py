@@ -52,7 +52,7 @@ def check_budget(services: Services, source: ImageSource, plan: LaunchPlan) -> B
     else:
         reason = f"the bot has no password for {registry.username} (password_env is not set)"
     if credentials is None:
-        return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {reason}.")
+        return BudgetCheck("unknown", needed, ceiling, f"The pull budget could not be read: {reason.rstrip('.')}.")
     try:
         budget: PullBudget = services.dockerhub.pull_budget(credentials)
     except PullLimitReached as exc:

@@ -79,6 +79,10 @@ class RolloutTables(StoreBase):
         ]
         return [self.get_rollout(i) for i in ids]
 
+    def rollout_of_message(self, channel: str, ts: str) -> Rollout | None:
+        rows = self.query("SELECT id FROM rollouts WHERE slack_channel = ? AND slack_ts = ?", (channel, ts))
+        return self.get_rollout(rows[0]["id"]) if rows else None
+
     def rollback_of(self, rollout_id: int) -> Rollout | None:
         rows = self.query("SELECT id FROM rollouts WHERE parent_id = ? ORDER BY id LIMIT 1", (rollout_id,))
         return self.get_rollout(rows[0]["id"]) if rows else None

@@ -175,6 +175,15 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX approvals_message ON approvals(slack_channel, slack_ts);
     """,
+    # 13: rollouts by their Slack message (Approve / Retry failed / Roll back act on their own message's rollout)
+    """
+    CREATE INDEX rollouts_message ON rollouts(slack_channel, slack_ts);
+    """,
+    # 14: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
+    """
+    CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
+        added_at TEXT NOT NULL);
+    """,
 ]
 
 

@@ -12,7 +12,7 @@ import requests
 from bot.clients.registry import MANIFEST_ACCEPT
 from bot.compose import build_services
 from bot.config import load_config
-from bot.domain.catalog import image_from_dict, registry_from_dict
+from bot.domain.catalog import image_from_dict, image_to_dict, registry_from_dict
 from bot.errors import BuildFailed, BuildTimedOut, DoctorFailed, RegistryAuthError, RegistryUnreachable
 from bot.ops.build import Builder, BuildProgress
 from bot.services import Services
@@ -169,16 +169,26 @@ def test_base_without_sudo_and_iproute2_fails_the_doctor_and_blocks_the_push(reg
     outcome = Builder(services).build(name, push=True)
     assert isinstance(outcome.error, DoctorFailed)
     assert "sudo" in outcome.error.message and "iproute2" in outcome.error.message
-    assert "--force" in outcome.error.message
+    assert "doctor.waive" in outcome.error.message
     assert outcome.build.status == "failed"
     failed = {c.name for c in outcome.doctor.failures}
     assert failed == {"sudo", "iproute2"}
     assert services.store.pushes(outcome.build.id) == []
     assert registry_digest(registry, f"dcs-tests/{name}", "latest") is None
 
-    forced = Builder(services).build(name, push=True, force=True)
-    assert forced.ok
-    assert registry_digest(registry, f"dcs-tests/{name}", "latest") == forced.build.pushed_digest
+    forced = Builder(services).build(name, push=True, force=True)  # forcing rebuilds; it skips no check
+    assert isinstance(forced.error, DoctorFailed) and services.store.pushes(forced.build.id) == []
+    assert registry_digest(registry, f"dcs-tests/{name}", "latest") is None
+
+    spec = services.store.get_image(name)
+    waive = {"sudo": "test image, never launched", "iproute2": "test image, never launched"}
+    services.store.add_image(image_from_dict({**image_to_dict(spec), "doctor": {"waive": waive}}), replace=True)
+    waived = Builder(services).build(name, push=True)
+    assert waived.ok
+    rows = {c.name: (c.status, c.waiver) for c in waived.doctor.checks}
+    assert rows["sudo"] == rows["iproute2"] == ("waived", "test image, never launched")
+    assert {r["name"]: r["status"] for r in waived.build.doctor}["sudo"] == "waived"  # stored as shown
+    assert registry_digest(registry, f"dcs-tests/{name}", "latest") == waived.build.pushed_digest
 
 
 def test_failing_build_reports_the_step_and_the_log(registry, tmp_db, standard_base):

@@ -182,3 +182,17 @@ def test_alpine_fixes_say_apk_add(make_base, services):
     fixes = {c.name: c.fix for c in report.checks if c.fix}
     assert fixes["sudo"] == "apk add sudo" and fixes["iproute2"] == "apk add iproute2"
     assert not any("apt-get" in fix for fix in fixes.values()), fixes
+
+
+def test_an_own_cuda_base_is_checked_as_a_gpu_image(python_variant, realistic_base, doctor):
+    cuda = "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"
+    image = python_variant(
+        "rows-cuda",
+        parent=realistic_base,
+        env={"CUDA_VERSION": "11.8.0"},
+        files={"/usr/local/cuda/version.json": '{"cuda": {"version": "11.8.0"}}'},
+    )
+    assert doctor(image, base=cuda)["gpu"].status == "pass"
+    without = doctor(realistic_base, base=cuda)["gpu"]
+    assert without.status == "warn" and "no CUDA" in without.detail
+    assert "gpu" not in doctor(image)  # a CPU base: no GPU row

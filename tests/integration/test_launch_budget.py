@@ -61,8 +61,11 @@ def test_too_few_pulls_warns_with_the_numbers(bot: LaunchBot, hub: FakeDockerHub
     hub.set_rate_limit(200, 2, user="dcsbot")
     bot.submit(bot.open_form(), {**GOOD_FORM, "workers": "3"})  # 4 nodes start, 4 pulls
     launch = bot.wait_launch(lambda launch: launch.status == "running")
-    text = json.dumps(bot.message_of(launch).blocks)
+    blocks = bot.message_of(launch).blocks
+    text = json.dumps(blocks)
     assert "dcsbot has 2 of 200 pulls left per 6 h" in text and "needs 4 at start" in text
+    (warning,) = [b for b in blocks if "pulls left" in json.dumps(b)]
+    assert warning["type"] == "section" and warning["text"]["text"].startswith(":warning:")  # not grey small print
     assert len(bot.databricks.created_specs()) == 1
 
 

@@ -4,12 +4,22 @@ by the registry's own answer to a manifest HEAD."""
 
 from __future__ import annotations
 
+import json
+import os
+from datetime import UTC, datetime
+
 import pytest
 
+from bot.compose import build_services
+from bot.config import load_config
+from bot.domain.catalog import registry_from_dict
 from bot.errors import NotAllowed, NotFound
-from bot.ops.launch import launcher_for
+from bot.ops.catalog import image_details
+from bot.ops.launch import Launcher, launcher_for
 from bot.ops.rebuild import rebuild_job
 from bot.ops.release import CLI_ACTOR, promote, promoted_build, rollback
+from handlers.blocks import image_line
+from tests.fakes.databricks import DEFAULT_TOKEN
 from tests.integration import test_rebuild
 from tests.integration.test_rebuild import add_image, served_digest
 
@@ -29,6 +39,14 @@ def test_an_approval_image_is_a_candidate_until_promoted_and_rollback_moves_the_
     assert served_digest(registry, repo, "latest") is None
     assert [p.tag for p in services.store.pushes(one.id)] == [one.tags[0]]
     assert services.store.open_release("held").status == "waiting"  # for its approvers
+    # visible as such: /dcs images and App Home (one line per image), dcs image show
+    row = next(r for r in services.store.image_overview() if r.name == "held")
+    assert row.candidate is not None and row.candidate.build_id == one.id
+    assert f"candidate #{one.id}" in image_line(row, datetime.now(UTC)) and "waiting for approval" in image_line(
+        row, datetime.now(UTC)
+    )
+    shown = image_details(services, "held")
+    assert shown.candidate.build_id == one.id and shown.promoted is None
     with pytest.raises(NotFound, match=f"build #{one.id} is a candidate"):
         launcher_for(services).image_source("held")
     # ...but a launch pinned to the build may use it on purpose.
@@ -70,14 +88,49 @@ def test_an_approval_image_is_a_candidate_until_promoted_and_rollback_moves_the_
     assert ("rollback", f"held#{one.id}", "succeeded") in actions
 
 
-def test_a_doctor_image_is_promoted_by_its_build(services, registry, base):
+def test_a_scheduled_run_promotes_what_passed_its_canary_and_keeps_the_tag_of_what_failed(
+    tmp_db, registry, base, slack, databricks
+):
+    environ = {
+        "DCS_DB": tmp_db,
+        test_rebuild.PASSWORD_VAR: registry.password,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack.api_url,
+        "DCS_NOTIFY_CHANNEL": test_rebuild.CHANNEL,
+        "DATABRICKS_HOST": databricks.url,
+        "DATABRICKS_TOKEN": DEFAULT_TOKEN,
+        "DCS_DATABRICKS_TIMEOUT": "4",
+    }
+    if os.environ.get("DOCKER_HOST"):
+        environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    gated = build_services(load_config(environ))
+    gated.launcher = Launcher(gated, poll_initial=0.02, poll_max=0.1)
+    gated.store.add_registry(
+        registry_from_dict(
+            {"name": "local", "host": registry.host, "username": registry.username,
+             "password_env": test_rebuild.PASSWORD_VAR, "cluster_password_secret": "{{secrets/dcs/local}}"}
+        )
+    )  # fmt: skip
     base.publish("v1")
-    add_image(services, registry, base, "auto")
-    build = rebuild_job(services, ["auto"], by_hand=True, source="cli", notify=False).run.results[0].build
-    repo = f"dcs-rb-{base.uid}/auto"
-    assert (
-        served_digest(registry, repo, "latest") == build.pushed_digest == served_digest(registry, repo, build.tags[0])
-    )
-    promotion = services.store.promoted("auto")
-    assert (promotion.build_id, promotion.how, promotion.digest) == (build.id, "doctor", build.pushed_digest)
-    assert services.store.release(build.id).status == "promoted"
+    add_image(gated, registry, base, "good", promote="canary", pip=["requests==2.32.3"])
+    add_image(gated, registry, base, "bad", promote="canary", pip=["six==1.16.0"])
+    first = {r.image: r for r in rebuild_job(gated, by_hand=True, notify=False).run.results}
+    for name in ("good", "bad"):
+        assert first[name].release.status == "promoted", (first[name].release.reason, first[name].release.canary)
+        assert served_digest(registry, f"dcs-rb-{base.uid}/{name}", "latest") == first[name].pushed_digest
+
+    base.publish("v2")
+    databricks.script_command(cause="ModuleNotFoundError: No module named 'six'", when='"six"')
+    summary = rebuild_job(gated)
+    second = {r.image: r for r in summary.run.results}
+    assert second["good"].release.status == "promoted"
+    assert served_digest(registry, f"dcs-rb-{base.uid}/good", "latest") == second["good"].pushed_digest
+    assert second["bad"].release.status == "canary_failed"
+    # the registry still serves the old build under the moving tag, the new one only under its own tag
+    assert served_digest(registry, f"dcs-rb-{base.uid}/bad", "latest") == first["bad"].pushed_digest
+    assert served_digest(registry, f"dcs-rb-{base.uid}/bad", second["bad"].immutable_tag) == second["bad"].pushed_digest
+    assert {c.state for c in databricks.clusters.values()} == {"TERMINATED"} and len(databricks.clusters) == 4
+    [notice] = slack.messages()
+    text = json.dumps(notice.blocks, ensure_ascii=False)
+    assert notice.text.startswith("Scheduled rebuild: 1 promoted, 1 canary failed")
+    assert "No module named 'six'" in text and "stays where it was" in text

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -33,6 +34,7 @@ from tests.fakes.slack import (
     FakeSlack,
     SlackMessage,
     block_actions_body,
+    block_actions_payload,
     signed_headers,
     slash_command_body,
     view_submission_body,
@@ -350,6 +352,20 @@ def test_app_home_shows_the_catalog_with_a_build_button_for_builders(bot: Bot) -
     assert "Nothing is building right now" in home
     assert "build_image" not in json.dumps(open_home(OUTSIDER))
 
+    # A click on Build & push refreshes the Home tab: the build shows up without reopening it.
+    published = len(bot.fake.calls("views.publish"))
+    payload = block_actions_payload("build_image", build_button["value"], user_id=BUILDER, block_id="catalog")
+    payload.pop("message")
+    payload.pop("response_url", None)
+    payload["container"] = {"type": "view", "view_id": "VHOME1"}
+    payload["view"] = {"id": "VHOME1", "type": "home", "hash": "h1", "blocks": view["blocks"]}
+    assert bot.post(urlencode({"payload": json.dumps(payload)}).encode()).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(bot.fake.calls("views.publish")) <= published:
+        time.sleep(0.05)
+    assert len(bot.fake.calls("views.publish")) > published  # republished for the clicker, without reopening
+    assert bot.fake.calls("views.publish")[-1].params["user_id"] == BUILDER
+
 
 def test_empty_home_says_how_to_begin(bot: Bot) -> None:
     event = {
@@ -651,6 +667,16 @@ def test_without_files_write_the_thread_gets_the_last_lines_and_how_to_get_more(
         finally:
             server.stop()
             workers.shutdown(wait=True, timeout=30)
+
+
+def test_the_manifests_usage_hint_lists_every_subcommand(bot: Bot) -> None:
+    for manifest in ("slack-manifest.yml", "slack-manifest.http.yml"):
+        data = yaml.safe_load((Path(__file__).parents[2] / manifest).read_text(encoding="utf-8"))
+        (command,) = data["features"]["slash_commands"]
+        parts = command["usage_hint"].split("|")
+        hinted = {" ".join(w for w in part.split() if w.isalpha() and w.islower()) for part in parts}
+        names = {c.name for c in bot.ctx.commands.visible()} | {"fleet"}  # fleet: only with a workspace configured
+        assert names <= hinted, (manifest, sorted(names - hinted))
 
 
 def test_images_pages_through_the_catalog_with_next_and_previous(bot: Bot) -> None:

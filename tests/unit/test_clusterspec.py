@@ -241,6 +241,29 @@ def test_gpu_image_takes_gpu_nodes() -> None:
     assert plan.body["node_type_id"] == "g4dn.xlarge"
 
 
+@pytest.mark.parametrize(
+    "base",
+    [
+        "nvidia/cuda:12.2.0-runtime-ubuntu22.04",
+        "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04",
+        "myacr.azurecr.io/mirror/nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04",
+    ],
+)
+def test_an_own_cuda_base_is_a_gpu_image(base: str) -> None:
+    plan = plan_launch(request(runtime="14.3.x-scala2.12", node_type="g4dn.xlarge"), source(base=base), ctx())
+    assert plan.body["node_type_id"] == "g4dn.xlarge"
+    assert [n.node_type_id for n in dcs_node_types(NODE_TYPES, source(base=base).spec.base_info.gpu)][
+        0
+    ] == "g4dn.xlarge"
+
+
+@pytest.mark.parametrize("base", ["databricksruntime/standard:15.4-LTS", "myacr.azurecr.io/team/cuda-like:1"])
+def test_a_gpu_node_type_with_a_non_gpu_image_stays_refused(base: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        plan_launch(request(node_type="g4dn.xlarge"), source(base=base), ctx())
+    assert raised.value.field == "node_type" and "GPU" in raised.value.reason + raised.value.fix
+
+
 # ---------------------------------------------------------------- parsing key=value and shapes
 
 

@@ -46,7 +46,7 @@ def test_notice_names_old_and_new_digests_failures_and_clusters() -> None:
     assert "team-ml" in text and "build #8" in text and "dcs-test-broken" in text
     assert "etl" in text and "restart it" in text
     assert "not patch" in text and "team-old" in text
-    assert msg["text"].startswith("Scheduled rebuild: 1 image(s) rebuilt, 1 failed")
+    assert msg["text"].startswith("Scheduled rebuild: 1 promoted, 1 failed")
 
 
 def test_a_pull_limit_failure_carries_the_budget_numbers() -> None:
@@ -123,3 +123,43 @@ def test_the_notice_says_what_changed_and_its_thread_has_the_full_list() -> None
     body = json.dumps(thread, ensure_ascii=False)
     assert "team-pandas" in body and "build #5 → #7" in body and "+ jq 1.6" in body and "team-ml" not in body
     assert changes_thread(ChannelReport("C0BUILDS1", rebuilt=[rebuilt("team-ml", 8)])) is None
+
+
+def test_each_image_says_what_the_release_gate_did_with_it() -> None:
+    from dataclasses import replace
+
+    from bot.domain.records import Release
+
+    def gated(name: str, build_id: int, status: str, **fields) -> RebuildResult:
+        release = Release(build_id, name, "sha256:" + "c" * 64, "approval", status, f"latest-b{build_id}", **fields)
+        return replace(rebuilt(name, build_id), release=release)
+
+    waiting = gated("team-ml", 9, "waiting", approvals_needed=1, expires_at="2026-12-05T03:00:00.000000Z")
+    canary = gated(
+        "team-geo",
+        10,
+        "canary_failed",
+        canary={"why": "the cluster stopped before RUNNING: DOCKER_IMAGE_PULL_FAILURE (CLIENT_ERROR)",
+                "cluster_id": "1202-abc", "terminated": True},
+    )  # fmt: skip
+    doctor = failed("team-old", 11, "The doctor found problems (sudo); the push was blocked so no cluster gets it.")
+    report = ChannelReport(
+        "C0BUILDS1",
+        rebuilt=[rebuilt("team-pandas", 7), waiting, canary],
+        failed=[doctor],
+        repositories={n: f"r/{n}:latest" for n in ("team-pandas", "team-ml", "team-geo")},
+    )
+    msg = rebuild_notice(report)
+    text = json.dumps(msg, ensure_ascii=False)
+    assert msg["text"].startswith("Scheduled rebuild: 1 promoted, 1 waiting for approval, 1 canary failed, 1 failed")
+    assert "`r/team-pandas:latest` now points to" in text
+    assert "Waiting for approval" in text and "needs 1 approval(s) by" in text
+    assert "DOCKER_IMAGE_PULL_FAILURE (CLIENT_ERROR)" in text and "cluster `1202-abc` terminated" in text
+    assert "`r/team-geo:latest` stays where it was" in text
+    assert ":stethoscope: doctor failed *team-old*" in text
+    buttons = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [(e["action_id"], e["value"]) for e in buttons] == [
+        ("release_approve", "9"),
+        ("release_reject", "9"),
+        ("release_promote", "10"),  # "promote anyway" for the one whose canary failed (admins, confirmed)
+    ]

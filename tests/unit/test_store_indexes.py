@@ -52,7 +52,12 @@ def exercise(store: Store) -> None:
         },
         [{"workspace": "dev", "kind": "cluster", "item_id": "c-1", "action": "cluster_update", "status": "pending"}],
     )
-    store.rollouts_of("team-pandas"), store.rollback_of(rollout.id), store.attach_rollout_message(rollout.id, "C", "1")
+    (
+        store.rollouts_of("team-pandas"),
+        store.rollback_of(rollout.id),
+        store.rollout_of_message("C", "1"),
+        store.attach_rollout_message(rollout.id, "C", "1"),
+    )
     store.move_rollout(rollout.id, to="running", frm=("ready",)), store.claim_item(rollout.items[0].id)
     store.finish_item(rollout.items[0].id, "failed", error="x"), store.retry_failed_items(rollout.id)
     store.discard_queued_build(build.id)
