@@ -173,7 +173,8 @@ class Launcher:
                 )
             build = found
         assert build.pushed_digest is not None
-        return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec))
+        immutable = build.tags[0] if build.tags else None  # pushed first, never moved
+        return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec), immutable)
 
     def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
         with self._cache_lock:

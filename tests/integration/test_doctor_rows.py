@@ -8,6 +8,7 @@ The catalog entry names `databricksruntime/standard:15.4-LTS` as its base, so th
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -196,3 +197,54 @@ def test_an_own_cuda_base_is_checked_as_a_gpu_image(python_variant, realistic_ba
     without = doctor(realistic_base, base=cuda)["gpu"]
     assert without.status == "warn" and "no CUDA" in without.detail
     assert "gpu" not in doctor(image)  # a CPU base: no GPU row
+
+
+INIT = "/opt/dcs/init-scripts"
+FAILING = "#!/bin/bash\necho installing the agent\necho 'E: Unable to locate package dcs-agent' >&2\nexit 3\n"
+
+
+def test_baked_init_scripts_run_with_bash_as_root_and_a_failure_shows_its_last_lines(
+    python_variant, realistic_base, doctor, reference
+):
+    ok = {f"{INIT}/10-ok.sh": ('#!/bin/bash\n[ "$(id -u)" = 0 ] && [ "$DB_IS_DRIVER" = TRUE ] && echo ready\n', 0o755)}
+    good = doctor(python_variant("rows-init-ok", parent=realistic_base, files=ok))
+    assert changed(reference, good) == {}
+    assert good["init_scripts"].detail == f"1 ran with bash as root: {INIT}/10-ok.sh"
+
+    files = {**ok, f"{INIT}/20-agent.sh": (FAILING, 0o644), f"{INIT}/30-never.sh": ("touch /tmp/ran\n", 0o755)}
+    bad = doctor(python_variant("rows-init-fail", parent=realistic_base, files=files))
+    assert changed(reference, bad) == {"init_scripts": "fail"}
+    detail = bad["init_scripts"].detail
+    assert detail.startswith(f"{INIT}/20-agent.sh failed (exit code 3): installing the agent | E: Unable to locate")
+    assert "30-never" not in detail and "INIT_SCRIPT_FAILURE" in bad["init_scripts"].fix
+
+
+def test_a_launch_file_init_script_runs_too_and_a_hanging_one_times_out(
+    python_variant, realistic_base, services, tmp_path
+):
+    image = python_variant(
+        "rows-init-launch",
+        parent=realistic_base,
+        files={"/usr/local/bin/setup.sh": "echo setting up\nexit 1\n", "/usr/local/bin/hang.sh": "sleep 600\n"},
+    )
+    spec = image_from_dict({"name": "rows", "base": TARGET, "repository": local("rows/image")})
+    report, _ = Builder(services).probe(image, spec, launch_scripts=("/usr/local/bin/setup.sh",))
+    row = next(c for c in report.checks if c.name == "init_scripts")
+    assert (row.status, row.detail) == ("fail", "/usr/local/bin/setup.sh failed (exit code 1): setting up")
+
+    environ = {"DCS_DB": str(tmp_path / "t.db"), "DCS_INIT_SCRIPT_TIMEOUT": "5"}
+    if os.environ.get("DOCKER_HOST"):
+        environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    quick = build_services(load_config(environ))
+    started = time.monotonic()
+    report, _ = Builder(quick).probe(image, spec, launch_scripts=("/usr/local/bin/hang.sh",))
+    row = next(c for c in report.checks if c.name == "init_scripts")
+    assert (row.status, row.detail) == ("fail", "/usr/local/bin/hang.sh did not finish within 5 s")
+    assert time.monotonic() - started < 30
+
+
+def test_an_image_over_its_size_budget_warns_and_suggests_a_preloaded_pool(realistic_base, doctor, reference):
+    rows = doctor(realistic_base, doctor={"size_budget_mb": 1})
+    assert changed(reference, rows) == {"size": "warn"}
+    assert "layers (budget 1.0 MB)" in rows["size"].detail and "preloaded_docker_images" in rows["size"].fix
+    assert reference["size"].status == "pass" and "budget 6.0 GB" in reference["size"].detail
