@@ -480,7 +480,12 @@ def image_line(row: ImageStatus, now: datetime) -> str:
     pushed = f" · pushed `{short_digest(digest)}`" if digest else ""
     schedule = f" · rebuilds `{escape(row.schedule)}`" if row.schedule else ""
     checked = f" · checked {ago(row.check.checked_at, now)}" if row.check else " · not checked yet"
-    return f"{head}\n{state}{pushed}{schedule}{checked}"
+    candidate = ""
+    if row.candidate is not None:
+        c = row.candidate
+        what = {"waiting": "waiting for approval", "canary": "canary running"}.get(c.status, "not promoted")
+        candidate = f"\n:package: candidate #{c.build_id} `{short_digest(c.digest)}` ({what})"
+    return f"{head}\n{state}{pushed}{schedule}{checked}{candidate}"
 
 
 EMPTY_CATALOG = (

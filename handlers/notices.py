@@ -133,6 +133,22 @@ def _outcome_text(kind: str, r: RebuildResult) -> str:
     return f"{r.image}: {OUTCOME_TITLES[kind]} (build #{build})"
 
 
+def promote_button(image: str, build_id: int) -> dict[str, Any]:
+    """ "Promote anyway" for admins and approvers (a candidate whose canary failed, one that expired or was never
+    gated); handled by handlers/release.py."""
+    return button(
+        f"Promote {image} #{build_id}",
+        "release_promote",
+        str(build_id),
+        confirm=confirm(
+            f"Promote {image} build #{build_id}?",
+            "Its policy did not pass: clusters started from the moving tag get this build anyway. Audited.",
+            "Promote",
+            danger=True,
+        ),
+    )
+
+
 def _vote_buttons(r: RebuildResult) -> Block:
     build = str(r.build.id if r.build else 0)
     return actions(
@@ -178,6 +194,12 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         text_lines.extend(_outcome_text(kind, r) for r in results)
         if kind == "waiting":
             blocks.extend(_vote_buttons(r) for r in results[:MAX_BUTTON_ROWS])
+        elif kind in ("canary_failed", "candidate"):
+            rows = [r for r in results[:MAX_BUTTON_ROWS] if r.build]
+            if rows:
+                blocks.append(
+                    actions(f"promote_{kind}", *(promote_button(r.image, r.build.id) for r in rows if r.build))
+                )
     if report.failed:
         lines = []
         for r in report.failed:

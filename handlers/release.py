@@ -18,16 +18,17 @@ from bot.domain.records import Release
 from bot.domain.refs import short_digest
 from bot.errors import DcsError, InvalidInput
 from bot.ops.diff import changes_since
-from bot.ops.release import promoted_build
+from bot.ops.release import TagMove, promote, promoted_build
 from bot.ops.release_votes import VoteResult, approve, reject
 from bot.services import Services
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.context import AppContext, reference_id
 from handlers.enable import when
+from handlers.notices import promote_button
 
 log = logging.getLogger(__name__)
-APPROVE, REJECT = "release_approve", "release_reject"
+APPROVE, REJECT, PROMOTE = "release_approve", "release_reject", "release_promote"
 
 
 def release_message(
@@ -88,6 +89,8 @@ def release_message(
                 bk.button("Reject", REJECT, value),
             )
         )
+    elif status in ("canary_failed", "expired", "candidate"):
+        blocks.append(bk.actions(f"release_{build}", promote_button(release.image, build)))
     blocks.append(bk.context(f"`dcs diff {name}` shows what changed · `dcs promote {name} {build}` from a shell"))
     return bk.message(f"{release.image} build #{build}: {status}", blocks)
 
@@ -142,7 +145,33 @@ def _decide(
         reply(ctx, body, bk.notice(f"{verb}: {release.image} build #{release.build_id} is {release.status}."))
 
 
+def _promote(ctx: AppContext, body: dict[str, Any], user_id: str) -> None:
+    try:
+        build_id = _build_of(body)
+        move: TagMove = promote(ctx.services, ctx.store.get_build(build_id).image, build_id, actor=user_id)
+    except DcsError as exc:
+        reply(ctx, body, bk.problem(exc.message))
+        return
+    except Exception:
+        ref = reference_id()
+        log.exception("promote by %s failed (ref %s)", user_id, ref)
+        reply(ctx, body, bk.apology(ref))
+        return
+    if move.done:
+        reply(
+            ctx, body, bk.notice(f":white_check_mark: {move.image}: `{move.tag}` now points to build #{move.build_id}.")
+        )
+    else:
+        reply(ctx, body, bk.notice(f"Nothing changed: {bk.escape(move.note)}"))
+
+
 def register(app: App, ctx: AppContext) -> None:
+    @app.action(PROMOTE)
+    @guarded(ctx, PROMOTE)
+    def on_promote(body: dict[str, Any], user_id: str) -> None:
+        _build_of(body)
+        ctx.workers.quick(_promote, ctx, body, user_id)
+
     @app.action(APPROVE)
     @guarded(ctx, APPROVE)
     def on_approve(body: dict[str, Any], user_id: str) -> None:

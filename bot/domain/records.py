@@ -260,6 +260,7 @@ class ImageStatus:
     last: Build | None
     last_good: Build | None
     check: ImageCheck | None = None  # when a rebuild run last looked at it, and what it found
+    candidate: Release | None = None  # a pushed build not promoted yet (bot/ops/release.py)
 
 
 @dataclass(frozen=True)

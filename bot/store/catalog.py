@@ -21,6 +21,7 @@ from bot.domain.clock import utcnow
 from bot.domain.records import Build, ImageCheck, ImageStatus
 from bot.errors import AlreadyExists, NotFound
 from bot.store.base import StoreBase
+from bot.store.releases import release_from_row
 
 # Every image (or the named ones) with the ids of its latest and latest successful build: two index seeks
 # per image (builds_image, builds_image_status), however long the build history is.
@@ -153,6 +154,13 @@ class CatalogTables(StoreBase):
         builds = (
             {b["id"]: Build(**b) for b in self.query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))} if ids else {}
         )
+        # open release candidates (few at any time: one per image at most), by image
+        candidates = {
+            r["image"]: release_from_row(r)
+            for r in self.query(
+                "SELECT * FROM releases WHERE status IN ('candidate', 'canary', 'waiting') ORDER BY build_id"
+            )
+        }
         out = []
         for row in rows:  # the specs were validated when stored: their JSON fields are enough here
             out.append(
@@ -164,6 +172,7 @@ class CatalogTables(StoreBase):
                     builds.get(row["last_id"]),
                     builds.get(row["good_id"]),
                     checks.get(row["name"]),
+                    candidates.get(row["name"]),
                 )
             )
         return out

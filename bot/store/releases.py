@@ -18,7 +18,7 @@ from bot.store.base import StoreBase
 _OPEN = "status IN ('candidate', 'canary', 'waiting')"
 
 
-def _release(row: dict[str, Any]) -> Release:
+def release_from_row(row: dict[str, Any]) -> Release:
     data = dict(row)
     data["canary"] = json.loads(data.get("canary") or "{}")
     return Release(**data)
@@ -65,31 +65,31 @@ class ReleaseTables(StoreBase):
         rows = self.query("SELECT * FROM releases WHERE build_id = ?", (build_id,))
         if not rows:
             raise NotFound(f"Build #{build_id} is not a release candidate (it was not pushed).")
-        return _release(rows[0])
+        return release_from_row(rows[0])
 
     def find_release(self, build_id: int) -> Release | None:
         rows = self.query("SELECT * FROM releases WHERE build_id = ?", (build_id,))
-        return _release(rows[0]) if rows else None
+        return release_from_row(rows[0]) if rows else None
 
     def releases(self, image: str, limit: int = 20) -> list[Release]:
         rows = self.query("SELECT * FROM releases WHERE image = ? ORDER BY build_id DESC LIMIT ?", (image, limit))
-        return [_release(r) for r in rows]
+        return [release_from_row(r) for r in rows]
 
     def open_release(self, image: str) -> Release | None:
         rows = self.query(
             f"SELECT * FROM releases WHERE image = ? AND {_OPEN} ORDER BY build_id DESC LIMIT 1",  # noqa: S608 - a constant
             (image,),
         )
-        return _release(rows[0]) if rows else None
+        return release_from_row(rows[0]) if rows else None
 
     def open_releases(self) -> dict[str, Release]:
         """The open candidate of every image that has one (for `/dcs images`, App Home): one query."""
         rows = self.query(f"SELECT * FROM releases WHERE {_OPEN} ORDER BY build_id")  # noqa: S608 - a constant
-        return {r["image"]: _release(r) for r in rows}
+        return {r["image"]: release_from_row(r) for r in rows}
 
     def releases_in(self, status: ReleaseStatus) -> list[Release]:
         rows = self.query("SELECT * FROM releases WHERE status = ? ORDER BY build_id", (status,))
-        return [_release(r) for r in rows]
+        return [release_from_row(r) for r in rows]
 
     def releases_expired(self, now: str) -> list[int]:
         rows = self.query(

@@ -136,4 +136,14 @@ def test_reject_and_expiry_end_the_candidate_and_leave_the_moving_tag(bot, regis
     assert approve(services, two.id, ADMIN).note.startswith(f"build #{two.id} is expired")
     assert served_digest(registry, repo, "latest") is None
     message = release_message(bot, two.id)
-    assert "expired" in json.dumps(message.blocks) and not any(b["type"] == "actions" for b in message.blocks)
+    assert "expired" in json.dumps(message.blocks)
+    ids = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ids == ["release_promote"]  # no more Approve/Reject
+    # "Promote anyway" on the expired candidate: not for its requester; an admin's double click moves the tag once
+    assert "four eyes" in click(bot, "release_promote", BUILDER, message)  # BUILDER requested it
+    first = bot.click("release_promote", str(two.id), ADMIN, message, channel=NOTIFY)
+    second = bot.click("release_promote", str(two.id), ADMIN, message, channel=NOTIFY)
+    answers = sorted(bot.slack.wait_for_response_post(n, timeout=20).body["text"] for n in (first, second))
+    assert any("now points to build" in a for a in answers) and any("Nothing changed" in a for a in answers), answers
+    assert served_digest(registry, repo, "latest") == two.pushed_digest
+    assert [p.build_id for p in services.store.promotions("held")] == [two.id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,9 +14,11 @@ from bot.compose import build_services
 from bot.config import load_config
 from bot.domain.catalog import registry_from_dict
 from bot.errors import NotAllowed, NotFound
+from bot.ops.catalog import image_details
 from bot.ops.launch import Launcher, launcher_for
 from bot.ops.rebuild import rebuild_job
 from bot.ops.release import CLI_ACTOR, promote, promoted_build, rollback
+from handlers.blocks import image_line
 from tests.fakes.databricks import DEFAULT_TOKEN
 from tests.integration import test_rebuild
 from tests.integration.test_rebuild import add_image, served_digest
@@ -36,6 +39,14 @@ def test_an_approval_image_is_a_candidate_until_promoted_and_rollback_moves_the_
     assert served_digest(registry, repo, "latest") is None
     assert [p.tag for p in services.store.pushes(one.id)] == [one.tags[0]]
     assert services.store.open_release("held").status == "waiting"  # for its approvers
+    # visible as such: /dcs images and App Home (one line per image), dcs image show
+    row = next(r for r in services.store.image_overview() if r.name == "held")
+    assert row.candidate is not None and row.candidate.build_id == one.id
+    assert f"candidate #{one.id}" in image_line(row, datetime.now(UTC)) and "waiting for approval" in image_line(
+        row, datetime.now(UTC)
+    )
+    shown = image_details(services, "held")
+    assert shown.candidate.build_id == one.id and shown.promoted is None
     with pytest.raises(NotFound, match=f"build #{one.id} is a candidate"):
         launcher_for(services).image_source("held")
     # ...but a launch pinned to the build may use it on purpose.

@@ -158,4 +158,8 @@ def test_each_image_says_what_the_release_gate_did_with_it() -> None:
     assert "`r/team-geo:latest` stays where it was" in text
     assert ":stethoscope: doctor failed *team-old*" in text
     buttons = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [(e["action_id"], e["value"]) for e in buttons] == [("release_approve", "9"), ("release_reject", "9")]
+    assert [(e["action_id"], e["value"]) for e in buttons] == [
+        ("release_approve", "9"),
+        ("release_reject", "9"),
+        ("release_promote", "10"),  # "promote anyway" for the one whose canary failed (admins, confirmed)
+    ]
