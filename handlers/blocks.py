@@ -17,7 +17,7 @@ from bot.domain.build_failure import failure_summary
 from bot.domain.build_steps import describe_step
 from bot.domain.catalog import ImageSpec
 from bot.domain.catalog_search import ImagePage
-from bot.domain.clock import ago
+from bot.domain.clock import ago, parse_time
 from bot.domain.cron import describe_times, upcoming
 from bot.domain.inventory import PackageInventory
 from bot.domain.refs import short_digest
@@ -545,3 +545,12 @@ def image_added(spec: ImageSpec, now: datetime | None = None) -> str:
         f"`{escape(spec.repository)}`).{schedule} Build it with `/dcs build {spec.name}` or "
         f"`/dcs build {spec.name} push`."
     )
+
+
+def when(stamp: str | None) -> str:
+    """A Slack date token (shown in the reader's time zone) with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"

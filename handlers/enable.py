@@ -18,13 +18,13 @@ from slack_bolt import App
 
 from bot.clients.databricks import databricks_configured
 from bot.clients.slack import SlackError, call
-from bot.domain.clock import parse_time
 from bot.domain.permissions import Role
 from bot.errors import DcsError, InvalidInput
 from bot.ops.approvals import approvals_for
 from bot.store import ApprovalRequest
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
+from handlers.blocks import when
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext
 from handlers.respond import tell, told_errors
@@ -35,14 +35,6 @@ APPROVE, DENY = "enable_approve", "enable_deny"
 
 
 # ---------------------------------------------------------------- pure Block Kit
-
-
-def when(stamp: str | None) -> str:
-    moment = parse_time(stamp)
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def approval_message(request: ApprovalRequest, host: str) -> dict[str, Any]:

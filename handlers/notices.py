@@ -26,8 +26,8 @@ from handlers.blocks import (
     message,
     section,
     user,
+    when,
 )
-from handlers.enable import when
 
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
 
