@@ -20,7 +20,6 @@ from bot.errors import DcsError, InvalidInput
 from handlers import blocks as bk
 from handlers.builds import details_content, log_content, start_build
 from handlers.context import AppContext, reference_id
-from handlers.home import publish_home
 from handlers.log_share import share_log
 from handlers.respond import tell
 
@@ -121,8 +120,8 @@ def register(app: App, ctx: AppContext) -> None:
             response_url=body.get("response_url"),
         )
         reply(ctx, body, started.reply)
-        if (body.get("view") or {}).get("type") == "home":  # the Home tab shows the new build at once
-            ctx.workers.quick(publish_home, ctx, user_id)
+        if (body.get("view") or {}).get("type") == "home" and ctx.refresh_home is not None:
+            ctx.workers.quick(ctx.refresh_home, ctx, user_id)  # the Home tab shows the new build at once
 
     @app.action("build_retry")
     @guarded(ctx, "build_retry")

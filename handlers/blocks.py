@@ -461,6 +461,15 @@ def problem(text: str) -> dict[str, Any]:
     return message(text, [section(f":warning: {escape(text)}")])
 
 
+def when(stamp: str | None) -> str:
+    """A moment in each reader's own time zone (Slack date formatting), with a UTC fallback."""
+    moment = parse_time(stamp)
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def notice(text: str) -> dict[str, Any]:
     """Plain mrkdwn text we wrote ourselves (not escaped: it may contain links and formatting)."""
     return message(text, [section(text)])

@@ -41,6 +41,8 @@ class AppContext:
     client: WebClient  # the bot's own client, for work that outlives a request (progress, final messages)
     commands: CommandTable
     home_sections: list[HomeSection] = field(default_factory=list)
+    # Set by handlers/home.py: republish someone's Home tab (buttons on it call this after a click).
+    refresh_home: Callable[[AppContext, str], None] | None = None
 
     @property
     def store(self) -> Store:

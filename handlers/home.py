@@ -122,6 +122,8 @@ def default_sections() -> list[HomeSection]:
 
 
 def register(app: App, ctx: AppContext) -> None:
+    ctx.refresh_home = publish_home
+
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):

@@ -52,7 +52,7 @@ def release_message(
             f"Built for {bk.user(release.requester) if release.requester else 'a scheduled rebuild'}; needs "
             f"{release.approvals_needed} approval(s) from {approvers} ({len(yes)} so far"
             f"{': ' + ', '.join(bk.user(u) for u in yes) if yes else ''}); the requester cannot approve. "
-            f"Expires {when(release.expires_at)}. Until then {now}."
+            f"Expires {bk.when(release.expires_at)}. Until then {now}."
         )
     elif status == "promoted":
         who = ", ".join(bk.user(u) for u in yes) or "an admin"
@@ -60,7 +60,7 @@ def release_message(
     elif status == "rejected":
         text = f":no_entry_sign: {head} was *rejected* ({bk.escape(release.reason or '')}). {now}."
     elif status == "expired":
-        text = f":hourglass: {head} *expired* {when(release.updated_at)} without enough approvals. {now}."
+        text = f":hourglass: {head} *expired* {bk.when(release.updated_at)} without enough approvals. {now}."
     else:
         text = f"{head}: {status}" + (f" ({bk.escape(release.reason)})" if release.reason else "") + f". {now}."
     blocks: list[Any] = [bk.section(text)]
