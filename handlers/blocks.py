@@ -554,12 +554,3 @@ def image_added(spec: ImageSpec, now: datetime | None = None) -> str:
         f"`{escape(spec.repository)}`).{schedule} Build it with `/dcs build {spec.name}` or "
         f"`/dcs build {spec.name} push`."
     )
-
-
-def when(stamp: str | None) -> str:
-    """A Slack date token (shown in the reader's time zone) with a UTC fallback."""
-    moment = parse_time(stamp)
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"

@@ -23,7 +23,6 @@ from bot.ops.release_votes import VoteResult, approve, reject
 from bot.services import Services
 from handlers import blocks as bk
 from handlers.actions import guarded, reply
-from handlers.blocks import when
 from handlers.context import AppContext, reference_id
 from handlers.notices import promote_button
 
