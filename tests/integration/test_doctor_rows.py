@@ -7,7 +7,9 @@ The catalog entry names `databricksruntime/standard:15.4-LTS` as its base, so th
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -15,10 +17,12 @@ import pytest
 
 from bot.compose import build_services
 from bot.config import load_config
-from bot.domain.catalog import image_from_dict
+from bot.domain.catalog import RegistrySpec, image_from_dict
 from bot.domain.checks import Check
 from bot.ops.build import Builder
 from bot.services import Services
+from bot.store import Store
+from tests.support.cli import dcs_command
 from tests.support.containers import run_script
 from tests.support.namespace import local
 
@@ -248,3 +252,40 @@ def test_an_image_over_its_size_budget_warns_and_suggests_a_preloaded_pool(reali
     assert changed(reference, rows) == {"size": "warn"}
     assert "layers (budget 1.0 MB)" in rows["size"].detail and "preloaded_docker_images" in rows["size"].fix
     assert reference["size"].status == "pass" and "budget 6.0 GB" in reference["size"].detail
+
+
+def test_a_launch_whose_file_init_script_fails_in_the_image_is_refused(
+    engine, python_variant, make_base, push_base, registry, tmp_path
+):
+    stub = local("rows/launch-stub:1")
+    make_base(stub)
+    script = "#!/bin/bash\necho fetching the agent\necho 'curl: (6) Could not resolve host' >&2\nexit 6\n"
+    image = python_variant("rows-launch-script", parent=stub, files={"/opt/team/setup.sh": (script, 0o755)})
+    digest = push_base(image, registry, "dcs-tests/rows-launch", "b1")
+    db = str(tmp_path / "launch.db")
+    store = Store(db)
+    secret = "{{secrets/dcs/reg}}"
+    store.add_registry(RegistrySpec("reg", registry.host, "u", "DCS_SECRET_REG", cluster_password_secret=secret))
+    store.add_image(
+        image_from_dict({"name": "rows-launch", "base": TARGET, "repository": f"{registry.host}/dcs-tests/rows-launch"})
+    )
+    build = store.create_build("rows-launch", requester="cli", source="cli", push=True)
+    store.update_build(build.id, status="succeeded", pushed_digest=digest, tags=["b1", "latest"])
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_", "DATABRICKS_"))}
+    env["DCS_DB"] = db
+    args = ["launch", "rows-launch", "runtime=15.4.x-scala2.12", "node_type=m5d.large"]
+    run = lambda *more: subprocess.run(  # noqa: E731
+        [*dcs_command(), *args, *more, "--user", "a@example.com", "--dry-run", "--offline", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    refused = run("init_script=file:/opt/team/setup.sh")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error.startswith("init_scripts: 'file:/opt/team/setup.sh' /opt/team/setup.sh failed (exit code 6)")
+    assert "fetching the agent | curl: (6) Could not resolve host" in error and "INIT_SCRIPT_FAILURE" in error
+    fine = run("init_script=/Volumes/main/ops/init.sh")  # not in the image: nothing to run here
+    assert fine.returncode == 0, fine.stdout + fine.stderr
