@@ -2,13 +2,15 @@
 
 What is measured: the full round trip of a correctly signed slash-command POST (what Slack waits for),
 from 20 concurrent clients with keep-alive connections, against
-  * dcs-bot: the real `dcs-bot --http` process (waitress + Bolt + our handlers, SQLite catalog of 12
-    images), while it runs two real builds on the Docker engine (their pip step sleeps 30 s, so they
-    stay busy for the whole measurement), and
+  * dcs-bot: the real `dcs-bot --http` process (waitress + Bolt + our handlers, SQLite catalog of 1,000
+    images), while it runs two real builds on the Docker engine whose pip step streams a log line every
+    50 ms for the whole measurement (the bot reads, redacts and keeps every line, and updates each build's
+    Slack message), and while another process writes the catalog (one image changed every 200 ms, as a
+    catalog import or `dcs image add` would), so the bot's catalog cache keeps going cold; and
   * bare: a Bolt app with one trivial `/dcs` listener (`ack("ok")`), default Bolt settings, served by the
     same WSGI server with the same thread count, in its own process.
-Both servers talk to the same FakeSlack (auth.test, chat.postMessage/update). The two phases run back
-to back in the same run, both while the builds are running.
+Both servers talk to the same FakeSlack (auth.test, chat.postMessage/update). The two apps are measured
+alternately, in rounds, in the same run, both while the builds stream and the catalog is written.
 
 Needs a Docker engine (DOCKER_HOST or the default socket) and a static busybox, like the integration
 tests. `./scripts/test bench/ack.py -s -q` provides both and runs `test_ack_benchmark` below; or
@@ -47,7 +49,9 @@ TOKEN = "xoxb-bench-token"
 BASE = local("databricksruntime/standard:15.4-LTS")  # this run's own tag, never the real image
 THREADS = 16  # WSGI server threads, the same for both apps
 TARGET_P99_MS = 100.0
-TARGET_RATIO = 1.5
+TARGET_RATIO = 1.2
+BUILD_SECONDS = 900  # the builds' pip step streams for this long: longer than any measurement
+WRITE_EVERY = 0.2  # seconds between two catalog writes by the writer process
 
 
 # ---------------------------------------------------------------- the bare app (run in a subprocess)
@@ -107,8 +111,39 @@ def start(name: str, argv: list[str], env: dict[str, str], cwd: str) -> Server:
     raise RuntimeError(f"{name} did not start:\n{''.join(seen)}")
 
 
+def catalog_entry(i: int, revision: int = 0) -> dict:
+    pip = [f"dcs-test-chatty-{BUILD_SECONDS}"] if i < 2 else ["pandas==2.2.2", f"rev-{revision}==1.0"]
+    name = f"bench-{i:04d}"
+    return {"name": name, "base": BASE, "repository": f"127.0.0.1:9/bench/{name}", "pip": pip, "schedule": "0 3 * * 1"}
+
+
+def write_catalog(db: str, images: int) -> None:
+    """The writer process: change one image every WRITE_EVERY seconds until stopped; print how many."""
+    import signal
+
+    from bot.domain.catalog import image_from_dict
+    from bot.store import Store
+
+    store = Store(db)
+    written = 0
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            i = 2 + written % max(1, images - 2)
+            store.add_image(image_from_dict(catalog_entry(i, revision=written + 1)), replace=True)
+            written += 1
+            time.sleep(WRITE_EVERY)
+    finally:
+        print(f"catalog writes: {written}", flush=True)
+        store.close()
+
+
 def prepare_engine_and_catalog(db: str, images: int) -> list[str]:
-    """A local fake Databricks base, and a catalog whose first two images take 30 s in pip."""
+    """A local fake Databricks base, and a catalog whose first two images stream log lines in pip."""
     import docker
 
     from bot.domain.catalog import image_from_dict
@@ -122,20 +157,9 @@ def prepare_engine_and_catalog(db: str, images: int) -> list[str]:
     store = Store(db)
     names = []
     for i in range(images):
-        name = f"bench-{i:02d}"
-        pip = [f"dcs-test-slow-{i}==1.0"] if i < 2 else ["pandas==2.2.2"]
-        store.add_image(
-            image_from_dict(
-                {
-                    "name": name,
-                    "base": BASE,
-                    "repository": f"127.0.0.1:9/bench/{name}",
-                    "pip": pip,
-                    "schedule": "0 3 * * 1",
-                }
-            )
-        )
-        names.append(name)
+        entry = catalog_entry(i)
+        store.add_image(image_from_dict(entry))
+        names.append(entry["name"])
     store.close()
     return names
 
@@ -245,6 +269,8 @@ def report(
     builds: dict[str, str],
     errors: dict[str, int],
     machine_lines: list[str],
+    writes: int,
+    lines_streamed: str,
 ) -> str:
     lines = [
         "# Ack latency: `/dcs help` and `/dcs images` under load",
@@ -263,7 +289,10 @@ def report(
         f"- The two apps are measured alternately in {args.rounds} rounds in the same run (the machine is shared, "
         "so noise hits both alike); the load generator runs on the same 2 cores as both servers.",
         f"- dcs-bot: the real `dcs-bot --http` process, {THREADS} waitress threads, catalog of {args.images} images, "
-        "while it runs two real builds on the Docker engine (pip step sleeps 30 s).",
+        "while it runs two real builds on the Docker engine whose pip step streams a log line every 50 ms "
+        f"(the bot reads each one from the engine's build stream; {lines_streamed}), and while a second process "
+        f"changes one catalog image every {WRITE_EVERY:g} s ({writes} catalog writes during the run), so the "
+        "catalog cache keeps going cold.",
         f'- bare: Bolt `App` with one `/dcs` listener doing `ack("ok")`, default settings, same waitress '
         f"({THREADS} threads), own process. Same FakeSlack, same load generator, same two builds running.",
         f"- Build states at the end of each phase: {json.dumps(builds)}",
@@ -299,14 +328,18 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=50, help="per client and app")
-    parser.add_argument("--images", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=5, help="alternate the two apps this many times")
+    parser.add_argument("--requests", type=int, default=100, help="per client and app")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=10, help="alternate the two apps this many times")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ack.md"))
     parser.add_argument("--serve-bare", metavar="API_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--write-catalog", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
         serve_bare(args.serve_bare)
+        return 0
+    if args.write_catalog:
+        write_catalog(args.write_catalog, args.images)
         return 0
 
     machine_lines = machine()
@@ -361,6 +394,16 @@ def main(argv: list[str] | None = None) -> int:
             while state_of_builds(db).count("running") < 2:  # both builds are in the engine before we measure
                 assert time.monotonic() < deadline, state_of_builds(db)
                 time.sleep(0.2)
+            while wait_for_streaming(fake) < 4:  # and their progress reaches Slack (the pip step streams)
+                assert time.monotonic() < deadline, "the builds did not report progress"
+                time.sleep(0.2)
+            writer = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--write-catalog", db, "--images", str(args.images)],
+                env=env,
+                cwd=work,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             builds: dict[str, str] = {}
             rows: dict[str, dict[str, dict[str, float]]] = {}
             errors: dict[str, int] = {}
@@ -375,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                     for key, values in result.items():
                         collected[server.name][key] += values
                     builds[server.name] = state_of_builds(db)
+            writer.terminate()
+            out, _ = writer.communicate(timeout=30)
+            writes = int(re.search(r"catalog writes: (\d+)", out or "").group(1)) if out else 0
+            lines_streamed = f"{len(fake.calls('chat.update'))} Slack progress updates in all"
             for name, result in collected.items():
                 rows[name] = {
                     "help": summary(result["help"]),
@@ -382,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                     "all": summary(result["help"] + result["images"]),
                 }
                 errors[name] = len(result["errors"])
-            text = report(rows, args, builds, errors, machine_lines)
+            text = report(rows, args, builds, errors, machine_lines, writes, lines_streamed)
         finally:
             for server in servers:
                 server.stop()
@@ -397,6 +444,11 @@ def prepared_engine():  # the docker SDK is imported lazily here, like in prepar
     import docker
 
     return docker.from_env(timeout=120)
+
+
+def wait_for_streaming(fake: FakeSlack) -> int:
+    """How many progress updates the builds sent so far."""
+    return len(fake.calls("chat.update"))
 
 
 def state_of_builds(db: str) -> str:

@@ -3,11 +3,15 @@
     DOCKER_HOST=unix:///path/to/docker.sock python bench/build.py [--rounds 3] [--write bench/RESULTS.md]
 
 Each round defines a fresh image (unique pip and apt entries, so no layer of it is cached) on a fake
-`databricksruntime/standard:15.4-LTS` base made like the tests make theirs, then measures:
+`databricksruntime/standard:15.4-LTS` base made like the tests make theirs and pushed to the local registry
+(DCS_TEST_REGISTRY, basic auth, as ./scripts/test starts it), then measures:
   cold      – the first build of that spec (every layer built),
   cached    – `--force` rebuild of the same spec (the engine reuses every layer),
-  unchanged – a plain build of the unchanged spec (the builder decides there is nothing to do).
-Targets: unchanged → zero engine build calls; cached well under cold.
+  unchanged – a plain build of the unchanged spec: one real manifest HEAD of the base against the registry
+              (basic auth), which finds the same digest, so nothing is built.
+Targets: unchanged → zero engine build calls and exactly the registry's manifest HEAD; cached well under cold.
+
+    ./scripts/test bench/build.py -s -q     # engine and registry provided; runs test_build_benchmark
 """
 
 from __future__ import annotations
@@ -26,20 +30,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker
 
+from bot.clients.registry import RegistryClient
 from bot.compose import build_services
 from bot.config import load_config
-from bot.domain.catalog import image_from_dict
+from bot.domain.catalog import image_from_dict, registry_from_dict
 from bot.ops.build import Builder
-from tests.support.images import base_archive, ensure_image
-from tests.support.namespace import local, remove_namespace
+from tests.support.images import base_archive, ensure_image, push_image
+from tests.support.namespace import NAMESPACE, local, remove_namespace
 from tests.support.rootfs import BaseSpec, read_static_busybox
 
-BASE = local("databricksruntime/standard:15.4-LTS")  # this run's own tag, never the real image
+LOCAL_BASE = local("databricksruntime/standard:15.4-LTS")  # this run's own tag, never the real image
+BASE_PATH = f"{NAMESPACE}/databricksruntime/standard"  # on the registry: recognised as that Databricks base
+PASSWORD_VAR = "DCS_SECRET_BENCH_REGISTRY_PASSWORD"
 
 
-def make_base(client: docker.DockerClient) -> None:
+def registry_from_environment() -> tuple[str, str, str]:
+    host = os.environ.get("DCS_TEST_REGISTRY", "")
+    if not host:
+        raise SystemExit("bench/build.py needs the local registry: run it with ./scripts/test bench/build.py -s -q")
+    return host, os.environ.get("DCS_TEST_REGISTRY_USER", ""), os.environ.get("DCS_TEST_REGISTRY_PASSWORD", "")
+
+
+def make_base(client: docker.DockerClient, host: str, user: str, password: str) -> str:
+    """The fake base, pushed to the registry; returns the reference the catalog uses."""
     arch = client.version()["Arch"]
-    ensure_image(client, base_archive(BaseSpec(), read_static_busybox(), ref=BASE, arch=arch), BASE)
+    ensure_image(client, base_archive(BaseSpec(), read_static_busybox(), ref=LOCAL_BASE, arch=arch), LOCAL_BASE)
+    push_image(client, LOCAL_BASE, host=host, username=user, password=password, repo_path=BASE_PATH, tag="15.4-LTS")
+    return f"{host}/{BASE_PATH}:15.4-LTS"
+
+
+class CountingRegistry(RegistryClient):
+    """The real registry client, counting the manifest HEADs it sends."""
+
+    heads = 0
+
+    def head_manifest(self, ref, credentials=None):  # type: ignore[no-untyped-def]
+        CountingRegistry.heads += 1
+        return super().head_manifest(ref, credentials)
 
 
 def timed(fn):
@@ -49,12 +76,23 @@ def timed(fn):
 
 
 def run(rounds: int) -> dict[str, list[float] | int]:
+    host, user, password = registry_from_environment()
     environ = {k: v for k, v in os.environ.items() if k == "DOCKER_HOST"}
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(load_config({**environ, "DCS_DB": f"{tmp}/bench.db"}))
-        make_base(services.engine.client)
+        services = build_services(load_config({**environ, "DCS_DB": f"{tmp}/bench.db", PASSWORD_VAR: password}))
+        services._registry = CountingRegistry(dockerhub_registry_url=services.config.dockerhub_registry_url)
+        base = make_base(services.engine.client, host, user, password)
+        services.store.add_registry(
+            registry_from_dict({"name": "bench", "host": host, "username": user, "password_env": PASSWORD_VAR})
+        )
         builder = Builder(services)
-        results: dict[str, list[float] | int] = {"cold": [], "cached": [], "unchanged": [], "unchanged_calls": 0}
+        results: dict[str, list[float] | int] = {
+            "cold": [],
+            "cached": [],
+            "unchanged": [],
+            "unchanged_calls": 0,
+            "unchanged_heads": 0,
+        }
         for _ in range(rounds):
             tag = uuid.uuid4().hex[:8]
             name = f"bench-{tag}"
@@ -62,7 +100,7 @@ def run(rounds: int) -> dict[str, list[float] | int]:
                 image_from_dict(
                     {
                         "name": name,
-                        "base": BASE,
+                        "base": base,
                         "repository": f"bench/{name}",
                         "pip": [f"pkg-a-{tag}==1.0", f"pkg-b-{tag}>=2"],
                         "apt": [f"lib-{tag}"],
@@ -76,11 +114,12 @@ def run(rounds: int) -> dict[str, list[float] | int]:
             seconds, cached = timed(lambda: builder.build(name, force=True))  # noqa: B023
             assert cached.ok and not cached.skipped, cached.error
             results["cached"].append(seconds)
-            before = services.engine.build_calls
+            before, heads = services.engine.build_calls, CountingRegistry.heads
             seconds, unchanged = timed(lambda: builder.build(name))  # noqa: B023
-            assert unchanged.skipped
+            assert unchanged.skipped, unchanged.error
             results["unchanged"].append(seconds)
             results["unchanged_calls"] += services.engine.build_calls - before
+            results["unchanged_heads"] += CountingRegistry.heads - heads
         return results
 
 
@@ -97,14 +136,19 @@ def table(results: dict[str, list[float] | int], rounds: int) -> str:
             f"| {case} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} | "
             f"{statistics.median(values) / cold:.2f}× | {calls} |"
         )
+    rows.append("")
+    rows.append(
+        f"unchanged: {results['unchanged_heads']} manifest HEAD(s) of the base against the local registry in "
+        f"{rounds} round(s) (basic auth); the same digest, so nothing was built."
+    )
     return "\n".join(rows)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", metavar="FILE", help="append the result table to FILE")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         results = run(args.rounds)
     finally:
@@ -119,8 +163,17 @@ def main() -> int:
     if args.write:
         with open(args.write, "a", encoding="utf-8") as out:
             out.write("\n" + text)
-    ok = results["unchanged_calls"] == 0 and statistics.median(results["cached"]) < statistics.median(results["cold"])
+    ok = (
+        results["unchanged_calls"] == 0
+        and results["unchanged_heads"] == args.rounds
+        and statistics.median(results["cached"]) < statistics.median(results["cold"])
+    )
     return 0 if ok else 1
+
+
+def test_build_benchmark() -> None:
+    """`./scripts/test bench/build.py -s -q`: run the benchmark with the test engine and registry."""
+    assert main(["--rounds", os.environ.get("DCS_BENCH_ROUNDS", "3")]) == 0
 
 
 if __name__ == "__main__":

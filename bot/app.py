@@ -27,6 +27,7 @@ import handlers.enable
 import handlers.fleet
 import handlers.home
 import handlers.launch
+import handlers.lts
 import handlers.placeholders
 import handlers.ratelimit
 import handlers.rebuild
@@ -61,6 +62,7 @@ SURFACES: list[ModuleType] = [
     handlers.launch,
     handlers.enable,
     handlers.release,
+    handlers.lts,
     handlers.fleet,
     handlers.placeholders,
 ]

@@ -6,6 +6,7 @@ Secrets are kept out of `repr()` so a logged or printed config never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})
 HOST_PORT = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(?::[0-9]{1,5})?\Z"
 )
+# The Databricks secret scope registry pull passwords live in unless an operator names others: a catalog entry
+# must not make clusters resolve (and send to a registry host) a secret of any other scope.
+DEFAULT_REGISTRY_SECRET_SCOPES = frozenset({"dcs"})
 SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # a Databricks secret scope
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
@@ -117,6 +121,9 @@ VARIABLES: dict[str, str] = {
     "DCS_BUILD_NO_PROXY": "Comma-separated hosts builds reach without the proxy",
     "DCS_BUILD_NETWORK": "bridge (default) or host: the network build steps run in",
     "DCS_APT_MIRROR": "http(s) mirror replacing the scheme and host of every apt source during builds",
+    "DCS_CRAN_MIRROR": "CRAN mirror for r_packages (default https://cloud.r-project.org)",
+    "DCS_MAVEN_REPOSITORY": "Maven repository for jars given as coordinates (default Maven Central)",
+    "DCS_REGISTRY_SECRET_SCOPES": "Secret scopes a registry's cluster_password_secret may name (default dcs)",
     "DCS_LAUNCH_SECRET_SCOPES": "Secret scopes launches may reference in Spark conf/env values (comma-separated)",
     "DCS_TOKEN_REALMS": "Token services a registry may send credentials to besides its own host: REGISTRY=HOST[,…]",
 }
@@ -205,6 +212,14 @@ def parse_engines(raw: str, problems: list[str]) -> tuple[EngineSpec, ...]:
     return tuple(engines)
 
 
+def _loopback_ip(host: str) -> bool:
+    """An IP literal in a loopback range, parsed (never a name: "127.evil.example" is not one)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Config:
     db_path: str = "./dcs.db"
@@ -248,6 +263,8 @@ class Config:
     token_realms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # Databricks secret scopes users may reference in launch Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
     launch_secret_scopes: frozenset[str] = frozenset()
+    # scopes a registry entry's cluster_password_secret may name (DCS_REGISTRY_SECRET_SCOPES, default "dcs")
+    registry_secret_scopes: frozenset[str] = DEFAULT_REGISTRY_SECRET_SCOPES
     # Named workspaces (DCS_WORKSPACES); empty: one workspace, "default", from the environment's unified auth.
     workspaces: tuple[Workspace, ...] = ()
     # Custom tags (key, value or None for any value) that mark an item as owned by another tool.
@@ -365,6 +382,13 @@ def load_config(environ: Mapping[str, str]) -> Config:
         if parsed.username or parsed.password:
             problems.append(f"{name} must not carry credentials in the URL; use the token variables instead")
             return default
+        if parsed.scheme == "http" and not _loopback_ip(parsed.hostname or ""):
+            # every one of these URLs receives a token: plain HTTP only where it cannot leave the machine
+            problems.append(
+                f"{name}={raw!r} is plain HTTP to a host that is not a loopback address: the bot sends a token "
+                "there; use https:// (plain http only to 127.0.0.1 or ::1)"
+            )
+            return default
         return raw
 
     def token(name: str, prefix: str) -> str | None:
@@ -461,6 +485,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         canary_timeout=integer("DCS_CANARY_TIMEOUT", 1800, 10, 86400),
         token_realms=MappingProxyType(host_pairs("DCS_TOKEN_REALMS", "token services")),
         launch_secret_scopes=secret_scopes("DCS_LAUNCH_SECRET_SCOPES"),
+        registry_secret_scopes=secret_scopes("DCS_REGISTRY_SECRET_SCOPES") or DEFAULT_REGISTRY_SECRET_SCOPES,
         workspaces=workspaces,
         managed_tags=managed_tags,
         environ=MappingProxyType(dict(environ)),

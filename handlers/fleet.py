@@ -116,6 +116,7 @@ def rollout_modal(rollout: Rollout) -> dict[str, Any]:
         "callback_id": MODAL,
         "title": {"type": "plain_text", "text": "Roll out"},
         "close": {"type": "plain_text", "text": "Cancel"},
+        # for whoever reads the payload only: the submission is answered from the form the store keeps for this view
         "private_metadata": json.dumps({"rollout": rollout.id}),
         "blocks": bk.fit(blocks, 90),
     }
@@ -267,6 +268,7 @@ def fill_modal(ctx: AppContext, view_id: str, image: str, user_id: str, channel:
         planned = rollouts.plan(ctx.services, image)
         rollout = rollouts.create(ctx.services, planned, user_id, propose=True)
         ctx.store.attach_rollout_message(rollout.id, channel, "")  # where its message goes once confirmed
+        ctx.store.save_form(view_id, kind="rollout", user=user_id, state={"rollout": rollout.id})
         view = (
             rollout_modal(ctx.store.get_rollout(rollout.id))
             if rollout.writes
@@ -284,11 +286,11 @@ def fill_modal(ctx: AppContext, view_id: str, image: str, user_id: str, channel:
 def submitted(ctx: AppContext, ack: Any, body: dict[str, Any]) -> None:
     ack()
     user_id = (body.get("user") or {}).get("id", "")
-    try:
-        meta = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
-        rollout_id = int(meta["rollout"])
-    except (ValueError, KeyError, TypeError):
-        return
+    view = body.get("view") or {}
+    form = ctx.store.form(str(view.get("id") or ""), "rollout") if isinstance(view, dict) else None
+    if form is None or form.user != user_id or not isinstance(form.state.get("rollout"), int):
+        return  # not a form the bot opened for this person: nothing to start
+    rollout_id = int(form.state["rollout"])
     ctx.workers.submit(f"rollout-confirm:{rollout_id}", confirm_and_run, ctx, rollout_id, user_id)
 
 

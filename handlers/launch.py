@@ -13,6 +13,7 @@ import json
 import logging
 import shlex
 from dataclasses import dataclass
+from dataclasses import replace as with_fields
 from typing import Any
 
 from slack_bolt import App
@@ -465,25 +466,47 @@ def run_launch(ctx: AppContext, job: LaunchJob) -> Launch | None:
     return launch
 
 
-def open_form(ctx: AppContext, trigger_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
+def open_form(
+    ctx: AppContext,
+    trigger_id: str,
+    image: str,
+    build_id: int | None,
+    user_id: str,
+    channel: str,
+    workspace: str | None = None,
+) -> None:
     source = launcher_for(ctx.services).image_source(image, build_id)  # no pushed build: say so before any form
     opened = call(ctx.client, "views.open", trigger_id=trigger_id, view=loading_view(image))
     view_id = (opened.get("view") or {}).get("id", "")
     # what this form launches, for whom and where: the submission reads it back from here
-    state = {"image": image, "build": source.build_id, "channel": channel}
+    state = {"image": image, "build": source.build_id, "channel": channel, "workspace": workspace}
     ctx.store.save_form(view_id, kind="launch", user=user_id, state=state)
-    ctx.workers.quick(fill_form, ctx, view_id, image, source.build_id, user_id, channel)
+    ctx.workers.quick(fill_form, ctx, view_id, image, source.build_id, user_id, channel, workspace)
 
 
-def fill_form(ctx: AppContext, view_id: str, image: str, build_id: int | None, user_id: str, channel: str) -> None:
+def fill_form(
+    ctx: AppContext,
+    view_id: str,
+    image: str,
+    build_id: int | None,
+    user_id: str,
+    channel: str,
+    workspace: str | None = None,
+) -> None:
     try:
-        options = launcher_for(ctx.services).options(image, build_id)
+        options = launcher_for(ctx.services).options(image, build_id, workspace)
         email = user_email(ctx, user_id)
         ctx.store.save_form(
             view_id,
             kind="launch",
             user=user_id,
-            state={"image": image, "build": options.source.build_id, "channel": channel, "email": email},
+            state={
+                "image": image,
+                "build": options.source.build_id,
+                "channel": channel,
+                "email": email,
+                "workspace": workspace,
+            },
         )
         view = launch_modal(options, channel=channel, email=email)
     except DcsError as exc:
@@ -521,10 +544,12 @@ def launch_command(ctx: AppContext, cmd: CommandContext) -> None:
     image = cmd.args[0]
     launcher_for(ctx.services).image_source(image)  # unknown or never pushed: said in the ack itself
     tokens = option_tokens(cmd.text)
-    if not tokens:
+    only_workspace = [t for t in tokens if t.partition("=")[0].strip().lower() == "workspace"]
+    if not tokens or tokens == only_workspace[:1]:
+        workspace = ctx.config.workspace(only_workspace[0].partition("=")[2] if only_workspace else None).name
         cmd.ack()  # the trigger_id is valid 3 s: ack, then open the form at once
         try:
-            open_form(ctx, cmd.trigger_id, image, None, cmd.user_id, cmd.channel_id)
+            open_form(ctx, cmd.trigger_id, image, None, cmd.user_id, cmd.channel_id, workspace)
         except DcsError as exc:
             cmd.reply(bk.problem(exc.message))
         return
@@ -596,6 +621,8 @@ def handle_submission(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         return
     request_key = f"view:{view['id']}"
     request, problems = form_request_and_problems(image, view)
+    if request is not None:
+        request = with_fields(request, workspace=form.state.get("workspace") or None)
     try:
         if request is not None:  # planned even when some fields were bad: every problem is shown at once
             launcher_for(ctx.services).plan(

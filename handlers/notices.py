@@ -179,6 +179,8 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         parts.append(f"{n_fail} failed")
     if report.base_errors and not parts:
         parts.append("base check failed")
+    if report.lts_proposals:
+        parts.append(f"a newer LTS runtime for {len(report.lts_proposals)} image(s)")
     title = ("Rebuild" if report.requested_by else "Scheduled rebuild") + ": " + ", ".join(parts)
     blocks: list[Block] = [header(title)]
     text_lines = [title + "."]
@@ -231,6 +233,17 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         ]
         blocks.append(section("*Base checks*\n" + _lines(lines, "bases")))
         text_lines.extend(f"base {check.base_ref} not checked" for check, _ in report.base_errors)
+    if report.lts_proposals:
+        lines = [
+            f":sparkles: *{escape(p.image)}* is on `{escape(p.current_tag)}`; `{escape(p.new_tag)}` is out "
+            f"(`{escape(p.new_base)}`). Upgrade makes a new catalog entry on it (a name you choose) and builds it "
+            "through the release gate; nothing changes for the existing image."
+            for p in report.lts_proposals
+        ]
+        blocks.append(section("*New LTS runtime*\n" + _lines(lines, "images")))
+        shown = report.lts_proposals[:MAX_BUTTON_ROWS]
+        blocks.append(actions("lts_upgrades", *(button(f"Upgrade {p.image}…", "lts_upgrade", p.image) for p in shown)))
+        text_lines.extend(f"{p.image}: {p.new_tag} is out" for p in report.lts_proposals)
     if report.stale:
         lines = []
         for c in report.stale:

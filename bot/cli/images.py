@@ -13,6 +13,7 @@ from bot.cli.context import CliContext, read_only
 from bot.cli.table import cell, print_table
 from bot.domain.catalog import MAX_CATALOG_BYTES, decode_catalog, image_to_dict, registry_to_dict
 from bot.domain.cron import describe_times, upcoming
+from bot.domain.image_content import MAX_FILE_BYTES
 from bot.domain.packages import split_requirements
 from bot.domain.records import ImageStatus
 from bot.domain.refs import short_digest
@@ -30,6 +31,7 @@ from bot.ops.catalog import (
     render_image,
     update_image,
 )
+from bot.ops.catalog_files import FileReader, no_files
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -379,7 +381,8 @@ def cmd_registry_rm(ctx: CliContext) -> int:
 def cmd_catalog_import(ctx: CliContext) -> int:
     path = ctx.args.file
     text = decode_catalog(_read_bytes(path), source=path)
-    result = import_catalog(ctx.services, text, source=path, prune=ctx.args.prune, actor="cli")
+    files = catalog_dir_reader(Path(path).parent) if path != "-" else no_files
+    result = import_catalog(ctx.services, text, source=path, prune=ctx.args.prune, actor="cli", files=files)
     data = {
         "added": result.added,
         "updated": result.updated,
@@ -418,6 +421,26 @@ def cmd_render(ctx: CliContext) -> int:
         lambda: print(rendered.dockerfile, end=""),
     )
     return 0
+
+
+def catalog_dir_reader(directory: Path) -> FileReader:
+    """Reads the files a catalog names, relative to its directory; a path that resolves outside it (a symlink
+    to /etc, say) is refused, and so is a file larger than a catalog may name."""
+    root = directory.resolve()
+
+    def read(relative: str) -> bytes:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise InvalidInput(relative, str(target), "is outside the catalog's directory", "Keep the file next to it.")
+        try:
+            with target.open("rb") as handle:
+                return handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise InvalidInput(
+                relative, str(target), f"cannot be read ({exc.strerror or exc})", "Add the file next to the catalog."
+            ) from None
+
+    return read
 
 
 def _read_bytes(path: str) -> bytes:

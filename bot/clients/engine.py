@@ -61,13 +61,17 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
-def _context_tar(dockerfile: str, files: Mapping[str, bytes] | None = None) -> io.BytesIO:
-    """A build context: the Dockerfile and `files` (relative paths), with fixed metadata (deterministic)."""
+def _context_tar(
+    dockerfile: str, files: Mapping[str, bytes] | None = None, modes: Mapping[str, int] | None = None
+) -> io.BytesIO:
+    """A build context: the Dockerfile and `files` (relative paths; `modes` or 0644), with fixed metadata
+    (deterministic; COPY keeps the mode)."""
     buffer = io.BytesIO()
+    modes = modes or {}
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in sorted({"Dockerfile": dockerfile.encode(), **(files or {})}.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.size, info.mtime, info.mode = len(data), 0, modes.get(name, 0o644)
             tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer
@@ -224,6 +228,7 @@ class DockerEngine:
         context: Mapping[str, bytes] | None = None,
         buildargs: Mapping[str, str] | None = None,
         network_mode: str = "bridge",
+        modes: Mapping[str, int] | None = None,
     ) -> BuildResult:
         """Build from a Dockerfile text and context files. Raises BuildFailed/BuildTimedOut with the failing step.
 
@@ -236,7 +241,7 @@ class DockerEngine:
         self.build_calls += 1
         try:
             stream = api.build(
-                fileobj=_context_tar(dockerfile, context),
+                fileobj=_context_tar(dockerfile, context, modes),
                 custom_context=True,
                 tag=tag,
                 rm=True,

@@ -15,6 +15,8 @@ from bot.domain.packages import apt_name, pip_name
 
 _NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
 _APT_MISSING = re.compile(r"Unable to locate package ([a-z0-9][a-z0-9+.-]*)")
+_APK_MISSING = re.compile(r"^\s*([a-z0-9][a-z0-9+._-]*) \(no such package\)", re.M)
+_R_MISSING = re.compile(r"there is no package called \W?([A-Za-z][A-Za-z0-9.]*)")
 _TLS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError")
 _CONNECTION = (
     "ProxyError",
@@ -71,6 +73,20 @@ def explain_failure(
         return (
             f"apt: {entry!r} is not a package of the base's apt sources (Unable to locate package {name}).{hint} "
             "Check the name for the base's distribution (e.g. `apt-cache search`), or set apt_mirror."
+        )
+    apk_missing = _APK_MISSING.search(text)
+    if apk_missing:
+        name = apk_missing.group(1)
+        return (
+            f"apk: {name!r} is not a package of the base's Alpine repositories (no such package)."
+            f"{_did_you_mean(name, known)} Check the name for the base's Alpine release (pkgs.alpinelinux.org)."
+        )
+    r_missing = _R_MISSING.search(text)
+    if r_missing:
+        name = r_missing.group(1)
+        return (
+            f"r_packages: {name!r} could not be installed from the CRAN mirror (there is no package called {name!r})."
+            " Check the name, and cran_mirror (DCS_CRAN_MIRROR) and the proxy settings."
         )
     if any(marker in text for marker in _CONNECTION):
         return f"The build could not reach a package index or mirror (connection failed). Check {SETTINGS}."

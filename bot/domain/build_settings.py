@@ -44,6 +44,8 @@ ENVIRONMENT: dict[str, str] = {
     "no_proxy": "DCS_BUILD_NO_PROXY",
     "network": "DCS_BUILD_NETWORK",
     "apt_mirror": "DCS_APT_MIRROR",
+    "cran_mirror": "DCS_CRAN_MIRROR",
+    "maven_repository": "DCS_MAVEN_REPOSITORY",
 }
 _LISTS = ("pip_extra_index_urls", "pip_trusted_hosts")
 _CREDENTIALS = ("pip_username", "pip_password_env")
@@ -65,6 +67,8 @@ class BuildSettings:
     no_proxy: str | None = None
     network: str | None = None
     apt_mirror: str | None = None
+    cran_mirror: str | None = None  # for r_packages (default https://cloud.r-project.org)
+    maven_repository: str | None = None  # for jars given as coordinates (default Maven Central)
 
     def over(self, lower: BuildSettings) -> BuildSettings:
         """These settings on top of `lower` (self wins where set), keeping credentials with their own index."""
@@ -105,7 +109,7 @@ class BuildSettings:
 
 NO_SETTINGS = BuildSettings()
 # What changes the built image (a proxy, the network or a credential does not): part of the spec hash.
-_CONTENT = ("pip_index_url", "pip_extra_index_urls", "install_ca", "apt_mirror")
+_CONTENT = ("pip_index_url", "pip_extra_index_urls", "install_ca", "apt_mirror", "cran_mirror", "maven_repository")
 
 
 def content_inputs(settings: BuildSettings) -> dict[str, Any]:
@@ -182,7 +186,7 @@ def _check_field(key: str, value: Any, field: str) -> Any:
         return tuple(check_url(v, field, "index URL") for v in _list(value, field))
     if key in ("http_proxy", "https_proxy"):
         return check_url(value, field, "proxy URL")
-    if key == "apt_mirror":
+    if key in ("apt_mirror", "cran_mirror", "maven_repository"):
         return check_url(value, field, "mirror URL").rstrip("/")
     if key in ("pip_trusted_hosts",):
         return check_hosts(value, field)

@@ -21,6 +21,8 @@ from bot.domain.bases import BaseInfo, classify_base
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, content_inputs, settings_from_dict
 from bot.domain.cron import CronError, check_cron
 from bot.domain.doctor_policy import NO_POLICY, DoctorPolicy, policy_from_dict
+from bot.domain.image_content import CONTENT_KEYS, NO_CONTENT, ImageContent, content_from_dict, content_to_dict
+from bot.domain.image_content import content_inputs as files_inputs
 from bot.domain.packages import apt_name, pip_key, split_requirements, validate_apt, validate_env, validate_pip
 from bot.domain.refs import ImageRef, is_valid_tag, parse_ref, parse_repository, same_registry_host
 from bot.domain.release import DEFAULT_POLICY, RELEASE_FIELDS, ReleasePolicy, release_from_dict, release_to_dict
@@ -70,6 +72,7 @@ class ImageSpec:
     description: str = ""
     build: BuildSettings = NO_SETTINGS  # this image's own build settings (over the catalog's and the bot's)
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
+    content: ImageContent = NO_CONTENT  # requirements, files, jars, init scripts… (bot/domain/image_content.py)
     doctor: DoctorPolicy = NO_POLICY  # waived checks, size budget (bot/domain/doctor_policy.py)
     public: bool = False  # a public repository: launches carry no basic_auth, whatever its registry says
 
@@ -97,6 +100,8 @@ class ImageSpec:
         }
         if content_inputs(self.build):
             inputs["build"] = content_inputs(self.build)
+        if not self.content.empty:
+            inputs["content"] = files_inputs(self.content)
         return inputs
 
     def immutable_tag_for(self, *, build_id: int, date: str, spec_hash: str, base_digest: str | None) -> str:
@@ -134,6 +139,67 @@ class RegistrySpec:
 
 
 # ---------------------------------------------------------------- validation
+
+
+def _collect(collect: list[InvalidInput], fn, *args):
+    """`fn(*args)`, or None with its problem(s) added to `collect` (one InvalidInput or several)."""
+    try:
+        return fn(*args)
+    except InvalidInputs as exc:
+        collect.extend(exc.problems)
+        return None
+    except InvalidInput as exc:
+        collect.append(exc)
+        return None
+
+
+def content_problems(
+    base: BaseInfo, pip: list[str], apt: list[Any], content: ImageContent, f: Callable[[str], str]
+) -> list[InvalidInput]:
+    """Rules between the content and the base: an own base says where its Python is; apk or apt, not both;
+    R packages on R bases."""
+    p: list[InvalidInput] = []
+    wants_pip = bool(pip or content.requirements)
+    if wants_pip and not base.is_databricks and not content.python:
+        p.append(
+            InvalidInput(
+                f("python"),
+                None,
+                "is missing: the base is not a Databricks image, so where pip installs is unknown",
+                'Say where the base\'s Python is, e.g. python = "/usr/bin/python3" (pip runs as python -m pip).',
+            )
+        )
+    if content.python and base.is_databricks:
+        p.append(
+            InvalidInput(
+                f("python"),
+                content.python,
+                "is for own bases only",
+                "Remove it: Databricks bases have their Python at /databricks/python3.",
+            )
+        )
+    if content.constraints and not wants_pip:
+        p.append(InvalidInput(f("constraints"), list(content.constraints), "constrain nothing", "Add pip entries."))
+    if content.apk and apt:
+        p.append(
+            InvalidInput(f("apk"), list(content.apk), "next to apt", "Use apk on Alpine bases and apt on the others.")
+        )
+    if content.apk and base.is_databricks:
+        p.append(
+            InvalidInput(
+                f("apk"), list(content.apk), "is for Alpine bases", "Databricks bases are Ubuntu: use apt instead."
+            )
+        )
+    if content.r_packages and base.is_databricks and base.flavour != "rbase":
+        p.append(
+            InvalidInput(
+                f("r_packages"),
+                list(content.r_packages),
+                f"cannot be installed: {base.flavour} has no R",
+                "Use databricksruntime/rbase (or an own base with R) for R packages.",
+            )
+        )
+    return p
 
 
 def _problems(collect: list[InvalidInput], fn, *args):
@@ -252,14 +318,16 @@ def _string_list(value: object, field: str, problems: list[InvalidInput]) -> lis
     return list(value)
 
 
-def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpec:
+def image_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: bool = False) -> ImageSpec:
     """Validate a mapping (catalog entry, CLI options, Slack form) into an ImageSpec.
 
-    Collects every problem; raises InvalidInputs when there is more than one.
+    Collects every problem; raises InvalidInputs when there is more than one. `stored`: a record the store wrote,
+    which also carries the sha256 of the catalog's files (`sources`, never accepted from a person).
     """
     p: list[InvalidInput] = []
     f = lambda name: f"{field_prefix}{name}"  # noqa: E731
-    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release"}) | set(RELEASE_FIELDS)
+    known = ({fl.name for fl in ImageSpec.__dataclass_fields__.values()} - {"release", "content"}) | set(RELEASE_FIELDS)
+    known |= set(CONTENT_KEYS) | ({"sources"} if stored else set())
     for key in data:
         if key not in known:
             p.append(
@@ -342,8 +410,11 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             p.append(InvalidInput(f(label), dupes, "lists the same package twice", "Remove the duplicates."))
-    build = _problems(p, settings_from_dict, data.get("build", {}), f("build.")) or NO_SETTINGS
-    doctor = _problems(p, policy_from_dict, data.get("doctor", {}), f("doctor.")) or NO_POLICY
+    build = _collect(p, settings_from_dict, data.get("build", {}), f("build.")) or NO_SETTINGS
+    content = _collect(p, content_from_dict, data, field_prefix) or NO_CONTENT
+    if base_ref is not None:
+        p.extend(content_problems(classify_base(base_ref), [x for x in pip if x], apt, content, f))
+    doctor = _collect(p, policy_from_dict, data.get("doctor", {}), f("doctor.")) or NO_POLICY
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     assert name and base_ref and repo_ref and immutable
@@ -363,13 +434,15 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "") -> ImageSpe
         description=description,
         build=build,
         release=release,
+        content=content,
         doctor=doctor,
         public=public,
     )
 
 
-def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
-    """The catalog-file form: defaults and empty fields left out, env as a table."""
+def image_to_dict(spec: ImageSpec, *, record: bool = False) -> dict[str, Any]:
+    """The catalog-file form: defaults and empty fields left out, env as a table; `record` is what the store
+    keeps (the file form plus the sha256 of the catalog's files)."""
     out: dict[str, Any] = {"name": spec.name, "base": spec.base, "repository": spec.repository}
     if spec.registry:
         out["registry"] = spec.registry
@@ -389,6 +462,7 @@ def image_to_dict(spec: ImageSpec) -> dict[str, Any]:
     if not spec.build.empty:
         out["build"] = spec.build.to_dict()
     out.update(release_to_dict(spec.release))
+    out.update(content_to_dict(spec.content, record=record))
     if not spec.doctor.empty:
         out["doctor"] = spec.doctor.to_dict()
     if spec.public:
@@ -406,7 +480,7 @@ def image_from_stored(data: Mapping[str, Any]) -> ImageSpec:
     for key, value in data.items():
         convert = _STORED_FIELDS.get(key)
         if convert is None:
-            return image_from_dict(data)
+            return image_from_dict(data, stored=True)
         values[key] = convert(value)
     return ImageSpec(**values)
 
@@ -775,9 +849,11 @@ def check_registry_users(registry: RegistrySpec, images: Iterable[ImageSpec]) ->
 
 def update_image(spec: ImageSpec, changes: Mapping[str, Any]) -> ImageSpec:
     """Apply changes and re-validate the whole definition."""
-    merged = image_to_dict(spec) | dict(changes)
+    if "sources" in changes:
+        raise InvalidInput("sources", "…", "is not a field to set", "Import the catalog file to change its files.")
+    merged = image_to_dict(spec, record=True) | dict(changes)
     merged = {k: v for k, v in merged.items() if v is not None}
-    return image_from_dict(merged)
+    return image_from_dict(merged, stored=True)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.config import DEFAULT_REGISTRY_SECRET_SCOPES
 from bot.domain.bases import BaseInfo
 from bot.domain.catalog import ImageSpec, RegistrySpec
 from bot.domain.launch_request import (  # noqa: F401 - part of the launch API callers import from here
@@ -40,7 +41,7 @@ from bot.domain.runtimes import (  # noqa: F401 - idem
     runtime_problem,
     usable_nodes,
 )
-from bot.domain.secret_refs import check_body, check_launch_value
+from bot.domain.secret_refs import check_body, check_launch_value, check_registry_secret
 from bot.errors import InvalidInput
 
 MAX_INIT_SCRIPTS = 10
@@ -117,6 +118,8 @@ class LaunchContext:
     plaintext_password: str | None = field(default=None, repr=False)
     # secret scopes an operator allowed users to reference in Spark conf / env values (DCS_LAUNCH_SECRET_SCOPES)
     secret_scopes: frozenset[str] = frozenset()
+    # scopes a registry's cluster_password_secret may name (DCS_REGISTRY_SECRET_SCOPES)
+    registry_secret_scopes: frozenset[str] = DEFAULT_REGISTRY_SECRET_SCOPES
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,9 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
             )
         )
     _check_secret_references(request, ctx.secret_scopes, p)
-    scripts = _check_scripts(request.init_scripts, p)
+    # the image's own init scripts (baked in at build time) run first, on every launch; a launch adds its own
+    baked = [f"file:{path}" for path in image.spec.content.init_script_paths()]
+    scripts = _check_scripts(list(dict.fromkeys([*baked, *request.init_scripts])), p)
     conf = _spark_conf(request, runtime, base, p)
     env_vars = _env_vars(request, p)
     tags = _tags(request, image, ctx, p)
@@ -454,6 +459,15 @@ def _basic_auth(
         return None, None
     username = registry.cluster_username or registry.username
     if registry.cluster_password_secret:
+        try:
+            check_registry_secret(
+                registry.cluster_password_secret,
+                f"registry[{registry.name}].cluster_password_secret",
+                ctx.registry_secret_scopes,
+            )
+        except InvalidInput as exc:
+            p.append(exc)
+            return None, None
         auth = {"username": username, "password": registry.cluster_password_secret}
         return auth, auth
     field_name = f"registry[{registry.name}].cluster_password_secret"

@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings
 from bot.domain.catalog import ImageSpec
+from bot.domain.image_content import ImageContent
 from bot.domain.refs import ImageRef
+from bot.domain.render_content import ImageTree, content_lines, image_tree
 from bot.domain.ship import APPLY_SCRIPT, INSTALL_DIR, SHIP_DIR, SHIP_SCRIPT
 from bot.errors import InvalidInput
 
@@ -61,6 +64,7 @@ class BuildPlan:
     buildargs: dict[str, str] = field(default_factory=dict)  # the predefined proxy arguments only
     network: str = "bridge"
     install_stage: str | None = None  # LABEL_INSTALL_STAGE value of a stage to remove after the build
+    modes: dict[str, int] = field(default_factory=dict)  # context path -> file mode (default 0644)
 
 
 def render_dockerfile(spec: ImageSpec, base_digest: str | None = None, settings: BuildSettings = NO_SETTINGS) -> str:
@@ -75,12 +79,15 @@ def render_build(
     password: str | None = None,
     ca_pem: bytes | None = None,
     stage_id: str = "local",
+    sources: Mapping[str, bytes] | None = None,
+    downloads: Mapping[str, bytes] | None = None,
 ) -> BuildPlan:
     """The build of `spec` with `settings` (already merged over the levels).
 
     `password` is the value of `settings.pip_password_env` and `ca_pem` the checked certificates of
     `settings.ca_bundle` (the caller reads them); `stage_id` names the install stage when it must be removed
-    after the build (it then holds a credential)."""
+    after the build (it then holds a credential). `sources` are the catalog's files by relative path and
+    `downloads` the fetched files and jars by destination; without them (`dcs render`) only the text is right."""
     base = spec.base_ref
     info = spec.base_info
     if base.digest and base_digest and base.digest != base_digest:
@@ -95,10 +102,12 @@ def render_build(
     lines = [f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead."]
     context: dict[str, bytes] = {}
     install_stage = None
-    if spec.pip:
-        pip = info.pip_path
-        python = info.python_path
-        if pip is None or python is None:
+    content = spec.content
+    sources = sources or {}
+    python = content.python or info.python_path
+    if spec.pip or content.requirements:
+        pip = [content.python, "-m", "pip"] if content.python else [info.pip_path]
+        if python is None or pip[0] is None:
             raise InvalidInput(
                 "pip",
                 ", ".join(spec.pip),
@@ -108,19 +117,27 @@ def render_build(
         secret = bool(password and settings.pip_username)
         install_stage = stage_id if secret else None
         context[f"{INSTALL_DIR[1:]}/pip.conf"] = pip_conf(settings, password if secret else None).encode()
-        context[f"{INSTALL_DIR[1:]}/requirements.txt"] = "".join(f"{r}\n" for r in sorted(spec.pip)).encode()
+        install = [*pip, "install", "--no-cache-dir", "--disable-pip-version-check"]
+        if spec.pip:
+            context[f"{INSTALL_DIR[1:]}/requirements.txt"] = "".join(f"{r}\n" for r in sorted(spec.pip)).encode()
+            install += ["-r", f"{INSTALL_DIR}/requirements.txt"]
+        for option, folder, paths in (("-r", "req", content.requirements), ("-c", "constraints", content.constraints)):
+            for i, path in enumerate(paths):
+                context[f"{INSTALL_DIR[1:]}/{folder}/{i}.txt"] = sources.get(path, b"")
+                install += [option, f"{INSTALL_DIR}/{folder}/{i}.txt"]
         context[f"{INSTALL_DIR[1:]}/ship.py"] = SHIP_SCRIPT.encode()
         if ca_pem:
             context[f"{INSTALL_DIR[1:]}/ca.pem"] = ca_pem
-        install = [pip, "install", "--no-cache-dir", "--disable-pip-version-check", "-r"]
+        own_base = ["ENV PIP_BREAK_SYSTEM_PACKAGES=1"] if content.python else []  # Debian's python3 (PEP 668)
         lines += [
             "# Stage 1 (discarded): pip with the build settings; only what it installed is copied on.",
             f"FROM {from_} AS dcs-install",
             f'LABEL {LABEL_INSTALL_STAGE}="{install_stage or "shared"}"',
             f"COPY {INSTALL_DIR[1:]}/ {INSTALL_DIR}/",
             f"ENV PIP_CONFIG_FILE={INSTALL_DIR}/pip.conf",
+            *own_base,
             "RUN " + json.dumps([python, f"{INSTALL_DIR}/ship.py", "snapshot"]),
-            "RUN " + json.dumps([*install, f"{INSTALL_DIR}/requirements.txt"]),
+            "RUN " + json.dumps(install),
             "RUN " + json.dumps([python, f"{INSTALL_DIR}/ship.py", "collect"]),
             "",
             "# The image: the base, apt, what stage 1 installed.",
@@ -132,11 +149,11 @@ def render_build(
         lines += [f"COPY dcs-ca/dcs-build-ca.crt {INSTALLED_CA}", 'RUN ["update-ca-certificates"]']
     if spec.apt:
         lines += apt_lines(sorted(spec.apt), settings.apt_mirror)
-    if spec.pip:
-        lines += [
-            f"COPY --from=dcs-install {SHIP_DIR}/ /",
-            "RUN " + json.dumps([info.python_path, "-c", APPLY_SCRIPT]),
-        ]
+    if spec.pip or content.requirements:
+        lines += [f"COPY --from=dcs-install {SHIP_DIR}/ /", "RUN " + json.dumps([python, "-c", APPLY_SCRIPT])]
+    tree = image_tree(content, sources, downloads or {}) if sources or downloads else placeholder_tree(content)
+    context |= tree.files
+    lines += content_lines(content, tree, settings.cran_mirror)
     for key, value in sorted(spec.env):
         lines.append(f'ENV {key}="{value}"')
     labels = {LABEL_IMAGE: spec.name, LABEL_SPEC: spec_hash(spec), LABEL_BASE: digest or "unknown"}
@@ -147,6 +164,7 @@ def render_build(
         buildargs=settings.proxy_args,
         network=settings.network or "bridge",
         install_stage=install_stage,
+        modes=tree.modes,
     )
 
 
@@ -174,7 +192,8 @@ def apt_lines(packages: list[str], mirror: str | None) -> list[str]:
 
 def pip_conf(settings: BuildSettings, password: str | None) -> str:
     """pip's configuration for the install stage; the password goes into the one index URL it belongs to."""
-    lines = ["[global]", "disable-pip-version-check = true", "progress-bar = off"]
+    # no-input: a 401 fails at once instead of asking a terminal that is not there for a user name
+    lines = ["[global]", "disable-pip-version-check = true", "progress-bar = off", "no-input = true"]
     if settings.pip_index_url:
         url = settings.pip_index_url
         if password and settings.pip_username:
@@ -202,3 +221,11 @@ def count_steps(dockerfile: str) -> int:
             count += 1
         continued = stripped.endswith("\\")
     return count
+
+
+def placeholder_tree(content: ImageContent) -> ImageTree:
+    """The image tree's shape without its bytes (`dcs render`: the Dockerfile text only)."""
+    tree = ImageTree()
+    if content.init_scripts or content.files or content.jars:
+        tree.add("/", b"", 0o644)
+    return tree

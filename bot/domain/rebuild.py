@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bot.domain.catalog import ImageSpec
 from bot.domain.clock import parse_time
 from bot.domain.inventory_diff import InventoryDiff
+from bot.domain.lts import LtsProposal
 from bot.domain.records import Build, Release
 
 REBUILT, FAILED, UNCHANGED, SKIPPED = "rebuilt", "failed", "unchanged", "skipped"
@@ -196,10 +197,11 @@ class ChannelReport:
     repositories: dict[str, str] = field(default_factory=dict)  # image → repository:moving-tag
     pull_budget: str | None = None  # the last Docker Hub budget reading, when a failure was a pull limit
     requested_by: str | None = None  # who ran it by hand (/dcs rebuild, dcs rebuild); None for the schedule
+    lts_proposals: list[LtsProposal] = field(default_factory=list)  # newer LTS tags of the bases (bot/ops/lts.py)
 
     @property
     def worth_posting(self) -> bool:
-        return bool(self.rebuilt or self.failed or self.base_errors)
+        return bool(self.rebuilt or self.failed or self.base_errors or self.lts_proposals)
 
 
 def channel_reports(

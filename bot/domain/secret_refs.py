@@ -34,6 +34,21 @@ def allowed_reference(value: str, scopes: Iterable[str]) -> bool:
     return match is not None and match.group(1) in set(scopes)
 
 
+def check_registry_secret(reference: str, field: str, scopes: frozenset[str]) -> None:
+    """A registry entry's cluster_password_secret may only name a scope the operator set aside for registry
+    passwords (DCS_REGISTRY_SECRET_SCOPES): clusters resolve it with the bot's rights and send it to the
+    registry's host, which the catalog names."""
+    match = _EXACT.match(reference)
+    if match is None or match.group(1) not in scopes:
+        raise InvalidInput(
+            field,
+            reference,
+            f"names a secret scope registry passwords may not come from (allowed: {', '.join(sorted(scopes))})",
+            "Put the registry's pull password in one of those scopes, or ask an operator to add the scope to "
+            "DCS_REGISTRY_SECRET_SCOPES.",
+        )
+
+
 def check_launch_value(value: str, field: str, scopes: frozenset[str], *, resolved: bool) -> None:
     """Refuse a secret reference in a launch value. `resolved`: Databricks resolves references there (Spark conf
     and environment variable values), so an allowed scope may be referenced."""

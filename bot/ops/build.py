@@ -385,9 +385,10 @@ class Builder:
                 context=plan.context,
                 buildargs=plan.buildargs,
                 network_mode=plan.network,
+                modes=plan.modes,
             )
         except BuildFailed as exc:
-            raise explained(exc, lines, spec) from None
+            raise explained(exc, lines, spec, services) from None
         finally:
             if plan.install_stage:  # it held a credential: not even the engine's cache keeps it
                 engine.remove_stage(LABEL_INSTALL_STAGE, plan.install_stage)

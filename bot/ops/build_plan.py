@@ -13,11 +13,15 @@ import secrets as random
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.clients.artifacts import ArtifactClient
 from bot.domain.build_errors import explain_failure
 from bot.domain.build_settings import BuildSettings, certificates_only, check_layers, effective_settings
 from bot.domain.catalog import ImageSpec
 from bot.domain.dockerfile import BuildPlan, render_build
+from bot.domain.image_content import JARS_DIR
+from bot.domain.render_content import DEFAULT_MAVEN_REPOSITORY
 from bot.errors import BuildFailed, InvalidInput
+from bot.ops.catalog_files import build_files
 from bot.services import Services
 
 
@@ -37,7 +41,7 @@ def image_settings(services: Services, spec: ImageSpec) -> BuildSettings:
 def plan_build(services: Services, spec: ImageSpec, base_digest: str | None, build_id: int) -> PlannedBuild:
     settings = image_settings(services, spec)
     password = None
-    if settings.pip_password_env and spec.pip:
+    if settings.pip_password_env and (spec.pip or spec.content.requirements):
         password = services.config.secret(settings.pip_password_env)
         if not password:
             raise InvalidInput(
@@ -48,8 +52,38 @@ def plan_build(services: Services, spec: ImageSpec, base_digest: str | None, bui
             )
     ca_pem = read_ca(settings) if settings.ca_bundle else None
     stage = f"build-{build_id}-{random.token_hex(4)}"
-    plan = render_build(spec, base_digest, settings, password=password, ca_pem=ca_pem, stage_id=stage)
+    sources = build_files(services, spec)
+    downloads = download_content(spec, settings, ca_pem)
+    plan = render_build(
+        spec,
+        base_digest,
+        settings,
+        password=password,
+        ca_pem=ca_pem,
+        stage_id=stage,
+        sources=sources,
+        downloads=downloads,
+    )
     return PlannedBuild(plan, settings)
+
+
+def download_content(spec: ImageSpec, settings: BuildSettings, ca_pem: bytes | None) -> dict[str, bytes]:
+    """Files given by URL and jars, by destination in the image, every one checked against its checksums."""
+    content = spec.content
+    client = ArtifactClient(settings, ca_pem)
+    out: dict[str, bytes] = {}
+    for entry in content.files:
+        if entry.url:
+            out[entry.destination] = client.get(entry.url, f"files.{entry.destination}", sha256=entry.sha256)
+    repository = settings.maven_repository or DEFAULT_MAVEN_REPOSITORY
+    for i, jar in enumerate(content.jars):
+        field = f"jars[{i}]"
+        if jar.coordinates:
+            data = client.maven_jar(repository, jar.maven_path(), field, sha256=jar.sha256)
+        else:
+            data = client.get(jar.url or "", field, sha256=jar.sha256)
+        out[f"{JARS_DIR}/{jar.filename}"] = data
+    return out
 
 
 def read_ca(settings: BuildSettings) -> bytes:
@@ -66,9 +100,16 @@ def read_ca(settings: BuildSettings) -> bytes:
     return certificates_only(data, "ca_bundle", path)
 
 
-def explained(exc: BuildFailed, log: list[str], spec: ImageSpec) -> BuildFailed:
-    """`exc` with the cause read from the log first (field, package, settings to change), when there is one."""
-    hint = explain_failure(log, pip=spec.pip, apt=spec.apt, known=COMMON_PACKAGES)
+def explained(exc: BuildFailed, log: list[str], spec: ImageSpec, services: Services | None = None) -> BuildFailed:
+    """`exc` with the cause read from the log first (field, package, settings to change), when there is one.
+
+    "Did you mean" draws on the packages people ask for most and on what the image's last good build held."""
+    known = list(COMMON_PACKAGES)
+    last = services.store.last_build(spec.name, status="succeeded") if services is not None else None
+    inventory = services.store.inventory(last.id) if services is not None and last is not None else None
+    if inventory is not None:
+        known += [*inventory.python_packages, *inventory.os_packages]
+    hint = explain_failure(log, pip=spec.pip, apt=(*spec.apt, *spec.content.apk), known=known)
     if hint is None:
         return exc
     return type(exc)(f"{hint}\n{exc.message}", step=exc.step, log_tail=exc.log_tail)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,9 +34,11 @@ from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageCheck, ImageStatus, Release
 from bot.domain.refs import is_sha256_digest
+from bot.domain.secret_refs import check_registry_secret
 from bot.errors import InvalidInput, InvalidInputs
 from bot.ops.build import Builder
 from bot.ops.build_plan import image_settings
+from bot.ops.catalog_files import FileReader, no_files, read_sources, store_sources
 from bot.ops.release import promoted_build
 from bot.services import Services
 
@@ -48,6 +50,13 @@ def add_image(services: Services, data: Mapping[str, Any], *, actor: str) -> Ima
     store = services.store
     try:
         spec = image_from_dict(data)
+        if spec.content.local_paths():
+            raise InvalidInput(
+                "requirements",
+                spec.content.local_paths(),
+                "are files next to a catalog file",
+                "Name them in the catalog file and import it: `dcs catalog import catalog.toml`.",
+            )
         check_registry_known(spec, store.list_registries())
         check_build_layers(services, store.catalog_build_settings(), spec)
         store.add_image(spec)
@@ -174,10 +183,16 @@ class RegistryEntry:
 def add_registry(services: Services, data: Mapping[str, Any], *, actor: str) -> RegistryEntry:
     """Add or replace a registry entry (it names the password variable; the password is never stored)."""
     spec = registry_from_dict(data)
+    _check_cluster_secret(services, spec, "cluster_password_secret")
     check_registry_users(spec, services.store.list_images())
     services.store.add_registry(spec, replace=True)
     services.store.audit(actor=actor, action="registry.add", target=spec.name, outcome="ok")
     return _entry(services, spec)
+
+
+def _check_cluster_secret(services: Services, spec: RegistrySpec, field: str) -> None:
+    if spec.cluster_password_secret:
+        check_registry_secret(spec.cluster_password_secret, field, services.config.registry_secret_scopes)
 
 
 def list_registries(services: Services) -> list[RegistryEntry]:
@@ -211,18 +226,30 @@ class ImportResult:
     registries: list[str]
 
 
-def import_catalog(services: Services, text: str, *, source: str, prune: bool, actor: str) -> ImportResult:
+def import_catalog(
+    services: Services, text: str, *, source: str, prune: bool, actor: str, files: FileReader = no_files
+) -> ImportResult:
     """Apply a TOML catalog: everything is validated before anything is written, and everything is written in
-    one transaction (with its audit row): a process killed half-way leaves the catalog as it was."""
+    one transaction (with its audit row): a process killed half-way leaves the catalog as it was.
+
+    `files` reads the files the catalog names (requirements, init scripts, …) next to the catalog file."""
     catalog = parse_catalog(text, source=source)
     store = services.store
     catalog_build = catalog.build if (prune or not catalog.build.empty) else store.catalog_build_settings()
     problems: list[InvalidInput] = []
+    images: list[ImageSpec] = []
+    blobs: dict[str, bytes] = {}
     for spec in catalog.images:
         try:
             check_build_layers(services, catalog_build, spec)
+            spec, read = read_sources(spec, files, f"image[{spec.name}].")
+            blobs |= read
+        except InvalidInputs as exc:
+            problems.extend(exc.problems)
         except InvalidInput as exc:
             problems.append(exc)
+        images.append(spec)
+    catalog = replace(catalog, images=tuple(images))
     if problems:
         raise problems[0] if len(problems) == 1 else InvalidInputs(problems)
     removed: list[str] = []
@@ -230,12 +257,14 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
         known = set(store.image_names())
         in_file = {s.name for s in catalog.images}
         kept = [s for s in store.list_images() if s.name not in in_file and not prune]
-        for reg in catalog.registries:  # images already stored that name an entry must stay on its host
+        for i, reg in enumerate(catalog.registries):  # images already stored that name it stay on its host
+            _check_cluster_secret(services, reg, f"registry[{i}].cluster_password_secret")
             check_registry_users(reg, kept)
         if prune or not catalog.build.empty:
             store.set_catalog_build_settings(catalog.build)
         for reg in catalog.registries:
             store.add_registry(reg, replace=True)
+        store_sources(services, blobs)
         for spec in catalog.images:
             store.add_image(spec, replace=True)
         if prune:
@@ -248,6 +277,7 @@ def import_catalog(services: Services, text: str, *, source: str, prune: bool, a
                 if reg.name not in reg_names:
                     store.remove_registry(reg.name)
                     removed.append(f"registry {reg.name}")
+        store.prune_catalog_files()
         added = [s.name for s in catalog.images if s.name not in known]
         updated = [s.name for s in catalog.images if s.name in known]
         store.audit(

@@ -235,6 +235,7 @@ class Launcher:
             node_types=self.workspace_node_types(workspace) if check_workspace else None,
             plaintext_password=password,
             secret_scopes=self.services.config.launch_secret_scopes,
+            registry_secret_scopes=self.services.config.registry_secret_scopes,
         )
 
     def plan(

@@ -20,6 +20,7 @@ from bot.domain.catalog import ImageSpec
 from bot.domain.clock import ago, utcnow
 from bot.domain.dockerfile import spec_hash
 from bot.domain.fleet import still_on_older_digest
+from bot.domain.lts import LtsProposal
 from bot.domain.rebuild import (
     FAILED,
     REBUILT,
@@ -42,6 +43,7 @@ from bot.ops.budget import latest_budget
 from bot.ops.build import Builder, BuildProgress, ResolvedBase
 from bot.ops.diff import changes_since
 from bot.ops.fleet import scan_fleet
+from bot.ops.lts import check_new_lts, remember
 from bot.ops.release import promoted_build
 from bot.ops.runs import OnBusy, run_job
 from bot.services import Services
@@ -233,6 +235,7 @@ class RebuildSummary:
     posted: list[str] = field(default_factory=list)  # channels a report was delivered to
     stale: list[StaleCluster] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # side parts that did not work (Databricks, Slack)
+    proposals: list[LtsProposal] = field(default_factory=list)  # newer LTS tags (made once each)
 
 
 def rebuild_job(
@@ -257,6 +260,12 @@ def rebuild_job(
     if source != "schedule":
         for report in summary.reports.values():
             report.requested_by = requester or source
+    if names is None:  # the check over the whole catalog also looks for newer LTS tags of the bases
+        summary.proposals = check_new_lts(services, specs.values())
+        for proposal in summary.proposals:
+            channel = specs[proposal.image].notify_channel or services.config.notify_channel
+            if channel:
+                summary.reports.setdefault(channel, ChannelReport(channel)).lts_proposals.append(proposal)
     _add_pull_budget(services, summary.reports)
     if notify:
         for channel, report in summary.reports.items():
@@ -266,6 +275,7 @@ def rebuild_job(
             except DcsError as exc:
                 summary.problems.append(f"notice to {channel} not posted: {exc.message}")
                 log.warning("rebuild notice to %s not posted: %s", channel, exc.message)
+        remember(services, [p for c in summary.posted for p in summary.reports[c].lts_proposals])
     return summary
 
 

@@ -2,14 +2,22 @@
 
 One connection is shared by the bot's threads behind a re-entrant lock. `transaction()` is sqlite-utils'
 `atomic()`: nested blocks become savepoints, so a table method may open one inside a caller's.
+
+Read-only connections, one per thread (`read_query`), serve the reads a Slack ack waits for (the catalog, a
+page of `/dcs images`): in WAL mode they read the last committed state without waiting for the writing
+connection's lock, which a build's heartbeat or progress write holds through its commit (an fsync), nor for
+each other. While the writing connection is inside a transaction, `read_query` goes through it instead, so a
+transaction reads its own writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -30,6 +38,9 @@ class StoreBase:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
+        self._readers = threading.local()
+        self._all_readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._readers_lock = threading.Lock()
         with self._lock:
             if path != ":memory:":
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -81,6 +92,29 @@ class StoreBase:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    def read_query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Rows as dicts from the read-only connection (see the module docstring): for reads on the ack path."""
+        # another connection to ":memory:" would be another, empty database
+        if self.path == ":memory:" or self.db.conn.in_transaction:
+            return self.query(sql, params)
+        cursor = self._reader().execute(sql, params)
+        keys = [d[0] for d in cursor.description]
+        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+
+    def _reader(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if reader is None:
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            reader = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+            reader.execute("PRAGMA busy_timeout=10000")
+            self._readers.conn = reader
+            with self._readers_lock:
+                for gone in [pair for pair in self._all_readers if pair[0]() is None]:  # their threads ended
+                    gone[1].close()
+                    self._all_readers.remove(gone)
+                self._all_readers.append((weakref.ref(threading.current_thread()), reader))
+        return reader
+
     def with_lock(self, fn: Callable[[], T]) -> T:
         """Run `fn` while no other thread uses the store (check-then-act sequences of several calls)."""
         with self._lock:
@@ -93,6 +127,10 @@ class StoreBase:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+        with self._readers_lock:
+            for _, reader in self._all_readers:
+                reader.close()
+            self._all_readers.clear()
 
     def change_marker(self) -> tuple[int, int]:
         """Moves whenever anything was written: by this process (`total_changes`) or another one

@@ -6,6 +6,7 @@ Registries keep the NAME of the variable holding a password, never the password.
 from __future__ import annotations
 
 import json
+import threading
 import weakref
 
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_dict
@@ -38,6 +39,7 @@ _BUILD_SUMMARY = (
 )
 
 _spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
+_refresh_lock = threading.Lock()
 _list_cache: weakref.WeakKeyDictionary[StoreBase, tuple[str, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
@@ -54,7 +56,7 @@ class CatalogTables(StoreBase):
             self.table("images").upsert(
                 {
                     "name": spec.name,
-                    "spec": json.dumps(image_to_dict(spec)),
+                    "spec": json.dumps(image_to_dict(spec, record=True)),
                     "created_at": exists[0] if exists else now,
                     "updated_at": now,
                 },
@@ -82,18 +84,27 @@ class CatalogTables(StoreBase):
 
     def catalog_snapshot(self) -> tuple[str, tuple[ImageSpec, ...]]:
         """(fingerprint, every image): the same tuple for as long as the catalog does not change."""
-        fingerprint = self.catalog_fingerprint()
+        fingerprint = self.catalog_fingerprint()  # before the rows: a write in between is seen next time
         listed = _list_cache.get(self)
         if listed is not None and listed[0] == fingerprint:
             return listed
+        with _refresh_lock:  # one thread re-reads a changed catalog; the others then find its result
+            listed = _list_cache.get(self)
+            if listed is not None and listed[0] == fingerprint:
+                return listed
+            return self._read_catalog(fingerprint)
+
+    def _read_catalog(self, fingerprint: str) -> tuple[str, tuple[ImageSpec, ...]]:
+        # Inside a transaction the catalog read may hold writes that are rolled back later: not kept then.
+        keep = not self.db.conn.in_transaction
         cache = _spec_cache.setdefault(self, {})
-        rows = self.query("SELECT name, updated_at FROM images ORDER BY name")
+        rows = self.read_query("SELECT name, updated_at FROM images ORDER BY name")
         missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
         fresh: dict[str, ImageSpec] = {}
         if missing:
             if len(cache) > 2 * len(rows) + 100:  # old versions of changed or removed images
                 cache.clear()
-            for r in self.query(
+            for r in self.read_query(
                 "SELECT name, updated_at, spec FROM images WHERE name IN (SELECT value FROM json_each(?))",
                 (json.dumps(missing),),
             ):
@@ -104,7 +115,8 @@ class CatalogTables(StoreBase):
             if spec is not None:  # None: removed between the two reads
                 out.append(spec)
         snapshot = (fingerprint, tuple(out))
-        _list_cache[self] = snapshot
+        if keep and not self.db.conn.in_transaction:
+            _list_cache[self] = snapshot
         return snapshot
 
     def remove_image(self, name: str) -> None:
@@ -116,7 +128,7 @@ class CatalogTables(StoreBase):
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
-        row = self.query("SELECT COUNT(*) AS n, MAX(updated_at) AS last FROM images")[0]
+        row = self.read_query("SELECT COUNT(*) AS n, MAX(updated_at) AS last FROM images")[0]
         return f"{row['n']}:{row['last']}"
 
     def image_overview(self) -> list[ImageStatus]:
@@ -138,12 +150,12 @@ class CatalogTables(StoreBase):
         """`image_overview` for the named images only (a page of `/dcs images`): cost grows with the page."""
         if not names:
             return []
-        rows = self.query(
+        rows = self.read_query(
             _STATUS_IDS.format(where="WHERE i.name IN (SELECT value FROM json_each(?))"), (json.dumps(names),)
         )
         checks = {
             r["name"]: ImageCheck(**r)
-            for r in self.query(
+            for r in self.read_query(
                 "SELECT * FROM image_checks WHERE name IN (SELECT value FROM json_each(?))", (json.dumps(names),)
             )
         }
@@ -152,7 +164,9 @@ class CatalogTables(StoreBase):
     def _statuses(self, rows: list[dict], checks: dict[str, ImageCheck]) -> list[ImageStatus]:
         ids = [r[k] for r in rows for k in ("last_id", "good_id") if r[k] is not None]
         builds = (
-            {b["id"]: Build(**b) for b in self.query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))} if ids else {}
+            {b["id"]: Build(**b) for b in self.read_query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))}
+            if ids
+            else {}
         )
         # open release candidates (few at any time: one per image at most), by image
         candidates = {
@@ -188,6 +202,28 @@ class CatalogTables(StoreBase):
             self.table("catalog_settings").upsert(
                 {"name": "build", "value": json.dumps(settings.to_dict()), "updated_at": utcnow()}, pk="name"
             )
+
+    # ------------------------------------------------------------ the catalog's files, by sha256
+    def put_catalog_file(self, sha256: str, content: bytes) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO catalog_files (sha256, content, size, added_at) VALUES (?, ?, ?, ?)",
+                (sha256, content, len(content), utcnow()),
+            )
+
+    def prune_catalog_files(self) -> int:
+        """Remove the files no stored image names any more (a catalog import replaced them)."""
+        keep: set[str] = set()
+        for row in self.query("SELECT spec FROM images"):
+            keep.update(json.loads(row["spec"]).get("sources", {}).values())
+        with self.transaction() as conn:
+            stale = [r[0] for r in conn.execute("SELECT sha256 FROM catalog_files") if r[0] not in keep]
+            conn.executemany("DELETE FROM catalog_files WHERE sha256 = ?", [(sha,) for sha in stale])
+        return len(stale)
+
+    def catalog_file(self, sha256: str) -> bytes | None:
+        rows = self.query("SELECT content FROM catalog_files WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0]["content"]) if rows else None
 
     # ------------------------------------------------------------ registries
     def add_registry(self, spec: RegistrySpec, *, replace: bool = False) -> None:

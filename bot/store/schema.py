@@ -179,6 +179,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX rollouts_message ON rollouts(slack_channel, slack_ts);
     """,
+    # 14: the files a catalog names (requirements, init scripts, …), checked at import, by sha256
+    """
+    CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
+        added_at TEXT NOT NULL);
+    """,
 ]
 
 

@@ -163,7 +163,8 @@ def slow_image(tmp_db: str, make_base: Any, registry: Any) -> str:
         image_from_dict(
             {
                 "name": name,
-                "base": base,
+                "base": base,  # by image id: an own base, which says where its Python is
+                "python": "/databricks/python3/bin/python",
                 "repository": f"{registry.host}/dcs-tests/{name}",
                 "pip": [f"dcs-test-slow-{uuid.uuid4().hex[:8]}==1.0"],
             }

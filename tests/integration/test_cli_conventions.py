@@ -197,3 +197,26 @@ def test_read_only_commands_never_create_a_database(tmp_path: Path, command: lis
     assert result.returncode == 4
     assert f"No dcs database at {missing}" in result.stderr and "DCS_DB" in result.stderr
     assert list(missing.parent.iterdir()) == []  # nothing was created
+
+
+def test_the_quick_start_wrapper_runs_the_cli_from_its_venv(tmp_path: Path) -> None:
+    """scripts/dcs (README quick start): uses the venv it made, reinstalls only when pyproject.toml changed."""
+    root = Path(__file__).parents[2]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "dcs").symlink_to(Path(dcs_command()[0]) if len(dcs_command()) == 1 else sys.executable)
+    digest = subprocess.run(
+        ["sha256sum", str(root / "pyproject.toml")], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    (venv / ".dcs-installed").write_text(digest + "\n")
+    result = subprocess.run(
+        [str(root / "scripts" / "dcs"), "--version"],
+        env={**os.environ, "DCS_VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("dcs "), result.stderr
+    assert "installing" not in result.stderr  # nothing changed: no pip run

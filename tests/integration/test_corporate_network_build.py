@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import secrets
+import re
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,21 +24,16 @@ import pytest
 import requests
 
 from bot.clients.registry import MANIFEST_ACCEPT
-from bot.compose import build_services
-from bot.config import load_config
-from bot.domain.catalog import image_from_dict, registry_from_dict
+from bot.domain.catalog import image_from_dict
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE
 from bot.ops.build import Builder, BuildOutcome
 from bot.services import Services
-from tests.support.images import push_image, run_shell
+from tests.support.images import run_shell
+from tests.support.private_builds import BASE_PYTHON, MODULE, PACKAGE, PAYLOAD, make_services, settings_env
 from tests.support.proxy import ForwardProxy
 from tests.support.python_base import build_image as plain_docker_build
 from tests.support.servers import PackageIndex
 from tests.support.tls import TestCA
-
-PACKAGE = "dcs-private-pkg"
-MODULE = "dcs_private_pkg"
-PAYLOAD = 3 * 1024 * 1024  # random bytes: incompressible, so sizes show what was shipped
 
 
 @dataclass
@@ -60,87 +53,24 @@ def _docker(*args: str) -> str:
     return result.stdout
 
 
-def _services(db: str, registry, environ: dict[str, str]) -> Services:
-    env = {"DCS_DB": db, "DCS_SECRET_TEST_REGISTRY": registry.password, **environ}
-    if os.environ.get("DOCKER_HOST"):
-        env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    services = build_services(load_config(env))
-    services.store.add_registry(
-        registry_from_dict(
-            {
-                "name": "local",
-                "host": registry.host,
-                "username": registry.username,
-                "password_env": "DCS_SECRET_TEST_REGISTRY",
-            }
-        )
-    )
-    return services
-
-
-@pytest.fixture(scope="module")
-def private_index(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
-    user, password = f"svc-{secrets.token_hex(4)}", secrets.token_hex(16)
-    index = PackageIndex(tmp_path_factory.mktemp("private-index"), ca=test_ca, auth=(user, password))
-    index.make_wheel(PACKAGE, "1.4.2", module=MODULE, files={f"{MODULE}/payload.bin": os.urandom(PAYLOAD)})
-    with index:
-        yield index
-
-
-@pytest.fixture(scope="module")
-def proxy() -> Iterator[ForwardProxy]:
-    with ForwardProxy() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def pushed_python_base(engine: docker.DockerClient, python_base: str, registry) -> tuple[str, str]:
-    """The real Python base in the test registry (builds resolve its digest there)."""
-    repo = f"dcs-tests/python-base-{uuid.uuid4().hex[:8]}"
-    digest = push_image(
-        engine,
-        python_base,
-        host=registry.host,
-        username=registry.username,
-        password=registry.password,
-        repo_path=repo,
-        tag="3.11",
-    )
-    return f"{registry.host}/{repo}:3.11", digest
-
-
-def settings_env(index: PackageIndex, proxy: ForwardProxy, ca: TestCA, *, with_ca: bool = True) -> dict[str, str]:
-    """Exactly the README's "Corporate networks" variables."""
-    assert index.auth is not None
-    env = {
-        "DCS_PIP_INDEX_URL": index.index_url,
-        "DCS_PIP_USERNAME": index.auth[0],
-        "DCS_PIP_PASSWORD_ENV": "DCS_SECRET_PRIVATE_INDEX",
-        "DCS_SECRET_PRIVATE_INDEX": index.auth[1],
-        "DCS_BUILD_HTTPS_PROXY": proxy.url,
-        "DCS_BUILD_NETWORK": "host",  # the index and the proxy listen on the host's 127.0.0.1
-    }
-    if with_ca:
-        env["DCS_PIP_CA_BUNDLE"] = str(ca.pem_path)
-    return env
-
-
 @pytest.fixture(scope="module")
 def private_build(
     engine: docker.DockerClient,
     registry,
     private_index: PackageIndex,
-    proxy: ForwardProxy,
+    build_proxy: ForwardProxy,
     test_ca: TestCA,
     pushed_python_base: tuple[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> PrivateBuild:
     base, base_digest = pushed_python_base
     db = str(tmp_path_factory.mktemp("private-build") / "dcs.db")
-    services = _services(db, registry, settings_env(private_index, proxy, test_ca))
+    services = make_services(db, registry, settings_env(private_index, build_proxy, test_ca))
     name = f"private-{uuid.uuid4().hex[:8]}"
     repository = f"{registry.host}/dcs-tests/{name}"
-    spec = image_from_dict({"name": name, "base": base, "repository": repository, "pip": [f"{PACKAGE}==1.4.2"]})
+    spec = image_from_dict(
+        {"name": name, "base": base, "python": BASE_PYTHON, "repository": repository, "pip": [f"{PACKAGE}==1.4.2"]}
+    )
     services.store.add_image(spec)
     outcome = Builder(services).build(name, push=True, requester="U1")
     assert outcome.ok, f"{outcome.error}\n" + "\n".join(outcome.log[-40:])
@@ -150,7 +80,7 @@ def private_build(
         outcome,
         f"{repository}@{outcome.build.pushed_digest}",
         private_index,
-        proxy,
+        build_proxy,
         base,
         base_digest,
         repository,
@@ -177,7 +107,12 @@ def test_the_package_comes_from_the_private_index_through_the_proxy_into_databri
 
 
 def test_the_pushed_image_holds_no_credential_index_proxy_or_ca(
-    engine: docker.DockerClient, registry, private_build: PrivateBuild, test_ca: TestCA, tmp_path: Path
+    engine: docker.DockerClient,
+    registry,
+    private_build: PrivateBuild,
+    test_ca: TestCA,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     index, proxy = private_build.index, private_build.proxy
     assert index.auth is not None
@@ -223,10 +158,18 @@ def test_the_pushed_image_holds_no_credential_index_proxy_or_ca(
                         assert needle.encode() not in data, f"{what} inside {member.name} ({layer_name})"
                     assert not member.name.endswith(("pip.conf", "dcs-build-ca.crt", "ca-bundle.pem")), member.name
     assert scanned > 1000  # the base's layers were scanned too, not only ours
-    # the install stage, which held the password, is gone from the engine too
-    # (stages without a credential are labelled "shared" and stay in the engine's cache on purpose)
-    stages = engine.images.list(filters={"label": LABEL_INSTALL_STAGE, "dangling": True})
-    assert not [i.id for i in stages if i.labels.get(LABEL_INSTALL_STAGE) != "shared"]
+    with capsys.disabled():  # the evidence, in the run's output
+        mine = _docker("history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", private_build.image)
+        print(f"\ndocker history --no-trunc {private_build.image} (layers above the base):")
+        for line in mine.splitlines()[: len(mine.splitlines()) - 2]:
+            print(f"  {line[:160]}")
+        print(f"layer scan: {scanned} files in {len(manifest[0]['Layers'])} layers, none holds {sorted(needles)}")
+    # the install stage, which held the password, is gone from the engine too (found by its label's value)
+    stage = re.search(
+        rf'LABEL {re.escape(LABEL_INSTALL_STAGE)}="(build-[0-9]+-[0-9a-f]+)"', private_build.outcome.dockerfile
+    )
+    assert stage, private_build.outcome.dockerfile
+    assert not engine.images.list(all=True, filters={"label": f"{LABEL_INSTALL_STAGE}={stage.group(1)}"})
 
 
 def _pushed_layers(registry, repository: str, reference: str) -> list[tuple[str, int]]:
@@ -284,14 +227,21 @@ def test_installed_once_shipped_once(
 
 
 def test_without_the_ca_the_build_fails_and_names_the_setting(
-    registry, private_index: PackageIndex, proxy: ForwardProxy, test_ca: TestCA, private_build: PrivateBuild, tmp_path
+    registry,
+    private_index: PackageIndex,
+    build_proxy: ForwardProxy,
+    test_ca: TestCA,
+    private_build: PrivateBuild,
+    tmp_path,
 ) -> None:
-    services = _services(str(tmp_path / "dcs.db"), registry, settings_env(private_index, proxy, test_ca, with_ca=False))
+    env = settings_env(private_index, build_proxy, test_ca, with_ca=False)
+    services = make_services(str(tmp_path / "dcs.db"), registry, env)
     name = f"no-ca-{uuid.uuid4().hex[:8]}"
     spec = image_from_dict(
         {
             "name": name,
             "base": private_build.base,
+            "python": BASE_PYTHON,
             "repository": f"{registry.host}/dcs-tests/{name}",
             "pip": [f"{PACKAGE}==1.4.2"],
         }

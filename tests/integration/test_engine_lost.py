@@ -66,7 +66,15 @@ def add_registry_and_image(services: Services, registry: Any, base: str, pip: li
         )
     name = f"lost-{uuid.uuid4().hex[:8]}"
     services.store.add_image(
-        image_from_dict({"name": name, "base": base, "repository": f"{registry.host}/dcs-tests/{name}", "pip": pip})
+        image_from_dict(
+            {
+                "name": name,
+                "base": base,  # the stub base by image id: an own base, which says where its Python is
+                "python": "/databricks/python3/bin/python",
+                "repository": f"{registry.host}/dcs-tests/{name}",
+                "pip": pip,
+            }
+        )
     )
     return name
 
@@ -78,7 +86,7 @@ def slow_pip() -> list[str]:
 def test_a_connection_lost_mid_build_fails_the_build_plainly(tmp_db, proxy, registry, base) -> None:
     services = build_services(load_config(environ(tmp_db, proxy, registry)))
     name = add_registry_and_image(services, registry, base, slow_pip())
-    fired = proxy.cut_on(b"/build", b"Step 6/11")  # reset while the engine runs the 30 s pip step (install stage)
+    fired = proxy.cut_on(b"/build", b"Step 7/12")  # reset while the engine runs the 30 s pip step (install stage)
     started = time.monotonic()
     outcome = Builder(services).build(name)
     assert fired.is_set()
@@ -137,7 +145,7 @@ def test_the_bot_stays_up_after_the_engine_connection_broke(tmp_db, proxy, regis
     server = ServerThread(create_server(make_wsgi_app(app, services), "127.0.0.1", 0, threads=4)).start()
     try:
         broken = add_registry_and_image(services, registry, base, slow_pip())
-        fired = proxy.cut_on(b"/build", b"Step 6/11")
+        fired = proxy.cut_on(b"/build", b"Step 7/12")
         command(server.url, slack, f"build {broken}")
         failed = wait_until(
             lambda: next((b for b in services.store.builds(broken) if b.finished), None), 120, lambda: "no end"

@@ -17,7 +17,7 @@ from bot.ops.launch import launcher_for
 from tests.fakes.http import wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.cli import dcs_command
-from tests.support.launch_bot import ADMIN2, BUILDER, NOTIFY, LaunchBot, seed_image, start_launch_bot
+from tests.support.launch_bot import ADMIN2, BUILDER, GOOD_FORM, NOTIFY, LaunchBot, seed_image, start_launch_bot
 from tests.support.workspaces import TwoWorkspaces, two_workspaces
 
 
@@ -98,3 +98,14 @@ def test_dcs_workspace_reports_each_workspace_and_one_down_blocks_nobody(fleet: 
     assert [r["workspace"] for r in rows] == ["dev", "prod"]
     assert rows[0]["enableDcs"] == "true" and rows[0]["host"] == fleet.dev.url
     assert "error" in rows[1] and "prod" in rows[1]["error"]
+
+
+def test_the_launch_form_for_a_named_workspace_launches_there(bot: LaunchBot, fleet: TwoWorkspaces) -> None:
+    fleet.prod.workspace_conf["enableDcs"] = "true"
+    seed_image(bot.ctx)
+    view = bot.open_form("launch team-pandas workspace=prod")
+    assert fleet.prod.requests_matching("GET", path_contains="/clusters/spark-versions")  # options from prod
+    bot.submit(view, GOOD_FORM)
+    launch = bot.wait_launch(lambda la: la.cluster_id is not None)
+    assert launch.workspace == "prod" and launch.cluster_id in fleet.prod.clusters
+    assert fleet.dev.created_specs() == []

@@ -6,7 +6,8 @@ static busybox. The stubs behave just enough like the real tools for the bot's c
 - `apt-get` logs its argv to /var/log/dcs-apt.log; `install` creates /var/lib/dcs-apt/<pkg> per package and
   fails like apt (exit 100) for a package named `dcs-test-missing`.
 - `pip` logs its argv to `<python root>/pip-installs.log`; an argument starting with `dcs-test-slow` makes
-  it sleep 30 s, one starting with `dcs-test-broken` makes it fail like pip (exit 1), `dcs-test-colour` the same
+  it sleep 30 s, `dcs-test-chatty-N` makes it print a progress line every 50 ms for N seconds (a download
+  streaming its log), one starting with `dcs-test-broken` makes it fail like pip (exit 1), `dcs-test-colour` the same
   in ANSI colours with a carriage return, as pip does on a terminal.
 - `apk` (apk=True, for Alpine-like bases; apt=False drops apt-get) logs its argv to /var/log/dcs-apk.log; `add`
   appends to /etc/apk/world (what `apk info` lists) and fails like apk (exit 1) for `dcs-test-missing`.
@@ -303,7 +304,14 @@ done
 set -- $args
 echo "$*" >> @PIP_LOG@
 for arg; do
-    case "$arg" in dcs-test-slow*) sleep 30 ;; esac
+    case "$arg" in
+        dcs-test-slow*) sleep 30 ;;
+        dcs-test-chatty-*)
+            seconds=${arg#dcs-test-chatty-}; seconds=${seconds%%[!0-9]*}; i=0
+            while [ "$i" -lt $((seconds * 20)) ]; do
+                i=$((i + 1)); echo "Downloading $arg part $i ($((i * 64)) kB, 1.2 MB/s)"; sleep 0.05
+            done ;;
+    esac
 done
 for arg; do
     case "$arg" in

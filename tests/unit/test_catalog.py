@@ -105,7 +105,8 @@ def test_image_defaults() -> None:
         ({"immutable_tag": "{tag}-b{build}"}, {"immutable_tag": "{tag}-b{build}"}),
         ({"immutable_tag": "{spec}"}, {"immutable_tag": "{spec}"}),
         ({"immutable_tag": "v{build}-{base}"}, {"immutable_tag": "v{build}-{base}"}),
-        ({"base": "ubuntu:22.04", "pip": ["pandas"]}, {"pip": ("pandas",)}),  # own bases may take pip
+        # own bases take pip once they say where their Python is
+        ({"base": "ubuntu:22.04", "python": "/usr/bin/python3", "pip": ["pandas"]}, {"pip": ("pandas",)}),
         ({"base": "databricksruntime/standard:8.x", "pip": ["pandas"]}, {"pip": ("pandas",)}),
         ({"base": "databricksruntime/minimal:15.4-LTS", "apt": ["curl"]}, {"apt": ("curl",)}),
         ({"pip": ["pandas==2.2", "numpy==2.2"]}, {"pip": ("pandas==2.2", "numpy==2.2")}),
@@ -246,7 +247,14 @@ def test_image_accepted_forms(changes: dict[str, Any], expected: dict[str, Any])
             "colour",
             "colour",
             "is not a known image field",
-            "Use one of: approval_hours, approvals, approvers, apt, base, build, canary",
+            "Use one of: apk, approval_hours, approvals, approvers, apt, base, build, canary",
+        ),
+        (
+            {"base": "ubuntu:22.04", "pip": ["pandas"]},
+            "python",
+            None,
+            "is missing: the base is not a Databricks image",
+            'python = "/usr/bin/python3"',
         ),
         ({"packages": ["pandas"]}, "packages", "packages", "is not a known image field", "Use one of:"),
         # tags and templates

@@ -75,7 +75,15 @@ def services(tmp_db):
     for i in range(45):
         pip = ["pandas==2.2.3"] if i % 3 == 0 else ["polars"]
         services.store.add_image(
-            image_from_dict({"name": f"team-{i:02d}", "base": "ubuntu:22.04", "repository": "r.example/x", "pip": pip})
+            image_from_dict(
+                {
+                    "name": f"team-{i:02d}",
+                    "base": "ubuntu:22.04",
+                    "python": "/usr/bin/python3",
+                    "repository": "r.example/x",
+                    "pip": pip,
+                }
+            )
         )
     return services
 

@@ -266,3 +266,14 @@ def test_malformed_token_realms_are_a_configuration_problem(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({"DCS_TOKEN_REALMS": value})
     assert "DCS_TOKEN_REALMS" in caught.value.message and "REGISTRY_HOST=HOST" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["SLACK_API_URL", "DATABRICKS_HOST", "DOCKERHUB_AUTH_URL", "DOCKERHUB_REGISTRY_URL"])
+@pytest.mark.parametrize("url", ["http://auth.example.com", "http://127.evil.example:8080", "http://localhost:9000"])
+def test_urls_that_receive_a_token_are_https_except_loopback_addresses(name: str, url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({name: url})
+    assert name in caught.value.message and "use https://" in caught.value.message
+    load_config({name: "http://127.0.0.1:9000"})
+    load_config({name: "http://[::1]:9000"})
+    load_config({name: "https://auth.example.com"})

@@ -70,7 +70,10 @@ def test_full_rendering_is_exactly_this_text() -> None:
     plan = render_build(spec, DIGEST)
     assert plan.dockerfile == expected
     assert plan.context["dcs-install/requirements.txt"] == b"Pandas==2.2.2\nnumpy\nrequests>=2\n"
-    assert plan.context["dcs-install/pip.conf"] == b"[global]\ndisable-pip-version-check = true\nprogress-bar = off\n"
+    assert (
+        plan.context["dcs-install/pip.conf"]
+        == b"[global]\ndisable-pip-version-check = true\nprogress-bar = off\nno-input = true\n"
+    )
     assert plan.context["dcs-install/ship.py"] == SHIP_SCRIPT.encode()
     assert (plan.buildargs, plan.network, plan.install_stage) == ({}, "bridge", None)
 
@@ -98,6 +101,19 @@ def test_packages_are_sorted_and_apt_comes_before_the_installed_packages() -> No
     assert plan.context["dcs-install/requirements.txt"] == b"aaa\nmmm\nzzz\n"
 
 
+def test_an_own_base_runs_pip_with_its_declared_python() -> None:
+    text = render_dockerfile(spec_of(base="ubuntu:22.04", python="/usr/bin/python3", apt=[], env={}, pip=["a==1"]))
+    run = [line for line in text.splitlines() if line.startswith(("RUN ", "ENV "))]
+    assert run == [
+        "ENV PIP_CONFIG_FILE=/dcs-install/pip.conf",
+        "ENV PIP_BREAK_SYSTEM_PACKAGES=1",  # Debian's own python3 refuses pip otherwise (PEP 668); stage 1 only
+        "RUN " + json.dumps(["/usr/bin/python3", "/dcs-install/ship.py", "snapshot"]),
+        "RUN " + json.dumps(["/usr/bin/python3", "-m", "pip", *PIP_INSTALL]),
+        "RUN " + json.dumps(["/usr/bin/python3", "/dcs-install/ship.py", "collect"]),
+        "RUN " + json.dumps(["/usr/bin/python3", "-c", APPLY_SCRIPT]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("base", "pip", "python"),
     [
@@ -107,7 +123,6 @@ def test_packages_are_sorted_and_apt_comes_before_the_installed_packages() -> No
         ("databricksruntime/standard:latest", VENV_PIP, VENV_PYTHON),
         ("databricksruntime/standard:experimental", VENV_PIP, VENV_PYTHON),
         ("myacr.azurecr.io/databricksruntime/standard:16.4-LTS", VENV_PIP, VENV_PYTHON),
-        ("ubuntu:22.04", VENV_PIP, VENV_PYTHON),
         ("databricksruntime/standard:8.x", CONDA_PIP, CONDA_PYTHON),
         ("databricksruntime/python:7.3", CONDA_PIP, CONDA_PYTHON),
         ("databricksruntime/python-conda:9.x", CONDA_PIP, CONDA_PYTHON),
@@ -178,7 +193,8 @@ def test_from_is_pinned_by_digest_when_known(base: str, digest: str | None, from
     assert [line for line in text.splitlines() if line.startswith("FROM")] == [from_line]
     assert f'{LABEL_BASE}="{label}"' in text
     # the install stage starts from exactly the same base
-    text = render_dockerfile(spec_of(base=base), digest)
+    own = {} if "databricksruntime/" in base else {"python": "/usr/bin/python3"}
+    text = render_dockerfile(spec_of(base=base, **own), digest)
     froms = [line for line in text.splitlines() if line.startswith("FROM")]
     assert froms == [f"{from_line} AS dcs-install", from_line]
 

@@ -106,3 +106,36 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def test_a_registry_password_secret_comes_only_from_scopes_set_aside_for_it(tmp_db: str) -> None:
+    """A catalog entry naming {{secrets/prod/db-password}} as its cluster password would make clusters resolve
+    that secret with the bot's rights and send it to the registry host the catalog names."""
+    from bot.compose import build_services
+    from bot.domain.catalog import RegistrySpec
+    from bot.ops.catalog import add_registry, import_catalog
+
+    services = build_services(load_config({"DCS_DB": tmp_db}))
+    entry = {"name": "evil", "host": "evil.example.com", "username": "x", "cluster_password_secret": REF}
+    with pytest.raises(InvalidInput) as caught:
+        add_registry(services, entry, actor="U1")
+    assert (caught.value.field, caught.value.value) == ("cluster_password_secret", REF)
+    assert "DCS_REGISTRY_SECRET_SCOPES" in caught.value.fix
+    text = '[[registry]]\nname = "evil"\nhost = "evil.example.com"\nusername = "x"\n'
+    with pytest.raises(InvalidInput) as caught:
+        import_catalog(
+            services, text + f'cluster_password_secret = "{REF}"\n', source="pr.toml", prune=False, actor="ci"
+        )
+    assert caught.value.field == "registry[0].cluster_password_secret"
+    assert services.store.list_registries() == []
+    add_registry(services, {**entry, "cluster_password_secret": "{{secrets/dcs/evil}}"}, actor="U1")  # the default
+
+    stored = RegistrySpec("acr", "myacr.azurecr.io", "sp-id", None, None, REF)  # e.g. from an older database
+    with pytest.raises((InvalidInput, InvalidInputs)) as launch:
+        plan_launch(request(), replace(source(), registry=stored), ctx())
+    assert "registry[acr].cluster_password_secret" in str(launch.value)
+    allowed = replace(ctx(), registry_secret_scopes=frozenset({"prod"}))
+    plan = plan_launch(request(), replace(source(), registry=stored), allowed)
+    assert plan.body["docker_image"]["basic_auth"]["password"] == REF
+    scopes = load_config({"DCS_REGISTRY_SECRET_SCOPES": "prod,dcs"}).registry_secret_scopes
+    assert scopes == {"prod", "dcs"} and load_config({}).registry_secret_scopes == {"dcs"}
