@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.checks import FAIL, PASS, WARN, Check
+from bot.domain.image_content import INIT_SCRIPT_DIR  # where the catalog's init_scripts are baked
 from bot.domain.inventory import human_size
 
-INIT_SCRIPT_DIR = "/opt/dcs/init-scripts"
 TAIL_LINES = 20
 # A constant POSIX sh fragment for the probe: the scripts baked into the image, one tab-separated line each.
 INIT_PROBE = rf"""
