@@ -83,6 +83,9 @@ VARIABLES: dict[str, str] = {
     "DOCKERHUB_AUTH_URL": "Docker Hub auth service (default https://auth.docker.io)",
     "DOCKERHUB_REGISTRY_URL": "Docker Hub registry API (default https://registry-1.docker.io)",
     "DCS_BUILD_TIMEOUT": "Seconds before a build is stopped (default 1800)",
+    "DCS_DOCTOR_SIZE_BUDGET_MB": "Image size (MB) above which the doctor warns (default 6000; per image: "
+    "doctor.size_budget_mb)",
+    "DCS_INIT_SCRIPT_TIMEOUT": "Seconds the doctor lets an image's init scripts run (default 300)",
     "DCS_BUILD_STALE_SECONDS": "A build whose process sent no heartbeat for this long counts as dead (default 120)",
     "DCS_ENGINES": "Build engines: Docker engine URLs (unix://, tcp:// with TLS, ssh://), comma-separated, each "
     "with ?concurrency=N (default 1), &name=, &certs=DIR for tcp (default: DOCKER_HOST alone)",
@@ -235,6 +238,8 @@ class Config:
     dockerhub_auth_url: str = "https://auth.docker.io"
     dockerhub_registry_url: str = "https://registry-1.docker.io"
     build_timeout: int = 1800
+    doctor_size_budget_mb: int = 6000
+    init_script_timeout: int = 300
     build_stale_seconds: int = 120
     workers: int = 2
     engines: tuple[EngineSpec, ...] = ()  # empty: one engine, DOCKER_HOST (or the default socket)
@@ -458,6 +463,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
         dockerhub_auth_url=(url("DOCKERHUB_AUTH_URL", "https://auth.docker.io") or "").rstrip("/"),
         dockerhub_registry_url=(url("DOCKERHUB_REGISTRY_URL", "https://registry-1.docker.io") or "").rstrip("/"),
         build_timeout=integer("DCS_BUILD_TIMEOUT", 1800, 1, 86400),
+        doctor_size_budget_mb=integer("DCS_DOCTOR_SIZE_BUDGET_MB", 6000, 1, 1_000_000),
+        init_script_timeout=integer("DCS_INIT_SCRIPT_TIMEOUT", 300, 5, 3600),
         build_stale_seconds=integer("DCS_BUILD_STALE_SECONDS", 120, 2, 86400),
         workers=integer("DCS_WORKERS", default_workers, 1, 32),
         engines=engines,

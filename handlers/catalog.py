@@ -99,6 +99,9 @@ def image_add_command(cmd: CommandContext) -> None:
 def open_add_form(cmd: CommandContext) -> None:
     cmd.ack()  # the trigger_id stays valid 3 s: ack first, then open
     try:
-        call(cmd.app.client, "views.open", trigger_id=cmd.trigger_id, view=image_add_modal(cmd.channel_id))
+        opened = call(cmd.app.client, "views.open", trigger_id=cmd.trigger_id, view=image_add_modal(cmd.channel_id))
+        view_id = (opened.get("view") or {}).get("id", "")
+        # where the confirmation goes: read back from the store on submission, not from private_metadata
+        cmd.app.store.save_form(view_id, kind="image_add", user=cmd.user_id, state={"channel": cmd.channel_id})
     except SlackError as exc:
         cmd.reply(bk.problem(f"The form could not open: {exc.message}"))

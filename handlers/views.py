@@ -190,7 +190,8 @@ def handle_image_add(ctx: AppContext, body: dict[str, Any], ack: Any) -> None:
         ack(response_action="errors", errors={"name": f"Sorry, something went wrong on my side (reference {ref})."})
         return
     ack()
-    channel = _metadata(view).get("channel") or user_id
+    form = ctx.store.form(str(view.get("id") or ""), "image_add")
+    channel = str(form.state.get("channel") or user_id) if form is not None and form.user == user_id else user_id
     ctx.workers.quick(_confirm, ctx, channel, user_id, bk.image_added(spec))
 
 
@@ -199,11 +200,3 @@ def _confirm(ctx: AppContext, channel: str, user_id: str, text: str) -> None:
         call(ctx.client, "chat.postEphemeral", channel=channel, user=user_id, **bk.notice(text))
     except SlackError:
         call(ctx.client, "chat.postMessage", channel=user_id, **bk.notice(text))  # the bot's DM with them
-
-
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-        return data if isinstance(data, dict) else {}
-    except json.JSONDecodeError:
-        return {}

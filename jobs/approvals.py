@@ -7,7 +7,6 @@ say so before anyone clicks. Messages are updated through the notifier port.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from bot.errors import DcsError
 from bot.ops.approvals import approvals_for
 from bot.services import Services
 from bot.workers import Workers
+from jobs.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,4 @@ def start_expiry_sweep(services: Services, workers: Workers, args: Any = None) -
     """bot.__main__ start-up hook (off with --no-scheduler)."""
     if getattr(args, "no_scheduler", False):
         return None
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(EXPIRY_SWEEP_SECONDS):
-            try:
-                sweep_expired(services)
-            except Exception:
-                log.exception("approval expiry sweep failed")
-
-    threading.Thread(target=loop, name="approval-expiry", daemon=True).start()
-    return stop.set
+    return every(EXPIRY_SWEEP_SECONDS, "approval-expiry", lambda: sweep_expired(services))

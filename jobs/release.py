@@ -5,7 +5,6 @@ terminated (bot/ops/canary.py `sweep_canaries`); every minute, candidates past t
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from bot.ops.canary import sweep_canaries
 from bot.ops.release_votes import expire_due
 from bot.services import Services
 from bot.workers import Workers
+from jobs.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,4 @@ def start(services: Services, workers: Workers, args: Any = None) -> Callable[[]
     workers.quick(sweep)
     if getattr(args, "no_scheduler", False):
         return None
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(EXPIRY_SWEEP_SECONDS):
-            try:
-                expire_due(services)
-            except Exception:
-                log.exception("release expiry sweep failed")
-
-    threading.Thread(target=loop, name="release-expiry", daemon=True).start()
-    return stop.set
+    return every(EXPIRY_SWEEP_SECONDS, "release-expiry", lambda: expire_due(services))

@@ -170,6 +170,14 @@ def _print_outcome(ctx: CliContext, outcome: BuildOutcome) -> None:
             console.print(
                 f"  pushed {push.repository}:{push.tag} → {push.digest}{' (verified)' if push.verified else ''}"
             )
+        release = outcome.release
+        if release is not None and release.status != "promoted":
+            why = f": {release.reason}" if release.reason else ""
+            console.print(
+                f"  a candidate ({release.status}{why}): the moving tag did not move; "
+                f"`dcs promote {build.image} {build.id}` moves it by hand",
+                markup=False,
+            )
     else:
         console.print(f"[red]Build #{build.id} of {build.image} {build.status}{duration}.[/red]")
         if build.failed_step:

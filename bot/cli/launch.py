@@ -19,6 +19,7 @@ from bot.domain.clusterspec import LaunchPlan, LaunchRequest, parse_launch_args
 from bot.errors import DcsError, InvalidInput, LaunchBlocked, LaunchFailed, WorkspaceUnreachable
 from bot.ops.approvals import WorkspaceStatus, workspace_status
 from bot.ops.launch import Launcher, launch_advice, launcher_for
+from bot.ops.launch_scripts import check_file_init_scripts
 from bot.store import Launch
 
 
@@ -148,7 +149,8 @@ def cmd_launch(ctx: CliContext) -> int:
             build_id=args.build,
             check_workspace=not args.offline,
         )
-        for warning in plan.warnings:
+        untried = check_file_init_scripts(ctx.services, _source, request)  # a failing one exits 2
+        for warning in (*plan.warnings, *([untried] if untried else [])):
             print(f"warning: {warning}", file=sys.stderr)
         ctx.emit(plan.shown_body, lambda: _show_plan(ctx, plan))
         return 0

@@ -361,6 +361,42 @@ class DockerEngine:
             raise lost_engine(f"the pull of {ref}", exc) from None
 
     # ------------------------------------------------------------ doctor
+    def run_init_scripts(
+        self, image: str, runner: str, scripts: list[str], timeout: int, environment: Mapping[str, str]
+    ) -> str | None:
+        """Run `sh -c runner dcs-init SCRIPT...` as root in a throw-away container (entrypoint overridden).
+
+        Returns the output, or None when it did not finish within `timeout` seconds (the container is removed).
+        """
+        container = None
+        try:
+            container = self.client.containers.create(
+                image,
+                entrypoint=["/bin/sh", "-c", runner, "dcs-init"],
+                command=list(scripts),
+                user="0:0",
+                environment=dict(environment),
+                labels={"io.github.dcs-bot.domain.doctor": "1"},
+            )
+            container.start()
+            try:
+                container.wait(timeout=timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if "timed out" not in str(exc).lower():
+                    raise lost_engine(f"the init scripts of {image}", exc) from None
+                return None
+            return _container_output(container)
+        except docker.errors.APIError as exc:
+            raise DcsError(f"Could not run the init scripts of {image}: {exc.explanation or exc}") from None
+        except CONNECTION_ERRORS as exc:
+            raise lost_engine(f"the init scripts of {image}", exc) from None
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True)
+                except (docker.errors.DockerException, *CONNECTION_ERRORS):
+                    log.warning("could not remove init-script container %s", container.id[:12])
+
     def run_probe(
         self,
         image: str,
@@ -406,6 +442,10 @@ class DockerEngine:
                     container.remove(force=True)
                 except (docker.errors.DockerException, *CONNECTION_ERRORS):
                     log.warning("could not remove doctor container %s", container.id[:12])
+
+
+def _container_output(container: Any) -> str:
+    return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
 
 
 def _events(stream: Iterator[dict[str, Any]], deadline: float, timeout: int) -> Iterator[dict[str, Any]]:

@@ -51,6 +51,7 @@ MAX_NESTING = 8
 # Text fields whose own checks would misread a number or an array (tag, schedule, description and host
 # have checks of their own that say what is wrong with such a value).
 IMAGE_TEXT_FIELDS = ("name", "base", "repository", "registry", "immutable_tag", "notify_channel", "owner")
+PIN_MODES = ("digest", "tag")
 REGISTRY_TEXT_FIELDS = ("name", "username", "password_env", "cluster_username")
 
 
@@ -73,6 +74,7 @@ class ImageSpec:
     release: ReleasePolicy = DEFAULT_POLICY  # when the moving tag moves (bot/domain/release.py)
     content: ImageContent = NO_CONTENT  # requirements, files, jars, init scripts… (bot/domain/image_content.py)
     doctor: DoctorPolicy = NO_POLICY  # waived checks, size budget (bot/domain/doctor_policy.py)
+    public: bool = False  # a public repository: launches carry no basic_auth, whatever its registry says
 
     # computed once per spec (a frozen dataclass keeps them in its __dict__; equality still compares fields):
     # the scheduler and `/dcs images` ask every spec of a 5,000-image catalog
@@ -118,6 +120,8 @@ class RegistrySpec:
     cluster_username: str | None = None  # defaults to username
     cluster_password_secret: str | None = None  # Databricks secret reference {{secrets/scope/key}}
     allow_plaintext_password: bool = False
+    public: bool = False  # clusters pull anonymously: launches carry no basic_auth (pushes still log in)
+    pin: str = "digest"  # how launches reference a build: repo@sha256:… or, with "tag", its immutable tag
 
     @property
     def legacy_password_env(self) -> bool:
@@ -396,6 +400,10 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: 
         )
         description = ""
     release = release_from_dict(data, f, p)
+    public = data.get("public", False)
+    if not isinstance(public, bool):
+        p.append(InvalidInput(f("public"), public, "is not true or false", "Use public = true or false."))
+        public = False
     for label, values, package in (("pip", pip, pip_key), ("apt", apt, apt_name)):
         # by package, not by text: pandas==2.1 next to pandas==2.2 would only fail deep into the build
         names = [package(v) for v in values if v]
@@ -428,6 +436,7 @@ def image_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, stored: 
         release=release,
         content=content,
         doctor=doctor,
+        public=public,
     )
 
 
@@ -456,6 +465,8 @@ def image_to_dict(spec: ImageSpec, *, record: bool = False) -> dict[str, Any]:
     out.update(content_to_dict(spec.content, record=record))
     if not spec.doctor.empty:
         out["doctor"] = spec.doctor.to_dict()
+    if spec.public:
+        out["public"] = True
     return out
 
 
@@ -561,6 +572,21 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, store
     if not isinstance(plaintext, bool):
         p.append(InvalidInput(f("allow_plaintext_password"), plaintext, "is not true or false", "Use true or false."))
         plaintext = False
+    public = data.get("public", False)
+    if not isinstance(public, bool):
+        p.append(InvalidInput(f("public"), public, "is not true or false", "Use public = true or false."))
+        public = False
+    pin = data.get("pin", "digest") or "digest"
+    if pin not in PIN_MODES:
+        p.append(
+            InvalidInput(
+                f("pin"),
+                pin,
+                "is not digest or tag",
+                'Use pin = "digest" (repo@sha256:…, the default) or pin = "tag" (the build\'s immutable tag).',
+            )
+        )
+        pin = "digest"
     if p:
         raise p[0] if len(p) == 1 else InvalidInputs(p)
     return RegistrySpec(
@@ -571,6 +597,8 @@ def registry_from_dict(data: Mapping[str, Any], field_prefix: str = "", *, store
         cluster_username=data.get("cluster_username") or None,
         cluster_password_secret=secret,
         allow_plaintext_password=plaintext,
+        public=public,
+        pin=pin,
     )
 
 
@@ -594,6 +622,8 @@ def registry_migration(spec: RegistrySpec) -> str:
 
 def registry_to_dict(spec: RegistrySpec) -> dict[str, Any]:
     out = {k: v for k, v in asdict(spec).items() if v not in (None, False, "")}
+    if out.get("pin") == "digest":
+        del out["pin"]  # the default
     return out
 
 

@@ -89,10 +89,21 @@ class ImageSource:
     build_id: int
     digest: str
     registry: RegistrySpec | None = None
+    tag: str | None = None  # the build's immutable tag (never moved): what `pin = "tag"` registries launch
+
+    @property
+    def pinned_by_tag(self) -> bool:
+        return self.registry is not None and self.registry.pin == "tag" and bool(self.tag)
+
+    @property
+    def public(self) -> bool:
+        return self.spec.public or (self.registry is not None and self.registry.public)
 
     @property
     def url(self) -> str:
-        return f"{self.spec.repository_ref.repository}@{self.digest}"
+        """repo@sha256:… by default; repo:IMMUTABLE_TAG where the registry entry says pin = "tag"."""
+        repository = self.spec.repository_ref.repository
+        return f"{repository}:{self.tag}" if self.pinned_by_tag else f"{repository}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,7 @@ def plan_launch(request: LaunchRequest, image: ImageSource, ctx: LaunchContext) 
     conf = _spark_conf(request, runtime, base, p)
     env_vars = _env_vars(request, p)
     tags = _tags(request, image, ctx, p)
-    auth, shown_auth = _basic_auth(image.registry, ctx, p)
+    auth, shown_auth = (None, None) if image.public else _basic_auth(image.registry, ctx, p)
     mismatch = runtime_mismatch(base, runtime.major, runtime.minor) if runtime is not None else None
     if mismatch and not request.allow_runtime_mismatch:
         p.append(_mismatch_problem(runtime, base, mismatch))

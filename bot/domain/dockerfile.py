@@ -115,7 +115,8 @@ def render_build(
                 "Use a Python base (databricksruntime/python or standard) or remove the pip packages.",
             )
         secret = bool(password and settings.pip_username)
-        install_stage = stage_id if secret else None
+        # a stage that holds a credential gets its own label (removed after the build), also in `dcs render`
+        install_stage = stage_id if secret or (settings.pip_username and settings.pip_password_env) else None
         context[f"{INSTALL_DIR[1:]}/pip.conf"] = pip_conf(settings, password if secret else None).encode()
         install = [*pip, "install", "--no-cache-dir", "--disable-pip-version-check"]
         if spec.pip:

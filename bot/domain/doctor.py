@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.domain.bases import VENV_PYTHON, BaseInfo
 from bot.domain.checks import FAIL, PASS, SKIP, WARN, Check, DoctorReport
+from bot.domain.image_checks import INIT_PROBE, InitRun, init_scripts_check, size_check
 from bot.domain.inventory import INVENTORY_PROBE
 from bot.domain.parity import parity_checks
 from bot.domain.python_checks import parse_python, python_checks
@@ -39,7 +40,7 @@ if [ -x /databricks/python3/bin/python ]; then echo venv.python=yes; else echo v
 if [ -r /etc/os-release ]; then sed -e 's/^/os./' /etc/os-release; fi
 """
 # One container for everything: the tools, then the package inventory; `probe=done` proves it ran to the end.
-PROBE_SCRIPT = _TOOLS_PROBE + ENV_PROBE + INVENTORY_PROBE + "echo probe=done\n"
+PROBE_SCRIPT = _TOOLS_PROBE + ENV_PROBE + INIT_PROBE + INVENTORY_PROBE + "echo probe=done\n"
 
 
 def parse_probe(output: str) -> dict[str, str]:
@@ -62,10 +63,14 @@ def evaluate(
     inspect: dict[str, Any],
     base: BaseInfo | None,
     requested: tuple[str, ...] = (),
+    *,
+    init: InitRun | None = None,
+    size_budget_mb: int | None = None,
 ) -> DoctorReport:
     """Turn the probe's output and `docker image inspect` data into a pass/warn/fail table.
 
-    `requested`: the distributions the catalog entry pip-installs (their import test is in the probe output).
+    `requested`: the distributions the catalog entry pip-installs (their import test is in the probe output);
+    `init`: what running the image's init scripts printed; `size_budget_mb`: check the size against it.
     """
     checks: list[Check] = [_platform(inspect)]
     facts = parse_probe(probe_output or "")
@@ -100,6 +105,10 @@ def evaluate(
         databricks_base = base is not None and base.is_databricks
         checks.extend(python_checks(parse_python(probe_output or ""), requested, databricks_base=databricks_base))
     checks.extend(environment_checks(facts, base, apk))
+    if init is not None:
+        checks.append(init_scripts_check(init))
+    if size_budget_mb is not None:
+        checks.append(size_check(inspect, size_budget_mb))
     checks.append(_entrypoint(inspect))
     return DoctorReport(image, tuple(checks))
 

@@ -21,6 +21,7 @@ from bot.domain.clock import utcnow
 from bot.domain.dockerfile import LABEL_INSTALL_STAGE, count_steps, spec_hash
 from bot.domain.doctor import PROBE_SCRIPT, DoctorReport, evaluate, parse_probe
 from bot.domain.doctor_policy import apply_waivers
+from bot.domain.image_checks import INIT_ENV, INIT_RUNNER, InitRun, baked_scripts
 from bot.domain.inventory import PackageInventory, parse_inventory
 from bot.domain.packages import pip_name
 from bot.domain.python_checks import IMPORTS_ENV, imports_value
@@ -479,10 +480,15 @@ class Builder:
         return self.probe(image, spec)[0]
 
     def probe(
-        self, image: str, spec: ImageSpec | None = None, engine: DockerEngine | None = None
+        self,
+        image: str,
+        spec: ImageSpec | None = None,
+        engine: DockerEngine | None = None,
+        launch_scripts: tuple[str, ...] = (),
     ) -> tuple[DoctorReport, PackageInventory]:
         """The doctor's table and the package inventory, from one probe container (on `engine`, where the image
-        was built; by default the first engine that answers)."""
+        was built; by default the first engine that answers), plus one container running the image's init scripts
+        (those baked in, then `launch_scripts`, paths in the image) when there are any."""
         engine = engine or self.services.engine
         inspect = engine.inspect(image)
         if inspect is None:
@@ -499,7 +505,22 @@ class Builder:
         # as the image's default user (`sudo -n true` is checked for that user), the entry's packages to import
         output = engine.run_probe(image, PROBE_SCRIPT, environment={IMPORTS_ENV: imports_value(requested)}, user=None)
         inventory = parse_inventory(output or "", parse_probe(output or ""), inspect)
-        report = evaluate(image, output, inspect, base, requested)
+        baked = baked_scripts(output or "")
+        scripts = [*baked, *(s for s in launch_scripts if s not in baked)]
+        init = InitRun(scripts, "")
+        if scripts and output is not None:
+            timeout = self.services.config.init_script_timeout
+            init = InitRun(scripts, engine.run_init_scripts(image, INIT_RUNNER, scripts, timeout, INIT_ENV), timeout)
+        budget = spec.doctor.size_budget_mb if spec and spec.doctor.size_budget_mb else None
+        report = evaluate(
+            image,
+            output,
+            inspect,
+            base,
+            requested,
+            init=init,
+            size_budget_mb=budget or self.services.config.doctor_size_budget_mb,
+        )
         return (apply_waivers(report, spec.doctor) if spec else report), inventory
 
 

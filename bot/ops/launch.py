@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ from bot.domain.records import ACTIVE_LAUNCH_STATES, Launch
 from bot.errors import CreateUnconfirmed, CredentialsRefused, DcsError, NotAllowed, NotFound, WorkspaceError
 from bot.ops.launch_budget import BudgetCheck, check_budget
 from bot.ops.launch_check import CreateChecks
+from bot.ops.launch_scripts import check_file_init_scripts
 from bot.ops.release import promoted_build
 from bot.services import Services, check_own_host
 
@@ -173,7 +174,8 @@ class Launcher:
                 )
             build = found
         assert build.pushed_digest is not None
-        return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec))
+        immutable = build.tags[0] if build.tags else None  # pushed first, never moved
+        return ImageSource(spec, build.id, build.pushed_digest, self.services.push_registry(spec), immutable)
 
     def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
         with self._cache_lock:
@@ -278,6 +280,9 @@ class Launcher:
         source, plan = self.plan(
             request, requester=requester, user_email=user_email, request_key=request_key, build_id=build_id
         )
+        untried = check_file_init_scripts(self.services, source, request)  # a failing one refuses the launch
+        if untried:
+            plan = replace(plan, warnings=(*plan.warnings, untried))
         store = self.store
         if not store.claim(f"launch:{request_key}", "launch"):
             ref = store.claim_ref(f"launch:{request_key}")

@@ -227,6 +227,7 @@ def test_installed_once_shipped_once(
 
 
 def test_without_the_ca_the_build_fails_and_names_the_setting(
+    engine: docker.DockerClient,
     registry,
     private_index: PackageIndex,
     build_proxy: ForwardProxy,
@@ -255,3 +256,8 @@ def test_without_the_ca_the_build_fails_and_names_the_setting(
     build = services.store.get_build(outcome.build.id)  # type: ignore[union-attr]
     assert build.status == "failed" and build.error.startswith("pip could not verify")  # type: ignore[union-attr]
     assert private_index.auth is not None and private_index.auth[1] not in (build.log_tail or "")
+    # a failed build's install stage, which held the password, is removed too; the database never saw it
+    stage = re.search(rf'{re.escape(LABEL_INSTALL_STAGE)}="(build-[0-9]+-[0-9a-f]+)"', outcome.dockerfile)
+    assert stage and not engine.images.list(all=True, filters={"label": f"{LABEL_INSTALL_STAGE}={stage.group(1)}"})
+    for stored in tmp_path.glob("dcs.db*"):  # the database and its write-ahead log
+        assert private_index.auth[1].encode() not in stored.read_bytes(), stored

@@ -7,17 +7,22 @@ The catalog entry names `databricksruntime/standard:15.4-LTS` as its base, so th
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
 
 from bot.compose import build_services
 from bot.config import load_config
-from bot.domain.catalog import image_from_dict
+from bot.domain.catalog import RegistrySpec, image_from_dict
 from bot.domain.checks import Check
 from bot.ops.build import Builder
 from bot.services import Services
+from bot.store import Store
+from tests.support.cli import dcs_command
 from tests.support.containers import run_script
 from tests.support.namespace import local
 
@@ -196,3 +201,91 @@ def test_an_own_cuda_base_is_checked_as_a_gpu_image(python_variant, realistic_ba
     without = doctor(realistic_base, base=cuda)["gpu"]
     assert without.status == "warn" and "no CUDA" in without.detail
     assert "gpu" not in doctor(image)  # a CPU base: no GPU row
+
+
+INIT = "/opt/dcs/init-scripts"
+FAILING = "#!/bin/bash\necho installing the agent\necho 'E: Unable to locate package dcs-agent' >&2\nexit 3\n"
+
+
+def test_baked_init_scripts_run_with_bash_as_root_and_a_failure_shows_its_last_lines(
+    python_variant, realistic_base, doctor, reference
+):
+    ok = {f"{INIT}/10-ok.sh": ('#!/bin/bash\n[ "$(id -u)" = 0 ] && [ "$DB_IS_DRIVER" = TRUE ] && echo ready\n', 0o755)}
+    good = doctor(python_variant("rows-init-ok", parent=realistic_base, files=ok))
+    assert changed(reference, good) == {}
+    assert good["init_scripts"].detail == f"1 ran with bash as root: {INIT}/10-ok.sh"
+
+    files = {**ok, f"{INIT}/20-agent.sh": (FAILING, 0o644), f"{INIT}/30-never.sh": ("touch /tmp/ran\n", 0o755)}
+    bad = doctor(python_variant("rows-init-fail", parent=realistic_base, files=files))
+    assert changed(reference, bad) == {"init_scripts": "fail"}
+    detail = bad["init_scripts"].detail
+    assert detail.startswith(f"{INIT}/20-agent.sh failed (exit code 3): installing the agent | E: Unable to locate")
+    assert "30-never" not in detail and "INIT_SCRIPT_FAILURE" in bad["init_scripts"].fix
+
+
+def test_a_launch_file_init_script_runs_too_and_a_hanging_one_times_out(
+    python_variant, realistic_base, services, tmp_path
+):
+    image = python_variant(
+        "rows-init-launch",
+        parent=realistic_base,
+        files={"/usr/local/bin/setup.sh": "echo setting up\nexit 1\n", "/usr/local/bin/hang.sh": "sleep 600\n"},
+    )
+    spec = image_from_dict({"name": "rows", "base": TARGET, "repository": local("rows/image")})
+    report, _ = Builder(services).probe(image, spec, launch_scripts=("/usr/local/bin/setup.sh",))
+    row = next(c for c in report.checks if c.name == "init_scripts")
+    assert (row.status, row.detail) == ("fail", "/usr/local/bin/setup.sh failed (exit code 1): setting up")
+
+    environ = {"DCS_DB": str(tmp_path / "t.db"), "DCS_INIT_SCRIPT_TIMEOUT": "5"}
+    if os.environ.get("DOCKER_HOST"):
+        environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    quick = build_services(load_config(environ))
+    started = time.monotonic()
+    report, _ = Builder(quick).probe(image, spec, launch_scripts=("/usr/local/bin/hang.sh",))
+    row = next(c for c in report.checks if c.name == "init_scripts")
+    assert (row.status, row.detail) == ("fail", "/usr/local/bin/hang.sh did not finish within 5 s")
+    assert time.monotonic() - started < 30
+
+
+def test_an_image_over_its_size_budget_warns_and_suggests_a_preloaded_pool(realistic_base, doctor, reference):
+    rows = doctor(realistic_base, doctor={"size_budget_mb": 1})
+    assert changed(reference, rows) == {"size": "warn"}
+    assert "layers (budget 1.0 MB)" in rows["size"].detail and "preloaded_docker_images" in rows["size"].fix
+    assert reference["size"].status == "pass" and "budget 6.0 GB" in reference["size"].detail
+
+
+def test_a_launch_whose_file_init_script_fails_in_the_image_is_refused(
+    engine, python_variant, make_base, push_base, registry, tmp_path
+):
+    stub = local("rows/launch-stub:1")
+    make_base(stub)
+    script = "#!/bin/bash\necho fetching the agent\necho 'curl: (6) Could not resolve host' >&2\nexit 6\n"
+    image = python_variant("rows-launch-script", parent=stub, files={"/opt/team/setup.sh": (script, 0o755)})
+    digest = push_base(image, registry, "dcs-tests/rows-launch", "b1")
+    db = str(tmp_path / "launch.db")
+    store = Store(db)
+    secret = "{{secrets/dcs/reg}}"
+    store.add_registry(RegistrySpec("reg", registry.host, "u", "DCS_SECRET_REG", cluster_password_secret=secret))
+    store.add_image(
+        image_from_dict({"name": "rows-launch", "base": TARGET, "repository": f"{registry.host}/dcs-tests/rows-launch"})
+    )
+    build = store.create_build("rows-launch", requester="cli", source="cli", push=True)
+    store.update_build(build.id, status="succeeded", pushed_digest=digest, tags=["b1", "latest"])
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_", "DATABRICKS_"))}
+    env["DCS_DB"] = db
+    args = ["launch", "rows-launch", "runtime=15.4.x-scala2.12", "node_type=m5d.large"]
+    run = lambda *more: subprocess.run(  # noqa: E731
+        [*dcs_command(), *args, *more, "--user", "a@example.com", "--dry-run", "--offline", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    refused = run("init_script=file:/opt/team/setup.sh")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error.startswith("init_scripts: 'file:/opt/team/setup.sh' /opt/team/setup.sh failed (exit code 6)")
+    assert "fetching the agent | curl: (6) Could not resolve host" in error and "INIT_SCRIPT_FAILURE" in error
+    fine = run("init_script=/Volumes/main/ops/init.sh")  # not in the image: nothing to run here
+    assert fine.returncode == 0, fine.stdout + fine.stderr

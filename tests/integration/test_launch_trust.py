@@ -14,7 +14,7 @@ import requests
 
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_payloads import signed_headers, view_submission_payload
+from tests.fakes.slack_payloads import signed_headers, view_submission_body, view_submission_payload
 from tests.support.launch_bot import (
     ADMIN,
     BUILDER,
@@ -153,3 +153,24 @@ def test_launch_anyway_acts_only_on_the_launch_of_its_message(bot: LaunchBot, sl
     assert bot.ctx.workers.wait_idle(10)
     assert store.get_launch(theirs.id).status == "blocked" and store.get_launch(mine.id).status == "blocked"
     assert bot.databricks.created_specs() == []
+
+
+def test_the_image_add_form_confirms_where_it_was_opened_whatever_its_metadata_says(
+    bot: LaunchBot, slack: FakeSlack
+) -> None:
+    bot.command("image add", user=ADMIN)
+    slack.wait_for("views.open", timeout=30)
+    view = next(v for v in slack.views().values() if v.get("callback_id") == "image_add")
+    state = {
+        "name": {"value": {"type": "plain_text_input", "value": "team-x"}},
+        "flavour": {"value": {"type": "static_select", "selected_option": {"value": "python"}}},
+        "runtime": {"value": {"type": "static_select", "selected_option": {"value": "15.4"}}},
+        "repository": {"value": {"type": "plain_text_input", "value": "myacr.azurecr.io/team/x"}},
+    }
+    body = view_submission_body(
+        "image_add", state, user_id=ADMIN, view_id=view["id"], private_metadata=json.dumps({"channel": "CVICTIM"})
+    )
+    assert bot.post(body).status_code == 200
+    (note,) = slack.wait_for("chat.postEphemeral", timeout=30)
+    assert (note.params["channel"], note.params["user"]) == (CHANNEL, ADMIN)
+    assert bot.ctx.store.get_image("team-x").repository == "myacr.azurecr.io/team/x"

@@ -56,6 +56,12 @@ def click(bot: LaunchBot, action: str, user: str, message: SlackMessage) -> str:
     return bot.slack.wait_for_response_post(name, timeout=20).body["text"]
 
 
+def double_click(bot: LaunchBot, action: str, build_id: int, user: str, message: SlackMessage) -> list[str]:
+    """Two clicks at once; the two ephemeral answers, sorted."""
+    names = [bot.click(action, str(build_id), user, message, channel=NOTIFY) for _ in range(2)]
+    return sorted(bot.slack.wait_for_response_post(n, timeout=20).body["text"] for n in names)
+
+
 def message_value(message: SlackMessage) -> str:
     return next(e["value"] for b in message.blocks or [] if b["type"] == "actions" for e in b["elements"])
 
@@ -90,9 +96,7 @@ def test_a_second_admin_approves_once_and_the_moving_tag_moves(bot, registry, ba
     assert served_digest(registry, repo, "latest") is None
 
     # a second admin double-clicks: one vote, one promotion
-    first = bot.click("release_approve", str(build.id), ADMIN2, message, channel=NOTIFY)
-    second = bot.click("release_approve", str(build.id), ADMIN2, message, channel=NOTIFY)
-    answers = sorted(bot.slack.wait_for_response_post(n, timeout=20).body["text"] for n in (first, second))
+    answers = double_click(bot, "release_approve", build.id, ADMIN2, message)
     assert any("is promoted" in a for a in answers) and any("approved already" in a for a in answers), answers
     assert served_digest(registry, repo, "latest") == build.pushed_digest
     assert [p.build_id for p in services.store.promotions("guarded")] == [build.id]
@@ -141,9 +145,7 @@ def test_reject_and_expiry_end_the_candidate_and_leave_the_moving_tag(bot, regis
     assert ids == ["release_promote"]  # no more Approve/Reject
     # "Promote anyway" on the expired candidate: not for its requester; an admin's double click moves the tag once
     assert "four eyes" in click(bot, "release_promote", BUILDER, message)  # BUILDER requested it
-    first = bot.click("release_promote", str(two.id), ADMIN, message, channel=NOTIFY)
-    second = bot.click("release_promote", str(two.id), ADMIN, message, channel=NOTIFY)
-    answers = sorted(bot.slack.wait_for_response_post(n, timeout=20).body["text"] for n in (first, second))
+    answers = double_click(bot, "release_promote", two.id, ADMIN, message)
     assert any("now points to build" in a for a in answers) and any("Nothing changed" in a for a in answers), answers
     assert served_digest(registry, repo, "latest") == two.pushed_digest
     assert [p.build_id for p in services.store.promotions("held")] == [two.id]

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.domain.catalog import RegistrySpec, image_from_dict
+from bot.domain.catalog import RegistrySpec, image_from_dict, registry_from_dict, registry_to_dict
 from bot.domain.clusterspec import (
     DRIVER_NFS_CONF,
     MAX_TAGS,
@@ -103,6 +103,51 @@ def test_public_image_gets_no_basic_auth() -> None:
     plan = plan_launch(request(), source(repository="team/pandas", registry=None), ctx())
     assert plan.body["docker_image"] == {"url": f"team/pandas@{DIGEST}"}
     assert plan.auth == "none"
+
+
+def test_a_public_registry_pushed_with_credentials_launches_without_basic_auth_or_secret() -> None:
+    hub = RegistrySpec("hub", "docker.io", "dcsteam", "DCS_SECRET_HUB_TOKEN", public=True)  # no cluster secret
+    plan = plan_launch(request(), source(repository="dcsteam/pandas", registry=hub), ctx())
+    assert plan.body["docker_image"] == {"url": f"docker.io/dcsteam/pandas@{DIGEST}"} or plan.body["docker_image"] == {
+        "url": f"dcsteam/pandas@{DIGEST}"
+    }
+    assert "basic_auth" not in plan.shown_body["docker_image"] and plan.auth == "none"
+    with pytest.raises(InvalidInput):  # the same registry, not public: it needs its cluster secret
+        plan_launch(request(), source(repository="dcsteam/pandas", registry=replace(hub, public=False)), ctx())
+
+
+def test_a_public_image_on_a_private_registry_launches_without_basic_auth() -> None:
+    spec = image_from_dict({"name": "team-pandas", "base": "databricksruntime/standard:15.4-LTS",
+                            "repository": "myacr.azurecr.io/team/pandas", "public": True})  # fmt: skip
+    plan = plan_launch(request(), ImageSource(spec, 12, DIGEST, ACR), ctx())
+    assert "basic_auth" not in plan.body["docker_image"]
+
+
+def test_pin_tag_launches_the_immutable_tag_and_keeps_the_digest_in_the_tags() -> None:
+    tagged = replace(ACR, pin="tag")
+    image = ImageSource(source().spec, 12, DIGEST, tagged, "latest-20261202-b12")
+    plan = plan_launch(request(), image, ctx())
+    assert plan.body["docker_image"]["url"] == "myacr.azurecr.io/team/pandas:latest-20261202-b12"
+    assert plan.body["docker_image"]["basic_auth"]["password"] == "{{secrets/dcs/acr}}"
+    assert DIGEST in plan.body["custom_tags"].values()
+    assert plan_launch(request(), replace(image, registry=ACR), ctx()).body["docker_image"]["url"].endswith(DIGEST)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("pin", "latest", "is not digest or tag"), ("public", "yes", "is not true or false")],
+)
+def test_public_and_pin_are_validated(field: str, value: str, words: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        registry_from_dict({"name": "hub", "host": "docker.io", field: value})
+    assert exc.value.field == field and words in exc.value.reason
+
+
+def test_public_and_pin_round_trip() -> None:
+    spec = registry_from_dict({"name": "hub", "host": "docker.io", "public": True, "pin": "tag"})
+    assert (spec.public, spec.pin) == (True, "tag")
+    assert registry_from_dict(registry_to_dict(spec)) == spec
+    assert "pin" not in registry_to_dict(registry_from_dict({"name": "hub", "host": "docker.io"}))
 
 
 def test_plaintext_password_only_when_allowed_and_never_in_the_shown_body() -> None:

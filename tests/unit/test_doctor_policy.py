@@ -9,6 +9,7 @@ from bot.domain.catalog import image_from_dict, image_to_dict, parse_catalog
 from bot.domain.checks import FAIL, PASS, WAIVED, WARN, Check, DoctorReport
 from bot.domain.doctor import evaluate
 from bot.domain.doctor_policy import CHECK_NAMES, DoctorPolicy, apply_waivers, policy_from_dict
+from bot.domain.image_checks import InitRun, init_scripts_check, size_check
 from bot.domain.refs import parse_ref
 from bot.errors import InvalidInput, InvalidInputs
 from handlers.blocks import doctor_summary, doctor_table
@@ -81,10 +82,14 @@ def test_a_waiver_of_a_passing_row_changes_nothing():
 def test_every_row_the_doctor_makes_is_a_known_check_name():
     gpu = classify_base(parse_ref("nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"))
     standard = classify_base(parse_ref("databricksruntime/standard:15.4-LTS"))
-    names = {c.name for base in (gpu, standard, None) for c in evaluate("x", probe(), AMD64, base, ("pandas",)).checks}
+    names = {
+        c.name
+        for base in (gpu, standard, None)
+        for c in evaluate("x", probe(), AMD64, base, ("pandas",), init=InitRun([], ""), size_budget_mb=1).checks
+    }
     names |= {c.name for c in evaluate("x", "", AMD64, None).checks}
     assert names <= set(CHECK_NAMES), names - set(CHECK_NAMES)
-    assert "gpu" in names and "shell" in names
+    assert {"gpu", "shell", "init_scripts", "size"} <= names
 
 
 def test_the_build_message_shows_waived_rows_and_their_reason():
@@ -94,3 +99,17 @@ def test_the_build_message_shows_waived_rows_and_their_reason():
     ]
     assert doctor_summary(rows) == "doctor 1/1 ✓, 1 waived (os)"
     assert "(waived: approved)" in doctor_table(rows) and "Base on Ubuntu" not in doctor_table(rows)
+
+
+def test_init_script_output_and_size_budget_rows():
+    run = InitRun(["/a.sh"], "dcs-init\tstart\t/a.sh\ndcs-init\tline\tboom\ndcs-init\tend\t2\t/a.sh\n", 9)
+    assert init_scripts_check(run).detail == "/a.sh failed (exit code 2): boom"
+    assert init_scripts_check(InitRun(["/a.sh"], None, 9)).detail == "/a.sh did not finish within 9 s"
+    ok = "dcs-init\tstart\t/a.sh\ndcs-init\tend\t0\t/a.sh\ndcs-init\tdone\n"
+    assert init_scripts_check(InitRun(["/a.sh"], ok)).status == PASS
+    assert (
+        init_scripts_check(InitRun(["/x.sh"], "dcs-init\tstart\t/x.sh\ndcs-init\tend\tmissing\t/x.sh\n")).status == FAIL
+    )
+    inspect = {"Size": 7_200_000_000, "RootFS": {"Layers": ["a"] * 14}}
+    assert size_check(inspect, 6000).status == WARN and "7.2 GB in 14 layers" in size_check(inspect, 6000).detail
+    assert size_check(inspect, 8000).status == PASS

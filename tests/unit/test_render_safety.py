@@ -199,9 +199,10 @@ def check_dockerfile(
     lines = text.split("\n")
     assert lines[0] == (f"# Rendered by dcs-bot for image {spec.name}. Do not edit: change the catalog entry instead.")
     assert not DIRECTIVE.match(lines[0])
-    assert "<<" not in text, "a heredoc marker would swallow the following lines"
-
     found = instructions(text)
+    # BuildKit reads heredocs (`<<EOF`) in RUN, COPY and ADD only; a value such as ENV TZ="<<" is inert
+    heredoc_able = [line for line in found if line.split(" ", 1)[0] in ("RUN", "COPY", "ADD")]
+    assert not [line for line in heredoc_able if "<<" in line], "a heredoc marker would swallow the following lines"
     keywords = [line.split(" ", 1)[0] for line in found]
     install = ["FROM", "LABEL", "COPY", "ENV", "RUN", "RUN", "RUN"] if spec.pip else []
     final = ["FROM"] + ["RUN"] * bool(spec.apt) + ["COPY", "RUN"] * bool(spec.pip)
