@@ -25,13 +25,10 @@ import http.client
 import json
 import os
 import platform
-import queue
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -40,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ack import start as start_server  # noqa: E402
 from bot.compose import build_services  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.domain.catalog import image_from_dict  # noqa: E402
@@ -133,7 +131,8 @@ def paired(a: Callable[[], float], b: Callable[[], float], rounds: int) -> dict[
 def timed_process(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
     def run() -> float:
         started = time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+        # from a neutral directory: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+        done = subprocess.run(argv, env=env, cwd=tempfile.gettempdir(), capture_output=True, timeout=120, check=False)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"{argv} failed: {done.stderr.decode()[-800:]}")
@@ -149,7 +148,8 @@ def environment(db: str, code: Path, **extra: str) -> dict[str, str]:
 
 
 class Bot:
-    """`python -m bot --http` on a database; `ready` is the time from the process start to "listening on"."""
+    """`python -m bot --http` on a database; `ready` is the time from the process start to "listening on"
+    (bench/ack.py's `start` waits for that line)."""
 
     def __init__(self, db: str, code: Path, api_url: str) -> None:
         env = environment(
@@ -163,34 +163,12 @@ class Bot:
         )
         argv = [sys.executable, "-m", "bot", "--http", "--host", "127.0.0.1", "--port", "0", "--env-file", "/dev/null"]
         started = time.perf_counter()
-        self.process = subprocess.Popen(argv, env=env, cwd=tempfile.gettempdir(), stderr=subprocess.PIPE, text=True)
-        lines: queue.Queue[str] = queue.Queue()
-        assert self.process.stderr is not None
-        stream = self.process.stderr
-        threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
-        seen: list[str] = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            match = re.search(r"listening on (http://127\.0\.0\.1:(\d+))/slack/events", line)
-            if match:
-                self.ready = time.perf_counter() - started
-                self.port = int(match.group(2))
-                return
-        self.stop()
-        raise RuntimeError("the bot did not start:\n" + "".join(seen[-30:]))
+        self.server = start_server("dcs-bot", argv, env, tempfile.gettempdir())
+        self.ready = time.perf_counter() - started
+        self.port = int(self.server.url.rsplit(":", 1)[1])
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.server.stop()
 
 
 def ack_times(port: int, texts: list[str], rounds: int) -> dict[str, list[float]]:

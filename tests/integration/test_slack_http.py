@@ -677,3 +677,22 @@ def test_the_manifests_usage_hint_lists_every_subcommand(bot: Bot) -> None:
         hinted = {" ".join(w for w in part.split() if w.isalpha() and w.islower()) for part in parts}
         names = {c.name for c in bot.ctx.commands.visible()} | {"fleet"}  # fleet: only with a workspace configured
         assert names <= hinted, (manifest, sorted(names - hinted))
+
+
+def test_images_pages_through_the_catalog_with_next_and_previous(bot: Bot) -> None:
+    for i in range(45):
+        bot.ctx.store.add_image(
+            image_from_dict({"name": f"team-{i:02d}", "base": "ubuntu:22.04", "repository": "r.example/x"})
+        )
+    first = bot.command("images")
+    assert "45 image(s) in the catalog, 1–20 shown" in first["text"]
+    message = SlackMessage(channel="C1", ts="1.000001", text=first["text"], blocks=first["blocks"])
+    second = click(bot, message, "Next ▶", "page-2")
+    assert second.body["replace_original"] is True
+    text = json.dumps(second.body["blocks"], ensure_ascii=False)
+    assert "21–40 shown" in text and "*team-20*" in text and "*team-19*" not in text
+    assert set(buttons_of(second.body["blocks"])) == {"◀ Previous", "Next ▶"}
+    back = SlackMessage(channel="C1", ts="1.000002", text="", blocks=second.body["blocks"])
+    assert "1–20 shown" in json.dumps(click(bot, back, "◀ Previous", "page-1").body["blocks"], ensure_ascii=False)
+    found = bot.command("images team-4")
+    assert "5 image(s) matching `team-4`" in found["text"]  # team-40 … team-44
