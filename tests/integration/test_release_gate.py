@@ -19,7 +19,7 @@ from bot.ops.launch import Launcher, launcher_for
 from bot.ops.rebuild import rebuild_job
 from bot.ops.release import CLI_ACTOR, promote, promoted_build, rollback
 from handlers.blocks import image_line
-from tests.fakes.databricks import DEFAULT_TOKEN
+from tests.fakes.databricks import DEFAULT_TOKEN, DEFAULT_USER
 from tests.integration import test_rebuild
 from tests.integration.test_rebuild import add_image, served_digest
 
@@ -88,9 +88,7 @@ def test_an_approval_image_is_a_candidate_until_promoted_and_rollback_moves_the_
     assert ("rollback", f"held#{one.id}", "succeeded") in actions
 
 
-def test_a_scheduled_run_promotes_what_passed_its_canary_and_keeps_the_tag_of_what_failed(
-    tmp_db, registry, base, slack, databricks
-):
+def test_a_canary_promotes_and_a_failed_canary_keeps_the_moving_tag(tmp_db, registry, base, slack, databricks):
     environ = {
         "DCS_DB": tmp_db,
         test_rebuild.PASSWORD_VAR: registry.password,
@@ -112,25 +110,27 @@ def test_a_scheduled_run_promotes_what_passed_its_canary_and_keeps_the_tag_of_wh
         )
     )  # fmt: skip
     base.publish("v1")
-    add_image(gated, registry, base, "good", promote="canary", pip=["requests==2.32.3"])
-    add_image(gated, registry, base, "bad", promote="canary", pip=["six==1.16.0"])
-    first = {r.image: r for r in rebuild_job(gated, by_hand=True, notify=False).run.results}
-    for name in ("good", "bad"):
-        assert first[name].release.status == "promoted", (first[name].release.reason, first[name].release.canary)
-        assert served_digest(registry, f"dcs-rb-{base.uid}/{name}", "latest") == first[name].pushed_digest
+    add_image(gated, registry, base, "canaried", promote="canary", pip=["six==1.16.0"])
+    repo = f"dcs-rb-{base.uid}/canaried"
+    [first] = rebuild_job(gated, ["canaried"], by_hand=True, notify=False).run.results
+    assert first.release.status == "promoted", (first.release.reason, first.release.canary)
+    assert served_digest(registry, repo, "latest") == first.pushed_digest
+    [command] = databricks.commands()
+    assert '"six"' in command.command and command.user == DEFAULT_USER
 
     base.publish("v2")
     databricks.script_command(cause="ModuleNotFoundError: No module named 'six'", when='"six"')
     summary = rebuild_job(gated)
-    second = {r.image: r for r in summary.run.results}
-    assert second["good"].release.status == "promoted"
-    assert served_digest(registry, f"dcs-rb-{base.uid}/good", "latest") == second["good"].pushed_digest
-    assert second["bad"].release.status == "canary_failed"
-    # the registry still serves the old build under the moving tag, the new one only under its own tag
-    assert served_digest(registry, f"dcs-rb-{base.uid}/bad", "latest") == first["bad"].pushed_digest
-    assert served_digest(registry, f"dcs-rb-{base.uid}/bad", second["bad"].immutable_tag) == second["bad"].pushed_digest
-    assert {c.state for c in databricks.clusters.values()} == {"TERMINATED"} and len(databricks.clusters) == 4
+    [second] = summary.run.results
+    assert second.release.status == "canary_failed"
+    # the registry still serves the promoted build under the moving tag, the new one only under its own tag
+    assert served_digest(registry, repo, "latest") == first.pushed_digest
+    assert served_digest(registry, repo, second.immutable_tag) == second.pushed_digest != first.pushed_digest
+    assert {c.state for c in databricks.clusters.values()} == {"TERMINATED"} and len(databricks.clusters) == 2
     [notice] = slack.messages()
     text = json.dumps(notice.blocks, ensure_ascii=False)
-    assert notice.text.startswith("Scheduled rebuild: 1 promoted, 1 canary failed")
+    assert notice.text.startswith("Scheduled rebuild: 1 canary failed")
     assert "No module named 'six'" in text and "stays where it was" in text
+    assert [e["action_id"] for b in notice.blocks if b["type"] == "actions" for e in b["elements"]] == [
+        "release_promote"
+    ]
