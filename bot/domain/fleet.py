@@ -78,25 +78,35 @@ class WorkspaceScan:
     raw: Any = field(default=None, repr=False)  # what was listed (bot/clients/databricks_fleet.RawFleet)
 
 
+def parsed_url(url: Any) -> ImageRef | None:
+    """A `docker_image.url` as found in a workspace, parsed; None when it is not an image reference."""
+    if not isinstance(url, str) or not url:
+        return None
+    try:
+        return parse_ref(url, URL_PATH)
+    except InvalidInput:
+        return None
+
+
+def repository_key(ref: ImageRef) -> tuple[str, str]:
+    """What two references of the same repository share (registry hosts compare case-insensitively)."""
+    return ref.domain.lower(), ref.path
+
+
 class RepoIndex:
     """Repository (`domain/path`) → catalog image names, with each image's current digest."""
 
     def __init__(self, images: Mapping[str, ImageRef], current: Mapping[str, str | None]) -> None:
         self.by_repo: dict[tuple[str, str], list[str]] = {}
         for name, ref in images.items():
-            self.by_repo.setdefault((ref.domain.lower(), ref.path), []).append(name)
+            self.by_repo.setdefault(repository_key(ref), []).append(name)
         self.current = dict(current)
 
     def match(self, url: Any) -> tuple[list[str], str] | None:
         """(image names, digest or `:tag`) when `url` names one of the repositories; None otherwise."""
-        if not isinstance(url, str) or not url:
-            return None
-        try:
-            ref = parse_ref(url, URL_PATH)
-        except InvalidInput:
-            return None
-        names = self.by_repo.get((ref.domain.lower(), ref.path))
-        if not names:
+        ref = parsed_url(url)
+        names = self.by_repo.get(repository_key(ref)) if ref is not None else None
+        if not names or ref is None:
             return None
         return names, ref.digest or f":{ref.tag or 'latest'}"
 

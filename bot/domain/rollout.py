@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.domain.clusterspec import VOLUMES_CONF
-from bot.domain.fleet import URL_PATH, cluster_specs_of_job
+from bot.domain.fleet import URL_PATH, cluster_specs_of_job, parsed_url, repository_key
 from bot.domain.refs import ImageRef, is_sha256_digest, parse_ref
 from bot.errors import InvalidInput
 
@@ -59,13 +59,8 @@ class Target:
 
     def names(self, url: Any) -> bool:
         """Whether `url` is an image of this repository (any tag or digest)."""
-        if not isinstance(url, str) or not url:
-            return False
-        try:
-            ref = parse_ref(url, URL_PATH)
-        except InvalidInput:
-            return False
-        return (ref.domain.lower(), ref.path) == (self.repository.domain.lower(), self.repository.path)
+        ref = parsed_url(url)
+        return ref is not None and repository_key(ref) == repository_key(self.repository)
 
     def docker_image(self, url: str | None = None) -> dict[str, Any]:
         image: dict[str, Any] = {"url": url or self.url}
