@@ -119,6 +119,9 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
     nodes = [_option(n.node_type_id, n.label) for n in options.node_types[:MAX_OPTIONS]]
     runtime_el: dict[str, Any] = {"type": "static_select", "options": runtimes}
     node_el: dict[str, Any] = {"type": "static_select", "options": nodes}
+    if len(options.node_types) > MAX_OPTIONS:
+        # More than a static select holds: an external select searches them all (node_type_suggestions).
+        node_el = {"type": "external_select", "min_query_length": 0}
     if options.preselected:
         runtime_el["initial_option"] = next(o for o in runtimes if o["value"] == options.preselected.key)
     if options.default_node and nodes:
@@ -196,6 +199,25 @@ def launch_modal(options: LaunchOptions, *, channel: str, email: str | None) -> 
             _input("name", "Cluster name", _text(f"dcs {source.spec.name} (you)"), optional=True),
         ],
     }
+
+
+def node_type_suggestions(ctx: AppContext, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The node types matching what someone typed into the form's node type search (at most 100, Slack's cap).
+    What the form is for comes from the stored form, never from the payload."""
+    view_id = str((body.get("view") or {}).get("id") or "")
+    user_id = str((body.get("user") or {}).get("id") or "")
+    form = ctx.store.form(view_id, "launch")
+    if form is None or form.user != user_id:
+        return []
+    state = form.state
+    options = launcher_for(ctx.services).options(
+        str(state["image"]),
+        int(state["build"]),
+        state.get("workspace"),  # cached: no call while typing
+    )
+    query = str(body.get("value") or "").strip().lower()
+    found = [n for n in options.node_types if query in n.node_type_id.lower() or query in n.label.lower()]
+    return [_option(n.node_type_id, n.label) for n in found[:MAX_OPTIONS]]
 
 
 def _values(view: dict[str, Any]) -> dict[str, str | None]:
@@ -755,3 +777,11 @@ def register(app: App, ctx: AppContext) -> None:
     @app.view(MODAL)
     def submitted(ack: Any, body: dict[str, Any]) -> None:
         handle_submission(ctx, body, ack)
+
+    @app.options("value", matchers=[lambda body: body.get("block_id") == "node_type"])
+    def node_type_search(ack: Any, body: dict[str, Any]) -> None:
+        try:
+            ack(options=node_type_suggestions(ctx, body))
+        except DcsError as exc:
+            log.warning("node type search failed: %s", exc.message)
+            ack(options=[])

@@ -9,17 +9,20 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from bot.domain.catalog import RegistrySpec, image_from_dict
-from tests.fakes.databricks import FakeDatabricks
+from tests.fakes.databricks import NODE_TYPES, FakeDatabricks, _node
 from tests.fakes.http import wait_until
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, block_suggestion_body, signed_headers
 from tests.support.launch_bot import (
     ADMIN,
     BUILDER,
     DIGEST,
     GOOD_FORM,
     NO_EMAIL,
+    OUTSIDER,
+    SECRET,
     LaunchBot,
     left_creating,
     seed_image,
@@ -345,3 +348,33 @@ def test_a_plaintext_registry_password_reaches_only_databricks(
         assert password.encode() not in stored
     finally:
         bot.stop()
+
+
+def test_more_node_types_than_a_select_holds_are_searchable(tmp_db: str, slack: FakeSlack) -> None:
+    """A workspace with 160 usable node types: the form offers a search (external select), not the first 100."""
+    many = [*NODE_TYPES, *(_node(f"m7i.{n}xlarge", 4, 16384, "General Purpose") for n in range(2, 162))]
+    with FakeDatabricks(node_types=many) as databricks:
+        bot = start_launch_bot(tmp_db, slack, databricks)
+        try:
+            seed_image(bot.ctx)
+            view = bot.open_form()
+            element = next(b for b in view["blocks"] if b.get("block_id") == "node_type")["element"]
+            assert element["type"] == "external_select" and "options" not in element
+
+            def search(text: str, user: str = BUILDER) -> list[str]:
+                body = block_suggestion_body("value", text, user_id=user, block_id="node_type", view=view)
+                answer = requests.post(
+                    f"{bot.url}/slack/events", data=body, headers=signed_headers(SECRET, body), timeout=10
+                )
+                assert answer.status_code == 200, answer.text
+                return [o["value"] for o in answer.json()["options"]]
+
+            assert search("m7i.161x") == ["m7i.161xlarge"]  # beyond the first 100: found
+            assert len(search("")) == 100  # Slack shows at most 100; typing narrows them
+            assert "m6gd.large" not in search("m6gd")  # the DCS rules still apply (no Graviton)
+            assert search("m7i", user=OUTSIDER) == []  # only the person whose form it is
+            assert bot.submit(view, {**GOOD_FORM, "node_type": "m7i.161xlarge"}) == {}
+            launch = bot.wait_launch(lambda launch: launch.status == "running")
+            assert bot.databricks.created_specs()[0]["node_type_id"] == "m7i.161xlarge" and launch.cluster_id
+        finally:
+            bot.stop()

@@ -157,7 +157,8 @@ def test_manifests_declare_what_the_bot_uses(path: str, socket_mode: bool) -> No
         settings["interactivity"].get("request_url"),
         settings["event_subscriptions"].get("request_url"),
     ]
+    options_url = settings["interactivity"].get("message_menu_options_url")  # external selects (node types)
     if socket_mode:
-        assert urls == [None, None, None]
+        assert urls == [None, None, None] and options_url is None  # Socket Mode delivers options itself
     else:
-        assert all(url and url.endswith("/slack/events") for url in urls)
+        assert all(url and url.endswith("/slack/events") for url in [*urls, options_url])
