@@ -89,7 +89,8 @@ def check_budget(services: Services, source: ImageSource, plan: LaunchPlan) -> B
 
 
 def _blocked_text(needed: int, account: str, numbers: str) -> str:
+    # `numbers` may be a whole sentence already (a 429's explanation): one full stop, never "registry.. Docker"
     return (
-        f"{numbers}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
+        f"{numbers.rstrip().rstrip('.')}. Docker Hub would refuse the cluster's pulls now, so the launch is on hold "
         f"(it needs {needed}). Wait for the window to reset, or launch anyway."
     )

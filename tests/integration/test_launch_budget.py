@@ -77,6 +77,7 @@ def test_no_pulls_left_holds_the_launch_until_launch_anyway(
     launch = bot.wait_launch(lambda launch: launch.status == "blocked" and bool(launch.slack_ts))
     message = bot.wait_message(launch.id, "Launch anyway")
     assert "ON HOLD" in message.text and bot.databricks.created_specs() == []
+    assert ".." not in json.dumps(message.blocks)  # one full stop between sentences ("registry.. Docker Hub")
     (anyway,) = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
     assert anyway["confirm"]["style"] == "danger" and "Docker Hub" in anyway["confirm"]["text"]["text"]
 
