@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clients.databricks_fleet import READERS, WRITERS
+from bot.domain.clock import stamp
 from bot.domain.fleet import KINDS, FleetItem
 from bot.domain.permissions import Role, allowed
 from bot.domain.refs import is_sha256_digest, short_digest
@@ -33,6 +35,8 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 Progress = Callable[[Rollout], None]
 CLI_ACTOR = "cli"
+STUCK_SECONDS = 600  # a running rollout no process touched for this long was left by a stop
+STOPPED = "the bot stopped while this item was being sent; Retry reads it again and writes only if it is not there"
 
 
 @dataclass
@@ -247,9 +251,14 @@ def run(services: Services, rollout_id: int, actor: str, progress: Progress | No
 
 
 def retry(services: Services, rollout_id: int, actor: str, progress: Progress | None = None) -> Rollout:
-    """Send the failed items again (once, whoever clicks)."""
+    """Send the failed items again (once, whoever clicks). A rollout whose process stopped mid-way (still
+    `running`, untouched for STUCK_SECONDS) is taken over: each item is read again before any write, so an item
+    whose write did reach Databricks is found already there and not written twice."""
     may_roll_out(services, actor)
     store = services.store
+    cutoff = stamp(datetime.now(UTC) - timedelta(seconds=STUCK_SECONDS))
+    if store.release_stuck_items(rollout_id, cutoff, STOPPED):
+        _audit(services, actor, "rollout.resume", store.get_rollout(rollout_id), "partial", "taken over after a stop")
     if not store.move_rollout(rollout_id, to="running", frm=("partial", "failed")):
         return store.get_rollout(rollout_id)
     count = store.retry_failed_items(rollout_id)

@@ -123,6 +123,28 @@ class RolloutTables(StoreBase):
         with self.transaction() as conn:
             conn.execute(f"UPDATE rollout_items SET {sets} WHERE id = ?", (*fields.values(), item_id))  # noqa: S608 - fixed column names
 
+    def release_stuck_items(self, rollout_id: int, older_than: str, reason: str) -> int:
+        """Items left `sending` by a process that stopped (not touched since `older_than`) → failed with `reason`,
+        and their rollout running → partial; the number of items released (0: the rollout is not stuck)."""
+        with self.transaction() as conn:
+            busy = conn.execute(
+                "SELECT COUNT(*) FROM rollout_items WHERE rollout_id = ? AND status = 'sending' AND updated_at >= ?",
+                (rollout_id, older_than),
+            ).fetchone()[0]
+            running = conn.execute(
+                "SELECT COUNT(*) FROM rollouts WHERE id = ? AND status = 'running' AND updated_at < ?",
+                (rollout_id, older_than),
+            ).fetchone()[0]
+            if busy or not running:
+                return 0
+            cur = conn.execute(
+                "UPDATE rollout_items SET status = 'failed', error = ?, updated_at = ? "
+                "WHERE rollout_id = ? AND status IN ('sending', 'pending')",
+                (reason, utcnow(), rollout_id),
+            )
+            conn.execute("UPDATE rollouts SET status = 'partial', updated_at = ? WHERE id = ?", (utcnow(), rollout_id))
+            return cur.rowcount
+
     def retry_failed_items(self, rollout_id: int) -> int:
         """failed → pending; the number of items that will be tried again."""
         with self.transaction() as conn:

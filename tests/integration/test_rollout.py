@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.clients.databricks_fleet import update_cluster
 from bot.errors import NotAllowed
 from bot.ops import rollout as rollouts
 from bot.services import Services
@@ -230,3 +231,28 @@ def test_dry_run_prints_the_exact_bodies_and_changes_nothing(
     (sent,) = pair.dev.writes_to("cluster", dev.terminated)
     assert sent.body == cluster
     assert OLD not in json.dumps(pair.dev.clusters[dev.terminated].spec) and NEW
+
+
+def test_a_rollout_left_by_a_stop_is_taken_over_without_writing_twice(services: Services, pair: TwoWorkspaces) -> None:
+    dev = seed_fleet(pair.dev)
+    created = rollouts.create(services, rollouts.plan(services, "team-pandas", str(new_build(services))), U1)
+    store = services.store
+    assert store.move_rollout(created.id, to="running", frm=("ready",))
+    first = next(i for i in created.items if i.kind == "cluster" and i.item_id == dev.terminated)
+    assert store.claim_item(first.id)  # the process sent this write, then stopped before recording it
+    planned = rollouts.plan(services, "team-pandas", str(created.build_id))
+    body = next(i["request"] for i in planned.items if i["item_id"] == dev.terminated)
+    update_cluster(services.workspace("dev"), body)  # the write reached Databricks
+    assert rollouts.retry(services, created.id, U2).status == "running"  # too fresh: another process may be on it
+    assert len(pair.dev.writes_to("cluster", dev.terminated)) == 1
+    with store.transaction() as conn:
+        conn.execute("UPDATE rollouts SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?", (created.id,))
+        conn.execute(
+            "UPDATE rollout_items SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE rollout_id = ?", (created.id,)
+        )
+    done = rollouts.retry(services, created.id, U2)
+    assert done.status == "done", [(i.label, i.status, i.error) for i in done.items]
+    assert len(pair.dev.writes_to("cluster", dev.terminated)) == 1  # found already there: not written again
+    assert next(i for i in done.items if i.id == first.id).status == "unchanged"
+    per_item = [(w.kind, str(w.resource_id)) for w in pair.dev.writes_to()]
+    assert len(per_item) == len(set(per_item)) == 7

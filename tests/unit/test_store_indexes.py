@@ -60,6 +60,7 @@ def exercise(store: Store) -> None:
     )
     store.move_rollout(rollout.id, to="running", frm=("ready",)), store.claim_item(rollout.items[0].id)
     store.finish_item(rollout.items[0].id, "failed", error="x"), store.retry_failed_items(rollout.id)
+    store.release_stuck_items(rollout.id, utcnow(), "stopped")
     store.discard_queued_build(build.id)
     store.mark_interrupted()
     owned = store.create_build(
