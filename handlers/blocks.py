@@ -401,7 +401,11 @@ def build_line(build: Build, now: datetime, position: int | None = None) -> str:
 
 
 def build_detail(
-    build: Build, now: datetime, position: int | None = None, pushes: Sequence[PushRecord] = ()
+    build: Build,
+    now: datetime,
+    position: int | None = None,
+    pushes: Sequence[PushRecord] = (),
+    inventory: PackageInventory | None = None,
 ) -> dict[str, Any]:
     """One build in full: what the short result message keeps behind "Details"."""
     lines = [build_line(build, now, position)]
@@ -423,6 +427,8 @@ def build_detail(
     blocks = [section("\n".join(lines))]
     if build.doctor:
         blocks.append(section(f"*Doctor* ({doctor_summary(build.doctor)})\n" + doctor_table(build.doctor)))
+    if inventory is not None:
+        blocks.append(section(f"*Contains* {escape(inventory.summary())}"))
     blocks.append(context(f"Its log: `/dcs log {build.id}`"))
     return message(f"Build #{build.id} of {build.image}: {build.status}", blocks)
 

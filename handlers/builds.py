@@ -369,7 +369,9 @@ def details_content(ctx: AppContext, build_id: int) -> dict[str, Any]:
     build = build_with_log(ctx.services, build_id)
     redact = ctx.services.redactor
     clean = replace(build, error=redact(build.error or "") or None, failed_step=redact(build.failed_step or "") or None)
-    return bk.build_detail(clean, now(), positions_of(ctx).get(build_id), ctx.store.pushes(build_id))
+    return bk.build_detail(
+        clean, now(), positions_of(ctx).get(build_id), ctx.store.pushes(build_id), ctx.store.inventory(build_id)
+    )
 
 
 def close_interrupted(ctx: AppContext, build_ids: list[int]) -> None:

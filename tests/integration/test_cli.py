@@ -147,3 +147,32 @@ def test_bad_configuration_lists_every_problem_without_secrets(tmp_path, registr
     assert result.returncode == 78
     assert "DCS_WORKERS" in result.stderr and "DCS_ADMINS" in result.stderr and "SLACK_BOT_TOKEN" in result.stderr
     assert "not-a-token-but-secret-123" not in result.stderr
+
+
+def test_a_failed_build_into_a_file_is_plain_text_with_the_cause_first(tmp_path, registry, make_base, push_base):
+    """`dcs build NAME > build.txt` of a build whose pip prints in colour: no terminal codes in the file, on
+    stderr or in `dcs log`, and the tool's own reason is said before the step."""
+    make_base(local("databricksruntime/standard:15.4-LTS"))
+    push_base(local("databricksruntime/standard:15.4-LTS"), registry, "databricksruntime/standard", "15.4-LTS")
+    env = cli_env(tmp_path, registry)
+    base = f"{registry.host}/databricksruntime/standard:15.4-LTS"
+    registry_added = dcs(
+        "registry", "add", "local", "--host", registry.host, "--username", registry.username,
+        "--password-env", "DCS_SECRET_LOCAL_REGISTRY_PASSWORD", env=env,
+    )  # fmt: skip
+    assert registry_added.returncode == 0, registry_added.stderr
+    added = dcs(
+        "image", "add", "colourful", "--base", base, "--repo", f"{registry.host}/cli/colourful",
+        "--pip", "dcs-test-colour==1.0", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with (tmp_path / "build.txt").open("w") as out:
+        built = subprocess.run(
+            [*dcs_command(), "build", "colourful"], env=env, stdout=out, stderr=subprocess.PIPE, text=True, timeout=300
+        )
+    text = (tmp_path / "build.txt").read_text()
+    assert built.returncode == 10, built.stderr
+    assert "\x1b" not in text + built.stderr
+    assert "No matching distribution found for dcs-test-colour==1.0" in built.stderr + text
+    log = dcs("log", "1", env=env)
+    assert "\x1b" not in log.stdout and "No matching distribution found for dcs-test-colour==1.0" in log.stdout

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.catalog import image_from_dict
+from bot.domain.inventory import PackageInventory
 from bot.errors import InvalidInput, InvalidInputs
 from bot.store import Build, ImageStatus, PushRecord
 from handlers import blocks as bk
@@ -121,6 +122,18 @@ def test_details_have_the_doctor_table_tags_and_full_digest() -> None:
     assert "sha256:" + "ab" * 32 in text and "reg.example/team/pandas:latest` (verified)" in text
     assert "✅ bash" in text and "⚠️ acl" in text and "`latest-20260301-b12`" in text
     assert "/dcs log 12" in text and "BUILD_ID" not in text
+    assert "Contains" not in text  # no inventory recorded
+
+
+def test_details_show_what_the_build_contains() -> None:
+    inventory = PackageInventory(
+        {"bash": "5.1"}, {"pandas": "2.2.2"}, "3.11.11", "1.8.0_412", "Ubuntu 22.04.4 LTS", 2_100_000_000
+    )
+    text = all_text(bk.build_detail(build(), NOW, None, (), inventory))
+    assert (
+        "*Contains* Ubuntu 22.04.4 LTS, Python 3.11.11, Java 1.8.0_412, 1 OS packages, 1 Python packages, 2.1 GB"
+        in text
+    )
 
 
 @pytest.mark.parametrize(
