@@ -32,11 +32,12 @@ from handlers import blocks as bk
 from handlers.actions import guarded, reply
 from handlers.commands import CommandContext, Subcommand
 from handlers.context import AppContext, reference_id
+from handlers.notices import FLEET_MOVE
 from handlers.respond import tell, told_errors
 
 log = logging.getLogger(__name__)
 
-OPEN, MODAL, APPROVE, RETRY, ROLLBACK = "fleet_move", "fleet_rollout", "fleet_approve", "fleet_retry", "fleet_rollback"
+OPEN, MODAL, APPROVE, RETRY, ROLLBACK = FLEET_MOVE, "fleet_rollout", "fleet_approve", "fleet_retry", "fleet_rollback"
 ICONS = {
     "pending": ":white_circle:",
     "sending": ":hourglass_flowing_sand:",

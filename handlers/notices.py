@@ -29,6 +29,7 @@ from handlers.blocks import (
     when,
 )
 
+FLEET_MOVE = "fleet_move"  # the action handlers/fleet.py answers with the rollout modal
 MAX_LINES = 25  # per section: beyond that, a count (a catalog of hundreds must not blow the 3000-char limit)
 
 
@@ -264,6 +265,14 @@ def rebuild_notice(report: ChannelReport) -> dict[str, Any]:
         heading = "Clusters" if kinds == {"cluster"} else "Clusters, jobs, pools and policies"
         blocks.append(section(f"*{heading} still on an older digest*\n" + _lines(lines, "items")))
         text_lines.append(f"{len(report.stale)} item(s) still on an older digest")
+        counts: dict[str, int] = {}
+        for c in report.stale:
+            counts[c.image] = counts.get(c.image, 0) + 1
+        moves = [
+            button(f"Move {n} item(s) of {image}", FLEET_MOVE, image, style="primary")
+            for image, n in sorted(counts.items())[:5]
+        ]
+        blocks.append(actions("fleet_moves", *moves))  # handlers/fleet.py opens the rollout modal
     if report.unpatched:
         names = ", ".join(f"{escape(image)} (`{escape(base)}`)" for image, base in report.unpatched[:MAX_LINES])
         blocks.append(

@@ -42,6 +42,8 @@ def test_notice_names_old_and_new_digests_failures_and_clusters() -> None:
     msg = rebuild_notice(report)
     text = json.dumps(msg)
     assert "team-pandas" in text and "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text
+    moves = [e for b in msg["blocks"] if b.get("block_id") == "fleet_moves" for e in b["elements"]]
+    assert [(e["action_id"], e["value"]) for e in moves] == [("fleet_move", "team-pandas")]  # opens the rollout
     assert "latest-20260101-b7" in text and "myacr.azurecr.io/team/pandas:latest" in text
     assert "team-ml" in text and "build #8" in text and "dcs-test-broken" in text
     assert "etl" in text and "restart it" in text
