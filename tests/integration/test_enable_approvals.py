@@ -161,9 +161,17 @@ def test_a_request_expires_after_24_hours(bot: LaunchBot) -> None:
     message, _ = ask(bot)
     later = datetime.now(UTC) + timedelta(hours=24, minutes=1)
     bot.ctx.services.approvals = Approvals(bot.ctx.services, clock=lambda: later)
-    assert "expired" in click_and_wait(bot, "enable_approve", ADMIN, message)
-    updated = current(bot, message)
-    assert "*Expired*" in updated.blocks[0]["text"]["text"] and not has_buttons(updated)
+    # The click both answers the clicker and updates the message, in either order: wait for both.
+    name = bot.click("enable_approve", message_request_id(message), ADMIN, message, channel=NOTIFY)
+    answer = wait_until(lambda: bot.slack.response_posts(name), 30, lambda: "no answer to the click")
+    assert "expired" in answer[0].body["text"]
+
+    def expired_message() -> SlackMessage | None:
+        now = current(bot, message)
+        return now if "*Expired*" in now.blocks[0]["text"]["text"] else None
+
+    updated = wait_until(expired_message, 30, lambda: f"message not updated: {current(bot, message).blocks[0]}")
+    assert not has_buttons(updated)
     assert bot.databricks.workspace_conf_patches == 0
 
 
