@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.support.images import ImageArchive, base_archive, ensure_image, push_image
-from tests.support.namespace import NAMESPACE, TagGuard, remove_namespace
+from tests.support.namespace import NAMESPACE, OWNED_REGISTRY_HOSTS, TagGuard, remove_namespace
 from tests.support.registry import (
     LocalRegistry,
     RegistryUnavailable,
@@ -71,7 +71,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if guard is None:
         return
     # Removing many large images on a busy engine takes longer than one API call's usual 30 s.
-    remove_namespace(docker.from_env(timeout=600), NAMESPACE)
+    cleaner = docker.from_env(timeout=600)
+    remove_namespace(cleaner, NAMESPACE)
+    own_registry = os.environ.get("DCS_TEST_REGISTRY")  # started by scripts/test for this run only
+    for host in sorted(OWNED_REGISTRY_HOSTS | ({own_registry} if own_registry else set())):
+        remove_namespace(cleaner, host)
     changed = guard.changed()
     guard.disarm()
     if changed:

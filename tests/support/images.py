@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import docker
 
+from tests.support.namespace import OWNED_REGISTRY_HOSTS
 from tests.support.rootfs import EPOCH, BaseSpec, rootfs_layer
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -90,6 +91,7 @@ def push_image(
 ) -> str:
     """Push `local_ref` as `{host}/{repo_path}:{tag}` with basic auth and return the pushed digest."""
     target = f"{host}/{repo_path}"
+    OWNED_REGISTRY_HOSTS.add(host)  # the local tag below is removed at session end
     engine.api.tag(local_ref, target, tag)
     digest = None
     events = engine.api.push(

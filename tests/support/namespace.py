@@ -61,6 +61,11 @@ def local(ref: str) -> str:
     return f"{NAMESPACE}/{ref}"
 
 
+# Registries this run started (`host:port`): tags the suite gives images for them (pushes of test bases, the
+# builds' own tags) are this run's too and go at session end like the namespace.
+OWNED_REGISTRY_HOSTS: set[str] = set()
+
+
 def remove_namespace(engine: docker.DockerClient, namespace: str = NAMESPACE) -> list[str]:
     """Remove every tag under `namespace` (never by force: an image another tag names is kept)."""
     removed = []
