@@ -62,22 +62,25 @@ def register(app: App, ctx: AppContext) -> None:
             return
         proposal = pending_proposal(ctx.services, image)
         channel = (body.get("container") or {}).get("channel_id") or user_id
-        call(
+        opened = call(
             ctx.client,
             "views.open",
             trigger_id=body.get("trigger_id"),
             view=upgrade_modal(image, proposal.new_base, channel),
         )
+        # what this form upgrades and where it answers: the submission reads it back from here
+        view_id = str((opened.get("view") or {}).get("id") or "")
+        ctx.store.save_form(view_id, kind="lts_upgrade", user=user_id, state={"image": image, "channel": channel})
 
     @app.view(SUBMIT)
     def on_submit(ack: Any, body: dict[str, Any]) -> None:
         user_id = (body.get("user") or {}).get("id", "")
         view = body.get("view") or {}
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except json.JSONDecodeError:
-            meta = {}
-        image, channel = str(meta.get("image", "")), str(meta.get("channel") or user_id)
+        form = ctx.store.form(str(view.get("id") or ""), "lts_upgrade") if isinstance(view, dict) else None
+        if form is None or form.user != user_id:
+            ack(response_action="errors", errors={"name": "This form was not opened for you: click Upgrade again."})
+            return
+        image, channel = str(form.state.get("image", "")), str(form.state.get("channel") or user_id)
         name = str(
             (((view.get("state") or {}).get("values") or {}).get("name") or {}).get("value", {}).get("value") or ""
         )

@@ -50,7 +50,8 @@ def test_a_newer_lts_tag_is_proposed_once_and_the_upgrade_builds_a_new_entry(bot
     opened = bot.slack.wait_for("views.open", timeout=20)[-1].params["view"]
     modal = opened if isinstance(opened, dict) else json.loads(opened)
     assert modal["blocks"][1]["element"]["initial_value"] == "pandas-16-4"
-    modal["id"] = "V0LTS1"
+    # the id Slack gave the opened view: the bot answers the submission from what it stored under it
+    modal["id"] = next(i for i, v in bot.slack.views().items() if v.get("callback_id") == modal.get("callback_id"))
     answer = bot.submit(modal, {"name": "pandas-164"}, user=ADMIN)
     assert answer == {} or answer.get("response_action") != "errors", answer
     upgraded = services.store.get_image("pandas-164")
