@@ -7,14 +7,16 @@ reports. `attach_bot(services, workers)` adds what only a running bot has: the l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
-from bot.domain.notify import BudgetAlert
-from bot.domain.rebuild import ChannelReport
-from bot.domain.records import ApprovalRequest, Launch, Release
 from bot.services import Services
-from bot.workers import Workers
+
+if TYPE_CHECKING:  # annotations only: a CLI command that reports nothing need not import them
+    from bot.domain.notify import BudgetAlert
+    from bot.domain.rebuild import ChannelReport
+    from bot.domain.records import ApprovalRequest, Launch, Release
+    from bot.workers import Workers
 
 
 def build_services(config: Config) -> Services:

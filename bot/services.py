@@ -12,12 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.clients.databricks import DatabricksClient
-from bot.clients.dockerhub import DockerHubClient
-from bot.clients.registry import Credentials, RegistryClient
 from bot.config import Config
 from bot.domain.build_settings import BuildSettings, settings_from_environment
 from bot.domain.catalog import ImageSpec, RegistrySpec, registry_for, registry_migration
+from bot.domain.credentials import Credentials
 from bot.domain.notify import Notifier, NullNotifier
 from bot.domain.realms import origin
 from bot.domain.redact import Redactor
@@ -29,8 +27,11 @@ from bot.store import Store
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from bot.clients.databricks import DatabricksClient
+    from bot.clients.dockerhub import DockerHubClient
     from bot.clients.engine import DockerEngine
     from bot.clients.engines import EnginePool
+    from bot.clients.registry import RegistryClient
     from bot.ops.approvals import Approvals
     from bot.ops.launch import Launcher, LaunchFollower
     from bot.ops.liveness import BuildHeartbeat
@@ -100,6 +101,10 @@ class Services:
     def registry(self) -> RegistryClient:
         with self._lock:
             if self._registry is None:
+                # Imported here on purpose: requests' import time, which the commands that only read the
+                # catalog (`dcs image list`) should not pay.
+                from bot.clients.registry import RegistryClient
+
                 self._registry = RegistryClient(
                     dockerhub_registry_url=self.config.dockerhub_registry_url,
                     token_realms=self.token_realms(),
@@ -118,6 +123,9 @@ class Services:
     def dockerhub(self) -> DockerHubClient:
         with self._lock:
             if self._dockerhub is None:
+                # Imported here on purpose: requests, for the commands that ask Docker Hub only.
+                from bot.clients.dockerhub import DockerHubClient
+
                 self._dockerhub = DockerHubClient(self.config.dockerhub_auth_url, self.config.dockerhub_registry_url)
             return self._dockerhub
 
@@ -131,6 +139,9 @@ class Services:
         ws = self.config.workspace(name)
         with self._lock:
             if ws.name not in self._databricks:
+                # Imported here on purpose: the Databricks client module, for the commands that ask a workspace.
+                from bot.clients.databricks import DatabricksClient
+
                 self._databricks[ws.name] = DatabricksClient(self.config, workspace=ws)
             return self._databricks[ws.name]
 

@@ -28,7 +28,6 @@ from bot.ops.catalog import (
     list_registries,
     remove_image,
     remove_registry,
-    render_image,
     update_image,
 )
 from bot.ops.catalog_files import FileReader, no_files
@@ -415,6 +414,10 @@ def cmd_catalog_export(ctx: CliContext) -> int:
 
 @read_only
 def cmd_render(ctx: CliContext) -> int:
+    # Imported here on purpose: rendering loads the build plan and the builder (the release gate, launches),
+    # which the other commands of this module, `dcs image list` first, do not need.
+    from bot.ops.render import render_image
+
     rendered = render_image(ctx.services, ctx.args.name, base_digest=ctx.args.base_digest, resolve=ctx.args.resolve)
     ctx.emit(
         {"image": rendered.image, "base_digest": rendered.base_digest, "dockerfile": rendered.dockerfile},

@@ -13,7 +13,8 @@ from collections import deque
 
 import requests
 
-from bot.clients.registry import MANIFEST_ACCEPT, Credentials
+from bot.clients.registry import MANIFEST_ACCEPT
+from bot.domain.credentials import Credentials
 from bot.domain.ratelimit import PullBudget, format_window, parse_ratelimit_headers
 from bot.errors import PullLimitReached, RegistryAuthError, RegistryError, RegistryUnreachable
 

@@ -27,8 +27,9 @@ import requests
 import urllib3
 from docker.utils import kwargs_from_env
 
-from bot.clients.registry import Credentials, classify_registry_error
+from bot.clients.registry import classify_registry_error
 from bot.domain.ansi import plain
+from bot.domain.credentials import Credentials
 from bot.domain.refs import ImageRef
 from bot.errors import (
     BuildFailed,

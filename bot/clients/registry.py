@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from bot.domain.credentials import Credentials
 from bot.domain.ratelimit import parse_ratelimit_headers
 from bot.domain.realms import check_token_realm, is_loopback_ip
 from bot.domain.refs import DOCKER_HUB, ImageRef
@@ -45,12 +46,6 @@ MANIFEST_ACCEPT = ", ".join(
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 DEFAULT_TOKEN_SECONDS = 60  # the token spec's default when a token service gives no expires_in
 TOKEN_MARGIN_SECONDS = 10  # a token this close to its end is renewed before the request, not after a 401
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Exactly the shape `stamp` writes: read with fromisoformat, about 5 times faster than strptime (a listing of
+# thousands of builds parses one stamp per row). Any other text goes through strptime, as it always did.
+_STORED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def stamp(moment: datetime) -> str:
@@ -22,6 +26,8 @@ def utcnow() -> str:
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
+    if _STORED.fullmatch(text):
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 

@@ -8,12 +8,13 @@ whitespace outside the `name @ url` separator, no quote, no shell or Dockerfile 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from bot.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 # Characters that may never appear in a pip entry, whatever PEP 508 allows. After the first ';' (an environment
 # marker) quotes and parentheses are allowed: entries reach pip as lines of a requirements file, never a shell.
@@ -85,8 +86,12 @@ def validate_pip(entry: str, field: str = "pip") -> str:
             "Give a plain requirement like 'pandas>=2,<3' (an environment marker after ';' is fine); "
             "shell syntax is not supported.",
         )
+    # Imported here on purpose: packaging's import time, which the commands that only read the catalog (its
+    # entries were validated when written: `dcs image list`) should not pay. Likewise in _requirement.
+    from packaging.requirements import InvalidRequirement
+
     try:
-        req = Requirement(text)
+        req = _requirement(text)
     except InvalidRequirement as exc:
         raise InvalidInput(
             field,
@@ -94,7 +99,7 @@ def validate_pip(entry: str, field: str = "pip") -> str:
             f"is not a valid PEP 508 requirement ({exc})",
             "Write it as name[extras]<op>version, e.g. 'scikit-learn==1.5.1' or 'requests[socks]>=2.31'.",
         ) from None
-    if canonicalize_name(req.name) in _INJECTED_BY_DATABRICKS:
+    if _canonical(req.name) in _INJECTED_BY_DATABRICKS:
         raise InvalidInput(
             field,
             entry,
@@ -137,15 +142,28 @@ def _check_requirement_url(url: str, entry: str, field: str) -> None:
         )
 
 
+def _requirement(text: str) -> Requirement:
+    """packaging's reading of a PEP 508 requirement (raises packaging's InvalidRequirement)."""
+    from packaging.requirements import Requirement  # on first use, see validate_pip
+
+    return Requirement(text)
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name  # on first use, see validate_pip
+
+    return canonicalize_name(name)
+
+
 def pip_name(requirement: str) -> str:
     """The project a validated requirement installs ("Scikit_Learn>=1" → "scikit-learn")."""
-    return canonicalize_name(Requirement(requirement).name)
+    return _canonical(_requirement(requirement).name)
 
 
 def pip_key(requirement: str) -> str:
     """What makes two pip entries the same: the project and the marker (complementary markers may coexist)."""
-    req = Requirement(requirement)
-    return f"{canonicalize_name(req.name)}; {req.marker}" if req.marker else canonicalize_name(req.name)
+    req = _requirement(requirement)
+    return f"{_canonical(req.name)}; {req.marker}" if req.marker else _canonical(req.name)
 
 
 def apt_name(entry: str) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.clients.registry import Credentials
 from bot.config import Config
 from bot.domain.clock import ago, parse_time, stamp
+from bot.domain.credentials import Credentials
 from bot.domain.ratelimit import (
     LOW,
     OK,

@@ -1,4 +1,5 @@
-"""Catalog operations: images and registries, the catalog file, the Dockerfile an image renders to.
+"""Catalog operations: images and registries, the catalog file (the Dockerfile an image renders to is
+bot/ops/render.py: it needs the build plan and the builder, which these operations do not).
 
 Each one validates (every problem named with its field), writes, audits with the actor, and tells the
 catalog listeners (the scheduler) when images changed. Results are the domain's own dataclasses.
@@ -30,14 +31,10 @@ from bot.domain.catalog import (
 from bot.domain.catalog import update_image as apply_changes
 from bot.domain.catalog_search import IMAGES_PER_PAGE, ImagePage, SearchIndex, search_terms
 from bot.domain.cron import upcoming
-from bot.domain.dockerfile import render_dockerfile
 from bot.domain.inventory import PackageInventory
 from bot.domain.records import Build, ImageCheck, ImageStatus, Release
-from bot.domain.refs import is_sha256_digest
 from bot.domain.secret_refs import check_registry_secret
 from bot.errors import InvalidInput, InvalidInputs
-from bot.ops.build import Builder
-from bot.ops.build_plan import image_settings
 from bot.ops.catalog_files import FileReader, no_files, read_sources, store_sources
 from bot.ops.release import promoted_build
 from bot.services import Services
@@ -301,22 +298,3 @@ def export_catalog(services: Services) -> str:
             build=store.catalog_build_settings(),
         )
     )
-
-
-@dataclass(frozen=True)
-class Rendered:
-    image: str
-    base_digest: str | None
-    dockerfile: str
-
-
-def render_image(services: Services, name: str, *, base_digest: str | None = None, resolve: bool = False) -> Rendered:
-    """The Dockerfile an image renders to, FROM pinned to `base_digest` or (with `resolve`) the registry's."""
-    spec = services.store.get_image(name)
-    if base_digest and not is_sha256_digest(base_digest):
-        raise InvalidInput(
-            "--base-digest", base_digest, "is not a sha256 digest", "Use sha256: followed by 64 hex digits."
-        )
-    if resolve:
-        base_digest = Builder(services).resolve_base(spec).digest
-    return Rendered(spec.name, base_digest, render_dockerfile(spec, base_digest, image_settings(services, spec)))

@@ -36,7 +36,9 @@ class StoreBase:
     def __init__(self, path: str) -> None:
         self.path = path
         conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
-        self.db = sqlite_utils.Database(conn)
+        # No sqlite-utils plugins: the store uses none, and finding them (every installed package's entry
+        # points) costs each process more than opening the database.
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
         self._readers = threading.local()
         self._all_readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []

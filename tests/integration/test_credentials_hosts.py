@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.clients.registry import Credentials, RegistryClient
+from bot.clients.registry import RegistryClient
 from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.credentials import Credentials
 from bot.domain.realms import check_token_realm, is_loopback_ip
 from bot.domain.refs import parse_ref
 from bot.errors import CredentialsRefused

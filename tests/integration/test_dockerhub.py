@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from bot.clients.dockerhub import DockerHubClient
-from bot.clients.registry import Credentials, RegistryClient
+from bot.clients.registry import RegistryClient
 from bot.compose import build_services
 from bot.config import load_config
+from bot.domain.credentials import Credentials
 from bot.domain.ratelimit import ALL_CLEAR, WARNING
 from bot.domain.refs import parse_ref
 from bot.errors import PullLimitReached, RegistryAuthError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.clients.registry import Credentials, RegistryClient
+from bot.clients.registry import RegistryClient
+from bot.domain.credentials import Credentials
 from bot.domain.refs import parse_ref
 from bot.errors import ManifestNotFound, PullLimitReached, RegistryAuthError, RegistryUnreachable
 from tests.fakes.dockerhub import FakeDockerHub

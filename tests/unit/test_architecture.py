@@ -18,6 +18,10 @@ SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|WITH|REPLACE|D
 # Deliberate lazy loading of a heavy optional dependency (each says why in a comment next to the import).
 LAZY_ON_PURPOSE = {
     ("bot.services", "bot.clients.engines"),  # the docker SDK's import time, for commands that never build
+    ("bot.services", "bot.clients.registry"),  # requests, which `dcs image list` and other catalog reads
+    ("bot.services", "bot.clients.dockerhub"),  # never need (nor the Databricks client module)
+    ("bot.services", "bot.clients.databricks"),
+    ("bot.cli.images", "bot.ops.render"),  # `dcs render` alone needs the build plan and the builder
     ("bot.cli.context", "bot.compose"),  # slack_bolt/slack_sdk, which --help and parse errors do not need
     ("bot.compose", "bot.clients.slack"),  # the Slack notifier is made at its first report
     ("bot.compose", "handlers.notifier"),  # (a read-only CLI command never loads slack_bolt)
