@@ -12,11 +12,11 @@ import logging
 import secrets
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 
 import handlers.actions
@@ -34,6 +34,7 @@ import handlers.rebuild
 import handlers.release
 import handlers.views
 from bot.clients.slack import make_web_client
+from bot.clients.slack_acks import PromptAck, PromptAckExecutor
 from bot.compose import attach_bot
 from bot.config import Config
 from bot.ops.build import Builder
@@ -102,18 +103,12 @@ def create_app(
         # without it can never accept a request, instead of accepting ones signed with an empty key.
         signing_secret=config.slack_signing_secret or secrets.token_hex(32),
         token_verification_enabled=verify_token,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
+        listener_executor=PromptAckExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         name="dcs-bot",
     )
+    app.use(PromptAck())  # first: acks leave when `ack()` is called (bot/clients/slack_acks.py)
 
-    @app.middleware
-    def well_formed(body: Any, next_: Callable[[], BoltResponse]) -> BoltResponse:
-        """Malformed (forged) payloads get a 400 with the reason before routing, never a 500 from inside."""
-        problem = payload_problem(body)
-        if problem is not None:
-            log.warning("refused a malformed Slack payload: %s", problem)
-            return BoltResponse(status=400, body=f"Malformed Slack payload: {problem}.")
-        return next_()
+    app.use(WellFormed())
 
     for surface in surfaces if surfaces is not None else SURFACES:
         register: Callable[[App, AppContext], None] = surface.register
@@ -129,6 +124,23 @@ def create_app(
 
     _contexts[app] = ctx
     return app
+
+
+class WellFormed(Middleware):
+    """Malformed (forged) payloads get a 400 with the reason before routing, never a 500 from inside."""
+
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],  # Bolt calls process(req=, resp=, next=)
+    ) -> BoltResponse | None:
+        problem = payload_problem(req.body)
+        if problem is not None:
+            log.warning("refused a malformed Slack payload: %s", problem)
+            return BoltResponse(status=400, body=f"Malformed Slack payload: {problem}.")
+        return next()
 
 
 def app_context(app: App) -> AppContext:

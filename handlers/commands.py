@@ -38,8 +38,14 @@ class ParsedText:
     options: dict[str, str]  # key=value pairs, keys lower-cased
 
 
+_PLAIN = re.compile(r"[^<>&“”„‘’\"'\\]*")  # nothing to undo or to unquote: no links, entities, quotes, escapes
+_SPACES = re.compile(r"[ \t\r\n]+")  # what shlex splits words at
+
+
 def normalize(text: str) -> str:
     """Undo Slack's formatting of command text: entities, smart quotes, <#C123|name>, <@U123>, <url|label>."""
+    if _PLAIN.fullmatch(text):
+        return text.strip()
 
     def link(match: re.Match[str]) -> str:
         sigil, target, _label = match.groups()
@@ -54,9 +60,16 @@ def normalize(text: str) -> str:
     return html.unescape(_SLACK_LINK.sub(link, text.translate(_SMART_QUOTES))).strip()
 
 
+def split_words(text: str) -> list[str]:
+    """shlex's POSIX split (quotes, backslashes); plain text, the common case, without its tokenizer."""
+    if _PLAIN.fullmatch(text):
+        return [word for word in _SPACES.split(text) if word]
+    return shlex.split(text)
+
+
 def parse_text(text: str) -> ParsedText:
     try:
-        tokens = shlex.split(normalize(text))
+        tokens = split_words(normalize(text))
     except ValueError:
         raise InvalidInput(
             "command text", text, "has an unbalanced quote", 'Close every quote, e.g. schedule="0 3 * * 1".'

@@ -39,8 +39,15 @@ def search_text(spec: ImageSpec) -> str:
 class SearchIndex:
     """The search texts of one version of the catalog, in catalog order: a query is one pass per word."""
 
-    def __init__(self, specs: tuple[ImageSpec, ...]) -> None:
-        self.rows = [(spec.name, search_text(spec)) for spec in specs]
+    def __init__(self, specs: tuple[ImageSpec, ...], previous: SearchIndex | None = None) -> None:
+        """`previous`: the index of an earlier version; the texts of the specs it already had are reused."""
+        known: dict[str, tuple[ImageSpec, str]] = previous._texts if previous is not None else {}
+        texts: dict[str, tuple[ImageSpec, str]] = {}
+        for spec in specs:
+            old = known.get(spec.name)
+            texts[spec.name] = old if old is not None and old[0] is spec else (spec, search_text(spec))
+        self._texts: dict[str, tuple[ImageSpec, str]] = texts
+        self.rows = [(name, text) for name, (_, text) in texts.items()]
 
     def find(self, terms: list[str]) -> list[str]:
         rows = self.rows

@@ -8,6 +8,8 @@ catalog listeners (the scheduler) when images changed. Results are the domain's 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -148,7 +150,7 @@ def _search_index(services: Services) -> SearchIndex:
     fingerprint, specs = services.store.catalog_snapshot()
     known = _indexes.get(services.store)
     if known is None or known[0] != fingerprint:
-        known = (fingerprint, SearchIndex(specs))
+        known = (fingerprint, SearchIndex(specs, known[1] if known is not None else None))
         _indexes[services.store] = known
     return known[1]
 
@@ -157,10 +159,61 @@ def image_page(services: Services, query: str = "", offset: int = 0, size: int =
     """The images matching `query` (every word, see bot/domain/catalog_search.py), `size` from `offset`.
 
     The catalog is read from the store's spec cache and filtered in memory; build states are looked up for
-    the page only, so the cost does not grow with the build history.
+    the page only, so the cost does not grow with the build history. A page is kept until the catalog or
+    what the page shows of builds, checks and releases changes (the store's revisions, moved by every
+    writer): while nothing changed, a request costs one read of two counters.
     """
     terms = search_terms(query)
-    names = _search_index(services).find(terms)
+    store = services.store
+    marker = store.page_marker()  # before the reads: a write in between shows on the next request
+    if marker is None:
+        return _image_page(services, terms, offset, size)
+    key = (" ".join(terms), offset, size)
+    known = _pages.get(store)
+    if known is not None and known.marker == marker and key in known.pages:
+        known.confirmed = time.monotonic()
+        return known.pages[key]
+    if not _page_lock.acquire(blocking=False):
+        # Another request is reading the changed catalog right now. Rather than queue behind it, answer with
+        # the page as it was when last confirmed current, if that was under STALE_SECONDS ago.
+        if known is not None and key in known.pages and time.monotonic() - known.confirmed < STALE_SECONDS:
+            return known.pages[key]
+        _page_lock.acquire()
+    try:
+        known = _pages.get(store)
+        if known is not None and known.marker == marker and key in known.pages:
+            return known.pages[key]
+        page = _image_page(services, terms, offset, size)
+        if known is None or known.marker != marker:
+            known = _pages[store] = _Pages(marker)
+        if len(known.pages) < MAX_KEPT_PAGES:
+            known.pages[key] = page
+        known.confirmed = time.monotonic()
+        return page
+    finally:
+        _page_lock.release()
+
+
+@dataclass
+class _Pages:
+    """The pages read at one state of the store (its revisions), and when that state was last seen current."""
+
+    marker: tuple[int, int]
+    pages: dict[tuple[str, int, int], ImagePage] = field(default_factory=dict)  # by (query, offset, size)
+    confirmed: float = 0.0  # time.monotonic()
+
+
+STALE_SECONDS = 1.0
+_page_lock = threading.Lock()
+MAX_KEPT_PAGES = 256  # per catalog state: distinct (query, page) pairs asked for since it last changed
+_pages: weakref.WeakKeyDictionary[object, _Pages] = weakref.WeakKeyDictionary()
+
+
+def _image_page(services: Services, terms: list[str], offset: int, size: int) -> ImagePage:
+    if terms:
+        names = _search_index(services).find(terms)
+    else:  # the whole catalog (the common `/dcs images`): no search index to bring up to date
+        names = [spec.name for spec in services.store.catalog_snapshot()[1]]
     offset = min(max(offset, 0), max(len(names) - 1, 0))
     offset -= offset % size  # pages start at multiples of the page size
     rows = services.store.image_statuses(names[offset : offset + size])

@@ -30,6 +30,11 @@ from bot.store.schema import migrate
 T = TypeVar("T")
 
 
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    keys = [d[0] for d in cursor.description]
+    return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+
+
 class StoreBase:
     """Plumbing shared by the table groups; see bot.store.Store for the whole API."""
 
@@ -99,9 +104,21 @@ class StoreBase:
         # another connection to ":memory:" would be another, empty database
         if self.path == ":memory:" or self.db.conn.in_transaction:
             return self.query(sql, params)
-        cursor = self._reader().execute(sql, params)
-        keys = [d[0] for d in cursor.description]
-        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+        return _rows(self._reader().execute(sql, params))
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+        """`read(sql, params)` for several reads of one committed state: a read transaction on this thread's
+        read-only connection (through the writing connection, like `read_query`, inside its transaction)."""
+        if self.path == ":memory:" or self.db.conn.in_transaction:
+            yield self.query
+            return
+        reader = self._reader()
+        reader.execute("BEGIN")
+        try:
+            yield lambda sql, params=(): _rows(reader.execute(sql, params))
+        finally:
+            reader.rollback()  # nothing was written: ending the read transaction lets checkpoints move on
 
     def _reader(self) -> sqlite3.Connection:
         reader: sqlite3.Connection | None = getattr(self._readers, "conn", None)

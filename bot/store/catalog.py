@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
+from dataclasses import dataclass, field
 
 from bot.domain.build_settings import NO_SETTINGS, BuildSettings, settings_from_dict
 from bot.domain.catalog import (
@@ -38,9 +39,23 @@ _BUILD_SUMMARY = (
     "WHERE id IN (SELECT value FROM json_each(?))"
 )
 
-_spec_cache: weakref.WeakKeyDictionary[StoreBase, dict[tuple[str, str], ImageSpec]] = weakref.WeakKeyDictionary()
+
+@dataclass
+class _ParsedCatalog:
+    """One store's catalog as parsed in this process, as of `revision`."""
+
+    revision: int = -1
+    specs: dict[str, ImageSpec] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # sorted
+    snapshot: tuple[str, tuple[ImageSpec, ...]] = ("", ())
+
+
+def _fingerprint(revision: int) -> str:
+    return f"revision {revision}"
+
+
+_catalogs: weakref.WeakKeyDictionary[StoreBase, _ParsedCatalog] = weakref.WeakKeyDictionary()
 _refresh_lock = threading.Lock()
-_list_cache: weakref.WeakKeyDictionary[StoreBase, tuple[str, tuple[ImageSpec, ...]]] = weakref.WeakKeyDictionary()
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -77,47 +92,53 @@ class CatalogTables(StoreBase):
     def list_images(self) -> list[ImageSpec]:
         """Every image, as stored: specs are validated when written (add, update, import), not on every read.
 
-        Parsed specs are kept per (name, updated_at), so a long-running bot reads only what changed since, and
-        the whole list is reused while the catalog's fingerprint (a COUNT and a MAX on indexes) stays the same.
+        The parsed catalog is kept per store and brought up to date from the rows whose `revision` moved (see
+        `catalog_snapshot`), so a long-running bot parses only what changed since it last looked.
         """
         return list(self.catalog_snapshot()[1])
 
     def catalog_snapshot(self) -> tuple[str, tuple[ImageSpec, ...]]:
-        """(fingerprint, every image): the same tuple for as long as the catalog does not change."""
-        fingerprint = self.catalog_fingerprint()  # before the rows: a write in between is seen next time
-        listed = _list_cache.get(self)
-        if listed is not None and listed[0] == fingerprint:
-            return listed
-        with _refresh_lock:  # one thread re-reads a changed catalog; the others then find its result
-            listed = _list_cache.get(self)
-            if listed is not None and listed[0] == fingerprint:
-                return listed
-            return self._read_catalog(fingerprint)
+        """(fingerprint, every image in name order): the same tuple for as long as the catalog does not change.
 
-    def _read_catalog(self, fingerprint: str) -> tuple[str, tuple[ImageSpec, ...]]:
-        # Inside a transaction the catalog read may hold writes that are rolled back later: not kept then.
-        keep = not self.db.conn.in_transaction
-        cache = _spec_cache.setdefault(self, {})
-        rows = self.read_query("SELECT name, updated_at FROM images ORDER BY name")
-        missing = [r["name"] for r in rows if (r["name"], r["updated_at"]) not in cache]
-        fresh: dict[str, ImageSpec] = {}
-        if missing:
-            if len(cache) > 2 * len(rows) + 100:  # old versions of changed or removed images
-                cache.clear()
-            for r in self.read_query(
-                "SELECT name, updated_at, spec FROM images WHERE name IN (SELECT value FROM json_each(?))",
-                (json.dumps(missing),),
-            ):
-                fresh[r["name"]] = cache[(r["name"], r["updated_at"])] = image_from_stored(json.loads(r["spec"]))
-        out = []
-        for r in rows:  # an image changed between the two reads comes in its newer version
-            spec = fresh.get(r["name"]) or cache.get((r["name"], r["updated_at"]))
-            if spec is not None:  # None: removed between the two reads
-                out.append(spec)
-        snapshot = (fingerprint, tuple(out))
-        if keep and not self.db.conn.in_transaction:
-            _list_cache[self] = snapshot
-        return snapshot
+        Every write to `images`, by any process, moves the catalog's revision (triggers, migration 15) and
+        stamps the rows it wrote with it. A reader compares one number (a primary-key read); when it moved,
+        one thread reads the rows stamped since and merges them, the others then find its result. The cost
+        of a change is the change, not the catalog.
+        """
+        if self.db.conn.in_transaction:  # it may hold writes that are rolled back later: read them, keep nothing
+            rows = self.query("SELECT spec FROM images ORDER BY name")
+            return self.catalog_fingerprint(), tuple(image_from_stored(json.loads(r["spec"])) for r in rows)
+        fingerprint = self.catalog_fingerprint()
+        known = _catalogs.get(self)
+        if known is not None and known.snapshot[0] == fingerprint:
+            return known.snapshot
+        with _refresh_lock:
+            known = _catalogs.get(self)
+            if known is None:
+                known = _catalogs[self] = _ParsedCatalog()
+            if known.snapshot[0] != fingerprint:
+                self._catch_up(known)
+            return known.snapshot
+
+    def _catch_up(self, known: _ParsedCatalog) -> None:
+        with self.read_snapshot() as read:
+            revision = read("SELECT n FROM revisions WHERE name = 'catalog'")[0]["n"]
+            changed = read("SELECT name, spec FROM images WHERE revision > ? ORDER BY revision", (known.revision,))
+            count = read("SELECT COUNT(*) AS n FROM images")[0]["n"]
+            added = False
+            for row in changed:
+                added |= row["name"] not in known.specs
+                known.specs[row["name"]] = image_from_stored(json.loads(row["spec"]))
+            names = known.names
+            if len(known.specs) != count:  # images were removed (or renamed): keep the ones still there
+                present = {r["name"] for r in read("SELECT name FROM images")}
+                for gone in [n for n in known.specs if n not in present]:
+                    del known.specs[gone]
+                added = True
+            if added:
+                names = known.names = sorted(known.specs)
+        known.revision = revision
+        known.snapshot = (_fingerprint(revision), tuple(known.specs[n] for n in names))
 
     def remove_image(self, name: str) -> None:
         self.get_image(name)
@@ -128,8 +149,15 @@ class CatalogTables(StoreBase):
 
     def catalog_fingerprint(self) -> str:
         """Changes whenever an image is added, changed or removed (by any process)."""
-        row = self.read_query("SELECT COUNT(*) AS n, MAX(updated_at) AS last FROM images")[0]
-        return f"{row['n']}:{row['last']}"
+        return _fingerprint(self.read_query("SELECT n FROM revisions WHERE name = 'catalog'")[0]["n"])
+
+    def page_marker(self) -> tuple[int, int] | None:
+        """(catalog, statuses) revisions: a page of `/dcs images` shows something else only once one of them moved.
+        None inside a transaction (what it reads may still be rolled back: nothing should be kept on it)."""
+        if self.db.conn.in_transaction:
+            return None
+        revisions = {r["name"]: r["n"] for r in self.read_query("SELECT name, n FROM revisions")}
+        return revisions["catalog"], revisions["statuses"]
 
     def image_overview(self) -> list[ImageStatus]:
         """Every image with its latest and latest successful build: three queries whatever the history size.
@@ -171,7 +199,7 @@ class CatalogTables(StoreBase):
         # open release candidates (few at any time: one per image at most), by image
         candidates = {
             r["image"]: release_from_row(r)
-            for r in self.query(
+            for r in self.read_query(
                 "SELECT * FROM releases WHERE status IN ('candidate', 'canary', 'waiting') ORDER BY build_id"
             )
         }

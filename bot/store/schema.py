@@ -184,6 +184,55 @@ MIGRATIONS: list[str] = [
     CREATE TABLE catalog_files (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL, size INTEGER NOT NULL,
         added_at TEXT NOT NULL);
     """,
+    # 15: revisions: counters that every write to what they cover moves (triggers, so writes by any process
+    # count). 'catalog': images added, changed or removed; each row written is stamped with it, so a reader
+    # re-reads only the rows stamped since. 'statuses': what a page of `/dcs images` shows besides the
+    # definitions: builds (not their heartbeats or logs), image checks and release candidates.
+    """
+    CREATE TABLE revisions (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO revisions (name, n) VALUES ('catalog', 1), ('statuses', 1);
+    ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX images_revision ON images(revision);
+    CREATE TRIGGER images_added AFTER INSERT ON images BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'catalog';
+        UPDATE images SET revision = (SELECT n FROM revisions WHERE name = 'catalog') WHERE name = NEW.name;
+    END;
+    CREATE TRIGGER images_changed AFTER UPDATE OF name, spec, updated_at ON images BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'catalog';
+        UPDATE images SET revision = (SELECT n FROM revisions WHERE name = 'catalog') WHERE name = NEW.name;
+    END;
+    CREATE TRIGGER images_removed AFTER DELETE ON images BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'catalog';
+    END;
+    CREATE TRIGGER builds_added AFTER INSERT ON builds BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER builds_changed
+    AFTER UPDATE OF image, status, requester, requested_at, started_at, finished_at, pushed_digest ON builds BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER builds_removed AFTER DELETE ON builds BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER image_checks_added AFTER INSERT ON image_checks BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER image_checks_changed AFTER UPDATE ON image_checks BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER image_checks_removed AFTER DELETE ON image_checks BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER releases_added AFTER INSERT ON releases BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER releases_changed AFTER UPDATE ON releases BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    CREATE TRIGGER releases_removed AFTER DELETE ON releases BEGIN
+        UPDATE revisions SET n = n + 1 WHERE name = 'statuses';
+    END;
+    """,
 ]
 
 
@@ -201,4 +250,14 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 def _statements(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    """The statements of a migration, split at the semicolons that end one (not those inside a trigger)."""
+    statements, current = [], ""
+    for part in sql.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    if current.strip(" \n;"):
+        statements.append(current.strip())
+    return statements

@@ -157,3 +157,34 @@ def bk_status(name: str):
     from bot.domain.records import ImageStatus
 
     return ImageStatus(name, "ubuntu:22.04", "r/x", None, None, None)
+
+
+def test_a_kept_page_shows_what_another_process_changed_at_once(services, tmp_db) -> None:
+    """Pages are kept while nothing they show changed; a build, a check or a release candidate written by
+    another process (a `dcs build` next to the bot) is on the very next page, like a catalog change."""
+    from bot.domain.records import ImageCheck
+
+    def first_row():
+        return image_page(services, "team-00").rows[0]
+
+    assert first_row().last is None
+    assert image_page(services, "team-00") is image_page(services, "team-00")  # unchanged: kept
+    other = Store(tmp_db)
+    build = other.create_build("team-00", requester="U2", source="cli")
+    assert first_row().last.id == build.id and first_row().last.status == "queued"
+    other.update_build(build.id, status="succeeded", pushed_digest="sha256:" + "a" * 64)
+    assert first_row().last.status == "succeeded" and first_row().last_good.id == build.id
+    other.record_image_checks([ImageCheck("team-00", "2026-01-01T00:00:00+00:00", "unchanged", "up to date")])
+    assert first_row().check.status == "unchanged"
+    other.add_release(build_id=build.id, image="team-00", digest="sha256:" + "a" * 64, immutable_tag=None,
+                      policy="manual", requester="U2", approvals_needed=0, expires_at=None)  # fmt: skip
+    assert first_row().candidate is not None and first_row().candidate.build_id == build.id
+    other.add_image(image_from_dict({"name": "team-00b", "base": "ubuntu:22.04", "python": "/usr/bin/python3",
+                                     "repository": "r.example/x"}))  # fmt: skip
+    assert image_page(services, "team-00").total == 2
+    running = other.create_build("team-01", requester="U2", source="cli")
+    kept = image_page(services, "team-01")
+    other.beat([running.id])  # a build's heartbeat and log tail, an audit row: nothing the page shows
+    other.update_build(running.id, log_tail="Step 1/4 : FROM ubuntu:22.04")
+    other.audit(actor="U2", action="x", target=None, outcome="ok")  # writes the page does not show: kept
+    assert image_page(services, "team-01") is kept

@@ -47,3 +47,30 @@ def test_a_transaction_reads_its_own_writes_and_a_rollback_leaves_nothing_behind
     assert pips(store) == {"a": ["pandas==2.2.2"]}
     store.add_image(spec("c"))  # as many images as inside the rolled-back transaction: seen all the same
     assert set(pips(store)) == {"a", "c"}
+
+
+def test_a_change_stamped_with_an_older_clock_is_seen_and_only_what_changed_is_parsed_again(tmp_path: Path) -> None:
+    """Changes are found by the catalog's revision (moved by SQLite triggers inside the writing transaction), not
+    by timestamps: a writer whose clock is behind (or which waited for the write lock after taking the time)
+    is seen all the same. The images nobody changed keep their parsed objects."""
+    import sqlite3
+
+    db = str(tmp_path / "dcs.db")
+    bot = Store(db)
+    for name in ("a", "b", "c"):
+        bot.add_image(spec(name))
+    before = {s.name: s for s in bot.list_images()}
+    stored = bot.query("SELECT spec FROM images WHERE name = 'b'")[0]["spec"]
+    other = sqlite3.connect(db)  # another process, with a clock a year behind
+    with other:
+        other.execute(
+            "UPDATE images SET spec = ?, updated_at = '2025-01-01T00:00:00+00:00' WHERE name = 'b'",
+            (stored.replace("pandas==2.2.2", "polars==1.0.0"),),
+        )
+    after = {s.name: s for s in bot.list_images()}
+    assert after["b"].pip == ("polars==1.0.0",)
+    assert after["a"] is before["a"] and after["c"] is before["c"]
+    with other:
+        other.execute("DELETE FROM images WHERE name = 'a'")
+    assert [s.name for s in bot.list_images()] == ["b", "c"]
+    other.close()

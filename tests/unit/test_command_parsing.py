@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.compose import build_services
 from bot.config import load_config
 from bot.domain.permissions import Role
 from bot.errors import InvalidInput
 from bot.workers import Workers
-from handlers.commands import CommandTable, Subcommand, dispatch, normalize, parse_text
+from handlers.commands import CommandTable, Subcommand, dispatch, normalize, parse_text, split_words
 
 
 @pytest.mark.parametrize(
@@ -237,3 +240,16 @@ def test_an_image_added_in_slack_is_scheduled_at_once(ctx) -> None:
         assert job.next_run_time.weekday() == 0 and job.next_run_time.hour == 3  # Mondays 03:00 UTC
     finally:
         scheduler.shutdown(wait=False)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list(" \t\r\nab=-_/.:,#*é\xa0\u2003\v\f\"'\\<>&“’")), max_size=40))
+def test_words_split_like_shlex(text: str) -> None:
+    """Plain text takes a fast path; every text splits into the words shlex's POSIX mode gives."""
+    try:
+        expected = shlex.split(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_words(text)
+        return
+    assert split_words(text) == expected
