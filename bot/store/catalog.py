@@ -170,7 +170,7 @@ class CatalogTables(StoreBase):
         if cached is not None and cached[0] == marker:
             return list(cached[1])
         checks = {r["name"]: ImageCheck(**r) for r in self.query("SELECT * FROM image_checks")}
-        rows = self._statuses(self.query(_STATUS_IDS.format(where="")), checks)
+        rows = self._statuses(self.query_rows(_STATUS_IDS.format(where="")), checks)
         _overview_cache[self] = (marker, tuple(rows))
         return rows
 
@@ -178,7 +178,7 @@ class CatalogTables(StoreBase):
         """`image_overview` for the named images only (a page of `/dcs images`): cost grows with the page."""
         if not names:
             return []
-        rows = self.read_query(
+        rows = self.read_rows(
             _STATUS_IDS.format(where="WHERE i.name IN (SELECT value FROM json_each(?))"), (json.dumps(names),)
         )
         checks = {
@@ -189,13 +189,24 @@ class CatalogTables(StoreBase):
         }
         return self._statuses(rows, checks)
 
-    def _statuses(self, rows: list[dict], checks: dict[str, ImageCheck]) -> list[ImageStatus]:
-        ids = [r[k] for r in rows for k in ("last_id", "good_id") if r[k] is not None]
-        builds = (
-            {b["id"]: Build(**b) for b in self.read_query(_BUILD_SUMMARY, (json.dumps(sorted(set(ids))),))}
-            if ids
-            else {}
-        )
+    def _statuses(self, rows: list[tuple], checks: dict[str, ImageCheck]) -> list[ImageStatus]:
+        """`rows`: _STATUS_IDS's, as tuples (a dict per row is a good part of the time at 5,000 images)."""
+        ids = sorted({i for row in rows for i in row[4:6] if i is not None})  # last_id, good_id
+        builds = {
+            id_: Build(
+                id=id_,
+                image=image,
+                status=status,
+                requester=requester,
+                requested_at=requested_at,
+                started_at=started_at,
+                finished_at=finished_at,
+                pushed_digest=pushed_digest,
+            )
+            for id_, image, status, requester, requested_at, started_at, finished_at, pushed_digest in (
+                self.read_rows(_BUILD_SUMMARY, (json.dumps(ids),)) if ids else []
+            )
+        }
         # open release candidates (few at any time: one per image at most), by image
         candidates = {
             r["image"]: release_from_row(r)
@@ -204,17 +215,18 @@ class CatalogTables(StoreBase):
             )
         }
         out = []
-        for row in rows:  # the specs were validated when stored: their JSON fields are enough here
+        # the specs were validated when stored: their JSON fields are enough here
+        for name, base, repository, schedule, last_id, good_id in rows:
             out.append(
                 ImageStatus(
-                    row["name"],
-                    row["base"] or "",
-                    row["repository"] or "",
-                    row["schedule"],
-                    builds.get(row["last_id"]),
-                    builds.get(row["good_id"]),
-                    checks.get(row["name"]),
-                    candidates.get(row["name"]),
+                    name,
+                    base or "",
+                    repository or "",
+                    schedule,
+                    builds.get(last_id),
+                    builds.get(good_id),
+                    checks.get(name),
+                    candidates.get(name),
                 )
             )
         return out
