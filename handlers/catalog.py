@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from slack_bolt import App
 
 from bot.clients.slack import SlackError, call
+from bot.domain.catalog_search import ImagePage
 from bot.domain.permissions import Role
 from bot.errors import InvalidInput
 from bot.ops.catalog import add_image, image_page
@@ -61,7 +63,28 @@ def register(app: App, ctx: AppContext) -> None:
 
 def images_command(cmd: CommandContext) -> None:
     cmd.reject_unknown()
-    cmd.reply(bk.images_page(image_page(cmd.app.services, " ".join(cmd.args)), now()))
+    cmd.reply(rendered_page(image_page(cmd.app.services, " ".join(cmd.args))))
+
+
+_rendered: dict[tuple[int, int], tuple[ImagePage, dict[str, Any]]] = {}
+_rendered_lock = threading.Lock()
+
+
+def rendered_page(page: ImagePage) -> dict[str, Any]:
+    """The page's message, drawn at most once a second per page (its "… ago" texts count in whole seconds):
+    under a burst of `/dcs images`, the answer is the same dict again (Bolt only reads it)."""
+    moment = now()
+    key = (id(page), int(moment.timestamp()))
+    with _rendered_lock:
+        known = _rendered.get(key)
+    if known is not None and known[0] is page:
+        return known[1]
+    content = bk.images_page(page, moment)
+    with _rendered_lock:
+        if len(_rendered) >= 64:
+            _rendered.clear()
+        _rendered[key] = (page, content)
+    return content
 
 
 def register_paging(app: App, ctx: AppContext) -> None:
