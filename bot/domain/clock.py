@@ -27,7 +27,7 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     if _STORED.fullmatch(text):
-        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)  # its `Z` is UTC
     return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
