@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,13 +13,13 @@ import pytest
 import requests
 
 from tests.fakes.slack import FakeSlack, signed_headers, slash_command_body
+from tests.support.cli import dcs_bot_command
 
 SECRET = "cli-signing-secret-0123456789"
 
 
 def command() -> list[str]:
-    found = shutil.which("dcs-bot")
-    return [found] if found else [sys.executable, "-m", "bot"]
+    return dcs_bot_command()
 
 
 def environment(tmp_path: Path, **values: str) -> dict[str, str]:
