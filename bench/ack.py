@@ -29,6 +29,7 @@ import os
 import platform
 import queue
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -485,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 server.stop()
             remove_namespace(prepared_engine())  # the base tag this run made
+            shutil.rmtree(work, ignore_errors=True)  # the database and the servers' working folder
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -403,16 +404,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.before_label = str(args.before) if args.before else ""
     work = Path(tempfile.mkdtemp(prefix="dcs-scale-"))
-    db, empty = str(work / "big.db"), str(work / "empty.db")
-    started = time.perf_counter()
-    make_catalog(db, args.images, args.builds, args.runs)
-    Store(empty).close()
-    print(f"catalog made in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    with FakeSlack() as fake:
-        after = process_cases(db, empty, ROOT, args.rounds, fake)
-        before = process_cases(db, empty, args.before, args.rounds, fake) if args.before else None
-    inproc = in_process_cases(db, work, args.rounds)
-    text = report(args, after, before, inproc)
+    try:  # the databases are ~130 MB: removed however the run ends
+        db, empty = str(work / "big.db"), str(work / "empty.db")
+        started = time.perf_counter()
+        make_catalog(db, args.images, args.builds, args.runs)
+        Store(empty).close()
+        print(f"catalog made in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        with FakeSlack() as fake:
+            after = process_cases(db, empty, ROOT, args.rounds, fake)
+            before = process_cases(db, empty, args.before, args.rounds, fake) if args.before else None
+        inproc = in_process_cases(db, work, args.rounds)
+        text = report(args, after, before, inproc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if args.out:
         args.out.write_text(text)
     print(text)
