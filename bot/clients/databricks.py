@@ -138,7 +138,8 @@ class _BoundedClock:
     call that must reach the server at most once (clusters/create), the loop's first wish to sleep ends it
     instead: the clock jumps past every deadline, and the SDK raises TimeoutError from the error it got. That
     holds for every retryable failure (a reset connection, a read timeout, 429/503 with any Retry-After, a
-    500 "Unexpected error"), whatever the SDK's own retry budget is.
+    500 "Unexpected error"), whatever the SDK's own retry budget is. (SDK 0.167 no longer retries a POST that
+    timed out reading the answer and raises the requests timeout itself; translate_error takes both forms.)
     """
 
     def __init__(self) -> None:
