@@ -66,17 +66,19 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of writes (a savepoint when nested)."""
-        with self._lock, self.db.atomic():
-            yield self.db.conn
+        """One atomic unit of writes (a savepoint when nested): see `write_transaction`."""
+        with self.write_transaction() as conn:
+            yield conn
 
     @contextmanager
     def write_transaction(self) -> Iterator[sqlite3.Connection]:
         """A transaction that takes SQLite's write lock before its first read (BEGIN IMMEDIATE).
 
-        For check-then-write sequences that other processes race: a plain BEGIN reads an old snapshot and
-        fails with "database is locked" when it tries to write after another process did. Here a second
-        process waits (busy_timeout) until the first one committed, then reads what it wrote. Nested in
+        Every transaction of the store is one: most read before they write (does the image exist, is the
+        build still running), and a plain BEGIN would read a snapshot that another process (the bot's builds,
+        the CLI) may commit past before this one writes. SQLite then refuses the write at once with "database
+        is locked" (SQLITE_BUSY_SNAPSHOT: waiting cannot help, so busy_timeout does not apply). Here a second
+        writer waits (busy_timeout) until the first one committed, then reads what it wrote. Nested in
         another transaction it is a savepoint of that one (which then decides).
         """
         with self._lock:

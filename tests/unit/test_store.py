@@ -89,6 +89,41 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
     assert store.audit_events() == []
 
 
+def test_a_transaction_that_reads_first_is_not_refused_when_another_process_writes_meanwhile(
+    store: Store, db_path: str
+) -> None:
+    """The bot checks, then writes (is the image there?); meanwhile `dcs image add` in another process commits.
+    Neither may fail with "database is locked": the second writer waits for the first, then both are kept."""
+    store.add_image(image_from_dict({"name": "alpha", "base": "ubuntu:22.04", "repository": "team/alpha"}))
+    other = Store(db_path)
+    has_read, failures = threading.Event(), []
+
+    def cli() -> None:
+        has_read.wait(5)
+        try:
+            other.add_image(image_from_dict({"name": "beta", "base": "ubuntu:22.04", "repository": "team/beta"}))
+        except sqlite3.OperationalError as exc:
+            failures.append(f"cli: {exc}")
+
+    writer = threading.Thread(target=cli)
+    writer.start()
+    try:
+        with store.transaction() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 1
+            has_read.set()
+            writer.join(0.5)  # the other process commits now, unless it has to wait for this transaction
+            conn.execute("INSERT INTO audit (at, action, outcome) VALUES (?, 'image.check', 'ok')", (utcnow(),))
+    except sqlite3.OperationalError as exc:
+        failures.append(f"bot: {exc}")
+    writer.join(15)
+    try:
+        assert failures == []
+        assert [e.action for e in store.audit_events()] == ["image.check"]
+        assert other.image_names() == ["alpha", "beta"]
+    finally:
+        other.close()
+
+
 def test_utcnow_round_trips_through_parse_time() -> None:
     now = utcnow()
     assert now.endswith("Z") and "T" in now
