@@ -161,7 +161,8 @@ def image_page(services: Services, query: str = "", offset: int = 0, size: int =
     The catalog is read from the store's spec cache and filtered in memory; build states are looked up for
     the page only, so the cost does not grow with the build history. A page is kept until the catalog or
     what the page shows of builds, checks and releases changes (the store's revisions, moved by every
-    writer): while nothing changed, a request costs one read of two counters.
+    writer): while nothing changed, a request costs at most one read of two counters, and none while the
+    last read is under `MARKER_SECONDS` old (see `page_marker`).
     """
     terms = search_terms(query)
     store = services.store

@@ -48,6 +48,9 @@ class StoreBase:
         self._readers = threading.local()
         self._all_readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
+        # (revisions, when read, commits before the read): the last `page_marker` read (see there)
+        self._marker: tuple[tuple[int, int], float, int] | None = None
+        self.commits = 0  # transactions this Store committed
         with self._lock:
             if path != ":memory:":
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -94,6 +97,7 @@ class StoreBase:
                 conn.rollback()
                 raise
             conn.commit()
+            self.commits += 1  # a page marker read before this commit is not reused (see page_marker)
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         """Rows as dicts. For the store's own modules and for tests that look inside; the rest of the bot

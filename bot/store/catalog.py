@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ def _fingerprint(revision: int) -> str:
 
 _catalogs: weakref.WeakKeyDictionary[StoreBase, _ParsedCatalog] = weakref.WeakKeyDictionary()
 _refresh_lock = threading.Lock()
+MARKER_SECONDS = 0.05  # how long `page_marker` reuses the revisions it read (another process's writes)
 _overview_cache: weakref.WeakKeyDictionary[StoreBase, tuple[tuple[int, int], tuple[ImageStatus, ...]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -153,11 +155,24 @@ class CatalogTables(StoreBase):
 
     def page_marker(self) -> tuple[int, int] | None:
         """(catalog, statuses) revisions: a page of `/dcs images` shows something else only once one of them moved.
-        None inside a transaction (what it reads may still be rolled back: nothing should be kept on it)."""
+        None inside a transaction (what it reads may still be rolled back: nothing should be kept on it).
+
+        The revisions read are reused for MARKER_SECONDS: under load most `/dcs images` acks then make no
+        database call at all (each one lets go of the GIL and waits to get it back behind the other busy
+        threads, a good part of the ack's tail). This process's own writes (builds, checks, the catalog)
+        make it read again (a commit counter), so they show on the next page at once; another process's
+        (the CLI next to the bot) shows within MARKER_SECONDS.
+        """
         if self.db.conn.in_transaction:
             return None
+        now, commits = time.monotonic(), self.commits
+        known = self._marker
+        if known is not None and known[2] == commits and now - known[1] < MARKER_SECONDS:
+            return known[0]
         revisions = {r["name"]: r["n"] for r in self.read_query("SELECT name, n FROM revisions")}
-        return revisions["catalog"], revisions["statuses"]
+        marker = revisions["catalog"], revisions["statuses"]
+        self._marker = (marker, now, commits)
+        return marker
 
     def image_overview(self) -> list[ImageStatus]:
         """Every image with its latest and latest successful build: three queries whatever the history size.
