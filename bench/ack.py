@@ -12,12 +12,17 @@ from 20 concurrent clients with keep-alive connections, against
   * bare-same-answer: the same bare app, acking each command with the very answer dcs-bot gave to it (captured
     at the start: the help text, the first `/dcs images` page), so the payload's size is the same and only
     dcs-bot's own work differs.
-Both servers talk to the same FakeSlack (auth.test, chat.postMessage/update). The two apps are measured
-alternately, in rounds, in the same run, both while the builds stream and the catalog is written.
+Both servers talk to the same FakeSlack (auth.test, chat.postMessage/update). The apps are measured
+alternately, in rounds, in the same run, all while the builds stream and the catalog is written, in two phases:
+  * paced (the verdict): the clients together send --rate requests per second (default 500) on a fixed
+    schedule, the same for every app, as Slack sends commands whatever the bot is doing; latency counts from
+    when each request was due (no coordinated omission);
+  * flat out: each client sends its next request when it has the last answer, so each app is measured at its
+    own saturation; the report gives each app's requests per second next to its latencies.
 
 Needs a Docker engine (DOCKER_HOST or the default socket) and a static busybox, like the integration
 tests. `./scripts/test bench/ack.py -s -q` provides both and runs `test_ack_benchmark` below; or
-`DOCKER_HOST=... python bench/ack.py [--requests N] [--clients N] [--out bench/results/ack.md]`.
+`DOCKER_HOST=... python bench/ack.py [--requests N] [--clients N] [--rate R] [--out bench/results/ack.md]`.
 """
 
 from __future__ import annotations

@@ -143,9 +143,20 @@ def timed_process(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
 
 
 def environment(db: str, code: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_", "SLACK_", "DATABRICKS_", "DOCKERHUB"))}
+    """The variables of a user's shell: no bot settings but these, and bytecode written and used as usual (an
+    installed `dcs` has its modules compiled at install time; PYTHONDONTWRITEBYTECODE, set on some CI
+    machines, would have every process compile the bot from source again)."""
+    drop = ("DCS_", "SLACK_", "DATABRICKS_", "DOCKERHUB", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update({"DCS_DB": db, "PYTHONPATH": str(code), **extra})
     return env
+
+
+def compiled(code: Path, db: str) -> Path:
+    """`code` with its modules compiled, as `pip install` leaves them (a fresh clone has no __pycache__)."""
+    folders = [str(code / name) for name in ("bot", "handlers", "jobs") if (code / name).is_dir()]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], env=environment(db, code), check=True)
+    return code
 
 
 class Bot:
@@ -411,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         Store(empty).close()
         print(f"catalog made in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         with FakeSlack() as fake:
-            after = process_cases(db, empty, ROOT, args.rounds, fake)
-            before = process_cases(db, empty, args.before, args.rounds, fake) if args.before else None
+            after = process_cases(db, empty, compiled(ROOT, db), args.rounds, fake)
+            before = process_cases(db, empty, compiled(args.before, db), args.rounds, fake) if args.before else None
         inproc = in_process_cases(db, work, args.rounds)
         text = report(args, after, before, inproc)
     finally:
